@@ -1,0 +1,36 @@
+"""The unit that flows through the pipeline: one captured picture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured picture.
+
+    Attributes:
+        image: HxWx3 uint8 array in BGR order (OpenCV's convention; the
+            display, overlay and encoders all want BGR).
+        index: position in the source, 0-based, counting every frame the
+            source produced (dropped ones included), so gaps show drops.
+        timestamp: capture time on the ``time.monotonic()`` clock, taken as
+            close to the sensor as the source allows; latency is measured from it.
+        wall_time: capture time on the ``time.time()`` clock, for logs.
+        model_input: optional RGB picture already scaled by the camera's ISP
+            to the model's input size (picamera2's ``lores`` stream); when
+            present, preprocessing uses it instead of scaling ``image``.
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+    wall_time: float
+    model_input: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of ``image``."""
+        return int(self.image.shape[1]), int(self.image.shape[0])

@@ -1,0 +1,49 @@
+"""The interface every frame source implements."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+
+from edgecam.frame import Frame
+
+
+class FrameSource(abc.ABC):
+    """An iterator of :class:`Frame` with ``close()`` and ``with`` support.
+
+    Subclasses implement :meth:`read` (return the next frame, ``None`` at the
+    end of a finite source; raise :class:`edgecam.errors.SourceError` when the
+    device fails) and :meth:`close`.
+
+    Attributes:
+        name: what the source is, for logs ("opencv:/dev/video0").
+        live: True for cameras and streams, whose frames go stale if not read
+            at once (their default drop policy is ``latest``); False for files
+            and folders (``every_frame``).
+        fps: the source's native frame rate, or None when unknown.
+    """
+
+    name: str = "source"
+    live: bool = False
+    fps: float | None = None
+
+    @abc.abstractmethod
+    def read(self) -> Frame | None:
+        """Block for the next frame; ``None`` when the source has ended."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device. Safe to call more than once."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.read()
+            if frame is None:
+                return
+            yield frame
+
+    def __enter__(self) -> "FrameSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
