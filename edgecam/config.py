@@ -1,0 +1,315 @@
+"""Typed, strict configuration.
+
+The YAML file is read once with ``yaml.safe_load`` and checked against the
+dataclasses below: unknown keys, wrong types and out-of-range values are all
+collected and reported together, each with its key path, the bad value and
+what was expected. Command-line flags are applied on top with
+:func:`apply_overrides`, and checked by the same rules. Each part of the
+program receives only its own typed sub-config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from edgecam.errors import ConfigError
+
+DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
+
+
+def _opt(default=None, *, choices=None, min=None, max=None, help=""):
+    return field(default=default, metadata={"choices": choices, "min": min, "max": max, "help": help})
+
+
+@dataclass
+class ModelConfig:
+    name: str = "mobilenet_v3_small"  # a registry name or a path to a .tflite file
+    labels: str | None = None  # labels file, needed when name is a path
+    dir: str | None = None  # model download cache; default: see registry.models_dir()
+    runtime: Literal["auto", "litert", "tflite-runtime", "tensorflow"] = "auto"
+    threads: int | Literal["auto"] = _opt("auto", min=1, max=64)
+    top_k: int = _opt(3, min=1, max=100)
+    threshold: float = _opt(0.0, min=0.0, max=1.0)
+    crop: Literal["center_fraction", "square", "stretch"] = "center_fraction"
+    crop_fraction: float = _opt(0.875, min=0.1, max=1.0)
+
+
+@dataclass
+class SourceConfig:
+    type: Literal["auto", "picamera2", "opencv", "images"] = "auto"
+    uri: str | None = None  # webcam index, file, URL, GStreamer pipeline or folder
+    width: int = _opt(640, min=16, max=8192)
+    height: int = _opt(480, min=16, max=8192)
+    fps: float = _opt(30.0, min=0.1, max=1000.0)
+    policy: Literal["auto", "latest", "every_frame"] = "auto"
+    realtime: bool = False  # pace a file at its native FPS, as a camera would
+    loop: bool = False  # restart a file source at its end (demos)
+    timeout_s: float = _opt(5.0, min=0.1, max=3600.0)  # no frame for this long = stalled
+    reconnect: bool = True  # reopen a failed live source with back-off
+    reconnect_max_s: float = _opt(30.0, min=0.1, max=3600.0)
+
+
+@dataclass
+class DisplayConfig:
+    mode: Literal["auto", "window", "none"] = "auto"
+    title: str = "edgecam"
+    overlay: bool = True
+
+
+@dataclass
+class SmoothingConfig:
+    mode: Literal["none", "ema"] = "none"
+    window: int = _opt(5, min=1, max=1000)  # EMA span in results
+    hysteresis: bool = False
+    threshold_high: float = _opt(0.5, min=0.0, max=1.0)  # a label appears above this...
+    threshold_low: float = _opt(0.3, min=0.0, max=1.0)  # ...and stays until below this
+
+
+@dataclass
+class LogConfig:
+    path: str | None = None  # JSON Lines prediction log; None = off
+    mode: Literal["every", "changes"] = "every"
+    max_bytes: int = _opt(10_000_000, min=0)  # rotate past this size; 0 = never
+    backups: int = _opt(3, min=0, max=100)
+
+
+@dataclass
+class RecordConfig:
+    path: str | None = None  # annotated video file; None = off
+    fourcc: str = "mp4v"
+
+
+@dataclass
+class HttpConfig:
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = _opt(8080, min=0, max=65535)
+    token_file: str | None = None  # bearer token file; required on all but /healthz
+    max_clients: int = _opt(4, min=1, max=1000)  # concurrent /stream.mjpg clients
+    jpeg_quality: int = _opt(80, min=1, max=100)
+    stream_fps: float = _opt(15.0, min=0.1, max=120.0)
+
+
+@dataclass
+class MqttConfig:
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = _opt(1883, min=1, max=65535)
+    tls: bool = False
+    ca_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    client_id: str | None = None  # default: edgecam-<hostname>
+    topic_prefix: str | None = None  # default: edgecam/<hostname>
+    qos: int = _opt(0, min=0, max=2)
+    publish: Literal["every", "changes"] = "changes"
+    max_rate_hz: float = _opt(2.0, min=0.01, max=1000.0)  # cap for publish: every
+    retain: bool = True
+    snapshot: bool = False  # JPEG on <prefix>/snapshot at each label change
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+    queue_size: int = _opt(100, min=1, max=100000)
+    keepalive: int = _opt(30, min=5, max=3600)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    record: RecordConfig = field(default_factory=RecordConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    path: str | None = field(default=None, metadata={"internal": True})  # where it was read from
+
+
+# --------------------------------------------------------------------------
+# Validation
+
+
+def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) if isinstance(a, str) else str(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
+
+
+def _check_value(value, tp, meta, path, problems) -> Any:
+    """Return the converted value, or append to problems and return _BAD."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        range_problem = None
+        for arg in typing.get_args(tp):
+            sub: list[str] = []
+            out = _check_value(value, arg, meta, path, sub)
+            if not sub:
+                return out
+            if "expected a value" in sub[0]:
+                range_problem = sub[0]  # right type, out of range: say that
+        if range_problem:
+            problems.append(range_problem)
+            return _BAD
+        problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
+        return _BAD
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) is type(value):
+            return value
+        problems.append(f"{path}: got {value!r}, expected one of {_describe(tp)}")
+        return _BAD
+    if tp is type(None):
+        if value is None:
+            return None
+        problems.append(f"{path}: expected null")
+        return _BAD
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            problems.append(f"{path}: got {value!r}, expected a mapping of {tp.__name__} keys")
+            return _BAD
+        return _build(tp, value, path, problems)
+    ok = (
+        (tp is bool and isinstance(value, bool))
+        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is str and isinstance(value, str))
+    )
+    if not ok:
+        problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
+        return _BAD
+    if tp is float:
+        value = float(value)
+    lo, hi = meta.get("min"), meta.get("max")
+    if tp in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+        rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        problems.append(f"{path}: got {value!r}, expected a value {rng}")
+        return _BAD
+    return value
+
+
+class _Bad:
+    pass
+
+
+_BAD = _Bad()
+
+
+def _build(cls, data: dict, prefix: str, problems: list[str]):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            problems.append(f"{path}: unknown key (known keys here: {known})")
+            continue
+        out = _check_value(value, hints[key], fields[key].metadata, path, problems)
+        if out is not _BAD:
+            kwargs[key] = out
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: Config, problems: list[str]) -> None:
+    s = cfg.smoothing
+    if s.threshold_low > s.threshold_high:
+        problems.append(
+            f"smoothing.threshold_low: got {s.threshold_low}, expected at most "
+            f"smoothing.threshold_high ({s.threshold_high})"
+        )
+    if cfg.http.token_file and not cfg.http.enabled:
+        pass  # harmless
+    if cfg.mqtt.username and not cfg.mqtt.password_file:
+        problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
+
+
+def from_dict(data: Any, path: str | None = None) -> Config:
+    """Build a :class:`Config` from parsed YAML, reporting every problem at once."""
+    problems: list[str] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path)
+    cfg = _build(Config, data, "", problems)
+    if not problems:
+        _cross_checks(cfg, problems)
+    if problems:
+        raise ConfigError(problems, path)
+    cfg.path = path
+    return cfg
+
+
+def load(path: str | os.PathLike | None) -> Config:
+    """Read and validate a YAML config file. ``None`` means built-in defaults."""
+    import yaml
+
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"file not found; pass --config PATH or copy config.yaml there", str(p)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read it: {e}", str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{where}not valid YAML ({problem})", str(p)) from None
+    return from_dict(data, str(p))
+
+
+def find_default() -> str | None:
+    """The config file used when none is given: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam."""
+    env = os.environ.get("EDGECAM_CONFIG")
+    if env:
+        return env
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Return a copy of ``cfg`` with dotted keys (``model.threads``) replaced.
+
+    Values are checked with the same rules as the file; None values are skipped
+    (a flag that was not given).
+    """
+    data = to_dict(cfg)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return from_dict(data, cfg.path)
+
+
+def to_dict(cfg) -> dict:
+    """The config as plain data (what a YAML file would hold)."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        if f.metadata.get("internal"):
+            continue
+        v = getattr(cfg, f.name)
+        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else v
+    return out
