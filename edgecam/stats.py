@@ -1,0 +1,130 @@
+"""Live counters of a running pipeline, read by the overlay, bench, HTTP and notify.
+
+Writers are the pipeline threads (each field has one writer); readers take a
+:meth:`Stats.snapshot`. Plain attribute writes are atomic in CPython, and a
+lock guards the few compound updates.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+# Prometheus-style histogram buckets for inference time, in milliseconds.
+INFERENCE_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class RateMeter:
+    """Events per second over a sliding window of recent event times."""
+
+    def __init__(self, window_s: float = 2.0):
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        times = [t for t in list(self._times) if now - t <= self.window_s]
+        if len(times) < 2:
+            return 0.0
+        span = times[-1] - times[0]
+        return (len(times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass
+class Histogram:
+    """A cumulative histogram (Prometheus semantics) of millisecond values."""
+
+    buckets: tuple = INFERENCE_BUCKETS_MS
+    counts: list = field(default_factory=list)
+    total: float = 0.0
+    n: int = 0
+
+    def __post_init__(self):
+        self.counts = [0] * len(self.buckets)
+
+    def observe(self, value_ms: float) -> None:
+        for i, b in enumerate(self.buckets):
+            if value_ms <= b:
+                self.counts[i] += 1
+        self.total += value_ms
+        self.n += 1
+
+
+class Stats:
+    """Counters and gauges of one pipeline run."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.frames_captured = 0  # frames the source produced
+        self.frames_dropped = 0  # captured but never classified (latest-frame policy)
+        self.frames_inferred = 0
+        self.frames_output = 0  # frames drawn/handed to sinks
+        self.reconnects = 0
+        self.source_state = "starting"  # starting | running | stalled | reconnecting | ended | failed
+        self.last_frame_time = 0.0  # monotonic time of the newest captured frame
+        self.last_result_time = 0.0
+        self.current_label = ""
+        self.current_score = 0.0
+        self.inference_ms = Histogram()
+        self.capture_rate = RateMeter()
+        self.inference_rate = RateMeter()
+        self.output_rate = RateMeter()
+        self.sink_errors: dict[str, str] = {}
+        self.extra: dict[str, dict] = {}  # per-sink status, e.g. {"mqtt": {...}}
+
+    def frame_captured(self, t: float) -> None:
+        self.frames_captured += 1
+        self.last_frame_time = t
+        self.capture_rate.tick(t)
+
+    def result_ready(self, inference_ms: float, t: float, label: str, score: float) -> None:
+        with self.lock:
+            self.frames_inferred += 1
+            self.inference_ms.observe(inference_ms)
+            self.last_result_time = t
+            self.current_label = label
+            self.current_score = score
+        self.inference_rate.tick(t)
+
+    def frame_output(self, t: float) -> None:
+        self.frames_output += 1
+        self.output_rate.tick(t)
+
+    def flowing(self, timeout_s: float, now: float | None = None) -> bool:
+        """True while frames arrived within the last ``timeout_s`` seconds."""
+        now = time.monotonic() if now is None else now
+        return self.last_frame_time > 0 and now - self.last_frame_time <= timeout_s
+
+    def snapshot(self) -> dict:
+        """A consistent copy of everything, as plain data."""
+        now = time.monotonic()
+        with self.lock:
+            return {
+                "uptime_s": now - self.started,
+                "frames_captured": self.frames_captured,
+                "frames_dropped": self.frames_dropped,
+                "frames_inferred": self.frames_inferred,
+                "frames_output": self.frames_output,
+                "reconnects": self.reconnects,
+                "source_state": self.source_state,
+                "seconds_since_frame": (now - self.last_frame_time) if self.last_frame_time else None,
+                "capture_fps": self.capture_rate.rate(now),
+                "inference_fps": self.inference_rate.rate(now),
+                "output_fps": self.output_rate.rate(now),
+                "current_label": self.current_label,
+                "current_score": self.current_score,
+                "inference_ms_buckets": list(zip(self.inference_ms.buckets, self.inference_ms.counts)),
+                "inference_ms_sum": self.inference_ms.total,
+                "inference_ms_count": self.inference_ms.n,
+                "sink_errors": dict(self.sink_errors),
+                "extra": {k: dict(v) for k, v in self.extra.items()},
+            }
