@@ -1,0 +1,199 @@
+"""A TFLite image classifier: model file + labels -> :class:`Classification`.
+
+Everything about the model is read from the model itself (input size, dtype
+and quantization, output quantization, number of classes) and checked against
+the labels, so that a wrong file fails at start with one clear line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgecam.errors import ModelError
+from edgecam.preprocess import InputSpec, Preprocessor
+from edgecam.result import Classification
+from edgecam.runtime import interpreter_class, resolve_threads
+
+logger = logging.getLogger(__name__)
+
+TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
+
+
+def check_model_file(path: Path) -> None:
+    """Fail with one line when ``path`` is clearly not a TFLite model."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise ModelError(f"model file {path}: not found; run 'edgecam models fetch NAME' or check the path") from None
+    except OSError as e:
+        raise ModelError(f"model file {path}: cannot read it ({e.strerror})") from None
+    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
+        kind = "empty" if not head else "text" if head.isascii() and head.decode("ascii", "replace").isprintable() else "data"
+        raise ModelError(
+            f"model file {path}: not a TFLite model (it looks like {kind}, with no TFL3 header); "
+            "fetch it again with 'edgecam models fetch NAME'"
+        )
+
+
+class Classifier:
+    """Loads a model once and classifies pictures with it.
+
+    Args:
+        model_path: the .tflite file.
+        labels: class names, one per model output (1001 with ``background`` at
+            0, or 1000).
+        name: the model's name for logs and results.
+        runtime / threads: see :mod:`edgecam.runtime`.
+        crop / crop_fraction: see :mod:`edgecam.preprocess`.
+        mean / std: the model's input normalisation ((pixel - mean) / std).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        labels: list[str],
+        *,
+        name: str = "",
+        runtime: str = "auto",
+        threads: int | str = "auto",
+        crop: str = "square",
+        crop_fraction: float = 0.875,
+        mean: float = 127.5,
+        std: float = 127.5,
+    ):
+        self.model_path = Path(model_path)
+        self.name = name or self.model_path.stem
+        check_model_file(self.model_path)
+        self.runtime, Interpreter = interpreter_class(runtime)
+        self.threads = resolve_threads(threads)
+        try:
+            self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(
+                f"model file {self.model_path}: the runtime cannot load it ({first}); "
+                "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
+            ) from None
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1:
+            raise ModelError(f"model file {self.model_path}: has {len(inputs)} inputs, expected one image input")
+        inp, out = inputs[0], outputs[0]
+        shape = tuple(int(s) for s in inp["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            raise ModelError(
+                f"model file {self.model_path}: input shape {list(shape)} is not one RGB image (expected [1, H, W, 3])"
+            )
+        dtype = np.dtype(inp["dtype"]).type
+        if dtype not in (np.uint8, np.int8, np.float32):
+            raise ModelError(f"model file {self.model_path}: input type {np.dtype(dtype).name} is not uint8, int8 or float32")
+        scale, zero = inp["quantization"]
+        self.input_spec = InputSpec(
+            width=shape[2], height=shape[1], dtype=dtype, scale=float(scale), zero_point=int(zero), mean=mean, std=std
+        )
+        oshape = tuple(int(s) for s in out["shape"])
+        self.num_classes = int(np.prod(oshape))
+        if len(outputs) != 1 or self.num_classes < 2:
+            raise ModelError(
+                f"model file {self.model_path}: outputs {[list(o['shape']) for o in outputs]} are not one score vector; "
+                "is this a classification model?"
+            )
+        if len(labels) != self.num_classes:
+            raise ModelError(
+                f"labels for {self.model_path.name}: {len(labels)} labels but the model has {self.num_classes} "
+                "classes; pass the labels file that belongs to this model (--labels PATH)"
+            )
+        self.labels = tuple(labels)
+        self._in_index = inp["index"]
+        self._out_index = out["index"]
+        self._out_dtype = np.dtype(out["dtype"]).type
+        self._out_scale, self._out_zero = (float(out["quantization"][0]), int(out["quantization"][1]))
+        # A quantized output whose range is [0, 1] is a softmax already (every
+        # MobileNet here: uint8, scale 1/256). Its quantized sum can be well off
+        # 1 (0.85 seen), so decide from the quantization, not from the sum.
+        self._probabilities = None
+        if self._out_dtype != np.float32 and self._out_scale > 0:
+            info = np.iinfo(self._out_dtype)
+            lo = (info.min - self._out_zero) * self._out_scale
+            hi = (info.max - self._out_zero) * self._out_scale
+            self._probabilities = lo >= -1e-6 and hi <= 1.0 + 1e-6
+        self.preprocessor = Preprocessor(self.input_spec, crop, crop_fraction)
+        logger.info(
+            "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
+            self.name, shape[2], shape[1], np.dtype(dtype).name, self.num_classes, self.runtime, self.threads,
+        )
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(width, height) of the model's input."""
+        return self.input_spec.width, self.input_spec.height
+
+    def set_input(self, image: np.ndarray, order: str = "bgr") -> None:
+        """Preprocess ``image`` straight into the interpreter's input buffer."""
+        # tensor() is a view of the interpreter's own memory: no copy. The view
+        # must be gone before invoke(), which refuses to run while one is held.
+        view = self.interpreter.tensor(self._in_index)()[0]
+        self.preprocessor(image, view, order)
+        del view
+
+    def set_tensor(self, tensor: np.ndarray) -> None:
+        """Set an already preprocessed input tensor (shape [1, H, W, 3])."""
+        self.interpreter.set_tensor(self._in_index, tensor)
+
+    def invoke(self) -> np.ndarray:
+        """Run the model on the current input and return the class probabilities."""
+        self.interpreter.invoke()
+        return self.scores(self.interpreter.get_tensor(self._out_index))
+
+    def scores(self, raw: np.ndarray) -> np.ndarray:
+        """Dequantize a raw output and turn it into probabilities."""
+        raw = raw.reshape(-1)
+        if self._out_dtype == np.float32 or self._out_scale == 0:
+            scores = raw.astype(np.float32)
+        else:
+            scores = (raw.astype(np.float32) - self._out_zero) * self._out_scale
+        # Models ending in a softmax give probabilities; others give logits.
+        probabilities = self._probabilities
+        if probabilities is None:  # float output: look at the values
+            probabilities = scores.min() >= 0 and 0.9 <= float(scores.sum()) <= 1.1
+        if not probabilities:
+            e = np.exp(scores - scores.max())
+            scores = e / e.sum()
+        return scores
+
+    def classify(self, image: np.ndarray, order: str = "bgr", *, frame_index: int = -1,
+                 capture_time: float = 0.0, wall_time: float = 0.0) -> Classification:
+        """Classify one picture (any size; BGR unless ``order='rgb'``)."""
+        t0 = time.perf_counter()
+        self.set_input(image, order)
+        t1 = time.perf_counter()
+        self.interpreter.invoke()
+        t2 = time.perf_counter()
+        scores = self.scores(self.interpreter.get_tensor(self._out_index))
+        t3 = time.perf_counter()
+        return Classification(
+            scores=scores,
+            labels=self.labels,
+            model=self.name,
+            frame_index=frame_index,
+            capture_time=capture_time,
+            wall_time=wall_time,
+            result_time=time.monotonic(),
+            inference_ms=(t2 - t1) * 1000,
+            preprocess_ms=(t1 - t0) * 1000,
+            extra={"postprocess_ms": (t3 - t2) * 1000},
+        )
+
+    def classify_frame(self, frame) -> Classification:
+        """Classify a :class:`edgecam.frame.Frame`, using its ISP-scaled picture when it has one."""
+        if frame.model_input is not None:
+            image, order = frame.model_input, "rgb"
+        else:
+            image, order = frame.image, "bgr"
+        return self.classify(image, order, frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time)
