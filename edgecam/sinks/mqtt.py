@@ -1,0 +1,537 @@
+"""Publish predictions to an MQTT broker, with Home Assistant discovery.
+
+Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
+
+* ``<prefix>/state``: JSON ``{"label", "score", "index", "previous", "frame",
+  "timestamp"}``, published at each label change (retained when ``retain``).
+* ``<prefix>/result``: JSON of one classification (``Classification.to_dict()``
+  plus an ISO ``timestamp``); every result capped at ``max_rate_hz``
+  (``publish: every``) or only at label changes (``publish: changes``).
+* ``<prefix>/availability``: ``online`` (retained) once connected, ``offline``
+  as the retained Last Will and on a clean close.
+* ``<prefix>/snapshot``: JPEG of the annotated frame at each label change
+  (``snapshot: true``; retained when ``retain``).
+* ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
+  Assistant discovery configs for a "Label" and a "Score" sensor.
+
+The pipeline never waits on the network: the ``on_*`` methods only append to a
+bounded queue (the oldest message is dropped when it is full) and a worker
+thread hands messages to paho, only while connected and only a few at a time,
+so nothing piles up inside paho while the broker is away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+import edgecam
+from edgecam.config import MqttConfig
+from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError, NetworkError
+from edgecam.result import Classification
+from edgecam.sinks.base import Sink
+from edgecam.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+# Messages handed to paho but not yet written (QoS 0) or acknowledged (QoS 1/2).
+# Small, so that a stalled connection keeps messages in our bounded queue.
+WINDOW = 16
+CLOSE_FLUSH_S = 1.0
+# CONNACK reasons that retrying with the same settings cannot fix.
+_AUTH_REASONS = {"Bad user name or password", "Not authorized", "Banned", "Bad authentication method"}
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to ``[A-Za-z0-9_-]``: safe in a topic level and as a HA node id."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+    return out or "edgecam"
+
+
+def _check_topic(key: str, value: str) -> str:
+    topic = value.strip().strip("/")
+    if not topic or any(c in topic for c in "+#\0"):
+        raise ConfigError(f"{key}: got {value!r}, expected a non-empty MQTT topic without the wildcards + and #")
+    return topic
+
+
+def _iso(wall_time: float) -> str:
+    t = wall_time if wall_time > 0 else time.time()
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _import_paho():
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise EdgecamError(
+            "mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
+            exit_code=EXIT_CONFIG,
+        ) from None
+    return mqtt
+
+
+class MqttSink(Sink):
+    """Publishes results, label changes and availability to an MQTT broker.
+
+    Args:
+        cfg: the ``mqtt`` section of the config.
+        model_name: shown in ``/result`` and as the HA device's model.
+        top_k: how many classes ``/result`` lists.
+        stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
+        hostname: names the default topic prefix and client id (default: this host).
+
+    After bad credentials the sink stops retrying and sets :attr:`fatal_error`
+    to a :class:`NetworkError` (exit code 5); the pipeline may stop on it.
+    """
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        model_name: str,
+        top_k: int = 3,
+        stats: Stats | None = None,
+        hostname: str | None = None,
+    ):
+        self.cfg = cfg
+        self.model_name = model_name
+        self.top_k = top_k
+        self.stats = stats
+        self.hostname = hostname or socket.gethostname()
+        host_slug = slug(self.hostname)
+        self.client_id = cfg.client_id or f"edgecam-{host_slug}"
+        self.node_id = slug(self.client_id)
+        self.prefix = _check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
+        self.discovery_prefix = _check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
+        self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
+        self.broker = f"{cfg.host}:{cfg.port}"
+        self.wants_frames = cfg.snapshot
+        self.fatal_error: EdgecamError | None = None
+
+        self._cond = threading.Condition()
+        self._queue: deque = deque()  # (kind, data); bounded by cfg.queue_size by hand
+        self._state_items = 0  # how many "state" items the queue holds
+        self._last_state: dict | None = None  # newest state enqueued, re-sent after a reconnect
+        self._latest_result: Classification | None = None
+        self._picture = None  # newest annotated frame (a reference, never copied)
+        self._next_result_t = 0.0
+        self._outstanding: set[int] = set()  # mids handed to paho, not yet published
+        self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
+        self._connected = False
+        self._need_birth = False
+        self._ever_connected = False
+        self._down_logged = False
+        self._closing = False
+        self._closed = False
+        self._flush_deadline = 0.0
+        self._state = "new"
+        self._last_error = ""
+        self._queued_dropped = 0
+        self._published = 0
+        self._reconnects = 0
+        self._rate_skipped = 0
+        self._client = None
+        self._mqtt = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ setup
+
+    def _password(self) -> str | None:
+        path = self.cfg.password_file
+        if not path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read().rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ConfigError(
+                f"mqtt.password_file: cannot read {path} ({reason}); create it holding the broker password"
+            ) from None
+
+    def start(self) -> None:
+        """Configure the client and connect in the background; returns at once."""
+        if self._client is not None or self._closed:
+            return
+        mqtt = self._mqtt = _import_paho()
+        cfg = self.cfg
+        password = self._password()
+        if password is not None and not cfg.username:
+            raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        if cfg.username:
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            try:
+                client.tls_set(ca_certs=cfg.ca_file)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+        client.will_set(self.topics["availability"], OFFLINE, qos=cfg.qos, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_queued_messages_set(WINDOW)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        self._set_state("connecting")
+        logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.prefix, self.client_id)
+        # connect_async + loop_start: the network thread connects and
+        # reconnects (1..30 s back-off) without ever blocking the caller.
+        client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="edgecam-mqtt", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------ pipeline side
+
+    def _enqueue(self, kind: str, data) -> None:
+        with self._cond:
+            if len(self._queue) >= self.cfg.queue_size:
+                old_kind, _ = self._queue.popleft()
+                self._state_items -= old_kind == "state"
+                self._queued_dropped += 1
+            self._queue.append((kind, data))
+            self._state_items += kind == "state"
+            self._cond.notify()
+
+    def _accepting(self) -> bool:
+        return not self._closing and self.fatal_error is None
+
+    def on_result(self, result: Classification) -> None:
+        """Remember the result; in ``every`` mode queue it, at most ``max_rate_hz``."""
+        if not self._accepting():
+            return
+        self._latest_result = result
+        if self.cfg.publish != "every":
+            return
+        now = time.monotonic()
+        if now < self._next_result_t:
+            self._rate_skipped += 1
+            return
+        self._next_result_t = now + 1.0 / self.cfg.max_rate_hz
+        self._enqueue("result", result)  # formatted by the worker, off the pipeline thread
+
+    def on_frame(self, frame, annotated, result) -> None:
+        """Keep a reference to the newest picture, encoded only for a snapshot."""
+        if self.cfg.snapshot:
+            self._picture = annotated if annotated is not None else frame.image
+
+    def on_event(self, event: dict) -> None:
+        """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured."""
+        if event.get("type") != "label_change" or not self._accepting():
+            return
+        label = event.get("label")
+        result = self._latest_result
+        index = None
+        if result is not None and label in result.labels:
+            index = list(result.labels).index(label)
+        state = {
+            "label": label,
+            "score": round(float(event.get("score", 0.0)), 4),
+            "index": index,
+            "previous": event.get("previous"),
+            "frame": event.get("frame"),
+            "timestamp": _iso(event.get("wall_time", 0.0)),
+        }
+        with self._cond:
+            self._last_state = state
+        self._enqueue("state", state)
+        if self.cfg.publish == "changes" and result is not None:
+            self._enqueue("result", result)
+        if self.cfg.snapshot and self._picture is not None:
+            self._enqueue("snapshot", self._picture)
+
+    # ------------------------------------------------------------ payloads
+
+    def result_payload(self, result: Classification) -> dict:
+        """The JSON published on ``<prefix>/result``."""
+        d = result.to_dict(k=self.top_k)
+        d["model"] = d.get("model") or self.model_name
+        d["timestamp"] = _iso(result.wall_time)
+        return d
+
+    def discovery_configs(self) -> dict[str, dict]:
+        """Home Assistant discovery topic -> config, for the label and score sensors."""
+        avail = {
+            "availability_topic": self.topics["availability"],
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+        }
+        device = {
+            "identifiers": [self.node_id],
+            "name": f"edgecam {self.hostname}",
+            "model": self.model_name,
+            "manufacturer": "edgecam",
+            "sw_version": edgecam.__version__,
+        }
+        origin = {"name": "edgecam", "sw_version": edgecam.__version__}
+        base = f"{self.discovery_prefix}/sensor/{self.node_id}"
+        common = {"state_topic": self.topics["state"], **avail, "device": device, "origin": origin, "qos": self.cfg.qos}
+        return {
+            f"{base}/label/config": {
+                "name": "Label",
+                "unique_id": f"{self.node_id}_label",
+                "value_template": "{{ value_json.label }}",
+                "json_attributes_topic": self.topics["state"],
+                "icon": "mdi:eye",
+                **common,
+            },
+            f"{base}/score/config": {
+                "name": "Score",
+                "unique_id": f"{self.node_id}_score",
+                "value_template": "{{ (value_json.score * 100) | round(1) }}",
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "icon": "mdi:percent",
+                **common,
+            },
+        }
+
+    def _encode(self, kind: str, data) -> tuple[str, bytes | str, bool] | None:
+        """(topic, payload, retain) for one queued item; None to skip it."""
+        if kind == "result":
+            return self.topics["result"], json.dumps(self.result_payload(data)), False
+        if kind == "state":
+            return self.topics["state"], json.dumps(data), self.cfg.retain
+        if kind == "snapshot":
+            try:
+                import cv2
+
+                ok, buf = cv2.imencode(".jpg", data, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            except Exception as e:  # a bad picture must not kill the worker
+                ok, buf = False, e
+            if not ok:
+                logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", buf)
+                return None
+            return self.topics["snapshot"], buf.tobytes(), self.cfg.retain
+        raise AssertionError(kind)
+
+    # -------------------------------------------------------------- worker
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except Exception:  # keep the pipeline alive; report through status()
+            logger.exception("MQTT worker failed; MQTT publishing stopped")
+            with self._cond:
+                self._last_error = "worker failed (see log)"
+                self._state = "failed"
+            self._update_stats()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    has_work = self._need_birth or bool(self._queue)
+                    if has_work and self._connected and len(self._outstanding) < WINDOW:
+                        break
+                    if self._closing and (
+                        not has_work or not self._connected or time.monotonic() > self._flush_deadline
+                    ):
+                        return
+                    # on_connect, on_publish, _enqueue and close() all notify.
+                    self._cond.wait(0.5)
+                if self._need_birth:
+                    self._need_birth = False
+                    items = self._birth_items()
+                else:
+                    kind, data = self._queue.popleft()
+                    self._state_items -= kind == "state"
+                    items = [(kind, data)]
+            for kind, data in items:
+                msg = data if kind == "raw" else self._encode(kind, data)
+                if msg is not None and not self._send(*msg):
+                    if kind != "raw":
+                        self._requeue(kind, data)
+                    break
+            self._update_stats()
+
+    def _birth_items(self) -> list:
+        """What to send right after each connect (called with the lock held)."""
+        items = [("raw", (self.topics["availability"], ONLINE, True))]
+        if self.cfg.discovery:
+            for topic, conf in self.discovery_configs().items():
+                items.append(("raw", (topic, json.dumps(conf), True)))
+        if self._last_state is not None and self._state_items == 0:
+            # The broker may have restarted without its retained messages.
+            items.append(("state", self._last_state))
+        return items
+
+    def _requeue(self, kind: str, data) -> None:
+        with self._cond:
+            if len(self._queue) >= self.cfg.queue_size:
+                self._queued_dropped += 1
+                return
+            self._queue.appendleft((kind, data))
+            self._state_items += kind == "state"
+
+    def _send(self, topic: str, payload, retain: bool) -> bool:
+        """Hand one message to paho; False when paho did not take it (connection gone)."""
+        # Never call paho while holding our lock: paho runs on_publish with
+        # its own locks held, and on_publish takes ours.
+        info = self._client.publish(topic, payload, qos=self.cfg.qos, retain=retain)
+        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+            if info.rc == self._mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0:
+                # paho keeps QoS>0 messages and resends them on reconnect.
+                self._track(info.mid)
+                return True
+            with self._cond:  # the connection just went; on_disconnect follows
+                self._cond.wait(0.05)
+            return False
+        self._track(info.mid)
+        return True
+
+    def _track(self, mid: int) -> None:
+        with self._cond:
+            if mid in self._early:
+                self._early.discard(mid)
+            else:
+                self._outstanding.add(mid)
+
+    # ----------------------------------------------------- paho callbacks
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._cond:
+            if mid in self._outstanding:
+                self._outstanding.discard(mid)
+            else:
+                self._early.add(mid)
+            self._published += 1
+            self._cond.notify_all()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            reason = reason_code.getName()
+            if reason in _AUTH_REASONS:
+                who = f"user {self.cfg.username!r}" if self.cfg.username else "an anonymous client"
+                msg = (
+                    f"MQTT broker {self.broker} refused {who}: {reason}; "
+                    "check mqtt.username and mqtt.password_file (not retrying)"
+                )
+                logger.error(msg)
+                with self._cond:
+                    self.fatal_error = NetworkError(msg)
+                    self._last_error = reason
+                    self._state = "auth_failed"
+                    self._cond.notify_all()
+                self._update_stats()
+                client.disconnect()  # ends paho's retry loop
+                return
+            self._went_down(f"refused: {reason}")
+            return
+        with self._cond:
+            self._connected = True
+            self._need_birth = True
+            self._down_logged = False
+            self._early.clear()  # a new session: no stale mids
+            if self._ever_connected:
+                self._reconnects += 1
+                logger.info("MQTT reconnected to %s (%d messages queued)", self.broker, len(self._queue))
+            else:
+                logger.info("MQTT connected to %s", self.broker)
+            self._ever_connected = True
+            self._state = "connected"
+            self._cond.notify_all()
+        self._update_stats()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError`` block, so the error is
+        # still the one being handled.
+        err = sys.exc_info()[1]
+        self._went_down(f"unreachable: {err}" if err else "unreachable")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        reason = reason_code.getName()
+        if not flags.is_disconnect_packet_from_server and reason == "Unspecified error":
+            reason = "connection lost"
+        self._went_down(reason)
+
+    def _went_down(self, reason: str) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            if self.cfg.qos == 0 and self._outstanding:
+                # QoS 0 messages paho had not written yet die with the socket.
+                self._queued_dropped += len(self._outstanding)
+                self._outstanding.clear()
+            if self._closing or self._state == "auth_failed":
+                return
+            self._state = "disconnected"
+            self._last_error = reason
+            log = not self._down_logged
+            self._down_logged = True
+            self._cond.notify_all()
+        if log:
+            if was_connected:
+                logger.warning(
+                    "MQTT disconnected from %s (%s); reconnecting in the background, queueing up to %d messages",
+                    self.broker, reason, self.cfg.queue_size,
+                )
+            else:
+                logger.warning("MQTT broker %s %s; retrying in the background", self.broker, reason)
+        self._update_stats()
+
+    # ------------------------------------------------------------- status
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            self._state = state
+        self._update_stats()
+
+    def status(self) -> dict:
+        """A snapshot: connected, state, queued, dropped, published, reconnects, last_error."""
+        with self._cond:
+            return {
+                "connected": self._connected,
+                "state": self._state,
+                "broker": self.broker,
+                "queued": len(self._queue),
+                "dropped": self._queued_dropped,
+                "published": self._published,
+                "reconnects": self._reconnects,
+                "rate_skipped": self._rate_skipped,
+                "last_error": self._last_error,
+            }
+
+    def _update_stats(self) -> None:
+        if self.stats is not None:
+            self.stats.extra["mqtt"] = self.status()
+
+    # -------------------------------------------------------------- close
+
+    def close(self) -> None:
+        """Send what is queued (up to ~1 s), publish ``offline``, disconnect. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._closing = True
+            self._flush_deadline = time.monotonic() + CLOSE_FLUSH_S
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(CLOSE_FLUSH_S + 1.0)
+        client = self._client
+        if client is not None:
+            if self._connected:
+                self._send(self.topics["availability"], OFFLINE, True)
+                with self._cond:
+                    self._cond.wait_for(lambda: not self._outstanding or not self._connected, 0.5)
+            client.disconnect()
+            client.loop_stop()
+        with self._cond:
+            self._connected = False
+            if self._state != "auth_failed":
+                self._state = "closed"
+        self._update_stats()

@@ -1,0 +1,144 @@
+"""A real ``mosquitto`` broker for tests, on 127.0.0.1 only.
+
+Usage::
+
+    from tests.mosquitto import Mosquitto, require_mosquitto
+
+    broker = Mosquitto(tmp_path, users={"cam": "secret"})
+    broker.start()
+    ...
+    broker.stop()    # e.g. to test reconnects
+    broker.start()   # same port again
+    broker.close()
+
+The broker listens on a free port picked at construction, writes its config,
+password file and log inside ``tmp_path``, and keeps its state in memory (no
+persistence), so every test gets a clean broker. Tests skip with a clear reason
+when the ``mosquitto`` binary is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+HOST = "127.0.0.1"
+
+
+def find_binary(name: str) -> str | None:
+    # Debian installs the broker in /usr/sbin, which is not on every PATH.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
+def require_mosquitto() -> str:
+    """Path of the broker binary, or skip the test saying how to get it."""
+    path = find_binary("mosquitto")
+    if path is None:
+        pytest.skip("mosquitto binary not found: apt-get install -y mosquitto")
+    return path
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    """One broker process that can be stopped and started again on the same port."""
+
+    def __init__(self, tmp_path: Path, users: dict[str, str] | None = None, port: int | None = None):
+        self.binary = require_mosquitto()
+        self.dir = Path(tmp_path) / f"mosquitto-{id(self):x}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.host = HOST
+        self.port = port or free_port()
+        self.users = dict(users or {})
+        self.log_path = self.dir / "mosquitto.log"
+        self.conf_path = self.dir / "mosquitto.conf"
+        self.proc: subprocess.Popen | None = None
+        self._write_config()
+
+    def _write_config(self) -> None:
+        lines = [f"listener {self.port} {HOST}", "persistence false", f"log_dest file {self.log_path}", "log_type all"]
+        if os.geteuid() == 0:
+            # As root, mosquitto would switch to the 'mosquitto' user, who cannot
+            # read files in the test's private tmp_path.
+            lines.append("user root")
+        if self.users:
+            passwd = self.dir / "passwd"
+            passwd.write_text("")
+            passwd.chmod(0o600)
+            tool = find_binary("mosquitto_passwd")
+            if tool is None:
+                pytest.skip("mosquitto_passwd not found: apt-get install -y mosquitto")
+            for user, password in self.users.items():
+                subprocess.run([tool, "-b", str(passwd), user, password], check=True, capture_output=True)
+            lines += ["allow_anonymous false", f"password_file {passwd}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.conf_path.write_text("\n".join(lines) + "\n")
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the broker and wait until it accepts connections."""
+        if self.running:
+            return
+        self.proc = subprocess.Popen(
+            [self.binary, "-c", str(self.conf_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {err.strip()} {self.log()[-2000:]}")
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mosquitto did not listen on {HOST}:{self.port} within {timeout}s: {self.log()[-2000:]}")
+
+    def stop(self) -> None:
+        """Stop the broker (the port can be reused by :meth:`start`)."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+
+    close = stop
+
+    def log(self) -> str:
+        """The broker's log so far (for assertion messages)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "Mosquitto":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
