@@ -197,3 +197,27 @@ class Classifier:
         else:
             image, order = frame.image, "bgr"
         return self.classify(image, order, frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time)
+
+
+def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
+    """Build a :class:`Classifier` from a :class:`edgecam.config.ModelConfig`.
+
+    ``cfg.name`` is a registry name (fetched into the model cache when missing,
+    from ``$EDGECAM_MODEL_MIRROR`` when set) or a path to a .tflite file.
+    """
+    from edgecam import registry
+
+    resolved = registry.resolve(cfg.name, cfg.labels, dest_dir=cfg.dir, fetch_missing=fetch_missing)
+    labels = registry.read_labels(resolved.labels_path)
+    pre = (getattr(resolved.entry, "preprocess", None) or {}) if resolved.entry else {}
+    return Classifier(
+        resolved.model_path,
+        labels,
+        name=resolved.name,
+        runtime=cfg.runtime,
+        threads=cfg.threads,
+        crop=cfg.crop,
+        crop_fraction=cfg.crop_fraction,
+        mean=float(pre.get("mean", 127.5)),
+        std=float(pre.get("std", 127.5)),
+    )

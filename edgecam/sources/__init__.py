@@ -1,0 +1,71 @@
+"""Frame sources behind one interface (:class:`FrameSource`) and the factory that picks one.
+
+``opencv`` (webcams, files, URLs, GStreamer), ``images`` (a folder) and
+``picamera2`` (the Raspberry Pi camera; imported only when chosen).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edgecam.errors import SourceError
+from edgecam.sources.base import FrameSource
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FrameSource", "open_source", "parse_source"]
+
+
+def parse_source(spec: str) -> dict:
+    """Turn a ``--source`` value into source config keys.
+
+    ``auto``/``picamera2`` pick that type; a folder means ``images``; anything
+    else (a webcam index, file, URL or pipeline) goes to OpenCV.
+    """
+    if spec in ("auto", "picamera2"):
+        return {"type": spec, "uri": None}
+    if Path(spec).is_dir():
+        return {"type": "images", "uri": spec}
+    return {"type": "opencv", "uri": spec}
+
+
+def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSource:
+    """Open the source a :class:`edgecam.config.SourceConfig` names."""
+    kind = cfg.type
+    size = (cfg.width, cfg.height)
+    if kind == "images":
+        from edgecam.sources.images_source import ImageFolderSource
+
+        if not cfg.uri:
+            raise SourceError("source.uri: a folder of images is needed for source.type images")
+        return ImageFolderSource(cfg.uri, fps=cfg.fps, realtime=cfg.realtime, loop=cfg.loop)
+    if kind == "opencv":
+        from edgecam.sources.opencv_source import OpenCVSource
+
+        return OpenCVSource(cfg.uri if cfg.uri is not None else 0, size=size, fps=cfg.fps,
+                            realtime=cfg.realtime, loop=cfg.loop, timeout_s=cfg.timeout_s)
+    if kind == "picamera2":
+        from edgecam.sources.picamera2_source import Picamera2Source
+
+        return Picamera2Source(size=size, fps=cfg.fps, lores_size=model_input_size, timeout_s=cfg.timeout_s)
+    # auto: the Pi camera when there is one, else webcam 0.
+    tried = []
+    try:
+        from edgecam.sources.picamera2_source import Picamera2Source, camera_available
+
+        if camera_available():
+            return Picamera2Source(size=size, fps=cfg.fps, lores_size=model_input_size, timeout_s=cfg.timeout_s)
+        tried.append("picamera2 (no camera found)")
+    except ImportError:
+        tried.append("picamera2 (not installed)")
+    from edgecam.sources.opencv_source import OpenCVSource
+
+    try:
+        return OpenCVSource(0, size=size, fps=cfg.fps, timeout_s=cfg.timeout_s)
+    except SourceError:
+        tried.append("webcam 0 (cannot open)")
+    raise SourceError(
+        "source auto: no camera found (tried " + ", ".join(tried) + "); "
+        "pass --source VIDEO_FILE, --source FOLDER or --source 0 for a webcam"
+    )

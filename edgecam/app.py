@@ -1,0 +1,157 @@
+"""Builds a pipeline from a :class:`edgecam.config.Config` and runs it with signal handling.
+
+Start-up order is chosen so that bad input fails fast with its own exit code
+and nothing half-opened is left behind: config (2) -> model (2) -> outputs
+(log folder 4, HTTP port 5) -> source (camera 3).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from edgecam import config as config_mod
+from edgecam.errors import EdgecamError
+
+logger = logging.getLogger(__name__)
+
+
+def choose_policy(src_cfg, source) -> str:
+    """``auto``: cameras (and paced files, which behave as one) keep only the latest frame."""
+    if src_cfg.policy != "auto":
+        return src_cfg.policy
+    return "latest" if (source.live or src_cfg.realtime) else "every_frame"
+
+
+def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None):
+    """The outputs the config asks for, not yet started."""
+    sinks = []
+    if display:
+        from edgecam.sinks.display import WindowSink
+
+        sinks.append(WindowSink(cfg.display.title, on_quit=on_quit))
+    if cfg.log.path:
+        from edgecam.sinks.jsonlog import JsonLogSink
+
+        sinks.append(JsonLogSink(cfg.log, cfg.model.top_k, cfg.model.threshold))
+    if cfg.record.path:
+        from edgecam.sinks.record import RecordSink
+
+        sinks.append(RecordSink(cfg.record, source_fps))
+    if cfg.http.enabled:
+        from edgecam.sinks.http import HttpSink
+
+        sinks.append(HttpSink(cfg.http, stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k))
+    if cfg.mqtt.enabled:
+        from edgecam.sinks.mqtt import MqttSink
+
+        sinks.append(MqttSink(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=stats))
+    return sinks
+
+
+def want_display(mode: str) -> bool:
+    if mode == "none":
+        return False
+    from edgecam.sinks.display import display_available
+
+    available = display_available()
+    if mode == "window" and not available:
+        raise EdgecamError(
+            "display window: no display here (DISPLAY is not set, or OpenCV was built without GUI); "
+            "use --display none, or run on the desktop", exit_code=4)
+    return available
+
+
+class App:
+    """One run of ``edgecam run``: owns the pipeline, the signals and config reloads."""
+
+    def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
+                 display_override: bool | None = None):
+        from edgecam.classifier import load_classifier
+        from edgecam.sinks import FanOut
+        from edgecam.sources import open_source
+        from edgecam.stats import Stats
+        from edgecam.pipeline import Pipeline
+
+        self.cfg = cfg
+        self.stats = Stats()
+        self.classifier = load_classifier(cfg.model)
+        display = want_display(cfg.display.mode) if display_override is None else display_override
+        self.pipeline = None
+        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])
+        self.outputs = FanOut(sinks, self.stats)
+        self.outputs.start()
+        try:
+            size = self.classifier.input_size
+            source = open_source(cfg.source, size)
+            reopen = (lambda: open_source(cfg.source, size)) if (source.live and cfg.source.reconnect) else None
+            self.pipeline = Pipeline(
+                self.classifier, source, self.outputs,
+                policy=choose_policy(cfg.source, source), smoothing=cfg.smoothing,
+                top_k=cfg.model.top_k, threshold=cfg.model.threshold, overlay=cfg.display.overlay,
+                reopen=reopen, reconnect_max_s=cfg.source.reconnect_max_s, stall_timeout_s=cfg.source.timeout_s,
+                stats=self.stats, timings=timings, tickers=tickers,
+            )
+        except BaseException:
+            self.outputs.close()
+            raise
+        self.pipeline.on_reload = self.reload
+        logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
+
+    def _quit(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file; apply what can change live, name what needs a restart."""
+        path = self.cfg.path
+        if not path:
+            logger.warning("reload: no config file was given, nothing to reload")
+            return
+        try:
+            new = config_mod.load(path)
+        except EdgecamError as e:
+            logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
+            return
+        p = self.pipeline
+        live = {"model.top_k", "model.threshold", "smoothing", "log_level"}
+        old_d, new_d = config_mod.to_dict(self.cfg), config_mod.to_dict(new)
+        changed = [f"{s}.{k}" for s in old_d if isinstance(old_d[s], dict)
+                   for k in old_d[s] if old_d[s][k] != new_d[s][k]]
+        if old_d["log_level"] != new_d["log_level"]:
+            changed.append("log_level")
+        need_restart = [k for k in changed if k not in live and not k.startswith("smoothing.")]
+        p.top_k, p.threshold = new.model.top_k, new.model.threshold
+        if new.smoothing != self.cfg.smoothing:
+            from edgecam.smoothing import Smoother
+
+            p.smoother = Smoother(new.smoothing, new.model.threshold)
+        logging.getLogger().setLevel(new.log_level)
+        applied = [k for k in changed if k not in need_restart]
+        self.cfg.model.top_k, self.cfg.model.threshold = new.model.top_k, new.model.threshold
+        self.cfg.smoothing, self.cfg.log_level = new.smoothing, new.log_level
+        logger.warning("reload: applied %s", ", ".join(applied) or "nothing (no live-changeable key changed)")
+        if need_restart:
+            logger.warning("reload: %s changed but need a restart (systemctl restart edgecam)", ", ".join(need_restart))
+
+    def run(self) -> int:
+        """Run with SIGTERM/SIGINT/SIGHUP handled; returns the exit code."""
+        p = self.pipeline
+        previous = {}
+
+        def on_stop(signum, _frame):
+            logger.info("%s received, stopping", signal.Signals(signum).name)
+            p.stop()
+
+        def on_hup(_signum, _frame):
+            p.reload_requested = True  # done by the output loop, not in the handler
+
+        if threading.current_thread() is threading.main_thread():
+            for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+                previous[sig] = signal.signal(sig, handler)
+        try:
+            return p.run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

@@ -1,0 +1,195 @@
+"""The capture thread and the frame buffers between it and inference.
+
+Two drop policies, named and counted:
+
+* ``latest`` (cameras): a one-slot buffer. The camera never waits on the
+  model; a frame not yet taken when the next one arrives is replaced and
+  counted in ``Stats.frames_dropped``.
+* ``every_frame`` (files): a small bounded queue; the reader waits for the
+  model, so every frame is classified, in order.
+
+The capture thread also owns recovery: a live source that fails or stalls is
+closed and reopened with exponential back-off, logging once per state change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from edgecam.errors import SourceError
+from edgecam.frame import Frame
+from edgecam.sources.base import FrameSource
+
+logger = logging.getLogger(__name__)
+
+POLICIES = ("latest", "every_frame")
+
+
+class FrameBuffer:
+    """A bounded hand-over between two threads, with a drop policy.
+
+    ``latest``: capacity 1, :meth:`put` replaces an unread frame and returns
+    1 (one frame dropped). ``every_frame``: :meth:`put` waits for room.
+    :meth:`close` ends the stream: readers get None once it is drained.
+    """
+
+    def __init__(self, policy: str, capacity: int = 4):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
+        self.policy = policy
+        self.capacity = 1 if policy == "latest" else capacity
+        self._items: deque[Frame] = deque()
+        self._cond = threading.Condition()
+        self.closed = False
+
+    def put(self, frame: Frame, stop: threading.Event | None = None) -> int:
+        """Hand over ``frame``; return how many frames were dropped to make room."""
+        with self._cond:
+            dropped = 0
+            if self.policy == "latest":
+                dropped = len(self._items)
+                self._items.clear()
+            else:
+                while len(self._items) >= self.capacity and not self.closed:
+                    if stop is not None and stop.is_set():
+                        return 0
+                    self._cond.wait(0.1)
+            if self.closed:
+                return 0
+            self._items.append(frame)
+            self._cond.notify_all()
+            return dropped
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """The next frame, or None on timeout or once closed and drained."""
+        with self._cond:
+            if not self._items and not self.closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            frame = self._items.popleft()
+            self._cond.notify_all()
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        """Closed and nothing left to read."""
+        with self._cond:
+            return self.closed and not self._items
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+class CaptureThread(threading.Thread):
+    """Reads frames from a source and hands them to the consumers.
+
+    Args:
+        source: an open source.
+        consumers: callables taking each frame (buffers' ``put``, ...).
+        stats: the run's :class:`edgecam.stats.Stats`.
+        stop: the run's one stop event.
+        reopen: a callable returning a fresh source, for recovery (None: no
+            recovery; a failing source ends the run with its error).
+        reconnect_max_s: the back-off ceiling.
+        on_end: called once when the capture ends, whatever the reason.
+        timings: when a list is given, the time of each read() in ms is appended.
+    """
+
+    def __init__(self, source: FrameSource, consumers: list[Callable[[Frame], None]], stats, stop: threading.Event,
+                 reopen: Callable[[], FrameSource] | None = None, reconnect_max_s: float = 30.0,
+                 on_end: Callable[[], None] | None = None, timings: deque | None = None):
+        super().__init__(name="edgecam-capture", daemon=True)
+        self.source = source
+        self.consumers = consumers
+        self.stats = stats
+        self.stop = stop
+        self.reopen = reopen
+        self.reconnect_max_s = reconnect_max_s
+        self.on_end = on_end
+        self.timings = timings
+        self.error: BaseException | None = None
+        self._next_index = 0
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as e:  # surfaced by the pipeline, never silent
+            logger.exception("capture thread failed: %s", e)
+            self.error = e
+            self.stop.set()
+        finally:
+            if self.source is not None:
+                try:
+                    self.source.close()  # release the camera whatever happened
+                except Exception as e:
+                    logger.warning("closing %s failed: %s", self.source.name, e)
+            if self.on_end:
+                self.on_end()
+
+    def _loop(self) -> None:
+        self.stats.source_state = "running"
+        name = self.source.name
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                frame = self.source.read()
+            except SourceError as e:
+                if self.reopen is None:
+                    raise
+                if not self._recover(name, str(e)):
+                    return
+                continue
+            if frame is None:
+                if self.source.live and self.reopen is not None:
+                    if not self._recover(name, f"source {name} ended"):
+                        return
+                    continue
+                self.stats.source_state = "ended"
+                logger.info("source %s ended after %d frames", name, self._next_index)
+                return
+            if self.timings is not None:
+                self.timings.append((time.perf_counter() - t0) * 1000)
+            if frame.index != self._next_index:
+                # Keep indexes increasing across reconnects and sources that skip.
+                frame = dataclasses.replace(frame, index=self._next_index)
+            self._next_index += 1
+            self.stats.frame_captured(frame.timestamp)
+            for consume in self.consumers:
+                consume(frame)
+
+    def _recover(self, name: str, why: str) -> bool:
+        """Close, then reopen with back-off until it works or we are stopped."""
+        logger.warning("%s; reconnecting (back-off up to %.0f s)", why, self.reconnect_max_s)
+        self.stats.source_state = "reconnecting"
+        try:
+            self.source.close()
+        except Exception as e:
+            logger.debug("closing the failed source: %s", e)
+        self.source = None
+        delay = 0.5
+        failed_since = time.monotonic()
+        last_error = None
+        while not self.stop.is_set():
+            if self.stop.wait(delay):  # sleeps, no spinning; wakes at once on stop
+                return False
+            try:
+                self.source = self.reopen()
+            except SourceError as e:
+                if str(e) != last_error:  # once per distinct failure, not per attempt
+                    logger.warning("still cannot reopen: %s", e)
+                    last_error = str(e)
+                delay = min(delay * 2, self.reconnect_max_s)
+                continue
+            self.stats.reconnects += 1
+            self.stats.source_state = "running"
+            logger.warning("source %s: reconnected after %.1f s", self.source.name, time.monotonic() - failed_since)
+            return True
+        return False

@@ -1,0 +1,278 @@
+"""The ``edgecam`` command line: classify, eval, run, bench, models, check-config, service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from edgecam import __version__
+from edgecam import config as config_mod
+from edgecam.errors import EXIT_CONFIG, EXIT_FAILURE, EdgecamError
+
+logger = logging.getLogger("edgecam")
+
+
+def setup_logging(level: str = "INFO") -> None:
+    # Under systemd the journal adds its own timestamps.
+    fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("JOURNAL_STREAM") else \
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+
+
+def _quiet_native_logs() -> None:
+    # OpenCV and TFLite print their own INFO lines to stderr; keep the terminal for ours.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _load_config(args) -> config_mod.Config:
+    path = getattr(args, "config", None) or config_mod.find_default()
+    return config_mod.load(path)
+
+
+def _model_overrides(args) -> dict:
+    return {
+        "model.name": getattr(args, "model", None),
+        "model.labels": getattr(args, "labels", None),
+        "model.threads": getattr(args, "threads", None),
+        "model.runtime": getattr(args, "runtime", None),
+        "model.top_k": getattr(args, "top_k", None),
+        "model.crop": getattr(args, "crop", None),
+    }
+
+
+def _threads(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="config file (default: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam/config.yaml)")
+    p.add_argument("--model", help="registry name (see 'edgecam models list') or path to a .tflite file")
+    p.add_argument("--labels", help="labels file, when --model is a path")
+    p.add_argument("--threads", type=_threads, help="interpreter threads: auto or N")
+    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
+    p.add_argument("--crop", choices=["square", "center_fraction", "stretch"])
+
+
+# -- classify -------------------------------------------------------------
+
+
+def cmd_classify(args) -> int:
+    import cv2
+
+    from edgecam.classifier import load_classifier
+
+    cfg = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
+    clf = load_classifier(cfg.model)
+    k = cfg.model.top_k
+    out = []
+    status = 0
+    for path in args.images:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            print(f"edgecam: {path}: not a readable image, skipped", file=sys.stderr)
+            status = EXIT_CONFIG
+            continue
+        result = clf.classify(image)
+        top = result.top_k(k, cfg.model.threshold)
+        if args.json:
+            out.append({"image": path, "model": clf.name, "runtime": clf.runtime,
+                        "top_k": [{"index": l.index, "label": l.name, "score": round(l.score, 6)} for l in top]})
+        else:
+            print(f"{path}:")
+            for l in top:
+                print(f"  {l.score:6.1%}  {l.name}")
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return status
+
+
+# -- eval -----------------------------------------------------------------
+
+
+def evaluate(clf, images_dir: str, expected_csv: str) -> dict:
+    """Top-1 and top-5 accuracy over a folder described by a CSV (file, label_index)."""
+    import csv
+    from pathlib import Path
+
+    import cv2
+
+    try:
+        with open(expected_csv, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise EdgecamError(f"--expected {expected_csv}: cannot read it ({e.strerror})", EXIT_CONFIG) from None
+    if not rows or not {"file", "label_index"} <= set(rows[0]):
+        raise EdgecamError(f"--expected {expected_csv}: needs the columns file and label_index", EXIT_CONFIG)
+    n = top1 = top5 = 0
+    missing = []
+    for row in rows:
+        image = cv2.imread(str(Path(images_dir) / row["file"]), cv2.IMREAD_COLOR)
+        if image is None:
+            missing.append(row["file"])
+            continue
+        want = int(row["label_index"])
+        ranked = [l.index for l in clf.classify(image).top_k(5)]
+        n += 1
+        top1 += ranked[0] == want
+        top5 += want in ranked
+    if missing:
+        logger.warning("%d images listed in %s could not be read (first: %s)", len(missing), expected_csv, missing[0])
+    if n == 0:
+        raise EdgecamError(f"--images {images_dir}: none of the {len(rows)} listed images could be read", EXIT_CONFIG)
+    return {"n": n, "top1": top1 / n, "top5": top5 / n, "model": clf.name, "runtime": clf.runtime,
+            "crop": clf.preprocessor.crop, "missing": len(missing)}
+
+
+def cmd_eval(args) -> int:
+    from edgecam.classifier import load_classifier
+
+    cfg = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
+    clf = load_classifier(cfg.model)
+    res = evaluate(clf, args.images, args.expected)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"{res['model']} ({res['runtime']}, crop {res['crop']}): top-1 {res['top1']:.3f}  "
+              f"top-5 {res['top5']:.3f}  over {res['n']} images")
+    return 0
+
+
+# -- check-config ---------------------------------------------------------
+
+
+def cmd_check_config(args) -> int:
+    path = args.path or config_mod.find_default()
+    if path is None:
+        print("edgecam: no config file found (looked for $EDGECAM_CONFIG, " + ", ".join(config_mod.DEFAULT_CONFIG_PATHS) + ")",
+              file=sys.stderr)
+        return 1
+    try:
+        config_mod.load(path)
+    except EdgecamError as e:
+        print(f"edgecam: {e.message}", file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    return 0
+
+
+# -- run ------------------------------------------------------------------
+
+
+def run_overrides(args) -> dict:
+    from edgecam.sources import parse_source
+
+    o = _model_overrides(args)
+    if args.source is not None:
+        src = parse_source(args.source)
+        o["source.type"], o["source.uri"] = src["type"], src["uri"]
+    o["display.mode"] = args.display
+    o["log.path"] = args.log
+    if args.realtime:
+        o["source.realtime"] = True
+    if getattr(args, "record", None):
+        o["record.path"] = args.record
+    return o
+
+
+def cmd_run(args) -> int:
+    from edgecam.app import App
+
+    cfg = config_mod.apply_overrides(_load_config(args), run_overrides(args))
+    setup_logging(cfg.log_level)
+    app = App(cfg)
+    return app.run()
+
+
+def add_run_parser(sub) -> None:
+    p = sub.add_parser("run", help="classify a camera or video live: window, log, HTTP, MQTT")
+    add_model_args(p)
+    p.add_argument("--source", help="auto, picamera2, a webcam index (0), a video file, URL, pipeline or folder")
+    p.add_argument("--display", choices=["auto", "window", "none"])
+    p.add_argument("--log", help="write predictions as JSON Lines to this file")
+    p.add_argument("--record", help="write the annotated video to this file")
+    p.add_argument("--realtime", action="store_true", help="pace a file at its native FPS, as a camera would")
+    p.set_defaults(func=cmd_run)
+
+
+# -- main -----------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgecam", description="Real-time camera image classifier (TFLite MobileNet).")
+    parser.add_argument("--version", action="version", version=f"edgecam {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("classify", help="print the top-k labels of photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    add_model_args(p)
+    p.add_argument("--top-k", type=int, dest="top_k")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classify)
+
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy over a folder of labelled photos")
+    p.add_argument("--images", required=True, help="folder of photos")
+    p.add_argument("--expected", required=True, help="CSV with columns file,label_index")
+    add_model_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    add_run_parser(sub)
+
+    from edgecam.bench import add_parser as add_bench
+
+    add_bench(sub)
+
+    p = sub.add_parser("check-config", help="validate a config file (exit 0 valid, 1 invalid)")
+    p.add_argument("path", nargs="?")
+    p.set_defaults(func=cmd_check_config)
+
+    from edgecam import cli_models
+
+    cli_models.register(sub)
+    try:
+        from edgecam.service import cli as service_cli
+    except ImportError:
+        service_cli = None
+    if service_cli is not None:
+        service_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_native_logs()
+    setup_logging(os.environ.get("EDGECAM_LOG_LEVEL", "INFO"))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        return int(args.func(args) or 0)
+    except EdgecamError as e:
+        print(f"edgecam: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        if args.debug:
+            raise
+        logger.debug("unexpected error", exc_info=True)
+        print(f"edgecam: unexpected error: {type(e).__name__}: {e} (run with --debug for details, "
+              "and please report it)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

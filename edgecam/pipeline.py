@@ -1,0 +1,299 @@
+"""The real-time pipeline: capture thread -> inference thread -> outputs.
+
+::
+
+    capture thread ──frame──► FrameBuffer (latest | every_frame) ──► inference thread
+          │                                                               │
+          └──frame (latest policy)──► OutputQueue ◄──(frame,) result──────┘
+                                            │
+                                  output loop (caller's thread): smoothing,
+                                  overlay, sinks (window, log, record, HTTP, MQTT)
+
+With the ``latest`` policy the output loop draws every captured frame with the
+newest result, so the picture stays smooth when the model is slower than the
+camera. With ``every_frame`` each frame reaches the outputs with its own
+result, in order. One stop event ends everything; an exception in any thread
+is logged, stops the run and becomes its exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from edgecam.capture import CaptureThread, FrameBuffer
+from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
+from edgecam.overlay import OverlayStats, draw_overlay
+from edgecam.smoothing import Smoother
+from edgecam.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1  # how often the output loop wakes with nothing to do (stall checks, watchdog)
+
+
+class OutputQueue:
+    """Frames and results for the output loop.
+
+    Results are never dropped (the log wants each one). Frames are: when the
+    outputs fall behind a live camera, the oldest waiting frame is dropped and
+    counted, so the display shows the present rather than a growing backlog.
+    """
+
+    def __init__(self, max_frames: int = 2):
+        self._items: deque = deque()
+        self._frames = 0
+        self.max_frames = max_frames
+        self._cond = threading.Condition()
+        self.closed = False
+        self.dropped = 0
+
+    def put_frame(self, frame) -> None:
+        with self._cond:
+            if self._frames >= self.max_frames:
+                for i, item in enumerate(self._items):
+                    if item[0] == "frame":
+                        del self._items[i]
+                        self._frames -= 1
+                        self.dropped += 1
+                        break
+            self._items.append(("frame", frame, None))
+            self._frames += 1
+            self._cond.notify()
+
+    def put_result(self, result, frame=None) -> None:
+        with self._cond:
+            self._items.append(("result", frame, result))
+            self._cond.notify()
+
+    def get(self, timeout: float):
+        with self._cond:
+            if not self._items and not self.closed:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            if item[0] == "frame":
+                self._frames -= 1
+            return item
+
+    @property
+    def ended(self) -> bool:
+        with self._cond:
+            return self.closed and not self._items
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class Timings:
+    """Per-stage times in ms, kept only when asked for (``edgecam bench``)."""
+
+    decode: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    preprocess: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    invoke: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    postprocess: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    overlay: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    latency: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+class Pipeline:
+    """Runs a source through a classifier into outputs until the source ends or :meth:`stop`.
+
+    Args:
+        classifier: an :class:`edgecam.classifier.Classifier`.
+        source: an open :class:`edgecam.sources.FrameSource`.
+        outputs: a :class:`edgecam.sinks.FanOut` (already started).
+        policy: ``latest`` or ``every_frame``.
+        smoothing: a :class:`edgecam.config.SmoothingConfig`.
+        top_k / threshold: what the overlay shows.
+        overlay: draw the overlay for outputs that want frames.
+        reopen: callable returning a new source, for recovery of live sources.
+        stall_timeout_s: no frame for this long marks the source stalled.
+        timings: collect per-stage times (for bench).
+        tickers: callables ``f(pipeline, now)`` run about every 0.1 s from the
+            output loop (watchdog, status); they must not block.
+    """
+
+    def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
+                 threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
+                 stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
+                 tickers: list | None = None):
+        self.classifier = classifier
+        self.source = source
+        self.outputs = outputs
+        self.policy = policy
+        self.top_k = top_k
+        self.threshold = threshold
+        self.overlay = overlay
+        self.stall_timeout_s = stall_timeout_s
+        self.stats = stats or Stats()
+        self.outputs.stats = self.stats
+        self.smoother = Smoother(smoothing, threshold)
+        self.timings = Timings() if timings else None
+        self.tickers = list(tickers or [])
+        self.stop_event = threading.Event()
+        self.latest_result = None
+        self.shown_label: str | None = None
+        self.error: BaseException | None = None
+        self.reload_requested = False
+        self.on_reload = None  # set by the app: called from the output loop on SIGHUP
+
+        self._frames = FrameBuffer(policy)
+        self._out = OutputQueue()
+        consumers = [self._to_inference]
+        if policy == "latest":
+            consumers.append(self._out.put_frame)
+        self._capture = CaptureThread(
+            source, consumers, self.stats, self.stop_event, reopen=reopen, reconnect_max_s=reconnect_max_s,
+            on_end=self._frames.close, timings=self.timings.decode if self.timings else None,
+        )
+        self._inference = threading.Thread(target=self._inference_main, name="edgecam-inference", daemon=True)
+
+    # -- threads ---------------------------------------------------------
+
+    def _to_inference(self, frame) -> None:
+        dropped = self._frames.put(frame, self.stop_event)
+        if dropped:
+            self.stats.frames_dropped += dropped
+
+    def _inference_main(self) -> None:
+        try:
+            while not self.stop_event.is_set():
+                frame = self._frames.get(timeout=TICK_S)
+                if frame is None:
+                    if self._frames.ended:
+                        break
+                    continue
+                result = self.classifier.classify_frame(frame)
+                top = result.top
+                self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
+                if self.timings is not None:
+                    self.timings.preprocess.append(result.preprocess_ms)
+                    self.timings.invoke.append(result.inference_ms)
+                    self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
+                    self.timings.latency.append(result.latency_ms)
+                self._out.put_result(result, frame if self.policy == "every_frame" else None)
+        except BaseException as e:
+            logger.exception("inference thread failed: %s", e)
+            self.error = e
+            self.stop_event.set()
+        finally:
+            self._out.close()
+
+    # -- output loop (runs in the caller's thread: GUI toolkits want the main thread)
+
+    def run(self) -> int:
+        """Run until the source ends, :meth:`stop` is called or a thread fails. Returns an exit code."""
+        self.stats.source_state = "running"
+        self._capture.start()
+        self._inference.start()
+        try:
+            self._output_loop()
+        except BaseException as e:
+            if not isinstance(e, KeyboardInterrupt):
+                logger.exception("output loop failed: %s", e)
+            self.error = self.error or e
+        finally:
+            self.stop_event.set()
+            self._shutdown()
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        err = self.error or self._capture.error
+        if err is None or isinstance(err, KeyboardInterrupt):
+            return EXIT_OK
+        if isinstance(err, EdgecamError):
+            return err.exit_code
+        return EXIT_FAILURE
+
+    def _output_loop(self) -> None:
+        next_tick = 0.0
+        while not self.stop_event.is_set():
+            item = self._out.get(TICK_S)
+            now = time.monotonic()
+            if now >= next_tick:
+                self._tick(now)
+                next_tick = now + TICK_S
+            if item is None:
+                if self._out.ended:
+                    return
+                continue
+            kind, frame, result = item
+            if kind == "result":
+                self._handle_result(result)
+                if frame is not None:  # every_frame: the frame goes with its own result
+                    self._handle_frame(frame)
+            else:
+                self._handle_frame(frame)
+
+    def _handle_result(self, result) -> None:
+        result, event = self.smoother.update(result)
+        self.latest_result = result
+        self.shown_label = self.smoother.label
+        if event is not None:
+            logger.info("label: %s (%.2f)", event["label"], event["score"])
+            self.outputs.on_event(event)
+        self.outputs.on_result(result)
+
+    def _handle_frame(self, frame) -> None:
+        now = time.monotonic()
+        self.stats.frame_output(now)
+        annotated = None
+        if self.outputs.wants_frames and self.overlay:
+            t0 = time.perf_counter()
+            annotated = draw_overlay(frame.image, self.latest_result, self.overlay_stats(frame, now),
+                                     self.top_k, self.threshold, self.shown_label)
+            if self.timings is not None:
+                self.timings.overlay.append((time.perf_counter() - t0) * 1000)
+        if self.outputs.wants_frames:
+            self.outputs.on_frame(frame, annotated, self.latest_result)
+
+    def overlay_stats(self, frame, now: float) -> OverlayStats:
+        r = self.latest_result
+        return OverlayStats(
+            display_fps=self.stats.output_rate.rate(now),
+            inference_fps=self.stats.inference_rate.rate(now),
+            inference_ms=r.inference_ms if r else 0.0,
+            result_age_ms=(frame.timestamp - r.capture_time) * 1000 if r else None,
+        )
+
+    def _tick(self, now: float) -> None:
+        state = self.stats.source_state
+        if state == "running" and self.stats.last_frame_time and not self.stats.flowing(self.stall_timeout_s, now):
+            self.stats.source_state = "stalled"
+            logger.warning("source %s: no frame for %.1f s", self.source.name, now - self.stats.last_frame_time)
+        elif state == "stalled" and self.stats.flowing(self.stall_timeout_s, now):
+            self.stats.source_state = "running"
+            logger.warning("source %s: frames flowing again", self.source.name)
+        if self.reload_requested:
+            self.reload_requested = False
+            if self.on_reload:
+                self.on_reload()
+        for ticker in self.tickers:
+            try:
+                ticker(self, now)
+            except Exception as e:
+                logger.exception("ticker %r failed: %s", ticker, e)
+
+    def stop(self) -> None:
+        """Ask every thread to finish (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+
+    def _shutdown(self) -> None:
+        self._frames.close()
+        self._out.close()
+        for t in (self._capture, self._inference):
+            if t.is_alive():
+                t.join(timeout=1.0)
+                if t.is_alive():
+                    logger.warning("thread %s did not stop within 1 s", t.name)
+        self.outputs.close()
+        if self._capture.error and not self.error:
+            self.error = self._capture.error

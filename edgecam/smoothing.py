@@ -1,0 +1,67 @@
+"""Results over time: EMA smoothing, label hysteresis and label-change events.
+
+Without these a live label flickers between close classes from frame to
+frame. EMA averages the scores over about ``window`` results; hysteresis
+(as rpicam-apps' TFLite stage does) shows a label only once it rises above
+``threshold_high`` and keeps it until it falls below ``threshold_low``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from edgecam.result import Classification
+
+
+class Smoother:
+    """Feeds results through EMA and hysteresis; reports label changes.
+
+    :meth:`update` returns the (possibly smoothed) result and, when the shown
+    label changed, an event dict ``{"type": "label_change", "label", "previous",
+    "score", "frame", "wall_time"}``; ``label`` is None when nothing is shown.
+    """
+
+    def __init__(self, cfg, threshold: float = 0.0):
+        self.cfg = cfg
+        self.threshold = threshold  # without hysteresis: the minimum score to show a label
+        self._ema: np.ndarray | None = None
+        self._alpha = 2.0 / (cfg.window + 1)  # the usual EMA span -> weight
+        self.label: str | None = None
+        self.label_index: int | None = None
+
+    def reset(self) -> None:
+        self._ema = None
+
+    def update(self, result: Classification) -> tuple[Classification, dict | None]:
+        if self.cfg.mode == "ema" and self.cfg.window > 1:
+            if self._ema is None or self._ema.shape != result.scores.shape:
+                self._ema = result.scores.astype(np.float32, copy=True)
+            else:
+                self._ema += self._alpha * (result.scores - self._ema)
+            result = dataclasses.replace(result, scores=self._ema.copy())
+        scores = result.scores
+        top = result.top
+        previous = self.label
+        if self.cfg.hysteresis:
+            current = self.label_index
+            if current is not None and scores[current] < self.cfg.threshold_low:
+                current = None
+            if top.score >= self.cfg.threshold_high and (current is None or top.score > scores[current]):
+                current = top.index
+            self.label_index = current
+        else:
+            self.label_index = top.index if top.score >= self.threshold else None
+        self.label = result.labels[self.label_index] if self.label_index is not None else None
+        event = None
+        if self.label != previous:
+            event = {
+                "type": "label_change",
+                "label": self.label,
+                "previous": previous,
+                "score": float(scores[self.label_index]) if self.label_index is not None else 0.0,
+                "frame": result.frame_index,
+                "wall_time": result.wall_time,
+            }
+        return result, event

@@ -1,0 +1,66 @@
+"""A folder of photos, in name order: for demos and tests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import cv2
+
+from edgecam.errors import SourceError
+from edgecam.frame import Frame
+from edgecam.sources.base import FrameSource
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The pictures in ``folder`` (not recursive), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+class ImageFolderSource(FrameSource):
+    """Each picture of a folder as one frame; ``fps`` paces them when ``realtime``."""
+
+    live = False
+
+    def __init__(self, folder: str | Path, fps: float = 1.0, realtime: bool = False, loop: bool = False):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise SourceError(f"source {folder}: not a folder of images")
+        self.paths = list_images(self.folder)
+        if not self.paths:
+            raise SourceError(f"source {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        self.name = f"images:{self.folder}"
+        self.fps = fps
+        self.realtime = realtime
+        self.loop = loop
+        self._i = 0
+        self._t0: float | None = None
+
+    def read(self) -> Frame | None:
+        while True:
+            if self._i >= len(self.paths) * (1 if not self.loop else 10**12):
+                return None
+            path = self.paths[self._i % len(self.paths)]
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            index = self._i
+            self._i += 1
+            if image is None:
+                logger.warning("skipping %s: not a readable image", path)
+                continue
+            now = time.monotonic()
+            if self.realtime and self.fps:
+                if self._t0 is None:
+                    self._t0 = now
+                due = self._t0 + index / self.fps
+                if due > now:
+                    time.sleep(due - now)
+                    now = time.monotonic()
+            return Frame(image=image, index=index, timestamp=now, wall_time=time.time())
+
+    def close(self) -> None:
+        self._i = len(self.paths) * 10**13

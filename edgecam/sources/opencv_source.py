@@ -1,0 +1,112 @@
+"""Webcams, video files, URLs and GStreamer pipelines through ``cv2.VideoCapture``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import cv2
+
+from edgecam.errors import SourceError
+from edgecam.frame import Frame
+from edgecam.sources.base import FrameSource
+
+logger = logging.getLogger(__name__)
+
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+def is_live_uri(uri: str | int) -> bool:
+    """Webcam indexes, device nodes, network streams and GStreamer pipelines are live."""
+    if isinstance(uri, int) or str(uri).isdigit():
+        return True
+    s = str(uri)
+    if s.startswith("/dev/video") or "!" in s:  # a device node, or a GStreamer pipeline
+        return True
+    return bool(_URL.match(s)) and not s.startswith("file://")
+
+
+class OpenCVSource(FrameSource):
+    """Frames from ``cv2.VideoCapture``.
+
+    Args:
+        uri: a webcam index (``0`` or ``"0"``), a video file, a URL or a
+            GStreamer pipeline string.
+        size / fps: what to ask a webcam for (files keep their own).
+        realtime: pace a file at its native frame rate, as a camera would
+            deliver it (frames are not skipped: the reader sleeps).
+        loop: start a file again at its end.
+        timeout_s: a live source that returns no frame for this long fails
+            with SourceError (then the pipeline may reconnect).
+    """
+
+    def __init__(self, uri: str | int, size: tuple[int, int] | None = None, fps: float | None = None,
+                 realtime: bool = False, loop: bool = False, timeout_s: float = 5.0):
+        self.uri = int(uri) if isinstance(uri, str) and uri.isdigit() else uri
+        self.live = is_live_uri(self.uri)
+        self.name = f"opencv:{self.uri}"
+        self.realtime = realtime and not self.live
+        self.loop = loop and not self.live
+        self.timeout_s = timeout_s
+        if not self.live and not Path(str(uri).removeprefix("file://")).exists():
+            raise SourceError(f"source {uri}: no such file; check the path (or use a webcam index like 0)")
+        params = []
+        if self.live:
+            # Don't let a dead network stream block the capture thread forever.
+            ms = int(timeout_s * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        api = cv2.CAP_GSTREAMER if isinstance(self.uri, str) and "!" in self.uri else cv2.CAP_ANY
+        self.cap = cv2.VideoCapture(self.uri, api, params)
+        if not self.cap.isOpened():
+            self.cap.release()
+            what = "camera" if isinstance(self.uri, int) else "stream" if self.live else "video file"
+            hint = ("is it plugged in and not used by another program? try --source with another index, or a file"
+                    if isinstance(self.uri, int) else "check the path or URL and that OpenCV has the codec")
+            raise SourceError(f"source {uri}: cannot open this {what}; {hint}")
+        if self.live and isinstance(self.uri, int):
+            if size:
+                self.cap.set(cv2.CAP_PROP_FRAME_WIDTH, size[0])
+                self.cap.set(cv2.CAP_PROP_FRAME_HEIGHT, size[1])
+            if fps:
+                self.cap.set(cv2.CAP_PROP_FPS, fps)
+            # A webcam's internal queue adds latency; keep it to one frame where supported.
+            self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        native = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(native) if native and native > 0 and native < 1000 else fps
+        self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not self.live else 0
+        self._index = 0
+        self._t0: float | None = None
+        self._closed = False
+        logger.info("opened %s (%s, %.1f fps)", self.name, "live" if self.live else "file", self.fps or 0)
+
+    def read(self) -> Frame | None:
+        if self._closed:
+            return None
+        ok, image = self.cap.read()
+        if not ok:
+            if self.loop and self._index > 0:
+                self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, image = self.cap.read()
+            if not ok:
+                if self.live:
+                    raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
+                return None
+        now = time.monotonic()
+        if self.realtime and self.fps:
+            # Deliver frame i no earlier than i / fps after the first one.
+            if self._t0 is None:
+                self._t0 = now
+            due = self._t0 + self._index / self.fps
+            if due > now:
+                time.sleep(due - now)
+                now = time.monotonic()
+        frame = Frame(image=image, index=self._index, timestamp=now, wall_time=time.time())
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.cap.release()
