@@ -215,7 +215,7 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
         (member is None or (isinstance(member, str) and member != ""), "member must be a path inside the archive"),
     ]
     problems = [f"{where}: {msg}" for ok, msg in checks if not ok]
-    if not problems and isinstance(url, str):
+    if isinstance(url, str):
         is_archive = urllib.parse.urlparse(url).path.endswith(_ARCHIVE_SUFFIXES)
         if is_archive and member is None:
             problems.append(f"{where}: url is a .tgz archive, so 'member' (the .tflite inside it) is required")
@@ -358,7 +358,8 @@ def _check(art: _Artifact, dest: Path) -> tuple[str, str]:
     except RegistryError as e:
         return "mismatch", e.message
     if expected is None:
-        return "unverified", f"{path}: no known checksum; 'edgecam models fetch {art.model} --trust-on-first-use' records one"
+        hint = f"'edgecam models fetch {art.model} --trust-on-first-use' records one"
+        return "unverified", f"{path}: no known checksum; {hint}"
     try:
         got = _sha256_file(path)
     except OSError as e:
@@ -371,6 +372,10 @@ def _check(art: _Artifact, dest: Path) -> tuple[str, str]:
 # ------------------------------------------------------------------------ fetching
 
 
+def _size(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} kB"
+
+
 class _Progress:
     """A one-line ``\\r`` progress display on a terminal, else log lines."""
 
@@ -379,7 +384,7 @@ class _Progress:
         self.tty = enabled and sys.stderr.isatty()
         self._last = 0.0
         if not self.tty:
-            size = f" ({total / 1e6:.1f} MB)" if total else ""
+            size = f" ({_size(total)})" if total else ""
             logger.info("%s: downloading%s", label, size)
 
     def update(self, done: int) -> None:
@@ -388,8 +393,8 @@ class _Progress:
             return
         self._last = now
         pct = f"{100 * done // self.total:3d}% " if self.total else ""
-        total = f"/{self.total / 1e6:.1f}" if self.total else ""
-        sys.stderr.write(f"\r{self.label}: {pct}{done / 1e6:.1f}{total} MB")
+        total = f" of {_size(self.total)}" if self.total else ""
+        sys.stderr.write(f"\r{self.label}: {pct}{_size(done)}{total}  ")
         sys.stderr.flush()
 
     def finish(self, done: int) -> None:
@@ -399,7 +404,7 @@ class _Progress:
             sys.stderr.write("\n")
             sys.stderr.flush()
         else:
-            logger.info("%s: downloaded %.1f MB", self.label, done / 1e6)
+            logger.info("%s: downloaded %s", self.label, _size(done))
 
 
 def _copy_stream(
@@ -440,7 +445,9 @@ def _copy_stream(
         out.flush()
         os.fsync(out.fileno())  # the data is on disk before the rename makes it visible
     except OSError as e:
-        raise OutputError(f"{art.model}: cannot write {art.file}: {e.strerror or e}; free some space or {_DIR_HINT}") from None
+        raise OutputError(
+            f"{art.model}: cannot write {art.file}: {e.strerror or e}; free some space or {_DIR_HINT}"
+        ) from None
     return h.hexdigest(), n
 
 
@@ -518,13 +525,16 @@ def _extract_member(art: _Artifact, archive: Path, out: BinaryIO) -> str:
             src = tar.extractfile(info) if info.isfile() else None
             if src is None:
                 raise RegistryError(
-                    f"{art.model}: {art.member} in {art.url} is not a regular file; fix 'member' in the registry (models.yaml)"
+                    f"{art.model}: {art.member} in {art.url} is not a regular file; "
+                    "fix 'member' in the registry (models.yaml)"
                 )
             with src:
                 return _copy_stream(src.read, out, art, f"{art.member} in {art.url}")[0]
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         # Write failures were already turned into OutputError by _copy_stream.
-        raise RegistryError(f"{art.model}: {art.url} is not a readable .tgz archive: {e}; try again, or {_MIRROR_HINT}") from None
+        raise RegistryError(
+            f"{art.model}: {art.url} is not a readable .tgz archive: {e}; try again, or {_MIRROR_HINT}"
+        ) from None
 
 
 def _obtain(art: _Artifact, dest: Path, tmp: Path, mirror: Path | None, progress: bool) -> tuple[str, str]:
@@ -563,7 +573,9 @@ def _fetch_one(art: _Artifact, dest: Path, mirror: Path | None, trust_on_first_u
         try:
             current = _sha256_file(final)
         except OSError as e:
-            raise OutputError(f"{art.model}: cannot read {final}: {e.strerror or e}; delete it or {_DIR_HINT}") from None
+            raise OutputError(
+                f"{art.model}: cannot read {final}: {e.strerror or e}; delete it or {_DIR_HINT}"
+            ) from None
         if expected is not None:
             if current == expected:
                 logger.debug("%s: %s present and verified", art.model, final)
@@ -765,7 +777,9 @@ def read_labels(path: str | os.PathLike) -> list[str]:
     except OSError as e:
         raise ModelError(f"cannot read labels file {p}: {e.strerror or e}; check model.labels / --labels") from None
     except UnicodeDecodeError as e:
-        raise ModelError(f"labels file {p} is not UTF-8 text ({e.reason} at byte {e.start}); is it really a labels file?") from None
+        raise ModelError(
+            f"labels file {p} is not UTF-8 text ({e.reason} at byte {e.start}); is it really a labels file?"
+        ) from None
     lines = [line.strip() for line in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
