@@ -26,7 +26,9 @@ import logging
 import os
 import pwd
 import re
+import shlex
 import shutil
+import site
 import subprocess
 import sys
 from collections.abc import Callable
@@ -184,16 +186,14 @@ def _launcher_script() -> tuple[bytes, list[str]]:
     """The launcher text and warnings about the environment it points to."""
     python = sys.executable
     lines = ["#!/bin/sh", _LAUNCHER_MARK + "; removed by 'edgecam service uninstall'."]
-    import site
-
     site_dirs = {str(Path(d).resolve()) for d in site.getsitepackages() + [site.getusersitepackages()]}
     if str(_SOURCE_ROOT) not in site_dirs:  # running from a source checkout
-        lines.append(f'PYTHONPATH="{_SOURCE_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}"; export PYTHONPATH')
-    lines.append(f'exec "{python}" -m edgecam "$@"')
+        lines.append(f'PYTHONPATH={shlex.quote(str(_SOURCE_ROOT))}"${{PYTHONPATH:+:$PYTHONPATH}}"; export PYTHONPATH')
+    lines.append(f'exec {shlex.quote(python)} -m edgecam "$@"')
     warnings = [
         f"warning: {p} is hidden from the service by ProtectHome=/PrivateTmp=; install edgecam in a "
         "venv such as /opt/edgecam/venv and run this installer with that venv's edgecam"
-        for p in {python, str(_SOURCE_ROOT)}
+        for p in dict.fromkeys([python, str(_SOURCE_ROOT)])
         if (p.rstrip("/") + "/").startswith(_HIDDEN_FROM_SERVICE)
     ]
     return ("\n".join(lines) + "\n").encode(), warnings
@@ -217,11 +217,14 @@ def _default_config() -> tuple[config_mod.Config, bytes]:
 
 
 def _chown_tree(path: Path, user: str) -> None:
-    pw = pwd.getpwnam(user)
-    for dirpath, _dirs, files in os.walk(path):
-        os.chown(dirpath, pw.pw_uid, pw.pw_gid)
-        for name in files:
-            os.chown(os.path.join(dirpath, name), pw.pw_uid, pw.pw_gid)
+    try:
+        pw = pwd.getpwnam(user)
+        for dirpath, _dirs, files in os.walk(path):
+            os.chown(dirpath, pw.pw_uid, pw.pw_gid)
+            for name in files:
+                os.chown(os.path.join(dirpath, name), pw.pw_uid, pw.pw_gid)
+    except (OSError, KeyError) as e:
+        raise OutputError(f"cannot give {path} to user {user}: {e}") from None
 
 
 def _user_exists(name: str) -> bool:
@@ -354,9 +357,12 @@ def _install_model(steps: _Steps, cfg: config_mod.Config) -> None:
         return
     path = registry.fetch(name, dest_dir=dest, progress=sys.stderr.isatty())
     # The service only needs to read models; keep them private to it.
-    for f in dest.iterdir():
-        if f.is_file():
-            f.chmod(0o640)
+    try:
+        for f in dest.iterdir():
+            if f.is_file():
+                f.chmod(0o640)
+    except OSError as e:
+        raise OutputError(f"cannot set permissions in {dest}: {e}") from None
     steps.say(f"model ready: {path}")
 
 

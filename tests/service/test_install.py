@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shlex
 import stat
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def test_install_puts_unit_config_model_and_launcher_in_place(tmp_path, mirror, 
 
     launcher = root / "usr/local/bin/edgecam"
     assert _mode(launcher) == 0o755
-    assert f'"{sys.executable}" -m edgecam' in launcher.read_text()
+    assert f"{shlex.quote(sys.executable)} -m edgecam" in launcher.read_text()
 
     # Outside / there is no user to create and no systemd to talk to.
     assert any("skip: create system user" in line for line in lines)

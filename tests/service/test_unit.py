@@ -75,12 +75,16 @@ def test_unit_security_exposure_is_low(tmp_path):
 def test_unit_keeps_the_promises_the_code_relies_on():
     """Settings other modules depend on (exit codes, notify, paths)."""
     from edgecam.errors import EXIT_CONFIG
+    from edgecam.service.install import LAUNCHER, MODEL_DIR
 
-    lines = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in UNIT.read_text().splitlines() if "=" in line and not line.startswith("#")}
+    text = UNIT.read_text()
+    lines = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
     assert lines["Type"] == "notify"
     assert lines["RestartPreventExitStatus"] == str(EXIT_CONFIG)
     assert lines["StateDirectory"] == "edgecam"
-    assert "EDGECAM_MODEL_DIR=/var/lib/edgecam/models" in UNIT.read_text()
+    assert "EDGECAM_MODEL_DIR=/var/lib/edgecam/models" in text
+    assert f"Environment=EDGECAM_MODEL_DIR=/{MODEL_DIR}" in text, "installer and unit disagree on the model folder"
+    assert lines["ExecStart"].startswith(f"/{LAUNCHER} "), "installer and unit disagree on the launcher"
 
 
 def _mdwe_supported() -> bool:
