@@ -410,6 +410,7 @@ class MqttSink(Sink):
                 self._early.add(mid)
             self._published += 1
             self._cond.notify_all()
+        self._update_stats()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
