@@ -405,6 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
                             f"try again later or use /snapshot.jpg\n".encode(), extra={"Retry-After": "5"})
             return
         if sink._closing:
+            self._send(503, b"503 shutting down\n")
             return
         try:
             self.send_response(200)
