@@ -1,0 +1,327 @@
+"""The Raspberry Pi camera, through picamera2 (libcamera).
+
+Two streams come from each sensor frame:
+
+* ``main`` at the display size, format ``RGB888``. libcamera names formats
+  after DRM, so "RGB888" is stored B, G, R in memory: exactly the BGR that
+  :attr:`Frame.image` and OpenCV want, no conversion needed.
+* ``lores`` at the model's input size, scaled by the ISP for free, which
+  spares the CPU a resize per frame. Its format depends on the board:
+
+  - Pi 5 (PiSP) can output ``RGB888`` on lores (B, G, R in memory: we flip it
+    to RGB);
+  - Pi 4 and older (VC4) refuse anything but YUV on lores ("lores stream must
+    be YUV"), so we ask for ``YUV420`` and convert it on the CPU (cheap at
+    224x224). Its array is ``(h*3/2, stride)`` with each line padded to the
+    stride, two chroma lines per array row; we cut the padding per plane
+    before OpenCV's I420 conversion.
+
+  We *try* RGB888 and fall back to YUV420 when configure() refuses, rather
+  than test the board: older picamera2 releases refuse RGB lores on a Pi 5
+  too, and the fallback covers them.
+
+Both arrays come from ONE ``capture_request()`` so they show the same instant
+(two ``capture_array`` calls would pick two different frames).
+
+picamera2 is imported lazily: it only exists on a Pi (from apt), and the rest
+of edgecam must import without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import cv2
+import numpy as np
+
+from edgecam.errors import SourceError
+from edgecam.frame import Frame
+from edgecam.sources.base import FrameSource
+
+logger = logging.getLogger(__name__)
+
+_INSTALL_HINT = (
+    "install it with 'sudo apt install python3-picamera2' (a venv needs --system-site-packages) "
+    "or set source.type: opencv"
+)
+# Each stream holds this many buffers. We keep one request only while copying
+# it out, so 4 leaves the camera enough to run at full rate.
+_BUFFER_COUNT = 4
+
+
+def camera_available(camera_num: int = 0) -> bool:
+    """True if picamera2 imports and lists camera ``camera_num`` (for ``source: auto``).
+
+    Does not open the camera, so a camera busy in another process still counts
+    as available (opening it will then say so).
+    """
+    try:
+        import picamera2
+    except Exception as exc:  # ImportError, or libcamera's bindings failing to load
+        logger.debug("picamera2 not importable: %s", exc)
+        return False
+    try:
+        cameras = picamera2.Picamera2.global_camera_info()
+    except Exception as exc:
+        logger.debug("picamera2 cannot list cameras: %s", exc)
+        return False
+    return 0 <= camera_num < len(cameras)
+
+
+def _even(size: tuple[int, int]) -> tuple[int, int]:
+    """picamera2 rejects odd widths and heights."""
+    w, h = (int(v) for v in size)
+    return max(2, w - w % 2), max(2, h - h % 2)
+
+
+def _i420_to_rgb(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """RGB from picamera2's YUV420 array of shape (h*3/2, stride).
+
+    The buffer is a Y plane of ``height`` lines of ``stride`` bytes, then U and
+    V planes of ``height/2`` lines of ``stride/2`` bytes each; only the first
+    ``width`` (``width/2``) bytes of a line are picture. Cropping the array's
+    columns alone would be wrong: every array row of the chroma part holds two
+    chroma lines, padding between them.
+    """
+    stride = array.shape[1]
+    if stride != width:
+        flat = array.reshape(-1)
+        cstride, cw, ch = stride // 2, width // 2, height // 2
+        y = flat[: height * stride].reshape(height, stride)[:, :width]
+        u_start = height * stride
+        v_start = u_start + ch * cstride
+        u = flat[u_start:v_start].reshape(ch, cstride)[:, :cw]
+        v = flat[v_start: v_start + ch * cstride].reshape(ch, cstride)[:, :cw]
+        array = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(
+            height * 3 // 2, width)
+    return cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420)
+
+
+class Picamera2Source(FrameSource):
+    """Frames from a Raspberry Pi camera, with the model input scaled by the ISP.
+
+    Args:
+        size: (width, height) of ``Frame.image`` (the ``main`` stream, BGR).
+        fps: frame rate asked of the sensor.
+        lores_size: the model's (width, height) input, delivered as
+            ``Frame.model_input`` (RGB); None for no lores stream.
+        camera_num: index in ``Picamera2.global_camera_info()``.
+        timeout_s: a capture that waits longer than this is a failure.
+
+    Raises:
+        SourceError: picamera2 missing, no such camera, camera busy, or the
+            configuration refused; one line saying what to do.
+    """
+
+    live = True
+
+    def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0,
+                 lores_size: tuple[int, int] | None = (224, 224), camera_num: int = 0,
+                 timeout_s: float = 5.0):
+        self.name = f"picamera2:{camera_num}"
+        self.fps = float(fps)
+        self.camera_num = camera_num
+        self.timeout_s = float(timeout_s)
+        self.lores_size = tuple(int(v) for v in lores_size) if lores_size else None
+        self.lores_format: str | None = None  # what the camera accepted: RGB888 or YUV420
+        self._lores_actual: tuple[int, int] | None = None
+        self._index = -1
+        self._last_sensor_ns: int | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # read's copy-out vs close()
+        self._cam = None
+
+        try:
+            import picamera2
+        except Exception as exc:
+            raise SourceError(f"{self.name}: picamera2 is not available ({exc}); {_INSTALL_HINT}") from exc
+        try:
+            cameras = picamera2.Picamera2.global_camera_info()
+        except Exception as exc:
+            raise SourceError(f"{self.name}: libcamera cannot list cameras ({exc}); "
+                              "check 'rpicam-hello --list-cameras'") from exc
+        if not 0 <= camera_num < len(cameras):
+            raise self._no_camera(len(cameras))
+        try:
+            self._cam = picamera2.Picamera2(camera_num)
+        except IndexError as exc:  # unplugged between the listing and the open
+            raise self._no_camera(0) from exc
+        except Exception as exc:
+            raise SourceError(
+                f"{self.name}: camera busy: another process (rpicam-hello, a crashed edgecam) "
+                f"holds it; stop it or reboot ({exc})") from exc
+        try:
+            self._configure(size)
+            self._cam.start()
+        except BaseException as exc:
+            # Never leave the camera acquired: the next run would find it "busy".
+            self._shutdown()
+            if isinstance(exc, Exception) and not isinstance(exc, SourceError):
+                raise SourceError(f"{self.name}: cannot start the camera ({exc}); check that "
+                                  "'rpicam-hello' works, else reboot") from exc
+            raise
+        logger.info("%s: main %s RGB888, lores %s %s, %.1f fps", self.name, self.size,
+                    self._lores_actual, self.lores_format, self.fps)
+
+    def _no_camera(self, found: int) -> SourceError:
+        if found == 0:
+            return SourceError(f"{self.name}: no camera found; check the ribbon cable and "
+                               "'rpicam-hello --list-cameras', or set source.type: opencv")
+        return SourceError(f"{self.name}: only {found} camera(s) found (numbered from 0); "
+                           "set a smaller camera number")
+
+    def _configure(self, size: tuple[int, int]) -> None:
+        cam = self._cam
+        main_size = _even(size)
+        common = {"main": {"size": main_size, "format": "RGB888"},
+                  "controls": {"FrameRate": self.fps}, "buffer_count": _BUFFER_COUNT}
+        try:
+            import libcamera
+            # BT.601 limited range: what OpenCV's I420 conversion assumes. picamera2
+            # would pick BT.709 by itself once main reaches 1280x720.
+            common["colour_space"] = libcamera.ColorSpace.Smpte170m()
+        except Exception:  # pragma: no cover - libcamera always comes with picamera2
+            logger.debug("libcamera not importable; keeping picamera2's default colour space")
+
+        if self.lores_size is None:
+            attempts = [None]
+        else:
+            lores = _even(self.lores_size)
+            # The ISP cannot make lores bigger than main; we upscale on the CPU then.
+            lores = (min(lores[0], main_size[0]), min(lores[1], main_size[1]))
+            if lores != self.lores_size:
+                logger.warning("%s: lores %s not possible with main %s; using %s and resizing",
+                               self.name, self.lores_size, main_size, lores)
+            attempts = [{"size": lores, "format": fmt} for fmt in ("RGB888", "YUV420")]
+
+        error: Exception | None = None
+        for lores_cfg in attempts:
+            try:
+                config = cam.create_video_configuration(lores=lores_cfg, **common)
+                cam.configure(config)
+                break
+            except Exception as exc:
+                error = exc
+                if lores_cfg is not None and lores_cfg["format"] == "RGB888":
+                    logger.info("%s: camera refuses RGB888 lores (%s); using YUV420", self.name, exc)
+        else:
+            lores_text = f" + lores {attempts[-1]['size']}" if attempts[-1] else ""
+            raise SourceError(f"{self.name}: the camera refuses main {main_size}{lores_text} at "
+                              f"{self.fps:g} fps ({error}); try another source size or fps") from error
+
+        main = cam.stream_configuration("main")
+        self.size = tuple(main["size"])
+        if self.lores_size is not None:
+            lores = cam.stream_configuration("lores")
+            self.lores_format = lores["format"]
+            self._lores_actual = tuple(lores["size"])
+            if self._lores_actual != self.lores_size:
+                logger.info("%s: lores is %s, resized to %s on the CPU", self.name,
+                            self._lores_actual, self.lores_size)
+
+    def read(self) -> Frame | None:
+        """The next frame; None once closed. Raises SourceError on a stall."""
+        cam = self._cam
+        if self._closed or cam is None:
+            return None
+        try:
+            request = cam.capture_request(wait=self.timeout_s)
+        except TimeoutError:
+            if self._closed:
+                return None
+            # The timed-out capture stays queued in picamera2 and would swallow
+            # (and never release) a later frame; cancel it.
+            self._cancel_pending(cam)
+            raise SourceError(f"{self.name}: no frame for {self.timeout_s:g} s "
+                              "(cable loose? camera in use by another process?)") from None
+        except CancelledError:
+            if self._closed:
+                return None
+            raise SourceError(f"{self.name}: capture cancelled") from None
+        except Exception as exc:
+            if self._closed:
+                return None
+            raise SourceError(f"{self.name}: capture failed: {exc}") from exc
+
+        # Capture time: libcamera's SensorTimestamp is when the frame's first row
+        # was exposed, in ns on CLOCK_BOOTTIME. Shifting our clocks back by its
+        # age measures latency from the sensor, not from when we got round to
+        # reading (up to a frame later, as picamera2 keeps one frame queued).
+        mono_now, wall_now = time.monotonic(), time.time()
+        boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else None
+        with self._lock:
+            try:
+                if self._closed:
+                    return None
+                image = request.make_array("main")
+                lores = request.make_array("lores") if self.lores_size else None
+                metadata = request.get_metadata()
+            except Exception as exc:
+                raise SourceError(f"{self.name}: cannot read the captured frame: {exc}") from exc
+            finally:
+                request.release()  # back to the camera at once, or it runs out of buffers
+
+        sensor_ns = metadata.get("SensorTimestamp")
+        age = 0.0
+        if sensor_ns and boot_now is not None:
+            age = (boot_now - sensor_ns) / 1e9
+            if not 0.0 <= age < 1.0:  # clocks disagree: trust our own
+                age = 0.0
+        self._index += self._frames_since_last(sensor_ns, metadata.get("FrameDuration"))
+        model_input = self._model_input(lores) if lores is not None else None
+        return Frame(image=image, index=self._index, timestamp=mono_now - age,
+                     wall_time=wall_now - age, model_input=model_input)
+
+    def _frames_since_last(self, sensor_ns, frame_duration_us) -> int:
+        """Sensor frames elapsed since the previous read, so index gaps show drops."""
+        step = 1
+        if sensor_ns and frame_duration_us and self._last_sensor_ns is not None:
+            step = max(1, round((sensor_ns - self._last_sensor_ns) / (frame_duration_us * 1000)))
+        if sensor_ns:
+            self._last_sensor_ns = sensor_ns
+        return step
+
+    def _model_input(self, lores: np.ndarray) -> np.ndarray:
+        w, h = self._lores_actual
+        if self.lores_format == "YUV420":
+            rgb = _i420_to_rgb(lores, w, h)
+        else:  # RGB888: B, G, R in memory
+            rgb = cv2.cvtColor(lores, cv2.COLOR_BGR2RGB)
+        if (w, h) != self.lores_size:
+            # The ISP could not give exactly the model size (clamped to main, or
+            # adjusted by libcamera): a CPU resize at this size costs little.
+            rgb = cv2.resize(rgb, self.lores_size, interpolation=cv2.INTER_AREA)
+        return rgb
+
+    @staticmethod
+    def _cancel_pending(cam) -> None:
+        cancel = getattr(cam, "cancel_all_and_flush", None)  # picamera2 >= 0.3.13
+        if cancel is not None:
+            try:
+                cancel()
+            except Exception as exc:
+                logger.debug("cancel_all_and_flush failed: %s", exc)
+
+    def close(self) -> None:
+        """Stop and release the camera. Idempotent; safe from another thread."""
+        if self._closed:
+            return
+        self._closed = True
+        cam = self._cam
+        if cam is not None:
+            self._cancel_pending(cam)  # wake a read() blocked in capture_request
+        with self._lock:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        cam, self._cam = self._cam, None
+        if cam is None:
+            return
+        for step in (cam.stop, cam.close):
+            try:
+                step()
+            except Exception as exc:  # keep going: close() must still release the camera
+                logger.warning("%s: %s() failed: %s", self.name, step.__name__, exc)

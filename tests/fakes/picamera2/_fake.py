@@ -1,0 +1,779 @@
+"""The fake picamera2 itself; see tests/fakes/README.md for what it models.
+
+Everything a test steers goes through :data:`fake_control`. Everything code
+under test calls is on :class:`Picamera2` / :class:`CompletedRequest`, with the
+real signatures, return shapes, and error types and messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Future
+
+import cv2
+import libcamera
+import numpy as np
+
+from picamera2.platform import Platform
+
+_log = logging.getLogger("picamera2.picamera2")
+
+MODEL_ENV = "EDGECAM_FAKE_PICAMERA2_MODEL"
+
+# What each fake board looks like: its ISP and the camera usually found on it.
+MODELS = {
+    "pi4": {
+        "platform": Platform.VC4,
+        "sensor": "imx219",
+        "id": "/base/soc/i2c0mux/i2c@1/imx219@10",
+        "sensor_resolution": (3280, 2464),
+    },
+    "pi5": {
+        "platform": Platform.PISP,
+        "sensor": "imx708",
+        "id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a",
+        "sensor_resolution": (4608, 2592),
+    },
+}
+
+# Row alignment (bytes) the kernel ISP drivers give each format: bcm2835-isp
+# aligns YUV420 lines to 64 and RGB24 to 32 bytes; on the Pi 5 the PiSP pads
+# YUV420 to 128 (so that each chroma line is 64-aligned) and RGB to 64.
+_STRIDE_ALIGN = {
+    Platform.VC4: {"YUV420": 64, "YVU420": 64, "RGB888": 32, "BGR888": 32, "XRGB8888": 64, "XBGR8888": 64},
+    Platform.PISP: {"YUV420": 128, "YVU420": 128, "RGB888": 64, "BGR888": 64, "XRGB8888": 64, "XBGR8888": 64},
+}
+_BYTES_PER_PIXEL = {"RGB888": 3, "BGR888": 3, "XRGB8888": 4, "XBGR8888": 4, "YUV420": 1, "YVU420": 1}
+_YUV_FORMATS = {"YUV420", "YVU420", "NV12", "NV21", "YUYV", "YVYU", "UYVY", "VYUY"}
+_RGB_FORMATS = {"RGB888", "BGR888", "XRGB8888", "XBGR8888", "RGB161616", "BGR161616"}
+_STREAM_KEYS = ("format", "size", "stride", "preserve_ar")
+_KNOWN_CONTROLS = {
+    "FrameDurationLimits", "NoiseReductionMode", "ExposureTime", "AnalogueGain", "AeEnable",
+    "AwbEnable", "AwbMode", "ColourGains", "Brightness", "Contrast", "Saturation", "Sharpness",
+    "ScalerCrop", "AfMode", "LensPosition",
+}
+_NR_MINIMAL, _NR_FAST = 3, 1  # libcamera.controls.draft.NoiseReductionModeEnum values
+
+
+def _align_up(value: int, align: int) -> int:
+    return (value + align - 1) // align * align
+
+
+# --------------------------------------------------------------------------- #
+# Test-side control
+# --------------------------------------------------------------------------- #
+
+
+class _Slot:
+    """One camera connector: what is plugged in and who holds it."""
+
+    def __init__(self, num: int):
+        self.num = num
+        self.attached = True
+        self.held_externally = False  # another process (rpicam-hello...) has it
+        self.owner: Picamera2 | None = None
+        self.stalled = threading.Event()
+        self.fail_next: BaseException | None = None
+        self.frames_produced = 0
+
+
+class FakeControl:
+    """How a test sets up and steers the fake cameras.
+
+    Reset to the defaults (one camera, model from ``$EDGECAM_FAKE_PICAMERA2_MODEL``
+    or "pi4", synthetic pictures) with :meth:`reset`, which also force-closes and
+    reports any camera the code under test left open.
+    """
+
+    def __init__(self):
+        self._lock = threading.RLock()
+        self.model = "pi4"
+        self.slots: list[_Slot] = []
+        self.adjust_size: Callable[[str, str, tuple[int, int]], tuple[int, int]] | None = None
+        self.hang_guard_s = 20.0
+        self._source: Callable[[int], np.ndarray] = _synthetic_picture
+        self.reset()
+
+    # -- set-up ----------------------------------------------------------- #
+
+    def reset(self, model: str | None = None) -> list[int]:
+        """Back to defaults; returns the numbers of cameras that were still open."""
+        with self._lock:
+            leaked = [s.num for s in self.slots if s.owner is not None]
+            owners = [s.owner for s in self.slots if s.owner is not None]
+        for cam in owners:
+            cam.close()
+        with self._lock:
+            self.set_model(model or os.environ.get(MODEL_ENV, "pi4"))
+            self.slots = [_Slot(0)]
+            self.adjust_size = None
+            self.hang_guard_s = 20.0
+            self._source = _synthetic_picture
+        return leaked
+
+    def set_model(self, model: str) -> None:
+        """Pretend to be a "pi4" (VC4 ISP) or a "pi5" (PiSP)."""
+        if model not in MODELS:
+            raise ValueError(f"fake picamera2: model must be one of {sorted(MODELS)}, not {model!r}")
+        self.model = model
+        Picamera2.platform = MODELS[model]["platform"]
+
+    @property
+    def platform(self) -> Platform:
+        return MODELS[self.model]["platform"]
+
+    def set_cameras(self, count: int) -> None:
+        """Plug in ``count`` cameras (0 = none attached)."""
+        with self._lock:
+            self.slots = [_Slot(i) for i in range(count)]
+
+    def set_source(self, source: Iterable[np.ndarray] | Callable[[int], np.ndarray] | None) -> None:
+        """What the sensor sees: BGR uint8 HxWx3 pictures, any size.
+
+        A list (or tuple) is cycled; an iterator repeats its last picture when it
+        runs out; a callable gets the frame sequence number; None means a
+        synthetic moving pattern.
+        """
+        if source is None:
+            self._source = _synthetic_picture
+        elif callable(source):
+            self._source = source
+        elif isinstance(source, (list, tuple)):
+            pictures = [_check_picture(p) for p in source]
+            if not pictures:
+                raise ValueError("fake picamera2: empty picture list")
+            self._source = lambda i: pictures[i % len(pictures)]
+        else:
+            self._source = _RepeatLast(iter(source))
+
+    def picture(self, index: int) -> np.ndarray:
+        return _check_picture(self._source(index))
+
+    # -- faults ----------------------------------------------------------- #
+
+    def _slot(self, camera_num: int) -> _Slot:
+        with self._lock:
+            return self.slots[camera_num]
+
+    def hold(self, camera_num: int = 0, held: bool = True) -> None:
+        """Simulate another process holding the camera (opening it then fails)."""
+        self._slot(camera_num).held_externally = held
+
+    def stall(self, camera_num: int = 0) -> None:
+        """Stop delivering frames (what a loose ribbon cable looks like)."""
+        self._slot(camera_num).stalled.set()
+
+    def resume(self, camera_num: int = 0) -> None:
+        self._slot(camera_num).stalled.clear()
+
+    def disconnect(self, camera_num: int = 0) -> None:
+        """Unplug: frames stop and the camera vanishes from global_camera_info().
+
+        Real libcamera does not raise on the open handle: captures just never
+        complete, so callers see their capture timeout.
+        """
+        slot = self._slot(camera_num)
+        slot.stalled.set()
+        slot.attached = False
+
+    def fail_next_capture(self, exc: BaseException, camera_num: int = 0) -> None:
+        """Make the next capture call raise ``exc`` (a libcamera error surfacing)."""
+        self._slot(camera_num).fail_next = exc
+
+    # -- inspection ------------------------------------------------------- #
+
+    def frames_produced(self, camera_num: int = 0) -> int:
+        return self._slot(camera_num).frames_produced
+
+    def open_cameras(self) -> list[int]:
+        with self._lock:
+            return [s.num for s in self.slots if s.owner is not None]
+
+    def camera(self, camera_num: int = 0) -> "Picamera2 | None":
+        """The Picamera2 object that has this camera open, if any."""
+        return self._slot(camera_num).owner
+
+    def held_requests(self, camera_num: int = 0) -> int:
+        """Requests handed out by capture_request() and not yet released."""
+        owner = self._slot(camera_num).owner
+        return 0 if owner is None else len(owner._held)
+
+
+class _RepeatLast:
+    def __init__(self, it: Iterator[np.ndarray]):
+        self._it = it
+        self._last: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, index: int) -> np.ndarray:
+        with self._lock:
+            try:
+                self._last = next(self._it)
+            except StopIteration:
+                if self._last is None:
+                    raise ValueError("fake picamera2: picture iterator was empty") from None
+            return self._last
+
+
+def _check_picture(picture: np.ndarray) -> np.ndarray:
+    if not (isinstance(picture, np.ndarray) and picture.dtype == np.uint8
+            and picture.ndim == 3 and picture.shape[2] == 3):
+        raise ValueError("fake picamera2: pictures must be BGR uint8 arrays of shape HxWx3")
+    return picture
+
+
+def _synthetic_picture(index: int) -> np.ndarray:
+    """Colour bars that scroll one column per frame, so frames differ."""
+    bars = np.array([[255, 255, 255], [0, 255, 255], [255, 255, 0], [0, 255, 0],
+                     [255, 0, 255], [0, 0, 255], [255, 0, 0], [0, 0, 0]], dtype=np.uint8)
+    cols = (np.arange(640) + index) % 640 * len(bars) // 640
+    return np.repeat(bars[cols][np.newaxis], 480, axis=0)
+
+
+# --------------------------------------------------------------------------- #
+# Pixel encoding, as the ISP lays frames out in memory
+# --------------------------------------------------------------------------- #
+
+
+def _bgr_to_i420(bgr: np.ndarray, colour_space) -> np.ndarray:
+    """Planar Y, U, V (h*3/2 rows of w bytes) in the stream's colour space."""
+    h, w = bgr.shape[:2]
+    ycbcr = getattr(colour_space, "ycbcr", "601") or "601"
+    full = getattr(colour_space, "range", "limited") == "full"
+    if ycbcr == "601" and not full:
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420)  # OpenCV's is limited-range BT.601
+    kr, kb = (0.299, 0.114) if ycbcr == "601" else (0.2126, 0.0722)
+    f = bgr.astype(np.float32) / 255.0
+    y = kr * f[..., 2] + (1 - kr - kb) * f[..., 1] + kb * f[..., 0]
+    cb = (f[..., 0] - y) / (2 * (1 - kb))
+    cr = (f[..., 2] - y) / (2 * (1 - kr))
+    if full:
+        y, cb, cr = y * 255, cb * 255 + 128, cr * 255 + 128
+    else:
+        y, cb, cr = 16 + 219 * y, 128 + 224 * cb, 128 + 224 * cr
+    u = cv2.resize(cb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    v = cv2.resize(cr, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    planes = np.concatenate([y.ravel(), u.ravel(), v.ravel()])
+    return np.clip(np.rint(planes), 0, 255).astype(np.uint8).reshape(h * 3 // 2, w)
+
+
+def _fill(plane: np.ndarray, pixels: np.ndarray, rng: np.random.Generator) -> None:
+    """Write ``pixels`` at the left of each line of ``plane``; the rest of the
+    line is padding and gets garbage, as on the real ISP."""
+    width = pixels.shape[1]
+    plane[:, :width] = pixels
+    if plane.shape[1] > width:
+        plane[:, width:] = rng.integers(0, 256, (plane.shape[0], plane.shape[1] - width), dtype=np.uint8)
+
+
+def _encode(bgr: np.ndarray, cfg: dict, colour_space, rng: np.random.Generator) -> np.ndarray:
+    """The stream's 1-D buffer (``framesize`` bytes): pixels in the format's
+    byte order, every line padded to the stride."""
+    fmt, (w, h), stride = cfg["format"], cfg["size"], cfg["stride"]
+    buf = np.empty(cfg["framesize"], dtype=np.uint8)
+    if fmt in ("YUV420", "YVU420"):
+        i420 = _bgr_to_i420(bgr, colour_space).ravel()
+        y, u, v = i420[: w * h], i420[w * h: w * h * 5 // 4], i420[w * h * 5 // 4:]
+        if fmt == "YVU420":
+            u, v = v, u
+        _fill(buf[: h * stride].reshape(h, stride), y.reshape(h, w), rng)
+        cstride, ch, cw = stride // 2, h // 2, w // 2  # chroma lines: half as long, half as many
+        base = h * stride
+        for plane in (u, v):
+            _fill(buf[base: base + ch * cstride].reshape(ch, cstride), plane.reshape(ch, cw), rng)
+            base += ch * cstride
+        return buf
+    if fmt == "RGB888":  # libcamera/DRM naming: memory order is B, G, R
+        pixels = bgr
+    elif fmt == "BGR888":  # memory order R, G, B
+        pixels = bgr[..., ::-1]
+    elif fmt == "XRGB8888":  # B, G, R, 255
+        pixels = np.dstack([bgr, np.full((h, w), 255, np.uint8)])
+    else:  # XBGR8888: R, G, B, 255
+        pixels = np.dstack([bgr[..., ::-1], np.full((h, w), 255, np.uint8)])
+    bpp = _BYTES_PER_PIXEL[fmt]
+    _fill(buf.reshape(h, stride), pixels.reshape(h, w * bpp), rng)
+    return buf
+
+
+def _make_array(buffer: np.ndarray, cfg: dict) -> np.ndarray:
+    """Turn a stream buffer into the array picamera2's make_array() returns."""
+    fmt, (w, h), stride = cfg["format"], cfg["size"], cfg["stride"]
+    if fmt in ("YUV420", "YVU420"):
+        # picamera2 keeps the padding here: (h*3/2, stride), two chroma lines per row.
+        return buffer.reshape(h * 3 // 2, stride)
+    bpp = _BYTES_PER_PIXEL[fmt]
+    array = buffer.reshape(h, stride)
+    if stride != w * bpp:
+        array = np.ascontiguousarray(array[:, : w * bpp])
+    return array.reshape(h, w, bpp)
+
+
+# --------------------------------------------------------------------------- #
+# The camera
+# --------------------------------------------------------------------------- #
+
+
+class CompletedRequest:
+    """One completed capture: every configured stream from the same sensor frame."""
+
+    def __init__(self, picam2: "Picamera2", buffers: dict[str, np.ndarray], metadata: dict):
+        self.picam2 = picam2
+        self.ref_count = 1
+        self.stop_count = picam2.stop_count
+        self.config = picam2.camera_config.copy()
+        self.stream_map = dict(picam2.stream_map)
+        self._buffers = buffers
+        self._metadata = metadata
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self.ref_count == 0:
+                raise RuntimeError("CompletedRequest: acquiring lock with ref_count 0")
+            self.ref_count += 1
+
+    def release(self) -> None:
+        """Give the buffers back to the camera (once the count reaches zero)."""
+        with self._lock:
+            self.ref_count -= 1
+            if self.ref_count < 0:
+                raise RuntimeError("CompletedRequest: lock now has negative ref_count")
+            if self.ref_count > 0:
+                return
+        self.picam2._recycle(self)
+        self.config = None
+        self.stream_map = None
+        self._buffers = None
+
+    def make_buffer(self, name: str) -> np.ndarray:
+        if self.stream_map is None:
+            # The real object has dropped its config by now and fails just as obscurely.
+            raise TypeError("'NoneType' object is not subscriptable (request used after release())")
+        if self.stream_map.get(name) is None:
+            raise RuntimeError(f"Stream {name!r} is not defined")
+        return self._buffers[name].copy()  # the real one copies out of the dmabuf too
+
+    def make_array(self, name: str) -> np.ndarray:
+        buffer = self.make_buffer(name)
+        return _make_array(buffer, self.config[name])
+
+    def get_metadata(self) -> dict:
+        return dict(self._metadata)
+
+
+class _Job:
+    def __init__(self):
+        self.future: Future = Future()
+        self.future.set_running_or_notify_cancel()
+
+
+class Picamera2:
+    """The subset of ``picamera2.Picamera2`` edgecam uses, behaving like the real one."""
+
+    platform = Platform.VC4  # class attribute, as in picamera2; set by fake_control.set_model
+
+    # -- discovery / lifetime -------------------------------------------- #
+
+    @staticmethod
+    def global_camera_info() -> list[dict]:
+        """One dict per attached camera: Model, Location, Rotation, Id, Num."""
+        model = MODELS[fake_control.model]
+        with fake_control._lock:
+            slots = [s for s in fake_control.slots if s.attached]
+        return [{"Model": model["sensor"], "Location": 2, "Rotation": 0,
+                 "Id": model["id"] if s.num == 0 else f"{model['id']}/{s.num}",
+                 "Num": s.num} for s in slots]
+
+    def __init__(self, camera_num: int = 0, verbose_console=None, tuning=None, allocator=None):
+        # Set first: close() (also called from __del__) looks at them.
+        self.is_open = False
+        self.started = False
+        self._thread: threading.Thread | None = None
+        # Like picamera2 >= 0.3.17, an absent camera is an IndexError from this lookup.
+        camera_num = self.global_camera_info()[camera_num]["Num"]
+        with fake_control._lock:
+            slot = fake_control.slots[camera_num]
+            if slot.owner is not None or slot.held_externally:
+                _log.info("Pipeline handler in use by another process")
+                _log.error("Camera __init__ sequence did not complete.")
+                try:
+                    raise RuntimeError("Failed to acquire camera: Device or resource busy")
+                except RuntimeError:
+                    raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904 - as real
+            slot.owner = self
+        self._slot = slot
+        self.camera_idx = camera_num
+        self.is_open = True
+        model = MODELS[fake_control.model]
+        self.sensor_resolution = model["sensor_resolution"]
+        self.camera_properties = {"Model": model["sensor"], "PixelArraySize": self.sensor_resolution,
+                                  "ColorFilterArrangement": 0, "Location": 2, "Rotation": 0}
+        self.camera_config: dict | None = None
+        self.stream_map: dict | None = None
+        self.stop_count = 0
+        self._cond = threading.Condition()
+        self._completed: list[CompletedRequest] = []
+        self._held: set[CompletedRequest] = set()
+        self._jobs: list[_Job] = []
+        self._stop_evt = threading.Event()
+        self._frame_duration_us = 33333
+        self._max_queue_len = 1
+        self._sequence = 0
+        self._rng = np.random.default_rng(1234 + camera_num)
+
+    def __enter__(self) -> "Picamera2":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        # The real class closes itself when garbage-collected, too.
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+        self.stop()
+        with fake_control._lock:
+            if self._slot.owner is self:
+                self._slot.owner = None
+        self.is_open = False
+        self.camera_config = None
+        self.stream_map = None
+
+    # -- configuration ---------------------------------------------------- #
+
+    @staticmethod
+    def _make_initial_stream_config(defaults: dict, updates: dict | None) -> dict | None:
+        if updates is None:
+            return None
+        for key, value in updates.items():
+            if key not in _STREAM_KEYS:
+                raise ValueError(f"Bad key {key!r}: valid stream configuration keys are {_STREAM_KEYS}")
+            defaults[key] = value
+        return defaults
+
+    def _create(self, use_case, main_defaults, main, lores, raw, transform, colour_space,
+                buffer_count, default_controls, controls, display, encode, queue) -> dict:
+        if not self.is_open:
+            raise RuntimeError("Camera not opened")
+        main = self._make_initial_stream_config(main_defaults, main)
+        self.align_stream(main, optimal=False)
+        lores = self._make_initial_stream_config(
+            {"format": "YUV420", "size": main["size"], "preserve_ar": False}, lores)
+        if lores is not None:
+            self.align_stream(lores, optimal=False)
+        raw = self._make_initial_stream_config({"format": "SRGGB10_CSI2P", "size": main["size"]}, raw)
+        config = {"use_case": use_case, "transform": transform or libcamera.Transform(),
+                  "colour_space": colour_space, "buffer_count": buffer_count, "queue": queue,
+                  "main": main, "lores": lores, "raw": raw,
+                  "controls": default_controls | dict(controls or {}), "sensor": {}}
+        for role, stream in (("Display", display), ("Encode", encode)):
+            if stream is not None and config.get(stream) is None:
+                raise RuntimeError(f"{role} stream {stream} was not defined")
+        config["display"], config["encode"] = display, encode
+        return config
+
+    def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
+                                   buffer_count=6, controls={}, display="main", encode="main",
+                                   queue=True, sensor={}, use_case="video") -> dict:
+        main_defaults = {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True}
+        config = self._create(use_case, main_defaults, main, lores, raw, transform, colour_space,
+                              buffer_count, {"NoiseReductionMode": _NR_FAST,
+                                             "FrameDurationLimits": (33333, 33333)},
+                              controls, display, encode, queue)
+        if config["colour_space"] is None:
+            w, h = config["main"]["size"]
+            # picamera2 picks SD video (BT.601) below 1280x720 and HD (BT.709) from there.
+            config["colour_space"] = (libcamera.ColorSpace.Smpte170m() if w < 1280 or h < 720
+                                      else libcamera.ColorSpace.Rec709())
+        return config
+
+    def create_preview_configuration(self, main={}, lores=None, raw={}, transform=None,
+                                     colour_space=None, buffer_count=4, controls={}, display="main",
+                                     encode="main", queue=True, sensor={}, use_case="preview") -> dict:
+        main_defaults = {"format": "XBGR8888", "size": (640, 480), "preserve_ar": True}
+        return self._create(use_case, main_defaults, main, lores, raw, transform,
+                            colour_space or libcamera.ColorSpace.Sycc(), buffer_count,
+                            {"NoiseReductionMode": _NR_MINIMAL, "FrameDurationLimits": (100, 83333)},
+                            controls, display, encode, queue)
+
+    @staticmethod
+    def align_stream(stream_config: dict, optimal: bool = True) -> None:
+        """Round the size down: to even numbers, or (optimal) to the ISP's best width."""
+        if optimal:
+            align = 32 if Picamera2.platform == Platform.VC4 else 64
+            if stream_config["format"] in ("YUV420", "YVU420"):
+                align *= 2  # the chroma planes have half the width
+            elif stream_config["format"] in ("XBGR8888", "XRGB8888"):
+                align //= 2
+        else:
+            align = 2
+        w, h = stream_config["size"]
+        stream_config["size"] = (w - w % align, h - h % 2)
+
+    @staticmethod
+    def align_configuration(config: dict, optimal: bool = True) -> None:
+        Picamera2.align_stream(config["main"], optimal=optimal)
+        if config.get("lores") is not None:
+            Picamera2.align_stream(config["lores"], optimal=optimal)
+
+    @staticmethod
+    def _check_stream_config(stream: dict, name: str) -> None:
+        if type(stream) is not dict:
+            raise RuntimeError(name + " stream should be a dictionary")
+        for key in ("format", "size"):
+            if key not in stream:
+                raise RuntimeError(f"{key} not found in {name} stream")
+        fmt = stream["format"]
+        if type(fmt) is not str:
+            raise RuntimeError("format in " + name + " stream should be a string")
+        if name != "raw" and fmt not in _YUV_FORMATS | _RGB_FORMATS:
+            raise RuntimeError("Bad format " + fmt + " in stream " + name)
+        size = stream["size"]
+        if type(size) is not tuple or len(size) != 2:
+            raise RuntimeError("size in " + name + " stream should be (width, height)")
+        if size[0] % 2 or size[1] % 2:
+            raise RuntimeError("width and height should be even")
+
+    def _check_camera_config(self, config: dict) -> None:
+        for key in ("colour_space", "transform", "main", "lores", "raw"):
+            if key not in config:
+                raise RuntimeError(f"{key!r} key expected in camera configuration")
+        if not isinstance(config["colour_space"], libcamera.ColorSpace):
+            raise RuntimeError("Colour space has incorrect type")
+        if not isinstance(config["transform"], libcamera.Transform):
+            raise RuntimeError("Transform has incorrect type")
+        self._check_stream_config(config["main"], "main")
+        if config["lores"] is not None:
+            self._check_stream_config(config["lores"], "lores")
+            (mw, mh), (lw, lh) = config["main"]["size"], config["lores"]["size"]
+            if lw > mw or lh > mh:
+                raise RuntimeError("lores stream dimensions may not exceed main stream")
+            if Picamera2.platform == Platform.VC4 and config["lores"]["format"] not in _YUV_FORMATS:
+                raise RuntimeError("lores stream must be YUV")
+        if config["raw"] is not None:
+            self._check_stream_config(config["raw"], "raw")
+
+    def _apply_controls(self, controls: dict) -> None:
+        for name, value in controls.items():
+            if name == "FrameRate":  # picamera2's virtual control
+                rates = value if isinstance(value, (tuple, list)) else (value, value)
+                name, value = "FrameDurationLimits", (int(1e6 / rates[1]), int(1e6 / rates[0]))
+            if name not in _KNOWN_CONTROLS:
+                raise RuntimeError(f"Control {name} is not advertised by libcamera")
+            if name == "FrameDurationLimits":
+                # Run as fast as the limits allow (a fake sensor has no exposure to wait for).
+                self._frame_duration_us = max(int(value[0]), 1000)
+
+    def configure(self, camera_config=None) -> None:
+        """Validate and apply a configuration; fills in each stream's stride."""
+        if self.started:
+            raise RuntimeError("Camera must be stopped before configuring")
+        if camera_config is None or camera_config == "preview":
+            camera_config = self.create_preview_configuration()
+        elif camera_config == "video":
+            camera_config = self.create_video_configuration()
+        elif isinstance(camera_config, dict):
+            camera_config = camera_config.copy()  # shallow, like the real one
+        else:
+            raise NotImplementedError(f"fake picamera2: cannot configure from {type(camera_config)}")
+        self.camera_config = None
+        self.stream_map = None
+        self._check_camera_config(camera_config)
+        self._apply_controls(camera_config.get("controls") or {})
+        adjusted = False
+        for name in ("main", "lores"):
+            stream = camera_config[name]
+            if stream is None:
+                continue
+            fmt = stream["format"]
+            if fmt not in _BYTES_PER_PIXEL:
+                raise NotImplementedError(f"fake picamera2: format {fmt} is not modelled")
+            size = tuple(stream["size"])
+            if fake_control.adjust_size is not None:  # libcamera's validate() may move sizes
+                new = tuple(int(v) for v in fake_control.adjust_size(name, fmt, size))
+                adjusted |= new != size
+                size = new
+            w, h = size
+            stride = stream.get("stride") or _align_up(w * _BYTES_PER_PIXEL[fmt],
+                                                       _STRIDE_ALIGN[Picamera2.platform][fmt])
+            stream["size"] = size
+            stream["stride"] = stride
+            stream["framesize"] = stride * h * 3 // 2 if fmt in ("YUV420", "YVU420") else stride * h
+        if adjusted:
+            _log.info("Camera configuration has been adjusted!")
+        self._max_queue_len = 1 if camera_config["queue"] and camera_config["buffer_count"] > 1 else 0
+        self.stream_map = {"main": "main", "lores": "lores" if camera_config["lores"] else None,
+                           "raw": None}  # raw frames are not modelled
+        self.camera_config = camera_config
+
+    def camera_configuration(self) -> dict | None:
+        return self.camera_config
+
+    def stream_configuration(self, name: str = "main") -> dict:
+        return self.camera_config[name]
+
+    def set_controls(self, controls: dict) -> None:
+        self._apply_controls(controls)
+
+    # -- running ------------------------------------------------------------ #
+
+    def start(self, config=None, show_preview=False) -> None:
+        if self.camera_config is None and config is None:
+            config = "preview"
+        if config is not None:
+            self.configure(config)
+        if self.camera_config is None:
+            raise RuntimeError("Camera has not been configured")
+        if self.started:
+            return
+        self._stop_evt.clear()
+        self.started = True
+        self._thread = threading.Thread(target=self._run, name=f"fake-picamera2-{self.camera_idx}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self._stop_evt.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
+        with self._cond:
+            self.started = False
+            self.stop_count += 1
+            self._completed.clear()  # queued frames are dropped; held ones stay valid
+
+    def cancel_all_and_flush(self) -> None:
+        """Fail every pending capture with CancelledError (tidy-up after a timeout)."""
+        with self._cond:
+            jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            if not job.future.done():
+                job.future.set_exception(CancelledError())
+
+    def _free_buffers(self) -> int:
+        return self.camera_config["buffer_count"] - len(self._held) - len(self._completed)
+
+    def _run(self) -> None:
+        """The sensor: one frame per frame duration while a buffer is free."""
+        next_t = time.monotonic()
+        while True:
+            next_t += self._frame_duration_us / 1e6
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                if self._stop_evt.wait(delay):
+                    return
+            else:
+                next_t = time.monotonic()  # fell behind: skip, don't burst
+                if self._stop_evt.is_set():
+                    return
+            if self._slot.stalled.is_set():
+                continue
+            with self._cond:
+                if self._free_buffers() <= 0:
+                    continue  # the application holds every buffer: this frame is lost
+            request = self._capture_frame()
+            with self._cond:
+                if self._stop_evt.is_set():
+                    return
+                self._completed.append(request)
+                # Pending captures take the oldest completed frame, as in picamera2.
+                while self._jobs and self._completed:
+                    job, req = self._jobs.pop(0), self._completed.pop(0)
+                    self._held.add(req)
+                    job.future.set_result(req)
+                while len(self._completed) > self._max_queue_len:
+                    self._completed.pop(0)  # recycled to the camera
+                self._slot.frames_produced += 1
+
+    def _capture_frame(self) -> CompletedRequest:
+        picture = fake_control.picture(self._sequence)
+        transform = self.camera_config["transform"]
+        if transform.hflip:
+            picture = picture[:, ::-1]
+        if transform.vflip:
+            picture = picture[::-1]
+        buffers = {}
+        for name in ("main", "lores"):
+            cfg = self.camera_config[name]
+            if cfg is None:
+                continue
+            w, h = cfg["size"]
+            scaled = picture if picture.shape[:2] == (h, w) else cv2.resize(
+                np.ascontiguousarray(picture), (w, h), interpolation=cv2.INTER_AREA)
+            buffers[name] = _encode(np.ascontiguousarray(scaled), cfg,
+                                    self.camera_config["colour_space"], self._rng)
+        now_ns = (time.clock_gettime_ns(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME")
+                  else time.monotonic_ns())
+        metadata = {"SensorTimestamp": now_ns, "FrameDuration": self._frame_duration_us,
+                    "ExposureTime": min(self._frame_duration_us - 100, 20000), "AnalogueGain": 1.0,
+                    "DigitalGain": 1.0, "Lux": 400.0}
+        self._sequence += 1
+        return CompletedRequest(self, buffers, metadata)
+
+    def _recycle(self, request: CompletedRequest) -> None:
+        with self._cond:
+            self._held.discard(request)
+
+    # -- capturing ----------------------------------------------------------- #
+
+    def capture_request(self, wait=None, signal_function=None, flush=None) -> CompletedRequest:
+        """The next completed request; the caller must release() it.
+
+        ``wait``: None/True blocks, a number is a timeout in seconds that raises
+        TimeoutError. As in picamera2, a capture that timed out stays queued and
+        will swallow (and never release) a later frame unless the caller runs
+        cancel_all_and_flush().
+        """
+        if signal_function is not None or wait is False or flush:
+            raise NotImplementedError("fake picamera2: only blocking captures are modelled")
+        exc, self._slot.fail_next = self._slot.fail_next, None
+        if exc is not None:
+            raise exc
+        job = _Job()
+        with self._cond:
+            if not self._jobs and self._completed:
+                req = self._completed.pop(0)
+                self._held.add(req)
+                return req
+            self._jobs.append(job)
+        timeout = None if wait in (None, True) else float(wait)
+        if timeout is None:
+            try:
+                return job.future.result(timeout=fake_control.hang_guard_s)
+            except TimeoutError:
+                raise RuntimeError(
+                    f"fake picamera2: capture blocked for {fake_control.hang_guard_s} s without a "
+                    "timeout; the real picamera2 would block forever") from None
+        return job.future.result(timeout=timeout)  # TimeoutError / CancelledError
+
+    def capture_array(self, name: str = "main", wait=None, signal_function=None) -> np.ndarray:
+        request = self.capture_request(wait=wait, signal_function=signal_function)
+        try:
+            return request.make_array(name)
+        finally:
+            request.release()
+
+    def capture_metadata(self, wait=None, signal_function=None) -> dict:
+        request = self.capture_request(wait=wait, signal_function=signal_function)
+        try:
+            return request.get_metadata()
+        finally:
+            request.release()
+
+
+fake_control = FakeControl()
+
+__all__ = ["CompletedRequest", "FakeControl", "MODEL_ENV", "Picamera2", "fake_control"]
