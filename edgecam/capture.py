@@ -43,12 +43,12 @@ class FrameBuffer:
             raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
         self.policy = policy
         self.capacity = 1 if policy == "latest" else capacity
-        self._items: deque[Frame] = deque()
+        self._items: deque = deque()
         self._cond = threading.Condition()
         self.closed = False
 
-    def put(self, frame: Frame, stop: threading.Event | None = None) -> int:
-        """Hand over ``frame``; return how many frames were dropped to make room."""
+    def put(self, frame, stop: threading.Event | None = None) -> int:
+        """Hand over ``frame`` (a Frame, or a tuple that carries one); return how many were dropped."""
         with self._cond:
             dropped = 0
             if self.policy == "latest":
@@ -65,7 +65,7 @@ class FrameBuffer:
             self._cond.notify_all()
             return dropped
 
-    def get(self, timeout: float | None = None) -> Frame | None:
+    def get(self, timeout: float | None = None):
         """The next frame, or None on timeout or once closed and drained."""
         with self._cond:
             if not self._items and not self.closed:

@@ -159,19 +159,27 @@ class Pipeline:
     # -- threads ---------------------------------------------------------
 
     def _to_inference(self, frame) -> None:
-        dropped = self._frames.put(frame, self.stop_event)
+        # Preprocess here, in the capture thread, so that it overlaps with the
+        # inference of the previous frame (with the latest policy a frame that
+        # is then dropped has cost a preprocessing: ~0.2 ms, cheaper than the
+        # latency it saves).
+        t0 = time.perf_counter()
+        tensor = self.classifier.prepare(frame)
+        ms = (time.perf_counter() - t0) * 1000
+        dropped = self._frames.put((frame, tensor, ms), self.stop_event)
         if dropped:
             self.stats.frames_dropped += dropped
 
     def _inference_main(self) -> None:
         try:
             while not self.stop_event.is_set():
-                frame = self._frames.get(timeout=TICK_S)
-                if frame is None:
+                item = self._frames.get(timeout=TICK_S)
+                if item is None:
                     if self._frames.ended:
                         break
                     continue
-                result = self.classifier.classify_frame(frame)
+                frame, tensor, preprocess_ms = item
+                result = self.classifier.classify_prepared(tensor, frame, preprocess_ms)
                 top = result.top
                 self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
                 if self.timings is not None:
@@ -238,7 +246,7 @@ class Pipeline:
         self.latest_result = result
         self.shown_label = self.smoother.label
         if event is not None:
-            logger.info("label: %s (%.2f)", event["label"], event["score"])
+            logger.debug("label: %s (%.2f)", event["label"], event["score"])
             self.outputs.on_event(event)
         self.outputs.on_result(result)
 

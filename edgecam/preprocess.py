@@ -84,11 +84,31 @@ class Preprocessor:
         self.lut = build_lut(spec)
         self._resized = np.empty((spec.height, spec.width, 3), np.uint8)
         self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)
+        self._mid: np.ndarray | None = None  # scratch for two-step shrinking
 
     def region(self, image: np.ndarray) -> np.ndarray:
         """The cropped view of ``image`` (no copy)."""
         x, y, w, h = crop_box(image.shape[1], image.shape[0], self.crop, self.fraction)
         return image[y : y + h, x : x + w]
+
+    def resize(self, region: np.ndarray) -> np.ndarray:
+        """Shrink ``region`` to the model's size, averaging pixels (no aliasing).
+
+        OpenCV's INTER_AREA is fast for whole-number ratios and about 18x slower
+        otherwise (0.04 vs 0.67 ms for 480->224 here). So a non-integer shrink
+        goes in two steps: a bilinear resize by less than 2x to the nearest
+        whole multiple of the model size, then INTER_AREA by that whole number.
+        Same accuracy on the 100 ImageNet photos (V3-Small 0.81, V2 0.88).
+        """
+        spec = self.spec
+        h, w = region.shape[:2]
+        k = min(w // spec.width, h // spec.height)
+        if k >= 2 and (w != k * spec.width or h != k * spec.height):
+            size = (k * spec.width, k * spec.height)
+            if self._mid is None or self._mid.shape[:2] != size[::-1]:
+                self._mid = np.empty((size[1], size[0], 3), np.uint8)
+            region = cv2.resize(region, size, dst=self._mid, interpolation=cv2.INTER_LINEAR)
+        return cv2.resize(region, (spec.width, spec.height), dst=self._resized, interpolation=cv2.INTER_AREA)
 
     def __call__(self, image: np.ndarray, out: np.ndarray, order: str = "bgr") -> None:
         """Write ``image`` (HxWx3 uint8, ``order`` 'bgr' or 'rgb') into ``out`` (HxWx3 of the model's dtype)."""
@@ -96,9 +116,7 @@ class Preprocessor:
         if image.shape[0] == spec.height and image.shape[1] == spec.width:
             resized = image  # already at model size (e.g. the ISP's lores stream)
         else:
-            region = self.region(image)
-            # INTER_AREA averages the source pixels: no aliasing when shrinking.
-            resized = cv2.resize(region, (spec.width, spec.height), dst=self._resized, interpolation=cv2.INTER_AREA)
+            resized = self.resize(self.region(image))
         if spec.dtype == np.uint8 and self.lut is None:
             if order == "bgr":
                 cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=out)
