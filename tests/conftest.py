@@ -1,0 +1,72 @@
+"""Shared fixtures: where ../shared is, a model cache filled from it, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("EDGECAM_SHARED", REPO.parent / "shared")).resolve()
+SHARED_REASON = f"../shared not found at {SHARED}: the real models, photos and video live there (set EDGECAM_SHARED)"
+
+
+def have_shared() -> bool:
+    return (SHARED / "models" / "SHA256SUMS").is_file()
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The ../shared folder; tests that need it skip with a clear reason when it is absent."""
+    if not have_shared():
+        pytest.skip(SHARED_REASON)
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def labels_path(shared_dir) -> Path:
+    return shared_dir / "models" / "imagenet_labels.txt"
+
+
+@pytest.fixture(scope="session")
+def labels(labels_path) -> list[str]:
+    return labels_path.read_text().splitlines()
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory, shared_dir) -> Path:
+    """A model cache folder, filled through the registry's mirror path from ../shared/models."""
+    from edgecam import registry
+
+    cache = tmp_path_factory.mktemp("models")
+    for name in ("mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128"):
+        registry.fetch(name, dest_dir=cache, mirror=shared_dir / "models", progress=False)
+    return cache
+
+
+@pytest.fixture
+def model_env(model_cache, shared_dir, monkeypatch):
+    """Environment for CLI subprocesses and in-process calls: cache and mirror set, no user config."""
+    monkeypatch.setenv("EDGECAM_MODEL_DIR", str(model_cache))
+    monkeypatch.setenv("EDGECAM_MODEL_MIRROR", str(shared_dir / "models"))
+    monkeypatch.delenv("EDGECAM_CONFIG", raising=False)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def run_cli(args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 120,
+            **kw) -> subprocess.CompletedProcess:
+    """Run ``python -m edgecam ARGS`` in a subprocess; returns the completed process (text mode)."""
+    env = dict(env if env is not None else os.environ)
+    env.setdefault("PYTHONPATH", str(REPO))
+    return subprocess.run([sys.executable, "-m", "edgecam", *args], env=env, cwd=cwd or REPO,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
