@@ -310,10 +310,11 @@ class MqttSink(Sink):
                 import cv2
 
                 ok, buf = cv2.imencode(".jpg", data, [cv2.IMWRITE_JPEG_QUALITY, 85])
+                why = "encoder refused it"
             except Exception as e:  # a bad picture must not kill the worker
-                ok, buf = False, e
+                ok, why = False, e
             if not ok:
-                logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", buf)
+                logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
                 return None
             return self.topics["snapshot"], buf.tobytes(), self.cfg.retain
         raise AssertionError(kind)
