@@ -54,6 +54,8 @@ LOGS_DIR = "var/log/edgecam"
 
 _SOURCE_ROOT = Path(edgecam.__file__).resolve().parents[1]
 UNIT_SOURCE = _SOURCE_ROOT / "systemd" / "edgecam.service"
+if not UNIT_SOURCE.is_file():  # installed from a wheel: setup.py's data_files put it here
+    UNIT_SOURCE = Path(sys.prefix) / "share" / "edgecam" / "systemd" / "edgecam.service"
 REPO_CONFIG = _SOURCE_ROOT / "config.yaml"
 
 _LAUNCHER_MARK = "# written by 'edgecam service install'"
