@@ -262,7 +262,7 @@ class Picamera2Source(FrameSource):
             except Exception as exc:
                 raise SourceError(f"{self.name}: cannot read the captured frame: {exc}") from exc
             finally:
-                request.release()  # back to the camera at once, or it runs out of buffers
+                self._release(request)
 
         sensor_ns = metadata.get("SensorTimestamp")
         age = 0.0
@@ -295,6 +295,16 @@ class Picamera2Source(FrameSource):
             # adjusted by libcamera): a CPU resize at this size costs little.
             rgb = cv2.resize(rgb, self.lores_size, interpolation=cv2.INTER_AREA)
         return rgb
+
+    def _release(self, request) -> None:
+        """Give the buffers back at once, or the camera runs out of them."""
+        try:
+            request.release()
+        except Exception as exc:
+            # After close() picamera2 has dropped its allocator and release() fails;
+            # the buffers are gone with the camera anyway.
+            log = logger.debug if self._closed else logger.warning
+            log("%s: releasing a request failed: %s", self.name, exc)
 
     @staticmethod
     def _cancel_pending(cam) -> None:

@@ -368,6 +368,24 @@ def test_close_from_another_thread_ends_a_blocked_read(fake):
     assert fake.open_cameras() == []
 
 
+def test_close_between_capture_and_copy_out(fake, monkeypatch):
+    import picamera2
+
+    source = Picamera2Source(**FAST)
+    capture = picamera2.Picamera2.capture_request
+
+    def capture_then_close(self, *args, **kwargs):
+        request = capture(self, *args, **kwargs)
+        closer = threading.Thread(target=source.close, name="test-closer")
+        closer.start()
+        closer.join()
+        return request
+
+    monkeypatch.setattr(picamera2.Picamera2, "capture_request", capture_then_close)
+    assert source.read() is None
+    assert fake.open_cameras() == []
+
+
 def test_a_failure_while_starting_releases_the_camera(fake, monkeypatch):
     import picamera2
 

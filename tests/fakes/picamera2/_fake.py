@@ -345,6 +345,9 @@ class CompletedRequest:
                 raise RuntimeError("CompletedRequest: lock now has negative ref_count")
             if self.ref_count > 0:
                 return
+        if not self.picam2.is_open:
+            # Picamera2.close() drops its allocator, which the real release() then calls.
+            raise AttributeError("'NoneType' object has no attribute 'release'")
         self.picam2._recycle(self)
         self.config = None
         self.stream_map = None
