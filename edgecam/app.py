@@ -74,8 +74,12 @@ class App:
         from edgecam.stats import Stats
         from edgecam.pipeline import Pipeline
 
+        from edgecam.service.notify import WatchdogGate
+
         self.cfg = cfg
         self.stats = Stats()
+        # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
+        self.watchdog = WatchdogGate()
         self.classifier = load_classifier(cfg.model)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
@@ -97,7 +101,20 @@ class App:
             self.outputs.close()
             raise
         self.pipeline.on_reload = self.reload
+        self.pipeline.tickers.append(self._systemd_tick)
         logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
+
+    def _systemd_tick(self, pipeline, now: float) -> None:
+        """READY=1 after the first result; WATCHDOG=1 only while frames flow; STATUS= with fps and label."""
+        st = self.stats
+        if st.frames_inferred:
+            self.watchdog.first_result()
+        flowing = st.flowing(self.cfg.source.timeout_s, now)
+        if st.source_state == "running" and st.frames_inferred:
+            text = f"{st.inference_rate.rate(now):.1f} fps, {st.current_label.split(',')[0]} {st.current_score:.0%}"
+        else:
+            text = f"source {st.source_state}, {st.reconnects} reconnect(s)"
+        self.watchdog.tick(now, flowing, text)
 
     def _quit(self) -> None:
         if self.pipeline is not None:
@@ -105,6 +122,13 @@ class App:
 
     def reload(self) -> None:
         """SIGHUP: re-read the config file; apply what can change live, name what needs a restart."""
+        self.watchdog.notifier.reloading()
+        try:
+            self._reload()
+        finally:
+            self.watchdog.reloaded()
+
+    def _reload(self) -> None:
         path = self.cfg.path
         if not path:
             logger.warning("reload: no config file was given, nothing to reload")
@@ -151,7 +175,9 @@ class App:
             for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
                 previous[sig] = signal.signal(sig, handler)
         try:
-            return p.run()
+            code = p.run()
+            self.watchdog.stopping()
+            return code
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

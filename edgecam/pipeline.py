@@ -246,9 +246,11 @@ class Pipeline:
         self.latest_result = result
         self.shown_label = self.smoother.label
         if event is not None:
+            result.extra["event"] = event  # so that a log line can carry it
+        self.outputs.on_result(result)
+        if event is not None:
             logger.debug("label: %s (%.2f)", event["label"], event["score"])
             self.outputs.on_event(event)
-        self.outputs.on_result(result)
 
     def _handle_frame(self, frame) -> None:
         now = time.monotonic()
@@ -280,6 +282,13 @@ class Pipeline:
         elif state == "stalled" and self.stats.flowing(self.stall_timeout_s, now):
             self.stats.source_state = "running"
             logger.warning("source %s: frames flowing again", self.source.name)
+        for sink in self.outputs.sinks:
+            fatal = getattr(sink, "fatal_error", None)  # e.g. MQTT: bad credentials, retrying won't help
+            if fatal is not None:
+                logger.error("output %s: %s; stopping", sink.name, getattr(fatal, "message", fatal))
+                self.error = fatal
+                self.stop_event.set()
+                return
         if self.reload_requested:
             self.reload_requested = False
             if self.on_reload:

@@ -43,7 +43,6 @@ class JsonLogSink(Sink):
         self._file = None
         self._failing_since: float | None = None
         self._next_try = 0.0
-        self._pending_event: dict | None = None
         self.lines_written = 0
         self.lines_lost = 0
 
@@ -81,15 +80,9 @@ class JsonLogSink(Sink):
             obj["event"] = {"label": event["label"], "previous": event["previous"]}
         return obj
 
-    def on_event(self, event: dict) -> None:
-        self._pending_event = event
-
     def on_result(self, result) -> None:
-        # The pipeline calls on_event just before on_result for the result
-        # that changed the label, so the event belongs to this result.
-        event, self._pending_event = self._pending_event, None
-        if event is not None and event.get("frame") != result.frame_index:
-            event = None
+        # The pipeline puts the label-change event a result caused in its extra.
+        event = result.extra.get("event")
         if self.mode == "changes" and event is None:
             return
         self._write(json.dumps(self.record(result, event), ensure_ascii=False) + "\n")
