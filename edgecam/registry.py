@@ -20,18 +20,13 @@ a ``.tflite`` file) into a model file and a labels file.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import logging
 import os
 import re
 import sys
-import tarfile
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -419,6 +414,12 @@ def _copy_stream(
     A failure to read is the source's fault (RegistryError); a failure to
     write is the destination's (OutputError), e.g. a full SD card.
     """
+    # Network and archive modules are imported only when a download happens:
+    # they (ssl above all) cost ~10 MB of RSS that a running camera never needs.
+    import http.client
+    import tarfile
+    import zlib
+
     h = hashlib.sha256()
     n = 0
     while True:
@@ -482,6 +483,10 @@ def _atomic_write_bytes(path: Path, data: bytes, what: str) -> None:
 
 def _http_get(art: _Artifact, out: BinaryIO, progress: bool) -> tuple[str, int]:
     """Download ``art.url`` into ``out``; return (sha256, size)."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     req = urllib.request.Request(art.url, headers={"User-Agent": f"edgecam/{__version__}"})
     try:
         resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
@@ -512,6 +517,9 @@ def _http_get(art: _Artifact, out: BinaryIO, progress: bool) -> tuple[str, int]:
 
 def _extract_member(art: _Artifact, archive: Path, out: BinaryIO) -> str:
     """Copy ``art.member`` of the .tgz ``archive`` into ``out``; return its sha256."""
+    import tarfile
+    import zlib
+
     assert art.member is not None
     try:
         with tarfile.open(archive, "r:*") as tar:
