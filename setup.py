@@ -18,7 +18,9 @@ setup(
         "numpy>=1.23",
         # Wheels for aarch64 and x86_64; on a headless Pi opencv-python-headless
         # works too (install it instead; no window then).
-        "opencv-python>=4.8",
+        # < 5: OpenCV 5 draws text with an embedded TrueType font that costs
+        # 8.6 MB of RSS on the first putText; 4.x draws Hershey strokes (0.8 MB).
+        "opencv-python>=4.8,<5",
         "pyyaml>=6",
         # The renamed TFLite runtime: Python 3.9-3.13, NumPy 2, about 6x faster
         # than tflite-runtime 2.14 on these uint8 models.

@@ -38,7 +38,7 @@ class FrameBuffer:
     :meth:`close` ends the stream: readers get None once it is drained.
     """
 
-    def __init__(self, policy: str, capacity: int = 4):
+    def __init__(self, policy: str, capacity: int = 2):
         if policy not in POLICIES:
             raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
         self.policy = policy

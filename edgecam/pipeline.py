@@ -44,6 +44,8 @@ class OutputQueue:
     """
 
     def __init__(self, max_frames: int = 2):
+        # _frames counts queued items that hold a frame (frame items, and
+        # results that carry theirs under every_frame).
         self._items: deque = deque()
         self._frames = 0
         self.max_frames = max_frames
@@ -62,12 +64,23 @@ class OutputQueue:
                         break
             self._items.append(("frame", frame, None))
             self._frames += 1
-            self._cond.notify()
+            self._cond.notify_all()
 
-    def put_result(self, result, frame=None) -> None:
+    def put_result(self, result, frame=None, stop: threading.Event | None = None) -> None:
+        """Queue a result; with its ``frame`` (every_frame policy) wait while frames are queued.
+
+        That wait is the backpressure that keeps a file's frames from piling
+        up (1 MB each at 640x480) when the outputs are slower than the model.
+        """
         with self._cond:
+            if frame is not None:
+                while self._frames >= self.max_frames and not self.closed:
+                    if stop is not None and stop.is_set():
+                        return
+                    self._cond.wait(0.1)
+                self._frames += 1
             self._items.append(("result", frame, result))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def get(self, timeout: float):
         with self._cond:
@@ -76,8 +89,9 @@ class OutputQueue:
             if not self._items:
                 return None
             item = self._items.popleft()
-            if item[0] == "frame":
+            if item[1] is not None:
                 self._frames -= 1
+                self._cond.notify_all()  # room for a waiting put_result
             return item
 
     @property
@@ -187,7 +201,7 @@ class Pipeline:
                     self.timings.invoke.append(result.inference_ms)
                     self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
                     self.timings.latency.append(result.latency_ms)
-                self._out.put_result(result, frame if self.policy == "every_frame" else None)
+                self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
         except BaseException as e:
             logger.exception("inference thread failed: %s", e)
             self.error = e
