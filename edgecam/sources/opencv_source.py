@@ -52,7 +52,10 @@ class OpenCVSource(FrameSource):
         self.timeout_s = timeout_s
         if not self.live and not Path(str(uri).removeprefix("file://")).exists():
             raise SourceError(f"source {uri}: no such file; check the path (or use a webcam index like 0)")
-        params = []
+        # Files: one decoder thread. The capture thread already decodes in
+        # parallel with inference, and FFmpeg's frame threading on top only
+        # adds CPU per frame (thread hand-offs) and a frame buffer per thread.
+        params = [] if self.live else [cv2.CAP_PROP_N_THREADS, 1]
         if self.live:
             # Don't let a dead network stream block the capture thread forever.
             ms = int(timeout_s * 1000)
