@@ -1,0 +1,266 @@
+"""The command line, run as users run it: ``python -m edgecam ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, run_cli
+
+# The TFLite runtime prints this itself on stderr when it loads a model; nothing
+# in Python can turn it off, so it is not counted as one of our lines.
+NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+
+
+def our_lines(stderr: str) -> list[str]:
+    return [l for l in stderr.splitlines() if l.strip() and l not in NATIVE_NOISE]
+
+
+def assert_one_error_line(proc, exit_code: int, *fragments: str) -> str:
+    assert proc.returncode == exit_code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = our_lines(proc.stderr)
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgecam: ")
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """An environment without ../shared: no user config, the checkout importable."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO)
+    e.pop("EDGECAM_CONFIG", None)
+    e["EDGECAM_MODEL_DIR"] = str(tmp_path / "models")
+    return e
+
+
+@pytest.fixture
+def menv(model_env, tmp_path):
+    """The model cache filled from ../shared, and an empty config file (built-in defaults)."""
+    cfg = tmp_path / "empty.yaml"
+    cfg.write_text("")
+    return dict(model_env, EDGECAM_CONFIG=str(cfg))
+
+
+@pytest.fixture(scope="session")
+def images(shared_dir):
+    return shared_dir / "images"
+
+
+# -- help and check-config (no models needed) ------------------------------------------
+
+def test_help(env, tmp_path):
+    proc = run_cli(["--help"], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for command in ("classify", "eval", "run", "check-config", "models"):
+        assert command in proc.stdout
+
+
+def test_no_command_prints_help_and_fails(env, tmp_path):
+    proc = run_cli([], env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "usage: edgecam" in proc.stdout
+
+
+def test_check_config_good(env, tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text("model:\n  name: mobilenet_v2\n  threads: 2\nhttp:\n  enabled: true\n  port: 8081\n")
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{path}: OK"
+
+
+def test_check_config_bad_prints_every_problem(env, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  threads: lots\n  crop: middle\nhttp:\n  port: 99999\nmqtt:\n  tls: 1\nbogus: true\n")
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == f"edgecam: config error: {path}: 5 problems:"
+    want = ["model.threads: got 'lots'", "model.crop: got 'middle'", "http.port: got 99999",
+            "mqtt.tls: got 1", "bogus: unknown key"]
+    assert len(lines) == 1 + len(want)
+    for w in want:
+        assert any(l.startswith(f"  - {w}") for l in lines[1:]), (w, lines)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("model:\n  name: x\n\ttop_k: 3\n", "line 3, column 1: not valid YAML"),
+    (None, "file not found"),
+])
+def test_check_config_unreadable(env, tmp_path, text, fragment):
+    path = tmp_path / "c.yaml"
+    if text is not None:
+        path.write_text(text)
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    assert_one_error_line(proc, 1, str(path), fragment)
+
+
+def test_check_config_finds_the_default(env, tmp_path):
+    if Path("/etc/edgecam/config.yaml").exists():
+        pytest.skip("/etc/edgecam/config.yaml exists here")
+    proc = run_cli(["check-config"], env=env, cwd=tmp_path)
+    assert_one_error_line(proc, 1, "no config file found")
+    (tmp_path / "config.yaml").write_text("log_level: WARNING\n")
+    proc = run_cli(["check-config"], env=env, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "config.yaml: OK"
+    proc = run_cli(["check-config"], env=dict(env, EDGECAM_CONFIG=str(tmp_path / "none.yaml")), cwd=tmp_path)
+    assert_one_error_line(proc, 1, "none.yaml", "file not found")
+
+
+def test_check_config_on_the_repo_config(env, tmp_path):
+    path = REPO / "config.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} not written yet")
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- classify ------------------------------------------------------------------------
+
+def test_classify_json(menv, images, tmp_path):
+    cat, bird = str(images / "cat.bmp"), str(images / "bird.bmp")
+    proc = run_cli(["classify", "--json", cat, bird], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert [r["image"] for r in out] == [cat, bird]
+    for r in out:
+        assert set(r) == {"image", "model", "runtime", "top_k"}
+        assert (r["model"], r["runtime"]) == ("mobilenet_v3_small", "litert")
+        assert len(r["top_k"]) == 3  # model.top_k's default
+        for e in r["top_k"]:
+            assert set(e) == {"index", "label", "score"}
+            assert isinstance(e["index"], int) and 0 < e["score"] <= 1
+        scores = [e["score"] for e in r["top_k"]]
+        assert scores == sorted(scores, reverse=True)
+    assert out[0]["top_k"][0]["label"] in ("Egyptian cat", "tabby, tabby cat")
+    assert out[1]["top_k"][0]["label"] == "chickadee"
+    assert out[1]["top_k"][0]["index"] == 20  # ImageNet class 19 + background
+
+
+def test_classify_other_model_and_top_k(menv, images, tmp_path):
+    proc = run_cli(["classify", "--json", "--model", "mobilenet_v2", "--top-k", "5", str(images / "grace_hopper.bmp")],
+                   env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads(proc.stdout)
+    assert r["model"] == "mobilenet_v2"
+    assert len(r["top_k"]) == 5
+    assert r["top_k"][0]["label"] == "military uniform"
+
+
+def test_classify_text(menv, images, tmp_path):
+    cfg = tmp_path / "top1.yaml"
+    cfg.write_text("model:\n  top_k: 1\n")
+    proc = run_cli(["classify", "--config", str(cfg), str(images / "bird.bmp")], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"{images / 'bird.bmp'}:"
+    assert len(lines) == 2 and lines[1].endswith("%  chickadee")
+
+
+@pytest.mark.parametrize("kind", ["text", "missing"])
+def test_classify_unreadable_image(menv, images, tmp_path, kind):
+    bad = tmp_path / "photo.jpg"
+    if kind == "text":
+        bad.write_text("not a picture\n")
+    proc = run_cli(["classify", "--json", str(bad), str(images / "bird.bmp")], env=menv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"edgecam: {bad}: not a readable image, skipped" in proc.stderr.splitlines()
+    # the readable one is still classified
+    (r,) = json.loads(proc.stdout)
+    assert r["top_k"][0]["label"] == "chickadee"
+
+
+def test_classify_unknown_model(menv, images, tmp_path):
+    proc = run_cli(["classify", "--model", "mobilenet_v9", str(images / "cat.bmp")], env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, "unknown model 'mobilenet_v9'", "mobilenet_v3_small")
+
+
+def test_classify_bad_config(menv, images, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("model:\n  top_k: 0\n")
+    proc = run_cli(["classify", "--config", str(cfg), str(images / "cat.bmp")], env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, str(cfg), "model.top_k: got 0")
+
+
+# -- bad model files --------------------------------------------------------------------
+
+@pytest.fixture
+def small_picture(tmp_path):
+    path = tmp_path / "picture.png"
+    cv2.imwrite(str(path), np.full((64, 64, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("random", "not a TFLite model"),
+    ("text", "not a TFLite model"),
+    ("empty", "not a TFLite model"),
+    ("missing", "not found"),
+])
+def test_classify_bad_model_file(env, tmp_path, small_picture, kind, fragment):
+    model = tmp_path / f"{kind}.tflite"
+    if kind == "random":
+        model.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
+    elif kind == "text":
+        model.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0000\nsize 2621808\n")
+    elif kind == "empty":
+        model.write_bytes(b"")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("background\nthing\n")
+    proc = run_cli(["classify", "--model", str(model), "--labels", str(labels), str(small_picture)],
+                   env=env, cwd=tmp_path)
+    assert_one_error_line(proc, 2, str(model), fragment)
+
+
+def test_classify_truncated_model(menv, shared_dir, labels_path, tmp_path, small_picture):
+    real = (shared_dir / "models" / "mobilenet_v2_1.0_224_quant.tflite").read_bytes()
+    model = tmp_path / "truncated.tflite"
+    model.write_bytes(real[: len(real) // 2])
+    proc = run_cli(["classify", "--model", str(model), "--labels", str(labels_path), str(small_picture)],
+                   env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, str(model), "the runtime cannot load it")
+
+
+def test_classify_labels_of_the_wrong_length(menv, shared_dir, labels_path, tmp_path, small_picture):
+    labels = tmp_path / "labels1000.txt"
+    labels.write_text("\n".join(labels_path.read_text().splitlines()[1:]) + "\n")  # without background
+    model = shared_dir / "models" / "v3-small_224_1.0_uint8.tflite"
+    proc = run_cli(["classify", "--model", str(model), "--labels", str(labels), str(small_picture)],
+                   env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, model.name, "1000 labels but the model has 1001 classes")
+
+
+# -- eval ------------------------------------------------------------------------------
+
+def test_eval_json(menv, images, tmp_path):
+    folder = images / "imagenet-sample"
+    proc = run_cli(["eval", "--json", "--images", str(folder), "--expected", str(folder / "expected.csv")],
+                   env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1
+    res = json.loads(lines[0])
+    assert {"n", "top1", "top5", "model", "runtime"} <= set(res)
+    assert (res["n"], res["model"], res["runtime"]) == (100, "mobilenet_v3_small", "litert")
+    assert res["top1"] >= 0.74
+    assert res["top1"] <= res["top5"] <= 1.0
+
+
+def test_eval_bad_csv(menv, images, tmp_path):
+    csv = tmp_path / "expected.csv"
+    csv.write_text("name,label\ncat.bmp,282\n")
+    proc = run_cli(["eval", "--images", str(images), "--expected", str(csv)], env=menv, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[-1] == f"edgecam: --expected {csv}: needs the columns file and label_index"
