@@ -58,7 +58,8 @@ def want_display(mode: str) -> bool:
     available = display_available()
     if mode == "window" and not available:
         raise EdgecamError(
-            "display window: no display here (DISPLAY is not set, or OpenCV was built without GUI); "
+            "display window: no display here (DISPLAY is not set or its X server cannot be reached, "
+            "or OpenCV was built without GUI); "
             "use --display none, or run on the desktop", exit_code=4)
     return available
 

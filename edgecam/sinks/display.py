@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import sys
 
 import cv2
@@ -16,14 +18,49 @@ logger = logging.getLogger(__name__)
 QUIT_KEYS = {ord("q"), ord("Q"), 27}  # q or ESC
 
 
+def x_server_reachable(display: str, timeout_s: float = 1.0) -> bool:
+    """True when the X server named by a ``DISPLAY`` value accepts a connection.
+
+    OpenCV's Qt backend aborts the whole process (SIGABRT, no exception) when
+    it cannot connect, e.g. a stale DISPLAY after an SSH session with X
+    forwarding ended, so we knock first. A value we cannot parse counts as
+    reachable: then we let the toolkit decide rather than guess.
+    """
+    m = re.fullmatch(r"(?P<host>[^:/]*)(?:/unix)?:(?P<num>\d+)(?:\.\d+)?", display)
+    if not m:
+        return True
+    host, num = m["host"], int(m["num"])
+    if host in ("", "unix"):
+        # Local server: Linux's abstract socket, then the socket file (what libxcb tries).
+        for address in ("\0/tmp/.X11-unix/X%d" % num, "/tmp/.X11-unix/X%d" % num):
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(timeout_s)
+                    s.connect(address)
+                return True
+            except OSError:
+                continue
+        return False
+    try:  # host:N, as SSH X forwarding sets (localhost:10.0): TCP port 6000 + N
+        socket.create_connection((host, 6000 + num), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
 def display_available() -> bool:
     """True when a window can be opened: a display server and an OpenCV with GUI support.
 
     Checking first avoids Qt/GTK's "cannot connect to display" abort over SSH
     or under systemd.
     """
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
+    if sys.platform.startswith("linux"):
+        x11 = os.environ.get("DISPLAY")
+        if x11 and not x_server_reachable(x11):
+            logger.info("DISPLAY=%s is set but its X server cannot be reached", x11)
+            x11 = None
+        if not (x11 or os.environ.get("WAYLAND_DISPLAY")):
+            return False
     info = cv2.getBuildInformation()
     gui = [line for line in info.splitlines() if line.strip().startswith("GUI:")]
     return not gui or "NONE" not in gui[0].upper()
