@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from edgecam.errors import SourceError
+from edgecam.errors import EdgecamError, SourceError
 from edgecam.frame import Frame
 from edgecam.sources.base import FrameSource
 
@@ -122,8 +122,12 @@ class CaptureThread(threading.Thread):
         try:
             self._loop()
         except BaseException as e:  # surfaced by the pipeline, never silent
-            logger.exception("capture thread failed: %s", e)
+            if isinstance(e, EdgecamError):  # a user-facing error: one line, no traceback
+                logger.error("capture stopped: %s", e.message)
+            else:
+                logger.exception("capture thread failed: %s", e)
             self.error = e
+            self.stats.source_state = "failed"
             self.stop.set()
         finally:
             if self.source is not None:
@@ -156,7 +160,9 @@ class CaptureThread(threading.Thread):
                 logger.info("source %s ended after %d frames", name, self._next_index)
                 return
             if self.timings is not None:
-                self.timings.append((time.perf_counter() - t0) * 1000)
+                # A paced source sleeps inside read(); it reports its decode time apart.
+                decode_s = getattr(self.source, "last_decode_s", None)
+                self.timings.append((decode_s if decode_s is not None else time.perf_counter() - t0) * 1000)
             if frame.index != self._next_index:
                 # Keep indexes increasing across reconnects and sources that skip.
                 frame = dataclasses.replace(frame, index=self._next_index)
@@ -174,7 +180,7 @@ class CaptureThread(threading.Thread):
         except Exception as e:
             logger.debug("closing the failed source: %s", e)
         self.source = None
-        delay = 0.5
+        delay = min(0.5, self.reconnect_max_s)  # the ceiling holds for the first wait too
         failed_since = time.monotonic()
         last_error = None
         while not self.stop.is_set():

@@ -124,6 +124,9 @@ class Classifier:
             hi = (info.max - self._out_zero) * self._out_scale
             self._probabilities = lo >= -1e-6 and hi <= 1.0 + 1e-6
         self.preprocessor = Preprocessor(self.input_spec, crop, crop_fraction)
+        # One warm-up run: the first invoke sets up XNNPACK's workspace and is
+        # several times slower; better here than on the first camera frame.
+        self.interpreter.invoke()
         logger.info(
             "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
             self.name, shape[2], shape[1], np.dtype(dtype).name, self.num_classes, self.runtime, self.threads,

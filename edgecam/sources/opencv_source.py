@@ -82,11 +82,13 @@ class OpenCVSource(FrameSource):
         self._index = 0
         self._t0: float | None = None
         self._closed = False
+        self.last_decode_s: float | None = None
         logger.info("opened %s (%s, %.1f fps)", self.name, "live" if self.live else "file", self.fps or 0)
 
     def read(self) -> Frame | None:
         if self._closed:
             return None
+        t0 = time.perf_counter()
         ok, image = self.cap.read()
         if not ok:
             if self.loop and self._index > 0:
@@ -97,6 +99,7 @@ class OpenCVSource(FrameSource):
                     raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
                 return None
         now = time.monotonic()
+        self.last_decode_s = time.perf_counter() - t0  # without the pacing sleep below
         if self.realtime and self.fps:
             # Deliver frame i no earlier than i / fps after the first one.
             if self._t0 is None:
