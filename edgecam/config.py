@@ -190,12 +190,13 @@ def _check_value(value, tp, meta, path, problems) -> Any:
     if not ok:
         problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
         return _BAD
+    given = value  # report what the user wrote (2, not 2.0)
     if tp is float:
         value = float(value)
     lo, hi = meta.get("min"), meta.get("max")
     if tp in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
         rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        problems.append(f"{path}: got {value!r}, expected a value {rng}")
+        problems.append(f"{path}: got {given!r}, expected a value {rng}")
         return _BAD
     return value
 
@@ -223,16 +224,21 @@ def _build(cls, data: dict, prefix: str, problems: list[str]):
     return cls(**kwargs)
 
 
-def _cross_checks(cfg: Config, problems: list[str]) -> None:
+def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
+    # A key in ``reported`` already has a problem and holds its default now:
+    # a check involving it would only add a confusing second line.
+    def fresh(*keys: str) -> bool:
+        return not reported.intersection(keys)
+
     s = cfg.smoothing
-    if s.threshold_low > s.threshold_high:
+    if fresh("smoothing.threshold_low", "smoothing.threshold_high") and s.threshold_low > s.threshold_high:
         problems.append(
             f"smoothing.threshold_low: got {s.threshold_low}, expected at most "
             f"smoothing.threshold_high ({s.threshold_high})"
         )
     if cfg.http.token_file and not cfg.http.enabled:
         pass  # harmless
-    if cfg.mqtt.username and not cfg.mqtt.password_file:
+    if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
 
 
@@ -244,8 +250,7 @@ def from_dict(data: Any, path: str | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path)
     cfg = _build(Config, data, "", problems)
-    if not problems:
-        _cross_checks(cfg, problems)
+    _cross_checks(cfg, problems, {p.split(":", 1)[0] for p in problems})
     if problems:
         raise ConfigError(problems, path)
     cfg.path = path

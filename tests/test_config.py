@@ -190,6 +190,32 @@ def test_cross_checks_are_reported_together(tmp_path):
     assert [p.split(":")[0] for p in problems] == ["smoothing.threshold_low", "mqtt.password_file"]
 
 
+def test_cross_checks_are_reported_along_with_other_problems(tmp_path):
+    problems = problems_of("""\
+        smoothing:
+          threshold_low: 0.9
+          threshold_high: 0.1
+        mqtt:
+          username: cam
+        http:
+          port: -1
+        bogus: 1
+    """, tmp_path)
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "bogus", "http.port", "mqtt.password_file", "smoothing.threshold_low"]
+
+
+@pytest.mark.parametrize("text, only", [
+    # the bad key keeps its default (0.5): no second line comparing 0.9 with it
+    ("smoothing:\n  threshold_low: 0.9\n  threshold_high: high\n", "smoothing.threshold_high: got 'high'"),
+    ("smoothing:\n  threshold_low: 2\n", "smoothing.threshold_low: got 2, expected a value between"),
+    ("mqtt:\n  username: cam\n  password_file: 5\n", "mqtt.password_file: got 5, expected a string or null"),
+])
+def test_cross_checks_skip_keys_already_reported(tmp_path, text, only):
+    problems = problems_of(text, tmp_path)
+    assert len(problems) == 1 and problems[0].startswith(only), problems
+
+
 # -- the file itself -----------------------------------------------------------
 
 @pytest.mark.parametrize("text, where, what", [
