@@ -203,7 +203,10 @@ class Pipeline:
                     self.timings.latency.append(result.latency_ms)
                 self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
         except BaseException as e:
-            logger.exception("inference thread failed: %s", e)
+            if isinstance(e, EdgecamError):  # a user-facing error: one line, no traceback
+                logger.error("inference stopped: %s", e.message)
+            else:
+                logger.exception("inference thread failed: %s", e)
             self.error = e
             self.stop_event.set()
         finally:
