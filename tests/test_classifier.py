@@ -191,6 +191,46 @@ def test_crop_setting_reaches_the_classifier(model_cache, photo):
                                                cv2.COLOR_BGR2RGB))
 
 
+# -- turning raw outputs into probabilities ---------------------------------------------------
+
+def bare(out_dtype, scale: float, zero: int, probabilities) -> Classifier:
+    """A Classifier with only its output settings, for output types none of the shared models have
+    (they are all uint8, scale 1/256, zero point 0)."""
+    clf = object.__new__(Classifier)
+    clf._out_dtype, clf._out_scale, clf._out_zero, clf._probabilities = out_dtype, scale, zero, probabilities
+    return clf
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x.astype(np.float64) - x.max())
+    return e / e.sum()
+
+
+def test_quantized_probabilities_are_dequantized_with_the_zero_point():
+    raw = np.array([[-128, -64, 0, 127]], np.int8)
+    got = bare(np.int8, 1 / 256, -128, True).scores(raw)
+    assert np.allclose(got, [0.0, 0.25, 0.5, 255 / 256])
+
+
+def test_quantized_logits_are_softmaxed():
+    raw = np.array([[128, 148, 108, 138]], np.uint8)  # (q - 128) * 0.1 = 0, 2, -2, 1
+    got = bare(np.uint8, 0.1, 128, False).scores(raw)
+    assert np.allclose(got, softmax(np.array([0.0, 2.0, -2.0, 1.0])), atol=1e-6)
+    assert got.argmax() == 1
+
+
+@pytest.mark.parametrize("raw, probabilities", [
+    ([0.1, 0.7, 0.2], True),  # a softmax already: kept
+    ([1.0, 3.0, -2.0], False),  # logits
+    ([0.5, 0.5, 0.5], False),  # positive, but not summing to 1
+])
+def test_float_outputs_are_judged_by_their_values(raw, probabilities):
+    raw = np.array([raw], np.float32)
+    got = bare(np.float32, 0.0, 0, None).scores(raw)
+    want = raw[0] if probabilities else softmax(raw[0])
+    assert np.allclose(got, want, atol=1e-6)
+
+
 # -- accuracy on 100 ImageNet photos -------------------------------------------------------
 
 # Floors a few points under what each model measures here (square crop):
