@@ -165,7 +165,7 @@ def _check_value(value, tp, meta, path, problems) -> Any:
         problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
         return _BAD
     if origin is Literal:
-        if value in typing.get_args(tp) and type(value) is type(value):
+        if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             return value
         problems.append(f"{path}: got {value!r}, expected one of {_describe(tp)}")
         return _BAD
