@@ -65,6 +65,7 @@ class Classifier:
         crop_fraction: float = 0.875,
         mean: float = 127.5,
         std: float = 127.5,
+        labels_path: str | Path | None = None,
     ):
         self.model_path = Path(model_path)
         self.name = name or self.model_path.stem
@@ -105,8 +106,9 @@ class Classifier:
                 "is this a classification model?"
             )
         if len(labels) != self.num_classes:
+            where = f"labels file {labels_path}" if labels_path else f"labels for {self.model_path.name}"
             raise ModelError(
-                f"labels for {self.model_path.name}: {len(labels)} labels but the model has {self.num_classes} "
+                f"{where}: {len(labels)} labels but model {self.model_path} has {self.num_classes} "
                 "classes; pass the labels file that belongs to this model (--labels PATH)"
             )
         self.labels = tuple(labels)
@@ -256,4 +258,5 @@ def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
         crop_fraction=cfg.crop_fraction,
         mean=float(pre.get("mean", 127.5)),
         std=float(pre.get("std", 127.5)),
+        labels_path=resolved.labels_path,
     )
