@@ -108,8 +108,8 @@ class Classifier:
         if len(labels) != self.num_classes:
             where = f"labels file {labels_path}" if labels_path else f"labels for {self.model_path.name}"
             raise ModelError(
-                f"{where}: {len(labels)} labels but model {self.model_path} has {self.num_classes} "
-                "classes; pass the labels file that belongs to this model (--labels PATH)"
+                f"{where}: {len(labels)} labels but the model has {self.num_classes} classes "
+                f"({self.model_path}); pass the labels file that belongs to this model (--labels PATH)"
             )
         self.labels = tuple(labels)
         self._in_index = inp["index"]
