@@ -77,6 +77,11 @@ class App:
 
         from edgecam.service.notify import WatchdogGate
 
+        import cv2
+
+        # The pipeline's own threads give the parallelism; OpenCV's worker pool
+        # on top only adds hand-offs (measured: 0.4 ms of CPU per frame on 2 cores).
+        cv2.setNumThreads(1)
         self.cfg = cfg
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.

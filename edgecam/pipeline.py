@@ -194,13 +194,8 @@ class Pipeline:
                     continue
                 frame, tensor, preprocess_ms = item
                 result = self.classifier.classify_prepared(tensor, frame, preprocess_ms)
-                top = result.top
-                self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
-                if self.timings is not None:
-                    self.timings.preprocess.append(result.preprocess_ms)
-                    self.timings.invoke.append(result.inference_ms)
-                    self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
-                    self.timings.latency.append(result.latency_ms)
+                # Bookkeeping (stats, timings) happens in the output loop: this
+                # thread is the pipeline's bottleneck and should only invoke.
                 self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
         except BaseException as e:
             if isinstance(e, EdgecamError):  # a user-facing error: one line, no traceback
@@ -259,6 +254,13 @@ class Pipeline:
                 self._handle_frame(frame)
 
     def _handle_result(self, result) -> None:
+        top = result.top
+        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
+        if self.timings is not None:
+            self.timings.preprocess.append(result.preprocess_ms)
+            self.timings.invoke.append(result.inference_ms)
+            self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
+            self.timings.latency.append(result.latency_ms)
         result, event = self.smoother.update(result)
         self.latest_result = result
         self.shown_label = self.smoother.label
