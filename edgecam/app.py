@@ -68,7 +68,7 @@ class App:
     """One run of ``edgecam run``: owns the pipeline, the signals and config reloads."""
 
     def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
-                 display_override: bool | None = None):
+                 display_override: bool | None = None, overrides: dict | None = None):
         from edgecam.classifier import load_classifier
         from edgecam.sinks import FanOut
         from edgecam.sources import open_source
@@ -83,6 +83,9 @@ class App:
         # on top only adds hand-offs (measured: 0.4 ms of CPU per frame on 2 cores).
         cv2.setNumThreads(1)
         self.cfg = cfg
+        # The command-line flags cfg was built with: a reload re-applies them,
+        # else every SIGHUP would see --log, --display... as changed keys.
+        self.overrides = dict(overrides or {})
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
@@ -140,7 +143,7 @@ class App:
             logger.warning("reload: no config file was given, nothing to reload")
             return
         try:
-            new = config_mod.load(path)
+            new = config_mod.apply_overrides(config_mod.load(path), self.overrides)
         except EdgecamError as e:
             logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
             return
@@ -153,6 +156,11 @@ class App:
             changed.append("log_level")
         need_restart = [k for k in changed if k not in live and not k.startswith("smoothing.")]
         p.top_k, p.threshold = new.model.top_k, new.model.threshold
+        for sink in self.outputs.sinks:  # the outputs that report top-k labels (log, HTTP, MQTT)
+            if hasattr(sink, "top_k"):
+                sink.top_k = new.model.top_k
+            if hasattr(sink, "threshold"):
+                sink.threshold = new.model.threshold
         if new.smoothing != self.cfg.smoothing:
             from edgecam.smoothing import Smoother
 

@@ -186,9 +186,10 @@ def run_overrides(args) -> dict:
 def cmd_run(args) -> int:
     from edgecam.app import App
 
-    cfg = config_mod.apply_overrides(_load_config(args), run_overrides(args))
+    overrides = run_overrides(args)
+    cfg = config_mod.apply_overrides(_load_config(args), overrides)
     setup_logging(cfg.log_level)
-    app = App(cfg)
+    app = App(cfg, overrides=overrides)
     return app.run()
 
 
