@@ -69,6 +69,32 @@ def decode_xwd(data: bytes) -> np.ndarray:
     return out
 
 
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True values."""
+    best, start = (0, 0), None
+    for i, f in enumerate(list(flags) + [False]):
+        if f and start is None:
+            start = i
+        elif not f and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def picture_box(window: np.ndarray, ui_grey: int = 239) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of the picture inside an OpenCV window's screenshot.
+
+    OpenCV's Qt window frames the picture with a toolbar, margins and a status
+    bar, all in the UI's flat grey. The picture is the longest band of rows,
+    then of columns, that are mostly not that grey.
+    """
+    other = np.any(np.abs(window.astype(int) - ui_grey) > 3, axis=2)
+    y0, y1 = _longest_run(other.mean(axis=1) > 0.5)
+    x0, x1 = _longest_run(other[y0:y1].mean(axis=0) > 0.5)
+    return x0, y0, x1 - x0, y1 - y0
+
+
 class Xvfb:
     """One Xvfb server on a display number it picks itself."""
 
@@ -173,6 +199,27 @@ class Xvfb:
             key, _, value = line.partition("=")
             values[key] = int(value)
         return values["X"], values["Y"], values["WIDTH"], values["HEIGHT"]
+
+    def window_pixels(self, window: str, ready, timeout: float = 20.0, path: Path | None = None) -> np.ndarray:
+        """The window's pixels once ``ready(pixels)`` is true (or the last look, after ``timeout``).
+
+        Without a window manager, Qt under Xvfb now and then misses the first
+        expose event and never paints (the window stays black, about one run
+        in ten); unmapping and mapping the window again sends a fresh one.
+        """
+        deadline = time.monotonic() + timeout
+        remapped = False
+        started = time.monotonic()
+        while True:
+            x, y, w, h = self.geometry(window)
+            pixels = self.screenshot(path)[y:y + h, x:x + w]
+            if ready(pixels) or time.monotonic() > deadline:
+                return pixels
+            if not remapped and not pixels.any() and time.monotonic() - started > 2.0:
+                self.xdotool("windowunmap", "--sync", window)
+                self.xdotool("windowmap", "--sync", window)
+                remapped = True
+            time.sleep(0.2)
 
     def key(self, window: str, key: str) -> None:
         self.xdotool("key", "--window", window, key)
