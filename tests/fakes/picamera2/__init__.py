@@ -7,6 +7,7 @@ strides, errors and timing; tests steer it through :data:`fake_control`
 See tests/fakes/README.md.
 """
 
-from picamera2._fake import MODEL_ENV, CompletedRequest, FakeControl, Picamera2, fake_control
+from picamera2._fake import (MODEL_ENV, PICTURES_ENV, REPORT_ENV, CompletedRequest, FakeControl, Picamera2,
+                             fake_control)
 
-__all__ = ["MODEL_ENV", "CompletedRequest", "FakeControl", "Picamera2", "fake_control"]
+__all__ = ["MODEL_ENV", "PICTURES_ENV", "REPORT_ENV", "CompletedRequest", "FakeControl", "Picamera2", "fake_control"]

@@ -23,6 +23,11 @@ from picamera2.platform import Platform
 _log = logging.getLogger("picamera2.picamera2")
 
 MODEL_ENV = "EDGECAM_FAKE_PICAMERA2_MODEL"
+# For a program under test run as a subprocess, where set_source() cannot reach:
+# what the sensor sees (a picture, a folder of pictures or a video file), and a
+# JSON file written at exit saying which cameras were opened, closed, left open.
+PICTURES_ENV = "EDGECAM_FAKE_PICAMERA2_PICTURES"
+REPORT_ENV = "EDGECAM_FAKE_PICAMERA2_REPORT"
 
 # What each fake board looks like: its ISP and the camera usually found on it.
 MODELS = {
@@ -79,6 +84,8 @@ class _Slot:
         self.stalled = threading.Event()
         self.fail_next: BaseException | None = None
         self.frames_produced = 0
+        self.opened = 0
+        self.closed = 0  # by close(), not by the garbage collector
 
 
 class FakeControl:
@@ -112,7 +119,7 @@ class FakeControl:
             self.slots = [_Slot(0)]
             self.adjust_size = None
             self.hang_guard_s = 20.0
-            self._source = _synthetic_picture
+            self._source = _pictures_from_env() or _synthetic_picture
         return leaked
 
     def set_model(self, model: str) -> None:
@@ -217,6 +224,59 @@ class _RepeatLast:
                 if self._last is None:
                     raise ValueError("fake picamera2: picture iterator was empty") from None
             return self._last
+
+
+class _VideoLoop:
+    """Frames of a video file, one per call, from the start again at its end."""
+
+    def __init__(self, path: str):
+        self._cap = cv2.VideoCapture(path)
+        self._lock = threading.Lock()
+        ok, self._first = self._cap.read()
+        if not ok:
+            raise ValueError(f"fake picamera2: ${PICTURES_ENV}={path} is not a readable picture or video")
+        self._pending = self._first
+
+    def __call__(self, index: int) -> np.ndarray:
+        with self._lock:
+            picture, self._pending = self._pending, None
+            if picture is None:
+                ok, picture = self._cap.read()
+                if not ok:
+                    self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    picture = self._first
+            return picture
+
+
+def _pictures_from_env() -> Callable[[int], np.ndarray] | None:
+    """The source $EDGECAM_FAKE_PICAMERA2_PICTURES names: a picture file (shown
+    in every frame), a folder of pictures (cycled in name order) or a video (looped)."""
+    spec = os.environ.get(PICTURES_ENV)
+    if not spec:
+        return None
+    if os.path.isdir(spec):
+        names = sorted(os.listdir(spec))
+        pictures = [p for p in (cv2.imread(os.path.join(spec, n), cv2.IMREAD_COLOR) for n in names)
+                    if p is not None]
+        if not pictures:
+            raise ValueError(f"fake picamera2: ${PICTURES_ENV}={spec} holds no readable picture")
+        return lambda i: pictures[i % len(pictures)]
+    picture = cv2.imread(spec, cv2.IMREAD_COLOR)
+    if picture is not None:
+        return lambda i: picture
+    return _VideoLoop(spec)
+
+
+def _write_report(path: str) -> None:
+    """At exit: per camera, how often it was opened and closed, whether it is
+    still open, and how many frames it made (see $EDGECAM_FAKE_PICAMERA2_REPORT)."""
+    import json
+
+    with fake_control._lock:
+        cameras = [{"num": s.num, "opened": s.opened, "closed": s.closed, "open": s.owner is not None,
+                    "frames_produced": s.frames_produced} for s in fake_control.slots]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"model": fake_control.model, "cameras": cameras}, f)
 
 
 def _check_picture(picture: np.ndarray) -> np.ndarray:
@@ -409,6 +469,7 @@ class Picamera2:
                 except RuntimeError:
                     raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904 - as real
             slot.owner = self
+            slot.opened += 1
         self._slot = slot
         self.camera_idx = camera_num
         self.is_open = True
@@ -438,17 +499,22 @@ class Picamera2:
     def __del__(self):
         # The real class closes itself when garbage-collected, too.
         try:
-            self.close()
+            self._close(by_gc=True)
         except Exception:
             pass
 
     def close(self) -> None:
+        self._close(by_gc=False)
+
+    def _close(self, by_gc: bool) -> None:
         if not self.is_open:
             return
         self.stop()
         with fake_control._lock:
             if self._slot.owner is self:
                 self._slot.owner = None
+            if not by_gc:
+                self._slot.closed += 1
         self.is_open = False
         self.camera_config = None
         self.stream_map = None
@@ -779,4 +845,9 @@ class Picamera2:
 
 fake_control = FakeControl()
 
-__all__ = ["CompletedRequest", "FakeControl", "MODEL_ENV", "Picamera2", "fake_control"]
+if os.environ.get(REPORT_ENV):
+    import atexit
+
+    atexit.register(_write_report, os.environ[REPORT_ENV])
+
+__all__ = ["CompletedRequest", "FakeControl", "MODEL_ENV", "PICTURES_ENV", "REPORT_ENV", "Picamera2", "fake_control"]
