@@ -98,6 +98,10 @@ class App:
         try:
             size = self.classifier.input_size
             source = open_source(cfg.source, size)
+            if source.fps:
+                for sink in sinks:
+                    if sink.name == "record":
+                        sink.fps = source.fps  # a file's own rate, known only now: play back at true speed
             reopen = (lambda: open_source(cfg.source, size)) if (source.live and cfg.source.reconnect) else None
             self.pipeline = Pipeline(
                 self.classifier, source, self.outputs,

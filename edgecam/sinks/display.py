@@ -76,10 +76,12 @@ class WindowSink(Sink):
         self.title = title
         self.on_quit = on_quit
         self._open = False
+        self._sized = False
 
     def start(self) -> None:
         try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+            # GUI_NORMAL: no Qt image-viewer toolbar and status bar around the live picture.
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
         except cv2.error as e:
             raise OutputError(f"display window: cannot open ({str(e).strip().splitlines()[-1]}); use --display none") from None
         self._open = True
@@ -87,7 +89,13 @@ class WindowSink(Sink):
     def on_frame(self, frame, annotated, result) -> None:
         if not self._open:
             return
-        cv2.imshow(self.title, annotated if annotated is not None else frame.image)
+        image = annotated if annotated is not None else frame.image
+        if not self._sized:
+            # A resizable window opens at the toolkit's default size (Qt: 400x300, the
+            # picture shrunk to fit); start at the picture's own size instead.
+            self._sized = True
+            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
+        cv2.imshow(self.title, image)
         key = cv2.waitKey(1) & 0xFF
         closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
         if key in QUIT_KEYS or closed:

@@ -1,0 +1,330 @@
+"""``edgecam run`` end to end, in subprocesses, on the real model and the shared video.
+
+Every run uses ``cwd=tmp_path`` (so no ./config.yaml is picked up) and the
+``model_env`` environment (models from ../shared through the registry cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
+
+LOG_KEYS = {"timestamp", "frame", "latency_ms", "inference_ms", "model", "top_k"}
+WAIT_S = 60.0  # bounds for "it started" / "it ended": generous, never a speed requirement
+
+
+@pytest.fixture(scope="module")
+def video(shared_dir) -> str:
+    return str(shared_dir / "video" / "imagenet20_640x480_30fps.mp4")
+
+
+@pytest.fixture(scope="module")
+def expected_labels(shared_dir) -> dict[int, int]:
+    """frame -> expected label index, from the clip's segment list."""
+    out = {}
+    with open(shared_dir / "video" / "imagenet20_segments.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            for i in range(int(row["first_frame"]), int(row["last_frame"]) + 1):
+                out[i] = int(row["label_index"])
+    return out
+
+
+@pytest.fixture
+def env(model_env) -> dict:
+    e = dict(model_env)
+    e.pop("DISPLAY", None)
+    e.pop("WAYLAND_DISPLAY", None)
+    return e
+
+
+def edgecam(*args: str) -> list[str]:
+    return [sys.executable, "-m", "edgecam", *args]
+
+
+def run(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run(edgecam(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def read_log(path: Path) -> list[dict]:
+    """Every line as JSON (a line that does not parse fails the test)."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def count_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def wait_until(predicate, what: str, timeout: float = WAIT_S, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"edgecam exited ({proc.returncode}) before {what}: {err[-2000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    assert p.returncode == code, p.stderr
+    assert "Traceback" not in p.stderr
+    errors = [line for line in p.stderr.splitlines() if line.startswith("edgecam: ")]
+    assert len(errors) == 1, p.stderr
+    for w in words:
+        assert w in errors[0], errors[0]
+    return errors[0]
+
+
+def dead_display() -> str:
+    for n in range(917, 999):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(f"\0/tmp/.X11-unix/X{n}")
+            except OSError:
+                return f":{n}"
+    pytest.skip("no unused X display number found")
+
+
+# -- the normal run --------------------------------------------------------------
+
+
+def test_run_logs_every_frame_and_agrees_with_the_clip(video, expected_labels, env, tmp_path):
+    log = tmp_path / "pred.jsonl"
+    p = run(["run", "--source", video, "--display", "none", "--log", str(log)], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = read_log(log)
+    assert [l["frame"] for l in lines] == list(range(300))  # file: every frame, in order
+    for l in lines:
+        assert LOG_KEYS <= set(l)
+        assert l["model"] == "mobilenet_v3_small"
+        assert len(l["top_k"]) == 3 and l["inference_ms"] > 0 and l["latency_ms"] >= l["inference_ms"]
+    hits = sum(l["top_k"][0]["index"] == expected_labels[l["frame"]] for l in lines)
+    assert hits / 300 >= 0.6, f"top-1 matched the clip on {hits}/300 frames"
+
+
+def test_changes_mode_logs_only_label_changes(video, env, tmp_path):
+    cfg = tmp_path / "changes.yaml"
+    cfg.write_text("log:\n  mode: changes\n")
+    log = tmp_path / "changes.jsonl"
+    p = run(["run", "--config", str(cfg), "--source", video, "--display", "none", "--log", str(log)], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = read_log(log)
+    assert 20 <= len(lines) < 300  # at least one per photo of the clip, far from one per frame
+    previous = None
+    for l in lines:
+        assert LOG_KEYS <= set(l)
+        assert l["event"]["previous"] == previous and l["event"]["label"] != previous
+        assert l["event"]["label"] == l["top_k"][0]["label"]  # no smoothing: the shown label is the top
+        previous = l["event"]["label"]
+    assert lines[0]["frame"] == 0 and lines[0]["event"]["previous"] is None
+
+
+def test_headless_auto_display_runs_without_a_window(video, env, tmp_path):
+    log = tmp_path / "auto.jsonl"
+    p = run(["run", "--source", video, "--display", "auto", "--log", str(log)], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(read_log(log)) == 300
+
+
+def test_auto_display_with_a_stale_display_runs_headless(video, env, tmp_path):
+    # Before: Qt aborted the process (SIGABRT) trying to reach the vanished X server.
+    log = tmp_path / "stale.jsonl"
+    p = run(["run", "--source", video, "--display", "auto", "--log", str(log)], {**env, "DISPLAY": dead_display()},
+            tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(read_log(log)) == 300
+
+
+# -- signals ---------------------------------------------------------------------------
+
+
+def start_realtime(video, env, tmp_path, log) -> subprocess.Popen:
+    return subprocess.Popen(edgecam("run", "--source", video, "--display", "none", "--realtime", "--log", str(log)),
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_stops_a_realtime_run_cleanly(video, env, tmp_path):
+    log = tmp_path / "rt.jsonl"
+    proc = start_realtime(video, env, tmp_path, log)
+    try:
+        wait_until(lambda: count_lines(log) >= 3, "the first results", proc=proc)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "SIGTERM received" in err and "Traceback" not in err
+    lines = read_log(log)
+    assert 3 <= len(lines) < 300  # stopped mid-clip: a 10 s clip played at its own pace
+    assert LOG_KEYS <= set(lines[-1])
+    frames = [l["frame"] for l in lines]
+    assert frames == sorted(set(frames))
+
+
+def test_sigkill_leaves_a_log_where_every_line_parses(video, env, tmp_path):
+    log = tmp_path / "killed.jsonl"
+    proc = start_realtime(video, env, tmp_path, log)
+    try:
+        wait_until(lambda: count_lines(log) >= 20, "20 logged results", proc=proc)
+        proc.kill()
+        proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    text = log.read_text(encoding="utf-8")
+    assert text.endswith("\n")
+    lines = read_log(log)
+    assert len(lines) >= 20 and all(LOG_KEYS <= set(l) for l in lines)
+
+
+# -- bad input: one line, its own exit code, nothing half-opened ---------------------
+
+
+@pytest.mark.parametrize("display", [None, "dead"])
+def test_window_without_a_display_is_a_one_line_error(video, env, tmp_path, display):
+    if display:
+        env = {**env, "DISPLAY": dead_display()}
+    p = run(["run", "--source", video, "--display", "window"], env, tmp_path)
+    assert_one_line_error(p, 4, "display window", "--display none")
+    assert p.returncode != -signal.SIGABRT
+
+
+def test_bad_config_fails_before_the_source_is_opened(env, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("source:\n  fps: -5\n")
+    p = run(["run", "--config", str(cfg), "--source", str(tmp_path / "missing.mp4"), "--display", "none"], env,
+            tmp_path)
+    assert_one_line_error(p, 2, "source.fps", str(cfg))  # 2 (config), not 3 (the missing video)
+    assert "opened" not in p.stderr
+
+
+def test_missing_model_file_is_exit_2(shared_dir, env, tmp_path):
+    labels = shared_dir / "models" / "imagenet_labels.txt"
+    p = run(["run", "--model", str(tmp_path / "nope.tflite"), "--labels", str(labels),
+             "--source", str(tmp_path / "missing.mp4"), "--display", "none"], env, tmp_path)
+    assert_one_line_error(p, 2, "nope.tflite")
+
+
+def test_unwritable_log_folder_is_exit_4_before_the_source(env, tmp_path):
+    p = run(["run", "--source", str(tmp_path / "missing.mp4"), "--display", "none", "--log", "/proc/nope/log.jsonl"],
+            env, tmp_path)
+    assert_one_line_error(p, 4, "/proc/nope/log.jsonl")
+
+
+def test_missing_video_is_exit_3(env, tmp_path):
+    missing = tmp_path / "missing.mp4"
+    p = run(["run", "--source", str(missing), "--display", "none"], env, tmp_path)
+    assert_one_line_error(p, 3, str(missing))
+
+
+# -- recording ------------------------------------------------------------------------
+
+
+def accent(image: np.ndarray) -> np.ndarray:
+    """The overlay's green (score bars, shown label), tolerant of compression."""
+    b, g, r = (image[..., i].astype(int) for i in range(3))
+    return (g > 150) & (g > r + 60) & (g > b + 60)
+
+
+def test_record_writes_the_annotated_video(video, env, tmp_path):
+    cfg = tmp_path / "rec.yaml"
+    cfg.write_text("record:\n  fourcc: MJPG\n")
+    out = tmp_path / "out.avi"
+    p = run(["run", "--config", str(cfg), "--source", video, "--display", "none", "--record", str(out)], env,
+            tmp_path)
+    assert p.returncode == 0, p.stderr
+    rec, src = cv2.VideoCapture(str(out)), cv2.VideoCapture(video)
+    assert rec.isOpened()
+    assert rec.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+    n = 0
+    darkened = []
+    while True:
+        ok, frame = rec.read()
+        ok_src, original = src.read()
+        if not ok:
+            break
+        assert ok_src and frame.shape == (480, 640, 3)
+        if n % 10 == 5:
+            # Text and bars in the panel top-left; the rest of the picture as it was.
+            panel = frame[2:85, 2:250]
+            assert (panel.max(axis=2) > 200).sum() > 300
+            assert accent(panel).sum() > 100
+            assert np.abs(frame[300:, 400:].astype(int) - original[300:, 400:]).mean() < 8
+            # The panel's left padding holds no text: there it is the picture, darkened.
+            # (Where the clip is letterboxed black there is nothing to darken.)
+            before, after = original[2:85, 0:6].mean(), frame[2:85, 0:6].mean()
+            if before > 40:
+                darkened.append(after < 0.6 * before)
+        n += 1
+    assert 290 <= n <= 300
+    assert len(darkened) >= 3 and all(darkened)
+
+
+def test_record_keeps_the_source_frame_rate(shared_dir, env, tmp_path):
+    clip = tmp_path / "clip10.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (160, 120))
+    photo = cv2.resize(cv2.imread(str(shared_dir / "images" / "cat.bmp")), (160, 120))
+    for _ in range(20):
+        writer.write(photo)
+    writer.release()
+    cfg = tmp_path / "rec.yaml"
+    cfg.write_text("record:\n  fourcc: MJPG\n")
+    out = tmp_path / "out.avi"
+    p = run(["run", "--config", str(cfg), "--source", str(clip), "--display", "none", "--record", str(out)], env,
+            tmp_path)
+    assert p.returncode == 0, p.stderr
+    rec = cv2.VideoCapture(str(out))
+    assert rec.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)  # not the config's 30: it would play 3x too fast
+    assert int(rec.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+
+
+# -- the window, on a real X server ---------------------------------------------------------
+
+
+def test_window_shows_the_overlay_and_quits(video, env, tmp_path, xvfb):  # noqa: F811
+    proc = subprocess.Popen(edgecam("run", "--source", video, "--display", "window", "--realtime"),
+                            env=xvfb.env(env), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wid = xvfb.wait_window("edgecam", timeout=WAIT_S)
+        time.sleep(2.0)  # a couple of seconds of live video
+
+        def overlay_in(win):
+            x, y, w, h = picture_box(win)
+            top_left = win[y:y + int(h * 0.18), x:x + int(w * 0.4)]
+            return (top_left.size > 0 and np.median(top_left) < 110
+                    and (top_left.max(axis=2) > 200).sum() > 200 and accent(top_left).sum() > 50)
+
+        win = xvfb.window_pixels(wid, overlay_in, path=tmp_path / "edgecam-window.png")
+        assert overlay_in(win), f"no overlay panel in the window; see {tmp_path / 'edgecam-window.png'}"
+        x, y, w, h = picture_box(win)
+        assert (w, h) == (pytest.approx(640, rel=0.05), pytest.approx(480, rel=0.05))  # opened at the video's size
+        xvfb.key(wid, "q")
+        out, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "quit key pressed" in err
