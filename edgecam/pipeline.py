@@ -158,6 +158,8 @@ class Pipeline:
         self.error: BaseException | None = None
         self.reload_requested = False
         self.on_reload = None  # set by the app: called from the output loop on SIGHUP
+        self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
+        self._reconnects_seen = 0
 
         self._frames = FrameBuffer(policy)
         self._out = OutputQueue()
@@ -295,9 +297,17 @@ class Pipeline:
 
     def _tick(self, now: float) -> None:
         state = self.stats.source_state
-        if state == "running" and self.stats.last_frame_time and not self.stats.flowing(self.stall_timeout_s, now):
+        # The stall clock starts again when the source (re)starts: right after a reconnect
+        # the last frame is old, yet the new source has had no time to deliver one.
+        if state not in ("running", "stalled") or self.stats.reconnects != self._reconnects_seen:
+            self._running_since = None
+            self._reconnects_seen = self.stats.reconnects
+        if state == "running" and self._running_since is None:
+            self._running_since = now
+        waiting_since = max(self.stats.last_frame_time, self._running_since or 0.0)
+        if state == "running" and now - waiting_since > self.stall_timeout_s:
             self.stats.source_state = "stalled"
-            logger.warning("source %s: no frame for %.1f s", self.source.name, now - self.stats.last_frame_time)
+            logger.warning("source %s: no frame for %.1f s", self.source.name, now - waiting_since)
         elif state == "stalled" and self.stats.flowing(self.stall_timeout_s, now):
             self.stats.source_state = "running"
             logger.warning("source %s: frames flowing again", self.source.name)

@@ -315,6 +315,63 @@ def test_stall_and_recovery_are_logged_once_each(caplog):
     assert sum("frames flowing again" in m for m in messages) == 1
 
 
+def test_a_camera_that_never_delivers_is_flagged_stalled(caplog):
+    caplog.set_level(logging.WARNING, logger="edgecam.pipeline")
+    cam = FakeCamera(fps=100)
+    cam.flowing.clear()  # opened, but not one frame comes
+    p = make_pipeline(SlowClassifier(0.0), cam, [RecordingSink()], "latest", stall_timeout_s=0.2)
+    seen = []
+
+    def on_tick(pipe, now):
+        seen.append((pipe.stats.source_state, pipe.stats.frames_captured))
+        if pipe.stats.source_state == "stalled":
+            pipe.stop()
+            cam.flowing.set()  # let the fake's blocked read() return (real sources time out)
+
+    p.tickers.append(on_tick)
+    assert run(p) == 0
+    assert ("stalled", 0) in seen
+    assert sum("no frame for" in r.getMessage() for r in caplog.records) == 1
+
+
+class SlowStartCamera(FakeCamera):
+    """A camera whose first frame takes a while after opening, as real ones do."""
+
+    def __init__(self, warmup_s: float, **kw):
+        super().__init__(**kw)
+        self.warmup_s = warmup_s
+
+    def read(self):
+        if self.count == 0:
+            time.sleep(self.warmup_s)
+        return super().read()
+
+
+def test_a_reconnect_restarts_the_stall_clock(caplog):
+    caplog.set_level(logging.WARNING)
+    first = FakeCamera(fps=100, fail_after=10)
+    second = SlowStartCamera(0.2, fps=100)
+    attempts = []
+
+    def reopen():
+        attempts.append(1)
+        if len(attempts) < 4:  # unplugged for four back-off waits, longer than the stall timeout
+            raise SourceError("fake-camera: no such device")
+        return second
+
+    sink = RecordingSink()
+    p = make_pipeline(SlowClassifier(0.0), first, [sink], "latest", stall_timeout_s=0.35, reopen=reopen,
+                      reconnect_max_s=0.1)
+    states = []
+    p.tickers.append(lambda pipe, now: states.append(pipe.stats.source_state))
+    p.tickers.append(lambda pipe, now: second.count >= 10 and pipe.stop())
+    assert run(p) == 0
+    assert p.stats.reconnects == 1 and "reconnecting" in states
+    # The old frame time must not count against the new camera while it warms up.
+    assert "stalled" not in states
+    assert not any("no frame for" in r.getMessage() for r in caplog.records)
+
+
 def test_no_overlay_work_without_a_frame_sink():
     sink = RecordingSink(wants_frames=False)
     p = make_pipeline(SlowClassifier(0.0), FakeCamera(fps=0, frames=10, live=False), [sink], "every_frame",
