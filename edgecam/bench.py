@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from edgecam import config as config_mod
+from edgecam.errors import SourceError
 
 
 def _pct(values, q) -> float:
@@ -112,6 +113,9 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
 
     clf = load_classifier(cfg.model)
     cap = cv2.VideoCapture(cfg.source.uri)
+    if not cap.isOpened():  # else a typo would "measure" 0 frames and exit 0
+        cap.release()
+        raise SourceError(f"source {cfg.source.uri}: cannot open this video file; check the path")
     w, h = clf.input_size
     inp = clf.interpreter.get_input_details()[0]["index"]
     invoke, n = [], 0
@@ -155,9 +159,10 @@ def cmd_bench(args) -> int:
     cfg.http.enabled = cfg.mqtt.enabled = False
     res = bench_peer_loop(cfg, args.frames) if args.peer_loop else bench_pipeline(cfg, args.frames)
     res.pop("_cpu_load_s", None)
+    code = res.get("exit_code", 0)  # a run that failed half-way must not look like a good measurement
     if args.json:
         print(json.dumps(res))
-        return 0
+        return code
     print(f"{res['mode']}: {res['model']} on {res['runtime']}, {res['threads']} interpreter thread(s)")
     print(f"  frames          {res['frames']}  ({res.get('dropped', 0)} dropped)")
     print(f"  wall            {res['wall_s']:.2f} s")
@@ -168,7 +173,7 @@ def cmd_bench(args) -> int:
         print(f"  latency         p50 {res['latency_ms_p50']:.2f} ms  p95 {res['latency_ms_p95']:.2f} ms (capture to result)")
     print(f"  cpu per frame   {res['cpu_ms_per_frame']:.2f} ms")
     print(f"  peak RSS        {res['rss_mb']:.1f} MB")
-    return 0
+    return code
 
 
 def add_parser(sub) -> None:
