@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edgecam.service import install as inst
 
 
 def _say(line: str) -> None:
@@ -71,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def cmd_install(args: argparse.Namespace) -> int:
     """Run ``service install``; returns the exit code."""
+    from edgecam.service import install as inst  # only for this command: it imports subprocess etc.
+
     return inst.install(
         root=args.root, config=args.config, enable=not args.no_enable, dry_run=args.dry_run, say=_say
     )
@@ -78,4 +79,6 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
     """Run ``service uninstall``; returns the exit code."""
+    from edgecam.service import install as inst
+
     return inst.uninstall(root=args.root, purge=args.purge, dry_run=args.dry_run, say=_say)
