@@ -88,6 +88,7 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
         "frames": n,
         "frames_inferred": s["frames_inferred"],
         "dropped": s["frames_dropped"],
+        "output_dropped": s["frames_output_dropped"],
         "wall_s": round(wall, 3),
         "fps": round(n / wall, 2) if wall > 0 else 0.0,
         "invoke_ms_p50": round(_pct(tm.invoke, 50), 3),

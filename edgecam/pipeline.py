@@ -43,7 +43,7 @@ class OutputQueue:
     counted, so the display shows the present rather than a growing backlog.
     """
 
-    def __init__(self, max_frames: int = 2):
+    def __init__(self, max_frames: int = 2, stats: Stats | None = None):
         # _frames counts queued items that hold a frame (frame items, and
         # results that carry theirs under every_frame).
         self._items: deque = deque()
@@ -52,6 +52,7 @@ class OutputQueue:
         self._cond = threading.Condition()
         self.closed = False
         self.dropped = 0
+        self.stats = stats
 
     def put_frame(self, frame) -> None:
         with self._cond:
@@ -61,6 +62,8 @@ class OutputQueue:
                         del self._items[i]
                         self._frames -= 1
                         self.dropped += 1
+                        if self.stats is not None:
+                            self.stats.frames_output_dropped += 1
                         break
             self._items.append(("frame", frame, None))
             self._frames += 1
@@ -162,7 +165,7 @@ class Pipeline:
         self._reconnects_seen = 0
 
         self._frames = FrameBuffer(policy)
-        self._out = OutputQueue()
+        self._out = OutputQueue(stats=self.stats)
         consumers = [self._to_inference]
         if policy == "latest":
             consumers.append(self._out.put_frame)

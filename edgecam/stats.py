@@ -66,6 +66,7 @@ class Stats:
         self.started = time.monotonic()
         self.frames_captured = 0  # frames the source produced
         self.frames_dropped = 0  # captured but never classified (latest-frame policy)
+        self.frames_output_dropped = 0  # captured but never drawn: the outputs fell behind a live source
         self.frames_inferred = 0
         self.frames_output = 0  # frames drawn/handed to sinks
         self.reconnects = 0
@@ -112,6 +113,7 @@ class Stats:
                 "uptime_s": now - self.started,
                 "frames_captured": self.frames_captured,
                 "frames_dropped": self.frames_dropped,
+                "frames_output_dropped": self.frames_output_dropped,
                 "frames_inferred": self.frames_inferred,
                 "frames_output": self.frames_output,
                 "reconnects": self.reconnects,

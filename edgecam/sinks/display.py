@@ -59,7 +59,11 @@ def display_available() -> bool:
         if x11 and not x_server_reachable(x11):
             logger.info("DISPLAY=%s is set but its X server cannot be reached", x11)
             x11 = None
-        if not (x11 or os.environ.get("WAYLAND_DISPLAY")):
+        if not x11:
+            # pip's OpenCV draws its window through Qt's X11 (xcb) plugin only; on a
+            # Wayland desktop that means XWayland, which sets DISPLAY.
+            if os.environ.get("WAYLAND_DISPLAY"):
+                logger.info("WAYLAND_DISPLAY is set but DISPLAY is not: OpenCV's window needs XWayland")
             return False
     info = cv2.getBuildInformation()
     gui = [line for line in info.splitlines() if line.strip().startswith("GUI:")]

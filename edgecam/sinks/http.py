@@ -258,6 +258,9 @@ class HttpSink(Sink):
                [("", s["frames_captured"])])
         metric("edgecam_frames_dropped_total", "counter", "Frames captured but never classified.",
                [("", s["frames_dropped"])])
+        metric("edgecam_frames_output_dropped_total", "counter",
+               "Frames captured but never drawn (the outputs fell behind a live source).",
+               [("", s.get("frames_output_dropped", 0))])
         metric("edgecam_frames_inferred_total", "counter", "Frames classified.",
                [("", s["frames_inferred"])])
         metric("edgecam_frames_output_total", "counter", "Frames handed to the outputs.",

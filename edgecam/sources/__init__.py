@@ -66,7 +66,9 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSo
     if kind == "picamera2":
         from edgecam.sources.picamera2_source import Picamera2Source
 
-        return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, timeout_s=cfg.timeout_s)
+        # source.uri picks the camera on boards with two (Pi 5, CM4): 0 or 1.
+        camera = int(cfg.uri) if cfg.uri and str(cfg.uri).isdigit() else 0
+        return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s)
     # auto: the Pi camera when there is one, else webcam 0.
     tried = []
     try:
