@@ -30,51 +30,40 @@ logger = logging.getLogger(__name__)
 POLICIES = ("latest", "every_frame")
 
 
-class FrameBuffer:
-    """A bounded hand-over between two threads, with a drop policy.
+class Handoff:
+    """A deque between two threads: one side puts, the other waits in :meth:`get`.
 
-    ``latest``: capacity 1, :meth:`put` replaces an unread frame and returns
-    1 (one frame dropped). ``every_frame``: :meth:`put` waits for room.
     :meth:`close` ends the stream: readers get None once it is drained.
+    Subclasses add the put side, with their own drop policy.
     """
 
-    def __init__(self, policy: str, capacity: int = 2):
-        if policy not in POLICIES:
-            raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
-        self.policy = policy
-        self.capacity = 1 if policy == "latest" else capacity
+    def __init__(self) -> None:
         self._items: deque = deque()
         self._cond = threading.Condition()
         self.closed = False
 
-    def put(self, frame, stop: threading.Event | None = None) -> int:
-        """Hand over ``frame`` (a Frame, or a tuple that carries one); return how many were dropped."""
-        with self._cond:
-            dropped = 0
-            if self.policy == "latest":
-                dropped = len(self._items)
-                self._items.clear()
-            else:
-                while len(self._items) >= self.capacity and not self.closed:
-                    if stop is not None and stop.is_set():
-                        return 0
-                    self._cond.wait(0.1)
-            if self.closed:
-                return 0
-            self._items.append(frame)
-            self._cond.notify_all()
-            return dropped
+    def _wait_for_room(self, full, stop: threading.Event | None) -> bool:
+        """With the lock held, wait while ``full()``; False if stopped or closed meanwhile."""
+        while full() and not self.closed:
+            if stop is not None and stop.is_set():
+                return False
+            self._cond.wait(0.1)
+        return not self.closed
+
+    def _taken(self, item) -> None:
+        """Called with the lock held for each item :meth:`get` hands out."""
 
     def get(self, timeout: float | None = None):
-        """The next frame, or None on timeout or once closed and drained."""
+        """The next item, or None on timeout or once closed and drained."""
         with self._cond:
             if not self._items and not self.closed:
                 self._cond.wait(timeout)
             if not self._items:
                 return None
-            frame = self._items.popleft()
-            self._cond.notify_all()
-            return frame
+            item = self._items.popleft()
+            self._taken(item)
+            self._cond.notify_all()  # room for a waiting put
+            return item
 
     @property
     def ended(self) -> bool:
@@ -86,6 +75,36 @@ class FrameBuffer:
         with self._cond:
             self.closed = True
             self._cond.notify_all()
+
+
+class FrameBuffer(Handoff):
+    """The capture-to-inference hand-over, with a drop policy.
+
+    ``latest``: capacity 1, :meth:`put` replaces an unread frame and returns
+    1 (one frame dropped). ``every_frame``: :meth:`put` waits for room.
+    """
+
+    def __init__(self, policy: str, capacity: int = 2):
+        if policy not in POLICIES:
+            raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
+        super().__init__()
+        self.policy = policy
+        self.capacity = 1 if policy == "latest" else capacity
+
+    def put(self, frame, stop: threading.Event | None = None) -> int:
+        """Hand over ``frame`` (a Frame, or a tuple that carries one); return how many were dropped."""
+        with self._cond:
+            dropped = 0
+            if self.policy == "latest":
+                dropped = len(self._items)
+                self._items.clear()
+            elif not self._wait_for_room(lambda: len(self._items) >= self.capacity, stop):
+                return 0
+            if self.closed:
+                return 0
+            self._items.append(frame)
+            self._cond.notify_all()
+            return dropped
 
 
 class CaptureThread(threading.Thread):

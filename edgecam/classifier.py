@@ -177,21 +177,20 @@ class Classifier:
         """Classify one picture (any size; BGR unless ``order='rgb'``)."""
         t0 = time.perf_counter()
         self.set_input(image, order)
+        return self._invoke(frame_index, capture_time, wall_time, (time.perf_counter() - t0) * 1000)
+
+    def _invoke(self, frame_index: int, capture_time: float, wall_time: float,
+                preprocess_ms: float) -> Classification:
+        """Run the model on the input already set and build the result."""
         t1 = time.perf_counter()
         self.interpreter.invoke()
         t2 = time.perf_counter()
         scores = self.scores(self.interpreter.get_tensor(self._out_index))
         t3 = time.perf_counter()
         return Classification(
-            scores=scores,
-            labels=self.labels,
-            model=self.name,
-            frame_index=frame_index,
-            capture_time=capture_time,
-            wall_time=wall_time,
-            result_time=time.monotonic(),
-            inference_ms=(t2 - t1) * 1000,
-            preprocess_ms=(t1 - t0) * 1000,
+            scores=scores, labels=self.labels, model=self.name, frame_index=frame_index,
+            capture_time=capture_time, wall_time=wall_time, result_time=time.monotonic(),
+            inference_ms=(t2 - t1) * 1000, preprocess_ms=preprocess_ms,
             extra={"postprocess_ms": (t3 - t2) * 1000},
         )
 
@@ -212,21 +211,12 @@ class Classifier:
 
     def classify_prepared(self, tensor: np.ndarray, frame, preprocess_ms: float = 0.0) -> Classification:
         """Classify an array made by :meth:`prepare` for ``frame``."""
-        t1 = time.perf_counter()
+        t0 = time.perf_counter()
         view = self.interpreter.tensor(self._in_index)()
         np.copyto(view[0], tensor)
         del view  # invoke() refuses to run while a view of its memory is held
-        t2 = time.perf_counter()
-        self.interpreter.invoke()
-        t3 = time.perf_counter()
-        scores = self.scores(self.interpreter.get_tensor(self._out_index))
-        t4 = time.perf_counter()
-        return Classification(
-            scores=scores, labels=self.labels, model=self.name, frame_index=frame.index,
-            capture_time=frame.timestamp, wall_time=frame.wall_time, result_time=time.monotonic(),
-            inference_ms=(t3 - t2) * 1000, preprocess_ms=preprocess_ms + (t2 - t1) * 1000,
-            extra={"postprocess_ms": (t4 - t3) * 1000},
-        )
+        copy_ms = (time.perf_counter() - t0) * 1000
+        return self._invoke(frame.index, frame.timestamp, frame.wall_time, preprocess_ms + copy_ms)
 
     def classify_frame(self, frame) -> Classification:
         """Classify a :class:`edgecam.frame.Frame`, using its ISP-scaled picture when it has one."""

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from edgecam.capture import CaptureThread, FrameBuffer
+from edgecam.capture import CaptureThread, FrameBuffer, Handoff
 from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
 from edgecam.overlay import OverlayStats, draw_overlay
 from edgecam.smoothing import Smoother
@@ -35,22 +35,21 @@ logger = logging.getLogger(__name__)
 TICK_S = 0.1  # how often the output loop wakes with nothing to do (stall checks, watchdog)
 
 
-class OutputQueue:
+class OutputQueue(Handoff):
     """Frames and results for the output loop.
 
     Results are never dropped (the log wants each one). Frames are: when the
     outputs fall behind a live camera, the oldest waiting frame is dropped and
     counted, so the display shows the present rather than a growing backlog.
+    Items are ``(kind, frame, result)`` tuples.
     """
 
     def __init__(self, max_frames: int = 2, stats: Stats | None = None):
+        super().__init__()
         # _frames counts queued items that hold a frame (frame items, and
         # results that carry theirs under every_frame).
-        self._items: deque = deque()
         self._frames = 0
         self.max_frames = max_frames
-        self._cond = threading.Condition()
-        self.closed = False
         self.dropped = 0
         self.stats = stats
 
@@ -77,35 +76,15 @@ class OutputQueue:
         """
         with self._cond:
             if frame is not None:
-                while self._frames >= self.max_frames and not self.closed:
-                    if stop is not None and stop.is_set():
-                        return
-                    self._cond.wait(0.1)
+                if not self._wait_for_room(lambda: self._frames >= self.max_frames, stop):
+                    return
                 self._frames += 1
             self._items.append(("result", frame, result))
             self._cond.notify_all()
 
-    def get(self, timeout: float):
-        with self._cond:
-            if not self._items and not self.closed:
-                self._cond.wait(timeout)
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            if item[1] is not None:
-                self._frames -= 1
-                self._cond.notify_all()  # room for a waiting put_result
-            return item
-
-    @property
-    def ended(self) -> bool:
-        with self._cond:
-            return self.closed and not self._items
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
+    def _taken(self, item) -> None:
+        if item[1] is not None:
+            self._frames -= 1
 
 
 @dataclass
