@@ -29,7 +29,9 @@ clean:
 # The service gets its own venv outside /home (the unit's sandbox hides /home),
 # installed from this checkout (not editable, so the checkout may move).
 SERVICE_VENV ?= /opt/edgecam/venv
-EDGECAM ?= $(SERVICE_VENV)/bin/python -m edgecam
+# The console script, not python -m: that would import the checkout in the
+# current folder instead of the copy installed in the service venv.
+EDGECAM ?= $(SERVICE_VENV)/bin/edgecam
 
 $(SERVICE_VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv --system-site-packages $(SERVICE_VENV)
