@@ -1,4 +1,4 @@
-"""Shared fixtures: where ../shared is, a model cache filled from it, and a CLI runner."""
+"""Shared fixtures: where ../shared is, a model cache filled from it, a CLI runner and a mosquitto broker."""
 
 from __future__ import annotations
 
@@ -70,3 +70,12 @@ def run_cli(args: list[str], env: dict | None = None, cwd: Path | None = None, t
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """A running mosquitto on 127.0.0.1 for one test (skips when the binary is missing); see tests/mosquitto.py."""
+    from tests.mosquitto import Mosquitto
+
+    with Mosquitto(tmp_path) as b:
+        yield b

@@ -11,24 +11,43 @@ Usage::
     broker.start()   # same port again
     broker.close()
 
+    sub = Subscriber(broker)          # records every message, from now on
+    sub.wait("cams/x/state")          # -> the payloads seen on that topic
+    sub.close()
+
 The broker listens on a free port picked at construction, writes its config,
 password file and log inside ``tmp_path``, and keeps its state in memory (no
 persistence), so every test gets a clean broker. Tests skip with a clear reason
-when the ``mosquitto`` binary is not installed.
+when the ``mosquitto`` binary is not installed. Tests get a running broker
+from the ``broker`` fixture in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 HOST = "127.0.0.1"
+TIMEOUT = 15.0  # how long a Subscriber waits for its SUBACK or for messages; never a speed requirement
+
+
+def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition", interval: float = 0.02):
+    """Poll ``predicate`` until it returns something truthy, and return that; fail the test on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def find_binary(name: str) -> str | None:
@@ -142,3 +161,65 @@ class Mosquitto:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class Subscriber:
+    """A paho client that records every message on ``topics``, with its retain flag and arrival time.
+
+    It subscribes in ``on_connect``, so after a broker restart it reconnects and
+    subscribes again by itself. Needs paho-mqtt (tests importorskip it first).
+    """
+
+    def __init__(self, broker: Mosquitto, topics=("#",), timeout: float = TIMEOUT):
+        import paho.mqtt.client as mqtt
+
+        self.topics = tuple(topics)
+        self.timeout = timeout
+        self.messages: list[tuple[str, bytes, bool, float]] = []  # (topic, payload, retain, time.time())
+        self.lock = threading.Lock()
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{id(self):x}")
+        self.client.on_connect = self._on_connect
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(0.1, 0.5)  # back soon after a test restarts the broker
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+        if not subscribed.wait(timeout):
+            self.close()
+            raise AssertionError("subscriber got no SUBACK")
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if not reason_code.is_failure:
+            client.subscribe([(t, 0) for t in self.topics])
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain), time.time()))
+
+    def _on(self, topic: str, since: float = 0.0) -> list[tuple[bytes, bool]]:
+        with self.lock:
+            return [(p, r) for t, p, r, at in self.messages if t == topic and at >= since]
+
+    def on(self, topic: str, since: float = 0.0) -> list[bytes]:
+        """Payloads received on ``topic`` (at or after wall time ``since``), oldest first."""
+        return [p for p, _ in self._on(topic, since)]
+
+    def retained(self, topic: str) -> list[bool]:
+        """The retain flag of each message on ``topic``, in the order of :meth:`on`."""
+        return [r for _, r in self._on(topic)]
+
+    def json(self, topic: str, since: float = 0.0) -> list[dict]:
+        return [json.loads(p) for p in self.on(topic, since)]
+
+    def wait(self, topic: str, n: int = 1, payload: bytes | None = None) -> list[bytes]:
+        """Wait for ``n`` messages on ``topic`` (equal to ``payload`` if given); returns those payloads."""
+        def got():
+            msgs = [p for p in self.on(topic) if payload is None or p == payload]
+            return msgs if len(msgs) >= n else None
+
+        return wait_until(got, self.timeout, f"{n} message(s) on {topic}" + (f" = {payload!r}" if payload else ""))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -6,6 +6,7 @@ Every run uses ``cwd=tmp_path`` (so no ./config.yaml is picked up) and the
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import signal
@@ -55,6 +56,19 @@ def edgecam(*args: str) -> list[str]:
 
 def run(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(edgecam(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def started(args, env, cwd):
+    """``edgecam ARGS`` running in the background; killed on the way out if the test left it running."""
+    proc = subprocess.Popen(edgecam(*args), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def read_log(path: Path) -> list[dict]:
@@ -154,23 +168,17 @@ def test_auto_display_with_a_stale_display_runs_headless(video, env, tmp_path):
 # -- signals ---------------------------------------------------------------------------
 
 
-def start_realtime(video, env, tmp_path, log) -> subprocess.Popen:
-    return subprocess.Popen(edgecam("run", "--source", video, "--display", "none", "--realtime", "--log", str(log)),
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def realtime(video, env, tmp_path, log):
+    return started(["run", "--source", video, "--display", "none", "--realtime", "--log", str(log)], env, tmp_path)
 
 
 def test_sigterm_stops_a_realtime_run_cleanly(video, env, tmp_path):
     log = tmp_path / "rt.jsonl"
-    proc = start_realtime(video, env, tmp_path, log)
-    try:
+    with realtime(video, env, tmp_path, log) as proc:
         wait_until(lambda: count_lines(log) >= 3, "the first results", proc=proc)
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert "SIGTERM received" in err and "Traceback" not in err
     lines = read_log(log)
@@ -182,15 +190,10 @@ def test_sigterm_stops_a_realtime_run_cleanly(video, env, tmp_path):
 
 def test_sigkill_leaves_a_log_where_every_line_parses(video, env, tmp_path):
     log = tmp_path / "killed.jsonl"
-    proc = start_realtime(video, env, tmp_path, log)
-    try:
+    with realtime(video, env, tmp_path, log) as proc:
         wait_until(lambda: count_lines(log) >= 20, "20 logged results", proc=proc)
         proc.kill()
         proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == -signal.SIGKILL
     text = log.read_text(encoding="utf-8")
     assert text.endswith("\n")
@@ -303,9 +306,7 @@ def test_record_keeps_the_source_frame_rate(shared_dir, env, tmp_path):
 
 
 def test_window_shows_the_overlay_and_quits(video, env, tmp_path, xvfb):  # noqa: F811
-    proc = subprocess.Popen(edgecam("run", "--source", video, "--display", "window", "--realtime"),
-                            env=xvfb.env(env), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with started(["run", "--source", video, "--display", "window", "--realtime"], xvfb.env(env), tmp_path) as proc:
         wid = xvfb.wait_window("edgecam", timeout=WAIT_S)
         time.sleep(2.0)  # a couple of seconds of live video
 
@@ -321,9 +322,5 @@ def test_window_shows_the_overlay_and_quits(video, env, tmp_path, xvfb):  # noqa
         assert (w, h) == (pytest.approx(640, rel=0.05), pytest.approx(480, rel=0.05))  # opened at the video's size
         xvfb.key(wid, "q")
         out, err = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert "quit key pressed" in err

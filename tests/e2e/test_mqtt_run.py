@@ -8,10 +8,8 @@ Will on SIGKILL and a clean ``offline`` on SIGTERM.
 
 from __future__ import annotations
 
-import json
 import re
 import signal
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -19,46 +17,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
-import paho.mqtt.client as mqtt  # noqa: E402
 
 from tests.e2e import Edgecam, free_port, read_log, run_args, shared_video, write_config  # noqa: E402
-from tests.mosquitto import Mosquitto  # noqa: E402
+from tests.mosquitto import Mosquitto, Subscriber, wait_until  # noqa: E402
 
 PREFIX = "e2e/cam"
 CLIENT_ID = "e2e-cam"
 TIMEOUT = 30.0
-
-
-class Subscriber:
-    """Records every message on the broker, with the time it arrived; resubscribes after a reconnect."""
-
-    def __init__(self, broker: Mosquitto):
-        self.messages: list[tuple[str, bytes, bool, float]] = []
-        self.lock = threading.Lock()
-        self.subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"e2e-sub-{id(self):x}")
-        self.client.on_connect = lambda c, *a: c.subscribe("#")
-        self.client.on_subscribe = lambda *a: self.subscribed.set()
-        self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        assert self.subscribed.wait(TIMEOUT), "subscriber got no SUBACK"
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain), time.time()))
-
-    def on(self, topic: str, since: float = 0.0) -> list[bytes]:
-        with self.lock:
-            return [p for t, p, _, at in self.messages if t == topic and at >= since]
-
-    def json(self, topic: str, since: float = 0.0) -> list[dict]:
-        return [json.loads(p) for p in self.on(topic, since)]
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 @pytest.fixture
@@ -67,16 +32,8 @@ def video(shared_dir):
 
 
 @pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path)
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def subscriber(broker):
-    s = Subscriber(broker)
+    s = Subscriber(broker, timeout=TIMEOUT)
     yield s
     s.close()
 
@@ -98,13 +55,7 @@ def mqtt_config(tmp_path: Path, video: Path, broker: Mosquitto, *, paced: bool, 
 def wait_for(app: Edgecam | None, predicate, what: str, timeout: float = TIMEOUT):
     if app is not None:
         return app.wait_until(predicate, what, timeout=timeout, interval=0.05)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return wait_until(predicate, timeout, what, interval=0.05)
 
 
 def wall(iso: str) -> float:

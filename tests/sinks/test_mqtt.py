@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +16,6 @@ import numpy as np
 import pytest
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
-import paho.mqtt.client as mqtt  # noqa: E402
 
 import edgecam  # noqa: E402
 from edgecam.config import MqttConfig  # noqa: E402
@@ -26,67 +24,10 @@ from edgecam.frame import Frame  # noqa: E402
 from edgecam.result import Classification  # noqa: E402
 from edgecam.sinks.mqtt import MqttSink  # noqa: E402
 from edgecam.stats import Stats  # noqa: E402
-from tests.mosquitto import Mosquitto  # noqa: E402
+from tests.mosquitto import Mosquitto, Subscriber, free_port, wait_until  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("cat", "dog", "bird", "fish")
-TIMEOUT = 15.0
-
-
-def wait_until(pred, timeout=TIMEOUT, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-class Subscriber:
-    """A paho client that records every message on the broker."""
-
-    def __init__(self, broker: Mosquitto, topics=("#",)):
-        self.messages: list[tuple[str, bytes, bool]] = []
-        self.lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"test-sub-{id(self):x}")
-        self.client.on_message = self._on_message
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *a: subscribed.set()
-        self.client.connect(broker.host, broker.port)
-        self.client.loop_start()
-        self.client.subscribe([(t, 0) for t in topics])
-        assert subscribed.wait(TIMEOUT), "subscriber got no SUBACK"
-
-    def _on_message(self, client, userdata, msg):
-        with self.lock:
-            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
-
-    def on(self, topic: str) -> list[tuple[bytes, bool]]:
-        with self.lock:
-            return [(p, r) for t, p, r in self.messages if t == topic]
-
-    def json(self, topic: str) -> list[dict]:
-        return [json.loads(p) for p, _ in self.on(topic)]
-
-    def wait(self, topic: str, n: int = 1, payload: bytes | None = None):
-        def got():
-            msgs = [m for m in self.on(topic) if payload is None or m[0] == payload]
-            return msgs if len(msgs) >= n else None
-
-        return wait_until(got, what=f"{n} message(s) on {topic}" + (f" = {payload!r}" if payload else ""))
-
-    def close(self):
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path)
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture
@@ -193,8 +134,6 @@ def test_unreadable_password_file_fails_at_start(tmp_path):
 
 
 def test_start_returns_and_feeding_works_while_broker_is_absent(sinks):
-    from tests.mosquitto import free_port
-
     port = free_port()  # nothing listens here
     stats = Stats()
     sink = sinks(MqttConfig(enabled=True, host="127.0.0.1", port=port, publish="every", max_rate_hz=1000,
@@ -250,9 +189,9 @@ def test_changes_mode_state_result_availability(broker, subscribers, sinks):
 
     # /state and /availability are retained: a late subscriber gets them at once.
     late = subscribers(broker, topics=(sink.topics["state"], avail))
-    (payload, retained), = late.wait(sink.topics["state"])
-    assert retained and json.loads(payload)["label"] == "dog"
-    assert late.wait(avail)[0] == (b"online", True)
+    (payload,) = late.wait(sink.topics["state"])
+    assert late.retained(sink.topics["state"]) == [True] and json.loads(payload)["label"] == "dog"
+    assert late.wait(avail)[0] == b"online" and late.retained(avail)[0] is True
 
     wait_until(lambda: stats.extra.get("mqtt", {}).get("published", 0) >= 3, what="stats.extra['mqtt']")
     assert stats.extra["mqtt"]["connected"] is True
@@ -307,7 +246,7 @@ def test_home_assistant_discovery(broker, subscribers, sinks):
     sink.on_event(change("bird", 0.85, 7, previous="dog"))
     sub.wait(sink.topics["state"])
 
-    configs = {t: json.loads(sub.on(t)[0][0]) for t in (label_topic, score_topic)}
+    configs = {t: json.loads(sub.on(t)[0]) for t in (label_topic, score_topic)}
     unique_ids = set()
     for conf in configs.values():
         for key in ("name", "unique_id", "state_topic", "value_template", "availability_topic",
@@ -325,14 +264,15 @@ def test_home_assistant_discovery(broker, subscribers, sinks):
     assert configs[label_topic]["device"] == configs[score_topic]["device"]  # one device, two entities
 
     # What was published is what the configs point at, with the keys their templates read.
-    assert sub.on(sink.topics["availability"])[0][0] == configs[label_topic]["payload_available"].encode()
+    assert sub.on(sink.topics["availability"])[0] == configs[label_topic]["payload_available"].encode()
     state = sub.json(sink.topics["state"])[0]
     assert configs[label_topic]["value_template"] == "{{ value_json.label }}" and state["label"] == "bird"
     assert "value_json.score" in configs[score_topic]["value_template"] and state["score"] == pytest.approx(0.85)
     assert configs[label_topic]["json_attributes_topic"] == sink.topics["state"]
 
     late = subscribers(broker, topics=("homeassistant/#",))
-    assert all(retained for _, retained in late.wait(label_topic))
+    late.wait(label_topic)
+    assert all(late.retained(label_topic))
 
 
 def test_discovery_off_publishes_no_config(broker, subscribers, sinks):
@@ -342,7 +282,7 @@ def test_discovery_off_publishes_no_config(broker, subscribers, sinks):
     connected(sink)
     sink.close()
     sub.wait(sink.topics["availability"], payload=b"offline")
-    assert not [t for t, _, _ in sub.messages if t.startswith("homeassistant/")]
+    assert not [t for t, *_ in sub.messages if t.startswith("homeassistant/")]
 
 
 def test_snapshot_on_label_change(broker, subscribers, sinks):
@@ -360,7 +300,7 @@ def test_snapshot_on_label_change(broker, subscribers, sinks):
     sink.on_result(result)
     sink.on_frame(frame, annotated, result)
     sink.on_event(change("cat", 0.7, 3))
-    (payload, _), = sub.wait(sink.topics["snapshot"])
+    (payload,) = sub.wait(sink.topics["snapshot"])
     decoded = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (32, 48, 3)
     assert decoded[:, :20, 2].mean() > 200 and decoded[:, 28:, 2].mean() < 50  # the annotated one
@@ -407,8 +347,8 @@ def test_broker_outage_queues_bounded_then_resumes(broker, subscribers, sinks, c
 
     # The retained state and availability were restored on the fresh broker...
     late = subscribers(broker)
-    assert json.loads(late.wait(sink.topics["state"])[0][0])["label"] == "dog"
-    assert late.wait(sink.topics["availability"])[0][0] == b"online"
+    assert json.loads(late.wait(sink.topics["state"])[0])["label"] == "dog"
+    assert late.wait(sink.topics["availability"])[0] == b"online"
     # ...and new results flow again.
     for i in range(31, 34):
         sink.on_result(make_result(0, i))
@@ -488,7 +428,7 @@ def test_last_will_offline_after_sigkill(broker, subscribers):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         sub.wait(avail, payload=b"offline")
-        payloads = [p for p, _ in sub.on(avail)]
+        payloads = sub.on(avail)
         assert payloads.index(b"offline") > payloads.index(b"online")
     finally:
         if proc.poll() is None:
