@@ -89,7 +89,7 @@ class App:
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
-        self.classifier = load_classifier(cfg.model)
+        self.classifier = load_classifier(cfg.model, calibrate=True)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
         sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])

@@ -16,7 +16,7 @@ import numpy as np
 from edgecam.errors import ModelError
 from edgecam.preprocess import InputSpec, Preprocessor
 from edgecam.result import Classification
-from edgecam.runtime import interpreter_class, resolve_threads
+from edgecam.runtime import choose_threads, interpreter_class, resolve_threads
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,9 @@ class Classifier:
             0, or 1000).
         name: the model's name for logs and results.
         runtime / threads: see :mod:`edgecam.runtime`.
+        calibrate: with ``threads="auto"``, measure this machine to pick the
+            thread count (:func:`edgecam.runtime.choose_threads`; the pipeline
+            does); otherwise ``auto`` is ``cores - 1``.
         crop / crop_fraction: see :mod:`edgecam.preprocess`.
         mean / std: the model's input normalisation ((pixel - mean) / std).
     """
@@ -66,21 +69,30 @@ class Classifier:
         mean: float = 127.5,
         std: float = 127.5,
         labels_path: str | Path | None = None,
+        calibrate: bool = False,
     ):
         self.model_path = Path(model_path)
         self.name = name or self.model_path.stem
         check_model_file(self.model_path)
         self.runtime, Interpreter = interpreter_class(runtime)
-        self.threads = resolve_threads(threads)
-        try:
-            self.interpreter = Interpreter(model_path=str(self.model_path), num_threads=self.threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(
-                f"model file {self.model_path}: the runtime cannot load it ({first}); "
-                "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
-            ) from None
+
+        def build(n: int):
+            try:
+                interpreter = Interpreter(model_path=str(self.model_path), num_threads=n)
+                interpreter.allocate_tensors()
+            except (ValueError, RuntimeError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise ModelError(
+                    f"model file {self.model_path}: the runtime cannot load it ({first}); "
+                    "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
+                ) from None
+            return interpreter
+
+        if threads == "auto" and calibrate:
+            self.threads, self.interpreter, _ = choose_threads(build)
+        else:
+            self.threads = resolve_threads(threads)
+            self.interpreter = build(self.threads)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1:
@@ -227,7 +239,7 @@ class Classifier:
         return self.classify(image, order, frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time)
 
 
-def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
+def load_classifier(cfg, *, fetch_missing: bool = True, calibrate: bool = False) -> Classifier:
     """Build a :class:`Classifier` from a :class:`edgecam.config.ModelConfig`.
 
     ``cfg.name`` is a registry name (fetched into the model cache when missing,
@@ -249,4 +261,5 @@ def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
         mean=float(pre.get("mean", 127.5)),
         std=float(pre.get("std", 127.5)),
         labels_path=resolved.labels_path,
+        calibrate=calibrate,
     )

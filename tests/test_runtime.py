@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+import weakref
+
 import pytest
 
 from edgecam import runtime
@@ -146,3 +148,60 @@ def test_other_attribute_errors_are_not_hidden(fake_tflite_runtime):
 def test_resolve_threads(monkeypatch, threads, cpus, expected):
     monkeypatch.setattr(runtime.os, "cpu_count", lambda: cpus)
     assert resolve_threads(threads) == expected
+
+
+# -- choose_threads: the pipeline's thread split, measured --------------------
+
+
+class _FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def _factory(clock, ms_by_threads, alive):
+    """Interpreters whose invoke() advances a fake clock by a per-thread-count time."""
+
+    class FakeInterpreter:
+        def __init__(self, n):
+            self.n = n
+            alive.add(self)
+
+        def invoke(self):
+            clock.now += ms_by_threads[self.n] / 1000
+
+    made = []
+
+    def make(n):
+        it = FakeInterpreter(n)
+        made.append((n, len(alive)))
+        return it
+
+    return make, made
+
+
+@pytest.mark.parametrize(
+    "cores, ms, expected",
+    [
+        (2, {1: 3.33, 2: 3.17}, 1),  # measured here: a second thread gains 5%, not worth a core
+        (2, {1: 7.0, 2: 5.6}, 1),    # 20% gain: still less than the capture thread's share
+        (2, {1: 7.0, 2: 5.0}, 2),    # 29%: worth it
+        (4, {3: 30.0, 4: 21.0}, 4),
+        (4, {3: 30.0, 4: 27.0}, 3),
+        (1, {1: 5.0}, 1),
+    ],
+)
+def test_choose_threads_takes_the_extra_core_only_when_it_pays(cores, ms, expected):
+    from edgecam.runtime import choose_threads
+
+    clock, alive = _FakeClock(), weakref.WeakSet()  # weak: counts the interpreters still referenced
+    make, made = _factory(clock, ms, alive)
+    threads, interpreter, timings = choose_threads(make, cores=cores, clock=clock)
+    assert threads == expected
+    assert interpreter.n == expected
+    if cores > 1:
+        assert timings == pytest.approx({n: v for n, v in ms.items()})
+    # Never two interpreters alive at once: calibration must not raise peak memory.
+    assert max(count for _, count in made) == 1
