@@ -143,7 +143,7 @@ def start_app(monkeypatch, model, open_source):
     import edgecam.sources
     from edgecam.app import App
 
-    monkeypatch.setattr(edgecam.classifier, "load_classifier", lambda cfg: model)
+    monkeypatch.setattr(edgecam.classifier, "load_classifier", lambda cfg, **kw: model)
     monkeypatch.setattr(edgecam.sources, "open_source", open_source)
     cfg = Config()
     cfg.display.mode = "none"
