@@ -24,6 +24,9 @@ class EdgecamError(Exception):
     """An error with a one-line, user-facing message and an exit code."""
 
     exit_code = EXIT_FAILURE
+    #: True once the error was logged where it happened, so that whoever stops
+    #: the run because of it does not print the same line again.
+    logged = False
 
     def __init__(self, message: str, exit_code: int | None = None):
         super().__init__(message)

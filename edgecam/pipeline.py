@@ -296,7 +296,10 @@ class Pipeline:
         for sink in self.outputs.sinks:
             fatal = getattr(sink, "fatal_error", None)  # e.g. MQTT: bad credentials, retrying won't help
             if fatal is not None:
-                logger.error("output %s: %s; stopping", sink.name, getattr(fatal, "message", fatal))
+                if getattr(fatal, "logged", False):
+                    logger.error("output %s cannot go on; stopping", sink.name)
+                else:
+                    logger.error("output %s: %s; stopping", sink.name, getattr(fatal, "message", fatal))
                 self.error = fatal
                 self.stop_event.set()
                 return

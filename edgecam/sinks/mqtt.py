@@ -425,6 +425,7 @@ class MqttSink(Sink):
                 logger.error(msg)
                 with self._cond:
                     self.fatal_error = NetworkError(msg)
+                    self.fatal_error.logged = True  # just above
                     self._last_error = reason
                     self._state = "auth_failed"
                     self._cond.notify_all()
