@@ -68,7 +68,7 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
 
     holder = {}
     counter = _FrameCounter(frames, lambda: holder["app"].pipeline.stop())
-    cpu0, t_load = _cpu_s(), time.perf_counter()
+    t_load = time.perf_counter()
     app = App(cfg, extra_sinks=[counter], timings=True, display_override=False)
     holder["app"] = app
     load_s = time.perf_counter() - t_load
@@ -101,7 +101,6 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
         "rss_mb": round(_rss_mb(), 1),
         "load_s": round(load_s, 3),
         "exit_code": code,
-        "_cpu_load_s": round(cpu1 - cpu0, 3),
     }
 
 
@@ -167,7 +166,6 @@ def cmd_bench(args) -> int:
     cfg.log.path = cfg.record.path = None
     cfg.http.enabled = cfg.mqtt.enabled = False
     res = bench_peer_loop(cfg, args.frames) if args.peer_loop else bench_pipeline(cfg, args.frames)
-    res.pop("_cpu_load_s", None)
     code = res.get("exit_code", 0)  # a run that failed half-way must not look like a good measurement
     if args.json:
         print(json.dumps(res))

@@ -236,8 +236,6 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
             f"smoothing.threshold_low: got {s.threshold_low}, expected at most "
             f"smoothing.threshold_high ({s.threshold_high})"
         )
-    if cfg.http.token_file and not cfg.http.enabled:
-        pass  # harmless
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
 

@@ -38,20 +38,27 @@ class ImageFolderSource(FrameSource):
         self.fps = fps
         self.realtime = realtime
         self.loop = loop
-        self._i = 0
+        self._i = 0  # position in this pass over the folder
+        self._base = 0  # frames of earlier passes (loop), so indexes keep increasing
+        self._readable = 0  # readable pictures seen in this pass
+        self._closed = False
         self._t0: float | None = None
 
     def read(self) -> Frame | None:
-        while True:
-            if self._i >= len(self.paths) * (1 if not self.loop else 10**12):
-                return None
-            path = self.paths[self._i % len(self.paths)]
+        while not self._closed:
+            if self._i >= len(self.paths):
+                if not self.loop or self._readable == 0:
+                    return None  # the end (or, looping, a folder with nothing readable)
+                self._i, self._readable = 0, 0
+                self._base += len(self.paths)
+            path = self.paths[self._i]
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            index = self._i
+            index = self._base + self._i
             self._i += 1
             if image is None:
                 logger.warning("skipping %s: not a readable image", path)
                 continue
+            self._readable += 1
             now = time.monotonic()
             if self.realtime and self.fps:
                 if self._t0 is None:
@@ -61,6 +68,7 @@ class ImageFolderSource(FrameSource):
                     time.sleep(due - now)
                     now = time.monotonic()
             return Frame(image=image, index=index, timestamp=now, wall_time=time.time())
+        return None
 
     def close(self) -> None:
-        self._i = len(self.paths) * 10**13
+        self._closed = True

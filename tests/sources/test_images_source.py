@@ -104,3 +104,9 @@ def test_a_folder_given_as_source_opens_the_images_source(folder):
         assert isinstance(src, ImageFolderSource) and len(src.paths) == 5  # bb.png is only found unreadable later
     finally:
         src.close()
+
+
+def test_looping_a_folder_with_nothing_readable_ends_instead_of_spinning(tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    src = ImageFolderSource(tmp_path, loop=True)
+    assert src.read() is None
