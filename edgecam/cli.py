@@ -98,51 +98,45 @@ def cmd_classify(args) -> int:
 # -- eval -----------------------------------------------------------------
 
 
-def evaluate(clf, images_dir: str, expected_csv: str) -> dict:
-    """Top-1 and top-5 accuracy over a folder described by a CSV (file, label_index)."""
-    import csv
-    from pathlib import Path
-
-    import cv2
-
-    try:
-        with open(expected_csv, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise EdgecamError(f"--expected {expected_csv}: cannot read it ({e.strerror})", EXIT_CONFIG) from None
-    if not rows or not {"file", "label_index"} <= set(rows[0]):
-        raise EdgecamError(f"--expected {expected_csv}: needs the columns file and label_index", EXIT_CONFIG)
-    n = top1 = top5 = 0
-    missing = []
-    for row in rows:
-        image = cv2.imread(str(Path(images_dir) / row["file"]), cv2.IMREAD_COLOR)
-        if image is None:
-            missing.append(row["file"])
-            continue
-        want = int(row["label_index"])
-        ranked = [l.index for l in clf.classify(image).top_k(5)]
-        n += 1
-        top1 += ranked[0] == want
-        top5 += want in ranked
-    if missing:
-        logger.warning("%d images listed in %s could not be read (first: %s)", len(missing), expected_csv, missing[0])
-    if n == 0:
-        raise EdgecamError(f"--images {images_dir}: none of the {len(rows)} listed images could be read", EXIT_CONFIG)
-    return {"n": n, "top1": top1 / n, "top5": top5 / n, "model": clf.name, "runtime": clf.runtime,
-            "crop": clf.preprocessor.crop, "missing": len(missing)}
-
-
 def cmd_eval(args) -> int:
+    """Accuracy with 95% intervals; with --compare, a second setting on the same photos and McNemar's test."""
+    from edgecam import evaluate as ev
     from edgecam.classifier import load_classifier
+    from edgecam.errors import ConfigError
 
-    cfg = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
-    clf = load_classifier(cfg.model)
-    res = evaluate(clf, args.images, args.expected)
+    cfg_a = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
+    settings = [cfg_a.model]
+    if args.compare:
+        overrides = ev.parse_compare(args.compare)
+        try:
+            cfg_b = config_mod.apply_overrides(cfg_a, overrides)
+        except ConfigError as e:
+            raise ev.EvalError(f"--compare {args.compare}: {'; '.join(e.problems)}") from None
+        if cfg_b.model == cfg_a.model:
+            raise ev.EvalError(f"--compare {args.compare}: that is the setting already in use; nothing to compare")
+        settings.append(cfg_b.model)
+    photos = ev.load_photos(args.images, args.expected)
+    from edgecam import registry
+
+    for m in settings:  # a bad model name in either setting fails before anything loads
+        registry.resolve(m.name, m.labels, dest_dir=m.dir)
+    classifiers = [load_classifier(m) for m in settings]
+    results = ev.evaluate(classifiers, photos, [m.threshold for m in settings])
+    diffs = [ev.compare(results[0], results[1], k) for k in (1, 5)] if len(results) == 2 else []
     if args.json:
-        print(json.dumps(res))
-    else:
-        print(f"{res['model']} ({res['runtime']}, crop {res['crop']}): top-1 {res['top1']:.3f}  "
-              f"top-5 {res['top5']:.3f}  over {res['n']} images")
+        if not diffs:
+            print(json.dumps(results[0].to_dict()))
+        else:
+            print(json.dumps({"n": results[0].n, "a": results[0].to_dict(), "b": results[1].to_dict(),
+                              "top1": diffs[0].to_dict(), "top5": diffs[1].to_dict()}))
+        return 0
+    if not diffs:
+        print(ev.result_line(results[0]))
+        return 0
+    print(f"A  {ev.result_line(results[0])}")
+    print(f"B  {ev.result_line(results[1])}")
+    for d in diffs:
+        print(ev.difference_line(d))
     return 0
 
 
@@ -220,10 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_classify)
 
-    p = sub.add_parser("eval", help="top-1/top-5 accuracy over a folder of labelled photos")
-    p.add_argument("--images", required=True, help="folder of photos")
-    p.add_argument("--expected", required=True, help="CSV with columns file,label_index")
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy with 95%% intervals over labelled photos; --compare two settings")
+    p.add_argument("--images", required=True, help="folder of photos, or of one subfolder per class (named after its label)")
+    p.add_argument("--expected", help="CSV with columns file,label_index (and optionally label); "
+                                      "without it, --images holds one subfolder per class")
     add_model_args(p)
+    p.add_argument("--compare", metavar="KEY=VALUE[,...]",
+                   help="also evaluate this setting on the same photos and test the difference (McNemar): "
+                        "model, crop, crop_fraction, threshold, labels, runtime; e.g. crop=square")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

@@ -251,10 +251,97 @@ def test_eval_json(menv, images, tmp_path):
     lines = proc.stdout.splitlines()
     assert len(lines) == 1
     res = json.loads(lines[0])
-    assert {"n", "top1", "top5", "model", "runtime"} <= set(res)
+    assert {"n", "top1", "top5", "top1_interval", "top5_interval", "model", "runtime", "crop"} <= set(res)
     assert (res["n"], res["model"], res["runtime"]) == (100, "mobilenet_v3_small", "litert")
-    assert res["top1"] >= 0.74
+    assert res["top1"] >= 0.72
     assert res["top1"] <= res["top5"] <= 1.0
+    for k in ("top1", "top5"):
+        lo, hi = res[f"{k}_interval"]
+        assert lo < res[k] < hi or res[k] == hi == 1.0
+    lo, hi = res["top1_interval"]
+    assert 0.14 < hi - lo < 0.20  # about +-0.08 at n = 100 for a top-1 near 0.8
+
+
+def test_eval_text_has_the_intervals(menv, images, tmp_path):
+    folder = images / "imagenet-sample"
+    proc = run_cli(["eval", "--model", "mobilenet_v1_0.25_128", "--crop", "stretch",
+                    "--images", str(folder), "--expected", str(folder / "expected.csv")], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = proc.stdout.splitlines()
+    assert line.startswith("mobilenet_v1_0.25_128 (litert, crop stretch): top-1 0.")
+    assert "(95% CI 0." in line and line.endswith("over 100 photos")
+
+
+def test_eval_compare_two_crops(menv, images, tmp_path):
+    folder = images / "imagenet-sample"
+    args = ["eval", "--images", str(folder), "--expected", str(folder / "expected.csv"),
+            "--crop", "square", "--compare", "crop=center_fraction"]
+    proc = run_cli([*args, "--json"], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    a, b = res["a"], res["b"]
+    assert (a["crop"], b["crop"], b["crop_fraction"]) == ("square", "center_fraction", 0.875)
+    assert a["model"] == b["model"] == "mobilenet_v3_small" and res["n"] == a["n"] == b["n"] == 100
+    for k in ("top1", "top5"):
+        d = res[k]
+        only_a, only_b = d["only_a_right"], d["only_b_right"]
+        assert (only_a, only_b) == (len(d["only_a_right_files"]), len(d["only_b_right_files"]))
+        assert d["difference"] == pytest.approx(b[k] - a[k], abs=1e-3) == pytest.approx((only_b - only_a) / 100)
+        assert d["interval"][0] <= d["difference"] <= d["interval"][1]
+        assert d["mcnemar"]["method"] == ("exact" if only_a + only_b < 25 else "chi2")
+        assert d["significant"] == (d["mcnemar"]["p_value"] < 0.05)
+    proc = run_cli(args, env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[0].startswith("A  mobilenet_v3_small (litert, crop square): top-1 ")
+    assert lines[1].startswith("B  mobilenet_v3_small (litert, crop center_fraction 0.875): top-1 ")
+    assert lines[2].startswith("B - A top-1: ") and "McNemar" in lines[2]
+    assert lines[3].startswith("B - A top-5: ")
+
+
+def test_eval_compare_models_is_a_real_difference(menv, images, tmp_path):
+    folder = images / "imagenet-sample"
+    proc = run_cli(["eval", "--json", "--images", str(folder), "--expected", str(folder / "expected.csv"),
+                    "--model", "mobilenet_v2", "--compare", "model=mobilenet_v1_0.25_128"], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["top1"]["significant"] and res["top1"]["difference"] < -0.2  # 0.25/128 is far worse
+
+
+def test_eval_class_folders(menv, images, tmp_path):
+    import csv
+
+    folder = images / "imagenet-sample"
+    with open(folder / "expected.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))[:20]
+    classes = tmp_path / "classes"
+    for row in rows:
+        d = classes / row["label"].split(",")[0].replace(" ", "_")
+        d.mkdir(parents=True)
+        (d / row["file"]).symlink_to(folder / row["file"])
+    proc = run_cli(["eval", "--json", "--images", str(classes)], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert res["n"] == 20 and res["top1"] >= 0.5
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--compare", "crop=middle"], "--compare crop=middle: model.crop: got 'middle', expected one of"),
+    (["--crop", "stretch", "--compare", "crop=stretch"], "--compare crop=stretch: that is the setting already in use"),
+    (["--compare", "size=2"], "--compare size=2: unknown setting 'size'"),
+    (["--compare", "model=mobilenet_v9"], "unknown model 'mobilenet_v9'"),
+])
+def test_eval_compare_errors(menv, images, tmp_path, extra, fragment):
+    folder = images / "imagenet-sample"
+    proc = run_cli(["eval", "--images", str(folder), "--expected", str(folder / "expected.csv"), *extra],
+                   env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, fragment)
+
+
+def test_eval_folder_without_classes(menv, images, tmp_path):
+    proc = run_cli(["eval", "--images", str(images / "imagenet-sample")], env=menv, cwd=tmp_path)
+    assert_one_error_line(proc, 2, "imagenet-sample: 100 photos but no class subfolders", "--expected CSV")
 
 
 def test_eval_bad_csv(menv, images, tmp_path):
