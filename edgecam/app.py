@@ -96,7 +96,7 @@ class App:
         self.outputs = FanOut(sinks, self.stats)
         self.outputs.start()
         try:
-            size = self.classifier.input_size
+            size = self.classifier.view_size  # the ISP scales to where the crop is the model's size
             source = open_source(cfg.source, size)
             if source.fps:
                 for sink in sinks:

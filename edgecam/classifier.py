@@ -64,7 +64,7 @@ class Classifier:
         name: str = "",
         runtime: str = "auto",
         threads: int | str = "auto",
-        crop: str = "square",
+        crop: str = "center_fraction",
         crop_fraction: float = 0.875,
         mean: float = 127.5,
         std: float = 127.5,
@@ -150,6 +150,11 @@ class Classifier:
     def input_size(self) -> tuple[int, int]:
         """(width, height) of the model's input."""
         return self.input_spec.width, self.input_spec.height
+
+    @property
+    def view_size(self) -> tuple[int, int]:
+        """(width, height) of a picture whose crop is exactly the model's input (see :class:`Preprocessor`)."""
+        return self.preprocessor.view_size
 
     def set_input(self, image: np.ndarray, order: str = "bgr") -> None:
         """Preprocess ``image`` straight into the interpreter's input buffer."""

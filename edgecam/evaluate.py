@@ -306,7 +306,7 @@ class Difference:
         if t.significant:
             better = "B" if self.difference > 0 else "A"
             return f"{p} < 0.05: a real difference, {better} is better"
-        return f"{p} >= 0.05: not a real difference on these photos (it could be chance)"
+        return f"{p} >= 0.05: not shown to be real on these photos (it could be chance)"
 
     def to_dict(self) -> dict[str, Any]:
         t = self.test
@@ -386,4 +386,8 @@ def result_line(res: EvalResult) -> str:
 def difference_line(d: Difference) -> str:
     lo, hi = d.interval
     return (f"B - A top-{d.k}: {d.difference:+.3f} (95% CI {lo:+.3f} to {hi:+.3f}); "
-            f"{len(d.b_only)} photos only B got right, {len(d.a_only)} only A; {d.verdict()}")
+            f"{_photos(len(d.b_only))} only B got right, {len(d.a_only)} only A; {d.verdict()}")
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo{'' if n == 1 else 's'}"

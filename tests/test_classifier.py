@@ -15,6 +15,7 @@ from edgecam.classifier import Classifier, load_classifier
 from edgecam.config import ModelConfig
 from edgecam.errors import EXIT_MODEL, ModelError
 from edgecam.frame import Frame
+from edgecam.preprocess import crop_box
 
 MODELS = ["mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128"]
 PHOTOS = ["cat", "bird", "grace_hopper"]
@@ -89,26 +90,29 @@ FORMAL = {"military uniform", "mortarboard", "academic gown, academic robe, judg
           "suit, suit of clothes", "bow tie, bow-tie, bowtie"}
 
 # (model, photo, the top-1 is one of these, these are all in the top k, k). Measured with
-# ai-edge-litert and the default square crop; where a model does not get a photo right,
-# the table says what it does get (see the comments).
+# ai-edge-litert and the default crop (center_fraction 0.875); where a model does not get a
+# photo right, the table says what it does get (see the comments). grace_hopper.bmp is a
+# tight portrait: the centre crop keeps her cap and face, so mortarboard and gown compete
+# with the uniform.
 EXPECTED = [
     ("mobilenet_v3_small", "cat", CAT, (), 1),
     ("mobilenet_v3_small", "bird", {"chickadee"}, (), 1),
     ("mobilenet_v3_small", "grace_hopper", UNIFORM, (), 1),
     ("mobilenet_v2", "cat", CAT, (), 1),
     ("mobilenet_v2", "bird", {"chickadee"}, (), 1),
-    ("mobilenet_v2", "grace_hopper", UNIFORM, (), 1),
-    # V1 0.75/192 calls the cat a tiger cat (0.36), just above Egyptian cat and tabby (0.31 each)
-    ("mobilenet_v1", "cat", CAT | {"tiger cat"}, tuple(CAT), 3),
+    # V2: mortarboard (0.34) just above military uniform (0.28)
+    ("mobilenet_v2", "grace_hopper", FORMAL, ("military uniform",), 2),
+    ("mobilenet_v1", "cat", CAT, tuple(CAT), 3),
     ("mobilenet_v1", "bird", {"chickadee"}, (), 1),
-    ("mobilenet_v1", "grace_hopper", UNIFORM, (), 1),
+    # V1 0.75/192: mortarboard (0.64), gown (0.25), then military uniform (0.04)
+    ("mobilenet_v1", "grace_hopper", FORMAL, ("military uniform",), 3),
     ("mobilenet_v1_0.5_160", "cat", CAT, (), 1),
     ("mobilenet_v1_0.5_160", "bird", {"chickadee"}, (), 1),
-    # 0.5/160: bow tie / mortarboard first; military uniform 5th (0.09)
-    ("mobilenet_v1_0.5_160", "grace_hopper", FORMAL, ("military uniform",), 5),
+    # 0.5/160: academic gown first; military uniform 7th (0.02)
+    ("mobilenet_v1_0.5_160", "grace_hopper", FORMAL, ("military uniform",), 10),
     ("mobilenet_v1_0.25_128", "cat", CAT, (), 1),
     ("mobilenet_v1_0.25_128", "bird", {"chickadee"}, (), 1),
-    # 0.25/128: academic gown first; military uniform only 8th (0.02)
+    # 0.25/128: academic gown first; military uniform 5th (0.02)
     ("mobilenet_v1_0.25_128", "grace_hopper", FORMAL, ("military uniform",), 10),
 ]
 
@@ -147,12 +151,13 @@ def test_scores_equal_a_hand_driven_interpreter(classifier, photo, name, image):
     assert np.array_equal(got, expected)
 
 
-def test_the_tensor_is_the_centred_square_in_rgb(classifier, photo):
-    # cat.bmp is 512x341: its 341 px square shrinks to 224 in one INTER_AREA step
+def test_the_tensor_is_the_default_centre_crop_in_rgb(classifier, photo):
+    # cat.bmp is 512x341: 87.5% of its 341 px square is 298 px, which shrinks to 224 in one INTER_AREA step
     clf = classifier("mobilenet_v3_small")
     img = photo("cat")
     assert img.shape[:2] == (341, 512)
-    by_hand = cv2.cvtColor(cv2.resize(img[:, 85:426], (224, 224), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    by_hand = cv2.cvtColor(cv2.resize(img[21:319, 107:405], (224, 224), interpolation=cv2.INTER_AREA),
+                           cv2.COLOR_BGR2RGB)
     clf.set_input(img)
     assert np.array_equal(clf.interpreter.get_tensor(clf._in_index)[0], by_hand)
 
@@ -233,13 +238,14 @@ def test_float_outputs_are_judged_by_their_values(raw, probabilities):
 
 # -- accuracy on 100 ImageNet photos -------------------------------------------------------
 
-# Floors a few points under what each model measures here (square crop):
-# V3-Small 0.80, V2 0.88, V1 0.75/192 0.79, V1 0.5/160 0.70, V1 0.25/128 0.50.
+# Floors a few points under what each model measures here (default crop, center_fraction):
+# V3-Small 0.76, V2 0.86, V1 0.75/192 0.81, V1 0.5/160 0.77, V1 0.25/128 0.51. At n = 100 each
+# is only known to about +-0.08 (Wilson), so the floors leave room for preprocessing changes.
 FLOORS = {
-    "mobilenet_v3_small": 0.74,
-    "mobilenet_v2": 0.82,
+    "mobilenet_v3_small": 0.70,
+    "mobilenet_v2": 0.80,
     "mobilenet_v1": 0.74,
-    "mobilenet_v1_0.5_160": 0.64,
+    "mobilenet_v1_0.5_160": 0.68,
     "mobilenet_v1_0.25_128": 0.44,
 }
 
@@ -350,3 +356,21 @@ def test_load_classifier_with_a_path_and_labels(shared_dir, labels_path, tmp_pat
 def test_unknown_model_name(tmp_path):
     with pytest.raises(ModelError, match="unknown model 'mobilenet_v9'.*known models: mobilenet_v3_small"):
         load_classifier(ModelConfig(name="mobilenet_v9", dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("name, crop, view", [
+    ("mobilenet_v3_small", "center_fraction", (256, 256)),
+    ("mobilenet_v3_small", "square", (224, 224)),
+    ("mobilenet_v3_small", "stretch", (224, 224)),
+    ("mobilenet_v1", "center_fraction", (219, 219)),
+    ("mobilenet_v1_0.5_160", "center_fraction", (183, 183)),
+    ("mobilenet_v1_0.25_128", "center_fraction", (146, 146)),
+])
+def test_view_size_is_where_the_crop_needs_no_resampling(model_cache, name, crop, view):
+    clf = load_classifier(ModelConfig(name=name, dir=str(model_cache), crop=crop, threads=1), fetch_missing=False)
+    assert clf.view_size == view
+    # a picture of the view size (as the Pi's ISP delivers it), wider than tall: its crop is the model's size
+    w, h = view[0] * 4 // 3, view[1]
+    x, y, cw, ch = crop_box(w, h, crop, 0.875)
+    if crop != "stretch":
+        assert (cw, ch) == clf.input_size

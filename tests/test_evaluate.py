@@ -225,7 +225,7 @@ def test_difference_verdicts():
     b = EvalResult({}, files, [True] * 76 + [False] * 20 + [True] * 4, [True] * 100)
     d = compare(a, b)
     assert (len(d.a_only), len(d.b_only)) == (4, 4) and d.difference == 0.0
-    assert "not a real difference" in d.verdict()
+    assert "not shown to be real on these photos" in d.verdict()
     assert "no difference" in compare(a, b, 5).verdict()
     c = EvalResult({}, files, [False] * 100, [True] * 100)
     assert "a real difference, A is better" in compare(a, c).verdict()

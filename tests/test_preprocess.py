@@ -226,7 +226,7 @@ def photo(shared_dir):
 
 @pytest.mark.parametrize("size", [224, 192, 160, 100])
 def test_two_step_shrink_agrees_with_inter_area(photo, size):
-    pre = Preprocessor(InputSpec(size, size, np.uint8, 1 / 128, 128))
+    pre = Preprocessor(InputSpec(size, size, np.uint8, 1 / 128, 128), "square")
     region = pre.region(photo)
     assert region.shape[0] // size >= 2 and region.shape[0] % size != 0  # the two-step path applies
     got = pre.resize(region).astype(np.int16)
@@ -238,7 +238,7 @@ def test_two_step_shrink_agrees_with_inter_area(photo, size):
 
 
 def test_whole_number_shrink_is_plain_inter_area(photo):
-    pre = Preprocessor(InputSpec(128, 128, np.uint8, 1 / 128, 128))  # 512 = 4 x 128
+    pre = Preprocessor(InputSpec(128, 128, np.uint8, 1 / 128, 128), "square")  # 512 = 4 x 128
     region = pre.region(photo)
     got = pre.resize(region)
     assert pre._mid is None

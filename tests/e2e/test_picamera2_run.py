@@ -69,7 +69,8 @@ def test_picamera2_sees_the_cat_and_releases_the_camera(tmp_path, camera_env, mo
     env = camera_env(model, tmp_path / "report.json")
     lines, err, report = run_camera(tmp_path, env, "picamera2", f"{model}-picamera2")
 
-    assert f"lores (298, 224) {LORES_FORMAT[model]}" in err, err[-3000:]
+    # 256 = 224 / 0.875: the default centre crop of the lores picture is the model's input as it is
+    assert f"lores (342, 256) {LORES_FORMAT[model]}" in err, err[-3000:]
     top1 = [line["top_k"][0]["label"] for line in lines]
     assert set(top1) <= CAT_CLASSES, f"top-1 labels of the cat photo through the {model} camera: {set(top1)}"
     frames = [line["frame"] for line in lines]
