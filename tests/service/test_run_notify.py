@@ -32,6 +32,7 @@ class FakeModel:
     runtime = "fake"
     threads = 1
     input_size = (8, 8)
+    view_size = (8, 8)
     labels = ["background", "tabby, tabby cat", "dog"]
 
     def __init__(self):
