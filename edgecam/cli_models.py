@@ -3,6 +3,7 @@
     edgecam models list [--dir DIR]
     edgecam models fetch NAME|all [--from DIR] [--dir DIR] [--trust-on-first-use]
     edgecam models verify [--dir DIR]
+    edgecam models compare [NAME|PATH ...] [--images DIR [--expected CSV]] [--plot PATH.png] (see edgecam.compare)
 
 Exit codes: 0 on success; failures raise an EdgecamError whose code the main
 CLI exits with (2 for a download or checksum problem, 4 for an unwritable
@@ -32,10 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``models`` command (with ``list``, ``fetch``, ``verify``) to ``subparsers``."""
     models = subparsers.add_parser(
         "models",
-        help="list, download and verify models",
-        description="List, download and verify the models of the registry.",
+        help="list, download, verify and compare models",
+        description="List, download, verify and compare the models of the registry.",
     )
-    sub = models.add_subparsers(dest="models_command", metavar="{list,fetch,verify}", required=True)
+    sub = models.add_subparsers(dest="models_command", metavar="{list,fetch,verify,compare}", required=True)
 
     dir_help = (
         f"model folder (default: ${registry.ENV_MODEL_DIR}, else the checkout's models/, "
@@ -65,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check the downloaded models against their checksums")
     p.add_argument("--dir", metavar="DIR", help=dir_help)
     p.set_defaults(func=cmd_verify)
+
+    from edgecam import compare
+
+    compare.add_parser(sub)
     return models
 
 
