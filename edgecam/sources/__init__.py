@@ -71,16 +71,27 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSo
         # source.uri picks the camera on boards with two (Pi 5, CM4): 0 or 1.
         camera = int(cfg.uri) if cfg.uri and str(cfg.uri).isdigit() else 0
         return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s)
-    # auto: the Pi camera when there is one, else webcam 0.
-    tried = []
-    try:
-        from edgecam.sources.picamera2_source import Picamera2Source, camera_available
+    return _open_auto(cfg, size, lores)
 
-        if camera_available():
+
+def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> FrameSource:
+    """``auto``: the Pi camera module when there is one and it opens, else webcam 0.
+
+    A Pi camera that is listed but fails to open (too old a picamera2, a
+    configuration it refuses) is reported and the webcam is tried next; when
+    both fail, the one-line error says why each did.
+    """
+    from edgecam.sources.picamera2_source import Picamera2Source, probe
+
+    tried = []
+    why_not = probe()
+    if why_not is None:
+        try:
             return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, timeout_s=cfg.timeout_s)
-        tried.append("picamera2 (no camera found)")
-    except ImportError:
-        tried.append("picamera2 (not installed)")
+        except SourceError as exc:
+            logger.warning("source auto: %s; trying webcam 0", exc.message)
+            why_not = exc.message
+    tried.append(f"picamera2 ({why_not})")
     from edgecam.sources.opencv_source import OpenCVSource
 
     try:
@@ -88,6 +99,6 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSo
     except SourceError:
         tried.append("webcam 0 (cannot open)")
     raise SourceError(
-        "source auto: no camera found (tried " + ", ".join(tried) + "); "
+        "source auto: no camera found (tried " + "; ".join(tried) + "); "
         "pass --source VIDEO_FILE, --source FOLDER or --source 0 for a webcam"
     )

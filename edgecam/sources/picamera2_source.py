@@ -23,6 +23,21 @@ Two streams come from each sensor frame:
 Both arrays come from ONE ``capture_request()`` so they show the same instant
 (two ``capture_array`` calls would pick two different frames).
 
+Field of view: left to itself picamera2 picks the sensor mode nearest the main
+size, which for 640x480 is a cropped mode on the Camera v2 (a 1280x960 centre
+crop of the IMX219) and the Camera 3 (3072x1728 of the IMX708's 4608x2592): the
+model would see a zoomed-in picture. We ask for the sensor output size of half
+the full resolution, the binned mode every Pi camera module has that sees the
+whole scene (picamera2 issues 558, 683, 1233).
+
+USB webcams are listed by picamera2 too (libcamera's UVC support) but have one
+stream, no lores, and OpenCV opens them better: this source skips them, so
+camera 0 is the first camera module.
+
+picamera2 >= 0.3.20 is needed: before it, ``capture_request(wait=seconds)``
+ignored the timeout and ``cancel_all_and_flush`` did not exist, so a stalled
+camera would block ``read()`` and ``close()`` for ever.
+
 picamera2 is imported lazily: it only exists on a Pi (from apt), and the rest
 of edgecam must import without it.
 """
@@ -47,28 +62,99 @@ _INSTALL_HINT = (
     "install it with 'sudo apt install python3-picamera2' (a venv needs --system-site-packages) "
     "or set source.type: opencv"
 )
+_UPGRADE_HINT = "update it with 'sudo apt update && sudo apt full-upgrade'"
+MIN_VERSION = "0.3.20"
+# What an extension built against NumPy 1 says when NumPy 2 is loaded (picamera2
+# imports simplejpeg, which apt builds against apt's NumPy).
+_NUMPY_ABI_SIGNS = ("numpy.dtype size changed", "_ARRAY_API", "compiled using NumPy 1.x",
+                    "numpy.core.multiarray failed to import")
 # Each stream holds this many buffers. We keep one request only while copying
 # it out, so 4 leaves the camera enough to run at full rate.
 _BUFFER_COUNT = 4
 
 
-def camera_available(camera_num: int = 0) -> bool:
-    """True if picamera2 imports and lists camera ``camera_num`` (for ``source: auto``).
-
-    Does not open the camera, so a camera busy in another process still counts
-    as available (opening it will then say so).
-    """
+def _import_picamera2():
+    """The picamera2 module; SourceError saying why and what to do when it won't import."""
     try:
         import picamera2
-    except Exception as exc:  # ImportError, or libcamera's bindings failing to load
-        logger.debug("picamera2 not importable: %s", exc)
-        return False
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("picamera2", "libcamera"):
+            raise SourceError(f"picamera2 cannot be imported ({exc}); reinstall it with "
+                              "'sudo apt install --reinstall python3-picamera2'") from exc
+        raise SourceError(f"picamera2 is not installed; {_INSTALL_HINT}") from exc
+    except Exception as exc:  # ImportError, ValueError: an extension failing to load
+        text = f"{type(exc).__name__}: {exc}"
+        if any(sign in text for sign in _NUMPY_ABI_SIGNS):
+            import numpy
+
+            raise SourceError(
+                f"picamera2 cannot be imported ({text}): it is built for the system's NumPy, and "
+                f"this environment loads NumPy {numpy.__version__} instead; keep the system's NumPy "
+                "in the venv: rm -rf .venv && make install (it pins numpy to the system's version), "
+                "or pip install 'numpy==<the version of apt's python3-numpy>'") from exc
+        raise SourceError(f"picamera2 cannot be imported ({text}); check 'python3 -c \"import picamera2\"' "
+                          "outside the venv, or reinstall python3-picamera2") from exc
+    return picamera2
+
+
+def _picamera2_version() -> str:
+    from importlib import metadata
+
     try:
-        cameras = picamera2.Picamera2.global_camera_info()
+        return metadata.version("picamera2")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _camera_modules(picamera2) -> list[int]:
+    """Positions in ``global_camera_info()`` of the camera modules (not USB webcams)."""
+    cameras = picamera2.Picamera2.global_camera_info()
+    return [i for i, cam in enumerate(cameras) if "/usb" not in str(cam.get("Id", ""))]
+
+
+def probe(camera_num: int = 0) -> str | None:
+    """None when camera module ``camera_num`` can be tried, else why not (for ``source: auto``).
+
+    Does not open the camera, so a camera busy in another process still counts
+    as present (opening it will then say so). A picamera2 that is installed but
+    cannot be imported is logged as a warning: that is a broken install, not a
+    machine without a Pi camera.
+    """
+    try:
+        picamera2 = _import_picamera2()
+    except SourceError as exc:
+        if "not installed" not in exc.message:
+            logger.warning("%s", exc.message)
+        return exc.message
+    try:
+        modules = _camera_modules(picamera2)
     except Exception as exc:
-        logger.debug("picamera2 cannot list cameras: %s", exc)
-        return False
-    return 0 <= camera_num < len(cameras)
+        logger.warning("picamera2 cannot list cameras: %s", exc)
+        return f"libcamera cannot list cameras ({exc})"
+    if camera_num < len(modules):
+        return None
+    if len(picamera2.Picamera2.global_camera_info()) > len(modules):
+        return "only USB cameras found, which OpenCV opens"
+    return "no camera found"
+
+
+def camera_available(camera_num: int = 0) -> bool:
+    """True if picamera2 imports and lists camera module ``camera_num`` (see :func:`probe`)."""
+    return probe(camera_num) is None
+
+
+def _causes(exc: BaseException) -> str:
+    """The messages of an exception's __cause__ chain: picamera2 hides why its
+    init failed behind "Camera __init__ sequence did not complete."."""
+    parts, seen = [], set()
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text = str(cause).strip()
+        if text and text not in parts:
+            parts.append(text)
+        cause = cause.__cause__ or cause.__context__
+    return ": ".join(parts)
 
 
 def _even(size: tuple[int, int]) -> tuple[int, int]:
@@ -135,24 +221,26 @@ class Picamera2Source(FrameSource):
         self._cam = None
 
         try:
-            import picamera2
-        except Exception as exc:
-            raise SourceError(f"{self.name}: picamera2 is not available ({exc}); {_INSTALL_HINT}") from exc
+            picamera2 = _import_picamera2()
+        except SourceError as exc:
+            raise SourceError(f"{self.name}: {exc.message}") from exc
+        if not hasattr(picamera2.Picamera2, "cancel_all_and_flush"):
+            raise SourceError(
+                f"{self.name}: picamera2 {_picamera2_version()} is too old: edgecam needs {MIN_VERSION} or "
+                f"newer (older ones never time out a stalled camera); {_UPGRADE_HINT}")
         try:
-            cameras = picamera2.Picamera2.global_camera_info()
+            modules = _camera_modules(picamera2)
         except Exception as exc:
             raise SourceError(f"{self.name}: libcamera cannot list cameras ({exc}); "
                               "check 'rpicam-hello --list-cameras'") from exc
-        if not 0 <= camera_num < len(cameras):
-            raise self._no_camera(len(cameras))
+        if not 0 <= camera_num < len(modules):
+            raise self._no_camera(len(modules), usb=len(picamera2.Picamera2.global_camera_info()) - len(modules))
         try:
-            self._cam = picamera2.Picamera2(camera_num)
+            self._cam = picamera2.Picamera2(modules[camera_num])
         except IndexError as exc:  # unplugged between the listing and the open
             raise self._no_camera(0) from exc
         except Exception as exc:
-            raise SourceError(
-                f"{self.name}: camera busy: another process (rpicam-hello, a crashed edgecam) "
-                f"holds it; stop it or reboot ({exc})") from exc
+            raise self._open_failed(exc) from exc
         try:
             self._configure(size)
             self._cam.start()
@@ -163,21 +251,37 @@ class Picamera2Source(FrameSource):
                 raise SourceError(f"{self.name}: cannot start the camera ({exc}); check that "
                                   "'rpicam-hello' works, else reboot") from exc
             raise
-        logger.info("%s: main %s RGB888, lores %s %s, %.1f fps", self.name, self.size,
-                    self._lores_actual, self.lores_format, self.fps)
+        sensor = (self._cam.camera_configuration() or {}).get("sensor") or {}
+        logger.info("%s: main %s RGB888, lores %s %s, %.1f fps, sensor mode %s", self.name, self.size,
+                    self._lores_actual, self.lores_format, self.fps,
+                    "x".join(str(v) for v in sensor["output_size"]) if sensor.get("output_size") else "?")
 
-    def _no_camera(self, found: int) -> SourceError:
+    def _no_camera(self, found: int, usb: int = 0) -> SourceError:
         if found == 0:
-            return SourceError(f"{self.name}: no camera found; check the ribbon cable and "
+            usb_text = (f" (only {usb} USB camera(s), which this source skips: use --source 0 for a webcam)"
+                        if usb else "")
+            return SourceError(f"{self.name}: no camera found{usb_text}; check the ribbon cable and "
                                "'rpicam-hello --list-cameras', or set source.type: opencv")
         return SourceError(f"{self.name}: only {found} camera(s) found (numbered from 0); "
                            "set a smaller camera number")
+
+    def _open_failed(self, exc: Exception) -> SourceError:
+        why = _causes(exc) or str(exc)
+        if "busy" in why.lower():
+            return SourceError(f"{self.name}: camera busy: another process (rpicam-hello, a crashed edgecam) "
+                               f"holds it; stop it or reboot ({why})")
+        return SourceError(f"{self.name}: cannot open the camera: {why}; check that "
+                           "'rpicam-hello --list-cameras' lists it, else reboot")
 
     def _configure(self, size: tuple[int, int]) -> None:
         cam = self._cam
         main_size = _even(size)
         common = {"main": {"size": main_size, "format": "RGB888"},
                   "controls": {"FrameRate": self.fps}, "buffer_count": _BUFFER_COUNT}
+        full = getattr(cam, "sensor_resolution", None)
+        if full:
+            # The binned full-field-of-view mode (see the module docstring).
+            common["sensor"] = {"output_size": _even((full[0] // 2, full[1] // 2))}
         try:
             import libcamera
             # BT.601 limited range: what OpenCV's I420 conversion assumes. picamera2
@@ -212,10 +316,18 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: the camera refuses main {main_size}{lores_text} at "
                               f"{self.fps:g} fps ({error}); try another source size or fps") from error
 
+        # libcamera may adjust what it was asked for; make sure we got what we read.
         main = cam.stream_configuration("main")
+        if main["format"] != "RGB888":
+            raise SourceError(f"{self.name}: the camera gives {main['format']} instead of RGB888 on its main "
+                              "stream; use it through OpenCV (source.type: opencv)")
         self.size = tuple(main["size"])
         if self.lores_size is not None:
             lores = cam.stream_configuration("lores")
+            if lores is None or lores["format"] not in ("RGB888", "YUV420"):
+                got = "no lores stream" if lores is None else f"lores {lores['format']}"
+                raise SourceError(f"{self.name}: the camera gives {got} instead of RGB888 or YUV420; "
+                                  "use it through OpenCV (source.type: opencv)")
             self.lores_format = lores["format"]
             self._lores_actual = tuple(lores["size"])
             if self._lores_actual != self.lores_size:
@@ -247,11 +359,11 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: capture failed: {exc}") from exc
 
         # Capture time: libcamera's SensorTimestamp is when the frame's first row
-        # was exposed, in ns on CLOCK_BOOTTIME. Shifting our clocks back by its
-        # age measures latency from the sensor, not from when we got round to
-        # reading (up to a frame later, as picamera2 keeps one frame queued).
-        mono_now, wall_now = time.monotonic(), time.time()
-        boot_now = time.clock_gettime_ns(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else None
+        # was exposed, in ns on CLOCK_MONOTONIC (the kernel's V4L2 buffer clock;
+        # picamera2's own flush compares it with time.monotonic_ns()). Using it
+        # measures latency from the sensor, not from when we got round to reading
+        # (up to a frame later, as picamera2 keeps one frame queued).
+        mono_now, wall_now = time.monotonic_ns(), time.time()
         with self._lock:
             try:
                 if self._closed:
@@ -266,13 +378,13 @@ class Picamera2Source(FrameSource):
 
         sensor_ns = metadata.get("SensorTimestamp")
         age = 0.0
-        if sensor_ns and boot_now is not None:
-            age = (boot_now - sensor_ns) / 1e9
-            if not 0.0 <= age < 1.0:  # clocks disagree: trust our own
+        if sensor_ns:
+            age = (mono_now - sensor_ns) / 1e9
+            if not 0.0 <= age < 1.0:  # not the clock we expect: trust our own
                 age = 0.0
         self._index += self._frames_since_last(sensor_ns, metadata.get("FrameDuration"))
         model_input = self._model_input(lores) if lores is not None else None
-        return Frame(image=image, index=self._index, timestamp=mono_now - age,
+        return Frame(image=image, index=self._index, timestamp=mono_now / 1e9 - age,
                      wall_time=wall_now - age, model_input=model_input)
 
     def _frames_since_last(self, sensor_ns, frame_duration_us) -> int:
@@ -308,12 +420,10 @@ class Picamera2Source(FrameSource):
 
     @staticmethod
     def _cancel_pending(cam) -> None:
-        cancel = getattr(cam, "cancel_all_and_flush", None)  # picamera2 >= 0.3.13
-        if cancel is not None:
-            try:
-                cancel()
-            except Exception as exc:
-                logger.debug("cancel_all_and_flush failed: %s", exc)
+        try:
+            cam.cancel_all_and_flush()  # picamera2 >= 0.3.20, checked at open
+        except Exception as exc:
+            logger.debug("cancel_all_and_flush failed: %s", exc)
 
     def close(self) -> None:
         """Stop and release the camera. Idempotent; safe from another thread."""

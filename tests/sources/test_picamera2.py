@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from edgecam.errors import SourceError
-from edgecam.sources.picamera2_source import Picamera2Source, camera_available
+from edgecam.sources import picamera2_source
+from edgecam.sources.picamera2_source import Picamera2Source, camera_available, probe
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 FAST = {"fps": 100.0, "timeout_s": 2.0}  # keep real-time waits short
@@ -422,5 +423,256 @@ def test_second_camera(fake):
 def test_without_picamera2_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)  # makes the import fail
     assert camera_available() is False
-    with pytest.raises(SourceError, match="picamera2 is not available.*apt install python3-picamera2"):
+    with pytest.raises(SourceError, match="picamera2 is not installed.*apt install python3-picamera2"):
         Picamera2Source()
+
+
+# --------------------------------------------------------------------------- #
+# What the real picamera2 does that used to pass unnoticed (issue 8): the fake
+# shows each behaviour, then the adapter is tested against it.
+# --------------------------------------------------------------------------- #
+
+
+def _framed(width=640, height=480, border=0.2) -> np.ndarray:
+    """A grey picture with a red frame in its outer ``border`` on every side (BGR)."""
+    picture = np.full((height, width, 3), 128, np.uint8)
+    bx, by = int(width * border), int(height * border)
+    picture[:by], picture[-by:], picture[:, :bx], picture[:, -bx:] = (0, 0, 255), (0, 0, 255), (0, 0, 255), (0, 0, 255)
+    return picture
+
+
+def _red_share(image_bgr: np.ndarray) -> float:
+    b, g, r = (image_bgr[..., c].astype(int) for c in range(3))
+    return float(((r > 200) & (g < 60) & (b < 60)).mean())
+
+
+def test_fake_before_0_3_20_has_no_flush_and_ignores_the_capture_timeout(fake):
+    from picamera2 import Picamera2
+
+    assert hasattr(Picamera2, "cancel_all_and_flush")
+    fake.set_version("0.3.19")
+    assert not hasattr(Picamera2, "cancel_all_and_flush")
+    fake.hang_guard_s = 0.5
+    with Picamera2(0) as cam:
+        cam.configure(cam.create_video_configuration(controls={"FrameRate": 100}))
+        with pytest.raises(AttributeError):
+            cam.cancel_all_and_flush()
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match="would block forever"):
+            cam.capture_request(wait=0.05)  # not started: the real one never returns
+        assert time.monotonic() - t0 >= 0.45
+
+
+def test_fake_before_0_3_13_takes_no_sensor_argument(fake):
+    from picamera2 import Picamera2
+
+    fake.set_version("0.3.12")
+    with Picamera2(0) as cam:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'sensor'"):
+            cam.create_video_configuration(sensor={"output_size": (1640, 1232)})
+        cam.create_video_configuration()
+
+
+def test_fake_lists_usb_cameras_after_camera_modules_and_they_have_one_stream(fake):
+    from picamera2 import Picamera2
+
+    fake.set_cameras(1, usb=1)
+    cameras = Picamera2.global_camera_info()
+    assert [("/usb" in cam["Id"]) for cam in cameras] == [False, True]
+    assert cameras[1]["Model"].startswith("UVC Camera")
+    fake.set_cameras(0, usb=1)
+    with Picamera2(0) as cam:
+        config = cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"},
+                                                lores={"size": (224, 224), "format": "YUV420"})
+        assert config["raw"] is None and config["sensor"] is None
+        with pytest.raises(RuntimeError, match="Configuration failed"):
+            cam.configure(config)
+        cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"}))
+        assert cam.stream_configuration("main")["format"] == "YUYV"  # adjusted: UVC gives YUYV
+        cam.start()
+        array = cam.capture_array("main", wait=2)
+    assert array.shape == (480, 640, 2)
+    assert cv2.cvtColor(array, cv2.COLOR_YUV2BGR_YUYV).shape == (480, 640, 3)
+
+
+@pytest.mark.parametrize("sensor, size, crop", [
+    ("imx219", (640, 480), (1000, 752, 1280, 960)),  # Camera v2: a 1280x960 centre crop
+    ("imx708", (1536, 864), (768, 432, 3072, 1728)),  # Camera 3: a 3072x1728 crop
+    ("imx477", (2028, 1520), (0, 0, 4056, 3040)),  # HQ at 12 bits: the binned mode already
+])
+def test_fake_picks_the_mode_nearest_main_and_shows_its_crop(fake, sensor, size, crop):
+    from picamera2 import Picamera2
+
+    fake.set_sensor(sensor)
+    fake.set_source([_framed()])
+    with Picamera2(0) as cam:
+        modes = {m["size"]: m["crop_limits"] for m in cam.sensor_modes}
+        assert modes[size] == crop
+        cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"},
+                                                     controls={"FrameRate": 100}))
+        assert cam.camera_configuration()["sensor"]["output_size"] == size
+        cam.start()
+        image = cam.capture_array("main", wait=2)
+    # The red frame is 64% of the picture; a cropped mode cuts most of it away.
+    full_view = crop[:2] == (0, 0)
+    assert (_red_share(image) > 0.5) == full_view, _red_share(image)
+
+
+def test_fake_binned_mode_sees_the_whole_scene(fake):
+    from picamera2 import Picamera2
+
+    fake.set_source([_framed()])
+    with Picamera2(0) as cam:
+        cam.configure(cam.create_video_configuration(main={"size": (640, 480), "format": "RGB888"},
+                                                     sensor={"output_size": (1640, 1232)},
+                                                     controls={"FrameRate": 100}))
+        assert cam.camera_configuration()["sensor"] == {"bit_depth": 10, "output_size": (1640, 1232)}
+        cam.start()
+        assert np.array_equal(cam.capture_array("main", wait=2), _framed())
+        with pytest.raises(RuntimeError, match="must be stopped"):
+            cam.sensor_modes  # reading the modes reconfigures the camera
+
+
+def test_fake_init_failures_keep_their_cause(fake):
+    from picamera2 import Picamera2
+
+    fake.hold()
+    with pytest.raises(RuntimeError, match="Camera __init__ sequence did not complete") as info:
+        Picamera2(0)
+    assert "Device or resource busy" in str(info.value.__cause__)
+    fake.hold(held=False)
+    fake.fail_open(RuntimeError("Failed to initialize camera"))
+    with pytest.raises(RuntimeError, match="Camera __init__ sequence did not complete") as info:
+        Picamera2(0)
+    assert str(info.value.__cause__) == "Failed to initialize camera"
+
+
+def test_fake_stamps_frames_on_clock_monotonic(fake):
+    from picamera2 import Picamera2
+
+    with Picamera2(0) as cam:
+        cam.configure(cam.create_video_configuration(controls={"FrameRate": 100}))
+        cam.start()
+        before = time.monotonic_ns()
+        stamp = cam.capture_metadata(wait=2)["SensorTimestamp"]
+    assert before - 100_000_000 <= stamp <= time.monotonic_ns()
+
+
+def _import_fake_with(monkeypatch, **env):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    _drop_fake_modules()
+
+
+def test_fake_import_can_fail_as_the_numpy_abi_break_does(fake, monkeypatch):
+    _import_fake_with(monkeypatch, EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR="numpy-abi")
+    with pytest.raises(ValueError, match="numpy.dtype size changed, may indicate binary incompatibility"):
+        import picamera2  # noqa: F401
+    monkeypatch.delenv("EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR")
+    _drop_fake_modules()
+
+
+# -- the adapter against each of them ------------------------------------------
+
+
+def test_picamera2_older_than_0_3_20_is_refused_with_what_to_do(fake):
+    fake.set_version("0.3.19")
+    assert camera_available()  # there is a camera; opening it says what is wrong
+    with pytest.raises(SourceError, match=r"too old: edgecam needs 0\.3\.20 or newer.*apt full-upgrade") as info:
+        Picamera2Source(**FAST)
+    assert "\n" not in str(info.value)
+    assert fake.open_cameras() == []
+
+
+@pytest.mark.parametrize("sensor", ["imx219", "imx708", "imx477"])
+def test_the_model_sees_the_whole_field_of_view(fake, sensor):
+    fake.set_sensor(sensor)
+    fake.set_source([_framed()])
+    with Picamera2Source(size=(640, 480), lores_size=(298, 224), **FAST) as source:
+        sensor_cfg = fake.camera().camera_configuration()["sensor"]
+        frame = source.read()
+    full = {"imx219": (1640, 1232), "imx708": (2304, 1296), "imx477": (2028, 1520)}[sensor]
+    assert sensor_cfg["output_size"] == full
+    assert np.array_equal(frame.image, _framed())
+    lores_bgr = cv2.cvtColor(frame.model_input, cv2.COLOR_RGB2BGR)
+    assert abs(_red_share(lores_bgr) - _red_share(_framed())) < 0.03
+
+
+def test_usb_cameras_are_left_to_opencv(fake):
+    fake.set_cameras(0, usb=1)
+    assert probe() == "only USB cameras found, which OpenCV opens"
+    assert camera_available() is False
+    with pytest.raises(SourceError, match=r"no camera found \(only 1 USB camera\(s\).*--source 0"):
+        Picamera2Source(**FAST)
+    assert fake.open_cameras() == []
+
+
+def test_camera_0_is_the_first_camera_module_even_with_a_webcam_plugged_in(fake):
+    fake.set_cameras(1, usb=1)
+    assert camera_available(0) and not camera_available(1)
+    with Picamera2Source(**FAST) as source:
+        assert source.lores_format == "YUV420"
+        assert source.read().model_input.shape == (224, 224, 3)
+        assert fake.open_cameras() == [0]
+
+
+@pytest.mark.parametrize("lores, message", [
+    (None, "gives YUYV instead of RGB888 on its main stream"),
+    ((224, 224), "refuses main"),
+])
+def test_what_configure_gives_is_checked(fake, monkeypatch, lores, message):
+    # As if the USB webcam were taken for a camera module: libcamera adjusts or refuses.
+    fake.set_cameras(0, usb=1)
+    monkeypatch.setattr(picamera2_source, "_camera_modules", lambda picamera2: [0])
+    with pytest.raises(SourceError, match=message):
+        Picamera2Source(lores_size=lores, **FAST)
+    assert fake.open_cameras() == []
+
+
+def test_an_init_failure_says_its_cause_not_always_busy(fake):
+    fake.fail_open(RuntimeError("Failed to initialize camera"))
+    with pytest.raises(SourceError) as info:
+        Picamera2Source(**FAST)
+    assert "cannot open the camera: Failed to initialize camera" in info.value.message
+    assert "busy" not in info.value.message
+    fake.fail_open(None)
+    fake.hold()
+    with pytest.raises(SourceError, match=r"camera busy.*Device or resource busy"):
+        Picamera2Source(**FAST)
+
+
+def test_frames_are_stamped_with_the_sensor_time_on_the_monotonic_clock(fake, monkeypatch):
+    import picamera2
+
+    stamps = []
+    get_metadata = picamera2.CompletedRequest.get_metadata
+
+    def metadata_50ms_old(self):
+        md = get_metadata(self)
+        md["SensorTimestamp"] = time.monotonic_ns() - 50_000_000
+        stamps.append(md["SensorTimestamp"])
+        return md
+
+    # A Pi that was once suspended: CLOCK_BOOTTIME runs ahead of CLOCK_MONOTONIC,
+    # so comparing the sensor's stamp with the wrong clock shows at once.
+    clock_gettime_ns = time.clock_gettime_ns
+    monkeypatch.setattr(time, "clock_gettime_ns", lambda clk: clock_gettime_ns(clk) + (
+        30_000_000_000 if clk == getattr(time, "CLOCK_BOOTTIME", None) else 0))
+    monkeypatch.setattr(picamera2.CompletedRequest, "get_metadata", metadata_50ms_old)
+    with Picamera2Source(**FAST) as source:
+        frame = source.read()
+    assert frame.timestamp == pytest.approx(stamps[-1] / 1e9, abs=1e-3)
+    assert frame.wall_time == pytest.approx(time.time() - 0.05, abs=0.04)
+
+
+def test_a_broken_picamera2_import_is_reported_not_taken_for_no_camera(fake, monkeypatch, caplog):
+    _import_fake_with(monkeypatch, EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR="numpy-abi")
+    with caplog.at_level("WARNING", logger="edgecam.sources.picamera2_source"):
+        why = probe()
+    assert "picamera2 cannot be imported (ValueError: numpy.dtype size changed" in why
+    assert "make install" in why and "\n" not in why
+    assert any("numpy.dtype size changed" in r.getMessage() for r in caplog.records)
+    with pytest.raises(SourceError, match="picamera2:0: picamera2 cannot be imported.*NumPy"):
+        Picamera2Source(**FAST)
+    monkeypatch.delenv("EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR")
+    _drop_fake_modules()

@@ -20,6 +20,22 @@ import numpy as np
 
 from picamera2.platform import Platform
 
+# The real picamera2 imports simplejpeg at import time (picamera2/request.py). On
+# Raspberry Pi OS Bookworm apt's simplejpeg is built against apt's NumPy 1.24, so
+# a venv that pulled NumPy 2 over it cannot import picamera2 at all:
+# "ValueError: numpy.dtype size changed, may indicate binary incompatibility".
+# Where a simplejpeg is installed the fake imports it too, so that break is real;
+# $EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR=numpy-abi plays it without one.
+IMPORT_ERROR_ENV = "EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR"
+if os.environ.get(IMPORT_ERROR_ENV) == "numpy-abi":
+    raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. "
+                     "Expected 96 from C header, got 88 from PyObject")
+try:
+    import simplejpeg  # noqa: F401
+except ModuleNotFoundError as _exc:
+    if _exc.name != "simplejpeg":
+        raise
+
 _log = logging.getLogger("picamera2.picamera2")
 
 MODEL_ENV = "EDGECAM_FAKE_PICAMERA2_MODEL"
@@ -28,31 +44,67 @@ MODEL_ENV = "EDGECAM_FAKE_PICAMERA2_MODEL"
 # JSON file written at exit saying which cameras were opened, closed, left open.
 PICTURES_ENV = "EDGECAM_FAKE_PICAMERA2_PICTURES"
 REPORT_ENV = "EDGECAM_FAKE_PICAMERA2_REPORT"
+# Which picamera2 release to behave as ("0.3.19"...); the default is 0.3.36.
+VERSION_ENV = "EDGECAM_FAKE_PICAMERA2_VERSION"
+DEFAULT_VERSION = "0.3.36"
 
 # What each fake board looks like: its ISP and the camera usually found on it.
 MODELS = {
-    "pi4": {
-        "platform": Platform.VC4,
-        "sensor": "imx219",
-        "id": "/base/soc/i2c0mux/i2c@1/imx219@10",
-        "sensor_resolution": (3280, 2464),
+    "pi4": {"platform": Platform.VC4, "sensor": "imx219", "id": "/base/soc/i2c0mux/i2c@1/imx219@10"},
+    "pi5": {"platform": Platform.PISP, "sensor": "imx708", "id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"},
+}
+
+# Sensor modes as `rpicam-hello --list-cameras` and Picamera2.sensor_modes report
+# them: (raw format, output size, max fps, crop_limits on the full pixel array).
+# A mode whose crop is not the whole array sees only the middle of the scene:
+# the IMX219's 640x480 mode reads a 1280x960 centre crop, the IMX708's 1536x864
+# mode a 3072x1728 one; the binned half-resolution modes see everything.
+SENSORS = {
+    "imx219": {  # Camera Module v2
+        "resolution": (3280, 2464),
+        "modes": [(fmt, size, fps, crop) for fmt in ("SRGGB10_CSI2P", "SRGGB8") for size, fps, crop in (
+            ((640, 480), 103.33, (1000, 752, 1280, 960)),
+            ((1640, 1232), 41.85, (0, 0, 3280, 2464)),
+            ((1920, 1080), 47.57, (680, 692, 1920, 1080)),
+            ((3280, 2464), 21.19, (0, 0, 3280, 2464)))],
     },
-    "pi5": {
-        "platform": Platform.PISP,
-        "sensor": "imx708",
-        "id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a",
-        "sensor_resolution": (4608, 2592),
+    "imx708": {  # Camera Module 3
+        "resolution": (4608, 2592),
+        "modes": [("SRGGB10_CSI2P", (1536, 864), 120.13, (768, 432, 3072, 1728)),
+                  ("SRGGB10_CSI2P", (2304, 1296), 56.03, (0, 0, 4608, 2592)),
+                  ("SRGGB10_CSI2P", (4608, 2592), 14.35, (0, 0, 4608, 2592))],
+    },
+    "imx477": {  # HQ camera
+        "resolution": (4056, 3040),
+        "modes": [("SRGGB10_CSI2P", (1332, 990), 120.05, (696, 528, 2664, 1980)),
+                  ("SRGGB12_CSI2P", (2028, 1080), 50.03, (0, 440, 4056, 2160)),
+                  ("SRGGB12_CSI2P", (2028, 1520), 40.01, (0, 0, 4056, 3040)),
+                  ("SRGGB12_CSI2P", (4056, 3040), 10.0, (0, 0, 4056, 3040))],
     },
 }
+# A USB webcam as libcamera's UVC pipeline lists it (the Id holds "/usb").
+USB_CAMERA = {"Model": "UVC Camera (046d:0825)", "id": "/base/scb/pcie@7d500000/pci@0,0/usb@0,0-1.3:1.0-046d:0825"}
+
+
+def _bit_depth(raw_format: str) -> int:
+    """SRGGB10_CSI2P -> 10 (picamera2's SensorFormat.bit_depth)."""
+    return int("".join(c for c in raw_format.split("_")[0] if c.isdigit()))
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
 
 # Row alignment (bytes) the kernel ISP drivers give each format: bcm2835-isp
 # aligns YUV420 lines to 64 and RGB24 to 32 bytes; on the Pi 5 the PiSP pads
 # YUV420 to 128 (so that each chroma line is 64-aligned) and RGB to 64.
 _STRIDE_ALIGN = {
-    Platform.VC4: {"YUV420": 64, "YVU420": 64, "RGB888": 32, "BGR888": 32, "XRGB8888": 64, "XBGR8888": 64},
-    Platform.PISP: {"YUV420": 128, "YVU420": 128, "RGB888": 64, "BGR888": 64, "XRGB8888": 64, "XBGR8888": 64},
+    Platform.VC4: {"YUV420": 64, "YVU420": 64, "RGB888": 32, "BGR888": 32, "XRGB8888": 64, "XBGR8888": 64,
+                   "YUYV": 32},
+    Platform.PISP: {"YUV420": 128, "YVU420": 128, "RGB888": 64, "BGR888": 64, "XRGB8888": 64, "XBGR8888": 64,
+                    "YUYV": 64},
 }
-_BYTES_PER_PIXEL = {"RGB888": 3, "BGR888": 3, "XRGB8888": 4, "XBGR8888": 4, "YUV420": 1, "YVU420": 1}
+_BYTES_PER_PIXEL = {"RGB888": 3, "BGR888": 3, "XRGB8888": 4, "XBGR8888": 4, "YUV420": 1, "YVU420": 1, "YUYV": 2}
 _YUV_FORMATS = {"YUV420", "YVU420", "NV12", "NV21", "YUYV", "YVYU", "UYVY", "VYUY"}
 _RGB_FORMATS = {"RGB888", "BGR888", "XRGB8888", "XBGR8888", "RGB161616", "BGR161616"}
 _STREAM_KEYS = ("format", "size", "stride", "preserve_ar")
@@ -76,9 +128,11 @@ def _align_up(value: int, align: int) -> int:
 class _Slot:
     """One camera connector: what is plugged in and who holds it."""
 
-    def __init__(self, num: int):
-        self.num = num
+    def __init__(self, num: int, usb: bool = False):
+        self.num = num  # libcamera's camera number
+        self.usb = usb  # a UVC webcam rather than a CSI camera module
         self.attached = True
+        self.open_error: BaseException | None = None  # what opening it fails with
         self.held_externally = False  # another process (rpicam-hello...) has it
         self.owner: Picamera2 | None = None
         self.stalled = threading.Event()
@@ -99,6 +153,8 @@ class FakeControl:
     def __init__(self):
         self._lock = threading.RLock()
         self.model = "pi4"
+        self.sensor: str | None = None  # None: the model's usual sensor
+        self.version = _version_tuple(DEFAULT_VERSION)
         self.slots: list[_Slot] = []
         self.adjust_size: Callable[[str, str, tuple[int, int]], tuple[int, int]] | None = None
         self.hang_guard_s = 20.0
@@ -116,6 +172,8 @@ class FakeControl:
             cam.close()
         with self._lock:
             self.set_model(model or os.environ.get(MODEL_ENV, "pi4"))
+            self.sensor = None
+            self.set_version(os.environ.get(VERSION_ENV) or DEFAULT_VERSION)
             self.slots = [_Slot(0)]
             self.adjust_size = None
             self.hang_guard_s = 20.0
@@ -133,10 +191,36 @@ class FakeControl:
     def platform(self) -> Platform:
         return MODELS[self.model]["platform"]
 
-    def set_cameras(self, count: int) -> None:
-        """Plug in ``count`` cameras (0 = none attached)."""
+    @property
+    def sensor_name(self) -> str:
+        return self.sensor or MODELS[self.model]["sensor"]
+
+    def set_sensor(self, sensor: str | None) -> None:
+        """Use another camera module ("imx219", "imx708", "imx477"); None: the model's own."""
+        if sensor is not None and sensor not in SENSORS:
+            raise ValueError(f"fake picamera2: sensor must be one of {sorted(SENSORS)}, not {sensor!r}")
+        self.sensor = sensor
+
+    def set_version(self, version: str) -> None:
+        """Behave as this picamera2 release. Before 0.3.20 there is no
+        cancel_all_and_flush() and ``capture_request(wait=seconds)`` ignores the
+        timeout (it blocks until a frame comes); before 0.3.13 configurations
+        take no ``sensor`` argument."""
+        self.version = _version_tuple(version)
+
+    def set_cameras(self, count: int, usb: int = 0) -> None:
+        """Plug in ``count`` camera modules and ``usb`` USB webcams (0, 0 = none).
+
+        libcamera numbers them in that order; global_camera_info() lists the
+        camera modules first, as picamera2 sorts USB cameras to the back.
+        """
         with self._lock:
-            self.slots = [_Slot(i) for i in range(count)]
+            self.slots = [_Slot(i) for i in range(count)] + [_Slot(count + i, usb=True) for i in range(usb)]
+
+    def fail_open(self, exc: BaseException | None, camera_num: int = 0) -> None:
+        """Make opening the camera fail inside picamera2's init sequence with ``exc``
+        (e.g. RuntimeError("Failed to initialize camera")); None clears it."""
+        self._slot(camera_num).open_error = exc
 
     def set_source(self, source: Iterable[np.ndarray] | Callable[[int], np.ndarray] | None) -> None:
         """What the sensor sees: BGR uint8 HxWx3 pictures, any size.
@@ -347,6 +431,14 @@ def _encode(bgr: np.ndarray, cfg: dict, colour_space, rng: np.random.Generator) 
             _fill(buf[base: base + ch * cstride].reshape(ch, cstride), plane.reshape(ch, cw), rng)
             base += ch * cstride
         return buf
+    if fmt == "YUYV":  # packed 4:2:2 (what a UVC webcam gives): Y0 U Y1 V per pixel pair
+        yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV).astype(np.uint16)
+        pixels = np.empty((h, w, 2), np.uint8)
+        pixels[..., 0] = yuv[..., 0]
+        pixels[:, 0::2, 1] = (yuv[:, 0::2, 1] + yuv[:, 1::2, 1] + 1) // 2
+        pixels[:, 1::2, 1] = (yuv[:, 0::2, 2] + yuv[:, 1::2, 2] + 1) // 2
+        _fill(buf.reshape(h, stride), pixels.reshape(h, w * 2), rng)
+        return buf
     if fmt == "RGB888":  # libcamera/DRM naming: memory order is B, G, R
         pixels = bgr
     elif fmt == "BGR888":  # memory order R, G, B
@@ -366,6 +458,9 @@ def _make_array(buffer: np.ndarray, cfg: dict) -> np.ndarray:
     if fmt in ("YUV420", "YVU420"):
         # picamera2 keeps the padding here: (h*3/2, stride), two chroma lines per row.
         return buffer.reshape(h * 3 // 2, stride)
+    if fmt == "YUYV":
+        # picamera2's shape, made for cv2.cvtColor(array, cv2.COLOR_YUV2BGR_YUYV); padding kept.
+        return buffer.reshape(h, stride // 2, 2)
     bpp = _BYTES_PER_PIXEL[fmt]
     array = buffer.reshape(h, stride)
     if stride != w * bpp:
@@ -435,6 +530,43 @@ class _Job:
         self.future.set_running_or_notify_cancel()
 
 
+class _Since:
+    """A method that only exists from a picamera2 release on: on an older
+    fake_control.version, hasattr() says False and calling it is an AttributeError."""
+
+    def __init__(self, version: str):
+        self.version = _version_tuple(version)
+
+    def __call__(self, func):
+        self.func = func
+        return self
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if fake_control.version < self.version:
+            raise AttributeError(f"'Picamera2' object has no attribute '{self.name}'")
+        return self.func if obj is None else self.func.__get__(obj, owner)
+
+
+_UNSET = object()  # an argument the caller did not pass
+
+
+def _score_mode(mode: dict, bit_depth: int, output_size: tuple[int, int]) -> float:
+    """picamera2's (and libcamera's) sensor mode score: lower is better."""
+    mode_w, mode_h = mode["size"]
+
+    def score_format(desired, actual):
+        score = desired - actual
+        return -score / 4 if score < 0 else score * 2
+
+    score = score_format(output_size[0], mode_w) + score_format(output_size[1], mode_h)
+    score += 1500 * score_format(output_size[0] / output_size[1], mode_w / mode_h)
+    score += 500 * abs(bit_depth - _bit_depth(mode["format"]))
+    return score
+
+
 class Picamera2:
     """The subset of ``picamera2.Picamera2`` edgecam uses, behaving like the real one."""
 
@@ -444,13 +576,23 @@ class Picamera2:
 
     @staticmethod
     def global_camera_info() -> list[dict]:
-        """One dict per attached camera: Model, Location, Rotation, Id, Num."""
+        """One dict per attached camera: Model, Location, Rotation, Id, Num.
+
+        As in picamera2 >= 0.3.13: sorted by Id, camera modules first and USB
+        cameras (libcamera's UVC pipeline, an Id with "/usb") at the back.
+        """
         model = MODELS[fake_control.model]
         with fake_control._lock:
             slots = [s for s in fake_control.slots if s.attached]
-        return [{"Model": model["sensor"], "Location": 2, "Rotation": 0,
-                 "Id": model["id"] if s.num == 0 else f"{model['id']}/{s.num}",
-                 "Num": s.num} for s in slots]
+        cameras = []
+        for s in slots:
+            if s.usb:
+                cameras.append({"Model": USB_CAMERA["Model"], "Location": 2,
+                                "Id": USB_CAMERA["id"].replace("1.3:", f"1.{3 + s.num}:"), "Num": s.num})
+            else:
+                cameras.append({"Model": fake_control.sensor_name, "Location": 2, "Rotation": 0,
+                                "Id": model["id"] if s.num == 0 else f"{model['id']}/{s.num}", "Num": s.num})
+        return sorted(cameras, key=lambda cam: ("/usb" not in cam["Id"], cam["Id"]), reverse=True)
 
     def __init__(self, camera_num: int = 0, verbose_console=None, tuning=None, allocator=None):
         # Set first: close() (also called from __del__) looks at them.
@@ -461,22 +603,38 @@ class Picamera2:
         camera_num = self.global_camera_info()[camera_num]["Num"]
         with fake_control._lock:
             slot = fake_control.slots[camera_num]
-            if slot.owner is not None or slot.held_externally:
+            # picamera2 wraps every failure of its init sequence (no camera manager,
+            # libcamera's "Initialization failed.", acquire() refused) in one
+            # RuntimeError whose __cause__ says what happened.
+            cause = slot.open_error
+            if cause is None and (slot.owner is not None or slot.held_externally):
                 _log.info("Pipeline handler in use by another process")
+                cause = RuntimeError("Failed to acquire camera: Device or resource busy")
+            if cause is not None:
                 _log.error("Camera __init__ sequence did not complete.")
-                try:
-                    raise RuntimeError("Failed to acquire camera: Device or resource busy")
-                except RuntimeError:
-                    raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904 - as real
+                raise RuntimeError("Camera __init__ sequence did not complete.") from cause
             slot.owner = self
             slot.opened += 1
         self._slot = slot
         self.camera_idx = camera_num
         self.is_open = True
-        model = MODELS[fake_control.model]
-        self.sensor_resolution = model["sensor_resolution"]
-        self.camera_properties = {"Model": model["sensor"], "PixelArraySize": self.sensor_resolution,
-                                  "ColorFilterArrangement": 0, "Location": 2, "Rotation": 0}
+        if slot.usb:
+            self.sensor_resolution = (1280, 720)
+            self.sensor_format = "MJPEG"
+            self._raw_modes: list[dict] = []
+            self.camera_properties = {"Model": USB_CAMERA["Model"], "PixelArraySize": self.sensor_resolution,
+                                      "Location": 2}
+        else:
+            sensor = SENSORS[fake_control.sensor_name]
+            self._raw_modes = [{"format": fmt, "size": size, "fps": fps, "crop_limits": crop}
+                               for fmt, size, fps, crop in sensor["modes"]]
+            # picamera2's _select_native_mode: the biggest mode, then the deepest.
+            native = max(self._raw_modes, key=lambda m: (m["size"][0] * m["size"][1], _bit_depth(m["format"])))
+            self.sensor_resolution = native["size"]
+            self.sensor_format = native["format"]
+            self.camera_properties = {"Model": fake_control.sensor_name, "PixelArraySize": sensor["resolution"],
+                                      "ColorFilterArrangement": 0, "Location": 2, "Rotation": 0}
+        self._mode: dict | None = None  # the sensor mode of the current configuration
         self.camera_config: dict | None = None
         self.stream_map: dict | None = None
         self.stop_count = 0
@@ -532,20 +690,25 @@ class Picamera2:
         return defaults
 
     def _create(self, use_case, main_defaults, main, lores, raw, transform, colour_space,
-                buffer_count, default_controls, controls, display, encode, queue) -> dict:
+                buffer_count, default_controls, controls, display, encode, queue, sensor=_UNSET) -> dict:
         if not self.is_open:
             raise RuntimeError("Camera not opened")
+        if sensor is not _UNSET and fake_control.version < (0, 3, 13):
+            raise TypeError(f"create_{use_case}_configuration() got an unexpected keyword argument 'sensor'")
+        sensor = {} if sensor is _UNSET else sensor
+        if self._slot.usb:  # USB cams can't deliver a raw stream
+            raw, sensor = None, None
         main = self._make_initial_stream_config(main_defaults, main)
         self.align_stream(main, optimal=False)
         lores = self._make_initial_stream_config(
             {"format": "YUV420", "size": main["size"], "preserve_ar": False}, lores)
         if lores is not None:
             self.align_stream(lores, optimal=False)
-        raw = self._make_initial_stream_config({"format": "SRGGB10_CSI2P", "size": main["size"]}, raw)
+        raw = self._make_initial_stream_config({"format": self.sensor_format, "size": main["size"]}, raw)
         config = {"use_case": use_case, "transform": transform or libcamera.Transform(),
                   "colour_space": colour_space, "buffer_count": buffer_count, "queue": queue,
                   "main": main, "lores": lores, "raw": raw,
-                  "controls": default_controls | dict(controls or {}), "sensor": {}}
+                  "controls": default_controls | dict(controls or {}), "sensor": sensor}
         for role, stream in (("Display", display), ("Encode", encode)):
             if stream is not None and config.get(stream) is None:
                 raise RuntimeError(f"{role} stream {stream} was not defined")
@@ -554,12 +717,12 @@ class Picamera2:
 
     def create_video_configuration(self, main={}, lores=None, raw={}, transform=None, colour_space=None,
                                    buffer_count=6, controls={}, display="main", encode="main",
-                                   queue=True, sensor={}, use_case="video") -> dict:
+                                   queue=True, sensor=_UNSET, use_case="video") -> dict:
         main_defaults = {"format": "XBGR8888", "size": (1280, 720), "preserve_ar": True}
         config = self._create(use_case, main_defaults, main, lores, raw, transform, colour_space,
                               buffer_count, {"NoiseReductionMode": _NR_FAST,
                                              "FrameDurationLimits": (33333, 33333)},
-                              controls, display, encode, queue)
+                              controls, display, encode, queue, sensor)
         if config["colour_space"] is None:
             w, h = config["main"]["size"]
             # picamera2 picks SD video (BT.601) below 1280x720 and HD (BT.709) from there.
@@ -569,12 +732,27 @@ class Picamera2:
 
     def create_preview_configuration(self, main={}, lores=None, raw={}, transform=None,
                                      colour_space=None, buffer_count=4, controls={}, display="main",
-                                     encode="main", queue=True, sensor={}, use_case="preview") -> dict:
+                                     encode="main", queue=True, sensor=_UNSET, use_case="preview") -> dict:
         main_defaults = {"format": "XBGR8888", "size": (640, 480), "preserve_ar": True}
         return self._create(use_case, main_defaults, main, lores, raw, transform,
                             colour_space or libcamera.ColorSpace.Sycc(), buffer_count,
                             {"NoiseReductionMode": _NR_MINIMAL, "FrameDurationLimits": (100, 83333)},
-                            controls, display, encode, queue)
+                            controls, display, encode, queue, sensor)
+
+    @property
+    def sensor_modes(self) -> list[dict]:
+        """The raw modes, as picamera2 lists them. As in picamera2, reading this
+        configures the camera once per mode (so configure again afterwards), and
+        fails while the camera runs."""
+        if self._slot.usb:  # not a raw sensor: only the format names
+            return [{"format": "MJPEG"}, {"format": "YUYV"}]
+        modes = []
+        for mode in self._raw_modes:
+            self.configure(self.create_preview_configuration(raw={"format": mode["format"], "size": mode["size"]}))
+            modes.append({"format": mode["format"], "unpacked": mode["format"].replace("_CSI2P", ""),
+                          "bit_depth": _bit_depth(mode["format"]), "size": mode["size"], "fps": mode["fps"],
+                          "crop_limits": mode["crop_limits"], "exposure_limits": (75, 11766829, None)})
+        return modes
 
     @staticmethod
     def align_stream(stream_config: dict, optimal: bool = True) -> None:
@@ -658,9 +836,28 @@ class Picamera2:
             raise NotImplementedError(f"fake picamera2: cannot configure from {type(camera_config)}")
         self.camera_config = None
         self.stream_map = None
+        if self._slot.usb:
+            camera_config["raw"] = None  # as picamera2: never a raw stream from a USB camera
         self._check_camera_config(camera_config)
+        if camera_config.get("sensor") is not None:
+            bad_keys = set(camera_config["sensor"]).difference({"bit_depth", "output_size"})
+            if bad_keys:
+                raise RuntimeError(f"Unexpected keys {bad_keys} in sensor configuration")
+        if self._slot.usb and camera_config["lores"] is not None:
+            # libcamera's UVC pipeline has one stream: there is no second one to
+            # configure (in the real bindings an out-of-range at(1); it fails).
+            raise RuntimeError(f"Configuration failed: {camera_config}")
         self._apply_controls(camera_config.get("controls") or {})
         adjusted = False
+        if self._slot.usb:
+            if camera_config["main"]["format"] != "YUYV":
+                camera_config["main"] = dict(camera_config["main"], format="YUYV")  # all UVC gives uncompressed
+                adjusted = True
+            self._mode = None
+        else:
+            self._mode = self._pick_mode(camera_config)
+            camera_config["sensor"] = {"bit_depth": _bit_depth(self._mode["format"]),
+                                       "output_size": self._mode["size"]}
         for name in ("main", "lores"):
             stream = camera_config[name]
             if stream is None:
@@ -685,6 +882,26 @@ class Picamera2:
         self.stream_map = {"main": "main", "lores": "lores" if camera_config["lores"] else None,
                            "raw": None}  # raw frames are not modelled
         self.camera_config = camera_config
+
+    def _pick_mode(self, camera_config: dict) -> dict:
+        """The sensor mode for a configuration, chosen as picamera2's _make_libcamera_config
+        does: sensor={'output_size', 'bit_depth'} if given, else the raw stream's, else
+        main's size (so a 640x480 main picks the sensor's 640x480-ish mode, cropped or not)."""
+        sensor = camera_config.get("sensor") or {}
+        raw = camera_config.get("raw")
+        if sensor.get("bit_depth") is not None:
+            bit_depth = sensor["bit_depth"]
+        elif raw is not None and "format" in raw:
+            bit_depth = _bit_depth(raw["format"])
+        else:
+            bit_depth = _bit_depth(self.sensor_format)
+        if sensor.get("output_size") is not None:
+            output_size = tuple(sensor["output_size"])
+        elif raw is not None and "size" in raw:
+            output_size = tuple(raw["size"])
+        else:
+            output_size = tuple(camera_config["main"]["size"])
+        return min(self._raw_modes, key=lambda mode: _score_mode(mode, bit_depth, output_size))
 
     def camera_configuration(self) -> dict | None:
         return self.camera_config
@@ -724,8 +941,10 @@ class Picamera2:
             self.stop_count += 1
             self._completed.clear()  # queued frames are dropped; held ones stay valid
 
+    @_Since("0.3.20")
     def cancel_all_and_flush(self) -> None:
-        """Fail every pending capture with CancelledError (tidy-up after a timeout)."""
+        """Fail every pending capture with CancelledError (tidy-up after a timeout).
+        Only from picamera2 0.3.20 on."""
         with self._cond:
             jobs, self._jobs = self._jobs, []
         for job in jobs:
@@ -769,6 +988,16 @@ class Picamera2:
 
     def _capture_frame(self) -> CompletedRequest:
         picture = fake_control.picture(self._sequence)
+        if self._mode is not None:
+            # The picture is what the whole pixel array sees; a cropped mode reads
+            # only its crop_limits, which the ISP then scales to each stream.
+            full_w, full_h = SENSORS[fake_control.sensor_name]["resolution"]
+            x, y, w, h = self._mode["crop_limits"]
+            ph, pw = picture.shape[:2]
+            x0, x1 = round(x * pw / full_w), round((x + w) * pw / full_w)
+            y0, y1 = round(y * ph / full_h), round((y + h) * ph / full_h)
+            if (x0, y0, x1, y1) != (0, 0, pw, ph):
+                picture = picture[y0:y1, x0:x1]
         transform = self.camera_config["transform"]
         if transform.hflip:
             picture = picture[:, ::-1]
@@ -784,8 +1013,9 @@ class Picamera2:
                 np.ascontiguousarray(picture), (w, h), interpolation=cv2.INTER_AREA)
             buffers[name] = _encode(np.ascontiguousarray(scaled), cfg,
                                     self.camera_config["colour_space"], self._rng)
-        now_ns = (time.clock_gettime_ns(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME")
-                  else time.monotonic_ns())
+        # libcamera stamps frames with the kernel's V4L2 buffer time: CLOCK_MONOTONIC
+        # (picamera2's flush compares SensorTimestamp with time.monotonic_ns()).
+        now_ns = time.monotonic_ns()
         metadata = {"SensorTimestamp": now_ns, "FrameDuration": self._frame_duration_us,
                     "ExposureTime": min(self._frame_duration_us - 100, 20000), "AnalogueGain": 1.0,
                     "DigitalGain": 1.0, "Lux": 400.0}
@@ -819,6 +1049,8 @@ class Picamera2:
                 return req
             self._jobs.append(job)
         timeout = None if wait in (None, True) else float(wait)
+        if fake_control.version < (0, 3, 20):
+            timeout = None  # before 0.3.20 picamera2 waited for ever whatever the number
         if timeout is None:
             try:
                 return job.future.result(timeout=fake_control.hang_guard_s)
