@@ -123,8 +123,9 @@ def probe(camera_num: int = 0) -> str | None:
     try:
         picamera2 = _import_picamera2()
     except SourceError as exc:
-        if "not installed" not in exc.message:
-            logger.warning("%s", exc.message)
+        if "is not installed" in exc.message:
+            return "not installed"
+        logger.warning("%s", exc.message)
         return exc.message
     try:
         modules = _camera_modules(picamera2)

@@ -101,3 +101,19 @@ def test_picamera2_fed_the_shared_video(tmp_path, camera_env, shared_dir):
     seen = {line["top_k"][0]["label"] for line in lines} & expected
     assert len(seen) >= 3, f"top-1 labels seen: {[line['top_k'][0]['label'] for line in lines]}"
     assert_closed(report, "pi5")
+
+
+@pytest.mark.parametrize("source", ["picamera2", "auto"])
+def test_a_picamera2_broken_by_numpy_is_named_with_what_to_do(tmp_path, camera_env, source):
+    # What a Bookworm venv that pulled NumPy 2 over apt's NumPy 1.24 sees: apt's
+    # picamera2 imports simplejpeg, built for NumPy 1, and the import fails.
+    env = camera_env("pi4", tmp_path / "report.json")
+    env["EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR"] = "numpy-abi"
+    with Edgecam(["--source", source, "--display", "none"], env, tmp_path, name=source) as app:
+        code = app.wait(60)
+    err = app.stderr()
+    assert code == 3, err[-3000:]
+    assert "Traceback" not in err
+    (line,) = [l for l in err.splitlines() if l.startswith("edgecam: ")]
+    assert "picamera2 cannot be imported (ValueError: numpy.dtype size changed" in line
+    assert "make install" in line

@@ -6,6 +6,7 @@ adapter tests mean something); the rest test the adapter.
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -676,3 +677,52 @@ def test_a_broken_picamera2_import_is_reported_not_taken_for_no_camera(fake, mon
         Picamera2Source(**FAST)
     monkeypatch.delenv("EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR")
     _drop_fake_modules()
+
+
+# -- source: auto ---------------------------------------------------------------
+
+
+def _open_auto():
+    from edgecam.config import SourceConfig
+    from edgecam.sources import open_source
+
+    return open_source(SourceConfig(type="auto", fps=100.0, timeout_s=2.0), (224, 224))
+
+
+def test_auto_opens_the_camera_module(fake):
+    fake.set_cameras(1, usb=1)
+    with _open_auto() as source:
+        assert source.name == "picamera2:0"
+        assert source.read().model_input.shape == (224, 298, 3)  # the model's short side, 4:3
+
+
+@pytest.mark.parametrize("setup, why", [
+    (lambda fake: fake.set_version("0.3.19"), r"picamera2:0: picamera2 \S+ is too old"),
+    (lambda fake: fake.hold(), r"picamera2:0: camera busy"),
+    (lambda fake: fake.set_cameras(0, usb=1), r"only USB cameras found, which OpenCV opens"),
+    (lambda fake: fake.set_cameras(0), r"picamera2 \(no camera found\)"),
+])
+def test_auto_tries_the_webcam_after_the_pi_camera_and_says_why_each_failed(fake, caplog, setup, why):
+    # No webcam on this machine either, so the error names both attempts.
+    setup(fake)
+    with caplog.at_level("WARNING"), pytest.raises(SourceError) as info:
+        _open_auto()
+    message = info.value.message
+    assert re.search(why, message), message
+    assert message.index("picamera2") < message.index("webcam 0 (cannot open)")
+    assert "\n" not in message
+    assert fake.open_cameras() == []
+
+
+def test_auto_with_a_broken_picamera2_says_so(fake, monkeypatch):
+    _import_fake_with(monkeypatch, EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR="numpy-abi")
+    with pytest.raises(SourceError, match=r"tried picamera2 \(picamera2 cannot be imported \(ValueError: numpy"):
+        _open_auto()
+    monkeypatch.delenv("EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR")
+    _drop_fake_modules()
+
+
+def test_auto_without_picamera2_is_short(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(SourceError, match=r"tried picamera2 \(not installed\); webcam 0"):
+        _open_auto()
