@@ -119,6 +119,11 @@ class Preprocessor:
         goes in two steps: a bilinear resize by less than 2x to the nearest
         whole multiple of the model size, then INTER_AREA by that whole number.
         Same accuracy on the 100 ImageNet photos (V3-Small 0.81, V2 0.88).
+
+        The bilinear step is INTER_LINEAR_EXACT, OpenCV's bit-exact fixed-point
+        version: plain INTER_LINEAR takes other SIMD paths on aarch64 than on
+        x86 and gave +-1 differences in a quarter of the values, which moved a
+        photo's top score from 43.0% to 60.5% between a PC and a Pi.
         """
         spec = self.spec
         h, w = region.shape[:2]
@@ -127,7 +132,7 @@ class Preprocessor:
             size = (k * spec.width, k * spec.height)
             if self._mid is None or self._mid.shape[:2] != size[::-1]:
                 self._mid = np.empty((size[1], size[0], 3), np.uint8)
-            region = cv2.resize(region, size, dst=self._mid, interpolation=cv2.INTER_LINEAR)
+            region = cv2.resize(region, size, dst=self._mid, interpolation=cv2.INTER_LINEAR_EXACT)
         return cv2.resize(region, (spec.width, spec.height), dst=self._resized, interpolation=cv2.INTER_AREA)
 
     def __call__(self, image: np.ndarray, out: np.ndarray, order: str = "bgr") -> None:
