@@ -68,7 +68,10 @@ class App:
     """One run of ``edgecam run``: owns the pipeline, the signals and config reloads."""
 
     def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
-                 display_override: bool | None = None, overrides: dict | None = None):
+                 display_override: bool | None = None, overrides: dict | None = None, changes_to=None):
+        """``changes_to``: a text stream (the CLI's stdout) that gets one line per
+        label change when no other output is configured, so a headless run with
+        no window, log, HTTP or MQTT still shows what it sees."""
         from edgecam.classifier import load_classifier
         from edgecam.sinks import FanOut
         from edgecam.sources import open_source
@@ -93,6 +96,12 @@ class App:
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
         sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])
+        if not sinks and changes_to is not None:
+            from edgecam.sinks.stdout import LabelChangesSink
+
+            logger.info("no output configured (no window, --log, HTTP or MQTT): "
+                        "printing each label change to stdout")
+            sinks.append(LabelChangesSink(changes_to))
         self.outputs = FanOut(sinks, self.stats)
         self.outputs.start()
         try:

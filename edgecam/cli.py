@@ -183,7 +183,7 @@ def cmd_run(args) -> int:
     overrides = run_overrides(args)
     cfg = config_mod.apply_overrides(_load_config(args), overrides)
     setup_logging(cfg.log_level)
-    app = App(cfg, overrides=overrides)
+    app = App(cfg, overrides=overrides, changes_to=sys.stdout)
     return app.run()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -147,6 +148,26 @@ def test_changes_mode_logs_only_label_changes(video, env, tmp_path):
         assert l["event"]["label"] == l["top_k"][0]["label"]  # no smoothing: the shown label is the top
         previous = l["event"]["label"]
     assert lines[0]["frame"] == 0 and lines[0]["event"]["previous"] is None
+
+
+def test_headless_without_outputs_prints_label_changes_to_stdout(video, env, tmp_path):
+    # Over SSH with no window, log, HTTP or MQTT: one line per label change, the
+    # same changes a changes-mode log records for the same clip.
+    p = run(["run", "--source", video, "--display", "auto"], env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("printing each label change to stdout") == 1
+    printed = [re.fullmatch(r"(\S+)  frame (\d+) +(\S+)  (.+)", line) for line in p.stdout.splitlines()]
+    assert printed and all(printed), p.stdout[:500]
+
+    cfg = tmp_path / "changes.yaml"
+    cfg.write_text("log:\n  mode: changes\n")
+    log = tmp_path / "changes.jsonl"
+    logged = run(["run", "--config", str(cfg), "--source", video, "--display", "none", "--log", str(log)], env, tmp_path)
+    assert logged.returncode == 0, logged.stderr
+    assert logged.stdout == ""  # an output is configured: nothing on stdout
+    assert "printing each label change" not in logged.stderr
+    changes = [(l["frame"], l["event"]["label"]) for l in read_log(log)]
+    assert [(int(m[2]), m[4]) for m in printed] == changes
 
 
 def test_headless_auto_display_runs_without_a_window(video, env, tmp_path):

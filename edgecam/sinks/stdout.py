@@ -1,0 +1,35 @@
+"""Label changes as text lines on stdout: what a headless run shows when no other output is set.
+
+Over SSH, with no window, no ``--log``, no HTTP and no MQTT, ``edgecam run``
+would otherwise run without showing anything it found. One line per change
+of the shown label (not per frame), so that the terminal stays readable and a
+pipe (``edgecam run | grep cat``) gets events, not a flood::
+
+    2025-05-01T12:00:01.234+00:00  frame 31  87.1%  tabby, tabby cat
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from edgecam.sinks.base import Sink
+from edgecam.sinks.jsonlog import iso
+
+NO_LABEL = "(no label above the threshold)"
+
+
+class LabelChangesSink(Sink):
+    """Writes one line to ``stream`` per label-change event: time, frame, score, label."""
+
+    name = "stdout"
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.lines_written = 0
+
+    def on_event(self, event: dict) -> None:
+        label = event.get("label")
+        score = f"{event.get('score', 0.0):6.1%}" if label is not None else "     -"
+        self.stream.write(f"{iso(event['wall_time'])}  frame {event['frame']}  {score}  {label or NO_LABEL}\n")
+        self.stream.flush()  # a pipe or a file must see each change as it happens
+        self.lines_written += 1
