@@ -48,6 +48,29 @@ def x_server_reachable(display: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
+def use_xcb_on_wayland(environ=os.environ) -> bool:
+    """Ask Qt for its X11 platform on a Wayland desktop that has XWayland; True if it did.
+
+    pip's OpenCV bundles a Qt built without the Wayland plugin: with
+    ``QT_QPA_PLATFORM=wayland`` it aborts the process (exit 134, "no Qt platform
+    plugin could be initialized"), and with only ``XDG_SESSION_TYPE=wayland`` (the
+    Pi OS Bookworm desktop) it prints a plugin warning first. Through XWayland
+    (``DISPLAY`` is set) the xcb plugin opens the window. Must run before the
+    first window; picamera2 does the same when it is imported.
+    """
+    if not environ.get("DISPLAY"):
+        return False
+    platform = environ.get("QT_QPA_PLATFORM")
+    if platform is None:
+        wayland = environ.get("XDG_SESSION_TYPE") == "wayland"
+    else:  # "wayland", "wayland-egl", or a list such as "wayland;xcb"
+        wayland = platform.split(";")[0].strip().startswith("wayland")
+    if wayland:
+        logger.info("Wayland session: opening the window through XWayland (QT_QPA_PLATFORM=xcb)")
+        environ["QT_QPA_PLATFORM"] = "xcb"
+    return wayland
+
+
 def display_available() -> bool:
     """True when a window can be opened: a display server and an OpenCV with GUI support.
 
@@ -83,6 +106,7 @@ class WindowSink(Sink):
         self._sized = False
 
     def start(self) -> None:
+        use_xcb_on_wayland()
         try:
             # GUI_NORMAL: no Qt image-viewer toolbar and status bar around the live picture.
             cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)

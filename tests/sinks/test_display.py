@@ -17,7 +17,7 @@ import pytest
 
 from edgecam.app import want_display
 from edgecam.errors import EdgecamError
-from edgecam.sinks.display import display_available, x_server_reachable
+from edgecam.sinks.display import display_available, use_xcb_on_wayland, x_server_reachable
 from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,3 +143,47 @@ def test_window_shows_the_annotated_frame_and_quits_on_q(xvfb, tmp_path):  # noq
             proc.communicate()
     assert proc.returncode == 0, err
     assert out.strip() == "quit"
+
+
+# -- Wayland (the Pi OS Bookworm desktop) ---------------------------------------------
+
+@pytest.mark.parametrize("environ, forced", [
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland"}, True),  # would abort: exit 134
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland-egl"}, True),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland;xcb"}, True),
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, True),  # Qt warns about the missing plugin
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland", "QT_QPA_PLATFORM": "offscreen"}, False),  # the user's choice
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "x11"}, False),
+    ({"DISPLAY": ":0"}, False),
+    ({"XDG_SESSION_TYPE": "wayland", "WAYLAND_DISPLAY": "wayland-0"}, False),  # no XWayland: nothing to force
+])
+def test_wayland_sessions_use_qts_xcb_platform_when_there_is_an_x_display(environ, forced):
+    before = dict(environ)
+    assert use_xcb_on_wayland(environ) is forced
+    if forced:
+        assert environ["QT_QPA_PLATFORM"] == "xcb"
+    else:
+        assert environ == before
+
+
+@pytest.mark.parametrize("wayland_env", [{"QT_QPA_PLATFORM": "wayland"}, {"XDG_SESSION_TYPE": "wayland"}])
+def test_window_opens_on_a_wayland_desktop_through_xwayland(xvfb, tmp_path, wayland_env):  # noqa: F811
+    # Xvfb plays XWayland. The same window script as above, in a Wayland session's environment.
+    env = xvfb.env({**os.environ, "PYTHONPATH": str(REPO), **wayland_env})
+    env.pop("WAYLAND_DISPLAY", None)
+    plain = subprocess.run([sys.executable, "-c", "import cv2; cv2.namedWindow('x'); cv2.waitKey(1)"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    if wayland_env.get("QT_QPA_PLATFORM") == "wayland":
+        assert plain.returncode == -6 or plain.returncode == 134, plain.stderr  # what OpenCV alone does
+    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wid = xvfb.wait_window("edgecam-test")
+        xvfb.key(wid, "q")
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0 and out.strip() == "quit", err
+    assert "Could not find the Qt platform plugin" not in err
