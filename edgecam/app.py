@@ -72,7 +72,8 @@ class App:
         """``changes_to``: a text stream (the CLI's stdout) that gets one line per
         label change when no other output is configured, so a headless run with
         no window, log, HTTP or MQTT still shows what it sees."""
-        from edgecam.classifier import load_classifier
+        from edgecam import calibration
+        from edgecam.classifier import Classifier, load_classifier
         from edgecam.sinks import FanOut
         from edgecam.sources import open_source
         from edgecam.stats import Stats
@@ -92,9 +93,10 @@ class App:
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
-        self.classifier = load_classifier(cfg.model, calibrate=True)
+        self.classifier = load_classifier(cfg.model)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
+        self.plan = None
         sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])
         if not sinks and changes_to is not None:
             from edgecam.sinks.stdout import LabelChangesSink
@@ -112,12 +114,18 @@ class App:
                     if sink.name == "record":
                         sink.fps = source.fps  # a file's own rate, known only now: play back at true speed
             reopen = (lambda: open_source(cfg.source, size)) if (source.live and cfg.source.reconnect) else None
+            policy = choose_policy(cfg.source, source)
+            # How many interpreters and threads: as configured, cached for this machine, or measured in the run.
+            self.plan = calibration.plan(cfg.model, self.classifier, policy, source.fps) \
+                if isinstance(self.classifier, Classifier) else None
             self.pipeline = Pipeline(
                 self.classifier, source, self.outputs,
-                policy=choose_policy(cfg.source, source), smoothing=cfg.smoothing,
+                policy=policy, smoothing=cfg.smoothing,
                 top_k=cfg.model.top_k, threshold=cfg.model.threshold, overlay=cfg.display.overlay,
                 reopen=reopen, reconnect_max_s=cfg.source.reconnect_max_s, stall_timeout_s=cfg.source.timeout_s,
                 stats=self.stats, timings=timings, tickers=tickers,
+                layout=self.plan.layout if self.plan else None,
+                calibration=self.plan.calibration if self.plan else None,
             )
         except BaseException:
             self.outputs.close()

@@ -3,9 +3,15 @@
 It runs the real pipeline headless with the ``every_frame`` policy (and the
 overlay drawn, as a display would need) and prints frames per second, invoke
 time percentiles, per-stage times, CPU time per frame, dropped frames and peak
-RSS. ``--peer-loop`` runs instead the single loop of the TensorFlow Lite and
-MediaPipe Raspberry Pi examples (read, convert, stretch-resize, invoke, draw,
-repeat) with the same model, runtime and threads, for a side-by-side figure.
+RSS. CPU per frame comes twice: *steady* (the frames after the first
+:data:`WARMUP_FRAMES`, and after ``threads: auto`` finished measuring) and
+*with load* (the whole process: imports, model load, start-up, divided by the
+frames). ``--peer-loop`` runs instead the single loop of the TensorFlow Lite
+and MediaPipe Raspberry Pi examples (read, convert, stretch-resize, invoke,
+draw, repeat) with the same model, runtime and threads, for a side-by-side
+figure. ``--sweep`` runs the pipeline with each interpreter layout
+``threads: auto`` chooses from, interleaved, prints the table and caches the
+choice (:mod:`edgecam.calibration`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ import time
 
 import numpy as np
 
+from edgecam import calibration
 from edgecam import config as config_mod
-from edgecam.errors import SourceError
+from edgecam.errors import ConfigError, SourceError
+
+WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
 
 
 def _pct(values, q) -> float:
@@ -33,16 +42,47 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+class _SteadyClock:
+    """Wall and CPU time at the start of the steady state and at the last frame."""
+
+    def __init__(self, limit: int | None):
+        self.warm = min(WARMUP_FRAMES, limit // 5) if limit else WARMUP_FRAMES
+        self.settled_at: int | None = None
+        self.start: tuple[int, float, float] | None = None  # (frames so far, wall, cpu)
+        self.last: tuple[int, float, float] | None = None
+
+    def tick(self, frames: int, settled: bool = True) -> None:
+        now = (frames, time.perf_counter(), _cpu_s())
+        if self.start is None:
+            if settled and self.settled_at is None:
+                self.settled_at = frames
+            # A few frames more after a calibration's last switch: its interpreters were just built.
+            if self.settled_at is not None and frames >= max(self.warm, self.settled_at + (5 if self.settled_at else 0)):
+                self.start = now
+        self.last = now
+
+    def figures(self) -> dict:
+        """Steady frames, frames/s and CPU ms per frame (None when the run ended before it was steady)."""
+        if self.start is None or self.last is None or self.last[0] <= self.start[0]:
+            return {"steady_frames": 0, "fps_steady": None, "cpu_ms_per_frame_steady": None}
+        n = self.last[0] - self.start[0]
+        wall, cpu = self.last[1] - self.start[1], self.last[2] - self.start[2]
+        return {"steady_frames": n, "fps_steady": round(n / wall, 2) if wall > 0 else 0.0,
+                "cpu_ms_per_frame_steady": round(cpu / n * 1000, 3)}
+
+
 class _FrameCounter:
     """A sink that wants frames (so the overlay is drawn) and counts them; stops after N frames."""
 
     name = "bench"
     wants_frames = True
 
-    def __init__(self, limit: int | None, stop):
+    def __init__(self, limit: int | None, stop, settled=lambda: True):
         self.limit = limit
         self.stop = stop
+        self.settled = settled
         self.frames = 0
+        self.clock = _SteadyClock(limit)
 
     def start(self):
         pass
@@ -55,6 +95,7 @@ class _FrameCounter:
 
     def on_frame(self, frame, annotated, result):
         self.frames += 1
+        self.clock.tick(self.frames, self.settled())
         if self.limit and self.frames >= self.limit:
             self.stop()
 
@@ -62,12 +103,18 @@ class _FrameCounter:
         pass
 
 
-def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
-    """Run the pipeline on ``cfg.source`` and measure it."""
+def _run_pipeline(cfg: config_mod.Config, frames: int | None):
+    """Run the pipeline on ``cfg.source``; returns (figures, the App)."""
     from edgecam.app import App
 
     holder = {}
-    counter = _FrameCounter(frames, lambda: holder["app"].pipeline.stop())
+
+    def settled() -> bool:
+        app = holder.get("app")
+        cal = app.plan.calibration if app is not None and app.plan is not None else None
+        return cal is None or cal.done
+
+    counter = _FrameCounter(frames, lambda: holder["app"].pipeline.stop(), settled)
     t_load = time.perf_counter()
     app = App(cfg, extra_sinks=[counter], timings=True, display_override=False)
     holder["app"] = app
@@ -76,15 +123,22 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
     code = app.run()
     wall = time.perf_counter() - t0
     cpu = _cpu_s() - cpu1
+    total_cpu = _cpu_s()  # the whole process so far: imports, model load, start-up, the run
     tm = app.pipeline.timings
     s = app.stats.snapshot()
     n = counter.frames
-    return {
+    plan = app.plan
+    cal = plan.calibration if plan else None
+    layout = app.pipeline.inference.layout
+    res = {
         "mode": "pipeline",
         "policy": app.pipeline.policy,
         "model": app.classifier.name,
         "runtime": app.classifier.runtime,
         "threads": app.classifier.threads,
+        "interpreters": layout.interpreters if layout else 1,
+        "layout": str(layout) if layout else f"1x{app.classifier.threads}",
+        "layout_from": plan.how if plan else "classifier",
         "frames": n,
         "frames_inferred": s["frames_inferred"],
         "dropped": s["frames_dropped"],
@@ -97,11 +151,29 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
         "latency_ms_p95": round(_pct(tm.latency, 95), 3),
         "stage_ms": {name: round(_pct(getattr(tm, name), 50), 3)
                      for name in ("decode", "preprocess", "invoke", "postprocess", "overlay")},
-        "cpu_ms_per_frame": round(cpu / n * 1000, 3) if n else 0.0,
+        "cpu_ms_per_frame_run": round(cpu / n * 1000, 3) if n else 0.0,
+        "cpu_ms_per_frame_with_load": round(total_cpu / n * 1000, 3) if n else 0.0,
+        **counter.clock.figures(),
         "rss_mb": round(_rss_mb(), 1),
         "load_s": round(load_s, 3),
         "exit_code": code,
     }
+    if cal is not None:
+        res["calibration"] = {"done": cal.done, "frames": cal.results_seen,
+                              "measured": {str(lay): _rounded(m) for lay, m in sorted(cal.summary().items())}}
+    elif plan is not None and plan.measured:
+        res["calibration"] = {"done": True, "cached": str(plan.cache_file), "measured": plan.measured}
+    return res, app
+
+
+def _rounded(m: calibration.Measurement) -> dict:
+    return {"fps": round(m.fps, 2), "cpu_ms": round(m.cpu_ms, 3), "latency_p50": round(m.latency_p50, 3),
+            "latency_p95": round(m.latency_p95, 3), "inferred": round(m.inferred, 3)}
+
+
+def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
+    """Run the pipeline on ``cfg.source`` and measure it."""
+    return _run_pipeline(cfg, frames)[0]
 
 
 def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
@@ -123,6 +195,7 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     w, h = clf.input_size
     inp = clf.interpreter.get_input_details()[0]["index"]
     invoke, n = [], 0
+    steady = _SteadyClock(frames)
     cpu0, t0 = _cpu_s(), time.perf_counter()
     while frames is None or n < frames:
         ok, image = cap.read()
@@ -143,34 +216,124 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
         cv2.putText(image, f"FPS = {n / max(time.perf_counter() - t0, 1e-9):.1f}", (24, 20),
                     cv2.FONT_HERSHEY_PLAIN, 1, (0, 0, 255), 1)
         n += 1
+        steady.tick(n)
     wall = time.perf_counter() - t0
     cpu = _cpu_s() - cpu0
+    total_cpu = _cpu_s()
     cap.release()
     return {
         "mode": "peer-loop", "model": clf.name, "runtime": clf.runtime, "threads": clf.threads,
+        "interpreters": 1, "layout": f"1x{clf.threads}",
         "frames": n, "wall_s": round(wall, 3), "fps": round(n / wall, 2) if wall else 0.0,
         "invoke_ms_p50": round(_pct(invoke, 50), 3), "invoke_ms_p95": round(_pct(invoke, 95), 3),
-        "cpu_ms_per_frame": round(cpu / n * 1000, 3) if n else 0.0, "rss_mb": round(_rss_mb(), 1), "dropped": 0,
+        "cpu_ms_per_frame_run": round(cpu / n * 1000, 3) if n else 0.0,
+        "cpu_ms_per_frame_with_load": round(total_cpu / n * 1000, 3) if n else 0.0,
+        **steady.figures(),
+        "rss_mb": round(_rss_mb(), 1), "dropped": 0,
     }
+
+
+def bench_sweep(cfg: config_mod.Config, frames: int | None, rounds: int = calibration.ROUNDS) -> dict:
+    """Run the pipeline with every candidate layout, ``rounds`` times interleaved; cache the choice.
+
+    Each row's figures are medians over its runs: whole-run frames/s,
+    steady-state CPU per frame, capture-to-result latency, and the share of
+    frames classified (below 1 when a paced run drops frames).
+    """
+    from edgecam.runtime import available_cores, runtime_version
+
+    cores = available_cores()
+    fixed = None if cfg.model.interpreters == "auto" else int(cfg.model.interpreters)
+    layouts = calibration.candidates(cores, fixed)
+    runs: dict[calibration.Layout, list[calibration.Measurement]] = {lay: [] for lay in layouts}
+    raw: dict[calibration.Layout, list[dict]] = {lay: [] for lay in layouts}
+    first = None
+    for r in range(rounds):
+        for lay in (layouts if r % 2 == 0 else layouts[::-1]):
+            c = config_mod.apply_overrides(cfg, {"model.threads": lay.threads, "model.interpreters": lay.interpreters})
+            res, app = _run_pipeline(c, frames)
+            if res["exit_code"] != 0:
+                res["mode"] = "sweep"
+                return res
+            if first is None:
+                first = (res, app.classifier.model_path, app.pipeline.source.fps)
+            inferred = res["frames_inferred"] / max(1, res["frames_inferred"] + res["dropped"])
+            runs[lay].append(calibration.Measurement(
+                fps=res["fps"], cpu_ms=res["cpu_ms_per_frame_steady"] or res["cpu_ms_per_frame_run"],
+                latency_p50=res["latency_ms_p50"], latency_p95=res["latency_ms_p95"], inferred=inferred))
+            raw[lay].append({k: res[k] for k in ("fps", "cpu_ms_per_frame_steady", "latency_ms_p50", "latency_ms_p95")})
+    res0, model_path, source_fps = first
+    policy = res0["policy"]
+    medians = {lay: calibration.median_of(ms) for lay, ms in runs.items()}
+    chosen = calibration.choose(policy, medians)
+    cache = None
+    try:
+        key = calibration.cache_key(model_path, res0["runtime"], policy, source_fps, cores)
+    except OSError:
+        key = None
+    if key is not None:
+        cache = calibration.save_cached(model_path, key, chosen, medians, how="bench --sweep", samples=runs)
+    return {
+        "mode": "sweep", "model": res0["model"], "runtime": res0["runtime"],
+        "runtime_version": runtime_version(res0["runtime"]), "cpu": calibration.cpu_model(), "cores": cores,
+        "policy": policy, "rounds": rounds, "frames": res0["frames"],
+        "rows": [{"layout": str(lay), "interpreters": lay.interpreters, "threads": lay.threads,
+                  "fps": round(m.fps, 2), "cpu_ms_per_frame_steady": round(m.cpu_ms, 3),
+                  "latency_ms_p50": round(m.latency_p50, 3), "latency_ms_p95": round(m.latency_p95, 3),
+                  "inferred": round(m.inferred, 3), "runs": raw[lay]} for lay, m in medians.items()],
+        "chosen": str(chosen), "cache": str(cache) if cache else None, "exit_code": 0,
+    }
+
+
+def _print_sweep(res: dict) -> None:
+    print(f"sweep: {res['model']} on {res['runtime']} {res['runtime_version']}, {res['cpu']} ({res['cores']} cores), "
+          f"{res['policy']} policy; medians of {res['rounds']} interleaved runs of {res['frames']} frames")
+    print(f"  {'layout':<28} {'frames/s':>9} {'CPU ms/frame':>13} {'latency p50':>12} {'p95':>7}")
+    print(f"  {'':<28} {'':>9} {'(steady)':>13} {'(ms)':>12} {'(ms)':>7}")
+    for row in res["rows"]:
+        lay = calibration.Layout(row["interpreters"], row["threads"])
+        mark = "  <- threads: auto" if row["layout"] == res["chosen"] else ""
+        print(f"  {lay.describe():<28} {row['fps']:>9.1f} {row['cpu_ms_per_frame_steady']:>13.2f} "
+              f"{row['latency_ms_p50']:>12.2f} {row['latency_ms_p95']:>7.2f}{mark}")
+    where = f"cached in {res['cache']}" if res["cache"] else "not cached: the model folder is not writable"
+    print(f"  chosen: {calibration.Layout.parse(res['chosen']).describe()} ({where})")
 
 
 def cmd_bench(args) -> int:
     from edgecam.cli import _load_config, _model_overrides
 
     overrides = _model_overrides(args)
-    overrides.update({"source.type": "opencv", "source.uri": args.source, "source.policy": "every_frame",
+    overrides.update({"model.interpreters": args.interpreters,
+                      "source.type": "opencv", "source.uri": args.source, "source.policy": "every_frame",
                       "source.realtime": bool(args.realtime), "display.mode": "none", "log.path": None})
     if args.realtime:
         overrides["source.policy"] = "latest"
     cfg = config_mod.apply_overrides(_load_config(args), overrides)
     cfg.log.path = cfg.record.path = None
     cfg.http.enabled = cfg.mqtt.enabled = False
-    res = bench_peer_loop(cfg, args.frames) if args.peer_loop else bench_pipeline(cfg, args.frames)
+    if args.sweep:
+        if args.peer_loop:
+            raise ConfigError("bench: --sweep measures the pipeline; it does not go with --peer-loop")
+        if args.threads is not None:
+            raise ConfigError("bench: --sweep measures every thread count itself; leave out --threads")
+        if args.rounds < 1:
+            raise ConfigError(f"bench: --rounds {args.rounds}: expected 1 or more")
+        res = bench_sweep(cfg, args.frames, args.rounds)
+    elif args.peer_loop:
+        res = bench_peer_loop(cfg, args.frames)
+    else:
+        res = bench_pipeline(cfg, args.frames)
     code = res.get("exit_code", 0)  # a run that failed half-way must not look like a good measurement
     if args.json:
         print(json.dumps(res))
         return code
-    print(f"{res['mode']}: {res['model']} on {res['runtime']}, {res['threads']} interpreter thread(s)")
+    if res["mode"] == "sweep" and "rows" in res:
+        _print_sweep(res)
+        return code
+    how = {"cached": ", measured before on this machine (cached)", "measuring": ", measured in this run",
+           "explicit": ""}.get(res.get("layout_from", ""), "")
+    lay = calibration.Layout.parse(res["layout"])
+    print(f"{res['mode']}: {res['model']} on {res['runtime']}, {lay.describe()}{how}")
     print(f"  frames          {res['frames']}  ({res.get('dropped', 0)} dropped)")
     print(f"  wall            {res['wall_s']:.2f} s")
     print(f"  throughput      {res['fps']:.1f} frames/s")
@@ -178,19 +341,29 @@ def cmd_bench(args) -> int:
     if "stage_ms" in res:
         print("  stages (p50)    " + "  ".join(f"{k} {v:.2f}" for k, v in res["stage_ms"].items()) + " ms")
         print(f"  latency         p50 {res['latency_ms_p50']:.2f} ms  p95 {res['latency_ms_p95']:.2f} ms (capture to result)")
-    print(f"  cpu per frame   {res['cpu_ms_per_frame']:.2f} ms")
+    if res["cpu_ms_per_frame_steady"] is not None:
+        print(f"  cpu per frame   {res['cpu_ms_per_frame_steady']:.2f} ms steady state "
+              f"(the last {res['steady_frames']} frames)")
+    print(f"  cpu per frame   {res['cpu_ms_per_frame_with_load']:.2f} ms with load "
+          "(the whole process: imports, model load, start-up)")
     print(f"  peak RSS        {res['rss_mb']:.1f} MB")
     return code
 
 
 def add_parser(sub) -> None:
-    from edgecam.cli import add_model_args
+    from edgecam.cli import add_interpreters_arg, add_model_args
 
     p = sub.add_parser("bench", help="measure the pipeline on a video file (fps, stage times, CPU, RSS)")
     p.add_argument("--source", required=True, help="a video file")
     add_model_args(p)
+    add_interpreters_arg(p)
     p.add_argument("--frames", type=int, help="stop after N frames (default: the whole file)")
     p.add_argument("--realtime", action="store_true", help="pace the file at its native FPS (camera-like, latest policy)")
     p.add_argument("--peer-loop", action="store_true", help="run the peers' single-thread loop instead, for comparison")
+    p.add_argument("--sweep", action="store_true",
+                   help="run the pipeline with each interpreter layout threads: auto chooses from, print the table "
+                        "and cache the choice")
+    p.add_argument("--rounds", type=int, default=calibration.ROUNDS,
+                   help=f"--sweep: runs per layout, interleaved (default {calibration.ROUNDS}; medians)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)

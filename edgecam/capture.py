@@ -76,6 +76,11 @@ class Handoff:
             self.closed = True
             self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Make a :meth:`get` waiting on an empty deque return None now (its caller has news)."""
+        with self._cond:
+            self._cond.notify_all()
+
 
 class FrameBuffer(Handoff):
     """The capture-to-inference hand-over, with a drop policy.

@@ -7,6 +7,7 @@ the labels, so that a wrong file fails at start with one clear line.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from edgecam.errors import ModelError
 from edgecam.preprocess import InputSpec, Preprocessor
 from edgecam.result import Classification
-from edgecam.runtime import choose_threads, interpreter_class, resolve_threads
+from edgecam.runtime import interpreter_class, resolve_threads
 
 logger = logging.getLogger(__name__)
 
@@ -49,9 +50,8 @@ class Classifier:
             0, or 1000).
         name: the model's name for logs and results.
         runtime / threads: see :mod:`edgecam.runtime`.
-        calibrate: with ``threads="auto"``, measure this machine to pick the
-            thread count (:func:`edgecam.runtime.choose_threads`; the pipeline
-            does); otherwise ``auto`` is ``cores - 1``.
+            ``auto`` is ``cores - 1`` here; the pipeline measures what is best
+            (:mod:`edgecam.calibration`) and calls :meth:`reconfigure`.
         crop / crop_fraction: see :mod:`edgecam.preprocess`.
         mean / std: the model's input normalisation ((pixel - mean) / std).
     """
@@ -69,30 +69,15 @@ class Classifier:
         mean: float = 127.5,
         std: float = 127.5,
         labels_path: str | Path | None = None,
-        calibrate: bool = False,
     ):
         self.model_path = Path(model_path)
         self.name = name or self.model_path.stem
         check_model_file(self.model_path)
         self.runtime, Interpreter = interpreter_class(runtime)
 
-        def build(n: int):
-            try:
-                interpreter = Interpreter(model_path=str(self.model_path), num_threads=n)
-                interpreter.allocate_tensors()
-            except (ValueError, RuntimeError) as e:
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ModelError(
-                    f"model file {self.model_path}: the runtime cannot load it ({first}); "
-                    "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
-                ) from None
-            return interpreter
-
-        if threads == "auto" and calibrate:
-            self.threads, self.interpreter, _ = choose_threads(build)
-        else:
-            self.threads = resolve_threads(threads)
-            self.interpreter = build(self.threads)
+        self._Interpreter = Interpreter
+        self.threads = resolve_threads(threads)
+        self.interpreter = self._build(self.threads)
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1:
@@ -145,6 +130,41 @@ class Classifier:
             "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
             self.name, shape[2], shape[1], np.dtype(dtype).name, self.num_classes, self.runtime, self.threads,
         )
+
+    def _build(self, n: int):
+        """A new interpreter with ``n`` threads, tensors allocated."""
+        try:
+            interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(
+                f"model file {self.model_path}: the runtime cannot load it ({first}); "
+                "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
+            ) from None
+        return interpreter
+
+    def reconfigure(self, threads: int) -> None:
+        """Rebuild the interpreter with ``threads`` threads (warmed up, ready to invoke).
+
+        The old interpreter is let go first, so that only one is alive at a time.
+        """
+        self.interpreter = None
+        self.interpreter = self._build(threads)
+        self.interpreter.invoke()  # XNNPACK's set-up, here rather than on a frame
+        self.threads = threads
+
+    def replica(self) -> Classifier:
+        """Another classifier on the same model with its own interpreter (same threads).
+
+        For a second inference thread: it may call :meth:`classify_prepared`
+        while this one does. It shares the labels and the preprocessor, so
+        only one of the two may use :meth:`classify` / :meth:`prepare` at a time.
+        """
+        twin = copy.copy(self)
+        twin.interpreter = self._build(self.threads)
+        twin.interpreter.invoke()
+        return twin
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -244,7 +264,7 @@ class Classifier:
         return self.classify(image, order, frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time)
 
 
-def load_classifier(cfg, *, fetch_missing: bool = True, calibrate: bool = False) -> Classifier:
+def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
     """Build a :class:`Classifier` from a :class:`edgecam.config.ModelConfig`.
 
     ``cfg.name`` is a registry name (fetched into the model cache when missing,
@@ -266,5 +286,4 @@ def load_classifier(cfg, *, fetch_missing: bool = True, calibrate: bool = False)
         mean=float(pre.get("mean", 127.5)),
         std=float(pre.get("std", 127.5)),
         labels_path=resolved.labels_path,
-        calibrate=calibrate,
     )

@@ -53,6 +53,13 @@ def _threads(value: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
 
 
+def add_interpreters_arg(p: argparse.ArgumentParser) -> None:
+    """``--interpreters``: for the commands that run the pipeline (run, bench)."""
+    p.add_argument("--interpreters", type=_threads,
+                   help="interpreters side by side, each with --threads threads: auto or N "
+                        "(auto: 1, or measured with --threads auto)")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="config file (default: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam/config.yaml)")
     p.add_argument("--model", help="registry name (see 'edgecam models list') or path to a .tflite file")
@@ -168,6 +175,7 @@ def run_overrides(args) -> dict:
     if args.source is not None:
         src = parse_source(args.source)
         o["source.type"], o["source.uri"] = src["type"], src["uri"]
+    o["model.interpreters"] = args.interpreters
     o["display.mode"] = args.display
     o["log.path"] = args.log
     if args.realtime:
@@ -191,6 +199,7 @@ def add_run_parser(sub) -> None:
     p = sub.add_parser("run", help="classify a camera or video live: window, log, HTTP, MQTT")
     add_model_args(p)
     p.add_argument("--source", help="auto, picamera2, a webcam index (0), a video file, URL, pipeline or folder")
+    add_interpreters_arg(p)
     p.add_argument("--display", choices=["auto", "window", "none"])
     p.add_argument("--log", help="write predictions as JSON Lines to this file")
     p.add_argument("--record", help="write the annotated video to this file")

@@ -34,6 +34,7 @@ class ModelConfig:
     dir: str | None = None  # model download cache; default: see registry.models_dir()
     runtime: Literal["auto", "litert", "tflite-runtime", "tensorflow"] = "auto"
     threads: int | Literal["auto"] = _opt("auto", min=1, max=64)
+    interpreters: int | Literal["auto"] = _opt("auto", min=1, max=8)  # side by side, each with `threads`
     top_k: int = _opt(3, min=1, max=100)
     threshold: float = _opt(0.0, min=0.0, max=1.0)
     crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: see preprocess.py

@@ -2,7 +2,7 @@
 
 ::
 
-    capture thread ──frame──► FrameBuffer (latest | every_frame) ──► inference thread
+    capture thread ──frame──► FrameBuffer (latest | every_frame) ──► inference thread(s)
           │                                                               │
           └──frame (latest policy)──► OutputQueue ◄──(frame,) result──────┘
                                             │
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from edgecam.capture import CaptureThread, FrameBuffer, Handoff
 from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
+from edgecam.inference import InferenceStage
 from edgecam.overlay import OverlayStats, draw_overlay
 from edgecam.smoothing import Smoother
 from edgecam.stats import Stats
@@ -113,6 +114,8 @@ class Pipeline:
         reopen: callable returning a new source, for recovery of live sources.
         stall_timeout_s: no frame for this long marks the source stalled.
         timings: collect per-stage times (for bench).
+        layout / calibration: how many interpreters with how many threads
+            (:mod:`edgecam.calibration`); None: the classifier as it is.
         tickers: callables ``f(pipeline, now)`` run about every 0.1 s from the
             output loop (watchdog, status); they must not block.
     """
@@ -120,7 +123,7 @@ class Pipeline:
     def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
                  threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
                  stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
-                 tickers: list | None = None):
+                 tickers: list | None = None, layout=None, calibration=None):
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
@@ -152,7 +155,11 @@ class Pipeline:
             source, consumers, self.stats, self.stop_event, reopen=reopen, reconnect_max_s=reconnect_max_s,
             on_end=self._frames.close, timings=self.timings.decode if self.timings else None,
         )
-        self._inference = threading.Thread(target=self._inference_main, name="edgecam-inference", daemon=True)
+        # Bookkeeping (stats, timings) happens in the output loop: the inference
+        # stage is the pipeline's bottleneck and should only invoke.
+        self.inference = InferenceStage(classifier, self._frames, self._deliver, self.stop_event, layout=layout,
+                                        calibration=calibration, on_end=self._out.close)
+        self._inference = self.inference.thread
 
     # -- threads ---------------------------------------------------------
 
@@ -168,28 +175,8 @@ class Pipeline:
         if dropped:
             self.stats.frames_dropped += dropped
 
-    def _inference_main(self) -> None:
-        try:
-            while not self.stop_event.is_set():
-                item = self._frames.get(timeout=TICK_S)
-                if item is None:
-                    if self._frames.ended:
-                        break
-                    continue
-                frame, tensor, preprocess_ms = item
-                result = self.classifier.classify_prepared(tensor, frame, preprocess_ms)
-                # Bookkeeping (stats, timings) happens in the output loop: this
-                # thread is the pipeline's bottleneck and should only invoke.
-                self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
-        except BaseException as e:
-            if isinstance(e, EdgecamError):  # a user-facing error: one line, no traceback
-                logger.error("inference stopped: %s", e.message)
-            else:
-                logger.exception("inference thread failed: %s", e)
-            self.error = e
-            self.stop_event.set()
-        finally:
-            self._out.close()
+    def _deliver(self, result, frame) -> None:
+        self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
 
     # -- output loop (runs in the caller's thread: GUI toolkits want the main thread)
 
@@ -197,7 +184,7 @@ class Pipeline:
         """Run until the source ends, :meth:`stop` is called or a thread fails. Returns an exit code."""
         self.stats.source_state = "running"
         self._capture.start()
-        self._inference.start()
+        self.inference.start()
         try:
             self._output_loop()
         except BaseException as e:
@@ -210,7 +197,7 @@ class Pipeline:
         return self.exit_code()
 
     def exit_code(self) -> int:
-        err = self.error or self._capture.error
+        err = self.error or self.inference.error or self._capture.error
         if err is None or isinstance(err, KeyboardInterrupt):
             return EXIT_OK
         if isinstance(err, EdgecamError):
@@ -326,5 +313,5 @@ class Pipeline:
                 if t.is_alive():
                     logger.warning("thread %s did not stop within 1 s", t.name)
         self.outputs.close()
-        if self._capture.error and not self.error:
-            self.error = self._capture.error
+        if not self.error:
+            self.error = self.inference.error or self._capture.error

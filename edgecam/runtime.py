@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import time
 
 from edgecam.errors import RuntimeMissingError
 
@@ -78,64 +77,31 @@ def interpreter_class(runtime: str = "auto"):
     raise RuntimeMissingError(f"model.runtime: {runtime} is not installed ({tried[0]}); run pip install {RUNTIMES[runtime][1]}")
 
 
-def resolve_threads(threads: int | str) -> int:
-    """Interpreter threads; ``auto`` leaves one core to the capture thread.
+def available_cores() -> int:
+    """CPUs this process may run on (a container's or systemd's CPUAffinity= counts), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
-    Measured on 2 cores with MobileNetV3-Small (``edgecam bench``): a second
-    interpreter thread cuts invoke time by only ~5% (3.33 -> 3.17 ms) but costs
-    20% more CPU per invoke, and it competes with the capture thread, which
-    decodes and preprocesses the next frame meanwhile; the pipeline is
-    fastest and cheapest with cores - 1 interpreter threads.
+
+def runtime_version(name: str) -> str:
+    """The installed version of a runtime's pip package ("?" when unknown)."""
+    from importlib import metadata
+
+    package = RUNTIMES.get(name, (None, name))[1]
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def resolve_threads(threads: int | str) -> int:
+    """Interpreter threads outside the pipeline (classify, eval, bench's peer loop).
+
+    ``auto`` is ``cores - 1``, at least 1. The pipeline measures instead: see
+    :mod:`edgecam.calibration`.
     """
     if threads == "auto":
-        return max(1, (os.cpu_count() or 1) - 1)
+        return max(1, available_cores() - 1)
     return int(threads)
-
-
-# A core taken from the capture thread must buy the interpreter more than the
-# capture thread's share of a frame's work: decode + preprocess + overlay are
-# ~1.2 ms beside a ~3.4 ms invoke on the 2-core machine measured (~25%).
-EXTRA_THREAD_MIN_GAIN = 0.25
-
-
-def choose_threads(make_interpreter, cores: int | None = None, trials: int = 8, clock=time.perf_counter):
-    """Pick the interpreter thread count for the pipeline by measuring this machine.
-
-    Times ``invoke()`` with ``cores - 1`` and with ``cores`` threads and takes
-    ``cores`` only if it is at least :data:`EXTRA_THREAD_MIN_GAIN` faster: on
-    the 2-core machine measured, a second thread gained 5% (3.33 -> 3.17 ms)
-    and the pipeline ran 10% slower with it, while on machines whose XNNPACK
-    scales better (7 -> 5.6 ms was seen) the extra thread pays.
-
-    Args:
-        make_interpreter: ``n -> interpreter`` (allocated, ready to invoke).
-        cores: CPU count (default ``os.cpu_count()``).
-    Returns:
-        ``(threads, interpreter built with that many threads, {threads: median ms})``.
-    """
-    cores = cores or os.cpu_count() or 1
-    if cores <= 1:
-        return 1, make_interpreter(1), {}
-    timings: dict[int, float] = {}
-    kept = {}
-    for n in (cores, cores - 1):  # the likely winner last, so it needs no rebuild
-        kept.clear()  # one interpreter alive at a time: peak memory as for one
-        it = make_interpreter(n)
-        it.invoke()  # warm-up: the first invoke sets XNNPACK up
-        samples = []
-        for _ in range(trials):
-            t0 = clock()
-            it.invoke()
-            samples.append(clock() - t0)
-        samples.sort()
-        timings[n] = samples[len(samples) // 2] * 1000
-        kept[n] = it
-        del it
-    best = cores if timings[cores] <= (1 - EXTRA_THREAD_MIN_GAIN) * timings[cores - 1] else cores - 1
-    interpreter = kept.pop(best, None)
-    if interpreter is None:
-        kept.clear()
-        interpreter = make_interpreter(best)
-    logger.info("threads auto: %d (invoke %.2f ms with %d, %.2f ms with %d threads)",
-                best, timings[cores - 1], cores - 1, timings[cores], cores)
-    return best, interpreter, timings

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
-
-import weakref
 
 import pytest
 
@@ -137,71 +136,32 @@ def test_other_attribute_errors_are_not_hidden(fake_tflite_runtime):
 
 
 @pytest.mark.parametrize("threads, cpus, expected", [
-    # auto: one core is left to the capture thread, but there is always one thread
+    # auto (outside the pipeline): one core is left to the rest, but there is always one thread
     ("auto", 4, 3),
     ("auto", 2, 1),
     ("auto", 1, 1),
-    ("auto", None, 1),  # os.cpu_count() may not know
     (3, 4, 3),
     ("2", 4, 2),  # as a flag's text
 ])
 def test_resolve_threads(monkeypatch, threads, cpus, expected):
-    monkeypatch.setattr(runtime.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(runtime, "available_cores", lambda: cpus)
     assert resolve_threads(threads) == expected
 
 
-# -- choose_threads: the pipeline's thread split, measured --------------------
+def test_available_cores_are_the_ones_this_process_may_use():
+    assert runtime.available_cores() == len(os.sched_getaffinity(0))
 
 
-class _FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def _factory(clock, ms_by_threads, alive):
-    """Interpreters whose invoke() advances a fake clock by a per-thread-count time."""
-
-    class FakeInterpreter:
-        def __init__(self, n):
-            self.n = n
-            alive.add(self)
-
-        def invoke(self):
-            clock.now += ms_by_threads[self.n] / 1000
-
-    made = []
-
-    def make(n):
-        it = FakeInterpreter(n)
-        made.append((n, len(alive)))
-        return it
-
-    return make, made
+@pytest.mark.parametrize("cpu_count", [None, 3])
+def test_available_cores_without_affinity(monkeypatch, cpu_count):
+    monkeypatch.delattr(runtime.os, "sched_getaffinity")
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: cpu_count)
+    assert runtime.available_cores() == (cpu_count or 1)
 
 
-@pytest.mark.parametrize(
-    "cores, ms, expected",
-    [
-        (2, {1: 3.33, 2: 3.17}, 1),  # measured here: a second thread gains 5%, not worth a core
-        (2, {1: 7.0, 2: 5.6}, 1),    # 20% gain: still less than the capture thread's share
-        (2, {1: 7.0, 2: 5.0}, 2),    # 29%: worth it
-        (4, {3: 30.0, 4: 21.0}, 4),
-        (4, {3: 30.0, 4: 27.0}, 3),
-        (1, {1: 5.0}, 1),
-    ],
-)
-def test_choose_threads_takes_the_extra_core_only_when_it_pays(cores, ms, expected):
-    from edgecam.runtime import choose_threads
+@needs_litert
+def test_runtime_version_is_the_installed_package():
+    from importlib import metadata
 
-    clock, alive = _FakeClock(), weakref.WeakSet()  # weak: counts the interpreters still referenced
-    make, made = _factory(clock, ms, alive)
-    threads, interpreter, timings = choose_threads(make, cores=cores, clock=clock)
-    assert threads == expected
-    assert interpreter.n == expected
-    if cores > 1:
-        assert timings == pytest.approx({n: v for n, v in ms.items()})
-    # Never two interpreters alive at once: calibration must not raise peak memory.
-    assert max(count for _, count in made) == 1
+    assert runtime.runtime_version("litert") == metadata.version("ai-edge-litert")
+    assert runtime.runtime_version("no-such-runtime") == "?"
