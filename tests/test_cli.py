@@ -351,3 +351,14 @@ def test_eval_bad_csv(menv, images, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[-1] == f"edgecam: --expected {csv}: needs the columns file and label_index"
+
+
+@pytest.mark.parametrize("value, code, fragment", [
+    ("0", 2, "edgecam: config error: model.interpreters: got 0, expected a value between 1 and 8"),
+    ("two", 2, "argument --interpreters: expected a number or 'auto', got 'two'"),
+])
+def test_run_interpreters_flag_is_checked_like_the_config_key(env, tmp_path, value, code, fragment):
+    proc = run_cli(["run", "--interpreters", value, "--source", str(tmp_path), "--display", "none"], env=env,
+                   cwd=tmp_path)
+    assert proc.returncode == code
+    assert fragment in proc.stderr and "Traceback" not in proc.stderr
