@@ -2,16 +2,38 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# picamera2 comes from apt on Raspberry Pi OS: let the venv see it when it is there.
-VENV_FLAGS ?= $(if $(wildcard /usr/lib/python3/dist-packages/picamera2),--system-site-packages,)
+# picamera2 comes from apt on Raspberry Pi OS: when $(PYTHON) sees it, the venv
+# must see the system's packages too (asked of the Python, not a fixed path).
+HAS_PICAMERA2 = $(shell $(PYTHON) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("picamera2") is None)' 2>/dev/null && echo yes)
+VENV_FLAGS ?= $(if $(HAS_PICAMERA2),--system-site-packages,)
+# Exactly one OpenCV: the GUI wheel (opencv-python: windows) where the desktop
+# libraries it loads are there, the headless wheel where they are not (Pi OS
+# Lite, servers: opencv-python would fail to import there). OPENCV=gui|headless
+# overrides; the service always gets the headless one.
+GUI_LIBS := libGL.so.1 libgthread-2.0.so.0 libxcb.so.1
+OPENCV ?= $(if $(shell for lib in $(GUI_LIBS); do /sbin/ldconfig -p 2>/dev/null | grep -q "[[:space:]]$$lib " || echo missing; done),headless,gui)
 ARGS ?=
+comma := ,
 
 .PHONY: run test install clean
 
-$(VENV)/.installed: setup.py pyproject.toml
-	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[mqtt,test]'
+# install_venv VENV,EXTRAS,EDITABLE: a venv with edgecam and one OpenCV, keeping
+# the system's NumPy when the venv sees it (tools/pin_system_numpy.py says why).
+define install_venv
+	$(PYTHON) -m venv $(VENV_FLAGS) $(1)
+	$(1)/bin/python -m pip install --quiet --upgrade pip
+	$(1)/bin/python tools/pin_system_numpy.py > $(1)/constraints.txt
+	$(1)/bin/python -m pip uninstall --quiet --yes $(if $(filter gui,$(3)),opencv-python-headless,opencv-python) 2>/dev/null || true
+	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '.[$(2),$(3)]'
+	$(if $(filter gui,$(3)),$(1)/bin/python -c 'import cv2' 2>/dev/null || { \
+	  echo "OpenCV with GUI cannot load here (no desktop libraries?): installing the headless one instead"; \
+	  $(1)/bin/python -m pip uninstall --quiet --yes opencv-python; \
+	  $(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '.[$(2)$(comma)headless]'; })
+	$(1)/bin/python -c 'import cv2, numpy; print("installed in $(1): OpenCV", cv2.__version__, "NumPy", numpy.__version__)'
+endef
+
+$(VENV)/.installed: setup.py pyproject.toml tools/pin_system_numpy.py
+	$(call install_venv,$(VENV),mqtt$(comma)test,$(OPENCV),-e)
 	touch $@
 
 install: $(VENV)/.installed
@@ -27,15 +49,16 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 # The service gets its own venv outside /home (the unit's sandbox hides /home),
-# installed from this checkout (not editable, so the checkout may move).
+# installed from this checkout (not editable, so the checkout may move), with
+# the headless OpenCV: it never opens a window.
 SERVICE_VENV ?= /opt/edgecam/venv
 # The console script, not python -m: that would import the checkout in the
 # current folder instead of the copy installed in the service venv.
 EDGECAM ?= $(SERVICE_VENV)/bin/edgecam
 
-$(SERVICE_VENV)/.installed: setup.py pyproject.toml
-	$(PYTHON) -m venv --system-site-packages $(SERVICE_VENV)
-	$(SERVICE_VENV)/bin/python -m pip install --quiet '.[mqtt]'
+$(SERVICE_VENV)/.installed: VENV_FLAGS = --system-site-packages
+$(SERVICE_VENV)/.installed: setup.py pyproject.toml tools/pin_system_numpy.py
+	$(call install_venv,$(SERVICE_VENV),mqtt,headless,)
 	touch $@
 
 install-service: $(SERVICE_VENV)/.installed

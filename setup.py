@@ -16,17 +16,21 @@ setup(
     data_files=[("share/edgecam", ["models/models.yaml"]), ("share/edgecam/systemd", ["systemd/edgecam.service"])],
     install_requires=[
         "numpy>=1.23",
-        # Wheels for aarch64 and x86_64; on a headless Pi opencv-python-headless
-        # works too (install it instead; no window then).
-        # < 5: OpenCV 5 draws text with an embedded TrueType font that costs
-        # 8.6 MB of RSS on the first putText; 4.x draws Hershey strokes (0.8 MB).
-        "opencv-python>=4.8,<5",
+        # OpenCV is an extra, [gui] or [headless], so that exactly one of the two
+        # wheels that both provide cv2 gets installed (see "gui" and "headless" below).
         "pyyaml>=6",
         # The renamed TFLite runtime: Python 3.9-3.13, NumPy 2, about 6x faster
         # than tflite-runtime 2.14 on these uint8 models.
         "ai-edge-litert>=1.2",
     ],
     extras_require={
+        # OpenCV with windows (a desktop: its wheel loads libGL, glib and libxcb,
+        # which Pi OS Lite lacks) or without (Lite, the service, servers). Pick one;
+        # `make install` picks by the libraries present. Wheels for aarch64 and x86_64.
+        # < 5: OpenCV 5 draws text with an embedded TrueType font that costs
+        # 8.6 MB of RSS on the first putText; 4.x draws Hershey strokes (0.8 MB).
+        "gui": ["opencv-python>=4.8,<5"],
+        "headless": ["opencv-python-headless>=4.8,<5"],
         # tflite-runtime 2.14 (Python <= 3.11) was built against NumPy 1.
         "tflite": ["tflite-runtime>=2.14", "numpy<2"],
         "mqtt": ["paho-mqtt>=2.0"],

@@ -10,7 +10,7 @@ import sys
 
 from edgecam import __version__
 from edgecam import config as config_mod
-from edgecam.errors import EXIT_CONFIG, EXIT_FAILURE, EdgecamError
+from edgecam.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_RUNTIME, EdgecamError
 
 logger = logging.getLogger("edgecam")
 
@@ -256,6 +256,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def opencv_problem(exc: ImportError) -> str | None:
+    """One line saying what to do when ``exc`` is OpenCV missing or failing to load, else None.
+
+    OpenCV comes as one of two extras (``[gui]``, ``[headless]``); the GUI wheel
+    fails to load on a system without desktop libraries (Pi OS Lite: "libGL.so.1:
+    cannot open shared object file").
+    """
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "cv2":
+        return ("OpenCV is not installed: pip install 'edgecam[gui]' on a desktop, or 'edgecam[headless]' "
+                "without one (Pi OS Lite, a service); make install picks the right one")
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_filename)
+        tb = tb.tb_next
+    if any(f"{os.sep}cv2{os.sep}" in name for name in frames) or exc.name in ("cv2", "cv2.cv2"):
+        return (f"OpenCV cannot load ({exc}); without a desktop (Pi OS Lite) use the headless build: "
+                "pip uninstall opencv-python && pip install opencv-python-headless (make install picks it)")
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_native_logs()
     setup_logging(os.environ.get("EDGECAM_LOG_LEVEL", "INFO"))
@@ -274,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as e:
+        problem = opencv_problem(e) if isinstance(e, ImportError) else None
+        if problem is not None:
+            print(f"edgecam: {problem}", file=sys.stderr)
+            return EXIT_RUNTIME
         if args.debug:
             raise
         logger.debug("unexpected error", exc_info=True)

@@ -87,11 +87,14 @@ def _import_picamera2():
         if any(sign in text for sign in _NUMPY_ABI_SIGNS):
             import numpy
 
+            from edgecam.system_packages import system_version
+
+            system = system_version("numpy")
             raise SourceError(
-                f"picamera2 cannot be imported ({text}): it is built for the system's NumPy, and "
-                f"this environment loads NumPy {numpy.__version__} instead; keep the system's NumPy "
-                "in the venv: rm -rf .venv && make install (it pins numpy to the system's version), "
-                "or pip install 'numpy==<the version of apt's python3-numpy>'") from exc
+                f"picamera2 cannot be imported ({text}): it is built for the system's NumPy "
+                f"{system or '(apt python3-numpy)'}, and this environment loads NumPy {numpy.__version__} "
+                "instead; keep the system's: rm -rf .venv && make install (it pins numpy to it), or "
+                f"pip install 'numpy=={system or 'VERSION'}' in the venv") from exc
         raise SourceError(f"picamera2 cannot be imported ({text}); check 'python3 -c \"import picamera2\"' "
                           "outside the venv, or reinstall python3-picamera2") from exc
     return picamera2

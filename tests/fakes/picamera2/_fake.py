@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 
-import cv2
 import libcamera
 import numpy as np
 
@@ -35,6 +34,20 @@ try:
 except ModuleNotFoundError as _exc:
     if _exc.name != "simplejpeg":
         raise
+
+
+class _LazyCv2:
+    """OpenCV, imported at first use: the fake draws its frames with it, but the
+    real picamera2 does not import it, so neither does importing the fake (as a
+    stand-in in a system's dist-packages, it must import where apt's would)."""
+
+    def __getattr__(self, name):
+        import cv2
+
+        return getattr(cv2, name)
+
+
+cv2 = _LazyCv2()
 
 _log = logging.getLogger("picamera2.picamera2")
 
