@@ -7,14 +7,54 @@ and nothing half-opened is left behind: config (2) -> model (2) -> outputs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 
 from edgecam import config as config_mod
 from edgecam.errors import EdgecamError
+from edgecam.native_stderr import captured
 
 logger = logging.getLogger(__name__)
+
+
+class StartupStopped(BaseException):
+    """SIGTERM or SIGINT came while edgecam was starting (loading the model, opening the camera).
+
+    A BaseException, like KeyboardInterrupt, so that nothing on the way
+    swallows it; everything already opened is closed as it unwinds.
+    """
+
+
+@contextlib.contextmanager
+def startup_signals():
+    """Until :meth:`App.run` takes over: SIGTERM/SIGINT stop start-up cleanly (exit 0), SIGHUP waits.
+
+    Without this, SIGTERM during a model download or load killed the process
+    (exit 143) and SIGHUP (``systemctl reload``) did too. Yields a dict whose
+    ``"hup"`` says a reload was asked for meanwhile; set ``"starting"`` to
+    False once the pipeline runs (later signals are the pipeline's).
+    """
+    state = {"hup": False, "starting": True}
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def on_stop(signum, _frame):
+        if state["starting"]:
+            raise StartupStopped(signal.Signals(signum).name)
+
+    def on_hup(_signum, _frame):
+        state["hup"] = True
+
+    previous = {sig: signal.signal(sig, handler) for sig, handler in
+                ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup))}
+    try:
+        yield state
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def choose_policy(src_cfg, source) -> str:
@@ -108,12 +148,17 @@ class App:
         self.outputs.start()
         try:
             size = self.classifier.view_size  # the ISP scales to where the crop is the model's size
-            source = open_source(cfg.source, size)
+
+            def opened():
+                with captured("source"):  # libcamera's and FFmpeg's own lines: DEBUG log, not the terminal
+                    return open_source(cfg.source, size)
+
+            source = opened()
             if source.fps:
                 for sink in sinks:
                     if sink.name == "record":
                         sink.fps = source.fps  # a file's own rate, known only now: play back at true speed
-            reopen = (lambda: open_source(cfg.source, size)) if (source.live and cfg.source.reconnect) else None
+            reopen = opened if (source.live and cfg.source.reconnect) else None
             policy = choose_policy(cfg.source, source)
             # How many interpreters and threads: as configured, cached for this machine, or measured in the run.
             self.plan = calibration.plan(cfg.model, self.classifier, policy, source.fps) \

@@ -300,7 +300,7 @@ def _print_sweep(res: dict) -> None:
 
 
 def cmd_bench(args) -> int:
-    from edgecam.cli import _load_config, _model_overrides
+    from edgecam.cli import FLAGS, _load_config, _model_overrides
 
     overrides = _model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,
@@ -308,7 +308,7 @@ def cmd_bench(args) -> int:
                       "source.realtime": bool(args.realtime), "display.mode": "none", "log.path": None})
     if args.realtime:
         overrides["source.policy"] = "latest"
-    cfg = config_mod.apply_overrides(_load_config(args), overrides)
+    cfg = config_mod.apply_overrides(_load_config(args), overrides, FLAGS)
     cfg.log.path = cfg.record.path = None
     cfg.http.enabled = cfg.mqtt.enabled = False
     if args.sweep:

@@ -140,7 +140,12 @@ class CaptureThread(threading.Thread):
         self.on_end = on_end
         self.timings = timings
         self.error: BaseException | None = None
-        self._next_index = 0
+        # Frame numbers: the source's own (gaps show frames it skipped, e.g. a
+        # camera that dropped sensor frames), shifted by _offset so that they
+        # keep increasing when a reconnected source starts again from 0.
+        self._offset = 0
+        self._last_index = -1
+        self.frames_read = 0
 
     def run(self) -> None:
         try:
@@ -151,7 +156,7 @@ class CaptureThread(threading.Thread):
             else:
                 logger.exception("capture thread failed: %s", e)
             self.error = e
-            self.stats.source_state = "failed"
+            self.stats.capture_state = "failed"
             self.stop.set()
         finally:
             if self.source is not None:
@@ -163,7 +168,7 @@ class CaptureThread(threading.Thread):
                 self.on_end()
 
     def _loop(self) -> None:
-        self.stats.source_state = "running"
+        self.stats.capture_state = "running"
         name = self.source.name
         while not self.stop.is_set():
             t0 = time.perf_counter()
@@ -180,17 +185,21 @@ class CaptureThread(threading.Thread):
                     if not self._recover(name, f"source {name} ended"):
                         return
                     continue
-                self.stats.source_state = "ended"
-                logger.info("source %s ended after %d frames", name, self._next_index)
+                self.stats.capture_state = "ended"
+                logger.info("source %s ended after %d frames", name, self.frames_read)
                 return
             if self.timings is not None:
                 # A paced source sleeps inside read(); it reports its decode time apart.
                 decode_s = getattr(self.source, "last_decode_s", None)
                 self.timings.append((decode_s if decode_s is not None else time.perf_counter() - t0) * 1000)
-            if frame.index != self._next_index:
-                # Keep indexes increasing across reconnects and sources that skip.
-                frame = dataclasses.replace(frame, index=self._next_index)
-            self._next_index += 1
+            index = frame.index + self._offset
+            if index <= self._last_index:  # a reopened source counting from 0 again
+                self._offset = self._last_index + 1 - frame.index
+                index = self._last_index + 1
+            if index != frame.index:
+                frame = dataclasses.replace(frame, index=index)
+            self._last_index = index
+            self.frames_read += 1
             self.stats.frame_captured(frame.timestamp)
             for consume in self.consumers:
                 consume(frame)
@@ -198,7 +207,7 @@ class CaptureThread(threading.Thread):
     def _recover(self, name: str, why: str) -> bool:
         """Close, then reopen with back-off until it works or we are stopped."""
         logger.warning("%s; reconnecting (back-off up to %.0f s)", why, self.reconnect_max_s)
-        self.stats.source_state = "reconnecting"
+        self.stats.capture_state = "reconnecting"
         try:
             self.source.close()
         except Exception as e:
@@ -219,7 +228,7 @@ class CaptureThread(threading.Thread):
                 delay = min(delay * 2, self.reconnect_max_s)
                 continue
             self.stats.reconnects += 1
-            self.stats.source_state = "running"
+            self.stats.capture_state = "running"
             logger.warning("source %s: reconnected after %.1f s", self.source.name, time.monotonic() - failed_since)
             return True
         return False

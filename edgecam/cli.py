@@ -10,7 +10,8 @@ import sys
 
 from edgecam import __version__
 from edgecam import config as config_mod
-from edgecam.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_RUNTIME, EdgecamError
+from edgecam import native_stderr
+from edgecam.errors import EXIT_CONFIG, EXIT_FAILURE, EXIT_RUNTIME, ConfigError, EdgecamError
 
 logger = logging.getLogger("edgecam")
 
@@ -31,6 +32,16 @@ def _quiet_native_logs() -> None:
 def _load_config(args) -> config_mod.Config:
     path = getattr(args, "config", None) or config_mod.find_default()
     return config_mod.load(path)
+
+
+#: The flag that sets each config key, so that a bad value names the flag.
+FLAGS = {
+    "model.name": "--model", "model.labels": "--labels", "model.threads": "--threads",
+    "model.runtime": "--runtime", "model.top_k": "--top-k", "model.crop": "--crop",
+    "source.type": "--source", "source.uri": "--source", "display.mode": "--display",
+    "log.path": "--log", "record.path": "--record", "source.realtime": "--realtime",
+    "model.interpreters": "--interpreters",
+}
 
 
 def _model_overrides(args) -> dict:
@@ -77,7 +88,7 @@ def cmd_classify(args) -> int:
 
     from edgecam.classifier import load_classifier
 
-    cfg = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
+    cfg = config_mod.apply_overrides(_load_config(args), _model_overrides(args), FLAGS)
     clf = load_classifier(cfg.model)
     k = cfg.model.top_k
     out = []
@@ -111,7 +122,7 @@ def cmd_eval(args) -> int:
     from edgecam.classifier import load_classifier
     from edgecam.errors import ConfigError
 
-    cfg_a = config_mod.apply_overrides(_load_config(args), _model_overrides(args))
+    cfg_a = config_mod.apply_overrides(_load_config(args), _model_overrides(args), FLAGS)
     settings = [cfg_a.model]
     if args.compare:
         overrides = ev.parse_compare(args.compare)
@@ -157,7 +168,9 @@ def cmd_check_config(args) -> int:
               file=sys.stderr)
         return 1
     try:
-        config_mod.load(path)
+        from edgecam import preflight
+
+        preflight.check(config_mod.load(path))  # everything run would refuse as bad input
     except EdgecamError as e:
         print(f"edgecam: {e.message}", file=sys.stderr)
         return 1
@@ -173,6 +186,10 @@ def run_overrides(args) -> dict:
 
     o = _model_overrides(args)
     if args.source is not None:
+        if not args.source.strip():
+            # Path("") is the current folder: an empty value would be read as a folder of images.
+            raise ConfigError("--source: empty; pass auto, picamera2, a webcam index (0), a video file, "
+                              "a URL or a folder of images", what="bad flag")
         src = parse_source(args.source)
         o["source.type"], o["source.uri"] = src["type"], src["uri"]
     o["model.interpreters"] = args.interpreters
@@ -186,13 +203,21 @@ def run_overrides(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from edgecam.app import App
+    from edgecam.app import App, StartupStopped, startup_signals
 
     overrides = run_overrides(args)
-    cfg = config_mod.apply_overrides(_load_config(args), overrides)
+    cfg = config_mod.apply_overrides(_load_config(args), overrides, FLAGS)
     setup_logging(cfg.log_level)
-    app = App(cfg, overrides=overrides, changes_to=sys.stdout)
-    return app.run()
+    with startup_signals() as early:
+        try:
+            app = App(cfg, overrides=overrides, changes_to=sys.stdout)
+        except StartupStopped as stopped:
+            logger.info("%s received during start-up, stopping", stopped)
+            return 0
+        if early["hup"]:  # systemctl reload while starting: do it now
+            app.pipeline.reload_requested = True
+        early["starting"] = False
+        return app.run()
 
 
 def add_run_parser(sub) -> None:
@@ -213,7 +238,8 @@ def add_run_parser(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgecam", description="Real-time camera image classifier (TFLite MobileNet).")
     parser.add_argument("--version", action="version", version=f"edgecam {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks for unexpected errors, and what OpenCV/FFmpeg print themselves")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("classify", help="print the top-k labels of photos")
@@ -282,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(os.environ.get("EDGECAM_LOG_LEVEL", "INFO"))
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.debug and native_stderr.install():
+        # Python writes to its own copy of stderr now: log there too.
+        setup_logging(os.environ.get("EDGECAM_LOG_LEVEL", "INFO"))
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_CONFIG

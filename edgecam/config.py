@@ -11,7 +11,11 @@ program receives only its own typed sub-config.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
+import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,9 +26,33 @@ from edgecam.errors import ConfigError
 
 DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
 
+#: A full config is about 4 KB; anything this big is a mistake (or an attack)
+#: and is refused before YAML parses it.
+MAX_CONFIG_BYTES = 256 * 1024
+#: A ConfigError lists at most this many problems (then "... and N more").
+MAX_PROBLEMS = 20
 
-def _opt(default=None, *, choices=None, min=None, max=None, help=""):
-    return field(default=default, metadata={"choices": choices, "min": min, "max": max, "help": help})
+
+def _opt(default=None, *, choices=None, min=None, max=None, check=None, help=""):
+    # ``check(value) -> str | None``: an extra rule for a value of the right
+    # type; it returns what was expected when the value breaks it.
+    return field(default=default, metadata={"choices": choices, "min": min, "max": max, "check": check, "help": help})
+
+
+def _fourcc(value: str) -> str | None:
+    if len(value) == 4 and value.isascii() and value.isprintable():
+        return None
+    return "4 ASCII characters naming a video codec, such as mp4v or MJPG"
+
+
+def _topic(value: str) -> str | None:
+    if value.strip().strip("/") and not any(c in value for c in "+#\0"):
+        return None
+    return "a non-empty MQTT topic without the wildcards + and #"
+
+
+def _not_empty(value: str) -> str | None:
+    return None if value.strip() else "null or a non-empty string"
 
 
 @dataclass
@@ -44,7 +72,8 @@ class ModelConfig:
 @dataclass
 class SourceConfig:
     type: Literal["auto", "picamera2", "opencv", "images"] = "auto"
-    uri: str | None = None  # webcam index, file, URL, GStreamer pipeline or folder
+    # webcam index, file, URL, GStreamer pipeline or folder; a YAML number (uri: 0) means that webcam
+    uri: str | None = field(default=None, metadata={"check": _not_empty, "int_as_str": True})
     width: int = _opt(640, min=16, max=8192)
     height: int = _opt(480, min=16, max=8192)
     fps: float = _opt(30.0, min=0.1, max=1000.0)
@@ -83,7 +112,7 @@ class LogConfig:
 @dataclass
 class RecordConfig:
     path: str | None = None  # annotated video file; None = off
-    fourcc: str = "mp4v"
+    fourcc: str = _opt("mp4v", check=_fourcc)
 
 
 @dataclass
@@ -107,14 +136,14 @@ class MqttConfig:
     username: str | None = None
     password_file: str | None = None
     client_id: str | None = None  # default: edgecam-<hostname>
-    topic_prefix: str | None = None  # default: edgecam/<hostname>
+    topic_prefix: str | None = _opt(None, check=_topic)  # default: edgecam/<hostname>
     qos: int = _opt(0, min=0, max=2)
     publish: Literal["every", "changes"] = "changes"
     max_rate_hz: float = _opt(2.0, min=0.01, max=1000.0)  # cap for publish: every
     retain: bool = True
     snapshot: bool = False  # JPEG on <prefix>/snapshot at each label change
     discovery: bool = True  # Home Assistant MQTT discovery
-    discovery_prefix: str = "homeassistant"
+    discovery_prefix: str = _opt("homeassistant", check=_topic)
     queue_size: int = _opt(100, min=1, max=100000)
     keepalive: int = _opt(30, min=5, max=3600)
 
@@ -148,27 +177,57 @@ def _describe(tp) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxstring, _QUOTE.maxother = 1, 4, 4, 60, 60
+
+
+def quote(value) -> str:
+    """``repr(value)`` kept short: an error message never prints a whole YAML structure.
+
+    (A YAML alias bomb is a few hundred bytes that expand into billions of
+    references; a plain repr of it takes minutes and gigabytes.)
+    """
+    return _QUOTE.repr(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _type_matches(value, tp, meta) -> bool:
+    """Whether ``value`` is of type ``tp`` as _check_value reads it (range not considered)."""
+    if typing.get_origin(tp) is Literal:
+        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value) and value.is_integer())
+    if tp is float:
+        return _is_number(value)
+    if tp is str:
+        return isinstance(value, str) or (bool(meta.get("int_as_str")) and isinstance(value, int)
+                                          and not isinstance(value, bool))
+    return False
+
+
 def _check_value(value, tp, meta, path, problems) -> Any:
     """Return the converted value, or append to problems and return _BAD."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        range_problem = None
+        # The member whose type the value has decides (so that a value of the
+        # right type but out of range says so); with none, name them all.
         for arg in typing.get_args(tp):
-            sub: list[str] = []
-            out = _check_value(value, arg, meta, path, sub)
-            if not sub:
-                return out
-            if "expected a value" in sub[0]:
-                range_problem = sub[0]  # right type, out of range: say that
-        if range_problem:
-            problems.append(range_problem)
-            return _BAD
-        problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
+            if _type_matches(value, arg, meta):
+                return _check_value(value, arg, meta, path, problems)
+        problems.append(f"{path}: got {quote(value)}, expected {_describe(tp)}")
         return _BAD
     if origin is Literal:
         if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
             return value
-        problems.append(f"{path}: got {value!r}, expected one of {_describe(tp)}")
+        problems.append(f"{path}: got {quote(value)}, expected one of {_describe(tp)}")
         return _BAD
     if tp is type(None):
         if value is None:
@@ -179,26 +238,42 @@ def _check_value(value, tp, meta, path, problems) -> Any:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            problems.append(f"{path}: got {value!r}, expected a mapping of {tp.__name__} keys")
+            problems.append(f"{path}: got {quote(value)}, expected a mapping of {tp.__name__} keys")
             return _BAD
         return _build(tp, value, path, problems)
+    given = value  # report what the user wrote (2, not 2.0)
+    if tp is str and meta.get("int_as_str") and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # source.uri: 0 is webcam 0, as in --source 0
+    if tp is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)  # max_bytes: 1e7, top_k: 3.0: an integer however written
     ok = (
         (tp is bool and isinstance(value, bool))
         or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-        or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (tp is float and _is_number(value))
         or (tp is str and isinstance(value, str))
     )
     if not ok:
-        problems.append(f"{path}: got {value!r}, expected {_describe(tp)}")
+        problems.append(f"{path}: got {quote(given)}, expected {_describe(tp)}")
         return _BAD
-    given = value  # report what the user wrote (2, not 2.0)
     if tp is float:
         value = float(value)
     lo, hi = meta.get("min"), meta.get("max")
-    if tp in (int, float) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
-        rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-        problems.append(f"{path}: got {given!r}, expected a value {rng}")
-        return _BAD
+    if tp in (int, float):
+        # NaN compares false with everything: test for it, or it slips through every range.
+        finite = math.isfinite(value)
+        if not finite or (lo is not None and value < lo) or (hi is not None and value > hi):
+            if lo is None and hi is None:
+                problems.append(f"{path}: got {quote(given)}, expected a finite number")
+            else:
+                rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+                problems.append(f"{path}: got {quote(given)}, expected a value {rng}")
+            return _BAD
+    check = meta.get("check")
+    if check is not None:
+        expected = check(value)
+        if expected:
+            problems.append(f"{path}: got {quote(given)}, expected {expected}")
+            return _BAD
     return value
 
 
@@ -214,7 +289,8 @@ def _build(cls, data: dict, prefix: str, problems: list[str]):
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     kwargs = {}
     for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        name = key[:60] if isinstance(key, str) else quote(key)
+        path = f"{prefix}.{name}" if prefix else name
         if key not in fields:
             known = ", ".join(sorted(fields))
             problems.append(f"{path}: unknown key (known keys here: {known})")
@@ -239,6 +315,8 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
         )
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
+    if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.password_file and not cfg.mqtt.username:
+        problems.append("mqtt.username: null, expected the user name that goes with mqtt.password_file")
 
 
 def from_dict(data: Any, path: str | None = None) -> Config:
@@ -250,10 +328,47 @@ def from_dict(data: Any, path: str | None = None) -> Config:
         raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path)
     cfg = _build(Config, data, "", problems)
     _cross_checks(cfg, problems, {p.split(":", 1)[0] for p in problems})
+    if len(problems) > MAX_PROBLEMS:
+        problems[MAX_PROBLEMS:] = [f"... and {len(problems) - MAX_PROBLEMS} more problems"]
     if problems:
         raise ConfigError(problems, path)
     cfg.path = path
     return cfg
+
+
+# YAML 1.2 reads 1e2 as a number; PyYAML follows YAML 1.1, whose floats need
+# a dot and a signed exponent (1.0e+2), and would hand us the string '1e2'.
+_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
+@functools.cache
+def _loader():
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
+    return Loader
+
+
+def parse_yaml(text: str):
+    """``yaml.safe_load`` that also reads exponent numbers (``fps: 1e2``) as YAML 1.2 does.
+
+    Quoted scalars stay strings: only plain ``1e2`` becomes a number.
+    """
+    import yaml
+
+    return yaml.load(text, Loader=_loader())
+
+
+def _read_text(p: Path) -> str:
+    with open(p, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"larger than {MAX_CONFIG_BYTES // 1024} KB, which no config needs "
+                          "(the full config.yaml is about 4 KB); is it the right file?", str(p))
+    return data.decode("utf-8")
 
 
 def load(path: str | os.PathLike | None) -> Config:
@@ -264,13 +379,18 @@ def load(path: str | os.PathLike | None) -> Config:
         return Config()
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_text(p)
     except FileNotFoundError:
         raise ConfigError(f"file not found; pass --config PATH or copy config.yaml there", str(p)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read it: {e}", str(p)) from None
+    except IsADirectoryError:
+        raise ConfigError("cannot read it: it is a folder; pass the path of a YAML file", str(p)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"cannot read it: not UTF-8 text ({e.reason} at byte {e.start}); is it a config file?",
+                          str(p)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read it: {e.strerror or e}", str(p)) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -290,21 +410,34 @@ def find_default() -> str | None:
     return None
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+def apply_overrides(cfg: Config, overrides: dict[str, Any], flags: dict[str, str] | None = None) -> Config:
     """Return a copy of ``cfg`` with dotted keys (``model.threads``) replaced.
 
     Values are checked with the same rules as the file; None values are skipped
-    (a flag that was not given).
+    (a flag that was not given). A bad value is reported under its flag's name
+    (``flags`` maps a key to it, e.g. ``{"model.threads": "--threads"}``), not
+    blamed on the config file.
     """
+    flags = flags or {}
     data = to_dict(cfg)
+    problems: list[str] = []
     for key, value in overrides.items():
         if value is None:
             continue
-        node = data
         *parents, last = key.split(".")
+        alone: dict = {last: value}
+        for part in reversed(parents):
+            alone = {part: alone}
+        found: list[str] = []
+        _build(Config, alone, "", found)
+        name = flags.get(key, key)
+        problems += [f"{name}{p[len(key):]}" if p.startswith(key + ":") else p for p in found]
+        node = data
         for part in parents:
             node = node.setdefault(part, {})
         node[last] = value
+    if problems:
+        raise ConfigError(problems, what="bad flag" if flags else "bad setting")
     return from_dict(data, cfg.path)
 
 

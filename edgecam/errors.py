@@ -47,16 +47,16 @@ class ConfigError(EdgecamError):
 
     exit_code = EXIT_CONFIG
 
-    def __init__(self, problems: list[str] | str, path: str | None = None):
+    def __init__(self, problems: list[str] | str, path: str | None = None, what: str = "config error"):
         if isinstance(problems, str):
             problems = [problems]
         self.problems = list(problems)
         self.path = path
         where = f"{path}: " if path else ""
         if len(self.problems) == 1:
-            msg = f"config error: {where}{self.problems[0]}"
+            msg = f"{what}: {where}{self.problems[0]}"
         else:
-            msg = f"config error: {where}{len(self.problems)} problems:\n" + "\n".join(
+            msg = f"{what}: {where}{len(self.problems)} problems:\n" + "\n".join(
                 f"  - {p}" for p in self.problems
             )
         super().__init__(msg)

@@ -14,8 +14,13 @@ class Frame:
     Attributes:
         image: HxWx3 uint8 array in BGR order (OpenCV's convention; the
             display, overlay and encoders all want BGR).
-        index: position in the source, 0-based, counting every frame the
-            source produced (dropped ones included), so gaps show drops.
+        index: the frame's number, 0-based, counting every frame the source
+            produced, so that gaps show drops: frames the camera skipped
+            (picamera2 counts sensor frames), unreadable files of a folder,
+            and frames the pipeline itself dropped (``latest`` policy) all
+            leave a gap in the numbers a log or MQTT shows. A reconnected
+            source goes on after the last number (the frames missed while it
+            was away cannot be counted). Numbers only ever increase.
         timestamp: capture time on the ``time.monotonic()`` clock, taken as
             close to the sensor as the source allows; latency is measured from it.
         wall_time: capture time on the ``time.time()`` clock, for logs.

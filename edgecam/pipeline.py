@@ -182,7 +182,6 @@ class Pipeline:
 
     def run(self) -> int:
         """Run until the source ends, :meth:`stop` is called or a thread fails. Returns an exit code."""
-        self.stats.source_state = "running"
         self._capture.start()
         self.inference.start()
         try:
@@ -265,20 +264,23 @@ class Pipeline:
         )
 
     def _tick(self, now: float) -> None:
-        state = self.stats.source_state
+        st = self.stats
+        # The capture thread owns capture_state; this loop owns stalled_at (one writer each).
+        state = st.capture_state
         # The stall clock starts again when the source (re)starts: right after a reconnect
         # the last frame is old, yet the new source has had no time to deliver one.
-        if state not in ("running", "stalled") or self.stats.reconnects != self._reconnects_seen:
+        if state != "running" or st.reconnects != self._reconnects_seen:
             self._running_since = None
-            self._reconnects_seen = self.stats.reconnects
+            self._reconnects_seen = st.reconnects
+            st.stalled_at = None  # that source is gone; the capture thread says what happens now
         if state == "running" and self._running_since is None:
             self._running_since = now
-        waiting_since = max(self.stats.last_frame_time, self._running_since or 0.0)
-        if state == "running" and now - waiting_since > self.stall_timeout_s:
-            self.stats.source_state = "stalled"
+        waiting_since = max(st.last_frame_time, self._running_since or 0.0)
+        if state == "running" and st.stalled_at is None and now - waiting_since > self.stall_timeout_s:
+            st.stalled_at = self._reconnects_seen
             logger.warning("source %s: no frame for %.1f s", self.source.name, now - waiting_since)
-        elif state == "stalled" and self.stats.flowing(self.stall_timeout_s, now):
-            self.stats.source_state = "running"
+        elif st.stalled_at is not None and st.flowing(self.stall_timeout_s, now):
+            st.stalled_at = None
             logger.warning("source %s: frames flowing again", self.source.name)
         for sink in self.outputs.sinks:
             fatal = getattr(sink, "fatal_error", None)  # e.g. MQTT: bad credentials, retrying won't help
@@ -315,3 +317,6 @@ class Pipeline:
         self.outputs.close()
         if not self.error:
             self.error = self.inference.error or self._capture.error
+        failure = getattr(self.outputs, "failure", None)
+        if failure is not None and not self.error:
+            self.error = failure  # an output was lost: the run says so in its exit code

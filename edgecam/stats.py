@@ -1,8 +1,11 @@
 """Live counters of a running pipeline, read by the overlay, bench, HTTP and notify.
 
-Writers are the pipeline threads (each field has one writer); readers take a
-:meth:`Stats.snapshot`. Plain attribute writes are atomic in CPython, and a
-lock guards the few compound updates.
+Writers are the pipeline threads, and each field has exactly one writer thread
+(tests check it): the capture thread writes what it sees of the source
+(``capture_state``, frame counts), the output loop what it decides from them
+(``stalled_at``, results). Readers take a :meth:`Stats.snapshot`. Plain
+attribute writes are atomic in CPython, and a lock guards the few compound
+updates.
 """
 
 from __future__ import annotations
@@ -70,7 +73,12 @@ class Stats:
         self.frames_inferred = 0
         self.frames_output = 0  # frames drawn/handed to sinks
         self.reconnects = 0
-        self.source_state = "starting"  # starting | running | stalled | reconnecting | ended | failed
+        # Written by the capture thread only: starting | running | reconnecting | ended | failed.
+        self.capture_state = "starting"
+        # Written by the output loop only: the value of ``reconnects`` when it found the
+        # running source stalled (no frame for the timeout), None while frames flow. Tied
+        # to the reconnect count so a stall of the previous source never outlives it.
+        self.stalled_at: int | None = None
         self.last_frame_time = 0.0  # monotonic time of the newest captured frame
         self.last_result_time = 0.0
         self.current_label = ""
@@ -81,6 +89,14 @@ class Stats:
         self.output_rate = RateMeter()
         self.sink_errors: dict[str, str] = {}
         self.extra: dict[str, dict] = {}  # per-sink status, e.g. {"mqtt": {...}}
+
+    @property
+    def source_state(self) -> str:
+        """starting | running | stalled | reconnecting | ended | failed (read-only: two writers feed it)."""
+        state = self.capture_state
+        if state == "running" and self.stalled_at is not None and self.stalled_at == self.reconnects:
+            return "stalled"
+        return state
 
     def frame_captured(self, t: float) -> None:
         self.frames_captured += 1

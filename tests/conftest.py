@@ -79,3 +79,17 @@ def broker(tmp_path):
 
     with Mosquitto(tmp_path) as b:
         yield b
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KB tmpfs mounted for the test (needs root; skipped where mount is not allowed)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or proc.returncode}); needs root")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)

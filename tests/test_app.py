@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -260,6 +262,226 @@ def test_missing_video_is_exit_3(env, tmp_path):
     missing = tmp_path / "missing.mp4"
     p = run(["run", "--source", str(missing), "--display", "none"], env, tmp_path)
     assert_one_line_error(p, 3, str(missing))
+
+
+# -- hostile input (issue 9): one line, its documented exit code ---------------------
+
+
+def only_line(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
+    """Exit ``code`` and, INFO logging aside, exactly one line on stderr: edgecam's, naming ``words``."""
+    assert p.returncode == code, p.stderr
+    lines = [l for l in p.stderr.splitlines()
+             if l.strip() and " INFO " not in l and "XNNPACK delegate" not in l]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("edgecam: ") and "Traceback" not in p.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("source, code, words", [
+    pytest.param("99999999999999999999", 3, ["no such webcam index"], id="huge-index"),  # was exit 1, 7 lines
+    pytest.param("", 2, ["--source", "empty"], id="empty"),  # was read as the current folder
+    pytest.param("   ", 2, ["--source", "empty"], id="blank"),
+])
+def test_a_bad_source_flag_is_one_line(env, tmp_path, source, code, words):
+    p = run(["run", "--source", source, "--display", "none"], env, tmp_path)
+    only_line(p, code, *words)
+
+
+def test_a_bad_flag_names_the_flag_not_the_config_file(video, env, tmp_path):
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("model:\n  top_k: 3\n")
+    p = run(["run", "--config", str(cfg), "--threads", "0", "--source", video, "--display", "none"], env, tmp_path)
+    line = only_line(p, 2, "--threads: got 0, expected a value between 1 and 64")
+    assert str(cfg) not in line and "config.yaml" not in line
+
+
+def broken_video(tmp_path) -> str:
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\0\0\0\x20ftypisom" + bytes(4000))  # an MP4 header, then no moov atom
+    return str(path)
+
+
+def absent_device() -> str:
+    n = next(n for n in range(7, 100) if not Path(f"/dev/video{n}").exists())
+    return f"/dev/video{n}"
+
+
+# source, what the library prints on stderr by itself
+NATIVE = [
+    pytest.param(broken_video, "moov atom not found", id="ffmpeg-moov"),
+    pytest.param(lambda tmp: absent_device(), "Cannot open video device", id="v4l2-device"),
+    pytest.param(lambda tmp: "57", "[ERROR:0@", id="opencv-index"),
+    pytest.param(lambda tmp: "rtsp://127.0.0.1:1/none", "Connection refused", id="ffmpeg-network"),
+]
+
+
+@pytest.mark.parametrize("make, native", NATIVE)
+def test_library_lines_stay_off_the_terminal_unless_debug(env, tmp_path, make, native):
+    source = make(tmp_path)
+    p = run(["run", "--source", source, "--display", "none"], env, tmp_path)
+    only_line(p, 3, source)
+    assert native not in p.stderr
+    p = run(["--debug", "run", "--source", source, "--display", "none"], env, tmp_path)
+    assert p.returncode == 3 and native in p.stderr  # --debug: the library's own words, as it printed them
+
+
+def test_library_lines_are_in_the_debug_log(env, tmp_path):
+    cfg = tmp_path / "debug.yaml"
+    cfg.write_text("log_level: DEBUG\n")
+    p = run(["run", "--config", str(cfg), "--source", broken_video(tmp_path), "--display", "none"], env, tmp_path)
+    assert p.returncode == 3
+    (line,) = [l for l in p.stderr.splitlines() if "moov atom not found" in l]
+    assert "DEBUG edgecam.native: " in line
+
+
+def test_a_codec_opencv_cannot_write_is_refused_before_the_source_opens(video, env, tmp_path):
+    # Before: a traceback, exit 0, a 0-byte file and no recording.
+    cfg = tmp_path / "rec.yaml"
+    cfg.write_text("record:\n  fourcc: ZZZZ\n")
+    out = tmp_path / "out.mp4"
+    p = run(["run", "--config", str(cfg), "--source", video, "--display", "none", "--record", str(out)], env,
+            tmp_path)
+    only_line(p, 2, "record.fourcc: got 'ZZZZ'", ".mp4", "MJPG")
+    assert "is not found" not in p.stderr  # FFmpeg's own complaint stays in the debug log
+    assert not out.exists() and "opened" not in p.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    pytest.param("model:\n  crop: center_fraction\n  crop_fraction: .nan\n", "model.crop_fraction: got nan",
+                 id="nan-crop"),  # was a capture-thread traceback, exit 1
+    pytest.param("model:\n  threshold: .nan\n", "model.threshold: got nan", id="nan-threshold"),  # was ignored
+    pytest.param("source:\n  timeout_s: .nan\n", "source.timeout_s: got nan", id="nan-timeout"),
+])
+def test_nan_in_the_config_is_exit_2(video, env, tmp_path, text, words):
+    cfg = tmp_path / "nan.yaml"
+    cfg.write_text(text)
+    p = run(["run", "--config", str(cfg), "--source", video, "--display", "none"], env, tmp_path)
+    only_line(p, 2, str(cfg), words)
+
+
+def test_a_yaml_alias_bomb_fails_fast_with_one_line(env, tmp_path):
+    from tests.test_config import alias_bomb
+
+    import resource
+
+    cfg = tmp_path / "bomb.yaml"
+    cfg.write_text(alias_bomb(9))  # 9**9 strings once expanded: 30 s and 1.5 GB to print before
+
+    def limit_memory():  # a broken build fails with MemoryError instead of taking the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    p = subprocess.run(edgecam("run", "--config", str(cfg), "--display", "none"), env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=WAIT_S, preexec_fn=limit_memory)
+    line = only_line(p, 2, "model.name: got [[")
+    assert len(line) < 500
+
+
+def test_a_folder_of_unreadable_images_is_exit_3(env, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(b"not a jpeg")
+    (folder / "b.png").write_bytes(b"")
+    p = run(["run", "--source", str(folder), "--display", "none"], env, tmp_path)
+    only_line(p, 3, str(folder), "none of its 2 image files")  # was exit 0 with no frames
+
+
+def test_a_disk_that_fills_mid_run_leaves_only_whole_lines(video, env, tmp_path, small_disk):
+    # issue 9 #1: half a line stayed on disk and the next record was appended to it.
+    filler = small_disk / "filler"
+    filler.write_bytes(b"x" * 40_000)  # 24 KB left: full after about 70 results
+    log = small_disk / "x.jsonl"
+    with realtime(video, env, tmp_path, log) as proc:
+        wait_until(lambda: _full(log), "the disk to fill", proc=proc)
+        at_full = count_lines(log)
+        time.sleep(2.0)  # a couple of seconds of results while full
+        filler.unlink()  # space comes back (64 KB in all: not enough for the whole clip's 100 KB)
+        out, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err  # results went on, and some lines could be written
+    assert err.count("cannot write (No space left on device)") == 1
+    lines = read_log(log)  # every line parses
+    frames = [l["frame"] for l in lines]
+    assert frames == sorted(set(frames)) and all(LOG_KEYS <= set(l) for l in lines)
+    assert len(lines) > at_full + 50, err  # what waited in memory went to disk once there was room
+    # What never fitted is counted and said, once, at the end.
+    (lost, total) = map(int, re.search(r"(\d+) of (\d+) predictions could not be written", err).groups())
+    assert lost + len(lines) == total and lost > 0
+
+
+def _full(path: Path) -> bool:
+    st = os.statvfs(path.parent)
+    return st.f_bavail == 0
+
+
+def test_a_log_where_nothing_can_be_written_is_exit_4_with_a_summary(video, env, tmp_path):
+    # issue 9 #9: --log /dev/full exited 0 with no summary.
+    p = run(["run", "--source", video, "--display", "none", "--log", "/dev/full"], env, tmp_path)
+    assert p.returncode == 4, p.stderr
+    assert "Traceback" not in p.stderr
+    assert "log /dev/full: none of the 300 predictions could be written (No space left on device)" in p.stderr
+
+
+def test_a_log_fifo_without_a_reader_is_exit_4_at_once(video, env, tmp_path):
+    # issue 9 #9: the run hung before starting, waiting for a reader.
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    p = run(["run", "--source", video, "--display", "none", "--log", str(fifo)], env, tmp_path, timeout=WAIT_S)
+    only_line(p, 4, str(fifo), "named pipe with no reader")
+
+
+@contextlib.contextmanager
+def stalled_download():
+    """An HTTP server that takes a request and never answers: a model download that hangs."""
+    server = socket.create_server(("127.0.0.1", 0))
+    asked = threading.Event()
+    done = threading.Event()
+    conns = []
+
+    def serve():
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            conn.recv(4096)
+            asked.set()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}", asked
+    finally:
+        done.set()
+        t.join(5)
+        for c in conns:
+            c.close()
+        server.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_while_the_model_downloads_exits_0(video, env, tmp_path, sig):
+    # issue 9 #9: SIGTERM during start-up killed the process (exit 143); README promises 0.
+    import yaml
+
+    with stalled_download() as (base, asked):
+        reg = tmp_path / "models.yaml"
+        reg.write_text(yaml.safe_dump({"models": {"slow": {
+            "description": "a model whose download hangs", "url": f"{base}/slow.tflite", "file": "slow.tflite",
+            "sha256": "0" * 64, "labels_url": f"{base}/labels.txt", "labels_sha256": None, "input_size": 224,
+            "preprocess": {"input": "uint8", "range": [0, 255]}}}}))
+        e = {**env, "EDGECAM_REGISTRY": str(reg), "EDGECAM_MODEL_DIR": str(tmp_path / "cache")}
+        e.pop("EDGECAM_MODEL_MIRROR", None)
+        with started(["run", "--model", "slow", "--source", video, "--display", "none"], e, tmp_path) as proc:
+            assert asked.wait(WAIT_S), "edgecam never asked for the model"
+            proc.send_signal(sig)  # edgecam waits in the download
+            out, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert f"{sig.name} received during start-up, stopping" in err and "Traceback" not in err
+    assert [l for l in err.splitlines() if l.startswith("edgecam: ")] == []
+    assert not any(p.name.endswith(".part") or p.name.startswith(".") for p in (tmp_path / "cache").glob("*"))
 
 
 # -- recording ------------------------------------------------------------------------

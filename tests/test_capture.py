@@ -331,14 +331,26 @@ def test_live_source_that_ends_is_reopened():
     assert stats.reconnects == 1 and second.read_count == 4
 
 
-def test_indexes_are_renumbered_when_a_source_skips():
+def test_index_gaps_of_a_source_that_skips_are_kept():
+    # frame.py promises "gaps show drops": a camera that skipped sensor frames keeps its numbers.
     stop = threading.Event()
     cam = FakeCamera(frames=5, index_step=3)  # the source says 0, 3, 6, ...
     frames = []
     t = CaptureThread(cam, [frames.append], Stats(), stop)
     t.start()
     t.join(JOIN_S)
-    assert [f.index for f in frames] == [0, 1, 2, 3, 4]
+    assert [f.index for f in frames] == [0, 3, 6, 9, 12]
+
+
+def test_a_reopened_source_that_skips_continues_after_the_last_number():
+    stop = FastForwardEvent()
+    second = FakeCamera("cam-b", index_step=2)  # 0, 2, 4, ... again from 0
+    collect = Collector(stop, limit=7)
+    t = CaptureThread(FakeCamera("cam-a", fail_after=3, index_step=5), [collect], Stats(), stop,
+                      reopen=lambda: second)
+    t.start()
+    t.join(JOIN_S)
+    assert [f.index for f in collect.frames] == [0, 5, 10, 11, 13, 15, 17]
 
 
 def test_consumer_exception_stops_the_run(caplog):

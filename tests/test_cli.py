@@ -354,7 +354,7 @@ def test_eval_bad_csv(menv, images, tmp_path):
 
 
 @pytest.mark.parametrize("value, code, fragment", [
-    ("0", 2, "edgecam: config error: model.interpreters: got 0, expected a value between 1 and 8"),
+    ("0", 2, "edgecam: bad flag: --interpreters: got 0, expected a value between 1 and 8"),
     ("two", 2, "argument --interpreters: expected a number or 'auto', got 'two'"),
 ])
 def test_run_interpreters_flag_is_checked_like_the_config_key(env, tmp_path, value, code, fragment):
@@ -362,3 +362,63 @@ def test_run_interpreters_flag_is_checked_like_the_config_key(env, tmp_path, val
                    cwd=tmp_path)
     assert proc.returncode == code
     assert fragment in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- check-config rejects whatever run rejects as bad input (issue 9 #8) ---------------
+
+def _empty_token(tmp):
+    (tmp / "token").write_text("\n")
+    return tmp / "token"
+
+
+def _text_model(tmp):
+    (tmp / "model.tflite").write_text("version https://git-lfs.github.com/spec/v1\n")
+    return tmp / "model.tflite"
+
+
+# (config text, with {X} filled by the helper's file, the words both commands say)
+REJECTED = [
+    pytest.param("model:\n  threshold: .nan\n", None, "model.threshold: got nan", id="nan"),
+    pytest.param("mqtt:\n  enabled: true\n  topic_prefix: 'cams/#'\n", None, "mqtt.topic_prefix: got 'cams/#'",
+                 id="topic-wildcard"),
+    pytest.param("record:\n  path: out.avi\n  fourcc: toolong\n", None, "record.fourcc: got 'toolong'",
+                 id="fourcc-length"),
+    pytest.param("record:\n  path: out.mp4\n  fourcc: ZZZZ\n", None, "record.fourcc: got 'ZZZZ'", id="fourcc-codec"),
+    pytest.param("model:\n  name: mobilenet_v9\n", None, "unknown model 'mobilenet_v9'", id="unknown-model"),
+    pytest.param("model:\n  name: {X}\n  labels: {X}\n", _text_model, "not a TFLite model", id="not-a-model"),
+    pytest.param("http:\n  enabled: true\n  port: 0\n  token_file: {X}\n", _empty_token, "http.token_file",
+                 id="empty-token"),
+    pytest.param("mqtt:\n  enabled: true\n  username: cam\n  password_file: /nonexistent/pw\n", None,
+                 "mqtt.password_file: cannot read /nonexistent/pw", id="password-file"),
+]
+
+
+@pytest.mark.parametrize("text, make, words", REJECTED)
+def test_check_config_rejects_what_run_rejects(menv, shared_dir, tmp_path, text, make, words):
+    if make is not None:
+        text = text.replace("{X}", str(make(tmp_path)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    video = shared_dir / "video" / "imagenet20_640x480_30fps.mp4"
+    ran = run_cli(["run", "--config", str(cfg), "--source", str(video), "--display", "none"], env=menv, cwd=tmp_path)
+    ran.stderr = "\n".join(l for l in ran.stderr.splitlines() if " INFO " not in l)  # loading the model
+    assert_one_error_line(ran, 2, words)
+    checked = run_cli(["check-config", str(cfg)], env=menv, cwd=tmp_path)
+    # Its "invalid" exit code is check-config's own (documented in the README), not run's.
+    assert checked.returncode != 0 and "Traceback" not in checked.stderr, checked.stderr
+    assert words in checked.stderr and checked.stdout == ""
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.avi").exists()
+
+
+@pytest.mark.parametrize("text", [
+    "source:\n  type: opencv\n  uri: 0\n",  # a YAML number: webcam 0
+    "source:\n  fps: 1e2\n  timeout_s: 5e-1\n",  # YAML 1.2 exponent numbers, which PyYAML reads as strings
+    "record:\n  path: out.avi\n  fourcc: MJPG\n",
+    "mqtt:\n  enabled: true\n  topic_prefix: home/cam1\n",
+])
+def test_check_config_accepts_what_yaml_users_write_plainly(env, tmp_path, text):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    proc = run_cli(["check-config", str(cfg)], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{cfg}: OK"

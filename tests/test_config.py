@@ -77,6 +77,43 @@ BAD = [
                  id="low-above-high"),
     pytest.param("mqtt:\n  username: cam\n", "mqtt.password_file: null, expected a file holding the password",
                  id="username-without-password"),
+    pytest.param("mqtt:\n  password_file: /etc/edgecam/mqtt.pw\n",
+                 "mqtt.username: null, expected the user name that goes with mqtt.password_file",
+                 id="password-without-username"),
+    # issue 9 #3: NaN compares false with every bound, so it passed every range check.
+    pytest.param("model:\n  crop_fraction: .nan\n", "model.crop_fraction: got nan, expected a value between 0.1 and 1.0",
+                 id="nan-crop-fraction"),
+    pytest.param("source:\n  timeout_s: .NaN\n", "source.timeout_s: got nan, expected a value between 0.1 and 3600.0",
+                 id="nan-timeout"),
+    pytest.param("model:\n  threshold: .nan\n", "model.threshold: got nan, expected a value between 0.0 and 1.0",
+                 id="nan-threshold"),
+    pytest.param("http:\n  stream_fps: .nan\n", "http.stream_fps: got nan, expected a value between 0.1 and 120.0",
+                 id="nan-stream-fps"),
+    pytest.param("source:\n  reconnect_max_s: .inf\n", "source.reconnect_max_s: got inf, expected a value between",
+                 id="inf"),
+    pytest.param("mqtt:\n  max_rate_hz: -.inf\n", "mqtt.max_rate_hz: got -inf, expected a value between",
+                 id="minus-inf"),
+    pytest.param("log:\n  max_bytes: .nan\n", "log.max_bytes: got nan, expected an integer", id="nan-for-int"),
+    # issue 9 #2/#8: what run rejects, the config rejects (so check-config does too).
+    pytest.param("record:\n  fourcc: toolong\n", "record.fourcc: got 'toolong', expected 4 ASCII characters",
+                 id="fourcc-too-long"),
+    pytest.param("record:\n  fourcc: ab\n", "record.fourcc: got 'ab', expected 4 ASCII characters", id="fourcc-short"),
+    pytest.param("record:\n  fourcc: \"h\u00e9vc\"\n", "record.fourcc: got 'h\u00e9vc', expected 4 ASCII characters",
+                 id="fourcc-not-ascii"),
+    pytest.param("mqtt:\n  topic_prefix: 'cams/#'\n",
+                 "mqtt.topic_prefix: got 'cams/#', expected a non-empty MQTT topic without the wildcards + and #",
+                 id="topic-hash"),
+    pytest.param("mqtt:\n  topic_prefix: a/+/b\n", "mqtt.topic_prefix: got 'a/+/b', expected a non-empty MQTT topic",
+                 id="topic-plus"),
+    pytest.param("mqtt:\n  topic_prefix: '/'\n", "mqtt.topic_prefix: got '/', expected a non-empty MQTT topic",
+                 id="topic-empty"),
+    pytest.param("mqtt:\n  discovery_prefix: '#'\n", "mqtt.discovery_prefix: got '#', expected a non-empty MQTT topic",
+                 id="discovery-hash"),
+    # issue 9 #6: an empty uri is not "the current folder".
+    pytest.param("source:\n  uri: ''\n", "source.uri: got '', expected null or a non-empty string", id="empty-uri"),
+    # issue 9 #12: quoted, it is the string the user wrote, not a number.
+    pytest.param("source:\n  fps: '1e2'\n", "source.fps: got '1e2', expected a number", id="quoted-exponent"),
+    pytest.param("source:\n  uri: true\n", "source.uri: got True, expected a string or null", id="bool-uri"),
 ]
 
 
@@ -120,6 +157,15 @@ GOOD = [
     pytest.param("mqtt:\n  username: cam\n  password_file: /etc/edgecam/mqtt.pw\n",
                  {"mqtt.username": "cam", "mqtt.password_file": "/etc/edgecam/mqtt.pw"}, id="username-with-password"),
     pytest.param("log_level: DEBUG\n", {"log_level": "DEBUG"}, id="log-level"),
+    # issue 9 #12: what YAML users write plainly, where it can only mean one thing.
+    pytest.param("source:\n  type: opencv\n  uri: 0\n", {"source.type": "opencv", "source.uri": "0"},
+                 id="uri-webcam-number"),
+    pytest.param("source:\n  fps: 1e2\n", {"source.fps": 100.0}, id="exponent-float"),
+    pytest.param("source:\n  timeout_s: 2.5E-1\n", {"source.timeout_s": 0.25}, id="exponent-negative"),
+    pytest.param("log:\n  max_bytes: 1e7\n", {"log.max_bytes": 10_000_000}, id="exponent-for-int"),
+    pytest.param("model:\n  top_k: 3.0\n", {"model.top_k": 3}, id="integral-float-for-int"),
+    pytest.param("record:\n  fourcc: MJPG\n", {"record.fourcc": "MJPG"}, id="fourcc"),
+    pytest.param("mqtt:\n  topic_prefix: home/cam1/\n", {"mqtt.topic_prefix": "home/cam1/"}, id="topic-prefix"),
 ]
 
 
@@ -289,7 +335,56 @@ def test_find_default(tmp_path, monkeypatch):
     assert config.find_default() == "config.yaml"
 
 
+# -- hostile files (issue 9 #4) ------------------------------------------------------
+
+def alias_bomb(levels: int, width: int = 9) -> str:
+    """A few hundred bytes of YAML whose model.name expands to width**levels strings."""
+    items = ["&a0 [" + ", ".join(["lol"] * width) + "]"]
+    for i in range(1, levels):
+        items.append(f"&a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]")
+    return "model:\n  name: [" + ", ".join(items) + "]\n"
+
+
+def test_an_alias_bomb_is_quoted_in_a_few_characters(tmp_path):
+    # 9**5 = 59049 strings: the old message quoted them all (350 KB); 9 levels took 30 s and 1.5 GB.
+    path = write(tmp_path, alias_bomb(5))
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    (problem,) = info.value.problems
+    assert problem.startswith("model.name: got [[") and problem.endswith("expected a string")
+    assert len(info.value.message) < 500
+
+
+def test_a_huge_config_file_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "huge.yaml"
+    path.write_text("model:\n  name: mobilenet_v2\n" + "# padding\n" * 40_000)  # 400 KB
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert info.value.message.startswith(f"config error: {path}: larger than 256 KB")
+    assert "\n" not in info.value.message
+
+
+def test_a_long_value_or_key_is_cut_in_the_message(tmp_path):
+    problems = problems_of(f"model:\n  top_k: '{'9' * 5000}'\n  {'k' * 900}: 1\n", tmp_path)
+    assert len(problems) == 2 and all(len(p) < 300 for p in problems), problems
+
+
+def test_at_most_twenty_problems_are_listed(tmp_path):
+    problems = problems_of("".join(f"bogus{i}: 1\n" for i in range(50)), tmp_path)
+    assert len(problems) == 21 and problems[-1] == "... and 30 more problems"
+
+
 # -- overrides (command-line flags) ----------------------------------------------
+
+
+def test_a_bad_flag_is_named_not_blamed_on_the_file(tmp_path):
+    # issue 9 #7: --threads 0 said "config error: config.yaml: model.threads: ...".
+    base = load(write(tmp_path, "model:\n  top_k: 7\n"))
+    flags = {"model.threads": "--threads", "model.top_k": "--top-k"}
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(base, {"model.threads": 0, "model.top_k": 2}, flags)
+    assert info.value.message == "bad flag: --threads: got 0, expected a value between 1 and 64"
+    assert str(base.path) not in info.value.message and info.value.exit_code == EXIT_CONFIG
 
 def test_apply_overrides_sets_dotted_keys_and_skips_none(tmp_path):
     base = load(write(tmp_path, "model:\n  top_k: 7\n"))

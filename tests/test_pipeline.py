@@ -394,3 +394,73 @@ def test_output_queue_sheds_old_frames_never_results():
         ("result", "r0"), ("frame", "f1"), ("frame", "f2"), ("result", "r1")]
     q.close()
     assert q.ended and q.get(None) is None
+
+
+class WriterLog:
+    """Wraps a Stats instance's attribute writes: which threads wrote each field after construction."""
+
+    @staticmethod
+    def watch(stats):
+        from collections import defaultdict
+
+        writers = defaultdict(set)
+
+        class Watched(type(stats)):
+            def __setattr__(self, name, value):
+                writers[name].add(threading.current_thread().name)
+                super().__setattr__(name, value)
+
+        stats.__class__ = Watched
+        return writers
+
+
+def test_every_stats_field_has_one_writer_thread_through_a_stall_and_a_reconnect():
+    # stats.py promises one writer per field; source_state had two (the capture thread set
+    # "reconnecting", the output loop "stalled"), so a stall could overwrite a reconnect.
+    from edgecam.stats import Stats
+
+    stats = Stats()
+    writers = WriterLog.watch(stats)
+    first = FakeCamera(fps=100)
+    second = FakeCamera(fps=100)
+    sink = RecordingSink()
+    p = make_pipeline(SlowClassifier(0.0), first, [sink], "latest", stall_timeout_s=0.2, reopen=lambda: second,
+                      reconnect_max_s=0.1, stats=stats)
+    states = []
+    p.tickers.append(lambda pipe, now: states.append(pipe.stats.source_state))
+
+    def script():
+        sink.wait_results(3)
+        first.flowing.clear()  # the camera hangs: stalled...
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while "stalled" not in states and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first.fail_after = 0  # ...then fails: reconnect
+        first.flowing.set()
+        while (p.stats.reconnects < 1 or second.count < 5 or states[-1] != "running") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        p.stop()
+
+    threading.Thread(target=script, daemon=True).start()
+    assert run(p) == 0
+    assert "stalled" in states and p.stats.reconnects == 1
+    assert "running" in states[states.index("stalled"):]  # running again after the reconnect
+    several = {field: threads for field, threads in writers.items() if len(threads) > 1}
+    assert several == {}, f"fields written by more than one thread: {several}"
+
+
+def test_a_stall_seen_by_the_output_loop_never_hides_a_reconnect():
+    # The capture thread says "reconnecting" while the output loop finds the source stalled in
+    # the same moment: the state must say reconnecting (the output loop no longer writes it).
+    from edgecam.stats import Stats
+
+    cam = FakeCamera(fps=100)
+    stats = Stats()
+    p = make_pipeline(SlowClassifier(0.0), cam, [RecordingSink()], "latest", stall_timeout_s=0.2, stats=stats)
+    stats.capture_state = "running"  # as the capture thread sets it
+    p._tick(time.monotonic())  # the output loop starts the stall clock
+    stats.capture_state = "reconnecting"  # the capture thread gives up on the source...
+    p._tick(time.monotonic() + 1.0)  # ...as the output loop's clock runs out
+    assert stats.source_state == "reconnecting"
+    cam.close()
+    p.outputs.close()

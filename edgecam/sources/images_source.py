@@ -43,6 +43,21 @@ class ImageFolderSource(FrameSource):
         self._readable = 0  # readable pictures seen in this pass
         self._closed = False
         self._t0: float | None = None
+        self._first = self._first_readable()  # (position, picture), read again by nobody
+
+    def _first_readable(self) -> tuple[int, object]:
+        """Read up to the first picture that decodes: a folder of none is an error now, not an empty run."""
+        for i, path in enumerate(self.paths):
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is not None:
+                if i:
+                    logger.warning("skipping %d unreadable file(s) at the start of %s (first: %s)",
+                                   i, self.folder, self.paths[0].name)
+                self._i = i
+                return i, image
+        raise SourceError(
+            f"source {self.folder}: none of its {len(self.paths)} image files can be read as a picture "
+            f"(first: {self.paths[0].name}); check they are not empty or truncated")
 
     def read(self) -> Frame | None:
         while not self._closed:
@@ -52,7 +67,10 @@ class ImageFolderSource(FrameSource):
                 self._i, self._readable = 0, 0
                 self._base += len(self.paths)
             path = self.paths[self._i]
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if self._first is not None and self._first[0] == self._i:
+                image, self._first = self._first[1], None
+            else:
+                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             index = self._base + self._i
             self._i += 1
             if image is None:

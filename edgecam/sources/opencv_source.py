@@ -11,11 +11,14 @@ import cv2
 
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
+from edgecam.native_stderr import captured
 from edgecam.sources.base import FrameSource
 
 logger = logging.getLogger(__name__)
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# OpenCV takes a camera index as a C int; webcams are numbered from 0.
+_MAX_INDEX = 2**31 - 1
 
 
 def is_live_uri(uri: str | int) -> bool:
@@ -50,6 +53,9 @@ class OpenCVSource(FrameSource):
         self.realtime = realtime and not self.live
         self.loop = loop and not self.live
         self.timeout_s = timeout_s
+        if isinstance(self.uri, int) and not 0 <= self.uri <= _MAX_INDEX:
+            raise SourceError(f"source {uri}: no such webcam index; webcams are numbered 0, 1, 2... "
+                              "(try --source 0, or a video file)")
         if not self.live and not Path(str(uri).removeprefix("file://")).exists():
             raise SourceError(f"source {uri}: no such file; check the path (or use a webcam index like 0)")
         # Files: one decoder thread. The capture thread already decodes in
@@ -61,10 +67,17 @@ class OpenCVSource(FrameSource):
             ms = int(timeout_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         api = cv2.CAP_GSTREAMER if isinstance(self.uri, str) and "!" in self.uri else cv2.CAP_ANY
-        self.cap = cv2.VideoCapture(self.uri, api, params)
+        try:
+            with captured("opencv"):
+                self.cap = cv2.VideoCapture(self.uri, api, params)
+        except cv2.error as e:  # OpenCV refused the arguments themselves
+            logger.debug("cv2.VideoCapture(%r): %s", self.uri, e)
+            raise SourceError(f"source {uri}: OpenCV refuses it as a source; pass a webcam index (0), "
+                              "a video file, a URL or a GStreamer pipeline") from None
         if not self.cap.isOpened():
             self.cap.release()
-            what = "camera" if isinstance(self.uri, int) else "stream" if self.live else "video file"
+            camera = isinstance(self.uri, int) or str(self.uri).startswith("/dev/video")
+            what = "camera" if camera else "stream" if self.live else "video file"
             hint = ("is it plugged in and not used by another program? try --source with another index, or a file"
                     if isinstance(self.uri, int) else "check the path or URL and that OpenCV has the codec")
             raise SourceError(f"source {uri}: cannot open this {what}; {hint}")
@@ -89,15 +102,15 @@ class OpenCVSource(FrameSource):
         if self._closed:
             return None
         t0 = time.perf_counter()
-        ok, image = self.cap.read()
-        if not ok:
-            if self.loop and self._index > 0:
+        with captured("opencv"):  # FFmpeg's decoder warnings, webcam driver complaints
+            ok, image = self.cap.read()
+            if not ok and self.loop and self._index > 0:
                 self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
                 ok, image = self.cap.read()
-            if not ok:
-                if self.live:
-                    raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
-                return None
+        if not ok:
+            if self.live:
+                raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
+            return None
         now = time.monotonic()
         self.last_decode_s = time.perf_counter() - t0  # without the pacing sleep below
         if self.realtime and self.fps:

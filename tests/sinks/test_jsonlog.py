@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 from datetime import datetime
 
 import numpy as np
@@ -129,23 +131,146 @@ def test_unwritable_log_fails_at_start_with_one_line(tmp_path, where):
     assert str(path) in e.value.message and "\n" not in e.value.message
 
 
-def test_write_failure_is_reported_once_and_recovers(tmp_path, monkeypatch, caplog):
+def test_write_failure_is_reported_once_and_recovers_without_losing_lines(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.WARNING, logger="edgecam.sinks.jsonlog")
     monkeypatch.setattr(jsonlog, "RETRY_S", 0.0)  # retry at every line, for the test
     sink = JsonLogSink(LogConfig(path="/dev/full"))  # every write fails: no space left on device
     sink.start()
     for i in range(5):
         sink.on_result(result(i))  # must not raise: the pipeline goes on
-    assert sink.lines_written == 0 and sink.lines_lost == 5
+    assert sink.lines_written == 0 and sink.lines_lost == 0  # waiting in memory
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "No space left" in errors[0].getMessage()
 
     sink.path = tmp_path / "log.jsonl"  # the disk has room again
     sink.on_result(result(5))
     sink.close()
-    assert [l["frame"] for l in read_lines(tmp_path / "log.jsonl")] == [5]
+    assert [l["frame"] for l in read_lines(tmp_path / "log.jsonl")] == [0, 1, 2, 3, 4, 5]
     again = [r.getMessage() for r in caplog.records if "writing again" in r.getMessage()]
-    assert len(again) == 1 and "5 lines lost" in again[0]
+    assert len(again) == 1 and "0 lines lost" in again[0]
+    assert sink.failure is None
+
+
+def test_waiting_lines_are_bounded_and_what_was_dropped_is_counted(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="edgecam.sinks.jsonlog")
+    monkeypatch.setattr(jsonlog, "RETRY_S", 0.0)
+    one = len(json.dumps(JsonLogSink(LogConfig(path="x")).record(result(10)))) + 1
+    monkeypatch.setattr(jsonlog, "MAX_PENDING_BYTES", 3 * one + 10)  # room for three lines
+    sink = JsonLogSink(LogConfig(path="/dev/full"))
+    sink.start()
+    for i in range(10, 20):
+        sink.on_result(result(i))
+    sink.path = tmp_path / "log.jsonl"
+    sink.on_result(result(20))
+    sink.close()
+    assert [l["frame"] for l in read_lines(tmp_path / "log.jsonl")] == [18, 19, 20]  # the newest kept
+    assert sink.lines_lost == 8 and sink.failure is None
+    summary = [r.getMessage() for r in caplog.records if "could not be written" in r.getMessage()]
+    assert summary == [f"log {tmp_path / 'log.jsonl'}: 8 of 11 predictions could not be written (No space left on device)"]
+
+
+def test_a_log_where_no_line_could_be_written_fails_the_run(caplog):
+    # issue 9 #9: --log /dev/full exited 0 with no summary.
+    sink = JsonLogSink(LogConfig(path="/dev/full"))
+    sink.start()
+    for i in range(4):
+        sink.on_result(result(i))
+    sink.close()
+    assert sink.failure is not None and sink.failure.exit_code == 4
+    assert sink.failure.message == ("log /dev/full: none of the 4 predictions could be written "
+                                    "(No space left on device); check the disk or change log.path")
+    assert sum("none of the 4" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_partial_line_left_by_a_crash_is_removed_when_the_log_opens(tmp_path, caplog):
+    path = tmp_path / "log.jsonl"
+    whole = json.dumps({"frame": 0}) + "\n"
+    fragment = '{"timestamp": "2026-01-01T00:00:00.000+00:00", "fra'
+    path.write_text(whole + fragment)  # SIGKILL mid-write
+    sink = started(tmp_path)
+    sink.on_result(result(1))
+    sink.close()
+    assert path.read_text().startswith(whole)
+    assert [l["frame"] for l in read_lines(path)] == [0, 1]  # nothing glued to the fragment
+    assert any(f"removed a partial last line ({len(fragment)} bytes)" in r.getMessage() for r in caplog.records)
+
+
+def test_a_file_of_one_partial_line_is_emptied(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"frame": 0, "top' * 10_000)  # 170 KB and no newline: scanned back in chunks
+    sink = started(tmp_path)
+    sink.on_result(result(1))
+    sink.close()
+    assert [l["frame"] for l in read_lines(path)] == [1]
+
+
+def test_a_named_pipe_without_a_reader_fails_at_start_instead_of_hanging(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    sink = JsonLogSink(LogConfig(path=str(fifo)))
+    out = {}
+
+    def start():
+        try:
+            sink.start()
+        except OutputError as e:
+            out["error"] = e
+
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():  # before: open() blocked until a reader came, for ever
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))  # let it go
+        t.join(5)
+        sink.close()
+        pytest.fail("start() blocked opening a named pipe that nobody reads")
+    e = out["error"]
+    assert e.exit_code == 4 and "named pipe with no reader" in e.message
+
+
+def test_a_named_pipe_with_a_reader_gets_every_line(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        sink = JsonLogSink(LogConfig(path=str(fifo), max_bytes=500))  # no rotation on a pipe
+        sink.start()
+        for i in range(3):
+            sink.on_result(result(i))
+        sink.close()
+        data = os.read(reader, 1 << 16).decode()
+    finally:
+        os.close(reader)
+    assert [json.loads(l)["frame"] for l in data.splitlines()] == [0, 1, 2]
+    assert sink.lines_written == 3 and not (tmp_path / "pipe.1").exists()
+
+
+def test_a_full_disk_never_leaves_a_partial_line(small_disk, monkeypatch, caplog):
+    # issue 9 #1: a line the disk cut short stayed, and the next record was glued to it.
+    monkeypatch.setattr(jsonlog, "RETRY_S", 0.0)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"x" * 40_000)
+    path = small_disk / "log.jsonl"
+    sink = JsonLogSink(LogConfig(path=str(path)))
+    sink.start()
+    i = 0
+    while sink._failing_since is None:  # until the disk is full
+        sink.on_result(result(i))
+        i += 1
+        assert i < 1000, "the 64 KB disk never filled"
+    on_disk = path.read_bytes()
+    assert on_disk.endswith(b"\n")  # the cut-short line was cut back
+    for _ in range(20):  # more results while full: they wait
+        sink.on_result(result(i))
+        i += 1
+    filler.unlink()  # space comes back
+    sink.on_result(result(i))
+    i += 1
+    sink.close()
+    lines = read_lines(path)  # every line parses
+    assert [l["frame"] for l in lines] == list(range(i))  # and none was lost
+    assert sink.lines_lost == 0 and sink.failure is None
+    assert all(KEYS <= set(l) for l in lines)
 
 
 def test_close_twice_is_safe(tmp_path):

@@ -106,7 +106,24 @@ def test_a_folder_given_as_source_opens_the_images_source(folder):
         src.close()
 
 
-def test_looping_a_folder_with_nothing_readable_ends_instead_of_spinning(tmp_path):
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_folder_with_nothing_readable_is_a_source_error_at_open(tmp_path, loop):
+    # Before: an empty run that exited 0 (or, looping, spun); now exit 3 like an empty folder.
     (tmp_path / "broken.png").write_bytes(b"not a picture")
-    src = ImageFolderSource(tmp_path, loop=True)
-    assert src.read() is None
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(SourceError) as e:
+        ImageFolderSource(tmp_path, loop=loop)
+    assert e.value.exit_code == 3 and "\n" not in e.value.message
+    assert "none of its 2 image files" in e.value.message and "broken.png" in e.value.message
+
+
+def test_unreadable_files_before_the_first_picture_are_skipped_with_one_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    for name in ("a.png", "b.png"):
+        (tmp_path / name).write_bytes(b"not a picture")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((20, 30, 3), 50, np.uint8))
+    with ImageFolderSource(tmp_path) as src:
+        frames = list(src)
+    assert [f.index for f in frames] == [2]  # its place in the folder: the gap shows the two skipped
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "skipping 2 unreadable" in warning and "a.png" in warning

@@ -1,0 +1,79 @@
+"""What ``edgecam run`` rejects at start as bad input, checked without starting anything.
+
+``edgecam check-config`` runs these after the file itself is valid, so that it
+rejects everything ``run`` would reject with exit 2 (restarting won't help):
+an unknown model name, a model or labels file that is missing or is not one,
+an empty or unreadable token or password file, a CA file TLS cannot load, MQTT
+without paho-mqtt, a video codec this OpenCV cannot write. Each check calls
+the very function ``run`` uses, so the two cannot drift apart.
+
+What may heal by itself is left to ``run`` (a busy camera, a log folder not
+yet mounted, a busy port, a model not downloaded yet: run fetches it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgecam.errors import ConfigError, EdgecamError
+
+
+def _model(cfg) -> None:
+    from edgecam import registry
+    from edgecam.classifier import check_model_file
+
+    m = cfg.model
+    if m.name in registry.load_registry():
+        if m.labels is not None:  # the model itself is fetched (and verified) by run
+            registry.read_labels(registry._labels_file(m.labels))
+        return
+    resolved = registry.resolve(m.name, m.labels, dest_dir=m.dir, fetch_missing=False)
+    check_model_file(resolved.model_path)
+    registry.read_labels(resolved.labels_path)
+
+
+def _http(cfg) -> None:
+    if cfg.http.enabled and cfg.http.token_file:
+        from edgecam.sinks.http import _read_token
+
+        _read_token(cfg.http.token_file)
+
+
+def _mqtt(cfg) -> None:
+    if not cfg.mqtt.enabled:
+        return
+    from edgecam.sinks import mqtt
+
+    mqtt._import_paho()
+    mqtt.MqttSink(cfg.mqtt, cfg.model.name, hostname="check-config")._password()
+    if cfg.mqtt.tls and cfg.mqtt.ca_file:
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=cfg.mqtt.ca_file)
+        except (OSError, ValueError, ssl.SSLError) as e:
+            raise ConfigError(f"mqtt.ca_file: cannot load {cfg.mqtt.ca_file!r} ({e})") from None
+
+
+def _record(cfg) -> None:
+    if cfg.record.path:
+        from edgecam.sinks.record import check_codec
+
+        check_codec(cfg.record)
+
+
+CHECKS = (_model, _http, _mqtt, _record)
+
+
+def check(cfg) -> None:
+    """Raise a ConfigError listing every problem ``run`` would refuse this config for."""
+    problems: list[str] = []
+    for one in CHECKS:
+        try:
+            one(cfg)
+        except ConfigError as e:
+            problems += e.problems
+        except EdgecamError as e:
+            problems.append(e.message)
+    if problems:
+        raise ConfigError(problems, cfg.path and str(Path(cfg.path)))
