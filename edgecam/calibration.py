@@ -296,6 +296,8 @@ def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dic
         "layout": str(layout),
         "how": how,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # Other programs' load skews what was measured; edgecam bench --sweep measures again.
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "key": key,
         "measured": {str(lay): {k: round(v, 3) for k, v in asdict(m).items()} for lay, m in sorted(measured.items())},
     }

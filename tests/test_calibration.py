@@ -174,6 +174,7 @@ def test_cache_hit_records_what_was_measured(model_file):
     assert record["layout"] == "1x2" and record["how"] == "test"
     assert record["measured"]["1x2"]["fps"] == 130 and record["samples"]["1x1"] == [record["measured"]["1x1"]]
     assert record["key"]["cpu"] == calibration.cpu_model() and record["key"]["model"] == "m.tflite"
+    assert record["load_average_1min"] >= 0  # what else was running then
 
 
 def test_cache_is_per_policy_and_camera_rate(model_file):
