@@ -11,8 +11,9 @@ What "best" means depends on the run about to happen:
 * ``latest`` (a live camera, or a file paced as one): the camera sets the
   pace, so of the layouts that classify (nearly) every frame the one that
   spends the least CPU per frame wins, as a Pi on battery or in a hot case
-  wants; capture-to-result latency breaks ties. When no layout keeps up, the
-  most results per second.
+  wants; capture-to-result latency breaks ties. Two interpreters are taken
+  only when no single one keeps up (otherwise no frame waits for them). When
+  no layout keeps up, the most results per second.
 
 Within :data:`TOLERANCE` of the best, the layout with fewer interpreters
 (less memory), then the cheaper or quicker one, is taken: smaller differences
@@ -114,6 +115,10 @@ def choose(policy: str, measured: dict[Layout, Measurement]) -> Layout:
         raise ValueError("nothing measured")
     if policy == "latest":
         keepers = {lay: m for lay, m in measured.items() if m.inferred >= KEEP_UP}
+        # A second interpreter only helps when frames wait for the first: with one that
+        # keeps up, it would be memory spent on measurement noise.
+        single = {lay: m for lay, m in keepers.items() if lay.interpreters == 1}
+        keepers = single or keepers
         if keepers:
             least = min(m.cpu_ms for m in keepers.values())
             near = [lay for lay, m in keepers.items() if m.cpu_ms <= least * (1 + TOLERANCE)]

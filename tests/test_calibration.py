@@ -48,6 +48,10 @@ def test_candidates(cores, interpreters, expected):
     pytest.param("latest", {L11: m(30, cpu=4.7, p50=5.0), L12: m(30, cpu=5.8, p50=4.0)}, L11, id="camera-least-cpu"),
     # ...even if a layout that drops frames costs less per frame...
     pytest.param("latest", {L11: m(12, cpu=40.0, inferred=0.4), L14: m(29, cpu=55.0)}, L14, id="camera-keep-up-first"),
+    # ...a second interpreter only when one alone cannot keep up...
+    pytest.param("latest", {L11: m(30, cpu=6.0), L21: m(30, cpu=5.5, p50=4.0)}, L11, id="camera-one-keeps-up"),
+    pytest.param("latest", {L11: m(20, cpu=30.0, inferred=0.66), L21: m(30, cpu=31.0)}, L21,
+                 id="camera-two-keep-up"),
     # ...latency decides between near-equal CPU...
     pytest.param("latest", {L11: m(30, cpu=5.0, p50=9.0), L12: m(30, cpu=5.1, p50=6.0)}, L12, id="camera-tie-latency"),
     # ...and when none keeps up, the most results per second.
