@@ -82,11 +82,13 @@ def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None):
     if cfg.http.enabled:
         from edgecam.sinks.http import HttpSink
 
-        sinks.append(HttpSink(cfg.http, stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k))
+        sinks.append(HttpSink(cfg.http, stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
+                              threshold=cfg.model.threshold))
     if cfg.mqtt.enabled:
         from edgecam.sinks.mqtt import MqttSink
 
-        sinks.append(MqttSink(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=stats))
+        sinks.append(MqttSink(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=stats,
+                              threshold=cfg.model.threshold))
     return sinks
 
 

@@ -484,6 +484,37 @@ def test_a_stop_signal_while_the_model_downloads_exits_0(video, env, tmp_path, s
     assert not any(p.name.endswith(".part") or p.name.startswith(".") for p in (tmp_path / "cache").glob("*"))
 
 
+def test_every_output_applies_the_one_threshold(tmp_path):
+    # issue 9 section 3: the overlay and the log hid labels below model.threshold; /api/latest
+    # and MQTT did not. Every output that lists labels gets the config's threshold, and a
+    # reload changes it for all of them.
+    from edgecam import config as config_mod
+    from edgecam.app import build_sinks
+    from edgecam.result import Classification
+    from edgecam.stats import Stats
+
+    cfg = config_mod.from_dict({"model": {"top_k": 4, "threshold": 0.25},
+                                "log": {"path": str(tmp_path / "log.jsonl")},
+                                "http": {"enabled": True, "port": 0}, "mqtt": {"enabled": True}})
+    sinks = {s.name: s for s in build_sinks(cfg, Stats(), on_quit=lambda: None, display=False, source_fps=None)}
+    labels = ["background", "cat", "dog", "bird", "fish"]
+    r = Classification(np.array([0.05, 0.3, 0.4, 0.2, 0.05], np.float32), labels, model="m", frame_index=0,
+                       wall_time=time.time())
+    sinks["http"].on_result(r)
+
+    def listed():
+        return {
+            "log": [e["label"] for e in sinks["log"].record(r)["top_k"]],
+            "http": [e["label"] for e in sinks["http"]._latest_json()["top_k"]],
+            "mqtt": [e["label"] for e in sinks["mqtt"].result_payload(r)["top_k"]],
+        }
+
+    assert listed() == dict.fromkeys(("log", "http", "mqtt"), ["dog", "cat"])
+    for sink in sinks.values():  # App.reload's loop
+        sink.threshold = 0.1
+    assert listed() == dict.fromkeys(("log", "http", "mqtt"), ["dog", "cat", "bird"])
+
+
 # -- recording ------------------------------------------------------------------------
 
 

@@ -15,13 +15,17 @@ the first client that needs a newer picture encodes it, every other client
 reuses those bytes, and nobody encodes anything while nobody watches. Each
 stream client runs in its own thread, waits for a newer sequence number and
 skips whatever it missed, so a slow client costs the pipeline nothing; a
-client that stops reading is dropped after ``send_timeout_s``.
+client that stops reading is dropped after ``send_timeout_s``, and one that
+has not sent its whole request within ``header_timeout_s`` (however it
+trickles it) gets 408 and is dropped too. ``HEAD`` answers like ``GET``
+without the body.
 """
 
 from __future__ import annotations
 
 import errno
 import hmac
+import io
 import json
 import logging
 import math
@@ -73,21 +77,29 @@ class HttpSink(Sink):
         stats: the pipeline's live counters (read only).
         stall_timeout_s: /healthz reports 503 when no frame came for this long.
         top_k: how many labels /api/latest reports.
+        threshold: labels scoring below it are left out of /api/latest (``model.threshold``,
+            as in the overlay, the log and MQTT).
     """
 
     name = "http"
     wants_frames = True
     #: A stream client that accepts no data for this long is dropped.
     send_timeout_s = 10.0
+    #: A client must have sent its whole request line and headers this soon
+    #: after connecting; a per-read timeout alone lets one byte every few
+    #: seconds hold a server thread for ever.
+    header_timeout_s = 10.0
     #: An idle stream re-sends its last picture this often, so that a client
     #: that went away is noticed (and its slot freed) even while no frame comes.
     keepalive_s = 5.0
 
-    def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3):
+    def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
+                 threshold: float = 0.0):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
         self.top_k = top_k
+        self.threshold = threshold
         self.port: int | None = None
         #: how many times a JPEG was encoded (tests prove once per frame with it)
         self.encode_count = 0
@@ -228,7 +240,7 @@ class HttpSink(Sink):
         result = self._result
         if result is None:
             return None
-        out = result.to_dict(k=self.top_k)
+        out = result.to_dict(k=self.top_k, threshold=self.threshold)
         wall = result.wall_time or self._result_wall
         made = result.result_time or self._result_mono
         snap = self.stats.snapshot()
@@ -297,6 +309,10 @@ class HttpSink(Sink):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    # listen() backlog: the default 5 makes the sixth connect of a burst (a
+    # page's parallel requests, Prometheus with several viewers) wait for TCP
+    # retransmits whenever the accept loop is a moment behind.
+    request_queue_size = 128
 
     def __init__(self, address, handler, sink: HttpSink):
         self.sink = sink
@@ -322,6 +338,38 @@ class _Server(ThreadingHTTPServer):
         logger.warning("http: error serving %s", client_address[0], exc_info=True)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The request's socket, read against a deadline for the whole request head.
+
+    Each read waits at most until ``deadline`` (then raises TimeoutError);
+    ``deadline = None`` lifts it once the headers are in.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, read_timeout: float):
+        self.sock = sock
+        self.deadline: float | None = deadline
+        self.read_timeout = read_timeout
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is None:
+            self.sock.settimeout(self.read_timeout)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.expired = True
+                raise TimeoutError("request headers too slow")
+            self.sock.settimeout(min(left, self.read_timeout))
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = self.deadline is not None and time.monotonic() >= self.deadline
+            raise
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "edgecam"
@@ -329,8 +377,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         # A send timeout: a client that stops reading is dropped, not waited on.
-        self.timeout = self.server.sink.send_timeout_s
+        sink = self.server.sink
+        self.timeout = sink.send_timeout_s
         super().setup()
+        self.rfile.close()  # the plain socket file setup() made; ours replaces it
+        self._reader = _DeadlineReader(self.connection, time.monotonic() + sink.header_timeout_s, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self._reader.deadline = None
+        return ok
+
+    def handle_one_request(self):
+        super().handle_one_request()  # logs a TimeoutError at debug and asks to close
+        if self._reader.expired:
+            try:
+                body = b"408 request timeout: send the whole request at once\n"
+                self.wfile.write(b"HTTP/1.0 408 Request Timeout\r\nConnection: close\r\n"
+                                 b"Content-Type: text/plain; charset=utf-8\r\n"
+                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.close_connection = True
+
+    def do_HEAD(self):
+        self.do_GET()  # _send and _stream leave the body out for HEAD
 
     def log_message(self, format, *args):
         logger.debug("http: %s %s", self.address_string(), _TOKEN_IN_URL.sub(r"\1***", format % args))
@@ -369,7 +441,8 @@ class _Handler(BaseHTTPRequestHandler):
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _page(self):
         self._send(200, PAGE, "text/html; charset=utf-8",
@@ -398,6 +471,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self):
         sink = self.server.sink
+        if self.command == "HEAD":  # what a stream would be, without taking a client slot
+            self.send_response(200 if not sink._closing else 503)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.close_connection = True
+            return
         with sink._cond:
             full = sink._clients >= sink.cfg.max_clients
             if not full and not sink._closing:

@@ -87,6 +87,8 @@ class MqttSink(Sink):
         cfg: the ``mqtt`` section of the config.
         model_name: shown in ``/result`` and as the HA device's model.
         top_k: how many classes ``/result`` lists.
+        threshold: classes scoring below it are left out of ``/result`` (``model.threshold``,
+            as in the overlay, the log and HTTP).
         stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
         hostname: names the default topic prefix and client id (default: this host).
 
@@ -103,10 +105,12 @@ class MqttSink(Sink):
         top_k: int = 3,
         stats: Stats | None = None,
         hostname: str | None = None,
+        threshold: float = 0.0,
     ):
         self.cfg = cfg
         self.model_name = model_name
         self.top_k = top_k
+        self.threshold = threshold
         self.stats = stats
         self.hostname = hostname or socket.gethostname()
         host_slug = slug(self.hostname)
@@ -257,7 +261,7 @@ class MqttSink(Sink):
 
     def result_payload(self, result: Classification) -> dict:
         """The JSON published on ``<prefix>/result``."""
-        d = result.to_dict(k=self.top_k)
+        d = result.to_dict(k=self.top_k, threshold=self.threshold)
         d["model"] = d.get("model") or self.model_name
         d["timestamp"] = _iso(result.wall_time)
         return d

@@ -81,9 +81,10 @@ class Feeder:
 def make_sink():
     sinks = []
 
-    def make(stall_timeout_s=5.0, top_k=3, **cfg):
+    def make(stall_timeout_s=5.0, top_k=3, threshold=0.0, **cfg):
         stats = Stats()
-        sink = HttpSink(HttpConfig(port=0, **cfg), stats, stall_timeout_s=stall_timeout_s, top_k=top_k)
+        sink = HttpSink(HttpConfig(port=0, **cfg), stats, stall_timeout_s=stall_timeout_s, top_k=top_k,
+                        threshold=threshold)
         sink.start()
         sinks.append(sink)
         return sink, stats
@@ -193,6 +194,16 @@ def test_api_latest_reports_the_last_result(make_sink):
     assert datetime.fromisoformat(data["timestamp"]).tzinfo is not None
     assert data["age_s"] >= 0
     assert {"capture_fps", "inference_fps", "output_fps"} <= set(data["stats"])
+
+
+def test_api_latest_leaves_out_labels_below_the_threshold(make_sink):
+    # issue 9 section 3: model.threshold applied to the overlay and the log, not to /api/latest.
+    sink, stats = make_sink(top_k=3, threshold=0.15)
+    feed(sink, stats, 0)  # scores cat 0.1, dog 0.2, tabby 0.6, lynx 0.1
+    data = json.loads(get(sink, "/api/latest")[2])
+    assert [l["label"] for l in data["top_k"]] == ["tabby", "dog"]
+    sink.threshold = 0.9  # what a reload does
+    assert json.loads(get(sink, "/api/latest")[2])["top_k"] == []
 
 
 def test_page_links_the_stream_and_the_api(make_sink):
@@ -487,3 +498,116 @@ def test_close_wakes_every_client_and_is_idempotent(make_sink):
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", sink.port), timeout=2).close()
     assert not any(t.name == "http-server" and t.is_alive() for t in threading.enumerate())
+
+
+# ----------------------------------------------------------- hostile clients (issue 9 #10)
+
+
+def test_a_client_that_sends_its_headers_slowly_is_cut_off_at_the_deadline(make_sink):
+    # Before: one byte every few seconds held a server thread for ever (the 10 s socket
+    # timeout is per read, and every read got its byte).
+    sink, _ = make_sink()
+    sink.header_timeout_s = 1.0
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        got = b""
+        started = time.monotonic()
+        s.settimeout(0.3)
+        while time.monotonic() - started < 15:
+            try:
+                s.sendall(b"X")  # a header that never ends
+            except OSError:
+                break  # the server closed the connection
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        held = time.monotonic() - started
+    assert got.startswith(b"HTTP/1.0 408 "), got[:100]
+    assert held < 15, "the server kept the slow client"
+    assert get(sink, "/healthz")[0] == 503  # and the server still answers others
+
+
+def test_a_client_that_connects_and_says_nothing_is_cut_off_at_the_deadline(make_sink):
+    sink, _ = make_sink()
+    sink.header_timeout_s = 1.0
+    with socket.create_connection(("127.0.0.1", sink.port), timeout=15) as s:
+        started = time.monotonic()
+        data = s.recv(4096)
+        assert data.startswith(b"HTTP/1.0 408 ") and time.monotonic() - started < 10
+
+
+def test_many_connects_at_once_wait_in_a_deep_listen_queue(make_sink):
+    # Before: a listen backlog of 5, so the sixth and later connects of a burst waited for
+    # SYN retransmits (1 s, 3 s, ...) whenever the accept loop was a moment behind.
+    sink, _ = make_sink()
+    sink._server.shutdown()  # the accept loop stops; the socket keeps listening, as when it is busy
+    socks = []
+    try:
+        for _ in range(40):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", sink.port))
+            socks.append(s)
+        deadline = time.monotonic() + 3.0
+        pending = set(socks)
+        while pending and time.monotonic() < deadline:
+            import select
+
+            _, ready, _ = select.select([], list(pending), [], 0.1)
+            for s in ready:
+                if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                    pending.discard(s)
+        assert not pending, f"{len(pending)} of 40 connects were not accepted into the queue"
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/snapshot.jpg", "/api/latest", "/healthz", "/metrics", "/nope"])
+def test_head_answers_like_get_without_a_body(make_sink, path):
+    # Before: 501 Unsupported method ('HEAD').
+    sink, stats = make_sink()
+    feed(sink, stats, 0)
+    g_status, g_headers, g_body = get(sink, path)
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+    conn.request("HEAD", path)
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    assert resp.status == g_status and body == b""
+    assert resp.headers["Content-Type"] == g_headers["Content-Type"]
+    if path not in ("/api/latest", "/metrics"):  # those change between two requests
+        assert resp.headers["Content-Length"] == g_headers["Content-Length"] == str(len(g_body))
+
+
+def test_head_of_the_stream_gives_its_headers_and_takes_no_slot(make_sink):
+    sink, stats = make_sink(max_clients=1)
+    feed(sink, stats, 0)
+    for _ in range(3):
+        conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+        conn.request("HEAD", "/stream.mjpg")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == b""
+        assert resp.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        conn.close()
+    assert wait_until(lambda: sink.stream_clients == 0)
+    client = StreamClient(sink)  # the one slot is still free
+    try:
+        assert client.resp.status == 200
+    finally:
+        client.close()
+
+
+def test_head_needs_the_token_too(make_sink, token_file):
+    sink, _ = make_sink(token_file=str(token_file))
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+    conn.request("HEAD", "/api/latest")
+    resp = conn.getresponse()
+    assert resp.status == 401 and resp.read() == b""
+    conn.close()

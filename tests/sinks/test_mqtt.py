@@ -107,6 +107,15 @@ def test_topics_and_ids_from_hostname():
     assert custom.node_id == "cam_one"
 
 
+def test_result_payload_leaves_out_labels_below_the_threshold():
+    # issue 9 section 3: model.threshold applied to the overlay and the log, not to MQTT.
+    sink = MqttSink(MqttConfig(enabled=True), "m", hostname="x", top_k=3, threshold=0.2)
+    r = make_result(2, 0, score=0.7)  # the others 0.1 each
+    assert [e["label"] for e in sink.result_payload(r)["top_k"]] == [LABELS[2]]
+    sink.threshold = 0.05
+    assert len(sink.result_payload(r)["top_k"]) == 3
+
+
 def test_wildcard_topic_prefix_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         MqttSink(MqttConfig(enabled=True, topic_prefix="cams/#"), "m", hostname="x")
