@@ -390,10 +390,12 @@ def cmd_compare(args) -> int:
         print(format_csv(rows, threads))
         return 0
     header, cells = table_rows(rows, threads)
+    print(f"{machine['cpu']}, {machine['runtime']}, Python {machine['python']}; {what}")
     if args.markdown:
+        print()
         print(format_markdown(header, cells))
+        print()
     else:
-        print(f"{machine['cpu']}, {machine['runtime']}, Python {machine['python']}; {what}")
         print(format_text(header, cells))
     for line in notes(rows, absent):
         print(f"{'* ' if args.markdown else ''}{line}")

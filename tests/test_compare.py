@@ -278,8 +278,13 @@ def test_compare_markdown_and_csv(menv, tmp_path):
         proc = run_cli(["models", "compare", "mobilenet_v1_0.25_128", "--threads", "1", "--seconds", "0.05", fmt],
                        env=menv, cwd=tmp_path, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        first = proc.stdout.splitlines()[0]
-        assert first.startswith("| model |" if fmt == "--markdown" else "model,path,input,")
+        lines = proc.stdout.splitlines()
+        if fmt == "--markdown":  # the machine, a blank line, the table, a blank line
+            assert "(" in lines[0] and "cores)" in lines[0] and lines[1] == ""
+            assert lines[2].startswith("| model |") and lines[4].startswith("| mobilenet_v1_0.25_128 |")
+            assert lines[5] == "" and len(lines) == 6
+        else:
+            assert lines[0].startswith("model,path,input,") and lines[1].startswith("mobilenet_v1_0.25_128,")
         assert "measuring" not in proc.stderr
 
 
