@@ -12,12 +12,13 @@ Top-1 of this repository's ``edgecam eval`` on 900 ImageNet photos (issue 11):
     square                   0.760     0.873  0.793
     stretch (peer examples)  0.742     0.833  0.747
 
-On the 100 photos in ../shared the order of the first two rows flips for
-V3-Small and V2 (square 0.80 / 0.88, center_fraction 0.76 / 0.86), but there
-the difference is 4 and 2 photos out of 100: McNemar p = 0.39 and 0.69, and
-the 95% interval of center_fraction - square (-0.11 to +0.03 for V3-Small)
-holds the 900-photo result. Decide such things on enough photos:
-``edgecam eval --compare crop=square`` prints both intervals and the test.
+On the 100 photos in ../shared the first two rows come out the other way
+round for V3-Small and V2 (square 0.80 / 0.88, center_fraction 0.74 / 0.86),
+but there the two crops disagree on 10 and 6 photos only: McNemar p = 0.11
+and 0.69, not significant, so these photos cannot overturn the 900 (V1
+0.5/160 prefers center_fraction on them, p = 0.04). Decide such things on
+enough photos: ``edgecam eval --compare crop=square`` prints both
+intervals and the paired test.
 """
 
 from __future__ import annotations
