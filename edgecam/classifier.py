@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.errors import ModelError
+from edgecam.native_stderr import captured
 from edgecam.preprocess import InputSpec, Preprocessor
 from edgecam.result import Classification
 from edgecam.runtime import interpreter_class, resolve_threads
@@ -134,8 +135,10 @@ class Classifier:
     def _build(self, n: int):
         """A new interpreter with ``n`` threads, tensors allocated."""
         try:
-            interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
-            interpreter.allocate_tensors()
+            # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" itself: DEBUG log.
+            with captured("tflite"):
+                interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
+                interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(

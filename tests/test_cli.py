@@ -422,3 +422,12 @@ def test_check_config_accepts_what_yaml_users_write_plainly(env, tmp_path, text)
     proc = run_cli(["check-config", str(cfg)], env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{cfg}: OK"
+
+
+def test_the_runtimes_own_info_line_stays_off_the_terminal_unless_debug(menv, images, tmp_path):
+    # issue 9 #11: native lines next to edgecam's; the runtime prints this one at every model load.
+    noise = "Created TensorFlow Lite XNNPACK delegate"
+    proc = run_cli(["classify", str(images / "cat.bmp")], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0 and noise not in proc.stderr, proc.stderr
+    proc = run_cli(["--debug", "classify", str(images / "cat.bmp")], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0 and noise in proc.stderr
