@@ -101,3 +101,39 @@ def test_close_goes_on_after_a_failing_close(caplog):
     fan.close()
     assert a.calls == ["close"] and b.calls == ["close"]
     assert any("a failed to close" in r.getMessage() for r in caplog.records)
+
+
+class Recorder(Sink):
+    """A recording that cannot encode at the first frame (as RecordSink does for a size its codec refuses)."""
+
+    name = "record"
+    wants_frames = True
+
+    def on_frame(self, frame, annotated, result):
+        raise OutputError("record out.mp4: OpenCV cannot encode 'mp4v' at 4x4; try record.fourcc: MJPG")
+
+
+def test_a_user_facing_error_switches_the_output_off_in_one_line_and_is_the_runs_failure(caplog):
+    # issue 9 #2: a recording that failed was a traceback in the log and exit 0.
+    caplog.set_level(logging.ERROR)
+    other = Probe("log")
+    fan = FanOut([Recorder(), other])
+    fan.start()
+    drive(fan)
+    fan.close()
+    (record,) = [r for r in caplog.records if "record" in r.getMessage()]
+    assert record.exc_info is None and "switched off: record out.mp4: OpenCV cannot encode" in record.getMessage()
+    assert fan.failure is not None and fan.failure.exit_code == 4
+    assert other.calls.count("on_result") == 3  # the others went on
+
+
+def test_a_failed_output_gives_the_pipeline_its_exit_code():
+    from edgecam.config import SmoothingConfig
+    from edgecam.pipeline import Pipeline
+    from tests.test_pipeline import FakeCamera, SlowClassifier, run
+
+    fan = FanOut([Recorder()])
+    fan.start()
+    p = Pipeline(SlowClassifier(0.0), FakeCamera(fps=0, frames=5, live=False), fan, policy="every_frame",
+                 smoothing=SmoothingConfig())
+    assert run(p) == 4  # the file ended normally, but the recording asked for was lost
