@@ -2,7 +2,8 @@
 
 The default crop is ``center_fraction``: the centre 87.5% of the picture's
 centred square (the framing the MobileNets were evaluated with upstream),
-resized with INTER_AREA. ``square`` (the whole centred square) and
+resized in integer arithmetic only, the same on every CPU (``Preprocessor.resize``).
+``square`` (the whole centred square) and
 ``stretch`` (the whole picture, distorted) are options.
 
 Top-1 of this repository's ``edgecam eval`` on 900 ImageNet photos (issue 11):
@@ -113,23 +114,31 @@ class Preprocessor:
         return image[y : y + h, x : x + w]
 
     def resize(self, region: np.ndarray) -> np.ndarray:
-        """Shrink ``region`` to the model's size, averaging pixels (no aliasing).
+        """Shrink ``region`` to the model's size, with the same result to the bit on every CPU.
 
-        OpenCV's INTER_AREA is fast for whole-number ratios and about 18x slower
-        otherwise (0.04 vs 0.67 ms for 480->224 here). So a non-integer shrink
-        goes in two steps: a bilinear resize by less than 2x to the nearest
-        whole multiple of the model size, then INTER_AREA by that whole number.
-        Same accuracy on the 100 ImageNet photos (V3-Small 0.81, V2 0.88).
+        Only integer arithmetic: INTER_AREA by a whole number k (averaging k x k
+        pixels) and INTER_LINEAR_EXACT, OpenCV's bit-exact fixed-point bilinear.
+        A shrink by a ratio r >= 2 goes in two steps: bilinear by less than 2x
+        to k = floor(r) times the model size, then INTER_AREA by k (no
+        aliasing). A shrink by less than 2x (or an enlargement) is one bilinear
+        step.
 
-        The bilinear step is INTER_LINEAR_EXACT, OpenCV's bit-exact fixed-point
-        version: plain INTER_LINEAR takes other SIMD paths on aarch64 than on
-        x86 and gave +-1 differences in a quarter of the values, which moved a
-        photo's top score from 43.0% to 60.5% between a PC and a Pi.
+        Not INTER_AREA by a ratio that is not whole: it works in floating point,
+        whose SIMD paths round differently on aarch64 than on x86 (measured: a
+        few values in 5 of the 100 ImageNet photos with the default crop, in 25
+        with the square crop), and it is slower (0.74 ms for 420->224, against
+        0.28 ms bilinear). Nor plain INTER_LINEAR, which differed by +-1 in a
+        quarter of the values on aarch64 and moved a photo's top score from
+        43.0% to 60.5% between a PC and a Pi. Top-1 on the 100 photos is the
+        same within a few photos either way (issue 8's note has the figures).
         """
         spec = self.spec
         h, w = region.shape[:2]
         k = min(w // spec.width, h // spec.height)
-        if k >= 2 and (w != k * spec.width or h != k * spec.height):
+        if k < 2:
+            return cv2.resize(region, (spec.width, spec.height), dst=self._resized,
+                              interpolation=cv2.INTER_LINEAR_EXACT)
+        if (w, h) != (k * spec.width, k * spec.height):
             size = (k * spec.width, k * spec.height)
             if self._mid is None or self._mid.shape[:2] != size[::-1]:
                 self._mid = np.empty((size[1], size[0], 3), np.uint8)
