@@ -15,7 +15,7 @@ OPENCV ?= $(if $(shell for lib in $(GUI_LIBS); do /sbin/ldconfig -p 2>/dev/null 
 ARGS ?=
 comma := ,
 
-.PHONY: run test install clean
+.PHONY: run test install clean check-pi
 
 # install_venv VENV,EXTRAS,EDITABLE: a venv with edgecam and one OpenCV, keeping
 # the system's NumPy when the venv sees it (tools/pin_system_numpy.py says why).
@@ -47,6 +47,12 @@ test: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The README's Raspberry Pi install and first runs, tried in arm64 Debian
+# Bookworm and Trixie roots under qemu (as root; slow: tens of minutes the first
+# time, not part of `make test`). tools/check-pi/check-pi says how and what.
+check-pi: $(VENV)/.installed
+	tools/check-pi/check-pi
 
 # The service gets its own venv outside /home (the unit's sandbox hides /home),
 # installed from this checkout (not editable, so the checkout may move), with
