@@ -207,7 +207,7 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
         ti = time.perf_counter()
         clf.interpreter.invoke()
         invoke.append((time.perf_counter() - ti) * 1000)
-        scores = clf.scores(clf.interpreter.get_tensor(clf._out_index))
+        scores = clf.output_scores()
         # Draw as the examples do: text straight onto the frame, no panel, no copy.
         top = np.argsort(-scores)[: cfg.model.top_k]
         for row, i in enumerate(top):
@@ -305,7 +305,7 @@ def cmd_bench(args) -> int:
     overrides = _model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,
                       "source.type": "opencv", "source.uri": args.source, "source.policy": "every_frame",
-                      "source.realtime": bool(args.realtime), "display.mode": "none", "log.path": None})
+                      "source.realtime": bool(args.realtime), "display.mode": "none"})
     if args.realtime:
         overrides["source.policy"] = "latest"
     cfg = config_mod.apply_overrides(_load_config(args), overrides, FLAGS)

@@ -187,13 +187,8 @@ class Classifier:
         self.preprocessor(image, view, order)
         del view
 
-    def set_tensor(self, tensor: np.ndarray) -> None:
-        """Set an already preprocessed input tensor (shape [1, H, W, 3])."""
-        self.interpreter.set_tensor(self._in_index, tensor)
-
-    def invoke(self) -> np.ndarray:
-        """Run the model on the current input and return the class probabilities."""
-        self.interpreter.invoke()
+    def output_scores(self) -> np.ndarray:
+        """The class probabilities of the last ``interpreter.invoke()``."""
         return self.scores(self.interpreter.get_tensor(self._out_index))
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
@@ -225,7 +220,7 @@ class Classifier:
         t1 = time.perf_counter()
         self.interpreter.invoke()
         t2 = time.perf_counter()
-        scores = self.scores(self.interpreter.get_tensor(self._out_index))
+        scores = self.output_scores()
         t3 = time.perf_counter()
         return Classification(
             scores=scores, labels=self.labels, model=self.name, frame_index=frame_index,
@@ -257,14 +252,6 @@ class Classifier:
         del view  # invoke() refuses to run while a view of its memory is held
         copy_ms = (time.perf_counter() - t0) * 1000
         return self._invoke(frame.index, frame.timestamp, frame.wall_time, preprocess_ms + copy_ms)
-
-    def classify_frame(self, frame) -> Classification:
-        """Classify a :class:`edgecam.frame.Frame`, using its ISP-scaled picture when it has one."""
-        if frame.model_input is not None:
-            image, order = frame.model_input, "rgb"
-        else:
-            image, order = frame.image, "bgr"
-        return self.classify(image, order, frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time)
 
 
 def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:

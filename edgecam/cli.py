@@ -273,12 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     from edgecam import cli_models
 
     cli_models.register(sub)
-    try:
-        from edgecam.service import cli as service_cli
-    except ImportError:
-        service_cli = None
-    if service_cli is not None:
-        service_cli.register(sub)
+    from edgecam.service import cli as service_cli
+
+    service_cli.register(sub)
     return parser
 
 

@@ -33,10 +33,10 @@ MAX_CONFIG_BYTES = 256 * 1024
 MAX_PROBLEMS = 20
 
 
-def _opt(default=None, *, choices=None, min=None, max=None, check=None, help=""):
+def _opt(default=None, *, min=None, max=None, check=None):
     # ``check(value) -> str | None``: an extra rule for a value of the right
     # type; it returns what was expected when the value breaks it.
-    return field(default=default, metadata={"choices": choices, "min": min, "max": max, "check": check, "help": help})
+    return field(default=default, metadata={"min": min, "max": max, "check": check})
 
 
 def _fourcc(value: str) -> str | None:

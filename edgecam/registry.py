@@ -43,8 +43,6 @@ ENV_REGISTRY = "EDGECAM_REGISTRY"  # path of an alternative models.yaml
 ENV_MODEL_DIR = "EDGECAM_MODEL_DIR"  # where models are stored
 ENV_MIRROR = "EDGECAM_MODEL_MIRROR"  # local folder to copy models from instead of downloading
 
-STATUSES = ("ok", "missing", "mismatch", "unverified")
-
 # Generous: a Pi on Wi-Fi can stall for a while; this bounds each socket
 # operation (connect, one read), not the whole download.
 TIMEOUT_S = 30.0

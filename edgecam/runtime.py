@@ -47,7 +47,7 @@ def _import(name: str):
                 "is installed; run pip install 'numpy<2' or use model.runtime: litert"
             ) from None
         raise
-    return (module.Interpreter if name != "tensorflow" else module.Interpreter), None
+    return module.Interpreter, None
 
 
 def _numpy_version() -> str:

@@ -31,9 +31,6 @@ class Smoother:
         self.label: str | None = None
         self.label_index: int | None = None
 
-    def reset(self) -> None:
-        self._ema = None
-
     def update(self, result: Classification) -> tuple[Classification, dict | None]:
         if self.cfg.mode == "ema" and self.cfg.window > 1:
             if self._ema is None or self._ema.shape != result.scores.shape:

@@ -80,7 +80,6 @@ class Stats:
         # to the reconnect count so a stall of the previous source never outlives it.
         self.stalled_at: int | None = None
         self.last_frame_time = 0.0  # monotonic time of the newest captured frame
-        self.last_result_time = 0.0
         self.current_label = ""
         self.current_score = 0.0
         self.inference_ms = Histogram()
@@ -107,7 +106,6 @@ class Stats:
         with self.lock:
             self.frames_inferred += 1
             self.inference_ms.observe(inference_ms)
-            self.last_result_time = t
             self.current_label = label
             self.current_score = score
         self.inference_rate.tick(t)

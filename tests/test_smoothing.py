@@ -126,12 +126,3 @@ def test_no_smoothing_passes_results_through():
         r = res(0.1, 0.8)
         out, _ = s.update(r)
         np.testing.assert_array_equal(out.scores, r.scores)
-
-
-def test_reset_starts_the_average_again():
-    s = Smoother(SmoothingConfig(mode="ema", window=20))
-    for i in range(10):
-        s.update(res(0.9, 0.05, i))
-    s.reset()
-    out, _ = s.update(res(0.1, 0.8))
-    np.testing.assert_allclose(out.scores, res(0.1, 0.8).scores)

@@ -91,7 +91,6 @@ class OpenCVSource(FrameSource):
             self.cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         native = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(native) if native and native > 0 and native < 1000 else fps
-        self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if not self.live else 0
         self._index = 0
         self._t0: float | None = None
         self._closed = False
