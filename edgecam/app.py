@@ -13,8 +13,10 @@ import signal
 import threading
 
 from edgecam import config as config_mod
+from edgecam.capture import DropPolicy
 from edgecam.errors import EdgecamError
 from edgecam.native_stderr import captured
+from edgecam.stats import SourceState
 
 logger = logging.getLogger(__name__)
 
@@ -57,11 +59,11 @@ def startup_signals():
             signal.signal(sig, handler)
 
 
-def choose_policy(src_cfg, source) -> str:
+def choose_policy(src_cfg, source) -> DropPolicy:
     """``auto``: cameras (and paced files, which behave as one) keep only the latest frame."""
     if src_cfg.policy != "auto":
-        return src_cfg.policy
-    return "latest" if (source.live or src_cfg.realtime) else "every_frame"
+        return DropPolicy(src_cfg.policy)
+    return DropPolicy.LATEST if (source.live or src_cfg.realtime) else DropPolicy.EVERY_FRAME
 
 
 def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None):
@@ -187,7 +189,7 @@ class App:
         if st.frames_inferred:
             self.watchdog.first_result()
         flowing = st.flowing(self.cfg.source.timeout_s, now)
-        if st.source_state == "running" and st.frames_inferred:
+        if st.source_state == SourceState.RUNNING and st.frames_inferred:
             text = f"{st.inference_rate.rate(now):.1f} fps, {st.current_label.split(',')[0]} {st.current_score:.0%}"
         else:
             text = f"source {st.source_state}, {st.reconnects} reconnect(s)"

@@ -24,6 +24,7 @@ import numpy as np
 
 from edgecam import calibration
 from edgecam import config as config_mod
+from edgecam.capture import DropPolicy
 from edgecam.errors import ConfigError, SourceError
 
 WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
@@ -304,10 +305,10 @@ def cmd_bench(args) -> int:
 
     overrides = _model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,
-                      "source.type": "opencv", "source.uri": args.source, "source.policy": "every_frame",
+                      "source.type": "opencv", "source.uri": args.source, "source.policy": DropPolicy.EVERY_FRAME.value,
                       "source.realtime": bool(args.realtime), "display.mode": "none"})
     if args.realtime:
-        overrides["source.policy"] = "latest"
+        overrides["source.policy"] = DropPolicy.LATEST.value
     cfg = config_mod.apply_overrides(_load_config(args), overrides, FLAGS)
     cfg.log.path = cfg.record.path = None
     cfg.http.enabled = cfg.mqtt.enabled = False

@@ -43,6 +43,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgecam.capture import DropPolicy
 from edgecam.runtime import available_cores, runtime_version
 
 logger = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ MAX_INTERPRETERS = 2  # candidates: 1 or 2 interpreters
 # Results skipped after a switch (the frame queue refills, frames still in
 # flight on the previous layout come out; at least MAX_INTERPRETERS), then
 # results measured.
-SETTLE = {"every_frame": 4, "latest": 2}
-WINDOW = {"every_frame": 20, "latest": 15}
+SETTLE = {DropPolicy.EVERY_FRAME: 4, DropPolicy.LATEST: 2}
+WINDOW = {DropPolicy.EVERY_FRAME: 20, DropPolicy.LATEST: 15}
 CACHE_SUFFIX = ".threads.json"
 CACHE_VERSION = 1
 
@@ -113,7 +114,7 @@ def choose(policy: str, measured: dict[Layout, Measurement]) -> Layout:
     """The layout to keep, from each candidate's (median) measurement; see the module's docstring."""
     if not measured:
         raise ValueError("nothing measured")
-    if policy == "latest":
+    if policy == DropPolicy.LATEST:
         keepers = {lay: m for lay, m in measured.items() if m.inferred >= KEEP_UP}
         # A second interpreter only helps when frames wait for the first: with one that
         # keeps up, it would be memory spent on measurement noise.
@@ -259,7 +260,7 @@ def cache_key(model_path: str | Path, runtime: str, policy: str, fps: float | No
         "runtime_version": runtime_version(runtime),
         "policy": policy,
         # A camera's rate decides whether a layout keeps up; a file's does not matter.
-        "fps": round(fps, 1) if (policy == "latest" and fps) else None,
+        "fps": round(fps, 1) if (policy == DropPolicy.LATEST and fps) else None,
     }
 
 

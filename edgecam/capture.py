@@ -20,14 +20,25 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from enum import StrEnum
 
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.frame import Frame
 from edgecam.sources.base import FrameSource
+from edgecam.stats import SourceState
 
 logger = logging.getLogger(__name__)
 
-POLICIES = ("latest", "every_frame")
+
+
+class DropPolicy(StrEnum):
+    """What the frame buffer does when inference is slower than the source (module docstring)."""
+
+    LATEST = "latest"
+    EVERY_FRAME = "every_frame"
+
+
+POLICIES = tuple(p.value for p in DropPolicy)
 
 
 class Handoff:
@@ -89,18 +100,18 @@ class FrameBuffer(Handoff):
     1 (one frame dropped). ``every_frame``: :meth:`put` waits for room.
     """
 
-    def __init__(self, policy: str, capacity: int = 2):
+    def __init__(self, policy: DropPolicy | str, capacity: int = 2):
         if policy not in POLICIES:
             raise ValueError(f"unknown drop policy {policy!r}; expected one of {POLICIES}")
         super().__init__()
-        self.policy = policy
-        self.capacity = 1 if policy == "latest" else capacity
+        self.policy = DropPolicy(policy)
+        self.capacity = 1 if self.policy is DropPolicy.LATEST else capacity
 
     def put(self, frame, stop: threading.Event | None = None) -> int:
         """Hand over ``frame`` (a Frame, or a tuple that carries one); return how many were dropped."""
         with self._cond:
             dropped = 0
-            if self.policy == "latest":
+            if self.policy is DropPolicy.LATEST:
                 dropped = len(self._items)
                 self._items.clear()
             elif not self._wait_for_room(lambda: len(self._items) >= self.capacity, stop):
@@ -147,6 +158,10 @@ class CaptureThread(threading.Thread):
         self._last_index = -1
         self.frames_read = 0
 
+    def _set_state(self, state: SourceState) -> None:
+        # The one writer of Stats.capture_state.
+        self.stats.capture_state = state
+
     def run(self) -> None:
         try:
             self._loop()
@@ -156,7 +171,7 @@ class CaptureThread(threading.Thread):
             else:
                 logger.exception("capture thread failed: %s", e)
             self.error = e
-            self.stats.capture_state = "failed"
+            self._set_state(SourceState.FAILED)
             self.stop.set()
         finally:
             if self.source is not None:
@@ -168,7 +183,7 @@ class CaptureThread(threading.Thread):
                 self.on_end()
 
     def _loop(self) -> None:
-        self.stats.capture_state = "running"
+        self._set_state(SourceState.RUNNING)
         name = self.source.name
         while not self.stop.is_set():
             t0 = time.perf_counter()
@@ -185,7 +200,7 @@ class CaptureThread(threading.Thread):
                     if not self._recover(name, f"source {name} ended"):
                         return
                     continue
-                self.stats.capture_state = "ended"
+                self._set_state(SourceState.ENDED)
                 logger.info("source %s ended after %d frames", name, self.frames_read)
                 return
             if self.timings is not None:
@@ -207,7 +222,7 @@ class CaptureThread(threading.Thread):
     def _recover(self, name: str, why: str) -> bool:
         """Close, then reopen with back-off until it works or we are stopped."""
         logger.warning("%s; reconnecting (back-off up to %.0f s)", why, self.reconnect_max_s)
-        self.stats.capture_state = "reconnecting"
+        self._set_state(SourceState.RECONNECTING)
         try:
             self.source.close()
         except Exception as e:
@@ -228,7 +243,7 @@ class CaptureThread(threading.Thread):
                 delay = min(delay * 2, self.reconnect_max_s)
                 continue
             self.stats.reconnects += 1
-            self.stats.capture_state = "running"
+            self._set_state(SourceState.RUNNING)
             logger.warning("source %s: reconnected after %.1f s", self.source.name, time.monotonic() - failed_since)
             return True
         return False

@@ -24,12 +24,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from edgecam.capture import CaptureThread, FrameBuffer, Handoff
+from edgecam.capture import CaptureThread, DropPolicy, FrameBuffer, Handoff
 from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
 from edgecam.inference import InferenceStage
 from edgecam.overlay import OverlayStats, draw_overlay
 from edgecam.smoothing import Smoother
-from edgecam.stats import Stats
+from edgecam.stats import SourceState, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class Pipeline:
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
-        self.policy = policy
+        self.policy = DropPolicy(policy)
         self.top_k = top_k
         self.threshold = threshold
         self.overlay = overlay
@@ -149,7 +149,7 @@ class Pipeline:
         self._frames = FrameBuffer(policy)
         self._out = OutputQueue(stats=self.stats)
         consumers = [self._to_inference]
-        if policy == "latest":
+        if self.policy is DropPolicy.LATEST:
             consumers.append(self._out.put_frame)
         self._capture = CaptureThread(
             source, consumers, self.stats, self.stop_event, reopen=reopen, reconnect_max_s=reconnect_max_s,
@@ -176,7 +176,7 @@ class Pipeline:
             self.stats.frames_dropped += dropped
 
     def _deliver(self, result, frame) -> None:
-        self._out.put_result(result, frame if self.policy == "every_frame" else None, self.stop_event)
+        self._out.put_result(result, frame if self.policy is DropPolicy.EVERY_FRAME else None, self.stop_event)
 
     # -- output loop (runs in the caller's thread: GUI toolkits want the main thread)
 
@@ -269,14 +269,14 @@ class Pipeline:
         state = st.capture_state
         # The stall clock starts again when the source (re)starts: right after a reconnect
         # the last frame is old, yet the new source has had no time to deliver one.
-        if state != "running" or st.reconnects != self._reconnects_seen:
+        if state != SourceState.RUNNING or st.reconnects != self._reconnects_seen:
             self._running_since = None
             self._reconnects_seen = st.reconnects
             st.stalled_at = None  # that source is gone; the capture thread says what happens now
-        if state == "running" and self._running_since is None:
+        if state == SourceState.RUNNING and self._running_since is None:
             self._running_since = now
         waiting_since = max(st.last_frame_time, self._running_since or 0.0)
-        if state == "running" and st.stalled_at is None and now - waiting_since > self.stall_timeout_s:
+        if state == SourceState.RUNNING and st.stalled_at is None and now - waiting_since > self.stall_timeout_s:
             st.stalled_at = self._reconnects_seen
             logger.warning("source %s: no frame for %.1f s", self.source.name, now - waiting_since)
         elif st.stalled_at is not None and st.flowing(self.stall_timeout_s, now):

@@ -14,9 +14,22 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 # Prometheus-style histogram buckets for inference time, in milliseconds.
 INFERENCE_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+class SourceState(StrEnum):
+    """Where the source is. The capture thread alone writes :attr:`Stats.capture_state`
+    (every state but ``stalled``); ``stalled`` is derived from what the output loop saw."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    STALLED = "stalled"
+    RECONNECTING = "reconnecting"
+    ENDED = "ended"
+    FAILED = "failed"
 
 
 class RateMeter:
@@ -73,8 +86,8 @@ class Stats:
         self.frames_inferred = 0
         self.frames_output = 0  # frames drawn/handed to sinks
         self.reconnects = 0
-        # Written by the capture thread only: starting | running | reconnecting | ended | failed.
-        self.capture_state = "starting"
+        # Written by the capture thread only (CaptureThread._set_state): never STALLED.
+        self.capture_state = SourceState.STARTING
         # Written by the output loop only: the value of ``reconnects`` when it found the
         # running source stalled (no frame for the timeout), None while frames flow. Tied
         # to the reconnect count so a stall of the previous source never outlives it.
@@ -90,11 +103,11 @@ class Stats:
         self.extra: dict[str, dict] = {}  # per-sink status, e.g. {"mqtt": {...}}
 
     @property
-    def source_state(self) -> str:
-        """starting | running | stalled | reconnecting | ended | failed (read-only: two writers feed it)."""
+    def source_state(self) -> SourceState:
+        """The capture thread's state, or STALLED when the output loop found the running source stalled."""
         state = self.capture_state
-        if state == "running" and self.stalled_at is not None and self.stalled_at == self.reconnects:
-            return "stalled"
+        if state == SourceState.RUNNING and self.stalled_at is not None and self.stalled_at == self.reconnects:
+            return SourceState.STALLED
         return state
 
     def frame_captured(self, t: float) -> None:
