@@ -17,7 +17,6 @@ choice (:mod:`edgecam.calibration`).
 from __future__ import annotations
 
 import json
-import resource
 import time
 
 import numpy as np
@@ -26,21 +25,9 @@ from edgecam import calibration
 from edgecam import config as config_mod
 from edgecam.capture import DropPolicy
 from edgecam.errors import ConfigError, SourceError
+from edgecam.measure import cpu_seconds, peak_rss_mb, percentile
 
 WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
-
-
-def _pct(values, q) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else 0.0
-
-
-def _cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
 class _SteadyClock:
@@ -53,7 +40,7 @@ class _SteadyClock:
         self.last: tuple[int, float, float] | None = None
 
     def tick(self, frames: int, settled: bool = True) -> None:
-        now = (frames, time.perf_counter(), _cpu_s())
+        now = (frames, time.perf_counter(), cpu_seconds())
         if self.start is None:
             if settled and self.settled_at is None:
                 self.settled_at = frames
@@ -120,11 +107,11 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
     app = App(cfg, extra_sinks=[counter], timings=True, display_override=False)
     holder["app"] = app
     load_s = time.perf_counter() - t_load
-    cpu1, t0 = _cpu_s(), time.perf_counter()
+    cpu1, t0 = cpu_seconds(), time.perf_counter()
     code = app.run()
     wall = time.perf_counter() - t0
-    cpu = _cpu_s() - cpu1
-    total_cpu = _cpu_s()  # the whole process so far: imports, model load, start-up, the run
+    cpu = cpu_seconds() - cpu1
+    total_cpu = cpu_seconds()  # the whole process so far: imports, model load, start-up, the run
     tm = app.pipeline.timings
     s = app.stats.snapshot()
     n = counter.frames
@@ -146,16 +133,16 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
         "output_dropped": s["frames_output_dropped"],
         "wall_s": round(wall, 3),
         "fps": round(n / wall, 2) if wall > 0 else 0.0,
-        "invoke_ms_p50": round(_pct(tm.invoke, 50), 3),
-        "invoke_ms_p95": round(_pct(tm.invoke, 95), 3),
-        "latency_ms_p50": round(_pct(tm.latency, 50), 3),
-        "latency_ms_p95": round(_pct(tm.latency, 95), 3),
-        "stage_ms": {name: round(_pct(getattr(tm, name), 50), 3)
+        "invoke_ms_p50": round(percentile(tm.invoke, 50), 3),
+        "invoke_ms_p95": round(percentile(tm.invoke, 95), 3),
+        "latency_ms_p50": round(percentile(tm.latency, 50), 3),
+        "latency_ms_p95": round(percentile(tm.latency, 95), 3),
+        "stage_ms": {name: round(percentile(getattr(tm, name), 50), 3)
                      for name in ("decode", "preprocess", "invoke", "postprocess", "overlay")},
         "cpu_ms_per_frame_run": round(cpu / n * 1000, 3) if n else 0.0,
         "cpu_ms_per_frame_with_load": round(total_cpu / n * 1000, 3) if n else 0.0,
         **counter.clock.figures(),
-        "rss_mb": round(_rss_mb(), 1),
+        "rss_mb": round(peak_rss_mb(), 1),
         "load_s": round(load_s, 3),
         "exit_code": code,
     }
@@ -197,7 +184,7 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     inp = clf.interpreter.get_input_details()[0]["index"]
     invoke, n = [], 0
     steady = _SteadyClock(frames)
-    cpu0, t0 = _cpu_s(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     while frames is None or n < frames:
         ok, image = cap.read()
         if not ok:
@@ -219,18 +206,18 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
         n += 1
         steady.tick(n)
     wall = time.perf_counter() - t0
-    cpu = _cpu_s() - cpu0
-    total_cpu = _cpu_s()
+    cpu = cpu_seconds() - cpu0
+    total_cpu = cpu_seconds()
     cap.release()
     return {
         "mode": "peer-loop", "model": clf.name, "runtime": clf.runtime, "threads": clf.threads,
         "interpreters": 1, "layout": f"1x{clf.threads}",
         "frames": n, "wall_s": round(wall, 3), "fps": round(n / wall, 2) if wall else 0.0,
-        "invoke_ms_p50": round(_pct(invoke, 50), 3), "invoke_ms_p95": round(_pct(invoke, 95), 3),
+        "invoke_ms_p50": round(percentile(invoke, 50), 3), "invoke_ms_p95": round(percentile(invoke, 95), 3),
         "cpu_ms_per_frame_run": round(cpu / n * 1000, 3) if n else 0.0,
         "cpu_ms_per_frame_with_load": round(total_cpu / n * 1000, 3) if n else 0.0,
         **steady.figures(),
-        "rss_mb": round(_rss_mb(), 1), "dropped": 0,
+        "rss_mb": round(peak_rss_mb(), 1), "dropped": 0,
     }
 
 

@@ -43,7 +43,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from edgecam.atomic import write_atomic
 from edgecam.capture import DropPolicy
+from edgecam.measure import percentile
 from edgecam.runtime import available_cores, runtime_version
 
 logger = logging.getLogger(__name__)
@@ -129,16 +131,6 @@ def choose(policy: str, measured: dict[Layout, Measurement]) -> Layout:
     return min(near, key=lambda lay: (lay.interpreters, measured[lay].cpu_ms, lay))
 
 
-def _percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return 0.0
-    k = (len(s) - 1) * q / 100
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
-
-
 class Calibration:
     """Drives the in-run measurement: which layout to run now, when to switch, what to keep.
 
@@ -205,7 +197,7 @@ class Calibration:
         cpu = self.cpu_clock() - c0
         span = max(1, result.frame_index - first)  # frames captured meanwhile, classified or dropped
         m = Measurement(fps=self.window / dt if dt > 0 else float("inf"), cpu_ms=cpu * 1000 / self.window,
-                        latency_p50=_percentile(self._latencies, 50), latency_p95=_percentile(self._latencies, 95),
+                        latency_p50=percentile(self._latencies, 50), latency_p95=percentile(self._latencies, 95),
                         inferred=min(1.0, self.window / span))
         before = self.layout
         self.windows[before].append(m)
@@ -310,7 +302,6 @@ def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dic
     if samples:
         record["samples"] = {str(lay): [{k: round(v, 3) for k, v in asdict(m).items()} for m in ms]
                              for lay, ms in sorted(samples.items())}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -325,15 +316,11 @@ def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dic
         entries = {k: v for k, v in entries.items()
                    if isinstance(v, dict) and all(v.get("key", {}).get(f) == key[f] for f in same_model)}
         entries[_key_text(key)] = record
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        text = json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1) + "\n"
+        write_atomic(path, text.encode("utf-8"))
     except OSError as e:
         logger.debug("threads auto: not caching the calibration in %s (%s); it will be measured again next run",
                      path.parent, e.strerror or e)
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
         return None
     return path
 

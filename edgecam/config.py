@@ -362,6 +362,15 @@ def parse_yaml(text: str):
     return yaml.load(text, Loader=_loader())
 
 
+def yaml_problem(e: Exception) -> tuple[int | None, int | None, str]:
+    """(line, column, problem) of a ``yaml.YAMLError``, 1-based; line and column None when unknown."""
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    if mark is None:
+        return None, None, problem
+    return mark.line + 1, mark.column + 1, problem
+
+
 def _read_text(p: Path) -> str:
     with open(p, "rb") as f:
         data = f.read(MAX_CONFIG_BYTES + 1)
@@ -392,9 +401,8 @@ def load(path: str | os.PathLike | None) -> Config:
     try:
         data = parse_yaml(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        line, column, problem = yaml_problem(e)
+        where = f"line {line}, column {column}: " if line else ""
         raise ConfigError(f"{where}not valid YAML ({problem})", str(p)) from None
     return from_dict(data, str(p))
 

@@ -25,23 +25,10 @@ the steps that can still run do.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    if not s:
-        return 0.0
-    pos = (len(s) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+from edgecam.measure import peak_rss_mb, percentile
 
 
 def _first_line(e: BaseException) -> str:
@@ -71,7 +58,7 @@ def probe(spec: dict) -> dict:
     out: dict = {"name": spec["name"], "path": spec["model_path"]}
     runtime, Interpreter = interpreter_class(spec.get("runtime", "auto"))
     out["runtime"] = runtime
-    baseline = _rss_mb()
+    baseline = peak_rss_mb()
 
     from edgecam.model_graph import analyze_interpreter
 
@@ -94,13 +81,13 @@ def probe(spec: dict) -> dict:
                 interpreter = Interpreter(model_path=spec["model_path"], num_threads=n)
                 interpreter.allocate_tensors()
             times = time_invokes(interpreter, spec.get("seconds", 1.0), spec.get("min_runs", 20))
-            invoke[str(n)] = {"p50": round(_pct(times, 50), 3), "p95": round(_pct(times, 95), 3), "runs": len(times)}
+            invoke[str(n)] = {"p50": round(percentile(times, 50), 3), "p95": round(percentile(times, 95), 3), "runs": len(times)}
             interpreter = None
     except (ValueError, RuntimeError) as e:
         out["error"] = f"the runtime cannot run it: {_first_line(e)}"
     out["invoke_ms"] = invoke
-    out["rss_mb"] = round(_rss_mb(), 1)
-    out["rss_model_mb"] = round(_rss_mb() - baseline, 1)
+    out["rss_mb"] = round(peak_rss_mb(), 1)
+    out["rss_model_mb"] = round(peak_rss_mb() - baseline, 1)
     if invoke and spec.get("images"):
         best = min(invoke, key=lambda k: invoke[k]["p50"])
         out["accuracy"], out["accuracy_error"] = _accuracy(spec, int(best))

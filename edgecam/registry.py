@@ -248,9 +248,11 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry
     except (OSError, UnicodeDecodeError) as e:
         raise RegistryError(f"model registry {p} cannot be read: {e}") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise RegistryError(f"model registry {p} is not valid YAML{at}: {getattr(e, 'problem', e)}") from None
+        from edgecam.config import yaml_problem
+
+        line, _, problem = yaml_problem(e)
+        at = f" at line {line}" if line else ""
+        raise RegistryError(f"model registry {p} is not valid YAML{at}: {problem}") from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
         raise RegistryError(f"model registry {p} must have a non-empty 'models:' mapping of name -> fields")
     extra = [k for k in data if k != "models"]

@@ -93,3 +93,20 @@ def small_disk(tmp_path):
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+# End-to-end tests: the ones that start edgecam (or a venv, a browser, an X
+# server) as a process of its own and watch it work. `-m "not e2e"` leaves them
+# out for a fast run while developing; `make test` runs everything.
+E2E = (
+    "e2e/", "tools/", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
+    "service/test_run_notify.py", "sinks/test_http_browser.py", "sinks/test_display.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        rel = Path(item.fspath).resolve().relative_to(tests).as_posix()
+        if rel.startswith(E2E):
+            item.add_marker(pytest.mark.e2e)

@@ -35,19 +35,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.doubles import wait_until
+
 HOST = "127.0.0.1"
 TIMEOUT = 15.0  # how long a Subscriber waits for its SUBACK or for messages; never a speed requirement
-
-
-def wait_until(predicate, timeout: float = TIMEOUT, what: str = "condition", interval: float = 0.02):
-    """Poll ``predicate`` until it returns something truthy, and return that; fail the test on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def find_binary(name: str) -> str | None:
@@ -218,7 +209,7 @@ class Subscriber:
             msgs = [p for p in self.on(topic) if payload is None or p == payload]
             return msgs if len(msgs) >= n else None
 
-        return wait_until(got, self.timeout, f"{n} message(s) on {topic}" + (f" = {payload!r}" if payload else ""))
+        return wait_until(got, f"{n} message(s) on {topic}" + (f" = {payload!r}" if payload else ""), self.timeout)
 
     def close(self) -> None:
         self.client.disconnect()

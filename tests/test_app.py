@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.doubles import alive, wait_until
 from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
 
 LOG_KEYS = {"timestamp", "frame", "latency_ms", "inference_ms", "model", "top_k"}
@@ -84,17 +85,6 @@ def count_lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def wait_until(predicate, what: str, timeout: float = WAIT_S, proc: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"edgecam exited ({proc.returncode}) before {what}: {err[-2000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
@@ -198,7 +188,7 @@ def realtime(video, env, tmp_path, log):
 def test_sigterm_stops_a_realtime_run_cleanly(video, env, tmp_path):
     log = tmp_path / "rt.jsonl"
     with realtime(video, env, tmp_path, log) as proc:
-        wait_until(lambda: count_lines(log) >= 3, "the first results", proc=proc)
+        wait_until(lambda: count_lines(log) >= 3, "the first results", timeout=WAIT_S, check=alive(proc, "the first results"))
         time.sleep(1.5)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=WAIT_S)
@@ -214,7 +204,7 @@ def test_sigterm_stops_a_realtime_run_cleanly(video, env, tmp_path):
 def test_sigkill_leaves_a_log_where_every_line_parses(video, env, tmp_path):
     log = tmp_path / "killed.jsonl"
     with realtime(video, env, tmp_path, log) as proc:
-        wait_until(lambda: count_lines(log) >= 20, "20 logged results", proc=proc)
+        wait_until(lambda: count_lines(log) >= 20, "20 logged results", timeout=WAIT_S, check=alive(proc, "20 logged results"))
         proc.kill()
         proc.communicate(timeout=WAIT_S)
     assert proc.returncode == -signal.SIGKILL
@@ -393,7 +383,7 @@ def test_a_disk_that_fills_mid_run_leaves_only_whole_lines(video, env, tmp_path,
     filler.write_bytes(b"x" * 40_000)  # 24 KB left: full after about 70 results
     log = small_disk / "x.jsonl"
     with realtime(video, env, tmp_path, log) as proc:
-        wait_until(lambda: _full(log), "the disk to fill", proc=proc)
+        wait_until(lambda: _full(log), "the disk to fill", timeout=WAIT_S, check=alive(proc, "the disk to fill"))
         at_full = count_lines(log)
         time.sleep(2.0)  # a couple of seconds of results while full
         filler.unlink()  # space comes back (64 KB in all: not enough for the whole clip's 100 KB)

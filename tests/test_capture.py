@@ -12,8 +12,11 @@ import pytest
 from edgecam.capture import CaptureThread, FrameBuffer
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
-from edgecam.sources.base import FrameSource
 from edgecam.stats import Stats
+from tests.doubles import FakeCamera
+
+# The capture tests read as fast as they can, frames of 6x4.
+UNPACED = {"pace": False, "size": (6, 4)}
 
 JOIN_S = 10.0  # a generous bound for "the thread ended", not a speed requirement
 
@@ -129,34 +132,6 @@ def test_unknown_policy_is_refused():
 # -- CaptureThread -----------------------------------------------------------------
 
 
-class FakeCamera(FrameSource):
-    """A live source that numbers its own frames from 0 and raises SourceError after ``fail_after``."""
-
-    live = True
-    fps = 100.0
-
-    def __init__(self, name: str = "fake-cam", fail_after: int | None = None, frames: int | None = None,
-                 index_step: int = 1):
-        self.name = name
-        self.fail_after = fail_after
-        self.frames = frames
-        self.index_step = index_step
-        self.read_count = 0
-        self.closed = 0
-
-    def read(self):
-        if self.fail_after is not None and self.read_count >= self.fail_after:
-            raise SourceError(f"{self.name}: the camera stopped delivering frames")
-        if self.frames is not None and self.read_count >= self.frames:
-            return None
-        frame = make_frame(self.read_count * self.index_step)
-        self.read_count += 1
-        return frame
-
-    def close(self):
-        self.closed += 1
-
-
 class FastForwardEvent(threading.Event):
     """A stop event whose first ``fast`` timed waits return at once (recording the timeout):
     back-off schedules can then be checked without sleeping through them. Later waits are real."""
@@ -195,9 +170,9 @@ def test_recovers_after_failed_reopens_with_increasing_indexes(caplog):
     caplog.set_level(logging.INFO, logger="edgecam.capture")
     stop = FastForwardEvent()
     stats = Stats()
-    first = FakeCamera("cam-a", fail_after=5)
+    first = FakeCamera("cam-a", fail_after=5, **UNPACED)
     attempts = []
-    second = FakeCamera("cam-b")
+    second = FakeCamera("cam-b", **UNPACED)
 
     def reopen():
         attempts.append(len(attempts))
@@ -217,7 +192,7 @@ def test_recovers_after_failed_reopens_with_increasing_indexes(caplog):
     assert stats.frames_captured == 12
     assert stats.reconnects == 1 and len(attempts) == 3
     assert stats.source_state == "running"
-    assert first.closed >= 1 and second.closed == 1  # the failed one released, the new one closed at the end
+    assert first.close_count >= 1 and second.close_count == 1  # the failed one released, the new one closed at the end
     assert ended == [True]
     # Exponential back-off from 0.5 s, capped by reconnect_max_s, slept on the stop event.
     assert stop.waits == [0.5, 1.0, 1.5]
@@ -237,10 +212,10 @@ def test_distinct_reopen_failures_are_each_logged(caplog):
         msg = next(errors, None)
         if msg:
             raise SourceError(msg)
-        return FakeCamera("cam-b")
+        return FakeCamera("cam-b", **UNPACED)
 
     collect = Collector(stop, limit=3)
-    t = CaptureThread(FakeCamera(fail_after=1), [collect], Stats(), stop, reopen=reopen)
+    t = CaptureThread(FakeCamera("fake-cam", fail_after=1, **UNPACED), [collect], Stats(), stop, reopen=reopen)
     t.start()
     t.join(JOIN_S)
     still = [r.getMessage() for r in caplog.records if "still cannot reopen" in r.getMessage()]
@@ -255,9 +230,9 @@ def test_backoff_never_exceeds_its_ceiling():
         calls.append(1)
         if len(calls) < 6:
             raise SourceError("gone")
-        return FakeCamera()
+        return FakeCamera("fake-cam", **UNPACED)
 
-    t = CaptureThread(FakeCamera(fail_after=0), [Collector(stop, 1)], Stats(), stop, reopen=reopen,
+    t = CaptureThread(FakeCamera("fake-cam", fail_after=0, **UNPACED), [Collector(stop, 1)], Stats(), stop, reopen=reopen,
                       reconnect_max_s=0.2)
     t.start()
     t.join(JOIN_S)
@@ -275,7 +250,7 @@ def test_stop_during_backoff_returns_promptly():
         calls.append(1)
         raise SourceError("still unplugged")
 
-    t = CaptureThread(FakeCamera(fail_after=0), [], stats, stop, reopen=reopen, reconnect_max_s=3600)
+    t = CaptureThread(FakeCamera("fake-cam", fail_after=0, **UNPACED), [], stats, stop, reopen=reopen, reconnect_max_s=3600)
     t.start()
     assert stop.waiting.wait(JOIN_S), "the capture thread never reached its back-off wait"
     assert stop.waits[-1] >= 16
@@ -291,7 +266,7 @@ def test_failure_without_reopen_ends_with_the_error(caplog):
     caplog.set_level(logging.ERROR, logger="edgecam.capture")
     stop = threading.Event()
     stats = Stats()
-    cam = FakeCamera(fail_after=3)
+    cam = FakeCamera("fake-cam", fail_after=3, **UNPACED)
     frames = []
     ended = []
     t = CaptureThread(cam, [frames.append], stats, stop, on_end=lambda: ended.append(True))
@@ -299,7 +274,7 @@ def test_failure_without_reopen_ends_with_the_error(caplog):
     t.join(JOIN_S)
     assert isinstance(t.error, SourceError)
     assert stop.is_set()  # the rest of the pipeline is told
-    assert len(frames) == 3 and cam.closed == 1 and ended == [True]
+    assert len(frames) == 3 and cam.close_count == 1 and ended == [True]
     assert stats.source_state == "failed"
     (record,) = [r for r in caplog.records if "stopped delivering" in r.getMessage()]
     assert record.exc_info is None  # a user-facing error: one line, no traceback
@@ -308,33 +283,33 @@ def test_failure_without_reopen_ends_with_the_error(caplog):
 def test_finite_source_ends_cleanly():
     stop = threading.Event()
     stats = Stats()
-    cam = FakeCamera(frames=4)
+    cam = FakeCamera("fake-cam", frames=4, **UNPACED)
     cam.live = False
     frames = []
     t = CaptureThread(cam, [frames.append], stats, stop, reopen=lambda: pytest.fail("must not reopen a file"))
     t.start()
     t.join(JOIN_S)
     assert [f.index for f in frames] == [0, 1, 2, 3]
-    assert stats.source_state == "ended" and t.error is None and cam.closed == 1
+    assert stats.source_state == "ended" and t.error is None and cam.close_count == 1
     assert not stop.is_set()
 
 
 def test_live_source_that_ends_is_reopened():
     stop = FastForwardEvent()
-    second = FakeCamera("cam-b")
+    second = FakeCamera("cam-b", **UNPACED)
     stats = Stats()
     collect = Collector(stop, limit=6)
-    t = CaptureThread(FakeCamera("cam-a", frames=2), [collect], stats, stop, reopen=lambda: second)
+    t = CaptureThread(FakeCamera("cam-a", frames=2, **UNPACED), [collect], stats, stop, reopen=lambda: second)
     t.start()
     t.join(JOIN_S)
     assert [f.index for f in collect.frames] == list(range(6))
-    assert stats.reconnects == 1 and second.read_count == 4
+    assert stats.reconnects == 1 and second.count == 4
 
 
 def test_index_gaps_of_a_source_that_skips_are_kept():
     # frame.py promises "gaps show drops": a camera that skipped sensor frames keeps its numbers.
     stop = threading.Event()
-    cam = FakeCamera(frames=5, index_step=3)  # the source says 0, 3, 6, ...
+    cam = FakeCamera("fake-cam", frames=5, index_step=3, **UNPACED)  # the source says 0, 3, 6, ...
     frames = []
     t = CaptureThread(cam, [frames.append], Stats(), stop)
     t.start()
@@ -344,9 +319,9 @@ def test_index_gaps_of_a_source_that_skips_are_kept():
 
 def test_a_reopened_source_that_skips_continues_after_the_last_number():
     stop = FastForwardEvent()
-    second = FakeCamera("cam-b", index_step=2)  # 0, 2, 4, ... again from 0
+    second = FakeCamera("cam-b", index_step=2, **UNPACED)  # 0, 2, 4, ... again from 0
     collect = Collector(stop, limit=7)
-    t = CaptureThread(FakeCamera("cam-a", fail_after=3, index_step=5), [collect], Stats(), stop,
+    t = CaptureThread(FakeCamera("cam-a", fail_after=3, index_step=5, **UNPACED), [collect], Stats(), stop,
                       reopen=lambda: second)
     t.start()
     t.join(JOIN_S)
@@ -360,9 +335,9 @@ def test_consumer_exception_stops_the_run(caplog):
     def broken(frame):
         raise RuntimeError("consumer bug")
 
-    cam = FakeCamera()
+    cam = FakeCamera("fake-cam", **UNPACED)
     t = CaptureThread(cam, [broken], Stats(), stop)
     t.start()
     t.join(JOIN_S)
-    assert isinstance(t.error, RuntimeError) and stop.is_set() and cam.closed == 1
+    assert isinstance(t.error, RuntimeError) and stop.is_set() and cam.close_count == 1
     assert any(r.exc_info for r in caplog.records)  # an unexpected bug keeps its traceback in the log

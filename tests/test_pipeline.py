@@ -16,7 +16,7 @@ from edgecam.pipeline import OutputQueue, Pipeline
 from edgecam.result import Classification
 from edgecam.sinks import FanOut
 from edgecam.sinks.base import Sink
-from edgecam.sources.base import FrameSource
+from tests.doubles import FakeCamera
 
 RUN_TIMEOUT_S = 30.0  # "no hang" bound, far above any run here; not a speed requirement
 LABELS = ["background", "cat", "dog", "bird", "fish"]
@@ -56,47 +56,6 @@ class SlowClassifier:
                               capture_time=frame.timestamp, wall_time=frame.wall_time,
                               result_time=time.monotonic(), inference_ms=(time.perf_counter() - t0) * 1000,
                               preprocess_ms=preprocess_ms)
-
-
-class FakeCamera(FrameSource):
-    """Frames paced at ``fps`` (0: as fast as asked); ends after ``frames`` (None: never);
-    raises SourceError once ``fail_after`` frames were read; blocks while ``flowing`` is clear."""
-
-    def __init__(self, fps: float = 200.0, frames: int | None = None, live: bool = True,
-                 fail_after: int | None = None, size=(64, 48)):
-        self.name = "fake-camera"
-        self.fps = fps or None
-        self.live = live
-        self.frames = frames
-        self.fail_after = fail_after
-        self.size = size
-        self.count = 0
-        self.closed = threading.Event()
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self._next = None
-
-    def read(self):
-        while not self.flowing.wait(0.05):
-            if self.closed.is_set():
-                return None
-        if self.fail_after is not None and self.count >= self.fail_after:
-            raise SourceError("fake-camera: the camera stopped delivering frames")
-        if self.frames is not None and self.count >= self.frames:
-            return None
-        now = time.monotonic()
-        if self.fps:
-            self._next = now if self._next is None else self._next + 1 / self.fps
-            if self._next > now:
-                time.sleep(self._next - now)
-        w, h = self.size
-        image = np.full((h, w, 3), 90 + self.count % 100, np.uint8)
-        frame = Frame(image=image, index=self.count, timestamp=time.monotonic(), wall_time=time.time())
-        self.count += 1
-        return frame
-
-    def close(self):
-        self.closed.set()
 
 
 class RecordingSink(Sink):

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import edgecam
+from edgecam.atomic import write_atomic
 from edgecam import config as config_mod
 from edgecam.errors import EdgecamError, OutputError
 
@@ -147,20 +148,11 @@ class _Steps:
         self.say(f"write {what + ' ' if what else ''}{p} (mode {mode:o}{owner})")
         if self.dry_run:
             return
-        tmp = p.with_name(f".{p.name}.tmp")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            # Created with its final mode (O_EXCL on a fresh name): never briefly world-readable.
-            tmp.unlink(missing_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.chmod(tmp, mode)  # the umask may have removed bits
-            if group and self.live:
-                os.chown(tmp, 0, grp.getgrnam(group).gr_gid)
-            os.replace(tmp, p)
+            owner = (0, grp.getgrnam(group).gr_gid) if group and self.live else None
+            write_atomic(p, data, mode, owner=owner)  # never briefly world-readable
         except (OSError, KeyError) as e:
-            tmp.unlink(missing_ok=True)
             raise OutputError(f"cannot write {p}: {e}; check the permissions of {p.parent}") from None
 
     def remove(self, rel: str, tree: bool = False) -> None:

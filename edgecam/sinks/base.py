@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime, timezone
+
 import numpy as np
 
 from edgecam.frame import Frame
@@ -38,3 +41,9 @@ class Sink:
 
     def close(self) -> None:
         """Flush and release. Safe to call more than once."""
+
+
+def iso_time(wall_time: float) -> str:
+    """``wall_time`` (seconds since the epoch; 0 or less: not known, now) as ISO 8601 UTC with milliseconds."""
+    t = wall_time if wall_time > 0 else time.time()
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")

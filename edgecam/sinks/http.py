@@ -34,7 +34,6 @@ import socket
 import socketserver
 import threading
 import time
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,7 +44,7 @@ from edgecam.config import HttpConfig
 from edgecam.errors import ConfigError, NetworkError
 from edgecam.frame import Frame
 from edgecam.result import Classification
-from edgecam.sinks.base import Sink
+from edgecam.sinks.base import Sink, iso_time
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -244,7 +243,7 @@ class HttpSink(Sink):
         wall = result.wall_time or self._result_wall
         made = result.result_time or self._result_mono
         snap = self.stats.snapshot()
-        out["timestamp"] = datetime.fromtimestamp(wall, timezone.utc).isoformat(timespec="milliseconds")
+        out["timestamp"] = iso_time(wall)
         out["age_s"] = round(max(0.0, time.monotonic() - made), 3)
         out["stats"] = {
             "capture_fps": round(snap["capture_fps"], 2),

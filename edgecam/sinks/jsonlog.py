@@ -28,11 +28,10 @@ import os
 import stat
 import time
 from collections import deque
-from datetime import datetime, timezone
 from pathlib import Path
 
 from edgecam.errors import OutputError
-from edgecam.sinks.base import Sink
+from edgecam.sinks.base import Sink, iso_time
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +40,6 @@ RETRY_S = 5.0
 #: changes, or a minute of every result at 30 fps).
 MAX_PENDING_BYTES = 1 << 20
 _TAIL_CHUNK = 64 * 1024
-
-
-def iso(wall_time: float) -> str:
-    """ISO 8601 with milliseconds and the UTC offset."""
-    return datetime.fromtimestamp(wall_time, timezone.utc).isoformat(timespec="milliseconds")
 
 
 class JsonLogSink(Sink):
@@ -186,7 +180,7 @@ class JsonLogSink(Sink):
 
     def record(self, result, event: dict | None = None) -> dict:
         """The JSON object logged for ``result``."""
-        obj = {"timestamp": iso(result.wall_time)}
+        obj = {"timestamp": iso_time(result.wall_time)}
         obj.update(result.to_dict(self.top_k, self.threshold))
         if event is not None:
             obj["event"] = {"label": event["label"], "previous": event["previous"]}

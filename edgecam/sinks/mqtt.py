@@ -30,13 +30,12 @@ import sys
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
 
 import edgecam
 from edgecam.config import MqttConfig
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError, NetworkError
 from edgecam.result import Classification
-from edgecam.sinks.base import Sink
+from edgecam.sinks.base import Sink, iso_time
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -62,11 +61,6 @@ def _check_topic(key: str, value: str) -> str:
     if not topic or any(c in topic for c in "+#\0"):
         raise ConfigError(f"{key}: got {value!r}, expected a non-empty MQTT topic without the wildcards + and #")
     return topic
-
-
-def _iso(wall_time: float) -> str:
-    t = wall_time if wall_time > 0 else time.time()
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _import_paho():
@@ -247,7 +241,7 @@ class MqttSink(Sink):
             "index": index,
             "previous": event.get("previous"),
             "frame": event.get("frame"),
-            "timestamp": _iso(event.get("wall_time", 0.0)),
+            "timestamp": iso_time(event.get("wall_time", 0.0)),
         }
         with self._cond:
             self._last_state = state
@@ -263,7 +257,7 @@ class MqttSink(Sink):
         """The JSON published on ``<prefix>/result``."""
         d = result.to_dict(k=self.top_k, threshold=self.threshold)
         d["model"] = d.get("model") or self.model_name
-        d["timestamp"] = _iso(result.wall_time)
+        d["timestamp"] = iso_time(result.wall_time)
         return d
 
     def discovery_configs(self) -> dict[str, dict]:

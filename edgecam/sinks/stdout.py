@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from edgecam.sinks.base import Sink
-from edgecam.sinks.jsonlog import iso
+from edgecam.sinks.base import iso_time
 
 NO_LABEL = "(no label above the threshold)"
 
@@ -30,6 +30,6 @@ class LabelChangesSink(Sink):
     def on_event(self, event: dict) -> None:
         label = event.get("label")
         score = f"{event.get('score', 0.0):6.1%}" if label is not None else "     -"
-        self.stream.write(f"{iso(event['wall_time'])}  frame {event['frame']}  {score}  {label or NO_LABEL}\n")
+        self.stream.write(f"{iso_time(event['wall_time'])}  frame {event['frame']}  {score}  {label or NO_LABEL}\n")
         self.stream.flush()  # a pipe or a file must see each change as it happens
         self.lines_written += 1

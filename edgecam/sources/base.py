@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterator
 
 from edgecam.frame import Frame
@@ -47,3 +48,28 @@ class FrameSource(abc.ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class Pacer:
+    """Real-time pacing for a file or folder read "as a camera would" (``realtime``).
+
+    :meth:`wait` delivers frame ``index`` no earlier than ``index / fps``
+    seconds after the first frame: the reader sleeps, frames are not skipped.
+    With no ``fps`` it never waits.
+    """
+
+    def __init__(self, fps: float | None):
+        self.fps = fps
+        self._t0: float | None = None
+
+    def wait(self, index: int, now: float) -> float:
+        """Sleep until frame ``index`` is due; return the time (``time.monotonic()``) after."""
+        if not self.fps:
+            return now
+        if self._t0 is None:
+            self._t0 = now
+        due = self._t0 + index / self.fps
+        if due > now:
+            time.sleep(due - now)
+            now = time.monotonic()
+        return now

@@ -10,7 +10,7 @@ import cv2
 
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
-from edgecam.sources.base import FrameSource
+from edgecam.sources.base import FrameSource, Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ImageFolderSource(FrameSource):
         self._base = 0  # frames of earlier passes (loop), so indexes keep increasing
         self._readable = 0  # readable pictures seen in this pass
         self._closed = False
-        self._t0: float | None = None
+        self._pacer = Pacer(fps)
         self._first = self._first_readable()  # (position, picture), read again by nobody
 
     def _first_readable(self) -> tuple[int, object]:
@@ -78,13 +78,8 @@ class ImageFolderSource(FrameSource):
                 continue
             self._readable += 1
             now = time.monotonic()
-            if self.realtime and self.fps:
-                if self._t0 is None:
-                    self._t0 = now
-                due = self._t0 + index / self.fps
-                if due > now:
-                    time.sleep(due - now)
-                    now = time.monotonic()
+            if self.realtime:
+                now = self._pacer.wait(index, now)
             return Frame(image=image, index=index, timestamp=now, wall_time=time.time())
         return None
 

@@ -12,7 +12,7 @@ import cv2
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
 from edgecam.native_stderr import captured
-from edgecam.sources.base import FrameSource
+from edgecam.sources.base import FrameSource, Pacer
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class OpenCVSource(FrameSource):
         native = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(native) if native and native > 0 and native < 1000 else fps
         self._index = 0
-        self._t0: float | None = None
+        self._pacer = Pacer(self.fps)
         self._closed = False
         self.last_decode_s: float | None = None
         logger.info("opened %s (%s, %.1f fps)", self.name, "live" if self.live else "file", self.fps or 0)
@@ -112,14 +112,8 @@ class OpenCVSource(FrameSource):
             return None
         now = time.monotonic()
         self.last_decode_s = time.perf_counter() - t0  # without the pacing sleep below
-        if self.realtime and self.fps:
-            # Deliver frame i no earlier than i / fps after the first one.
-            if self._t0 is None:
-                self._t0 = now
-            due = self._t0 + self._index / self.fps
-            if due > now:
-                time.sleep(due - now)
-                now = time.monotonic()
+        if self.realtime:
+            now = self._pacer.wait(self._index, now)
         frame = Frame(image=image, index=self._index, timestamp=now, wall_time=time.time())
         self._index += 1
         return frame

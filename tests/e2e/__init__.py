@@ -11,7 +11,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.doubles import wait_until
 from tests.mosquitto import free_port  # noqa: F401  (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,15 +135,12 @@ class Edgecam:
 
     def wait_until(self, predicate, what: str, timeout: float = START_TIMEOUT_S, interval: float = 0.1):
         """Poll ``predicate()`` until it returns something truthy; fail if the run exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
+
+        def check():
             if not self.running:
                 self.fail(f"waiting for {what}")
-            time.sleep(interval)
-        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+        return wait_until(predicate, what, timeout, interval, check=check)
 
     # ---------------------------------------------------------------- HTTP
 

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.doubles import StreamCounter
 from tests.e2e import Edgecam, free_port, run_args, shared_video, write_config
 
 WINDOW_S = 10.0
@@ -45,32 +46,6 @@ def measure(app: Edgecam, seconds: float) -> dict:
     out["elapsed"] = t1 - t0
     out["before"], out["after"] = m0, m1
     return out
-
-
-class StreamClient(threading.Thread):
-    """Reads /stream.mjpg and counts the parts (pictures) it receives."""
-
-    def __init__(self, port: int, n: int):
-        super().__init__(name=f"stream-client-{n}", daemon=True)
-        self.port = port
-        self.parts = 0
-        self.error: BaseException | None = None
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
-                s.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                tail = b""
-                while not self.stop.is_set():
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data = tail + chunk
-                    self.parts += data.count(BOUNDARY)
-                    tail = data[-(len(BOUNDARY) - 1):]  # a boundary split over two chunks
-        except BaseException as e:  # reported by the test
-            self.error = e
 
 
 class Poller(threading.Thread):
@@ -152,7 +127,7 @@ def test_endpoints_and_twenty_clients_cost_the_pipeline_nothing(tmp_path, model_
     # Run 2: the same, with 20 stream clients, API pollers and one client that never reads.
     port = free_port()
     cfg = paced_config(tmp_path, video, port)
-    clients = [StreamClient(port, i) for i in range(STREAM_CLIENTS)]
+    clients = [StreamCounter(port, i) for i in range(STREAM_CLIENTS)]
     pollers = [Poller(port, i) for i in range(POLLERS)]
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

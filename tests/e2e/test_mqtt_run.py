@@ -19,7 +19,8 @@ import pytest
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
 
 from tests.e2e import Edgecam, free_port, read_log, run_args, shared_video, write_config  # noqa: E402
-from tests.mosquitto import Mosquitto, Subscriber, wait_until  # noqa: E402
+from tests.doubles import wait_until  # noqa: E402
+from tests.mosquitto import Mosquitto, Subscriber  # noqa: E402
 
 PREFIX = "e2e/cam"
 CLIENT_ID = "e2e-cam"
@@ -55,7 +56,7 @@ def mqtt_config(tmp_path: Path, video: Path, broker: Mosquitto, *, paced: bool, 
 def wait_for(app: Edgecam | None, predicate, what: str, timeout: float = TIMEOUT):
     if app is not None:
         return app.wait_until(predicate, what, timeout=timeout, interval=0.05)
-    return wait_until(predicate, timeout, what, interval=0.05)
+    return wait_until(predicate, what, timeout, interval=0.05)
 
 
 def wall(iso: str) -> float:

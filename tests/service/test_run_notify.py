@@ -16,9 +16,8 @@ import pytest
 
 from edgecam.config import Config
 from edgecam.errors import SourceError
-from edgecam.frame import Frame
 from edgecam.result import Classification
-from edgecam.sources.base import FrameSource
+from tests.doubles import FakeCamera
 
 WAIT_S = 15.0  # bound for "it happened", not a speed requirement
 STALL_TIMEOUT_S = 0.5
@@ -48,35 +47,6 @@ class FakeModel:
         return Classification(scores=scores, labels=self.labels, model=self.name, frame_index=frame.index,
                               capture_time=frame.timestamp, wall_time=frame.wall_time,
                               result_time=time.monotonic(), inference_ms=1.0, preprocess_ms=preprocess_ms)
-
-
-class FakeCamera(FrameSource):
-    """A live 50 fps camera that hangs while ``flowing`` is clear, or fails after ``fail_after`` frames."""
-
-    live = True
-    fps = 50.0
-
-    def __init__(self, name="fake-cam", fail_after=None):
-        self.name = name
-        self.fail_after = fail_after
-        self.count = 0
-        self.flowing = threading.Event()
-        self.flowing.set()
-        self.closed = threading.Event()
-
-    def read(self):
-        while not self.flowing.wait(0.05):
-            if self.closed.is_set():
-                return None
-        if self.fail_after is not None and self.count >= self.fail_after:
-            raise SourceError(f"{self.name}: the camera stopped delivering frames")
-        time.sleep(1 / self.fps)
-        self.count += 1
-        return Frame(image=np.zeros((48, 64, 3), np.uint8), index=self.count - 1, timestamp=time.monotonic(),
-                     wall_time=time.time())
-
-    def close(self):
-        self.closed.set()
 
 
 class Systemd:
@@ -165,7 +135,7 @@ def stop_app(app, thread, out) -> int:
 
 
 def test_ready_status_and_watchdog_through_a_stall(systemd, monkeypatch):
-    model, cam = FakeModel(), FakeCamera()
+    model, cam = FakeModel(), FakeCamera("fake-cam", fps=50)
     app, thread, out = start_app(monkeypatch, model, lambda cfg, size=None: cam)
     try:
         # Frames flow but nothing is classified yet: not ready.
@@ -205,8 +175,8 @@ def test_ready_status_and_watchdog_through_a_stall(systemd, monkeypatch):
 def test_watchdog_pauses_while_the_camera_reconnects(systemd, monkeypatch):
     model = FakeModel()
     model.gate.set()
-    first = FakeCamera("cam-1", fail_after=25)
-    second = FakeCamera("cam-2")
+    first = FakeCamera("cam-1", fps=50, fail_after=25)
+    second = FakeCamera("cam-2", fps=50)
     allow_reopen = threading.Event()
     reopened = {}
     calls = []

@@ -20,6 +20,7 @@ from edgecam.frame import Frame
 from edgecam.result import Classification
 from edgecam.sinks.http import HttpSink
 from edgecam.stats import Stats
+from tests.doubles import StreamClient, wait_until
 
 W, H = 320, 240
 LABELS = ["cat", "dog", "tabby", "lynx"]
@@ -103,46 +104,6 @@ def get(sink, path, headers=None):
     return resp.status, resp.headers, body
 
 
-def wait_until(cond, timeout=20.0):
-    """Poll ``cond`` (generous deadline: this is not a timing assertion)."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
-
-
-class StreamClient:
-    """A /stream.mjpg reader that parses multipart parts."""
-
-    def __init__(self, sink, path="/stream.mjpg", headers=None):
-        self.conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
-        self.conn.request("GET", path, headers=headers or {})
-        self.resp = self.conn.getresponse()
-        ctype = self.resp.headers.get("Content-Type", "")
-        self.boundary = ctype.split("boundary=", 1)[1].encode() if "boundary=" in ctype else None
-
-    def part(self) -> tuple[dict, bytes]:
-        fp = self.resp.fp
-        line = fp.readline()
-        while line == b"\r\n":
-            line = fp.readline()
-        assert line == b"--" + self.boundary + b"\r\n", line[:80]
-        headers = {}
-        while (line := fp.readline()) != b"\r\n":
-            assert line, "stream ended inside a part's headers"
-            k, v = line.decode().split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-        data = fp.read(int(headers["content-length"]))
-        assert fp.read(2) == b"\r\n"
-        return headers, data
-
-    def close(self):
-        self.resp.close()  # the response holds the socket open too
-        self.conn.close()
-
-
 def decode(jpeg: bytes) -> np.ndarray:
     assert jpeg[:2] == b"\xff\xd8"
     img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -219,7 +180,7 @@ def test_page_links_the_stream_and_the_api(make_sink):
 def test_stream_parts_are_jpegs_of_the_frames(make_sink):
     sink, stats = make_sink(stream_fps=50)
     with Feeder(sink, stats):
-        client = StreamClient(sink)
+        client = StreamClient(sink.port)
         assert client.resp.status == 200
         assert client.resp.headers["Content-Type"].startswith("multipart/x-mixed-replace; boundary=")
         bodies = []
@@ -339,7 +300,7 @@ def test_token_is_required_except_for_healthz(make_sink, token_file, caplog):
     for path in ("/", "/snapshot.jpg", "/api/latest"):
         assert get(sink, path + "?token=s3cret-token")[0] == 200, path
     assert get(sink, "/metrics?token=s3cret-token")[0] == 401  # Prometheus can send the header
-    client = StreamClient(sink, "/stream.mjpg?token=s3cret-token")
+    client = StreamClient(sink.port, "/stream.mjpg?token=s3cret-token")
     assert client.resp.status == 200
     assert decode(client.part()[1]).shape == (H, W, 3)
     client.close()
@@ -393,7 +354,7 @@ def test_access_log_goes_to_debug_not_stderr(make_sink, caplog, capfd):
 def test_max_clients_cap_gives_503_and_frees_slots(make_sink):
     sink, stats = make_sink(max_clients=2)
     feed(sink, stats, 0)
-    a, b = StreamClient(sink), StreamClient(sink)
+    a, b = StreamClient(sink.port), StreamClient(sink.port)
     assert a.resp.status == b.resp.status == 200
     a.part(), b.part()
     status, _, body = get(sink, "/stream.mjpg")
@@ -404,7 +365,7 @@ def test_max_clients_cap_gives_503_and_frees_slots(make_sink):
     # The server notices the hang-up at its next write.
     with Feeder(sink, stats):
         assert wait_until(lambda: sink.stream_clients == 1)
-        c = StreamClient(sink)
+        c = StreamClient(sink.port)
         assert c.resp.status == 200
         c.part()
         c.close()
@@ -429,7 +390,7 @@ def test_twenty_clients_share_one_encoding_per_frame(make_sink):
 
     def watch(n):
         try:
-            client = StreamClient(sink)
+            client = StreamClient(sink.port)
             while not stop.is_set():
                 _, data = client.part()
                 assert data[:2] == b"\xff\xd8"
@@ -485,7 +446,7 @@ def test_a_client_that_never_reads_does_not_stop_the_feeder(make_sink):
 def test_close_wakes_every_client_and_is_idempotent(make_sink):
     sink, stats = make_sink()
     feed(sink, stats, 0)
-    clients = [StreamClient(sink) for _ in range(3)]
+    clients = [StreamClient(sink.port) for _ in range(3)]
     for c in clients:
         c.part()
     assert sink.stream_clients == 3
@@ -597,7 +558,7 @@ def test_head_of_the_stream_gives_its_headers_and_takes_no_slot(make_sink):
         assert resp.headers["Content-Type"].startswith("multipart/x-mixed-replace")
         conn.close()
     assert wait_until(lambda: sink.stream_clients == 0)
-    client = StreamClient(sink)  # the one slot is still free
+    client = StreamClient(sink.port)  # the one slot is still free
     try:
         assert client.resp.status == 200
     finally:

@@ -24,7 +24,8 @@ from edgecam.frame import Frame  # noqa: E402
 from edgecam.result import Classification  # noqa: E402
 from edgecam.sinks.mqtt import MqttSink  # noqa: E402
 from edgecam.stats import Stats  # noqa: E402
-from tests.mosquitto import Mosquitto, Subscriber, free_port, wait_until  # noqa: E402
+from tests.doubles import wait_until  # noqa: E402
+from tests.mosquitto import Mosquitto, Subscriber, free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = ("cat", "dog", "bird", "fish")
