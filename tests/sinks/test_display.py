@@ -6,6 +6,7 @@ state (and aborts the process when it cannot reach the X server).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -116,11 +117,22 @@ WINDOW_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_window_shows_the_annotated_frame_and_quits_on_q(xvfb, tmp_path):  # noqa: F811
-    env = xvfb.env({**os.environ, "PYTHONPATH": str(REPO)})
-    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT], env=env, cwd=tmp_path,
+@contextlib.contextmanager
+def window_script(env: dict, cwd):
+    """WINDOW_SCRIPT running in a child process; killed on the way out if a test failed first."""
+    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_window_shows_the_annotated_frame_and_quits_on_q(xvfb, tmp_path):  # noqa: F811
+    env = xvfb.env({**os.environ, "PYTHONPATH": str(REPO)})
+    with window_script(env, tmp_path) as proc:
         wid = xvfb.wait_window("edgecam-test")
         want = [[0, 255, 0], [255, 0, 0], [0, 0, 255]]
 
@@ -137,10 +149,6 @@ def test_window_shows_the_annotated_frame_and_quits_on_q(xvfb, tmp_path):  # noq
         assert picture_box(win)[2:] == (320, 240)  # the window opened at the picture's size, 1:1
         xvfb.key(wid, "q")
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     assert out.strip() == "quit"
 
@@ -175,15 +183,9 @@ def test_window_opens_on_a_wayland_desktop_through_xwayland(xvfb, tmp_path, wayl
                            env=env, capture_output=True, text=True, timeout=60)
     if wayland_env.get("QT_QPA_PLATFORM") == "wayland":
         assert plain.returncode == -6 or plain.returncode == 134, plain.stderr  # what OpenCV alone does
-    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with window_script(env, tmp_path) as proc:
         wid = xvfb.wait_window("edgecam-test")
         xvfb.key(wid, "q")
         out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0 and out.strip() == "quit", err
     assert "Could not find the Qt platform plugin" not in err

@@ -32,13 +32,17 @@ result "the root" PASS "Debian $VERSION_CODENAME $(uname -m), Python $(python3 -
 check "stand-in picamera2 imports (system Python)" python3 "$checks" standin
 
 # -- the README's install block, as written ----------------------------------------
-block=$(awk '/<!-- check-pi: install/ {m=1; next} m && /^```/ {if (inb) exit; inb=1; next} inb {print}' README.md)
-if [ -z "$block" ]; then
-  block="make install"  # a README from before this check: its `make run` starts with this
-  note="no check-pi block in this README: make install"
-else
-  note=$(printf '%s\n' "$block" | grep -v '^\s*$' | paste -sd ';' -)
+first_block_after() {  # the first ```sh block after a line matching $1
+  awk -v pat="$1" '$0 ~ pat {m=1; next} m && /^```/ {if (inb) exit; inb=1; next} inb {print}' README.md
+}
+block=$(first_block_after '<!-- check-pi: install')
+note=""
+if [ -z "$block" ]; then  # a README from before this check: its Raspberry Pi OS paragraph's block
+  block=$(first_block_after 'Raspberry Pi OS \\(Bookworm, Trixie\\)')
+  note="(no check-pi block in this README; its Raspberry Pi OS block) "
 fi
+note=$note$(printf '%s\n' "$block" | sed 's/ *#.*//' | grep -v '^\s*$' | paste -sd ';' -)
+apt-get update -qq > /dev/null 2>&1  # a Pi has its package lists; a fresh debootstrap root may not
 printf '%s\n' "$block" > "$out/install.sh"
 if bash -e "$out/install.sh" > "$out/install.log" 2>&1; then
   result "install as the README says" PASS "$note"
@@ -78,7 +82,7 @@ check "edgecam run --source picamera2 (the fake camera)" camera
 # The desktop: what a Pi OS desktop has that Lite lacks (the libraries the GUI OpenCV
 # wheel loads), then the same install in a fresh copy of the checkout.
 desktop() {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgl1 libglib2.0-0 libsm6 libice6 libxext6 libxcb1 \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq make libgl1 libglib2.0-0 libsm6 libice6 libxext6 libxcb1 \
     > "$out/desktop-apt.log" 2>&1 || { echo "apt-get install failed"; return 1; }
   (cd /home/pi/edgecam-desktop && make install > "$out/desktop.log" 2>&1) || { tail -1 "$out/desktop.log"; return 1; }
   (cd /home/pi/edgecam-desktop && .venv/bin/python "$checks" one-opencv gui)
