@@ -66,34 +66,6 @@ def choose_policy(src_cfg, source) -> DropPolicy:
     return DropPolicy.LATEST if (source.live or src_cfg.realtime) else DropPolicy.EVERY_FRAME
 
 
-def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None):
-    """The outputs the config asks for, not yet started."""
-    sinks = []
-    if display:
-        from edgecam.sinks.display import WindowSink
-
-        sinks.append(WindowSink(cfg.display.title, on_quit=on_quit))
-    if cfg.log.path:
-        from edgecam.sinks.jsonlog import JsonLogSink
-
-        sinks.append(JsonLogSink(cfg.log, cfg.model.top_k, cfg.model.threshold))
-    if cfg.record.path:
-        from edgecam.sinks.record import RecordSink
-
-        sinks.append(RecordSink(cfg.record, source_fps))
-    if cfg.http.enabled:
-        from edgecam.sinks.http import HttpSink
-
-        sinks.append(HttpSink(cfg.http, stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
-                              threshold=cfg.model.threshold))
-    if cfg.mqtt.enabled:
-        from edgecam.sinks.mqtt import MqttSink
-
-        sinks.append(MqttSink(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=stats,
-                              threshold=cfg.model.threshold))
-    return sinks
-
-
 def want_display(mode: str) -> bool:
     if mode == "none":
         return False
@@ -118,7 +90,7 @@ class App:
         no window, log, HTTP or MQTT still shows what it sees."""
         from edgecam import calibration
         from edgecam.classifier import Classifier, load_classifier
-        from edgecam.sinks import FanOut
+        from edgecam.sinks import FanOut, build_sinks
         from edgecam.sources import open_source
         from edgecam.stats import Stats
         from edgecam.pipeline import Pipeline
@@ -158,10 +130,7 @@ class App:
                     return open_source(cfg.source, size)
 
             source = opened()
-            if source.fps:
-                for sink in sinks:
-                    if sink.name == "record":
-                        sink.fps = source.fps  # a file's own rate, known only now: play back at true speed
+            self.outputs.source_opened(source)
             reopen = opened if (source.live and cfg.source.reconnect) else None
             policy = choose_policy(cfg.source, source)
             # How many interpreters and threads: as configured, cached for this machine, or measured in the run.
@@ -226,11 +195,7 @@ class App:
             changed.append("log_level")
         need_restart = [k for k in changed if k not in live and not k.startswith("smoothing.")]
         p.top_k, p.threshold = new.model.top_k, new.model.threshold
-        for sink in self.outputs.sinks:  # the outputs that report top-k labels (log, HTTP, MQTT)
-            if hasattr(sink, "top_k"):
-                sink.top_k = new.model.top_k
-            if hasattr(sink, "threshold"):
-                sink.threshold = new.model.threshold
+        self.outputs.reconfigure(new.model.top_k, new.model.threshold)  # log, HTTP, MQTT list labels
         if new.smoothing != self.cfg.smoothing:
             from edgecam.smoothing import Smoother
 

@@ -26,6 +26,7 @@ from edgecam import config as config_mod
 from edgecam.capture import DropPolicy
 from edgecam.errors import ConfigError, SourceError
 from edgecam.measure import cpu_seconds, peak_rss_mb, percentile
+from edgecam.sinks.base import Sink
 
 WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
 
@@ -59,7 +60,7 @@ class _SteadyClock:
                 "cpu_ms_per_frame_steady": round(cpu / n * 1000, 3)}
 
 
-class _FrameCounter:
+class _FrameCounter(Sink):
     """A sink that wants frames (so the overlay is drawn) and counts them; stops after N frames."""
 
     name = "bench"
@@ -72,23 +73,11 @@ class _FrameCounter:
         self.frames = 0
         self.clock = _SteadyClock(limit)
 
-    def start(self):
-        pass
-
-    def on_result(self, result):
-        pass
-
-    def on_event(self, event):
-        pass
-
     def on_frame(self, frame, annotated, result):
         self.frames += 1
         self.clock.tick(self.frames, self.settled())
         if self.limit and self.frames >= self.limit:
             self.stop()
-
-    def close(self):
-        pass
 
 
 def _run_pipeline(cfg: config_mod.Config, frames: int | None):

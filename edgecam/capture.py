@@ -205,7 +205,7 @@ class CaptureThread(threading.Thread):
                 return
             if self.timings is not None:
                 # A paced source sleeps inside read(); it reports its decode time apart.
-                decode_s = getattr(self.source, "last_decode_s", None)
+                decode_s = self.source.last_decode_s
                 self.timings.append((decode_s if decode_s is not None else time.perf_counter() - t0) * 1000)
             index = frame.index + self._offset
             if index <= self._last_index:  # a reopened source counting from 0 again

@@ -282,16 +282,16 @@ class Pipeline:
         elif st.stalled_at is not None and st.flowing(self.stall_timeout_s, now):
             st.stalled_at = None
             logger.warning("source %s: frames flowing again", self.source.name)
-        for sink in self.outputs.sinks:
-            fatal = getattr(sink, "fatal_error", None)  # e.g. MQTT: bad credentials, retrying won't help
-            if fatal is not None:
-                if getattr(fatal, "logged", False):
-                    logger.error("output %s cannot go on; stopping", sink.name)
-                else:
-                    logger.error("output %s: %s; stopping", sink.name, getattr(fatal, "message", fatal))
-                self.error = fatal
-                self.stop_event.set()
-                return
+        fatal = self.outputs.fatal()  # e.g. MQTT: bad credentials, retrying won't help
+        if fatal is not None:
+            sink, error = fatal
+            if error.logged:
+                logger.error("output %s cannot go on; stopping", sink.name)
+            else:
+                logger.error("output %s: %s; stopping", sink.name, error.message)
+            self.error = error
+            self.stop_event.set()
+            return
         if self.reload_requested:
             self.reload_requested = False
             if self.on_reload:
@@ -317,6 +317,5 @@ class Pipeline:
         self.outputs.close()
         if not self.error:
             self.error = self.inference.error or self._capture.error
-        failure = getattr(self.outputs, "failure", None)
-        if failure is not None and not self.error:
-            self.error = failure  # an output was lost: the run says so in its exit code
+        if self.outputs.failure is not None and not self.error:
+            self.error = self.outputs.failure  # an output was lost: the run says so in its exit code

@@ -479,7 +479,7 @@ def test_every_output_applies_the_one_threshold(tmp_path):
     # and MQTT did not. Every output that lists labels gets the config's threshold, and a
     # reload changes it for all of them.
     from edgecam import config as config_mod
-    from edgecam.app import build_sinks
+    from edgecam.sinks import build_sinks
     from edgecam.result import Classification
     from edgecam.stats import Stats
 
@@ -495,7 +495,7 @@ def test_every_output_applies_the_one_threshold(tmp_path):
     def listed():
         return {
             "log": [e["label"] for e in sinks["log"].record(r)["top_k"]],
-            "http": [e["label"] for e in sinks["http"]._latest_json()["top_k"]],
+            "http": [e["label"] for e in sinks["http"].latest_json()["top_k"]],
             "mqtt": [e["label"] for e in sinks["mqtt"].result_payload(r)["top_k"]],
         }
 

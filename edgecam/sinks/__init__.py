@@ -1,15 +1,63 @@
-"""Outputs of the pipeline, fanned out so that one failing sink never stops the others."""
+"""Outputs of the pipeline: the :class:`Sink` interface (``base.py``), the sinks
+the config can ask for (:data:`REGISTRY`) and the fan-out that feeds them so
+that one failing sink never stops the others.
+
+``display.py`` the window, ``jsonlog.py`` the JSON Lines log, ``record.py``
+the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
+metrics, ``mqtt.py`` MQTT with Home Assistant discovery, ``stdout.py`` the
+label changes of a run with no other output. Adding an output: write a
+:class:`Sink` subclass with :meth:`Sink.from_config`, add it to
+:data:`REGISTRY`.
+"""
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from edgecam.errors import EdgecamError
 from edgecam.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sink", "FanOut"]
+__all__ = ["Sink", "FanOut", "SinkContext", "REGISTRY", "build_sinks"]
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need besides the config: the run's live counters, how
+    to stop the run, whether a window can open, the source's frame rate (None
+    until it is open: see :meth:`Sink.source_opened`)."""
+
+    stats: object
+    on_quit: Callable[[], None]
+    display: bool
+    source_fps: float | None
+
+
+#: The outputs a config can ask for, in the order they are fed:
+#: name -> (wanted(cfg, ctx), "module:Class"). The module is imported only
+#: when the output is wanted (paho, the HTTP server: memory a Pi keeps).
+REGISTRY: dict[str, tuple[Callable, str]] = {
+    "window": (lambda cfg, ctx: ctx.display, "edgecam.sinks.display:WindowSink"),
+    "log": (lambda cfg, ctx: bool(cfg.log.path), "edgecam.sinks.jsonlog:JsonLogSink"),
+    "record": (lambda cfg, ctx: bool(cfg.record.path), "edgecam.sinks.record:RecordSink"),
+    "http": (lambda cfg, ctx: cfg.http.enabled, "edgecam.sinks.http:HttpSink"),
+    "mqtt": (lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.sinks.mqtt:MqttSink"),
+}
+
+
+def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None) -> list[Sink]:
+    """The outputs ``cfg`` asks for (see :data:`REGISTRY`), built but not started."""
+    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps)
+    sinks = []
+    for wanted, target in REGISTRY.values():
+        if wanted(cfg, ctx):
+            module, cls = target.split(":")
+            sinks.append(getattr(importlib.import_module(module), cls).from_config(cfg, ctx))
+    return sinks
 
 
 class FanOut:
@@ -80,6 +128,20 @@ class FanOut:
         for sink in self.all_sinks:
             # A sink that kept going but lost what it was for (a log where no
             # line could be written) says so in close() and sets ``failure``.
-            failure = getattr(sink, "failure", None)
-            if failure is not None and self.failure is None:
-                self.failure = failure
+            if sink.failure is not None and self.failure is None:
+                self.failure = sink.failure
+
+    def fatal(self) -> tuple[Sink, EdgecamError] | None:
+        """The first sink that cannot go on, with its :attr:`Sink.fatal_error`; None while all can."""
+        for sink in self.sinks:
+            if sink.fatal_error is not None:
+                return sink, sink.fatal_error
+        return None
+
+    def source_opened(self, source) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "source_opened", source)
+
+    def reconfigure(self, top_k: int, threshold: float) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "reconfigure", top_k, threshold)

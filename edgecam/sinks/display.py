@@ -105,6 +105,10 @@ class WindowSink(Sink):
         self._open = False
         self._sized = False
 
+    @classmethod
+    def from_config(cls, cfg, ctx) -> WindowSink:
+        return cls(cfg.display.title, on_quit=ctx.on_quit)
+
     def start(self) -> None:
         use_xcb_on_wayland()
         try:

@@ -68,6 +68,10 @@ class JsonLogSink(Sink):
         #: Set by close() when not one line could be written: the run's exit code (4).
         self.failure: OutputError | None = None
 
+    @classmethod
+    def from_config(cls, cfg, ctx) -> JsonLogSink:
+        return cls(cfg.log, cfg.model.top_k, cfg.model.threshold)
+
     # ------------------------------------------------------------------ files
 
     def start(self) -> None:

@@ -143,6 +143,11 @@ class MqttSink(Sink):
         self._mqtt = None
         self._thread: threading.Thread | None = None
 
+    @classmethod
+    def from_config(cls, cfg, ctx) -> MqttSink:
+        return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
+                   threshold=cfg.model.threshold)
+
     # ------------------------------------------------------------------ setup
 
     def _password(self) -> str | None:

@@ -54,6 +54,14 @@ class RecordSink(Sink):
         self.writer = None
         self.frames = 0
 
+    @classmethod
+    def from_config(cls, cfg, ctx) -> RecordSink:
+        return cls(cfg.record, ctx.source_fps)
+
+    def source_opened(self, source) -> None:
+        if source.fps:
+            self.fps = source.fps  # a file's own rate, known only now: play back at true speed
+
     def start(self) -> None:
         # Before the source opens: a codec that cannot work is bad input (exit
         # 2), not a recording that silently stops at the first frame.

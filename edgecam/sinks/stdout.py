@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from edgecam.sinks.base import Sink
-from edgecam.sinks.base import iso_time
+from edgecam.sinks.base import Sink, iso_time
 
 NO_LABEL = "(no label above the threshold)"
 

@@ -22,11 +22,14 @@ class FrameSource(abc.ABC):
             at once (their default drop policy is ``latest``); False for files
             and folders (``every_frame``).
         fps: the source's native frame rate, or None when unknown.
+        last_decode_s: how long the last read() took to decode, without any
+            pacing sleep (bench's decode stage); None when the source does not say.
     """
 
     name: str = "source"
     live: bool = False
     fps: float | None = None
+    last_decode_s: float | None = None
 
     @abc.abstractmethod
     def read(self) -> Frame | None:

@@ -1,0 +1,309 @@
+"""The HTTP side of :class:`edgecam.sinks.http.HttpSink`: server, request handler, page.
+
+The handler only uses the sink's public view (``authorized``, ``health``,
+``latest_json``, ``metrics_text``, ``latest_jpeg``, the stream slots and
+waits); the sink's locks and counters stay the sink's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import socket
+import socketserver
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from edgecam.sinks.http import HttpSink
+
+logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTTP output
+
+BOUNDARY = "edgecamframe"
+
+_TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    # listen() backlog: the default 5 makes the sixth connect of a burst (a
+    # page's parallel requests, Prometheus with several viewers) wait for TCP
+    # retransmits whenever the accept loop is a moment behind.
+    request_queue_size = 128
+
+    def __init__(self, address, handler, sink: HttpSink):
+        self.sink = sink
+        self._n = 0
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+
+    def server_bind(self):
+        # HTTPServer.server_bind() calls socket.getfqdn(), a DNS lookup that
+        # can hang on a Pi without network; we never need the name.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def process_request(self, request, client_address):
+        # Like ThreadingMixIn's, but with named threads.
+        self._n += 1
+        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+                             name=f"http-client-{self._n}", daemon=True)
+        t.start()
+
+    def handle_error(self, request, client_address):
+        logger.warning("http: error serving %s", client_address[0], exc_info=True)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The request's socket, read against a deadline for the whole request head.
+
+    Each read waits at most until ``deadline`` (then raises TimeoutError);
+    ``deadline = None`` lifts it once the headers are in.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float, read_timeout: float):
+        self.sock = sock
+        self.deadline: float | None = deadline
+        self.read_timeout = read_timeout
+        self.expired = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.deadline is None:
+            self.sock.settimeout(self.read_timeout)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                self.expired = True
+                raise TimeoutError("request headers too slow")
+            self.sock.settimeout(min(left, self.read_timeout))
+        try:
+            return self.sock.recv_into(buffer)
+        except TimeoutError:
+            self.expired = self.deadline is not None and time.monotonic() >= self.deadline
+            raise
+
+
+class Handler(BaseHTTPRequestHandler):
+    """One connection: routes GET/HEAD to the sink's view; the stream is served from this thread."""
+
+    server: Server
+    server_version = "edgecam"
+    sys_version = ""
+
+    def setup(self):
+        # A send timeout: a client that stops reading is dropped, not waited on.
+        sink = self.server.sink
+        self.timeout = sink.send_timeout_s
+        super().setup()
+        self.rfile.close()  # the plain socket file setup() made; ours replaces it
+        self._reader = _DeadlineReader(self.connection, time.monotonic() + sink.header_timeout_s, self.timeout)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def parse_request(self) -> bool:
+        ok = super().parse_request()  # reads the headers
+        self._reader.deadline = None
+        return ok
+
+    def handle_one_request(self):
+        super().handle_one_request()  # logs a TimeoutError at debug and asks to close
+        if self._reader.expired:
+            try:
+                body = b"408 request timeout: send the whole request at once\n"
+                self.wfile.write(b"HTTP/1.0 408 Request Timeout\r\nConnection: close\r\n"
+                                 b"Content-Type: text/plain; charset=utf-8\r\n"
+                                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            except OSError:
+                pass
+            self.close_connection = True
+
+    def do_HEAD(self):
+        self.do_GET()  # _send and _stream leave the body out for HEAD
+
+    def log_message(self, format, *args):
+        logger.debug("http: %s %s", self.address_string(), _TOKEN_IN_URL.sub(r"\1***", format % args))
+
+    def do_GET(self):
+        sink = self.server.sink
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        if not sink.authorized(self.headers, query, path):
+            self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
+                       extra={"WWW-Authenticate": "Bearer"})
+            return
+        route = {
+            "/": self._page,
+            "/index.html": self._page,
+            "/stream.mjpg": self._stream,
+            "/snapshot.jpg": self._snapshot,
+            "/api/latest": self._latest,
+            "/healthz": self._healthz,
+            "/metrics": self._metrics,
+        }.get(path)
+        if route is None:
+            self._send(404, f"404 not found: {path}\n".encode())
+            return
+        try:
+            route()
+        except OSError as e:  # the client left, stopped reading, or we are closing
+            logger.debug("http: %s left (%s)", self.address_string(), e)
+            self.close_connection = True
+
+    def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict | None = None):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _page(self):
+        self._send(200, PAGE, "text/html; charset=utf-8",
+                   extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+
+    def _snapshot(self):
+        _, jpeg = self.server.sink.latest_jpeg()
+        if jpeg is None:
+            self._send(503, b"503 no frame yet\n", extra={"Retry-After": "1"})
+        else:
+            self._send(200, jpeg, "image/jpeg")
+
+    def _latest(self):
+        data = self.server.sink.latest_json()
+        if data is None:
+            self._send(503, b'{"error": "no result yet"}\n', "application/json", extra={"Retry-After": "1"})
+        else:
+            self._send(200, json.dumps(data).encode() + b"\n", "application/json")
+
+    def _healthz(self):
+        ok, reason = self.server.sink.health()
+        self._send(200 if ok else 503, reason.encode() + b"\n")
+
+    def _metrics(self):
+        self._send(200, self.server.sink.metrics_text().encode(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _stream(self):
+        sink = self.server.sink
+        if self.command == "HEAD":  # what a stream would be, without taking a client slot
+            self.send_response(200 if not sink.closing else 503)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.close_connection = True
+            return
+        refused = sink.join_stream(self.connection)
+        if refused == "full":
+            self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}); "
+                            f"try again later or use /snapshot.jpg\n".encode(), extra={"Retry-After": "5"})
+            return
+        if refused == "closing":
+            self._send(503, b"503 shutting down\n")
+            return
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self._stream_frames(sink)
+        finally:
+            sink.leave_stream(self.connection)
+            self.close_connection = True
+
+    def _stream_frames(self, sink: HttpSink):
+        interval = 1.0 / sink.cfg.stream_fps
+        sent = 0  # sequence number of the picture this client has
+        while True:
+            # Skip whatever came in between: we want the newest only.
+            fresh = sink.wait_for_picture(sent, timeout=sink.keepalive_s)
+            if sink.closing:
+                return
+            if fresh:
+                seq, jpeg = sink.latest_jpeg()
+            else:
+                seq, jpeg = sent, sink.cached_jpeg()  # idle: re-send, to notice a client that left
+            if jpeg is None:
+                continue
+            t0 = time.monotonic()
+            self.wfile.write(
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+                + jpeg + b"\r\n"
+            )
+            sent = seq
+            # Pace to stream_fps; close() wakes us at once.
+            if sink.wait_closed(max(0.0, interval - (time.monotonic() - t0))):
+                return
+
+
+PAGE = b"""<!doctype html>
+<html lang="en"><head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgecam</title>
+<style>
+  body { margin: 0; font: 16px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
+  main { max-width: 960px; margin: 0 auto; padding: 8px; }
+  h1 { font-size: 1.1em; margin: 4px 0 8px; }
+  img { display: block; width: 100%; height: auto; max-height: 70vh; object-fit: contain;
+        background: #000; min-height: 120px; }
+  ol { list-style: none; padding: 0; margin: 10px 0; }
+  li { position: relative; margin: 4px 0; padding: 6px 8px; background: #222; border-radius: 4px; }
+  li span.bar { position: absolute; left: 0; top: 0; bottom: 0; background: #2a6; opacity: .35; border-radius: 4px; }
+  li b { position: relative; } li i { position: relative; float: right; font-style: normal; }
+  #status { color: #999; font-size: .85em; }
+</style></head>
+<body><main>
+<h1>edgecam</h1>
+<img id="view" alt="live picture">
+<ol id="labels"></ol>
+<div id="status">waiting for a result...</div>
+</main>
+<script>
+// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
+const params = new URLSearchParams(location.search);
+const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
+const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
+const view = document.getElementById("view");
+let snapTimer = null;
+function snapshots() {  // poll single pictures: ?snapshot=1, or when the stream is refused
+  if (snapTimer) return;
+  const next = () => { view.src = url("snapshot.jpg", "t=" + Date.now()); };
+  view.onerror = null; next(); snapTimer = setInterval(next, 1000);
+}
+if (params.get("snapshot")) snapshots();
+else { view.onerror = snapshots; view.src = url("stream.mjpg"); }
+async function poll() {
+  try {
+    const r = await fetch(url("api/latest"), {cache: "no-store"});
+    const d = await r.json();
+    if (!r.ok) throw new Error(d.error || r.status);
+    const ol = document.getElementById("labels");
+    ol.replaceChildren(...d.top_k.map(l => {
+      const li = document.createElement("li"), bar = document.createElement("span");
+      const b = document.createElement("b"), i = document.createElement("i");
+      bar.className = "bar"; bar.style.width = (100 * l.score).toFixed(1) + "%";
+      b.textContent = l.label; i.textContent = (100 * l.score).toFixed(1) + " %";
+      li.append(bar, b, i); return li;
+    }));
+    const s = d.stats;
+    document.getElementById("status").textContent =
+      `${s.inference_fps.toFixed(1)} inferences/s, ${s.capture_fps.toFixed(1)} fps, ` +
+      `inference ${d.inference_ms} ms, result ${d.age_s.toFixed(1)} s old, ${d.model}`;
+  } catch (e) {
+    document.getElementById("status").textContent = "no result: " + e.message;
+  }
+}
+poll(); setInterval(poll, 1000);
+</script>
+</body></html>
+"""
