@@ -12,19 +12,19 @@ draw, repeat) with the same model, runtime and threads, for a side-by-side
 figure. ``--sweep`` runs the pipeline with each interpreter layout
 ``threads: auto`` chooses from, interleaved, prints the table and caches the
 choice (:mod:`edgecam.calibration`).
+
+This module measures; :mod:`edgecam.commands.bench` is the command line.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
 
 from edgecam import calibration
 from edgecam import config as config_mod
-from edgecam.capture import DropPolicy
-from edgecam.errors import ConfigError, SourceError
+from edgecam.errors import SourceError
 from edgecam.measure import cpu_seconds, peak_rss_mb, percentile
 from edgecam.sinks.base import Sink
 
@@ -260,87 +260,3 @@ def bench_sweep(cfg: config_mod.Config, frames: int | None, rounds: int = calibr
                   "inferred": round(m.inferred, 3), "runs": raw[lay]} for lay, m in medians.items()],
         "chosen": str(chosen), "cache": str(cache) if cache else None, "exit_code": 0,
     }
-
-
-def _print_sweep(res: dict) -> None:
-    print(f"sweep: {res['model']} on {res['runtime']} {res['runtime_version']}, {res['cpu']} ({res['cores']} cores), "
-          f"{res['policy']} policy; medians of {res['rounds']} interleaved runs of {res['frames']} frames")
-    print(f"  {'layout':<28} {'frames/s':>9} {'CPU ms/frame':>13} {'latency p50':>12} {'p95':>7}")
-    print(f"  {'':<28} {'':>9} {'(steady)':>13} {'(ms)':>12} {'(ms)':>7}")
-    for row in res["rows"]:
-        lay = calibration.Layout(row["interpreters"], row["threads"])
-        mark = "  <- threads: auto" if row["layout"] == res["chosen"] else ""
-        print(f"  {lay.describe():<28} {row['fps']:>9.1f} {row['cpu_ms_per_frame_steady']:>13.2f} "
-              f"{row['latency_ms_p50']:>12.2f} {row['latency_ms_p95']:>7.2f}{mark}")
-    where = f"cached in {res['cache']}" if res["cache"] else "not cached: the model folder is not writable"
-    print(f"  chosen: {calibration.Layout.parse(res['chosen']).describe()} ({where})")
-
-
-def cmd_bench(args) -> int:
-    from edgecam.cli import FLAGS, _load_config, _model_overrides
-
-    overrides = _model_overrides(args)
-    overrides.update({"model.interpreters": args.interpreters,
-                      "source.type": "opencv", "source.uri": args.source, "source.policy": DropPolicy.EVERY_FRAME.value,
-                      "source.realtime": bool(args.realtime), "display.mode": "none"})
-    if args.realtime:
-        overrides["source.policy"] = DropPolicy.LATEST.value
-    cfg = config_mod.apply_overrides(_load_config(args), overrides, FLAGS)
-    cfg.log.path = cfg.record.path = None
-    cfg.http.enabled = cfg.mqtt.enabled = False
-    if args.sweep:
-        if args.peer_loop:
-            raise ConfigError("bench: --sweep measures the pipeline; it does not go with --peer-loop")
-        if args.threads is not None:
-            raise ConfigError("bench: --sweep measures every thread count itself; leave out --threads")
-        if args.rounds < 1:
-            raise ConfigError(f"bench: --rounds {args.rounds}: expected 1 or more")
-        res = bench_sweep(cfg, args.frames, args.rounds)
-    elif args.peer_loop:
-        res = bench_peer_loop(cfg, args.frames)
-    else:
-        res = bench_pipeline(cfg, args.frames)
-    code = res.get("exit_code", 0)  # a run that failed half-way must not look like a good measurement
-    if args.json:
-        print(json.dumps(res))
-        return code
-    if res["mode"] == "sweep" and "rows" in res:
-        _print_sweep(res)
-        return code
-    how = {"cached": ", measured before on this machine (cached)", "measuring": ", measured in this run",
-           "explicit": ""}.get(res.get("layout_from", ""), "")
-    lay = calibration.Layout.parse(res["layout"])
-    print(f"{res['mode']}: {res['model']} on {res['runtime']}, {lay.describe()}{how}")
-    print(f"  frames          {res['frames']}  ({res.get('dropped', 0)} dropped)")
-    print(f"  wall            {res['wall_s']:.2f} s")
-    print(f"  throughput      {res['fps']:.1f} frames/s")
-    print(f"  invoke          p50 {res['invoke_ms_p50']:.2f} ms  p95 {res['invoke_ms_p95']:.2f} ms")
-    if "stage_ms" in res:
-        print("  stages (p50)    " + "  ".join(f"{k} {v:.2f}" for k, v in res["stage_ms"].items()) + " ms")
-        print(f"  latency         p50 {res['latency_ms_p50']:.2f} ms  p95 {res['latency_ms_p95']:.2f} ms (capture to result)")
-    if res["cpu_ms_per_frame_steady"] is not None:
-        print(f"  cpu per frame   {res['cpu_ms_per_frame_steady']:.2f} ms steady state "
-              f"(the last {res['steady_frames']} frames)")
-    print(f"  cpu per frame   {res['cpu_ms_per_frame_with_load']:.2f} ms with load "
-          "(the whole process: imports, model load, start-up)")
-    print(f"  peak RSS        {res['rss_mb']:.1f} MB")
-    return code
-
-
-def add_parser(sub) -> None:
-    from edgecam.cli import add_interpreters_arg, add_model_args
-
-    p = sub.add_parser("bench", help="measure the pipeline on a video file (fps, stage times, CPU, RSS)")
-    p.add_argument("--source", required=True, help="a video file")
-    add_model_args(p)
-    add_interpreters_arg(p)
-    p.add_argument("--frames", type=int, help="stop after N frames (default: the whole file)")
-    p.add_argument("--realtime", action="store_true", help="pace the file at its native FPS (camera-like, latest policy)")
-    p.add_argument("--peer-loop", action="store_true", help="run the peers' single-thread loop instead, for comparison")
-    p.add_argument("--sweep", action="store_true",
-                   help="run the pipeline with each interpreter layout threads: auto chooses from, print the table "
-                        "and cache the choice")
-    p.add_argument("--rounds", type=int, default=calibration.ROUNDS,
-                   help=f"--sweep: runs per layout, interleaved (default {calibration.ROUNDS}; medians)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_bench)

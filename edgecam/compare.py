@@ -25,7 +25,6 @@ the plot cannot be written.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -33,13 +32,11 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecam import config as config_mod
 from edgecam import registry
-from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError, OutputError
+from edgecam.errors import ModelError
 
 PROBE_TIMEOUT_S = 600.0
 
@@ -54,44 +51,6 @@ class Candidate:
     labels_error: str | None = None
     preprocess: dict | None = None
     absent: str | None = None  # how to get it, when it is not downloaded
-
-
-def _threads_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected thread counts like 1,2,4, got {text!r}") from None
-    if not values or any(not 1 <= v <= 64 for v in values):
-        raise argparse.ArgumentTypeError(f"thread counts must be between 1 and 64, got {text!r}")
-    return sorted(set(values))
-
-
-def add_parser(sub) -> argparse.ArgumentParser:
-    """Add ``compare`` to the ``models`` subcommands."""
-    p = sub.add_parser(
-        "compare",
-        help="compare models: parameters, MACs, blocks, invoke time, load time, RSS, accuracy; plot",
-        description="Compare models read from their files and measured on this machine, one after the other.",
-    )
-    p.add_argument("names", nargs="*", metavar="NAME",
-                   help="registry names or .tflite paths (default: every registry model)")
-    p.add_argument("--images", metavar="DIR", help="labelled photos for top-1/top-5 (see 'edgecam eval')")
-    p.add_argument("--expected", metavar="CSV", help="CSV of the photos (without it: one subfolder per class)")
-    p.add_argument("--threads", type=_threads_list, metavar="N,...",
-                   help=f"interpreter thread counts to time (default: 1 and this machine's {os.cpu_count()} cores)")
-    p.add_argument("--seconds", type=float, default=1.0, metavar="S",
-                   help="how long to time invokes at each thread count (default 1; at least 20 invokes)")
-    fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
-    fmt.add_argument("--markdown", action="store_true")
-    p.add_argument("--plot", metavar="PATH.png", help="write a plot of top-1 against invoke time (needs --images)")
-    p.add_argument("--config", help="config file (crop, runtime, model folder)")
-    p.add_argument("--dir", metavar="DIR", help="model folder (default: see 'edgecam models list')")
-    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
-    p.add_argument("--crop", choices=["center_fraction", "square", "stretch"])
-    p.set_defaults(func=cmd_compare)
-    return p
 
 
 # -- which models ----------------------------------------------------------------------
@@ -314,93 +273,3 @@ def plot_points(rows: list[dict]):
         lo, hi = acc["top1_interval"]
         points.append(Point(r["name"], best["p50"], best["p95"], acc["top1"], lo, hi))
     return points
-
-
-# -- the command -----------------------------------------------------------------------
-
-
-def _check_plot_path(path: str) -> None:
-    if not path.lower().endswith(".png"):
-        raise EdgecamError(f"--plot {path}: the plot is a PNG file; give a path ending in .png", EXIT_CONFIG)
-    folder = Path(path).expanduser().resolve().parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise OutputError(f"--plot {path}: folder {folder} does not exist or is not writable; choose another path")
-
-
-def cmd_compare(args) -> int:
-    from edgecam import evaluate as ev
-
-    cfg = config_mod.load(args.config or config_mod.find_default())
-    cfg = config_mod.apply_overrides(cfg, {"model.runtime": args.runtime, "model.crop": args.crop,
-                                           "model.dir": args.dir})
-    if args.expected and not args.images:
-        raise EdgecamError("--expected needs --images (the folder of the photos)", EXIT_CONFIG)
-    if args.plot:
-        if not args.images:
-            raise EdgecamError("--plot draws accuracy against speed: it needs --images (and --expected or class "
-                               "subfolders)", EXIT_CONFIG)
-        _check_plot_path(args.plot)
-    photos = ev.load_photos(args.images, args.expected) if args.images else None  # fail early on bad photos
-    threads = args.threads or sorted({1, os.cpu_count() or 1})
-    reg = registry.load_registry()
-    dest = registry.models_dir(cfg.model.dir)
-    found = candidates(args.names, dest, reg)
-    present = [c for c in found if c.model_path is not None]
-    absent = [c for c in found if c.model_path is None]
-    if not present:
-        raise ModelError(f"models compare: none of the models is downloaded in {dest}; fetch them with "
-                         f"'edgecam models fetch all' (offline: --from DIR)")
-
-    started = time.monotonic()
-    rows = []
-    for i, c in enumerate(present, 1):
-        if not (args.json or args.csv or args.markdown):
-            print(f"measuring {c.name} ({i}/{len(present)})...", file=sys.stderr, flush=True)
-        row = run_probe(probe_spec(c, cfg.model, threads, args.images, args.expected, args.seconds))
-        row["file_mb"] = round(c.model_path.stat().st_size / 1e6, 2)
-        rows.append(row)
-    if all(r.get("error") and not r.get("graph") for r in rows):
-        raise ModelError("models compare: none of the models could be measured: " + "; ".join(
-            f"{r['name']}: {r['error']}" for r in rows))
-    machine = {"cpu": cpu_name(), "python": platform.python_version(),
-               "runtime": next((r["runtime"] for r in rows if r.get("runtime")), "?")}
-    what = (f"{len(photos)} photos in {args.images}, crop {cfg.model.crop}"
-            + (f" {cfg.model.crop_fraction:g}" if cfg.model.crop == "center_fraction" else "")) if photos else \
-        "no photos (give --images for accuracy)"
-
-    if args.plot:
-        points = plot_points(rows)
-        if not points:
-            raise EdgecamError("--plot: no model has both an accuracy and invoke times to plot (see the notes "
-                               "with --json)", EXIT_CONFIG)
-        from edgecam.compare_plot import write_plot
-
-        title = f"MobileNets on {machine['cpu']}"
-        subtitle = f"{what}; {machine['runtime']}; threads {','.join(map(str, threads))}"
-        try:
-            write_plot(args.plot, points, title, subtitle)
-        except OSError as e:
-            raise OutputError(f"--plot {args.plot}: cannot write it ({e}); choose another path") from None
-
-    if args.json:
-        print(json.dumps({"machine": machine, "photos": what, "threads": threads, "models": rows,
-                          "absent": [{"name": c.name, "fetch": c.absent} for c in absent]}))
-        return 0
-    if args.csv:
-        print(format_csv(rows, threads))
-        return 0
-    header, cells = table_rows(rows, threads)
-    print(f"{machine['cpu']}, {machine['runtime']}, Python {machine['python']}; {what}")
-    if args.markdown:
-        print()
-        print(format_markdown(header, cells))
-        print()
-    else:
-        print(format_text(header, cells))
-    for line in notes(rows, absent):
-        print(f"{'* ' if args.markdown else ''}{line}")
-    if args.plot:
-        print(f"{'* ' if args.markdown else ''}plot: {args.plot}")
-    if not (args.json or args.csv or args.markdown):
-        print(f"measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return 0

@@ -11,10 +11,8 @@ program receives only its own typed sub-config.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
-import re
 import reprlib
 import types
 import typing
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgecam.errors import ConfigError
+from edgecam.yaml_text import parse_yaml, yaml_problem
 
 DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
 
@@ -31,6 +30,16 @@ DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
 MAX_CONFIG_BYTES = 256 * 1024
 #: A ConfigError lists at most this many problems (then "... and N more").
 MAX_PROBLEMS = 20
+
+
+class _Clear:
+    def __repr__(self) -> str:
+        return "CLEAR"
+
+
+#: An override value for :func:`apply_overrides` that sets its key to null
+#: (None there means "not given": a flag left out changes nothing).
+CLEAR = _Clear()
 
 
 def _opt(default=None, *, min=None, max=None, check=None):
@@ -336,41 +345,6 @@ def from_dict(data: Any, path: str | None = None) -> Config:
     return cfg
 
 
-# YAML 1.2 reads 1e2 as a number; PyYAML follows YAML 1.1, whose floats need
-# a dot and a signed exponent (1.0e+2), and would hand us the string '1e2'.
-_EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
-
-
-@functools.cache
-def _loader():
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXP_FLOAT, list("-+0123456789."))
-    return Loader
-
-
-def parse_yaml(text: str):
-    """``yaml.safe_load`` that also reads exponent numbers (``fps: 1e2``) as YAML 1.2 does.
-
-    Quoted scalars stay strings: only plain ``1e2`` becomes a number.
-    """
-    import yaml
-
-    return yaml.load(text, Loader=_loader())
-
-
-def yaml_problem(e: Exception) -> tuple[int | None, int | None, str]:
-    """(line, column, problem) of a ``yaml.YAMLError``, 1-based; line and column None when unknown."""
-    mark = getattr(e, "problem_mark", None)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    if mark is None:
-        return None, None, problem
-    return mark.line + 1, mark.column + 1, problem
-
-
 def _read_text(p: Path) -> str:
     with open(p, "rb") as f:
         data = f.read(MAX_CONFIG_BYTES + 1)
@@ -422,7 +396,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], flags: dict[str, str
     """Return a copy of ``cfg`` with dotted keys (``model.threads``) replaced.
 
     Values are checked with the same rules as the file; None values are skipped
-    (a flag that was not given). A bad value is reported under its flag's name
+    (a flag that was not given), :data:`CLEAR` sets the key to null. A bad value is reported under its flag's name
     (``flags`` maps a key to it, e.g. ``{"model.threads": "--threads"}``), not
     blamed on the config file.
     """
@@ -432,6 +406,8 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], flags: dict[str, str
     for key, value in overrides.items():
         if value is None:
             continue
+        if value is CLEAR:
+            value = None
         *parents, last = key.split(".")
         alone: dict = {last: value}
         for part in reversed(parents):

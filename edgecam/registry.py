@@ -248,7 +248,7 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry
     except (OSError, UnicodeDecodeError) as e:
         raise RegistryError(f"model registry {p} cannot be read: {e}") from None
     except yaml.YAMLError as e:
-        from edgecam.config import yaml_problem
+        from edgecam.yaml_text import yaml_problem
 
         line, _, problem = yaml_problem(e)
         at = f" at line {line}" if line else ""

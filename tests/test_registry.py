@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from edgecam import cli_models, registry
+from edgecam import registry
+from edgecam.commands import models as cli_models
 from edgecam.errors import ModelError, OutputError, RegistryError
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"

@@ -15,26 +15,13 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from edgecam.errors import EdgecamError
-from edgecam.sinks.base import Sink
+from edgecam.sinks.base import Sink, SinkContext
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Sink", "FanOut", "SinkContext", "REGISTRY", "build_sinks"]
-
-
-@dataclass(frozen=True)
-class SinkContext:
-    """What a sink may need besides the config: the run's live counters, how
-    to stop the run, whether a window can open, the source's frame rate (None
-    until it is open: see :meth:`Sink.source_opened`)."""
-
-    stats: object
-    on_quit: Callable[[], None]
-    display: bool
-    source_fps: float | None
 
 
 #: The outputs a config can ask for, in the order they are fed:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -14,8 +16,19 @@ from edgecam.result import Classification
 
 if TYPE_CHECKING:
     from edgecam.config import Config
-    from edgecam.sinks import SinkContext
     from edgecam.sources.base import FrameSource
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink may need besides the config: the run's live counters, how
+    to stop the run, whether a window can open, the source's frame rate (None
+    until it is open: see :meth:`Sink.source_opened`)."""
+
+    stats: object
+    on_quit: Callable[[], None]
+    display: bool
+    source_fps: float | None
 
 
 class Sink:

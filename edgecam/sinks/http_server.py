@@ -16,11 +16,7 @@ import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
-
-if TYPE_CHECKING:
-    from edgecam.sinks.http import HttpSink
 
 logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTTP output
 
@@ -36,7 +32,7 @@ class Server(ThreadingHTTPServer):
     # retransmits whenever the accept loop is a moment behind.
     request_queue_size = 128
 
-    def __init__(self, address, handler, sink: HttpSink):
+    def __init__(self, address, handler, sink):  # sink: the HttpSink whose view it serves
         self.sink = sink
         self._n = 0
         if ":" in address[0]:
@@ -220,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
             sink.leave_stream(self.connection)
             self.close_connection = True
 
-    def _stream_frames(self, sink: HttpSink):
+    def _stream_frames(self, sink):
         interval = 1.0 / sink.cfg.stream_fps
         sent = 0  # sequence number of the picture this client has
         while True:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edgecam.errors import ConfigError, OutputError
-from edgecam.service import cli
+from edgecam.commands import service as cli
 from edgecam.service import install as inst
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,12 +14,11 @@ import argparse
 import sys
 
 
-
 def _say(line: str) -> None:
     print(line, file=sys.stdout, flush=True)
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``service`` command (with ``install``, ``uninstall``) to ``subparsers``."""
     service = subparsers.add_parser(
         "service",
@@ -65,7 +64,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--purge", action="store_true", help="also remove /etc/edgecam, /var/lib/edgecam, /var/log/edgecam and the user"
     )
     p.set_defaults(func=cmd_uninstall)
-    return service
 
 
 def cmd_install(args: argparse.Namespace) -> int:

@@ -1,0 +1,79 @@
+"""The ``edgecam`` subcommands, one module each, and the arguments they share.
+
+Every module here has ``register(subparsers)``, which adds its command and
+sets ``func`` to the function that runs it; :mod:`edgecam.cli` registers
+them all. A command's function takes the parsed arguments,
+returns the exit code and raises an :class:`edgecam.errors.EdgecamError` for
+bad input (the CLI prints it in one line). Heavy modules (OpenCV, the
+runtime, the pipeline) are imported inside the functions, so that a command
+only pays for what it uses.
+
+Configs: :func:`load_config` reads the config file and applies the command
+line's overrides (validated together, a bad value named by its flag) before
+anyone sees the result: no command edits a config after it was checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from edgecam import config as config_mod
+
+#: The flag that sets each config key, so that a bad value names the flag.
+FLAGS = {
+    "model.name": "--model", "model.labels": "--labels", "model.threads": "--threads",
+    "model.runtime": "--runtime", "model.top_k": "--top-k", "model.crop": "--crop",
+    "source.type": "--source", "source.uri": "--source", "display.mode": "--display",
+    "log.path": "--log", "record.path": "--record", "source.realtime": "--realtime",
+    "model.interpreters": "--interpreters",
+}
+
+
+def load_config(args, overrides: dict | None = None) -> config_mod.Config:
+    """The config of ``--config`` (or the default file, or the defaults) with ``overrides`` applied.
+
+    ``overrides`` maps dotted keys to values (None: the flag was not given;
+    :data:`edgecam.config.CLEAR`: set the key to null); every value is checked
+    by the config's rules and a bad one is reported under its flag.
+    """
+    path = getattr(args, "config", None) or config_mod.find_default()
+    return config_mod.apply_overrides(config_mod.load(path), overrides or {}, FLAGS)
+
+
+def model_overrides(args) -> dict:
+    """The config keys the model flags (:func:`add_model_args`, ``--top-k``) set."""
+    return {
+        "model.name": getattr(args, "model", None),
+        "model.labels": getattr(args, "labels", None),
+        "model.threads": getattr(args, "threads", None),
+        "model.runtime": getattr(args, "runtime", None),
+        "model.top_k": getattr(args, "top_k", None),
+        "model.crop": getattr(args, "crop", None),
+    }
+
+
+def count_or_auto(value: str):
+    """argparse type: a whole number, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """``--config``, ``--model``, ``--labels``, ``--threads``, ``--runtime``, ``--crop``."""
+    p.add_argument("--config", help="config file (default: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam/config.yaml)")
+    p.add_argument("--model", help="registry name (see 'edgecam models list') or path to a .tflite file")
+    p.add_argument("--labels", help="labels file, when --model is a path")
+    p.add_argument("--threads", type=count_or_auto, help="interpreter threads: auto or N")
+    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
+    p.add_argument("--crop", choices=["square", "center_fraction", "stretch"])
+
+
+def add_interpreters_arg(p: argparse.ArgumentParser) -> None:
+    """``--interpreters``: for the commands that run the pipeline (run, bench)."""
+    p.add_argument("--interpreters", type=count_or_auto,
+                   help="interpreters side by side, each with --threads threads: auto or N "
+                        "(auto: 1, or measured with --threads auto)")

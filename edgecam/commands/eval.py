@@ -1,0 +1,65 @@
+"""``edgecam eval``: top-1/top-5 accuracy with 95% intervals; ``--compare`` a second setting (McNemar).
+
+The evaluation itself is :mod:`edgecam.evaluate`, its statistics :mod:`edgecam.significance`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from edgecam import config as config_mod
+from edgecam.commands import add_model_args, load_config, model_overrides
+from edgecam.errors import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="top-1/top-5 accuracy with 95%% intervals over labelled photos; --compare two settings")
+    p.add_argument("--images", required=True, help="folder of photos, or of one subfolder per class (named after its label)")
+    p.add_argument("--expected", help="CSV with columns file,label_index (and optionally label); "
+                                      "without it, --images holds one subfolder per class")
+    add_model_args(p)
+    p.add_argument("--compare", metavar="KEY=VALUE[,...]",
+                   help="also evaluate this setting on the same photos and test the difference (McNemar): "
+                        "model, crop, crop_fraction, threshold, labels, runtime; e.g. crop=square")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    """Accuracy with 95% intervals; with --compare, a second setting on the same photos and McNemar's test."""
+    from edgecam import evaluate as ev
+    from edgecam import registry
+    from edgecam.classifier import load_classifier
+
+    cfg_a = load_config(args, model_overrides(args))
+    settings = [cfg_a.model]
+    if args.compare:
+        overrides = ev.parse_compare(args.compare)
+        try:
+            cfg_b = config_mod.apply_overrides(cfg_a, overrides)
+        except ConfigError as e:
+            raise ev.EvalError(f"--compare {args.compare}: {'; '.join(e.problems)}") from None
+        if cfg_b.model == cfg_a.model:
+            raise ev.EvalError(f"--compare {args.compare}: that is the setting already in use; nothing to compare")
+        settings.append(cfg_b.model)
+    photos = ev.load_photos(args.images, args.expected)
+    for m in settings:  # a bad model name in either setting fails before anything loads
+        registry.resolve(m.name, m.labels, dest_dir=m.dir)
+    classifiers = [load_classifier(m) for m in settings]
+    results = ev.evaluate(classifiers, photos, [m.threshold for m in settings])
+    diffs = [ev.compare(results[0], results[1], k) for k in (1, 5)] if len(results) == 2 else []
+    if args.json:
+        if not diffs:
+            print(json.dumps(results[0].to_dict()))
+        else:
+            print(json.dumps({"n": results[0].n, "a": results[0].to_dict(), "b": results[1].to_dict(),
+                              "top1": diffs[0].to_dict(), "top5": diffs[1].to_dict()}))
+        return 0
+    if not diffs:
+        print(ev.result_line(results[0]))
+        return 0
+    print(f"A  {ev.result_line(results[0])}")
+    print(f"B  {ev.result_line(results[1])}")
+    for d in diffs:
+        print(ev.difference_line(d))
+    return 0
