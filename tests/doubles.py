@@ -5,8 +5,10 @@ Behavioural fakes (they do what the real thing does, in miniature), no mocks.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
+import subprocess
 import threading
 import time
 
@@ -47,6 +49,18 @@ def alive(proc, what: str):
             pytest.fail(f"edgecam exited ({proc.returncode}) before {what}: {(err or '')[-2000:]}")
 
     return check
+
+
+@contextlib.contextmanager
+def background(argv: list[str], env: dict, cwd):
+    """``argv`` running in a child process (text pipes); killed on the way out if the test left it running."""
+    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 class FakeCamera(FrameSource):

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.doubles import alive, wait_until
+from tests.doubles import alive, background, wait_until
 from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
 
 LOG_KEYS = {"timestamp", "frame", "latency_ms", "inference_ms", "model", "top_k"}
@@ -62,17 +62,9 @@ def run(args, env, cwd, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run(edgecam(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
-@contextlib.contextmanager
 def started(args, env, cwd):
     """``edgecam ARGS`` running in the background; killed on the way out if the test left it running."""
-    proc = subprocess.Popen(edgecam(*args), env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    return background(edgecam(*args), env, cwd)
 
 
 def read_log(path: Path) -> list[dict]:

@@ -4,7 +4,8 @@ that one failing sink never stops the others.
 
 ``display.py`` the window, ``jsonlog.py`` the JSON Lines log, ``record.py``
 the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
-metrics, ``mqtt.py`` MQTT with Home Assistant discovery, ``stdout.py`` the
+metrics, ``mqtt.py`` (+ ``mqtt_messages.py``) MQTT with Home Assistant
+discovery, ``stdout.py`` the
 label changes of a run with no other output. Adding an output: write a
 :class:`Sink` subclass with :meth:`Sink.from_config`, add it to
 :data:`REGISTRY`.

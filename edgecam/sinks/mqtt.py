@@ -1,66 +1,38 @@
 """Publish predictions to an MQTT broker, with Home Assistant discovery.
 
-Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
-
-* ``<prefix>/state``: JSON ``{"label", "score", "index", "previous", "frame",
-  "timestamp"}``, published at each label change (retained when ``retain``).
-* ``<prefix>/result``: JSON of one classification (``Classification.to_dict()``
-  plus an ISO ``timestamp``); every result capped at ``max_rate_hz``
-  (``publish: every``) or only at label changes (``publish: changes``).
-* ``<prefix>/availability``: ``online`` (retained) once connected, ``offline``
-  as the retained Last Will and on a clean close.
-* ``<prefix>/snapshot``: JPEG of the annotated frame at each label change
-  (``snapshot: true``; retained when ``retain``).
-* ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
-  Assistant discovery configs for a "Label" and a "Score" sensor.
-
 The pipeline never waits on the network: the ``on_*`` methods only append to a
 bounded queue (the oldest message is dropped when it is full) and a worker
 thread hands messages to paho, only while connected and only a few at a time,
-so nothing piles up inside paho while the broker is away.
+so nothing piles up inside paho while the broker is away. The topics and what
+each message holds: :mod:`edgecam.sinks.mqtt_messages`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import socket
 import sys
 import threading
 import time
 from collections import deque
 
-import edgecam
 from edgecam.config import MqttConfig
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError, NetworkError
 from edgecam.result import Classification
-from edgecam.sinks.base import Sink, iso_time
+from edgecam.sinks import mqtt_messages as messages
+from edgecam.sinks.base import Sink
+from edgecam.sinks.mqtt_messages import OFFLINE, ONLINE
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
 
-ONLINE = "online"
-OFFLINE = "offline"
 # Messages handed to paho but not yet written (QoS 0) or acknowledged (QoS 1/2).
 # Small, so that a stalled connection keeps messages in our bounded queue.
 WINDOW = 16
 CLOSE_FLUSH_S = 1.0
 # CONNACK reasons that retrying with the same settings cannot fix.
 _AUTH_REASONS = {"Bad user name or password", "Not authorized", "Banned", "Bad authentication method"}
-
-
-def slug(text: str) -> str:
-    """``text`` reduced to ``[A-Za-z0-9_-]``: safe in a topic level and as a HA node id."""
-    out = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
-    return out or "edgecam"
-
-
-def _check_topic(key: str, value: str) -> str:
-    topic = value.strip().strip("/")
-    if not topic or any(c in topic for c in "+#\0"):
-        raise ConfigError(f"{key}: got {value!r}, expected a non-empty MQTT topic without the wildcards + and #")
-    return topic
 
 
 def _import_paho():
@@ -107,11 +79,11 @@ class MqttSink(Sink):
         self.threshold = threshold
         self.stats = stats
         self.hostname = hostname or socket.gethostname()
-        host_slug = slug(self.hostname)
+        host_slug = messages.slug(self.hostname)
         self.client_id = cfg.client_id or f"edgecam-{host_slug}"
-        self.node_id = slug(self.client_id)
-        self.prefix = _check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
-        self.discovery_prefix = _check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
+        self.node_id = messages.slug(self.client_id)
+        self.prefix = messages.check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
+        self.discovery_prefix = messages.check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
         self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
         self.broker = f"{cfg.host}:{cfg.port}"
         self.wants_frames = cfg.snapshot
@@ -235,19 +207,8 @@ class MqttSink(Sink):
         """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured."""
         if event.get("type") != "label_change" or not self._accepting():
             return
-        label = event.get("label")
         result = self._latest_result
-        index = None
-        if result is not None and label in result.labels:
-            index = list(result.labels).index(label)
-        state = {
-            "label": label,
-            "score": round(float(event.get("score", 0.0)), 4),
-            "index": index,
-            "previous": event.get("previous"),
-            "frame": event.get("frame"),
-            "timestamp": iso_time(event.get("wall_time", 0.0)),
-        }
+        state = messages.state_payload(event, result)
         with self._cond:
             self._last_state = state
         self._enqueue("state", state)
@@ -260,47 +221,12 @@ class MqttSink(Sink):
 
     def result_payload(self, result: Classification) -> dict:
         """The JSON published on ``<prefix>/result``."""
-        d = result.to_dict(k=self.top_k, threshold=self.threshold)
-        d["model"] = d.get("model") or self.model_name
-        d["timestamp"] = iso_time(result.wall_time)
-        return d
+        return messages.result_payload(result, self.top_k, self.threshold, self.model_name)
 
     def discovery_configs(self) -> dict[str, dict]:
         """Home Assistant discovery topic -> config, for the label and score sensors."""
-        avail = {
-            "availability_topic": self.topics["availability"],
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-        }
-        device = {
-            "identifiers": [self.node_id],
-            "name": f"edgecam {self.hostname}",
-            "model": self.model_name,
-            "manufacturer": "edgecam",
-            "sw_version": edgecam.__version__,
-        }
-        origin = {"name": "edgecam", "sw_version": edgecam.__version__}
-        base = f"{self.discovery_prefix}/sensor/{self.node_id}"
-        common = {"state_topic": self.topics["state"], **avail, "device": device, "origin": origin, "qos": self.cfg.qos}
-        return {
-            f"{base}/label/config": {
-                "name": "Label",
-                "unique_id": f"{self.node_id}_label",
-                "value_template": "{{ value_json.label }}",
-                "json_attributes_topic": self.topics["state"],
-                "icon": "mdi:eye",
-                **common,
-            },
-            f"{base}/score/config": {
-                "name": "Score",
-                "unique_id": f"{self.node_id}_score",
-                "value_template": "{{ (value_json.score * 100) | round(1) }}",
-                "unit_of_measurement": "%",
-                "state_class": "measurement",
-                "icon": "mdi:percent",
-                **common,
-            },
-        }
+        return messages.discovery_configs(self.topics, self.discovery_prefix, self.node_id, self.hostname,
+                                          self.model_name, self.cfg.qos)
 
     def _encode(self, kind: str, data) -> tuple[str, bytes | str, bool] | None:
         """(topic, payload, retain) for one queued item; None to skip it."""
@@ -309,17 +235,8 @@ class MqttSink(Sink):
         if kind == "state":
             return self.topics["state"], json.dumps(data), self.cfg.retain
         if kind == "snapshot":
-            try:
-                import cv2
-
-                ok, buf = cv2.imencode(".jpg", data, [cv2.IMWRITE_JPEG_QUALITY, 85])
-                why = "encoder refused it"
-            except Exception as e:  # a bad picture must not kill the worker
-                ok, why = False, e
-            if not ok:
-                logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
-                return None
-            return self.topics["snapshot"], buf.tobytes(), self.cfg.retain
+            jpeg = messages.snapshot_jpeg(data)
+            return (self.topics["snapshot"], jpeg, self.cfg.retain) if jpeg is not None else None
         raise AssertionError(kind)
 
     # -------------------------------------------------------------- worker

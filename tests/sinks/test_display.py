@@ -6,7 +6,6 @@ state (and aborts the process when it cannot reach the X server).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import pytest
 from edgecam.app import want_display
 from edgecam.errors import EdgecamError
 from edgecam.sinks.display import display_available, use_xcb_on_wayland, x_server_reachable
+from tests.doubles import background
 from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,17 +117,9 @@ WINDOW_SCRIPT = textwrap.dedent("""
 """)
 
 
-@contextlib.contextmanager
 def window_script(env: dict, cwd):
     """WINDOW_SCRIPT running in a child process; killed on the way out if a test failed first."""
-    proc = subprocess.Popen([sys.executable, "-c", WINDOW_SCRIPT], env=env, cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    return background([sys.executable, "-c", WINDOW_SCRIPT], env, cwd)
 
 
 def test_window_shows_the_annotated_frame_and_quits_on_q(xvfb, tmp_path):  # noqa: F811

@@ -1,0 +1,126 @@
+"""What the MQTT output publishes: topic names, payloads, Home Assistant discovery.
+
+Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
+
+* ``<prefix>/state``: JSON ``{"label", "score", "index", "previous", "frame",
+  "timestamp"}``, published at each label change (retained when ``retain``).
+* ``<prefix>/result``: JSON of one classification (``Classification.to_dict()``
+  plus an ISO ``timestamp``); every result capped at ``max_rate_hz``
+  (``publish: every``) or only at label changes (``publish: changes``).
+* ``<prefix>/availability``: ``online`` (retained) once connected, ``offline``
+  as the retained Last Will and on a clean close.
+* ``<prefix>/snapshot``: JPEG of the annotated frame at each label change
+  (``snapshot: true``; retained when ``retain``).
+* ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
+  Assistant discovery configs for a "Label" and a "Score" sensor.
+
+Pure functions of a result, an event or the config; :mod:`edgecam.sinks.mqtt`
+is the connection that publishes them (queue, window, reconnects).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import edgecam
+from edgecam.errors import ConfigError
+from edgecam.result import Classification
+from edgecam.sinks.base import iso_time
+
+logger = logging.getLogger("edgecam.sinks.mqtt")  # one logger for the whole MQTT output
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to ``[A-Za-z0-9_-]``: safe in a topic level and as a HA node id."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+    return out or "edgecam"
+
+
+def check_topic(key: str, value: str) -> str:
+    """``value`` without surrounding slashes; a ConfigError naming ``key`` when it is no usable topic."""
+    topic = value.strip().strip("/")
+    if not topic or any(c in topic for c in "+#\0"):
+        raise ConfigError(f"{key}: got {value!r}, expected a non-empty MQTT topic without the wildcards + and #")
+    return topic
+
+
+def result_payload(result: Classification, top_k: int, threshold: float, model_name: str) -> dict:
+    """The JSON published on ``<prefix>/result``."""
+    d = result.to_dict(k=top_k, threshold=threshold)
+    d["model"] = d.get("model") or model_name
+    d["timestamp"] = iso_time(result.wall_time)
+    return d
+
+
+def state_payload(event: dict, result: Classification | None) -> dict:
+    """The JSON published on ``<prefix>/state`` for a label-change ``event`` (``result``: the latest)."""
+    label = event.get("label")
+    index = None
+    if result is not None and label in result.labels:
+        index = list(result.labels).index(label)
+    return {
+        "label": label,
+        "score": round(float(event.get("score", 0.0)), 4),
+        "index": index,
+        "previous": event.get("previous"),
+        "frame": event.get("frame"),
+        "timestamp": iso_time(event.get("wall_time", 0.0)),
+    }
+
+
+def discovery_configs(topics: dict[str, str], discovery_prefix: str, node_id: str, hostname: str,
+                      model_name: str, qos: int) -> dict[str, dict]:
+    """Home Assistant discovery topic -> config, for the label and score sensors."""
+    avail = {
+        "availability_topic": topics["availability"],
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+    }
+    device = {
+        "identifiers": [node_id],
+        "name": f"edgecam {hostname}",
+        "model": model_name,
+        "manufacturer": "edgecam",
+        "sw_version": edgecam.__version__,
+    }
+    origin = {"name": "edgecam", "sw_version": edgecam.__version__}
+    base = f"{discovery_prefix}/sensor/{node_id}"
+    common = {"state_topic": topics["state"], **avail, "device": device, "origin": origin, "qos": qos}
+    return {
+        f"{base}/label/config": {
+            "name": "Label",
+            "unique_id": f"{node_id}_label",
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": topics["state"],
+            "icon": "mdi:eye",
+            **common,
+        },
+        f"{base}/score/config": {
+            "name": "Score",
+            "unique_id": f"{node_id}_score",
+            "value_template": "{{ (value_json.score * 100) | round(1) }}",
+            "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "icon": "mdi:percent",
+            **common,
+        },
+    }
+
+
+def snapshot_jpeg(picture) -> bytes | None:
+    """The annotated picture as the JPEG of ``<prefix>/snapshot``; None (logged) when it cannot be encoded."""
+    try:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        why = "encoder refused it"
+    except Exception as e:  # a bad picture must not kill the worker
+        ok, why = False, e
+    if not ok:
+        logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
+        return None
+    return buf.tobytes()
