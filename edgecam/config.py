@@ -74,7 +74,7 @@ class ModelConfig:
     interpreters: int | Literal["auto"] = _opt("auto", min=1, max=8)  # side by side, each with `threads`
     top_k: int = _opt(3, min=1, max=100)
     threshold: float = _opt(0.0, min=0.0, max=1.0)
-    crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: see preprocess.py
+    crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: README, "Which crop"
     crop_fraction: float = _opt(0.875, min=0.1, max=1.0)
 
 

@@ -6,20 +6,10 @@ resized in integer arithmetic only, the same on every CPU (``Preprocessor.resize
 ``square`` (the whole centred square) and
 ``stretch`` (the whole picture, distorted) are options.
 
-Top-1 of this repository's ``edgecam eval`` on 900 ImageNet photos (issue 11):
-
-    crop                     V3-Small  V2     V1 0.75/192
-    center_fraction 0.875    0.789     0.889  0.794
-    square                   0.760     0.873  0.793
-    stretch (peer examples)  0.742     0.833  0.747
-
-On the 100 photos in ../shared the first two rows come out the other way
-round for V3-Small and V2 (square 0.80 / 0.88, center_fraction 0.74 / 0.86),
-but there the two crops disagree on 10 and 6 photos only: McNemar p = 0.11
-and 0.69, not significant, so these photos cannot overturn the 900 (V1
-0.5/160 prefers center_fraction on them, p = 0.04). Decide such things on
-enough photos: ``edgecam eval --compare crop=square`` prints both
-intervals and the paired test.
+Why ``center_fraction`` is the default, with each crop's measured top-1 (900
+ImageNet photos, and what the 100 in ../shared can and cannot tell): the
+README, "Which crop (measured)". The figures live there only, so that the two
+never disagree; ``edgecam eval --compare crop=square`` measures them again.
 """
 
 from __future__ import annotations
