@@ -15,6 +15,14 @@ A model whose checksum is unknown (``sha256: null``) is only downloaded with
 
 :func:`resolve` turns the ``model.name`` setting (a registry name or a path to
 a ``.tflite`` file) into a model file and a labels file.
+
+The same file lists, under ``photos:``, the photos the ``demo`` source plays
+(:func:`fetch_photos`): fetched, checked and mirrored exactly like models, into
+the ``demo`` folder inside the model folder.
+
+A mirror (``--from`` / ``$EDGECAM_MODEL_MIRROR``) may be several folders
+separated by ``:`` (``os.pathsep``); each file is taken from the first one
+that has it (:func:`mirror_dirs`).
 """
 
 from __future__ import annotations
@@ -41,14 +49,16 @@ DEFAULT_MODEL = "mobilenet_v3_small"
 
 ENV_REGISTRY = "EDGECAM_REGISTRY"  # path of an alternative models.yaml
 ENV_MODEL_DIR = "EDGECAM_MODEL_DIR"  # where models are stored
-ENV_MIRROR = "EDGECAM_MODEL_MIRROR"  # local folder to copy models from instead of downloading
+ENV_MIRROR = "EDGECAM_MODEL_MIRROR"  # local folder(s), ':'-separated, to copy models from instead of downloading
+PHOTO_SUBDIR = "demo"  # where the registry's photos are kept, inside the model folder
 
 # Generous: a Pi on Wi-Fi can stall for a while; this bounds each socket
 # operation (connect, one read), not the whole download.
 TIMEOUT_S = 30.0
 _CHUNK = 64 * 1024
 _RECORD_SUFFIX = ".sha256"  # trust-on-first-use record beside the file
-_MIRROR_HINT = f"on an offline Pi, set {ENV_MIRROR}=DIR or use --from DIR with a folder holding the files"
+_MIRROR_HINT = (f"on an offline Pi, set {ENV_MIRROR}=DIR or use --from DIR with a folder holding the files "
+                "(several folders: DIR1:DIR2)")
 _DIR_HINT = f"choose another folder with --dir DIR or {ENV_MODEL_DIR}=DIR"
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -58,6 +68,8 @@ _FIELDS = {
     "labels_url", "labels_sha256", "labels_file", "input_size", "preprocess",
 }  # fmt: skip
 _REQUIRED = ("description", "url", "file", "sha256", "labels_url", "labels_sha256", "input_size")
+_PHOTO_FIELDS = ("description", "url", "file", "sha256")  # all required
+_TOP_LEVEL = ("models", "photos")
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,20 @@ class ModelEntry:
     input_size: int
     member: str | None = None
     preprocess: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PhotoEntry:
+    """One photo of the registry's ``photos:`` section (the ``demo`` source's slides).
+
+    ``sha256`` is required: a photo is never trusted on first use.
+    """
+
+    name: str
+    description: str
+    url: str
+    file: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -232,12 +258,47 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
     )
 
 
+def _parse_photo(name: Any, raw: Any) -> tuple[PhotoEntry | None, list[str]]:
+    where = f"photo {name!r}"
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        return None, [f"{where}: a name may only use letters, digits, '_', '.', '-'"]
+    if not isinstance(raw, dict):
+        return None, [f"{where}: expected a mapping of fields, got {type(raw).__name__}"]
+    problems = [f"{where}: unknown field {k!r}" for k in raw if k not in _PHOTO_FIELDS]
+    problems += [f"{where}: missing field {k!r}" for k in _PHOTO_FIELDS if k not in raw]
+    if problems:
+        return None, problems
+    checks = [
+        (isinstance(raw["description"], str), "description must be a string"),
+        (_url_ok(raw["url"]), "url must be an http(s):// or file:// URL"),
+        (_plain_file_name(raw["file"]), "file must be a plain file name (no folders, no leading dot)"),
+        (raw["sha256"] is not None and _sha_ok(raw["sha256"]), "sha256 must be 64 lowercase hex digits"),
+    ]
+    problems = [f"{where}: {msg}" for ok, msg in checks if not ok]
+    if problems:
+        return None, problems
+    return PhotoEntry(name, raw["description"], raw["url"], raw["file"], raw["sha256"]), []
+
+
 def load_registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry]:
     """Read and check the registry (default: :func:`registry_path`).
 
-    Returns the entries by name, in file order. Any problem raises
-    :class:`RegistryError` with one line naming the file and every problem.
+    Returns the model entries by name, in file order. Any problem (in the
+    ``photos:`` section too) raises :class:`RegistryError` with one line naming
+    the file and every problem.
     """
+    return _load(path)[0]
+
+
+def load_photos(path: str | os.PathLike | None = None) -> dict[str, PhotoEntry]:
+    """The registry's ``photos:`` entries by name, in file order (empty when it has none).
+
+    Checked like :func:`load_registry` (which see).
+    """
+    return _load(path)[1]
+
+
+def _load(path: str | os.PathLike | None) -> tuple[dict[str, ModelEntry], dict[str, PhotoEntry]]:
     p = Path(path).expanduser() if path is not None else registry_path()
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
@@ -255,7 +316,7 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry
         raise RegistryError(f"model registry {p} is not valid YAML{at}: {problem}") from None
     if not isinstance(data, dict) or not isinstance(data.get("models"), dict) or not data["models"]:
         raise RegistryError(f"model registry {p} must have a non-empty 'models:' mapping of name -> fields")
-    extra = [k for k in data if k != "models"]
+    extra = [k for k in data if k not in _TOP_LEVEL]
     problems = [f"unknown top-level key {k!r}" for k in extra]
     entries: dict[str, ModelEntry] = {}
     for name, raw in data["models"].items():
@@ -263,9 +324,20 @@ def load_registry(path: str | os.PathLike | None = None) -> dict[str, ModelEntry
         problems += errs
         if entry is not None:
             entries[name] = entry
+    if PHOTO_SUBDIR in data["models"]:  # `edgecam models fetch demo` fetches the photos
+        problems.append(f"model {PHOTO_SUBDIR!r}: this name is reserved for the demo's photos")
+    photos: dict[str, PhotoEntry] = {}
+    raw_photos = data.get("photos")
+    if raw_photos is not None and not isinstance(raw_photos, dict):
+        problems.append("'photos:' must be a mapping of name -> fields")
+    for name, raw in (raw_photos or {}).items() if isinstance(raw_photos, dict) else ():
+        photo, errs = _parse_photo(name, raw)
+        problems += errs
+        if photo is not None:
+            photos[name] = photo
     if problems:
         raise RegistryError(f"model registry {p}: " + "; ".join(problems))
-    return entries
+    return entries, photos
 
 
 def _registry(registry: Mapping[str, ModelEntry] | str | os.PathLike | None) -> Mapping[str, ModelEntry]:
@@ -562,21 +634,29 @@ def _extract_member(art: _Artifact, archive: Path, out: BinaryIO) -> str:
         ) from None
 
 
-def _obtain(art: _Artifact, dest: Path, tmp: Path, mirror: Path | None, progress: bool) -> tuple[str, str]:
+def _in_mirror(art: _Artifact, mirrors: list[Path]) -> Path:
+    """The copy of ``art`` in the first mirror folder that has one."""
+    for folder in mirrors:
+        if (folder / art.file).is_file():
+            return folder / art.file
+    where = f"mirror folder {mirrors[0]} has" if len(mirrors) == 1 else \
+        f"none of the mirror folders {', '.join(map(str, mirrors))} has"
+    raise RegistryError(
+        f"{art.model}: {where} no {art.file}; copy it there (upstream: {art.source}) "
+        f"or fetch without --from / {ENV_MIRROR}"
+    )
+
+
+def _obtain(art: _Artifact, dest: Path, tmp: Path, mirrors: list[Path], progress: bool) -> tuple[str, str]:
     """Write the bytes of ``art`` into ``tmp``; return (sha256, source description)."""
-    if mirror is not None:
-        src = mirror / art.file
-        if not src.is_file():
-            raise RegistryError(
-                f"{art.model}: mirror folder {mirror} has no {art.file}; copy it there (upstream: {art.source}) "
-                f"or fetch without --from / {ENV_MIRROR}"
-            )
+    if mirrors:
+        src = _in_mirror(art, mirrors)
         try:
             fin = open(src, "rb")
         except OSError as e:
             raise RegistryError(f"{art.model}: cannot read {src}: {e.strerror or e}") from None
         with fin, open(tmp, "wb") as out:
-            logger.info("%s: copying %s from %s", art.model, art.file, mirror)
+            logger.info("%s: copying %s from %s", art.model, art.file, src.parent)
             return _copy_stream(fin.read, out, art, str(src))[0], str(src)
     if art.member is None:
         with open(tmp, "wb") as out:
@@ -591,7 +671,7 @@ def _obtain(art: _Artifact, dest: Path, tmp: Path, mirror: Path | None, progress
         archive.unlink(missing_ok=True)
 
 
-def _fetch_one(art: _Artifact, dest: Path, mirror: Path | None, trust_on_first_use: bool, progress: bool) -> Path:
+def _fetch_one(art: _Artifact, dest: Path, mirrors: list[Path], trust_on_first_use: bool, progress: bool) -> Path:
     final = dest / art.file
     expected, origin = _expected(art, dest)
     if final.is_file():
@@ -619,7 +699,7 @@ def _fetch_one(art: _Artifact, dest: Path, mirror: Path | None, trust_on_first_u
         )
     tmp = _temp_file(dest, art.file, art)
     try:
-        digest, source = _obtain(art, dest, tmp, mirror, progress)
+        digest, source = _obtain(art, dest, tmp, mirrors, progress)
         if expected is not None and digest != expected:
             kept = f"; the existing {final} was left as it was" if final.exists() else ""
             raise RegistryError(
@@ -653,6 +733,27 @@ def _ensure_dir(dest: Path) -> None:
         raise OutputError(f"model folder {dest} is not writable; {_DIR_HINT}")
 
 
+def mirror_dirs(mirror: str | os.PathLike | None = None) -> list[Path]:
+    """The mirror folders to copy from: ``mirror`` (``--from``), else ``$EDGECAM_MODEL_MIRROR``.
+
+    Several folders are separated by ``os.pathsep`` (``:``), as in ``PATH``:
+    ``../shared/models:../shared/images``; each file comes from the first
+    folder that has it. Empty means download. Every folder named must exist
+    (a typo must not silently turn an offline fetch into a download attempt):
+    RegistryError otherwise.
+    """
+    if mirror is None:
+        mirror = os.environ.get(ENV_MIRROR) or None
+    if mirror is None:
+        return []
+    parts = [mirror] if isinstance(mirror, os.PathLike) else str(mirror).split(os.pathsep)
+    folders = [Path(part).expanduser() for part in parts if str(part).strip()]
+    for folder in folders:
+        if not folder.is_dir():
+            raise RegistryError(f"mirror folder {folder} does not exist; check --from / {ENV_MIRROR}")
+    return folders
+
+
 def fetch(
     name: str,
     dest_dir: str | os.PathLike | None = None,
@@ -666,8 +767,9 @@ def fetch(
     """Make sure model ``name`` and its labels are in the model folder; return the model path.
 
     Files already present and verified are not fetched again. ``mirror`` is a
-    local folder holding the files under their registry file names (default:
-    ``$EDGECAM_MODEL_MIRROR``); without one, files are downloaded from their
+    local folder holding the files under their registry file names, or several
+    (see :func:`mirror_dirs`; default: ``$EDGECAM_MODEL_MIRROR``); without one,
+    files are downloaded from their
     URLs (``.tgz`` archives are unpacked to the ``member`` file). Every file is
     verified against its SHA-256 before it is moved into place; a model with no
     known checksum needs ``trust_on_first_use`` (see the module docstring).
@@ -681,13 +783,41 @@ def fetch(
     entry = _entry(reg, name)
     dest = models_dir(dest_dir)
     _ensure_dir(dest)
-    if mirror is None:
-        mirror = os.environ.get(ENV_MIRROR) or None
-    mirror_dir = Path(mirror).expanduser() if mirror is not None else None
-    if mirror_dir is not None and not mirror_dir.is_dir():
-        raise RegistryError(f"{name}: mirror folder {mirror_dir} does not exist; check --from / {ENV_MIRROR}")
-    paths = [_fetch_one(a, dest, mirror_dir, trust_on_first_use, progress) for a in _artifacts(entry, labels)]
+    try:
+        mirrors = mirror_dirs(mirror)
+    except RegistryError as e:
+        raise RegistryError(f"{name}: {e.message}") from None
+    paths = [_fetch_one(a, dest, mirrors, trust_on_first_use, progress) for a in _artifacts(entry, labels)]
     return paths[0]
+
+
+def photos_dir(dest_dir: str | os.PathLike | None = None) -> Path:
+    """Where the registry's photos are kept: ``demo/`` in the model folder (see :func:`models_dir`)."""
+    return models_dir(dest_dir) / PHOTO_SUBDIR
+
+
+def fetch_photos(
+    dest_dir: str | os.PathLike | None = None,
+    mirror: str | os.PathLike | None = None,
+    progress: bool = True,
+    registry: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Make sure every photo of the registry is in :func:`photos_dir`; return their paths in registry order.
+
+    Fetched exactly like a model's file (see :func:`fetch`): from the mirror
+    folders or the photo's URL, kept only when its SHA-256 matches. Raises
+    RegistryError (no photos in the registry, download failed, checksum
+    mismatch) or OutputError (folder not writable).
+    """
+    photos = load_photos(registry)
+    if not photos:
+        where = registry if registry is not None else registry_path()
+        raise RegistryError(f"model registry {where} lists no photos (a 'photos:' section), which the demo needs")
+    dest = photos_dir(dest_dir)
+    _ensure_dir(dest)
+    mirrors = mirror_dirs(mirror)
+    return [_fetch_one(_Artifact(f"demo photo {p.name}", p.file, p.url, p.sha256), dest, mirrors, False, progress)
+            for p in photos.values()]
 
 
 def verify(

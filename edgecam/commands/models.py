@@ -1,7 +1,7 @@
 """``edgecam models``: list, fetch and verify the models of the registry.
 
     edgecam models list [--dir DIR]
-    edgecam models fetch NAME|all [--from DIR] [--dir DIR] [--trust-on-first-use]
+    edgecam models fetch NAME|all|demo [--from DIR[:DIR...]] [--dir DIR] [--trust-on-first-use]
     edgecam models verify [--dir DIR]
     edgecam models compare [NAME|PATH ...] [--images DIR [--expected CSV]] [--plot PATH.png] (see edgecam.compare)
 
@@ -13,6 +13,9 @@ model folder).
 first use) and skips, with a note, those without one unless
 ``--trust-on-first-use`` is given; it goes on after a failure and then fails
 naming every model that could not be fetched.
+
+``fetch demo`` fetches the photos of the registry's ``photos:`` section, which
+``edgecam run --source demo`` plays, into the ``demo`` folder of the model folder.
 
 ``verify`` fails (exit 2) when a downloaded model or its labels does not match
 its checksum, or cannot be checked (no checksum known or recorded). Models not
@@ -54,12 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("fetch", help="download a model and its labels, verifying checksums")
-    p.add_argument("name", metavar="NAME", help="a model name from 'edgecam models list', or 'all'")
+    p.add_argument("name", metavar="NAME",
+                   help="a model name from 'edgecam models list', 'all' (every model), or 'demo' (the demo's photos)")
     p.add_argument(
         "--from",
         dest="mirror",
         metavar="DIR",
-        help=f"copy the files from this local folder instead of downloading (default: ${registry.ENV_MIRROR})",
+        help=f"copy the files from this local folder instead of downloading; several: DIR1:DIR2, the first "
+             f"that has a file gives it (default: ${registry.ENV_MIRROR})",
     )
     p.add_argument("--dir", metavar="DIR", help=dir_help)
     p.add_argument(
@@ -97,6 +102,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch one model, or every model for ``all``; print where each one is."""
+    if args.name == registry.PHOTO_SUBDIR:
+        for path in registry.fetch_photos(dest_dir=args.dir, mirror=args.mirror):
+            print(f"demo: {path}")
+        return 0
     reg = registry.load_registry()
     dest = registry.models_dir(args.dir)
     if args.name != "all":
