@@ -30,9 +30,10 @@ def atomic_write(path: str | os.PathLike, mode: int = 0o644, *, owner: tuple[int
     """
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)  # opened again by name: the file object's .name is then the path
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())

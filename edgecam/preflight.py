@@ -25,7 +25,7 @@ def _model(cfg) -> None:
     m = cfg.model
     if m.name in registry.load_registry():
         if m.labels is not None:  # the model itself is fetched (and verified) by run
-            registry.read_labels(registry._labels_file(m.labels))
+            registry.read_labels(registry.labels_file(m.labels))
         return
     resolved = registry.resolve(m.name, m.labels, dest_dir=m.dir, fetch_missing=False)
     check_model_file(resolved.model_path)

@@ -222,7 +222,7 @@ def test_malformed_registry_is_one_line_naming_every_problem(tmp_path):
 
 
 def test_registry_path_and_models_dir_precedence(tmp_path, monkeypatch):
-    assert registry.registry_path() == Path(registry.__file__).resolve().parent.parent / "models" / "models.yaml"
+    assert registry.registry_path() == Path(registry.__file__).resolve().parents[2] / "models" / "models.yaml"
     monkeypatch.setenv(registry.ENV_REGISTRY, str(tmp_path / "r.yaml"))
     assert registry.registry_path() == tmp_path / "r.yaml"
 
@@ -231,7 +231,7 @@ def test_registry_path_and_models_dir_precedence(tmp_path, monkeypatch):
     assert registry.models_dir() == tmp_path / "env"
     monkeypatch.delenv(registry.ENV_MODEL_DIR)
     # No checkout models/ folder (an installed package): the user's cache.
-    monkeypatch.setattr(registry, "_repo_models_dir", lambda: tmp_path / "no-such-checkout" / "models")
+    monkeypatch.setattr(registry.schema, "_repo_models_dir", lambda: tmp_path / "no-such-checkout" / "models")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert registry.models_dir() == tmp_path / "cache" / "edgecam" / "models"
 
@@ -250,6 +250,23 @@ def test_fetch_from_mirror_folder_copies_and_verifies(shared_models, shared_sums
     empty = tmp_path / "empty"
     empty.mkdir()
     assert registry.fetch("mobilenet_v1_0.25_128", dest_dir=dest, mirror=empty) == path
+
+
+def test_a_mirror_copy_imports_no_network_module(shared_models, tmp_path):
+    # The registry's docstring promises it (ssl and friends cost memory a camera never needs);
+    # a fresh interpreter, since this test process has them all loaded already.
+    import subprocess
+    import sys
+
+    code = ("import sys; from edgecam import registry; "
+            f"registry.fetch('mobilenet_v3_small', dest_dir={str(tmp_path)!r}, mirror={str(shared_models)!r}, "
+            "progress=False); print(sorted(m for m in ('http.client', 'ssl', 'tarfile', 'urllib.request') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert any(tmp_path.glob("*.tflite"))
 
 
 def test_fetch_honours_mirror_env_and_reports_a_file_it_lacks(shared_models, tmp_path, monkeypatch):
