@@ -1,7 +1,9 @@
 """Frame sources behind one interface (:class:`FrameSource`) and the factory that picks one.
 
-``opencv`` (webcams, files, URLs, GStreamer), ``images`` (a folder) and
-``picamera2`` (the Raspberry Pi camera; imported only when chosen).
+``base.py`` the interface (and the real-time ``Pacer`` of files and folders),
+``opencv_source.py`` (webcams, files, URLs, GStreamer), ``images_source.py``
+(a folder) and ``picamera2_source.py`` (the Raspberry Pi camera; imported
+only when chosen); :func:`open_source` picks one from the config.
 """
 
 from __future__ import annotations
