@@ -134,14 +134,19 @@ def _sha_ok(value: Any) -> bool:
     return value is None or (isinstance(value, str) and bool(HEX64.match(value)))
 
 
+def _shape_problems(where: str, name: Any, raw: Any, known, required) -> list[str]:
+    """What is wrong with an entry's name and its set of fields (before any field's value is looked at)."""
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        return [f"{where}: a name may only use letters, digits, '_', '.', '-'"]
+    if not isinstance(raw, dict):
+        return [f"{where}: expected a mapping of fields, got {type(raw).__name__}"]
+    problems = [f"{where}: unknown field {k!r}" for k in raw if k not in known]
+    return problems + [f"{where}: missing field {k!r}" for k in required if k not in raw]
+
+
 def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
     where = f"model {name!r}"
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
-        return None, [f"{where}: a name may only use letters, digits, '_', '.', '-'"]
-    if not isinstance(raw, dict):
-        return None, [f"{where}: expected a mapping of fields, got {type(raw).__name__}"]
-    problems = [f"{where}: unknown field {k!r}" for k in raw if k not in _FIELDS]
-    problems += [f"{where}: missing field {k!r}" for k in _REQUIRED if k not in raw]
+    problems = _shape_problems(where, name, raw, _FIELDS, _REQUIRED)
     if problems:
         return None, problems
     url, labels_url = raw["url"], raw["labels_url"]
@@ -193,12 +198,7 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
 
 def _parse_photo(name: Any, raw: Any) -> tuple[PhotoEntry | None, list[str]]:
     where = f"photo {name!r}"
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
-        return None, [f"{where}: a name may only use letters, digits, '_', '.', '-'"]
-    if not isinstance(raw, dict):
-        return None, [f"{where}: expected a mapping of fields, got {type(raw).__name__}"]
-    problems = [f"{where}: unknown field {k!r}" for k in raw if k not in _PHOTO_FIELDS]
-    problems += [f"{where}: missing field {k!r}" for k in _PHOTO_FIELDS if k not in raw]
+    problems = _shape_problems(where, name, raw, _PHOTO_FIELDS, _PHOTO_FIELDS)
     if problems:
         return None, problems
     checks = [
