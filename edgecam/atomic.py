@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -28,6 +27,8 @@ def atomic_write(path: str | os.PathLike, mode: int = 0o644, *, owner: tuple[int
     an exception the temporary file is removed and ``path`` is left as it
     was. Raises OSError from any step; the caller says what to do about it.
     """
+    import tempfile  # here: it imports shutil, which loads bz2 and lzma (memory a run that writes nothing keeps)
+
     path = Path(path)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     os.close(fd)  # opened again by name: the file object's .name is then the path

@@ -10,6 +10,7 @@ import argparse
 import functools
 import hashlib
 import io
+import os
 import shutil
 import socket
 import tarfile
@@ -267,6 +268,22 @@ def test_a_mirror_copy_imports_no_network_module(shared_models, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert any(tmp_path.glob("*.tflite"))
+
+
+def test_checking_a_present_model_at_start_loads_neither_openssl_nor_tempfile(shared_models, tmp_path):
+    # Every run verifies its model: with hashlib that costs 3.6 MB of peak RSS (OpenSSL), with
+    # tempfile its shutil's bz2 and lzma (registry/store.py's new_sha256, atomic.py).
+    import subprocess
+    import sys
+
+    registry.fetch("mobilenet_v3_small", dest_dir=tmp_path, mirror=shared_models, progress=False)
+    code = ("import sys; from edgecam import registry; "
+            f"r = registry.resolve('mobilenet_v3_small', dest_dir={str(tmp_path)!r}); "
+            "print(r.model_path.is_file(), sorted(m for m in ('_hashlib', 'tempfile') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1], env={**os.environ, "EDGECAM_MODEL_MIRROR": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True []"
 
 
 def test_fetch_honours_mirror_env_and_reports_a_file_it_lacks(shared_models, tmp_path, monkeypatch):

@@ -20,11 +20,9 @@ they cost memory that a running camera never needs.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import sys
-import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -35,8 +33,8 @@ from edgecam import __version__
 from edgecam.atomic import atomic_write
 from edgecam.errors import OutputError, RegistryError
 from edgecam.registry.schema import Artifact, ModelEntry, artifacts, get_entry, load, load_photos, registry_path
-from edgecam.registry.store import (DIR_HINT, ensure_dir, expected_hash, models_dir, photos_dir, record_path,
-                                    sha256_file, write_record)
+from edgecam.registry.store import (DIR_HINT, ensure_dir, expected_hash, models_dir, new_sha256, photos_dir,
+                                    record_path, sha256_file, write_record)
 
 logger = logging.getLogger("edgecam.registry")
 
@@ -99,7 +97,7 @@ def _copy_stream(
     own) is the source's fault (RegistryError); a failure to write is the
     destination's (OutputError), e.g. a full SD card.
     """
-    h = hashlib.sha256()
+    h = new_sha256()
     n = 0
     while True:
         try:
@@ -223,6 +221,8 @@ def _obtain(art: Artifact, dest: Path, out: BinaryIO, mirrors: list[Path], progr
             return _copy_stream(fin.read, out, art, str(src))[0], str(src)
     if art.member is None:
         return _http_get(art, out, progress)[0], art.url
+    import tempfile
+
     try:
         archive = tempfile.NamedTemporaryFile(dir=dest, prefix=f".{art.file}.tgz.", suffix=".part")
     except OSError as e:
