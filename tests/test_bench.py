@@ -136,3 +136,27 @@ def test_sweep_usage_errors_are_one_line_exit_2(video, model_env, tmp_path, extr
     p = bench(["--source", video, "--sweep", *extra], model_env, tmp_path)
     assert p.returncode == 2 and p.stdout == ""
     assert what in p.stderr and "Traceback" not in p.stderr
+
+
+def test_threads_auto_on_a_read_only_filesystem_measures_and_says_why_it_cannot_cache(video, own_models, tmp_path):
+    """As under the service's sandbox (ProtectSystem=strict) for a model outside its StateDirectory."""
+    import shutil
+
+    env, folder = own_models
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare to mount the model folder read-only")
+    script = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder} || exit 99; "
+              f"exec {sys.executable} -m edgecam bench --source {video} --frames 260 --json "
+              f"--model {folder / 'v3-small_224_1.0_uint8.tflite'} --labels {folder / 'imagenet_labels.txt'}")
+    p = subprocess.run(["unshare", "-m", "sh", "-c", script], env=dict(env, EDGECAM_LOG_LEVEL="DEBUG"),
+                       cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    if p.returncode == 99:
+        pytest.skip(f"cannot mount read-only here: {p.stderr.strip()[-200:]}")
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    if not res["calibration"]["done"]:
+        pytest.skip("this machine has more layouts to measure than 260 frames allow")
+    lines = [line for line in p.stderr.splitlines() if "not caching the calibration" in line]
+    assert len(lines) == 1 and "DEBUG" in lines[0] and "Read-only file system" in lines[0], p.stderr
+    assert "Traceback" not in p.stderr and res["frames"] == 260
+    assert not list(folder.glob("*.threads.json")) and not list(folder.glob(".*tmp"))
