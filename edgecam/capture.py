@@ -30,7 +30,6 @@ from edgecam.stats import SourceState
 logger = logging.getLogger(__name__)
 
 
-
 class DropPolicy(StrEnum):
     """What the frame buffer does when inference is slower than the source (module docstring)."""
 

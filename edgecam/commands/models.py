@@ -1,4 +1,4 @@
-"""``edgecam models``: list, fetch and verify the models of the registry.
+"""``edgecam models``: list, fetch, verify and compare the models of the registry.
 
     edgecam models list [--dir DIR]
     edgecam models fetch NAME|all|demo [--from DIR[:DIR...]] [--dir DIR] [--trust-on-first-use]
