@@ -38,9 +38,12 @@ $(VENV)/.installed: setup.py pyproject.toml tools/pin_system_numpy.py
 
 install: $(VENV)/.installed
 
+# The interactive first run: the camera, else (no camera, say a server or a
+# laptop with its webcam off) the demo slideshow, saying which. Only here:
+# `source: auto` in a config (the service) stays an error without a camera.
 run: $(VENV)/.installed
 	$(PY) -m edgecam models fetch mobilenet_v3_small
-	$(PY) -m edgecam run $(ARGS)
+	$(PY) -m edgecam run --demo-fallback $(ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests

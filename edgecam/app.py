@@ -63,7 +63,7 @@ def choose_policy(src_cfg, source) -> DropPolicy:
     """``auto``: cameras (and paced files, which behave as one) keep only the latest frame."""
     if src_cfg.policy != "auto":
         return DropPolicy(src_cfg.policy)
-    return DropPolicy.LATEST if (source.live or src_cfg.realtime) else DropPolicy.EVERY_FRAME
+    return DropPolicy.LATEST if (source.live or source.realtime or src_cfg.realtime) else DropPolicy.EVERY_FRAME
 
 
 def want_display(mode: str) -> bool:
@@ -84,14 +84,19 @@ class App:
     """One run of ``edgecam run``: owns the pipeline, the signals and config reloads."""
 
     def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
-                 display_override: bool | None = None, overrides: dict | None = None, changes_to=None):
+                 display_override: bool | None = None, overrides: dict | None = None, changes_to=None,
+                 demo_fallback: bool = False):
         """``changes_to``: a text stream (the CLI's stdout) that gets one line per
         label change when no other output is configured, so a headless run with
-        no window, log, HTTP or MQTT still shows what it sees."""
+        no window, log, HTTP or MQTT still shows what it sees.
+
+        ``demo_fallback``: with ``source: auto``, play the demo when no camera is
+        found at start (an interactive first run: ``make run``); :attr:`source_note`
+        then says which source was taken and how to choose one."""
         from edgecam import calibration
         from edgecam.classifier import Classifier, load_classifier
         from edgecam.sinks import FanOut, build_sinks
-        from edgecam.sources import open_source
+        from edgecam.sources import open_camera_or_demo, open_source
         from edgecam.stats import Stats
         from edgecam.pipeline import Pipeline
 
@@ -113,6 +118,7 @@ class App:
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
         self.plan = None
+        self.source_note: str | None = None
         sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])
         if not sinks and changes_to is not None:
             from edgecam.sinks.stdout import LabelChangesSink
@@ -127,9 +133,13 @@ class App:
 
             def opened():
                 with captured("source"):  # libcamera's and FFmpeg's own lines: DEBUG log, not the terminal
-                    return open_source(cfg.source, size)
+                    return open_source(cfg.source, size, model_dir=cfg.model.dir)
 
-            source = opened()
+            if demo_fallback and cfg.source.type == "auto":  # the first open only: a reconnect never falls back
+                with captured("source"):  # OpenCV's "Camera index out of range" while auto probes
+                    source, self.source_note = open_camera_or_demo(cfg.source, size, model_dir=cfg.model.dir)
+            else:
+                source = opened()
             self.outputs.source_opened(source)
             reopen = opened if (source.live and cfg.source.reconnect) else None
             policy = choose_policy(cfg.source, source)

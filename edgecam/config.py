@@ -80,7 +80,7 @@ class ModelConfig:
 
 @dataclass
 class SourceConfig:
-    type: Literal["auto", "picamera2", "opencv", "images"] = "auto"
+    type: Literal["auto", "picamera2", "opencv", "images", "demo"] = "auto"
     # webcam index, file, URL, GStreamer pipeline or folder; a YAML number (uri: 0) means that webcam
     uri: str | None = field(default=None, metadata={"check": _not_empty, "int_as_str": True})
     width: int = _opt(640, min=16, max=8192)

@@ -14,7 +14,11 @@ logger = logging.getLogger("edgecam")
 def register(sub) -> None:
     p = sub.add_parser("run", help="classify a camera or video live: window, log, HTTP, MQTT")
     add_model_args(p)
-    p.add_argument("--source", help="auto, picamera2, a webcam index (0), a video file, URL, pipeline or folder")
+    p.add_argument("--source", help="auto, picamera2, a webcam index (0), a video file, URL, pipeline, folder, "
+                                    "or demo (a slideshow of photos)")
+    p.add_argument("--demo-fallback", action="store_true",
+                   help="for a first run by hand (make run passes it): when the source is auto (from the config, "
+                        "not --source) and no camera is found, play the demo instead, and say which was chosen")
     add_interpreters_arg(p)
     p.add_argument("--display", choices=["auto", "window", "none"])
     p.add_argument("--log", help="write predictions as JSON Lines to this file")
@@ -32,7 +36,7 @@ def run_overrides(args) -> dict:
         if not args.source.strip():
             # Path("") is the current folder: an empty value would be read as a folder of images.
             raise ConfigError("--source: empty; pass auto, picamera2, a webcam index (0), a video file, "
-                              "a URL or a folder of images", what="bad flag")
+                              "a URL, a folder of images or demo", what="bad flag")
         src = parse_source(args.source)
         o["source.type"], o["source.uri"] = src["type"], src["uri"]
     o["model.interpreters"] = args.interpreters
@@ -53,10 +57,14 @@ def cmd_run(args) -> int:
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
     with startup_signals() as early:
         try:
-            app = App(cfg, overrides=overrides, changes_to=sys.stdout)
+            # An explicit --source is a choice: nothing falls back from it.
+            app = App(cfg, overrides=overrides, changes_to=sys.stdout,
+                      demo_fallback=args.demo_fallback and args.source is None)
         except StartupStopped as stopped:
             logger.info("%s received during start-up, stopping", stopped)
             return 0
+        if app.source_note:
+            print(f"edgecam: {app.source_note}", file=sys.stderr, flush=True)
         if early["hup"]:  # systemctl reload while starting: do it now
             app.pipeline.reload_requested = True
         early["starting"] = False

@@ -2,8 +2,13 @@
 
 ``base.py`` the interface (and the real-time ``Pacer`` of files and folders),
 ``opencv_source.py`` (webcams, files, URLs, GStreamer), ``images_source.py``
-(a folder) and ``picamera2_source.py`` (the Raspberry Pi camera; imported
-only when chosen); :func:`open_source` picks one from the config.
+(a folder), ``picamera2_source.py`` (the Raspberry Pi camera; imported only
+when chosen) and ``demo_source.py`` (a slideshow of the registry's photos);
+:func:`open_source` picks one from the config.
+
+``auto`` picks a camera (:func:`open_source`); :func:`open_camera_or_demo`,
+for an interactive first run only (``edgecam run --demo-fallback``, which
+``make run`` passes), plays the demo instead when there is none.
 """
 
 from __future__ import annotations
@@ -11,21 +16,35 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgecam.errors import SourceError
+from edgecam.errors import EdgecamError, SourceError
 from edgecam.sources.base import FrameSource
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FrameSource", "open_source", "parse_source"]
+__all__ = ["FrameSource", "NoCamera", "open_camera_or_demo", "open_source", "parse_source"]
+
+#: How to choose a source, for the lines that say which one a run took.
+CHOOSE = ('pick one with --source (make run ARGS="--source 0"): a webcam index, a video file, '
+          'a folder of photos, picamera2, or demo')
+
+
+class NoCamera(SourceError):
+    """``source: auto`` found no camera that opens; ``tried`` says what was tried and why each failed."""
+
+    def __init__(self, tried: list[str]):
+        self.tried = list(tried)
+        super().__init__("source auto: no camera found (tried " + "; ".join(tried) + "); "
+                         "pass --source VIDEO_FILE, --source FOLDER or --source 0 for a webcam "
+                         "(or --source demo for a slideshow of photos)")
 
 
 def parse_source(spec: str) -> dict:
     """Turn a ``--source`` value into source config keys.
 
-    ``auto``/``picamera2`` pick that type; a folder means ``images``; anything
-    else (a webcam index, file, URL or pipeline) goes to OpenCV.
+    ``auto``/``picamera2``/``demo`` pick that type; a folder means ``images``;
+    anything else (a webcam index, file, URL or pipeline) goes to OpenCV.
     """
-    if spec in ("auto", "picamera2"):
+    if spec in ("auto", "picamera2", "demo"):
         return {"type": spec, "uri": None}
     if Path(spec).is_dir():
         return {"type": "images", "uri": spec}
@@ -51,8 +70,12 @@ def lores_size(main: tuple[int, int], model: tuple[int, int] | None) -> tuple[in
     return (side, max(side, int(round(side * h / w / 2)) * 2))
 
 
-def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSource:
-    """Open the source a :class:`edgecam.config.SourceConfig` names."""
+def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_dir=None) -> FrameSource:
+    """Open the source a :class:`edgecam.config.SourceConfig` names.
+
+    ``model_dir`` is the model folder (``model.dir``; None: the default one),
+    where the demo keeps its photos.
+    """
     kind = cfg.type
     size = (cfg.width, cfg.height)
     lores = lores_size(size, model_input_size)
@@ -73,7 +96,37 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None) -> FrameSo
         # source.uri picks the camera on boards with two (Pi 5, CM4): 0 or 1.
         camera = int(cfg.uri) if cfg.uri and str(cfg.uri).isdigit() else 0
         return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s)
+    if kind == "demo":
+        from edgecam.sources.demo_source import open_demo
+
+        return open_demo(cfg, model_dir)
     return _open_auto(cfg, size, lores)
+
+
+def open_camera_or_demo(cfg, model_input_size: tuple[int, int] | None = None, *,
+                        model_dir=None) -> tuple[FrameSource, str]:
+    """``source: auto``, or the demo when no camera is found; and one line saying which, and how to choose.
+
+    Only for an interactive first run (``--demo-fallback``): a service with
+    ``source: auto`` must fail (and reconnect) when its camera is missing,
+    never show photos instead, so :func:`open_source` never falls back. Only
+    the first open may: a camera that goes away later is reconnected, as always.
+    """
+    try:
+        source = _open_auto(cfg, (cfg.width, cfg.height), lores_size((cfg.width, cfg.height), model_input_size))
+    except NoCamera as no_camera:
+        why = "; ".join(no_camera.tried)
+        try:
+            from edgecam.sources.demo_source import open_demo
+
+            demo = open_demo(cfg, model_dir)
+        except EdgecamError as e:
+            raise SourceError(f"source auto: no camera found (tried {why}), and the demo cannot start either: "
+                              f"{e.message}") from None
+        seconds = demo.frame_count / demo.fps
+        return demo, (f"no camera found (tried {why}), so playing the demo: a slideshow of "
+                      f"{len(demo.slides)} photos, {seconds:.0f} s. To choose the source, {CHOOSE}")
+    return source, f"source: {source.name} (the camera source auto found). To choose another, {CHOOSE}"
 
 
 def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> FrameSource:
@@ -100,7 +153,4 @@ def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> Fra
         return OpenCVSource(0, size=size, fps=cfg.fps, timeout_s=cfg.timeout_s)
     except SourceError:
         tried.append("webcam 0 (cannot open)")
-    raise SourceError(
-        "source auto: no camera found (tried " + "; ".join(tried) + "); "
-        "pass --source VIDEO_FILE, --source FOLDER or --source 0 for a webcam"
-    )
+    raise NoCamera(tried)

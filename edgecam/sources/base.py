@@ -22,6 +22,9 @@ class FrameSource(abc.ABC):
             at once (their default drop policy is ``latest``); False for files
             and folders (``every_frame``).
         fps: the source's native frame rate, or None when unknown.
+        realtime: True when frames come paced at ``fps`` in real time though
+            the source is not live (a file read "as a camera would", the
+            demo): like a camera, its default drop policy is ``latest``.
         last_decode_s: how long the last read() took to decode, without any
             pacing sleep (bench's decode stage); None when the source does not say.
     """
@@ -29,6 +32,7 @@ class FrameSource(abc.ABC):
     name: str = "source"
     live: bool = False
     fps: float | None = None
+    realtime: bool = False
     last_decode_s: float | None = None
 
     @abc.abstractmethod
