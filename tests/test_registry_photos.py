@@ -191,6 +191,33 @@ def test_a_changed_or_missing_upstream_photo_is_refused(photo_registry, tmp_path
         registry.fetch_photos(dest_dir=dest, registry=reg)
 
 
+def test_photos_of_a_registry_of_ones_own_over_http(server, tmp_path):
+    # Needs nothing from ../shared: made-up photos, served and checked.
+    import cv2
+    import numpy as np
+
+    root, base = server
+    photos = {}
+    for i, name in enumerate(("one", "two")):
+        ok, data = cv2.imencode(".png", np.full((30, 40, 3), 60 * (i + 1), np.uint8))
+        (root / f"{name}.png").write_bytes(data.tobytes())
+        photos[name] = {"description": name, "url": f"{base}/{name}.png", "file": f"{name}.png",
+                        "sha256": sha256(data.tobytes())}
+    model = {"description": "m", "url": f"{base}/m.tflite", "file": "m.tflite", "sha256": "0" * 64,
+             "labels_url": f"{base}/l.txt", "labels_sha256": "0" * 64, "input_size": 1}
+    reg = tmp_path / "r.yaml"
+    reg.write_text(yaml.safe_dump({"models": {"m": model}, "photos": photos}, sort_keys=False))
+    dest = tmp_path / "models"
+    paths = registry.fetch_photos(dest_dir=dest, registry=reg, progress=False)
+    assert paths == [dest / "demo" / "one.png", dest / "demo" / "two.png"]
+    assert [p.read_bytes() for p in paths] == [(root / p.name).read_bytes() for p in paths]
+    (dest / "demo" / "two.png").unlink()
+    (root / "two.png").write_bytes(b"changed upstream")
+    with pytest.raises(RegistryError, match="demo photo two: checksum mismatch for two.png"):
+        registry.fetch_photos(dest_dir=dest, registry=reg)
+    assert sorted(p.name for p in (dest / "demo").iterdir()) == ["one.png"]
+
+
 # ---------------------------------------------------------------------------------- CLI
 
 
