@@ -136,7 +136,7 @@ def stop_app(app, thread, out) -> int:
 
 def test_ready_status_and_watchdog_through_a_stall(systemd, monkeypatch):
     model, cam = FakeModel(), FakeCamera("fake-cam", fps=50)
-    app, thread, out = start_app(monkeypatch, model, lambda cfg, size=None: cam)
+    app, thread, out = start_app(monkeypatch, model, lambda cfg, size=None, **kw: cam)
     try:
         # Frames flow but nothing is classified yet: not ready.
         systemd.wait_for("STATUS=", contains="source running")
@@ -181,7 +181,7 @@ def test_watchdog_pauses_while_the_camera_reconnects(systemd, monkeypatch):
     reopened = {}
     calls = []
 
-    def open_source(cfg, size=None):
+    def open_source(cfg, size=None, **kw):
         calls.append(1)
         if len(calls) == 1:
             return first
