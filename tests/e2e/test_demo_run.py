@@ -141,13 +141,15 @@ def test_make_run_with_a_display_opens_the_window(clone, photos, no_camera, xvfb
         shot = tmp_path / "demo-screen.png"
 
         def photo_shown(win) -> bool:
+            # a photo (varied, bright parts), once the window has taken the frame's 640x480
+            # (Qt maps it at a default size first, and resizes it a moment later)
             x, y, w, h = picture_box(win)
             picture = win[y:y + h, x:x + w]
-            return picture.size > 0 and picture.std() > 25 and (picture.max(axis=2) > 200).sum() > 200
+            return (abs(w - 640) <= 32 and abs(h - 480) <= 24 and picture.std() > 25
+                    and (picture.max(axis=2) > 200).sum() > 200)
 
         win = xvfb.window_pixels(wid, photo_shown, path=shot)
-        assert photo_shown(win), f"no picture in the window; see {shot}"
-        assert picture_box(win)[2:] == (pytest.approx(640, rel=0.05), pytest.approx(480, rel=0.05))
+        assert photo_shown(win), f"no 640x480 picture in the window; see {shot}"
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)  # it ends by itself with the slideshow
     finally:
         if proc.poll() is None:
