@@ -309,7 +309,10 @@ def test_an_unplugged_camera_times_out_and_is_no_longer_available(fake):
         source.read()
         fake.disconnect()
         with pytest.raises(SourceError, match="no frame for"):
-            source.read()
+            # A frame completed before the unplug may still be queued (picamera2 keeps one completed
+            # request): on a loaded machine the sensor thread gets one in between, and that read succeeds.
+            for _ in range(2):
+                source.read()
     assert camera_available() is False
     with pytest.raises(SourceError, match="no camera found"):
         Picamera2Source(**FAST)
