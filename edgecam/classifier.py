@@ -70,10 +70,15 @@ class Classifier:
         mean: float = 127.5,
         std: float = 127.5,
         labels_path: str | Path | None = None,
+        model_content: bytes | None = None,
+        embedding: bool = False,
+        head=None,
     ):
         self.model_path = Path(model_path)
         self.name = name or self.model_path.stem
-        check_model_file(self.model_path)
+        self._content = model_content
+        if model_content is None:
+            check_model_file(self.model_path)
         self.runtime, Interpreter = interpreter_class(runtime)
 
         self._Interpreter = Interpreter
@@ -98,11 +103,25 @@ class Classifier:
         )
         oshape = tuple(int(s) for s in out["shape"])
         self.num_classes = int(np.prod(oshape))
-        if len(outputs) != 1 or self.num_classes < 2:
+        # An embedding variant (edgecam.embedding) has the pooled features as its second output.
+        if len(outputs) != 1 + bool(embedding) or self.num_classes < 2:
             raise ModelError(
                 f"model file {self.model_path}: outputs {[list(o['shape']) for o in outputs]} are not one score vector; "
                 "is this a classification model?"
             )
+        self.embedding_spec = None
+        if embedding:
+            feat = outputs[1]
+            self.embedding_spec = (feat["index"], np.dtype(feat["dtype"]).type, float(feat["quantization"][0]),
+                                   int(feat["quantization"][1]))
+        # A fitted edgecam.heads.Head on the embedding: its classes replace the model's. In a
+        # one-item list that replica() copies share, so that swap_head() reaches them all.
+        self._head = [head]
+        if head is not None:
+            if self.embedding_spec is None:
+                raise ValueError("a head needs the embedding output (embedding=True)")
+            labels = list(head.labels)
+            self.num_classes = len(labels)
         if len(labels) != self.num_classes:
             where = f"labels file {labels_path}" if labels_path else f"labels for {self.model_path.name}"
             raise ModelError(
@@ -110,6 +129,8 @@ class Classifier:
                 f"({self.model_path}); pass the labels file that belongs to this model (--labels PATH)"
             )
         self.labels = tuple(labels)
+        self.custom = None  # the edgecam.custom_models.CustomModel this runs, if any (load_custom)
+        self.custom_path: Path | None = None
         self._in_index = inp["index"]
         self._out_index = out["index"]
         self._out_dtype = np.dtype(out["dtype"]).type
@@ -137,7 +158,10 @@ class Classifier:
         try:
             # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" itself: DEBUG log.
             with captured("tflite"):
-                interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
+                if self._content is not None:
+                    interpreter = self._Interpreter(model_content=self._content, num_threads=n)
+                else:
+                    interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -189,7 +213,50 @@ class Classifier:
 
     def output_scores(self) -> np.ndarray:
         """The class probabilities of the last ``interpreter.invoke()``."""
-        return self.scores(self.interpreter.get_tensor(self._out_index))
+        return self._outputs()[0]
+
+    @property
+    def head(self):
+        """The :class:`edgecam.heads.Head` in use, or None (the model's own classes)."""
+        return self._head[0]
+
+    def swap_head(self, head) -> None:
+        """Use ``head`` from the next result on (a reload after ``edgecam learn``); it may have other classes."""
+        if self.embedding_spec is None:
+            raise ValueError(f"{self.name}: loaded without its embedding output")
+        self._head[0] = head
+        self.labels = tuple(head.labels)
+        self.num_classes = len(head.labels)
+
+    def output_embedding(self) -> np.ndarray:
+        """The embedding (float32, dequantized) of the last ``interpreter.invoke()``; needs ``embedding=True``."""
+        if self.embedding_spec is None:
+            raise ValueError(f"{self.name}: loaded without its embedding output")
+        index, dtype, scale, zero = self.embedding_spec
+        raw = self.interpreter.get_tensor(index).reshape(-1)
+        if dtype == np.float32 or scale == 0:
+            return raw.astype(np.float32)
+        return (raw.astype(np.float32) - zero) * scale
+
+    def _outputs(self) -> tuple[np.ndarray, dict, tuple[str, ...]]:
+        """(class probabilities, extra facts for the result, class names) of the last invoke.
+
+        With a head: the head's probabilities over its classes, and in the
+        extra how far the picture is from what the head was taught
+        (``distance``) and whether that is past its ``unknown_distance``.
+        """
+        head = self._head[0]  # one read: a reload may swap it meanwhile
+        if head is None:
+            return self.scores(self.interpreter.get_tensor(self._out_index)), {}, self.labels
+        probs, distance = head.predict(self.output_embedding())
+        d = float(distance[0])
+        return probs[0], {"distance": d, "unknown": d > head.unknown_distance}, head.labels
+
+    def embed(self, image: np.ndarray, order: str = "bgr") -> np.ndarray:
+        """The embedding of one picture (any size; preprocessed as this classifier does)."""
+        self.set_input(image, order)
+        self.interpreter.invoke()
+        return self.output_embedding()
 
     def scores(self, raw: np.ndarray) -> np.ndarray:
         """Dequantize a raw output and turn it into probabilities."""
@@ -220,13 +287,13 @@ class Classifier:
         t1 = time.perf_counter()
         self.interpreter.invoke()
         t2 = time.perf_counter()
-        scores = self.output_scores()
+        scores, extra, labels = self._outputs()
         t3 = time.perf_counter()
+        extra["postprocess_ms"] = (t3 - t2) * 1000
         return Classification(
-            scores=scores, labels=self.labels, model=self.name, frame_index=frame_index,
+            scores=scores, labels=labels, model=self.name, frame_index=frame_index,
             capture_time=capture_time, wall_time=wall_time, result_time=time.monotonic(),
-            inference_ms=(t2 - t1) * 1000, preprocess_ms=preprocess_ms,
-            extra={"postprocess_ms": (t3 - t2) * 1000},
+            inference_ms=(t2 - t1) * 1000, preprocess_ms=preprocess_ms, extra=extra,
         )
 
     def prepare(self, frame) -> np.ndarray:
@@ -254,19 +321,32 @@ class Classifier:
         return self._invoke(frame.index, frame.timestamp, frame.wall_time, preprocess_ms + copy_ms)
 
 
-def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
+def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False) -> Classifier:
     """Build a :class:`Classifier` from a :class:`edgecam.config.ModelConfig`.
 
     ``cfg.name`` is a registry name (fetched into the model cache when missing,
-    from ``$EDGECAM_MODEL_MIRROR`` when set) or a path to a .tflite file.
+    from ``$EDGECAM_MODEL_MIRROR`` when set), a custom model learned with
+    ``edgecam learn`` (:mod:`edgecam.custom_models`) or a path to a .tflite
+    file. ``embedding``: load the embedding variant too
+    (:meth:`Classifier.embed`; :mod:`edgecam.embedding`).
     """
-    from edgecam import registry
+    from edgecam import custom_models, registry
 
+    if cfg.name not in registry.load_registry():
+        found = custom_models.find(cfg.name, registry.models_dir(cfg.dir))
+        if found is not None:
+            return load_custom(found, cfg, fetch_missing=fetch_missing)
     resolved = registry.resolve(cfg.name, cfg.labels, dest_dir=cfg.dir, fetch_missing=fetch_missing)
     labels = registry.read_labels(resolved.labels_path)
     pre = (getattr(resolved.entry, "preprocess", None) or {}) if resolved.entry else {}
+    model_path, content = resolved.model_path, None
+    if embedding:
+        from edgecam import embedding as emb
+
+        v = emb.variant(resolved.model_path, resolved.entry.sha256 if resolved.entry else None, cfg.runtime)
+        model_path, content = (v.path or model_path), v.content
     return Classifier(
-        resolved.model_path,
+        model_path,
         labels,
         name=resolved.name,
         runtime=cfg.runtime,
@@ -276,4 +356,41 @@ def load_classifier(cfg, *, fetch_missing: bool = True) -> Classifier:
         mean=float(pre.get("mean", 127.5)),
         std=float(pre.get("std", 127.5)),
         labels_path=resolved.labels_path,
+        model_content=content,
+        embedding=embedding,
     )
+
+
+def load_custom(path: Path, cfg, *, fetch_missing: bool = True) -> Classifier:
+    """A :class:`Classifier` running a custom model's head on its base model's embedding.
+
+    The preprocessing is the one the head was learned with (its ``crop``),
+    whatever ``cfg.crop`` says: other pictures would give other embeddings.
+    """
+    import dataclasses
+    import hashlib
+
+    from edgecam import custom_models, registry
+    from edgecam import embedding as emb
+
+    custom = custom_models.load(path)
+    base = registry.resolve(custom.base, None, dest_dir=cfg.dir, fetch_missing=fetch_missing)
+    sha = base.entry.sha256 if base.entry is not None and base.entry.sha256 else None
+    if sha is None:
+        with open(base.model_path, "rb") as f:
+            sha = hashlib.file_digest(f, "sha256").hexdigest()
+    if sha != custom.base_sha256:
+        raise ModelError(
+            f"custom model {path}: it was learned on another file of {custom.base} (sha256 {custom.base_sha256[:12]}..., "
+            f"now {sha[:12]}...); learn it again: edgecam learn DIR --name {custom.name} --base {custom.base}")
+    v = emb.variant(base.model_path, sha, cfg.runtime)
+    pre = dict(base.entry.preprocess or {}) if base.entry is not None else {}
+    clf = Classifier(
+        v.path or base.model_path, [], name=custom.name, runtime=cfg.runtime, threads=cfg.threads,
+        crop=custom.crop, crop_fraction=custom.crop_fraction,
+        mean=float(pre.get("mean", 127.5)), std=float(pre.get("std", 127.5)),
+        model_content=v.content, embedding=True, head=custom.head,
+    )
+    clf.custom = dataclasses.replace(custom)
+    clf.custom_path = Path(path)
+    return clf

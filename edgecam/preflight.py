@@ -22,7 +22,13 @@ def _model(cfg) -> None:
     from edgecam import registry
     from edgecam.classifier import check_model_file
 
+    from edgecam import custom_models
+
     m = cfg.model
+    custom = custom_models.find(m.name, registry.models_dir(m.dir))
+    if custom is not None and m.name not in registry.load_registry():
+        custom_models.load(custom)  # its base model is fetched (and verified) by run
+        return
     if m.name in registry.load_registry():
         if m.labels is not None:  # the model itself is fetched (and verified) by run
             registry.read_labels(registry.labels_file(m.labels))

@@ -28,7 +28,7 @@ def register(sub) -> None:
 def cmd_eval(args) -> int:
     """Accuracy with 95% intervals; with --compare, a second setting on the same photos and McNemar's test."""
     from edgecam import evaluate as ev
-    from edgecam import registry
+    from edgecam import custom_models, registry
     from edgecam.classifier import load_classifier
 
     cfg_a = load_config(args, model_overrides(args))
@@ -44,7 +44,8 @@ def cmd_eval(args) -> int:
         settings.append(cfg_b.model)
     photos = ev.load_photos(args.images, args.expected)
     for m in settings:  # a bad model name in either setting fails before anything loads
-        registry.resolve(m.name, m.labels, dest_dir=m.dir)
+        if custom_models.find(m.name, registry.models_dir(m.dir)) is None:
+            registry.resolve(m.name, m.labels, dest_dir=m.dir)
     classifiers = [load_classifier(m) for m in settings]
     results = ev.evaluate(classifiers, photos, [m.threshold for m in settings])
     diffs = [ev.compare(results[0], results[1], k) for k in (1, 5)] if len(results) == 2 else []

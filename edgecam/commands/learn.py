@@ -1,0 +1,132 @@
+"""``edgecam learn DIR --name NAME``: a custom model from a folder of examples, in seconds, with NumPy.
+
+``DIR`` holds one subfolder per state (``DIR/open/*.png``, ``DIR/closed/...``:
+what ``edgecam collect`` and the web page's buttons write). Each example goes
+through the base model once (:mod:`edgecam.embedding`); a head is fitted on
+the embeddings (:mod:`edgecam.heads`), cross-validated, and stored in the model
+folder as ``NAME.head.npz`` (:mod:`edgecam.custom_models`). ``--model NAME``
+then works everywhere; a running service takes the new head on ``systemctl
+reload edgecam``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sys
+import time
+
+from edgecam import config as config_mod
+from edgecam.commands import load_config
+from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
+
+DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (README, "Teach it your states")
+MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
+
+
+def register(sub) -> None:
+    from edgecam.heads import METHODS
+
+    p = sub.add_parser("learn", help="learn your own states from example pictures (one subfolder per state)")
+    p.add_argument("examples", metavar="DIR", help="folder with one subfolder of pictures per state (DIR/open/1.png)")
+    p.add_argument("--name", required=True, help="the custom model's name: then --model NAME")
+    p.add_argument("--base", default="mobilenet_v3_small", help="the registry model whose embedding is learned on")
+    p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
+                   help=f"the head: logistic regression (default), nearest class mean, k nearest neighbours")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (at most the smallest state's count)")
+    p.add_argument("--config", help="config file (model folder, runtime, threads)")
+    p.add_argument("--dir", metavar="DIR", help="model folder to store it in (default: see 'edgecam models list')")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_learn)
+
+
+def cmd_learn(args) -> int:
+    started = time.perf_counter()
+    import cv2
+    import numpy as np
+
+    from edgecam import custom_models, heads, registry
+    from edgecam import evaluate as ev
+    from edgecam.classifier import load_classifier
+
+    name = custom_models.check_name(args.name)
+    reg = registry.load_registry()
+    if name in reg:
+        raise ModelError(f"--name {name}: that is a registry model's name; choose another")
+    if args.base not in reg:
+        raise ModelError(f"--base {args.base}: not a registry model; known models: {', '.join(reg)}")
+    if args.folds < 2:
+        raise EdgecamError(f"--folds {args.folds}: expected 2 or more", EXIT_CONFIG)
+    cfg = load_config(args, {"model.name": args.base, "model.dir": args.dir, "model.labels": config_mod.CLEAR,
+                             "model.crop": "stretch"})
+    photos = ev.load_folders(args.examples)
+    classes = sorted({p.label for p in photos.photos})
+    counts = {c: sum(1 for p in photos.photos if p.label == c) for c in classes}
+    if len(classes) < 2:
+        raise EdgecamError(f"{args.examples}: only one state ({classes[0]}); a head needs two or more subfolders "
+                           "of examples", EXIT_CONFIG)
+    few = [f"{c} ({n})" for c, n in counts.items() if n < MIN_EXAMPLES]
+    if few:
+        raise EdgecamError(f"{args.examples}: too few examples of {', '.join(few)}; give each state at least "
+                           f"{MIN_EXAMPLES} (10 or more are advised): edgecam collect ... --label STATE", EXIT_CONFIG)
+
+    clf = load_classifier(cfg.model, embedding=True)
+    t_embed = time.perf_counter()
+    rows, targets, unreadable = [], [], []
+    for photo in photos.photos:
+        image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
+        if image is None:
+            unreadable.append(photo.path)
+            continue
+        rows.append(clf.embed(image))
+        targets.append(classes.index(photo.label))
+    if unreadable:
+        print(f"edgecam: {len(unreadable)} pictures could not be read and were left out (first: {unreadable[0]})",
+              file=sys.stderr)
+    x = np.stack(rows)
+    t_fit = time.perf_counter()
+    try:
+        cv = heads.cross_validate(x, targets, classes, args.method, n_folds=args.folds)
+    except ValueError as e:  # a class lost its examples to unreadable files
+        raise EdgecamError(f"{args.examples}: {e}", EXIT_CONFIG) from None
+    head = heads.fit(x, targets, classes, args.method, cv.unknown_distance())
+    t_done = time.perf_counter()
+    base_sha = clf_sha256(cfg, args.base, reg)
+    lo, hi = cv.interval
+    model = custom_models.CustomModel(
+        name=name, base=args.base, base_sha256=base_sha, head=head, crop="stretch",
+        examples={c: int(sum(1 for t in targets if t == i)) for i, c in enumerate(classes)},
+        cv={"method": args.method, "folds": cv.n_folds, "n": cv.n, "accuracy": round(cv.accuracy, 4),
+            "interval": [round(lo, 4), round(hi, 4)], "confusion": cv.confusion().tolist()},
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    )
+    path = custom_models.save(model, registry.models_dir(cfg.model.dir))
+    timing = {"embed_s": round(t_fit - t_embed, 3), "fit_s": round(t_done - t_fit, 3),
+              "total_s": round(time.perf_counter() - started, 3)}
+    if args.json:
+        print(json.dumps({**model.meta(), "path": str(path), "embedding_size": int(x.shape[1]), **timing}))
+        return 0
+    print(f"learned {name}: {len(classes)} states ({', '.join(f'{c} {n}' for c, n in model.examples.items())} "
+          f"examples) on {args.base}'s {x.shape[1]}-value embedding, head {args.method}")
+    print(f"cross-validated accuracy ({cv.n_folds}-fold, {cv.n} examples): {cv.accuracy:.3f} "
+          f"(95% CI {lo:.3f}-{hi:.3f})")
+    print(heads.confusion_text(cv))
+    print(f"unknown past a distance of {head.unknown_distance:.3f} from every state "
+          f"({heads.UNKNOWN_MARGIN:g} x the farthest held-out example)")
+    print(f"time: embeddings {timing['embed_s']:.2f} s, fit and cross-validation {timing['fit_s']:.2f} s, "
+          f"{timing['total_s']:.2f} s in all")
+    print(f"saved {path}; use it with --model {name} (a running service: sudo systemctl reload edgecam)")
+    return 0
+
+
+def clf_sha256(cfg, base: str, reg) -> str:
+    """The SHA-256 of the base model file the embeddings came from."""
+    import hashlib
+
+    from edgecam import registry
+
+    entry = reg[base]
+    if entry.sha256:
+        return entry.sha256  # resolve() verified the file against it
+    with open(registry.models_dir(cfg.model.dir) / entry.file, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
