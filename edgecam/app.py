@@ -114,12 +114,26 @@ class App:
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
-        self.classifier = load_classifier(cfg.model)
+        self.tracker = None
+        region_info: tuple = ()
+        if cfg.regions:
+            # Regions: each box classified on its own; the whole picture is not (README, "Regions").
+            from edgecam import regions as regions_mod
+            from edgecam.sinks.base import RegionInfo
+
+            built = regions_mod.build(cfg, load_classifier)
+            self.classifier = regions_mod.RegionClassifier(built, "+".join(dict.fromkeys(
+                r.classifier.name for r in built)))
+            self.tracker = regions_mod.RegionTracker(built, cfg.smoothing)
+            region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
+        else:
+            self.classifier = load_classifier(cfg.model)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
         self.plan = None
         self.source_note: str | None = None
-        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps) + list(extra_sinks or [])
+        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps, regions=region_info) \
+            + list(extra_sinks or [])
         if not sinks and changes_to is not None:
             from edgecam.sinks.stdout import LabelChangesSink
 
@@ -153,7 +167,7 @@ class App:
                 reopen=reopen, reconnect_max_s=cfg.source.reconnect_max_s, stall_timeout_s=cfg.source.timeout_s,
                 stats=self.stats, timings=timings, tickers=tickers,
                 layout=self.plan.layout if self.plan else None,
-                calibration=self.plan.calibration if self.plan else None,
+                calibration=self.plan.calibration if self.plan else None, regions=self.tracker,
             )
         except BaseException:
             self.outputs.close()
@@ -168,7 +182,10 @@ class App:
         if st.frames_inferred:
             self.watchdog.first_result()
         flowing = st.flowing(self.cfg.source.timeout_s, now)
-        if st.source_state == SourceState.RUNNING and st.frames_inferred:
+        if st.source_state == SourceState.RUNNING and st.frames_inferred and st.region_states:
+            text = f"{st.capture_rate.rate(now):.1f} fps, " + ", ".join(
+                f"{name} {label}" for name, (label, _) in st.region_states.items())
+        elif st.source_state == SourceState.RUNNING and st.frames_inferred:
             text = f"{st.inference_rate.rate(now):.1f} fps, {st.current_label.split(',')[0]} {st.current_score:.0%}"
         else:
             text = f"source {st.source_state}, {st.reconnects} reconnect(s)"
@@ -186,7 +203,40 @@ class App:
         finally:
             self.watchdog.reloaded()
 
+    def _classifiers(self) -> list:
+        """The classifiers the run uses (the regions' models, or the one for the whole picture)."""
+        if self.tracker is not None:
+            return list({id(r.classifier): r.classifier for r in self.tracker.regions.values()}.values())
+        return [self.classifier]
+
+    def _reload_heads(self) -> None:
+        """Custom models learned again since they were loaded: the new head, without a restart."""
+        from edgecam import custom_models
+
+        for clf in self._classifiers():
+            path = getattr(clf, "custom_path", None)
+            if path is None:
+                continue
+            try:
+                new = custom_models.load(path)
+            except EdgecamError as e:
+                logger.error("reload: %s; keeping the running head of %s", e.message, clf.name)
+                continue
+            old = clf.custom
+            if new.meta() == old.meta() and all(
+                    (new.head.arrays[k] == old.head.arrays.get(k)).all() for k in new.head.arrays):
+                continue
+            if (new.base, new.base_sha256) != (old.base, old.base_sha256):
+                logger.error("reload: %s was learned again on another base model (%s); that needs a restart "
+                             "(systemctl restart edgecam); keeping the running head", path, new.base)
+                continue
+            clf.swap_head(new.head)
+            clf.custom = new
+            logger.warning("reload: %s: new head from %s (%s: %s)", clf.name, path, new.head.method,
+                           ", ".join(new.labels))
+
     def _reload(self) -> None:
+        self._reload_heads()
         path = self.cfg.path
         if not path:
             logger.warning("reload: no config file was given, nothing to reload")

@@ -11,15 +11,13 @@ program receives only its own typed sub-config.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import reprlib
-import types
-import typing
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgecam.config_check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.errors import ConfigError
 from edgecam.yaml_text import parse_yaml, yaml_problem
 
@@ -45,7 +43,10 @@ CLEAR = _Clear()
 def _opt(default=None, *, min=None, max=None, check=None):
     # ``check(value) -> str | None``: an extra rule for a value of the right
     # type; it returns what was expected when the value breaks it.
-    return field(default=default, metadata={"min": min, "max": max, "check": check})
+    meta = {"min": min, "max": max, "check": check}
+    if isinstance(default, dataclasses.Field):  # a list default: its factory, with the rules
+        return field(default_factory=default.default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 def _fourcc(value: str) -> str | None:
@@ -157,6 +158,40 @@ class MqttConfig:
     keepalive: int = _opt(30, min=5, max=3600)
 
 
+def _region_name(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
+        return None
+    return "a name of letters, digits, '_' and '-' (it names MQTT topics, metrics and folders)"
+
+
+def _box(value: list) -> str | None:
+    if len(value) == 4 and 0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1:
+        return None
+    return "[x0, y0, x1, y1]: fractions of the picture's width and height, 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1"
+
+
+def _labels(value: list) -> str | None:
+    return None if all(v.strip() for v in value) and len(set(value)) == len(value) else "distinct non-empty labels"
+
+
+@dataclass
+class RegionConfig:
+    """One region of the picture, classified on its own (README, "Regions")."""
+
+    name: str = _opt("", check=_region_name)
+    box: list[float] = _opt(field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0]), check=_box)
+    model: str | None = None  # a registry name, a custom model (edgecam learn) or a .tflite path; null: model.name
+    interval_s: float = _opt(0.0, min=0.0, max=86400.0)  # classify at most every N s (0: every frame)
+    motion: bool = False  # classify only when the box changed since its last classification
+    motion_threshold: float = _opt(4.0, min=0.0, max=255.0)  # mean change of the box, in grey levels
+    labels: list[str] | None = _opt(None, check=_labels)  # the states to teach (web buttons); null: the model's
+    allow: list[str] | None = None  # only these labels may be the state
+    deny: list[str] | None = None  # these never are
+    threshold: float = _opt(0.0, min=0.0, max=1.0)  # below it, the state is unknown
+    thresholds: dict[str, float] | None = None  # per label, instead of threshold
+    on_label: str | None = None  # with two states: this one is ON (a Home Assistant binary_sensor)
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -167,147 +202,10 @@ class Config:
     record: RecordConfig = field(default_factory=RecordConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    regions: list[RegionConfig] = field(default_factory=list)  # none: the whole picture, as one
+    examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from
-
-
-# --------------------------------------------------------------------------
-# Validation
-
-
-def _describe(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) if isinstance(a, str) else str(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return "null"
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
-
-
-_QUOTE = reprlib.Repr()
-_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxdict, _QUOTE.maxstring, _QUOTE.maxother = 1, 4, 4, 60, 60
-
-
-def quote(value) -> str:
-    """``repr(value)`` kept short: an error message never prints a whole YAML structure.
-
-    (A YAML alias bomb is a few hundred bytes that expand into billions of
-    references; a plain repr of it takes minutes and gigabytes.)
-    """
-    return _QUOTE.repr(value)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _type_matches(value, tp, meta) -> bool:
-    """Whether ``value`` is of type ``tp`` as _check_value reads it (range not considered)."""
-    if typing.get_origin(tp) is Literal:
-        return any(value == a and type(value) is type(a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if tp is bool:
-        return isinstance(value, bool)
-    if tp is int:
-        return (isinstance(value, int) and not isinstance(value, bool)) or (
-            isinstance(value, float) and math.isfinite(value) and value.is_integer())
-    if tp is float:
-        return _is_number(value)
-    if tp is str:
-        return isinstance(value, str) or (bool(meta.get("int_as_str")) and isinstance(value, int)
-                                          and not isinstance(value, bool))
-    return False
-
-
-def _check_value(value, tp, meta, path, problems) -> Any:
-    """Return the converted value, or append to problems and return _BAD."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        # The member whose type the value has decides (so that a value of the
-        # right type but out of range says so); with none, name them all.
-        for arg in typing.get_args(tp):
-            if _type_matches(value, arg, meta):
-                return _check_value(value, arg, meta, path, problems)
-        problems.append(f"{path}: got {quote(value)}, expected {_describe(tp)}")
-        return _BAD
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
-            return value
-        problems.append(f"{path}: got {quote(value)}, expected one of {_describe(tp)}")
-        return _BAD
-    if tp is type(None):
-        if value is None:
-            return None
-        problems.append(f"{path}: expected null")
-        return _BAD
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            problems.append(f"{path}: got {quote(value)}, expected a mapping of {tp.__name__} keys")
-            return _BAD
-        return _build(tp, value, path, problems)
-    given = value  # report what the user wrote (2, not 2.0)
-    if tp is str and meta.get("int_as_str") and isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # source.uri: 0 is webcam 0, as in --source 0
-    if tp is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)  # max_bytes: 1e7, top_k: 3.0: an integer however written
-    ok = (
-        (tp is bool and isinstance(value, bool))
-        or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-        or (tp is float and _is_number(value))
-        or (tp is str and isinstance(value, str))
-    )
-    if not ok:
-        problems.append(f"{path}: got {quote(given)}, expected {_describe(tp)}")
-        return _BAD
-    if tp is float:
-        value = float(value)
-    lo, hi = meta.get("min"), meta.get("max")
-    if tp in (int, float):
-        # NaN compares false with everything: test for it, or it slips through every range.
-        finite = math.isfinite(value)
-        if not finite or (lo is not None and value < lo) or (hi is not None and value > hi):
-            if lo is None and hi is None:
-                problems.append(f"{path}: got {quote(given)}, expected a finite number")
-            else:
-                rng = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
-                problems.append(f"{path}: got {quote(given)}, expected a value {rng}")
-            return _BAD
-    check = meta.get("check")
-    if check is not None:
-        expected = check(value)
-        if expected:
-            problems.append(f"{path}: got {quote(given)}, expected {expected}")
-            return _BAD
-    return value
-
-
-class _Bad:
-    pass
-
-
-_BAD = _Bad()
-
-
-def _build(cls, data: dict, prefix: str, problems: list[str]):
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
-    kwargs = {}
-    for key, value in data.items():
-        name = key[:60] if isinstance(key, str) else quote(key)
-        path = f"{prefix}.{name}" if prefix else name
-        if key not in fields:
-            known = ", ".join(sorted(fields))
-            problems.append(f"{path}: unknown key (known keys here: {known})")
-            continue
-        out = _check_value(value, hints[key], fields[key].metadata, path, problems)
-        if out is not _BAD:
-            kwargs[key] = out
-    return cls(**kwargs)
 
 
 def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
@@ -324,6 +222,19 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
         )
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
+    names: set[str] = set()
+    for i, region in enumerate(cfg.regions):
+        where = f"regions[{i}]"
+        if not region.name and fresh(f"{where}.name"):
+            problems.append(f"{where}.name: missing, expected a name for the region (e.g. garage)")
+        elif region.name in names:
+            problems.append(f"{where}.name: {region.name!r} names two regions; expected distinct names")
+        names.add(region.name)
+        if region.on_label is not None and region.labels is not None and region.on_label not in region.labels:
+            problems.append(f"{where}.on_label: {region.on_label!r} is not one of its labels {region.labels}")
+        both = set(region.allow or ()) & set(region.deny or ())
+        if both:
+            problems.append(f"{where}.deny: {sorted(both)[0]!r} is in allow too; expected one or the other")
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.password_file and not cfg.mqtt.username:
         problems.append("mqtt.username: null, expected the user name that goes with mqtt.password_file")
 
@@ -335,7 +246,7 @@ def from_dict(data: Any, path: str | None = None) -> Config:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path)
-    cfg = _build(Config, data, "", problems)
+    cfg = build_section(Config, data, "", problems)
     _cross_checks(cfg, problems, {p.split(":", 1)[0] for p in problems})
     if len(problems) > MAX_PROBLEMS:
         problems[MAX_PROBLEMS:] = [f"... and {len(problems) - MAX_PROBLEMS} more problems"]
@@ -413,7 +324,7 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], flags: dict[str, str
         for part in reversed(parents):
             alone = {part: alone}
         found: list[str] = []
-        _build(Config, alone, "", found)
+        build_section(Config, alone, "", found)
         name = flags.get(key, key)
         problems += [f"{name}{p[len(key):]}" if p.startswith(key + ":") else p for p in found]
         node = data
@@ -432,5 +343,9 @@ def to_dict(cfg) -> dict:
         if f.metadata.get("internal"):
             continue
         v = getattr(cfg, f.name)
+        if isinstance(v, list):
+            v = [to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
+        elif isinstance(v, dict):
+            v = dict(v)
         out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else v
     return out

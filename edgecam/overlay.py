@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from edgecam.result import Classification
+from edgecam.result import UNKNOWN, Classification
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 TEXT = (255, 255, 255)
@@ -47,7 +47,13 @@ def draw_overlay(image: np.ndarray, result: Classification | None, stats: Overla
     pad = int(round(line_h * 0.4))
 
     lines: list[tuple[str, tuple[int, int, int], float | None]] = []
-    if result is None:
+    if result is not None and result.regions:
+        draw_regions(out, result.regions, scale, thick)
+        for state in result.regions.values():
+            known = state.label not in (None, UNKNOWN)
+            text = f"{state.name}: {state.label or '...'}" + (f" {state.score * 100:.0f}%" if known else "")
+            lines.append((text, ACCENT if known else DIM, state.score if known else None))
+    elif result is None:
         lines.append(("waiting for the first result...", DIM, None))
     else:
         shown = result.top_k(top_k, threshold)
@@ -84,3 +90,19 @@ def draw_overlay(image: np.ndarray, result: Classification | None, stats: Overla
         cv2.putText(out, text, (x, y), FONT, scale, colour, thick, cv2.LINE_AA)
         y += line_h
     return out
+
+
+def draw_regions(out: np.ndarray, regions: dict, scale: float, thick: int) -> None:
+    """Each region's box (green when it has a state, grey while unknown) with its name and state above it."""
+    h, w = out.shape[:2]
+    for state in regions.values():
+        x0, y0 = int(round(state.box[0] * w)), int(round(state.box[1] * h))
+        x1, y1 = int(round(state.box[2] * w)) - 1, int(round(state.box[3] * h)) - 1
+        known = state.label not in (None, UNKNOWN)
+        colour = ACCENT if known else DIM
+        cv2.rectangle(out, (x0, y0), (x1, y1), colour, thick)
+        text = f"{state.name}: {state.label or '...'}"
+        (tw, th), base = cv2.getTextSize(text, FONT, scale * 0.8, thick)
+        ty = y0 - 4 if y0 - th - base - 4 >= 0 else y0 + th + 4  # above the box, or inside at the top edge
+        cv2.rectangle(out, (x0, ty - th - 2), (min(w - 1, x0 + tw + 4), ty + base), (0, 0, 0), -1)
+        cv2.putText(out, text, (x0 + 2, ty), FONT, scale * 0.8, colour, thick, cv2.LINE_AA)

@@ -18,6 +18,7 @@ is logged, stops the run and becomes its exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -123,7 +124,7 @@ class Pipeline:
     def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
                  threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
                  stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
-                 tickers: list | None = None, layout=None, calibration=None):
+                 tickers: list | None = None, layout=None, calibration=None, regions=None):
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
@@ -135,6 +136,8 @@ class Pipeline:
         self.stats = stats or Stats()
         self.outputs.stats = self.stats
         self.smoother = Smoother(smoothing, threshold)
+        #: With regions (an edgecam.regions.RegionTracker): their states instead of a whole-picture label.
+        self.regions = regions
         self.timings = Timings() if timings else None
         self.tickers = list(tickers or [])
         self.stop_event = threading.Event()
@@ -224,13 +227,16 @@ class Pipeline:
                 self._handle_frame(frame)
 
     def _handle_result(self, result) -> None:
-        top = result.top
-        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
         if self.timings is not None:
             self.timings.preprocess.append(result.preprocess_ms)
             self.timings.invoke.append(result.inference_ms)
             self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
             self.timings.latency.append(result.latency_ms)
+        if self.regions is not None:
+            self._handle_regions(result)
+            return
+        top = result.top
+        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
         result, event = self.smoother.update(result)
         self.latest_result = result
         self.shown_label = self.smoother.label
@@ -239,6 +245,20 @@ class Pipeline:
         self.outputs.on_result(result)
         if event is not None:
             logger.debug("label: %s (%.2f)", event["label"], event["score"])
+            self.outputs.on_event(event)
+
+    def _handle_regions(self, result) -> None:
+        """A result of regions: their states (rules, hysteresis) into the result, an event per change."""
+        states, events = self.regions.update(result)
+        result = dataclasses.replace(result, regions=states)
+        if events:
+            result.extra["region_events"] = events  # so that a log line can carry them
+        self.stats.regions_ready(result.inference_ms, result.result_time, states,
+                                 len(result.extra.get("region_results") or ()))
+        self.latest_result = result
+        self.outputs.on_result(result)
+        for event in events:
+            logger.debug("region %s: %s (%.2f)", event["region"], event["label"], event["score"])
             self.outputs.on_event(event)
 
     def _handle_frame(self, frame) -> None:

@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+#: A region's state when nothing passes its rules, or the picture is like none its custom model was taught.
+UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     """One class: its index in the model's output, name and score (0..1)."""
@@ -14,6 +18,33 @@ class Label:
     index: int
     name: str
     score: float
+
+
+@dataclass(frozen=True)
+class RegionState:
+    """What one region of the picture shows now (:mod:`edgecam.regions`).
+
+    ``label`` is its state after the class rules and hysteresis: one of its
+    model's classes, ``unknown`` (nothing passes the rules, or the picture is
+    like none a custom model was taught), or None before its first
+    classification. ``classified`` says whether this frame was classified
+    (False: the state is carried over, ``frame`` says from when).
+    """
+
+    name: str
+    box: tuple[float, float, float, float]
+    label: str | None
+    score: float
+    index: int | None
+    frame: int
+    wall_time: float
+    classified: bool
+    previous: str | None = None
+
+    def to_dict(self) -> dict:
+        """``{"label", "score"}`` and where it comes from: what logs, HTTP and MQTT carry per region."""
+        return {"label": self.label, "score": round(self.score, 4), "frame": self.frame,
+                "classified": self.classified}
 
 
 @dataclass(frozen=True)
@@ -35,6 +66,9 @@ class Classification:
     inference_ms: float = 0.0  # the interpreter's invoke() only
     preprocess_ms: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
+    #: With ``regions:`` configured, the state of each region (name -> :class:`RegionState`), and
+    #: ``scores`` is empty: the regions are classified, not the whole picture.
+    regions: dict = field(default_factory=dict, compare=False)
 
     def top_k(self, k: int = 5, threshold: float = 0.0) -> list[Label]:
         """The ``k`` best classes scoring at least ``threshold``, best first.
@@ -65,9 +99,10 @@ class Classification:
         return out
 
     @property
-    def top(self) -> Label:
-        """The best class, whatever its score."""
-        return self.top_k(1)[0]
+    def top(self) -> Label | None:
+        """The best class, whatever its score (None for a result of regions only)."""
+        best = self.top_k(1)
+        return best[0] if best else None
 
     @property
     def latency_ms(self) -> float:
@@ -75,8 +110,8 @@ class Classification:
         return (self.result_time - self.capture_time) * 1000.0
 
     def to_dict(self, k: int = 5, threshold: float = 0.0) -> dict:
-        """A JSON-ready summary (for logs, HTTP and MQTT)."""
-        return {
+        """A JSON-ready summary (for logs, HTTP and MQTT); ``regions`` when there are regions."""
+        out = {
             "frame": self.frame_index,
             "model": self.model,
             "latency_ms": round(self.latency_ms, 2),
@@ -86,3 +121,6 @@ class Classification:
                 for l in self.top_k(k, threshold)
             ],
         }
+        if self.regions:
+            out["regions"] = {name: state.to_dict() for name, state in self.regions.items()}
+        return out

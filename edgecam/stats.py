@@ -99,6 +99,9 @@ class Stats:
         self.capture_rate = RateMeter()
         self.inference_rate = RateMeter()
         self.output_rate = RateMeter()
+        # With regions (written by the output loop): name -> (state, score), and classifications per region.
+        self.region_states: dict[str, tuple[str | None, float]] = {}
+        self.region_classified: dict[str, int] = {}
         self.sink_errors: dict[str, str] = {}
         self.extra: dict[str, dict] = {}  # per-sink status, e.g. {"mqtt": {...}}
 
@@ -121,6 +124,20 @@ class Stats:
             self.inference_ms.observe(inference_ms)
             self.current_label = label
             self.current_score = score
+        self.inference_rate.tick(t)
+
+    def regions_ready(self, inference_ms: float, t: float, states: dict, classified: int) -> None:
+        """A result of regions: ``states`` (name -> RegionState); ``classified`` regions were invoked for it."""
+        with self.lock:
+            self.frames_inferred += 1
+            if classified:
+                self.inference_ms.observe(inference_ms)
+            self.region_states = {n: (s.label, s.score) for n, s in states.items()}
+            for n, s in states.items():
+                if s.classified:
+                    self.region_classified[n] = self.region_classified.get(n, 0) + 1
+            self.current_label = ", ".join(f"{n} {s.label}" for n, s in states.items())
+            self.current_score = 0.0
         self.inference_rate.tick(t)
 
     def frame_output(self, t: float) -> None:
@@ -154,6 +171,8 @@ class Stats:
                 "inference_ms_buckets": list(zip(self.inference_ms.buckets, self.inference_ms.counts)),
                 "inference_ms_sum": self.inference_ms.total,
                 "inference_ms_count": self.inference_ms.n,
+                "region_states": dict(self.region_states),
+                "region_classified": dict(self.region_classified),
                 "sink_errors": dict(self.sink_errors),
                 "extra": {k: dict(v) for k, v in self.extra.items()},
             }

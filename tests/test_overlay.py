@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecam.overlay import ACCENT, OverlayStats, draw_overlay
+from edgecam.overlay import ACCENT, DIM, OverlayStats, draw_overlay
 from edgecam.result import Classification
 
 LABELS = ["background", "tabby, tabby cat", "golden retriever", "red fox, Vulpes vulpes", "goldfish"]
 GREY = 100  # a flat picture: darkened it becomes 40, text (>= 200) stands out
+DIM_BGR = np.array(DIM, np.uint8)
 
 
 def result(top: float, index: int = 1) -> Classification:
@@ -129,3 +130,39 @@ def test_tiny_frame_is_handled():
     out = draw_overlay(image, result(0.8), OverlayStats(30, 30, 5, 10))
     assert out.shape == image.shape
     assert (out < GREY).any()
+
+
+# -- regions ------------------------------------------------------------------------
+
+
+def regions_result(garage="open", bins="unknown") -> Classification:
+    from edgecam.result import RegionState
+
+    states = {"garage": RegionState("garage", (0.5, 0.5, 1.0, 1.0), garage, 0.93, 1, 7, 0.0, True),
+              "bins": RegionState("bins", (0.05, 0.6, 0.3, 0.95), bins, 0.4, None, 7, 0.0, True)}
+    return Classification(np.zeros(0, np.float32), (), model="garage", frame_index=7, regions=states)
+
+
+def test_each_region_is_a_box_green_when_it_has_a_state_grey_while_unknown():
+    img = flat(640, 480)
+    out = draw_overlay(img, regions_result(), OverlayStats())
+    # garage: a green frame along its box (320..639 x 240..479), untouched inside
+    assert np.all(out[400, 320] == ACCENT) and np.all(out[479, 500] == ACCENT)
+    assert np.all(out[400, 500] == GREY)
+    # bins (unknown): grey frame, no green on its edge
+    edge = out[round(0.95 * 480) - 1, 40:180]
+    assert not np.any(np.all(edge == ACCENT, axis=1)) and np.all(edge == DIM_BGR)
+    # The panel lists the regions (no top-k of the whole picture), the known one with a bar.
+    assert panel_size(out)[1] > 0 and accent_pixels(out[:80, :300]) > 0
+    # The same picture with the garage unknown too has no green at all.
+    out2 = draw_overlay(img, regions_result(garage="unknown"), OverlayStats())
+    assert accent_pixels(out2) == 0
+
+
+def test_region_names_are_written_above_their_boxes():
+    img = flat(640, 480)
+    out = draw_overlay(img, regions_result(), OverlayStats())
+    above = out[225:238, 322:415]  # the tag over the garage box, on a black background
+    green = (above[:, :, 1].astype(int) > 150) & (above[:, :, 1].astype(int) > above[:, :, 2].astype(int) + 60)
+    assert (above == 0).all(axis=2).mean() > 0.2 and green.sum() > 20  # green (anti-aliased) text on black
+    assert np.array_equal(draw_overlay(img, regions_result(), OverlayStats()), out)  # pure

@@ -37,9 +37,9 @@ REGISTRY: dict[str, tuple[Callable, str]] = {
 }
 
 
-def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None) -> list[Sink]:
+def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = ()) -> list[Sink]:
     """The outputs ``cfg`` asks for (see :data:`REGISTRY`), built but not started."""
-    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps)
+    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions)
     sinks = []
     for wanted, target in REGISTRY.values():
         if wanted(cfg, ctx):

@@ -20,15 +20,27 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class RegionInfo:
+    """A configured region as the outputs see it: where it is, the states it can take, which one is ON."""
+
+    name: str
+    box: tuple[float, float, float, float]
+    labels: tuple[str, ...]
+    on_label: str | None = None
+
+
+@dataclass(frozen=True)
 class SinkContext:
     """What a sink may need besides the config: the run's live counters, how
     to stop the run, whether a window can open, the source's frame rate (None
-    until it is open: see :meth:`Sink.source_opened`)."""
+    until it is open: see :meth:`Sink.source_opened`), the regions (none: the
+    whole picture is classified)."""
 
     stats: object
     on_quit: Callable[[], None]
     display: bool
     source_fps: float | None
+    regions: tuple[RegionInfo, ...] = ()
 
 
 class Sink:

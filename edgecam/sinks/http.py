@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 # in browser history, bookmarks and proxy logs. We keep it out of our own
 # access log (redacted) and out of Referer headers (Referrer-Policy), and keep
 # /metrics header-only since Prometheus can send a bearer token.
-_QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest"}
+_QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest", "/api/regions"}
 
 _BIND_REASONS = {
     errno.EADDRINUSE: "address already in use (set http.port)",
@@ -88,7 +88,7 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -116,11 +116,17 @@ class HttpSink(Sink):
         self._result: Classification | None = None
         self._result_wall = 0.0
         self._result_mono = 0.0
+        #: With regions: their crops and the "this is" buttons' examples (edgecam.sinks.teach.Teacher).
+        self.teacher = None
+        if regions:
+            from edgecam.sinks.teach import Teacher
+
+            self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
-                   threshold=cfg.model.threshold)
+                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg))
 
     # ---------------------------------------------------------------- Sink API
 
@@ -152,6 +158,8 @@ class HttpSink(Sink):
         makes a new picture for every frame).
         """
         image = annotated if annotated is not None else frame.image
+        if self.teacher is not None:
+            self.teacher.on_frame(frame.image, frame.wall_time)
         with self._cond:
             self._image = image
             self._seq += 1
@@ -263,7 +271,7 @@ class HttpSink(Sink):
         auth = headers.get("Authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip().encode("utf-8", "replace")
-        elif path in _QUERY_TOKEN_PATHS and "token" in query:
+        elif (path in _QUERY_TOKEN_PATHS or path.startswith("/region/")) and "token" in query:
             given = query["token"][0].encode("utf-8", "replace")
         return hmac.compare_digest(given, self._token)
 
@@ -329,11 +337,21 @@ class HttpSink(Sink):
         metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
         metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
                [("", self.stats.flowing(self.stall_timeout_s))])
-        if s["current_label"]:
-            metric("edgecam_label_info", "gauge", "The current top label.",
-                   [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
-        metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
-               [("", float(s["current_score"]))])
+        regions = s["region_states"]
+        if regions:
+            metric("edgecam_region_state", "gauge", "Each region's current state (unknown: none passes its rules).",
+                   [(f'{{region="{n}",label="{_escape_label(label or "none")}"}}', 1)
+                    for n, (label, _) in regions.items()])
+            metric("edgecam_region_score", "gauge", "Score of each region's state (0..1).",
+                   [(f'{{region="{n}"}}', float(score)) for n, (_, score) in regions.items()])
+            metric("edgecam_region_classified_total", "counter", "Times each region was classified.",
+                   [(f'{{region="{n}"}}', s["region_classified"].get(n, 0)) for n in regions])
+        else:
+            if s["current_label"]:
+                metric("edgecam_label_info", "gauge", "The current top label.",
+                       [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
+            metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
+                   [("", float(s["current_score"]))])
         metric("edgecam_http_stream_clients", "gauge", "Connected /stream.mjpg clients.", [("", self._clients)])
         for sink_name, values in sorted(s["extra"].items()):
             for key, value in sorted(values.items()):
@@ -345,6 +363,15 @@ class HttpSink(Sink):
 
 
 # -------------------------------------------------------------------- helpers
+
+
+def examples_dir(cfg) -> str:
+    """Where the web page saves examples: ``examples_dir``, else ``examples/`` beside the model folder."""
+    if cfg.examples_dir:
+        return cfg.examples_dir
+    from edgecam import registry
+
+    return str(registry.models_dir(cfg.model.dir).parent / "examples")
 
 
 def _read_token(path: str) -> bytes:

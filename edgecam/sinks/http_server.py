@@ -18,6 +18,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from edgecam.errors import EdgecamError
+
 logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTTP output
 
 BOUNDARY = "edgecamframe"
@@ -143,7 +145,10 @@ class Handler(BaseHTTPRequestHandler):
             "/api/latest": self._latest,
             "/healthz": self._healthz,
             "/metrics": self._metrics,
+            "/api/regions": self._regions,
         }.get(path)
+        if route is None and path.startswith("/region/") and path.endswith(".jpg"):
+            route = lambda: self._region_jpeg(path[len("/region/"):-len(".jpg")])  # noqa: E731
         if route is None:
             self._send(404, f"404 not found: {path}\n".encode())
             return
@@ -152,6 +157,58 @@ class Handler(BaseHTTPRequestHandler):
         except OSError as e:  # the client left, stopped reading, or we are closing
             logger.debug("http: %s left (%s)", self.address_string(), e)
             self.close_connection = True
+
+    def do_POST(self):
+        """``POST /api/examples`` with JSON ``{"region": NAME, "label": STATE}``: save the region's crop as an example.
+
+        Only JSON bodies: a page of another site cannot send one without the
+        browser asking this server first (which it never agrees to), so a
+        button elsewhere cannot fill the examples folder.
+        """
+        sink = self.server.sink
+        url = urlsplit(self.path)
+        if not sink.authorized(self.headers, {}, url.path):  # the header only: no ?token= for a POST
+            self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
+                       extra={"WWW-Authenticate": "Bearer"})
+            return
+        if url.path != "/api/examples" or sink.teacher is None:
+            self._send(404, f"404 not found: POST {url.path}\n".encode())
+            return
+        length = self.headers.get("Content-Length", "")
+        if not self.headers.get("Content-Type", "").startswith("application/json") or not length.isdigit() \
+                or int(length) > 4096:
+            self._send(400, b'{"error": "send a JSON body (Content-Type: application/json) under 4 KB"}\n',
+                       "application/json")
+            return
+        try:
+            body = json.loads(self.rfile.read(int(length)) or b"{}")
+            path, count = sink.teacher.save(str(body.get("region")), str(body.get("label")))
+        except (ValueError, AttributeError) as e:
+            self._json(400, {"error": f"not a JSON object with region and label ({e})"})
+        except KeyError as e:
+            self._json(404, {"error": e.args[0]})
+        except LookupError as e:
+            self._json(503, {"error": str(e)})
+        except EdgecamError as e:
+            self._json(507, {"error": e.message})
+        else:
+            self._json(201, {"saved": str(path), "examples": count})
+
+    def _json(self, code: int, data: dict):
+        self._send(code, json.dumps(data).encode() + b"\n", "application/json")
+
+    def _regions(self):
+        teacher = self.server.sink.teacher
+        self._json(200, {"regions": teacher.describe() if teacher is not None else []})
+
+    def _region_jpeg(self, name: str):
+        teacher = self.server.sink.teacher
+        jpeg = teacher.crop_jpeg(name) if teacher is not None else None
+        if jpeg is None:
+            known = teacher is not None and name in teacher.regions
+            self._send(503 if known else 404, b"503 no picture yet\n" if known else b"404 no such region\n")
+        else:
+            self._send(200, jpeg, "image/jpeg")
 
     def _send(self, code: int, body: bytes, ctype: str = "text/plain; charset=utf-8", extra: dict | None = None):
         self.send_response(code)
@@ -257,11 +314,16 @@ PAGE = b"""<!doctype html>
   li span.bar { position: absolute; left: 0; top: 0; bottom: 0; background: #2a6; opacity: .35; border-radius: 4px; }
   li b { position: relative; } li i { position: relative; float: right; font-style: normal; }
   #status { color: #999; font-size: .85em; }
+  .region { display: flex; gap: 10px; align-items: flex-start; margin: 10px 0; padding: 8px;
+            background: #1b1b1b; border-radius: 4px; }
+  .region img { width: 160px; min-height: 0; max-height: 160px; }
+  .region button { margin: 3px 4px 0 0; padding: 6px 10px; font-size: 1em; }
 </style></head>
 <body><main>
 <h1>edgecam</h1>
 <img id="view" alt="live picture">
 <ol id="labels"></ol>
+<div id="regions"></div>
 <div id="status">waiting for a result...</div>
 </main>
 <script>
@@ -278,11 +340,47 @@ function snapshots() {  // poll single pictures: ?snapshot=1, or when the stream
 }
 if (params.get("snapshot")) snapshots();
 else { view.onerror = snapshots; view.src = url("stream.mjpg"); }
+// Regions: each one's live crop and a "this is: <state>" button per state, saving the crop as an example.
+const auth = params.get("token") ? {"Authorization": "Bearer " + params.get("token")} : {};
+async function teach(region, label, note) {
+  const r = await fetch(url("api/examples"), {method: "POST", cache: "no-store",
+    headers: {...auth, "Content-Type": "application/json"}, body: JSON.stringify({region, label})});
+  const d = await r.json();
+  note.textContent = r.ok ? `saved: ${d.examples} examples of ${label}` : `not saved: ${d.error}`;
+}
+async function regions() {
+  const r = await fetch(url("api/regions"), {cache: "no-store"});
+  if (!r.ok) return;
+  const box = document.getElementById("regions");
+  for (const reg of (await r.json()).regions) {
+    const div = document.createElement("div"), img = document.createElement("img");
+    const side = document.createElement("div"), title = document.createElement("b");
+    const note = document.createElement("div");
+    div.className = "region"; div.id = "region-" + reg.name; title.textContent = reg.name;
+    img.alt = reg.name; note.className = "note";
+    const refresh = () => { img.src = url("region/" + encodeURIComponent(reg.name) + ".jpg", "t=" + Date.now()); };
+    refresh(); setInterval(refresh, 2000);
+    const state = document.createElement("div"); state.className = "state";
+    side.append(title, state);
+    for (const label of reg.labels) {
+      const b = document.createElement("button");
+      b.textContent = "this is: " + label; b.dataset.label = label;
+      b.onclick = () => teach(reg.name, label, note);
+      side.append(b);
+    }
+    side.append(note); div.append(img, side); box.append(div);
+  }
+}
+regions();
 async function poll() {
   try {
     const r = await fetch(url("api/latest"), {cache: "no-store"});
     const d = await r.json();
     if (!r.ok) throw new Error(d.error || r.status);
+    for (const [name, st] of Object.entries(d.regions || {})) {
+      const el = document.querySelector("#region-" + CSS.escape(name) + " .state");
+      if (el) el.textContent = `${st.label} ${(100 * st.score).toFixed(0)} %`;
+    }
     const ol = document.getElementById("labels");
     ol.replaceChildren(...d.top_k.map(l => {
       const li = document.createElement("li"), bar = document.createElement("span");

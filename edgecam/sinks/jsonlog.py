@@ -183,17 +183,21 @@ class JsonLogSink(Sink):
     # ---------------------------------------------------------------- lines
 
     def record(self, result, event: dict | None = None) -> dict:
-        """The JSON object logged for ``result``."""
+        """The JSON object logged for ``result`` (with ``regions: {name: {label, score, ...}}`` when there are)."""
         obj = {"timestamp": iso_time(result.wall_time)}
         obj.update(result.to_dict(self.top_k, self.threshold))
         if event is not None:
             obj["event"] = {"label": event["label"], "previous": event["previous"]}
+        changes = result.extra.get("region_events")
+        if changes:
+            obj["region_events"] = [{"region": e["region"], "label": e["label"], "previous": e["previous"]}
+                                    for e in changes]
         return obj
 
     def on_result(self, result) -> None:
-        # The pipeline puts the label-change event a result caused in its extra.
+        # The pipeline puts the label-change event a result caused in its extra (regions: their events).
         event = result.extra.get("event")
-        if self.mode == "changes" and event is None:
+        if self.mode == "changes" and event is None and not result.extra.get("region_events"):
             return
         self._write(json.dumps(self.record(result, event), ensure_ascii=False) + "\n")
 

@@ -57,6 +57,7 @@ class MqttSink(Sink):
             as in the overlay, the log and HTTP).
         stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
         hostname: names the default topic prefix and client id (default: this host).
+        regions: :class:`edgecam.sinks.base.RegionInfo` per region: a state topic and HA sensor each.
 
     After bad credentials the sink stops retrying and sets :attr:`fatal_error`
     to a :class:`NetworkError` (exit code 5); the pipeline may stop on it.
@@ -64,15 +65,8 @@ class MqttSink(Sink):
 
     name = "mqtt"
 
-    def __init__(
-        self,
-        cfg: MqttConfig,
-        model_name: str,
-        top_k: int = 3,
-        stats: Stats | None = None,
-        hostname: str | None = None,
-        threshold: float = 0.0,
-    ):
+    def __init__(self, cfg: MqttConfig, model_name: str, top_k: int = 3, stats: Stats | None = None,
+                 hostname: str | None = None, threshold: float = 0.0, regions: tuple = ()):
         self.cfg = cfg
         self.model_name = model_name
         self.top_k = top_k
@@ -85,6 +79,8 @@ class MqttSink(Sink):
         self.prefix = messages.check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
         self.discovery_prefix = messages.check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
         self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
+        self.regions = tuple(regions)
+        self._region_states: dict[str, dict] = {}  # newest state per region, re-sent after a reconnect
         self.broker = f"{cfg.host}:{cfg.port}"
         self.wants_frames = cfg.snapshot
         self.fatal_error: EdgecamError | None = None
@@ -118,7 +114,7 @@ class MqttSink(Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> MqttSink:
         return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
-                   threshold=cfg.model.threshold)
+                   threshold=cfg.model.threshold, regions=ctx.regions)
 
     # ------------------------------------------------------------------ setup
 
@@ -204,8 +200,17 @@ class MqttSink(Sink):
             self._picture = annotated if annotated is not None else frame.image
 
     def on_event(self, event: dict) -> None:
-        """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured."""
-        if event.get("type") != "label_change" or not self._accepting():
+        """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured;
+        on a region's change, its ``/region/<name>/state``."""
+        if not self._accepting():
+            return
+        if event.get("type") == "region_change":
+            payload = messages.region_payload(event)
+            with self._cond:
+                self._region_states[event["region"]] = payload
+            self._enqueue("region", payload)
+            return
+        if event.get("type") != "label_change":
             return
         result = self._latest_result
         state = messages.state_payload(event, result)
@@ -224,20 +229,13 @@ class MqttSink(Sink):
         return messages.result_payload(result, self.top_k, self.threshold, self.model_name)
 
     def discovery_configs(self) -> dict[str, dict]:
-        """Home Assistant discovery topic -> config, for the label and score sensors."""
-        return messages.discovery_configs(self.topics, self.discovery_prefix, self.node_id, self.hostname,
-                                          self.model_name, self.cfg.qos)
+        """Home Assistant discovery topic -> config: the label and score sensors, or a sensor (and maybe a
+        binary_sensor) per region."""
+        return messages.discovery_for(self)
 
     def _encode(self, kind: str, data) -> tuple[str, bytes | str, bool] | None:
         """(topic, payload, retain) for one queued item; None to skip it."""
-        if kind == "result":
-            return self.topics["result"], json.dumps(self.result_payload(data)), False
-        if kind == "state":
-            return self.topics["state"], json.dumps(data), self.cfg.retain
-        if kind == "snapshot":
-            jpeg = messages.snapshot_jpeg(data)
-            return (self.topics["snapshot"], jpeg, self.cfg.retain) if jpeg is not None else None
-        raise AssertionError(kind)
+        return messages.encode(self, kind, data)
 
     # -------------------------------------------------------------- worker
 
@@ -288,6 +286,8 @@ class MqttSink(Sink):
         if self._last_state is not None and self._state_items == 0:
             # The broker may have restarted without its retained messages.
             items.append(("state", self._last_state))
+        queued = {data["region"] for kind, data in self._queue if kind == "region"}
+        items += [("region", state) for name, state in self._region_states.items() if name not in queued]
         return items
 
     def _requeue(self, kind: str, data) -> None:

@@ -13,6 +13,13 @@ Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
   (``snapshot: true``; retained when ``retain``).
 * ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
   Assistant discovery configs for a "Label" and a "Score" sensor.
+* With regions: ``<prefix>/region/<name>/state``: JSON ``{"region", "label",
+  "score", "previous", "frame", "timestamp"}`` at each change of that
+  region's state (retained when ``retain``), and per region a discovery config
+  for a sensor of its state (``<discovery_prefix>/sensor/<node_id>/region_<name>/config``)
+  and, for a region of two states with ``on_label``, a binary_sensor
+  (``.../binary_sensor/<node_id>/region_<name>/config``: ON in that state, OFF
+  in the other, unknown otherwise). No whole-picture Label/Score sensors then.
 
 Pure functions of a result, an event or the config; :mod:`edgecam.sinks.mqtt`
 is the connection that publishes them (queue, window, reconnects).
@@ -20,6 +27,7 @@ is the connection that publishes them (queue, window, reconnects).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 
@@ -111,6 +119,59 @@ def discovery_configs(topics: dict[str, str], discovery_prefix: str, node_id: st
     }
 
 
+def region_topic(prefix: str, name: str) -> str:
+    """``<prefix>/region/<name>/state``."""
+    return f"{prefix}/region/{name}/state"
+
+
+def region_payload(event: dict) -> dict:
+    """The JSON published on a region's state topic for a ``region_change`` event."""
+    return {
+        "region": event["region"],
+        "label": event.get("label"),
+        "score": round(float(event.get("score", 0.0)), 4),
+        "previous": event.get("previous"),
+        "frame": event.get("frame"),
+        "timestamp": iso_time(event.get("wall_time", 0.0)),
+    }
+
+
+def region_discovery_configs(topics: dict[str, str], prefix: str, discovery_prefix: str, node_id: str,
+                             hostname: str, model_name: str, qos: int, regions) -> dict[str, dict]:
+    """Home Assistant discovery topic -> config: a sensor per region, and a binary_sensor per two-state
+    region with an ``on_label`` (``regions``: :class:`edgecam.sinks.base.RegionInfo`)."""
+    base = discovery_configs(topics, discovery_prefix, node_id, hostname, model_name, qos)
+    common = {k: v for k, v in next(iter(base.values())).items()
+              if k in ("availability_topic", "payload_available", "payload_not_available", "device", "origin", "qos")}
+    out = {}
+    for region in regions:
+        state = region_topic(prefix, region.name)
+        out[f"{discovery_prefix}/sensor/{node_id}/region_{region.name}/config"] = {
+            "name": region.name,
+            "unique_id": f"{node_id}_region_{region.name}",
+            "state_topic": state,
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": state,
+            "icon": "mdi:image-filter-center-focus",
+            **common,
+        }
+        if region.on_label is not None and len(region.labels) == 2:
+            off = next(label for label in region.labels if label != region.on_label)
+            out[f"{discovery_prefix}/binary_sensor/{node_id}/region_{region.name}/config"] = {
+                "name": f"{region.name} {region.on_label}",
+                "unique_id": f"{node_id}_region_{region.name}_{slug(region.on_label)}",
+                "state_topic": state,
+                # ON and OFF for the two states; "None" (unknown, for Home Assistant) otherwise.
+                "value_template": (f"{{% if value_json.label == {region.on_label!r} %}}ON"
+                                   f"{{% elif value_json.label == {off!r} %}}OFF{{% else %}}None{{% endif %}}"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "json_attributes_topic": state,
+                **common,
+            }
+    return out
+
+
 def snapshot_jpeg(picture) -> bytes | None:
     """The annotated picture as the JPEG of ``<prefix>/snapshot``; None (logged) when it cannot be encoded."""
     try:
@@ -124,3 +185,27 @@ def snapshot_jpeg(picture) -> bytes | None:
         logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
         return None
     return buf.tobytes()
+
+
+def discovery_for(sink) -> dict[str, dict]:
+    """The discovery configs an :class:`edgecam.sinks.mqtt.MqttSink` publishes (its topics, regions, names)."""
+    if sink.regions:
+        return region_discovery_configs(sink.topics, sink.prefix, sink.discovery_prefix, sink.node_id, sink.hostname,
+                                        sink.model_name, sink.cfg.qos, sink.regions)
+    return discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
+                             sink.cfg.qos)
+
+
+def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
+    """(topic, payload, retain) of one item an :class:`edgecam.sinks.mqtt.MqttSink` queued; None to skip it."""
+    retain = sink.cfg.retain
+    if kind == "result":
+        return sink.topics["result"], json.dumps(sink.result_payload(data)), False
+    if kind == "state":
+        return sink.topics["state"], json.dumps(data), retain
+    if kind == "region":
+        return region_topic(sink.prefix, data["region"]), json.dumps(data), retain
+    if kind == "snapshot":
+        jpeg = snapshot_jpeg(data)
+        return (sink.topics["snapshot"], jpeg, retain) if jpeg is not None else None
+    raise AssertionError(kind)

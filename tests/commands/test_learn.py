@@ -33,8 +33,23 @@ def models(model_cache, tmp_path, monkeypatch):
     return folder
 
 
+def command(argv: list[str]) -> int:
+    """Run a subcommand in this process as the CLI does, without its logging set-up (which would
+    outlive the test) and with the one-line error it prints for an EdgecamError."""
+    import sys
+
+    from edgecam.errors import EdgecamError
+
+    args = cli.build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except EdgecamError as e:
+        print(f"edgecam: {e.message}", file=sys.stderr)
+        return e.exit_code
+
+
 def learn(capsys, *args) -> tuple[int, str, str]:
-    code = cli.main(["learn", *args])
+    code = command(["learn", *args])
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -87,7 +102,7 @@ def test_learning_again_replaces_the_head_and_eval_reads_the_folder_layout(scene
     assert load_classifier(ModelConfig(name="garage")).labels == ("empty", "scooter")
     write_examples(scene, tmp_path / "test", per_state=8, seed=5)
     shutil.rmtree(tmp_path / "test" / "tricycle")
-    assert cli.main(["eval", "--images", str(tmp_path / "test"), "--model", "garage", "--json"]) == 0
+    assert command(["eval", "--images", str(tmp_path / "test"), "--model", "garage", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["model"] == "garage" and result["crop"] == "stretch" and result["n"] == 16
     assert result["top1"] >= 0.9
@@ -98,7 +113,7 @@ def test_classify_names_the_custom_model(scene, models, tmp_path, capsys):
     assert learn(capsys, str(tmp_path / "ex"), "--name", "garage")[0] == 0
     photo = tmp_path / "one.png"
     cv2.imwrite(str(photo), scene.crop(scene.frame("scooter", np.random.default_rng(7))))
-    assert cli.main(["classify", str(photo), "--model", "garage", "--json"]) == 0
+    assert command(["classify", str(photo), "--model", "garage", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out[0]["model"] == "garage" and out[0]["top_k"][0]["label"] == "scooter"
 
@@ -136,11 +151,11 @@ def test_a_head_learned_on_another_base_file_is_refused(scene, models, tmp_path,
     model = custom_models.load(models / "garage.head.npz")
     model.base_sha256 = "0" * 64
     custom_models.save(model, models)
-    assert cli.main(["classify", str(next((tmp_path / "ex" / "empty").iterdir())), "--model", "garage"]) == EXIT_MODEL
+    assert command(["classify", str(next((tmp_path / "ex" / "empty").iterdir())), "--model", "garage"]) == EXIT_MODEL
     assert "learned on another file of mobilenet_v1_0.25_128" in capsys.readouterr().err
 
 
 def test_a_damaged_head_file_is_one_line(models, tmp_path, capsys):
     (models / "garage.head.npz").write_bytes(b"not an npz")
-    assert cli.main(["classify", str(tmp_path), "--model", "garage"]) == EXIT_MODEL
+    assert command(["classify", str(tmp_path), "--model", "garage"]) == EXIT_MODEL
     assert "cannot read it" in capsys.readouterr().err

@@ -572,3 +572,135 @@ def test_head_needs_the_token_too(make_sink, token_file):
     resp = conn.getresponse()
     assert resp.status == 401 and resp.read() == b""
     conn.close()
+
+
+# ------------------------------------------------------------------ regions
+
+
+def region_sink(tmp_path, token: str | None = None):
+    from edgecam.sinks.base import RegionInfo
+
+    cfg = {"port": 0}
+    if token:
+        (tmp_path / "token").write_text(token)
+        cfg["token_file"] = str(tmp_path / "token")
+    stats = Stats()
+    infos = (RegionInfo("garage", (0.25, 0.25, 0.75, 0.75), ("closed", "open"), "open"),
+             RegionInfo("bins", (0.0, 0.0, 0.25, 0.5), ("curb", "gone")))
+    sink = HttpSink(HttpConfig(**cfg), stats, regions=infos, examples_dir=str(tmp_path / "examples"))
+    sink.start()
+    return sink, stats
+
+
+def region_result(i: int, garage="open", bins="curb") -> Classification:
+    from edgecam.result import RegionState
+
+    t = time.monotonic()
+    states = {"garage": RegionState("garage", (0.25, 0.25, 0.75, 0.75), garage, 0.93, 1, i, 0.0, True),
+              "bins": RegionState("bins", (0.0, 0.0, 0.25, 0.5), bins, 0.71, 0, i - 3, 0.0, False)}
+    return Classification(np.zeros(0, np.float32), (), model="garage", frame_index=i, capture_time=t,
+                          wall_time=time.time(), result_time=t, regions=states)
+
+
+def feed_regions(sink, stats, i=5):
+    t = time.monotonic()
+    stats.frame_captured(t)
+    r = region_result(i)
+    stats.regions_ready(3.0, t, r.regions, 1)
+    sink.on_result(r)
+    img = picture(i)  # a red rectangle over (80..240, 60..180) of 320x240: the garage box's middle
+    sink.on_frame(Frame(img, i, t, time.time()), img.copy(), r)
+
+
+def post(sink, path, body, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=10)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn.request("POST", path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+    resp = conn.getresponse()
+    out = resp.read()
+    conn.close()
+    return resp.status, json.loads(out) if resp.headers["Content-Type"].startswith("application/json") else out
+
+
+def test_api_latest_and_metrics_have_each_region(tmp_path):
+    sink, stats = region_sink(tmp_path)
+    try:
+        feed_regions(sink, stats)
+        status, _, body = get(sink, "/api/latest")
+        data = json.loads(body)
+        assert status == 200 and data["top_k"] == []
+        assert data["regions"] == {"garage": {"label": "open", "score": 0.93, "frame": 5, "classified": True},
+                                   "bins": {"label": "curb", "score": 0.71, "frame": 2, "classified": False}}
+        text = get(sink, "/metrics")[2].decode()
+        assert 'edgecam_region_state{region="garage",label="open"} 1' in text
+        assert 'edgecam_region_score{region="bins"} 0.71' in text
+        assert 'edgecam_region_classified_total{region="garage"} 1' in text
+        assert 'edgecam_region_classified_total{region="bins"} 0' in text
+        assert "edgecam_label_info" not in text  # no whole-picture label with regions
+    finally:
+        sink.close()
+
+
+def test_region_crop_and_saving_an_example(tmp_path):
+    sink, stats = region_sink(tmp_path)
+    try:
+        assert get(sink, "/region/garage.jpg")[0] == 503  # no picture yet
+        assert post(sink, "/api/examples", {"region": "garage", "label": "open"})[0] == 503
+        feed_regions(sink, stats)
+        status, headers, body = get(sink, "/region/garage.jpg")
+        crop = decode(body)
+        assert status == 200 and crop.shape == (120, 160, 3)  # half of 320x240
+        assert np.abs(crop[60, 80].astype(int) - RECT_BGR).max() < 40  # the red rectangle fills its middle
+        assert get(sink, "/region/nope.jpg")[0] == 404
+        assert json.loads(get(sink, "/api/regions")[2]) == {"regions": [
+            {"name": "garage", "labels": ["closed", "open"], "examples": {"closed": 0, "open": 0}},
+            {"name": "bins", "labels": ["curb", "gone"], "examples": {"curb": 0, "gone": 0}}]}
+        status, data = post(sink, "/api/examples", {"region": "garage", "label": "open"})
+        assert status == 201 and data["examples"] == 1
+        saved = cv2.imread(data["saved"])
+        assert data["saved"].startswith(str(tmp_path / "examples" / "garage" / "open")) and saved.shape == (120, 160, 3)
+        assert np.array_equal(saved, picture(5)[60:180, 80:240])  # lossless: the very pixels of the box
+        assert post(sink, "/api/examples", {"region": "garage", "label": "open"})[1]["examples"] == 2
+    finally:
+        sink.close()
+
+
+@pytest.mark.parametrize("body,headers,status,error", [
+    ({"region": "garage", "label": "ajar"}, {}, 404, "has no state 'ajar'"),
+    ({"region": "../etc", "label": "open"}, {}, 404, "no region '../etc'"),
+    (b"region=garage&label=open", {"Content-Type": "application/x-www-form-urlencoded"}, 400, "JSON body"),
+    (b"[1, 2]", {}, 400, "not a JSON object"),
+    (b"{nope", {}, 400, "not a JSON object"),
+])
+def test_bad_example_requests_save_nothing(tmp_path, body, headers, status, error):
+    sink, stats = region_sink(tmp_path)
+    try:
+        feed_regions(sink, stats)
+        got, data = post(sink, "/api/examples", body, headers)
+        assert got == status and error in data["error"]
+        assert not (tmp_path / "examples").exists() or not any((tmp_path / "examples").rglob("*.png"))
+    finally:
+        sink.close()
+
+
+def test_examples_need_the_token_in_a_header(tmp_path):
+    sink, stats = region_sink(tmp_path, token="s3cret")
+    try:
+        feed_regions(sink, stats)
+        assert post(sink, "/api/examples", {"region": "garage", "label": "open"})[0] == 401
+        assert post(sink, "/api/examples?token=s3cret", {"region": "garage", "label": "open"})[0] == 401
+        assert get(sink, "/region/garage.jpg")[0] == 401
+        assert get(sink, "/region/garage.jpg?token=s3cret")[0] == 200  # an <img> can only send it so
+        status, data = post(sink, "/api/examples", {"region": "garage", "label": "closed"},
+                            {"Authorization": "Bearer s3cret"})
+        assert status == 201 and "/garage/closed/" in data["saved"]
+    finally:
+        sink.close()
+
+
+def test_without_regions_there_is_nothing_to_teach(make_sink):
+    sink, stats = make_sink()
+    feed(sink, stats, 1)
+    assert post(sink, "/api/examples", {"region": "garage", "label": "open"})[0] == 404
+    assert json.loads(get(sink, "/api/regions")[2]) == {"regions": []}
+    assert "regions" not in json.loads(get(sink, "/api/latest")[2])

@@ -94,3 +94,44 @@ def test_page_lists_the_latest_labels(served, tmp_path):
 def test_page_without_token_is_refused(served, tmp_path):
     proc = chromium(tmp_path, f"http://127.0.0.1:{served.port}/", "--dump-dom")
     assert "401 unauthorized" in proc.stdout
+
+
+def test_the_this_is_button_saves_the_regions_crop(tmp_path):
+    """A person's path: open the page, see each region's crop, press "this is: open"; the crop is on disk."""
+    from edgecam.result import RegionState
+    from edgecam.sinks.base import RegionInfo
+    from tests.cdp import Browser
+
+    (tmp_path / "token").write_text("browser-token")
+    stats = Stats()
+    infos = (RegionInfo("garage", (0.25, 0.25, 0.75, 0.75), ("closed", "open"), "open"),)
+    sink = HttpSink(HttpConfig(port=0, token_file=str(tmp_path / "token")), stats, regions=infos,
+                    examples_dir=str(tmp_path / "examples"))
+    sink.start()
+    img = np.full((480, 640, 3), 40, np.uint8)
+    cv2.rectangle(img, (120, 90), (520, 390), RECT_BGR, -1)
+    t = time.monotonic()
+    states = {"garage": RegionState("garage", infos[0].box, "closed", 0.9, 0, 1, time.time(), True)}
+    r = Classification(np.zeros(0, np.float32), (), model="garage", frame_index=1, capture_time=t,
+                       wall_time=time.time(), result_time=t, regions=states)
+    stats.frame_captured(t)
+    stats.regions_ready(3.0, t, states, 1)
+    sink.on_result(r)
+    sink.on_frame(Frame(img, 1, t, time.time()), img.copy(), r)
+    try:
+        with Browser(CHROMIUM, tmp_path, f"http://127.0.0.1:{sink.port}/?token=browser-token") as page:
+            page.wait_for("document.querySelectorAll('#region-garage button').length == 2", "the region's buttons")
+            page.wait_for("document.querySelector('#region-garage img').naturalWidth == 320", "the region's crop")
+            page.wait_for("document.querySelector('#region-garage .state').textContent.startsWith('closed')",
+                          "the region's state")
+            labels = page.evaluate("[...document.querySelectorAll('#region-garage button')].map(b => b.textContent)")
+            assert labels == ["this is: closed", "this is: open"]
+            page.evaluate("document.querySelector('#region-garage button[data-label=open]').click()")
+            note = page.wait_for("document.querySelector('#region-garage .note').textContent", "the answer")
+            assert note == "saved: 1 examples of open"
+    finally:
+        sink.close()
+    saved = list((tmp_path / "examples" / "garage" / "open").glob("*.png"))
+    assert len(saved) == 1
+    crop = cv2.imread(str(saved[0]))
+    assert crop.shape == (240, 320, 3) and np.array_equal(crop, img[120:360, 160:480])

@@ -277,3 +277,39 @@ def test_close_twice_is_safe(tmp_path):
     sink = started(tmp_path)
     sink.close()
     sink.close()
+
+
+def region_result(frame: int, garage: str, classified: bool = True, events=None) -> Classification:
+    from edgecam.result import RegionState
+
+    states = {"garage": RegionState("garage", (0.5, 0.3, 0.95, 0.95), garage, 0.9, 0, frame if classified else 0,
+                                    0.0, classified)}
+    r = Classification(np.zeros(0, np.float32), (), model="garage", frame_index=frame, capture_time=100.0,
+                       result_time=100.01, wall_time=1_700_000_000.0 + frame, regions=states)
+    if events:
+        r.extra["region_events"] = events
+    return r
+
+
+def test_each_line_carries_the_regions_and_their_changes(tmp_path):
+    sink = started(tmp_path)
+    ev = {"type": "region_change", "region": "garage", "label": "open", "previous": None, "score": 0.9,
+          "frame": 0, "wall_time": 0.0}
+    sink.on_result(region_result(0, "open", events=[ev]))
+    sink.on_result(region_result(1, "open", classified=False))
+    sink.close()
+    first, second = read_lines(tmp_path / "log.jsonl")
+    assert first["regions"] == {"garage": {"label": "open", "score": 0.9, "frame": 0, "classified": True}}
+    assert first["region_events"] == [{"region": "garage", "label": "open", "previous": None}]
+    assert first["top_k"] == [] and "event" not in first
+    assert second["regions"]["garage"]["classified"] is False and "region_events" not in second
+
+
+def test_changes_mode_writes_region_changes(tmp_path):
+    sink = started(tmp_path, mode="changes")
+    ev = {"type": "region_change", "region": "garage", "label": "closed", "previous": "open", "score": 0.9,
+          "frame": 5, "wall_time": 0.0}
+    for i in range(8):
+        sink.on_result(region_result(i, "closed" if i >= 5 else "open", events=[ev] if i == 5 else None))
+    sink.close()
+    assert [l["frame"] for l in read_lines(tmp_path / "log.jsonl")] == [5]

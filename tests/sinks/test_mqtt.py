@@ -450,3 +450,84 @@ def test_last_will_offline_after_sigkill(broker, subscribers):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+# ------------------------------------------------------------------ regions
+
+def region_infos():
+    from edgecam.sinks.base import RegionInfo
+
+    return (RegionInfo("garage", (0.5, 0.3, 0.95, 0.95), ("closed", "open"), on_label="open"),
+            RegionInfo("bins", (0.0, 0.6, 0.3, 1.0), ("curb", "gone", "yard")))
+
+
+def region_change(region: str, label, previous, score: float, frame: int) -> dict:
+    return {"type": "region_change", "region": region, "label": label, "previous": previous, "score": score,
+            "frame": frame, "wall_time": time.time()}
+
+
+def render(template: str, value_json: dict) -> str:
+    """Render a Home Assistant value_template with Jinja2 as HA does (the system's jinja2, if any)."""
+    code = ("import jinja2, json, sys; t = jinja2.Environment().from_string(sys.argv[1]); "
+            "print(t.render(value_json=json.loads(sys.argv[2])), end='')")
+    try:
+        proc = subprocess.run(["/usr/bin/python3", "-c", code, template, json.dumps(value_json)],
+                              capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        pytest.skip("no /usr/bin/python3 to render Jinja2 templates with")
+    if "No module named 'jinja2'" in proc.stderr:
+        pytest.skip("python3-jinja2 is not installed (apt-get install python3-jinja2)")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_region_states_and_their_home_assistant_entities(broker, subscribers, sinks):
+    sub = subscribers(broker)
+    sink = sinks(cfg_for(broker, discovery=True), regions=region_infos())
+    sink.start()
+    base = "homeassistant/sensor/edgecam-test-host"
+    sensor = f"{base}/region_garage/config"
+    binary = "homeassistant/binary_sensor/edgecam-test-host/region_garage/config"
+    bins = f"{base}/region_bins/config"
+    for topic in (sensor, binary, bins):
+        sub.wait(topic)
+    sink.on_event(region_change("garage", "open", None, 0.97, 3))
+    sink.on_event(region_change("bins", "curb", None, 0.88, 3))
+    sink.on_event(region_change("garage", "unknown", "open", 0.41, 9))
+    garage_topic = f"{sink.prefix}/region/garage/state"
+    sub.wait(garage_topic, n=2)
+    first, second = sub.json(garage_topic)[:2]
+    assert first["region"] == "garage" and first["label"] == "open" and first["score"] == pytest.approx(0.97)
+    assert second["label"] == "unknown" and second["previous"] == "open" and second["frame"] == 9
+    assert datetime.fromisoformat(first["timestamp"]).tzinfo is not None
+    assert sub.json(f"{sink.prefix}/region/bins/state")[0]["label"] == "curb"
+    late = subscribers(broker, topics=(f"{sink.prefix}/region/#",))  # retained: a late subscriber gets the last
+    late.wait(garage_topic)
+    assert late.json(garage_topic) == [second] and late.retained(garage_topic) == [True]
+    # No whole-picture Label/Score sensors when regions are classified instead.
+    assert not sub.on(f"{base}/label/config") and not sub.on(f"{base}/score/config")
+    conf_sensor, conf_binary = json.loads(sub.on(sensor)[0]), json.loads(sub.on(binary)[0])
+    assert conf_sensor["state_topic"] == conf_binary["state_topic"] == garage_topic
+    assert conf_sensor["unique_id"] != conf_binary["unique_id"]
+    assert conf_sensor["device"] == conf_binary["device"] == json.loads(sub.on(bins)[0])["device"]
+    assert conf_binary["availability_topic"] == sink.topics["availability"]
+    assert not sub.on("homeassistant/binary_sensor/edgecam-test-host/region_bins/config")  # three states
+    # The templates, rendered as Home Assistant renders them.
+    assert render(conf_sensor["value_template"], first) == "open"
+    assert render(conf_binary["value_template"], first) == conf_binary["payload_on"] == "ON"
+    assert render(conf_binary["value_template"], {**first, "label": "closed"}) == conf_binary["payload_off"]
+    assert render(conf_binary["value_template"], second) == "None"  # unknown, for Home Assistant
+
+
+def test_region_states_are_sent_again_after_a_broker_restart(tmp_path, subscribers, sinks):
+    port = free_port()
+    with Mosquitto(tmp_path / "a", port=port) as broker:
+        sink = sinks(cfg_for(broker, discovery=False), regions=region_infos())
+        sink.start()
+        connected(sink)
+        sink.on_event(region_change("garage", "closed", None, 0.9, 1))
+        wait_until(lambda: sink.status()["published"] >= 2, "state published")
+    with Mosquitto(tmp_path / "b", port=port) as broker:  # a new broker: no retained messages
+        sub = subscribers(broker)
+        sub.wait(f"{sink.prefix}/region/garage/state")
+        assert sub.json(f"{sink.prefix}/region/garage/state")[0]["label"] == "closed"

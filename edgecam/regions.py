@@ -1,0 +1,284 @@
+"""Regions of the picture, each classified on its own: a state per region.
+
+``regions:`` in the config (:class:`edgecam.config.RegionConfig`) names boxes
+of the picture (fractions of its width and height, so that they survive a
+resolution change). Each is cropped from the full-resolution frame (never the
+model-sized lores stream) and fed whole to its model (the ``stretch`` crop:
+the box is what the user drew, and what ``edgecam collect`` saves).
+
+Three parts, one per thread of the pipeline:
+
+* :meth:`RegionClassifier.prepare` (capture thread): which regions are due on
+  this frame (``interval_s``: at most every N seconds; ``motion``: only when
+  the box changed since its last classification, by more than
+  ``motion_threshold`` grey levels on average, measured on a 32x32 thumbnail),
+  and their model inputs;
+* :meth:`RegionClassifier.classify_prepared` (inference thread): one invoke
+  per due region; the raw results ride in the frame's
+  :class:`edgecam.result.Classification` (``extra["region_results"]``);
+* :class:`RegionTracker` (output loop): per region, EMA and hysteresis
+  (the ``smoothing`` section), the class rules (``allow``, ``deny``,
+  ``threshold``, ``thresholds``; below them, or far from every state a
+  custom model was taught, the state is :data:`UNKNOWN`), and an event when
+  a region's state changes. The states go into the result's ``regions``:
+  the one place every output (overlay, log, HTTP, MQTT) reads them from.
+
+With no regions configured none of this runs: the whole picture is
+classified by the model, as it always was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edgecam.preprocess import Preprocessor
+from edgecam.result import UNKNOWN, Classification, RegionState
+from edgecam.smoothing import Smoother
+
+logger = logging.getLogger(__name__)
+
+THUMB = (32, 32)  # the motion check's thumbnail: averages away sensor noise, costs ~0.1 ms
+
+
+def box_pixels(box, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in pixels of a fractional box on a ``width`` x ``height`` picture (at least 1 pixel)."""
+    x0, y0 = int(round(box[0] * width)), int(round(box[1] * height))
+    x1, y1 = int(round(box[2] * width)), int(round(box[3] * height))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def crop(image: np.ndarray, box) -> np.ndarray:
+    """The region ``box`` of ``image`` (a view, no copy)."""
+    x0, y0, x1, y1 = box_pixels(box, image.shape[1], image.shape[0])
+    return image[y0:y1, x0:x1]
+
+
+def thumbnail(region: np.ndarray) -> np.ndarray:
+    """A small grey picture of a region, for the motion check."""
+    grey = cv2.cvtColor(region, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, THUMB, interpolation=cv2.INTER_AREA).astype(np.int16)
+
+
+def change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two thumbnails, in grey levels."""
+    return float(np.abs(a - b).mean())
+
+
+class Region:
+    """One configured region with the classifier it uses and what its last classification saw."""
+
+    def __init__(self, cfg, classifier, follow: int = 0):
+        self.cfg = cfg
+        # motion: after a change, classify this many more frames (the EMA needs a few readings to
+        # settle, and a video codec's first frames after a cut are still half the old picture).
+        self.follow = follow
+        self._following = 0
+        self.name = cfg.name
+        self.box = tuple(float(v) for v in cfg.box)
+        self.classifier = classifier
+        # Its own preprocessor (scratch buffers are not shared between regions): the whole box, stretched.
+        self.preprocessor = Preprocessor(classifier.input_spec, "stretch")
+        # What its last classification saw (the inference thread alone reads and writes these).
+        self.last_thumb: np.ndarray | None = None
+        self.last_time: float | None = None
+        self.classified = 0
+        self.skipped_motion = 0
+        self.skipped_interval = 0
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The states a user can teach it: ``labels`` from the config, else its model's classes."""
+        return tuple(self.cfg.labels) if self.cfg.labels else tuple(self.classifier.labels)
+
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """The model input of this region of ``image``."""
+        spec = self.classifier.input_spec
+        tensor = np.empty((spec.height, spec.width, 3), spec.dtype)
+        self.preprocessor(crop(image, self.box), tensor, "bgr")
+        return tensor
+
+    def due(self, timestamp: float, thumb: np.ndarray | None) -> bool:
+        """Whether to classify the frame taken at ``timestamp`` (``thumb``: its thumbnail, with ``motion``).
+
+        Decided in the inference thread, against what the last classification
+        saw: frames queued meanwhile, or dropped by the ``latest`` policy,
+        cannot make it skip a change or classify one twice.
+        """
+        cfg = self.cfg
+        if self.last_time is not None and cfg.interval_s > 0 and timestamp - self.last_time < cfg.interval_s:
+            self.skipped_interval += 1
+            return False
+        if thumb is None:
+            return True
+        if self.last_thumb is None or change(thumb, self.last_thumb) > cfg.motion_threshold:
+            self._following = self.follow
+            return True
+        if self._following > 0:
+            self._following -= 1
+            return True
+        self.skipped_motion += 1
+        return False
+
+
+@dataclass
+class Prepared:
+    """What the capture thread made of a frame for each region: (region, model input or None, thumbnail or None).
+
+    A region classified on every frame gets its model input here, overlapping
+    the previous frame's inference; one with ``motion`` or ``interval_s`` only
+    its thumbnail (``motion``): most frames it is not classified at all.
+    """
+
+    items: list
+
+
+class RegionClassifier:
+    """Classifies the regions of a frame; what the pipeline's stages call instead of a whole-picture classifier.
+
+    ``regions``: :class:`Region` objects; ``name``: what results call the model.
+    One interpreter per model, shared by the regions that use it; the layout
+    is not calibrated (``threads`` as configured).
+    """
+
+    def __init__(self, regions: list[Region], name: str = "regions"):
+        self.regions = regions
+        self.name = name
+        self.labels: tuple[str, ...] = ()
+        first = regions[0].classifier
+        self.runtime = first.runtime
+        self.threads = first.threads
+        self.view_size = first.view_size
+
+    def prepare(self, frame) -> Prepared:
+        """Model inputs of the regions classified on every frame, thumbnails for motion (capture thread)."""
+        items = []
+        for region in self.regions:
+            cfg = region.cfg
+            every = not cfg.motion and cfg.interval_s == 0
+            thumb = thumbnail(crop(frame.image, region.box)) if cfg.motion else None
+            items.append((region, region.preprocess(frame.image) if every else None, thumb))
+        return Prepared(items)
+
+    def classify_prepared(self, prepared: Prepared, frame, preprocess_ms: float = 0.0) -> Classification:
+        """Invoke each due region's model (inference thread); the raw results go in ``extra["region_results"]``."""
+        results = {}
+        invoke_ms = 0.0
+        for region, tensor, thumb in prepared.items:
+            if not region.due(frame.timestamp, thumb):
+                continue
+            if tensor is None:
+                t0 = time.perf_counter()
+                tensor = region.preprocess(frame.image)
+                preprocess_ms += (time.perf_counter() - t0) * 1000
+            r = region.classifier.classify_prepared(tensor, frame)
+            invoke_ms += r.inference_ms
+            results[region.name] = r
+            region.last_time = frame.timestamp
+            if thumb is not None:
+                region.last_thumb = thumb
+            region.classified += 1
+        return Classification(
+            scores=np.zeros(0, np.float32), labels=(), model=self.name, frame_index=frame.index,
+            capture_time=frame.timestamp, wall_time=frame.wall_time, result_time=time.monotonic(),
+            inference_ms=invoke_ms, preprocess_ms=preprocess_ms, extra={"region_results": results},
+        )
+
+
+class RegionTracker:
+    """Turns each frame's raw region results into region states and state-change events (output loop)."""
+
+    def __init__(self, regions: list[Region], smoothing):
+        self.regions = {r.name: r for r in regions}
+        self.smoothers = {r.name: Smoother(smoothing, 0.0) for r in regions}
+        self.states: dict[str, RegionState] = {
+            r.name: RegionState(name=r.name, box=r.box, label=None, score=0.0, index=None, frame=-1, wall_time=0.0,
+                                classified=False)
+            for r in regions
+        }
+
+    def state_of(self, region: Region, result: Classification, frame: int, wall_time: float) -> RegionState:
+        """The state one raw result gives ``region``: rules on the (smoothed) scores."""
+        cfg = region.cfg
+        scores = np.asarray(result.scores, np.float32)
+        allowed = np.ones(scores.shape[0], bool)
+        labels = list(result.labels)
+        if cfg.allow:
+            allowed &= np.array([label in cfg.allow for label in labels])
+        if cfg.deny:
+            allowed &= np.array([label not in cfg.deny for label in labels])
+        masked = dataclasses.replace(result, scores=np.where(allowed, scores, 0.0).astype(np.float32))
+        smoothed, _ = self.smoothers[region.name].update(masked)
+        smoother = self.smoothers[region.name]
+        index = smoother.label_index
+        score = float(smoothed.scores[index]) if index is not None else float(smoothed.scores.max(initial=0.0))
+        label = labels[index] if index is not None else UNKNOWN
+        if index is not None:
+            floor = (cfg.thresholds or {}).get(label, cfg.threshold)
+            if score < floor or not allowed[index] or result.extra.get("unknown"):
+                label, index = UNKNOWN, None
+        return RegionState(name=region.name, box=region.box, label=label, score=score, index=index, frame=frame,
+                           wall_time=wall_time, classified=True, previous=self.states[region.name].label)
+
+    def update(self, result: Classification) -> tuple[dict[str, RegionState], list[dict]]:
+        """The states after ``result`` (every region; the ones not classified now keep theirs) and the events."""
+        raw = result.extra.get("region_results") or {}
+        events = []
+        states = {}
+        for name, old in self.states.items():
+            r = raw.get(name)
+            if r is None:
+                states[name] = dataclasses.replace(old, classified=False) if old.classified else old
+                continue
+            new = self.state_of(self.regions[name], r, result.frame_index, result.wall_time)
+            if new.label != old.label:
+                events.append({"type": "region_change", "region": name, "label": new.label, "previous": old.label,
+                               "score": new.score, "frame": result.frame_index, "wall_time": result.wall_time})
+            else:
+                new = dataclasses.replace(new, previous=old.previous)
+            states[name] = new
+        self.states = states
+        return states, events
+
+
+def build(cfg, load) -> list[Region]:
+    """The :class:`Region` objects of ``cfg.regions``; ``load(model_config)`` loads a classifier.
+
+    Regions that name the same model share one classifier (one interpreter).
+    """
+    from edgecam.errors import ConfigError
+
+    loaded: dict[str, object] = {}
+    regions = []
+    problems = []
+    for i, rc in enumerate(cfg.regions):
+        name = rc.model or cfg.model.name
+        if name not in loaded:
+            mcfg = dataclasses.replace(cfg.model, name=name, labels=cfg.model.labels if rc.model is None else None)
+            loaded[name] = load(mcfg)
+        # With EMA, a change takes about `window` readings to show: follow a motion that long.
+        follow = cfg.smoothing.window if cfg.smoothing.mode == "ema" else 1
+        region = Region(rc, loaded[name], follow=follow)
+        known = set(region.classifier.labels)
+        for key, names in (("allow", rc.allow or ()), ("deny", rc.deny or ()), ("thresholds", rc.thresholds or ())):
+            for label in names:
+                if label not in known:
+                    problems.append(f"regions[{i}].{key}: {label!r} is not a class of {region.classifier.name} "
+                                    f"({_some(region.classifier.labels)})")
+        if rc.on_label is not None and rc.on_label not in region.labels:
+            problems.append(f"regions[{i}].on_label: {rc.on_label!r} is not one of its states "
+                            f"({_some(region.labels)})")
+        regions.append(region)
+    if problems:
+        raise ConfigError(problems, cfg.path)
+    return regions
+
+
+def _some(labels, n: int = 6) -> str:
+    shown = ", ".join(labels[:n])
+    return shown + (f", ... ({len(labels)} in all)" if len(labels) > n else "")

@@ -1,0 +1,119 @@
+"""Teaching from the web page: each region's live crop, and "this is: <state>" saving it as an example.
+
+The HTTP output (:mod:`edgecam.sinks.http`) holds one :class:`Teacher` when
+regions are configured. It keeps a reference to the newest camera frame (the
+picture itself, without the overlay) and, on request:
+
+* :meth:`Teacher.crop_jpeg`: the region's crop of it as a JPEG
+  (``GET /region/<name>.jpg``);
+* :meth:`Teacher.save`: writes that crop, lossless, to
+  ``<examples_dir>/<region>/<state>/<time>.png`` (``POST /api/examples``):
+  the layout ``edgecam learn`` reads (``edgecam learn <examples_dir>/garage
+  --name garage``), the same files ``edgecam collect`` writes.
+
+Only states the region knows can be saved (its ``labels``, else its model's
+classes), so a request cannot name a folder of its own choosing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecam.errors import OutputError
+from edgecam.regions import crop
+
+logger = logging.getLogger("edgecam.sinks.http")
+
+
+def example_name(when: float, n: int) -> str:
+    """A file name that sorts by time: ``20250501-120001.234-0003.png``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(when)) + f".{int(when * 1000) % 1000:03d}"
+    return f"{stamp}-{n:04d}.png"
+
+
+def save_example(region: np.ndarray, folder: Path, when: float, n: int) -> Path:
+    """Write one region crop into ``folder`` (created); an OutputError naming the folder when it cannot."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / example_name(when, n)
+        if not cv2.imwrite(str(path), region):
+            raise OSError(f"cannot encode a {region.shape} picture as PNG")
+    except OSError as e:
+        raise OutputError(f"examples: cannot write into {folder}: {getattr(e, 'strerror', None) or e}; "
+                          "check examples_dir (or --dir) is writable") from None
+    return path
+
+
+class Teacher:
+    """The regions' crops and example saving (see the module docstring).
+
+    ``regions``: :class:`edgecam.sinks.base.RegionInfo` objects; ``folder``:
+    where examples go (one subfolder per region).
+    """
+
+    def __init__(self, regions, folder: str | Path, jpeg_quality: int = 85):
+        self.regions = {r.name: r for r in regions}
+        self.folder = Path(folder)
+        self.jpeg_quality = jpeg_quality
+        self._lock = threading.Lock()
+        self._image: np.ndarray | None = None
+        self._wall = 0.0
+        self._saved = 0
+
+    def on_frame(self, image: np.ndarray, wall_time: float) -> None:
+        """Keep a reference to the newest camera picture (costs the pipeline nothing)."""
+        self._image, self._wall = image, wall_time
+
+    def crop(self, name: str) -> np.ndarray | None:
+        image = self._image
+        region = self.regions.get(name)
+        if image is None or region is None:
+            return None
+        return crop(image, region.box)
+
+    def crop_jpeg(self, name: str) -> bytes | None:
+        """The region's crop of the newest picture as JPEG; None before the first picture or for no such region."""
+        region = self.crop(name)
+        if region is None:
+            return None
+        ok, buf = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        return buf.tobytes() if ok else None
+
+    def counts(self, name: str) -> dict[str, int]:
+        """How many examples of each state of region ``name`` are saved."""
+        region = self.regions[name]
+        out = {}
+        for label in region.labels:
+            folder = self.folder / name / label
+            out[label] = sum(1 for p in folder.glob("*.png")) if folder.is_dir() else 0
+        return out
+
+    def describe(self) -> list[dict]:
+        """What the page shows: each region, its states and how many examples each has."""
+        return [{"name": n, "labels": list(r.labels), "examples": self.counts(n)} for n, r in self.regions.items()]
+
+    def save(self, name: str, label: str) -> tuple[Path, int]:
+        """Save region ``name``'s crop of the newest picture as an example of ``label``: (path, examples now).
+
+        Raises KeyError (no such region or state) or LookupError (no picture yet).
+        """
+        region = self.regions.get(name)
+        if region is None:
+            raise KeyError(f"no region {name!r}; regions: {', '.join(self.regions)}")
+        if label not in region.labels:
+            raise KeyError(f"region {name} has no state {label!r}; its states: {', '.join(region.labels)}")
+        picture = self.crop(name)
+        if picture is None:
+            raise LookupError("no picture yet")
+        with self._lock:
+            self._saved += 1
+            path = save_example(np.ascontiguousarray(picture), self.folder / name / label, self._wall or time.time(),
+                                self._saved)
+        logger.info("examples: saved %s", path)
+        return path, self.counts(name)[label]
