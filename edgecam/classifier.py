@@ -336,9 +336,7 @@ def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False)
         found = custom_models.find(cfg.name, registry.models_dir(cfg.dir))
         if found is not None:
             return load_custom(found, cfg, fetch_missing=fetch_missing)
-    resolved = registry.resolve(cfg.name, cfg.labels, dest_dir=cfg.dir, fetch_missing=fetch_missing)
-    labels = registry.read_labels(resolved.labels_path)
-    pre = (getattr(resolved.entry, "preprocess", None) or {}) if resolved.entry else {}
+    resolved, labels, pre = resolve_labelled(cfg, fetch_missing=fetch_missing)
     model_path, content = resolved.model_path, None
     if embedding:
         from edgecam import embedding as emb
@@ -355,10 +353,38 @@ def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False)
         crop_fraction=cfg.crop_fraction,
         mean=float(pre.get("mean", 127.5)),
         std=float(pre.get("std", 127.5)),
-        labels_path=resolved.labels_path,
+        labels_path=resolved.labels_path if resolved.labels_path != resolved.model_path else None,
         model_content=content,
         embedding=embedding,
     )
+
+
+def resolve_labelled(cfg, *, fetch_missing: bool = True):
+    """(resolved model, its labels, its preprocessing) for a registry name or a ``.tflite`` path.
+
+    A path's labels: ``model.labels``, else the labels packed in the file's
+    TFLite metadata (a Model Maker export), else a labels file beside it;
+    ``0 open`` lines (a Teachable Machine export) are read as ``open``
+    (:mod:`edgecam.exports`). Its normalisation comes from the metadata too.
+    """
+    from edgecam import exports, registry
+
+    export = exports.Export()
+    if cfg.name not in registry.load_registry() and Path(cfg.name).expanduser().is_file():
+        export = exports.read(Path(cfg.name).expanduser())
+    if export.labels is not None and cfg.labels is None:
+        path = Path(cfg.name).expanduser()
+        resolved = registry.ResolvedModel(path.stem, path, path, None)
+        labels = export.labels
+    else:
+        resolved = registry.resolve(cfg.name, cfg.labels, dest_dir=cfg.dir, fetch_missing=fetch_missing)
+        labels = exports.index_labels(registry.read_labels(resolved.labels_path))
+    pre = dict((getattr(resolved.entry, "preprocess", None) or {}) if resolved.entry else {})
+    if export.mean is not None:
+        pre["mean"] = export.mean
+    if export.std is not None:
+        pre["std"] = export.std
+    return resolved, labels, pre
 
 
 def load_custom(path: Path, cfg, *, fetch_missing: bool = True) -> Classifier:

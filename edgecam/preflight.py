@@ -33,9 +33,10 @@ def _model(cfg) -> None:
         if m.labels is not None:  # the model itself is fetched (and verified) by run
             registry.read_labels(registry.labels_file(m.labels))
         return
-    resolved = registry.resolve(m.name, m.labels, dest_dir=m.dir, fetch_missing=False)
+    from edgecam.classifier import resolve_labelled
+
+    resolved, _, _ = resolve_labelled(m, fetch_missing=False)  # labels: a file, or packed in the model
     check_model_file(resolved.model_path)
-    registry.read_labels(resolved.labels_path)
 
 
 def _http(cfg) -> None:

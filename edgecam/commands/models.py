@@ -97,7 +97,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
     print(f"\n* default model; folder: {dest}")
+    customs = custom_rows(dest, reg, checks)
+    if customs:
+        print("\ncustom models (edgecam learn):")
+        for name, status, detail in customs:
+            print(f"  {name}  {status}  {detail}")
     return 0
+
+
+def custom_rows(dest, reg, checks: dict) -> list[tuple[str, str, str]]:
+    """(name, status, detail) of each custom model in ``dest``: ok, mismatch (learned on another base file or
+    unreadable), or missing (its base model is not downloaded)."""
+    from edgecam import custom_models
+
+    rows = []
+    for path in custom_models.list_models(dest):
+        name = path.name[:-len(custom_models.SUFFIX)]
+        try:
+            model = custom_models.load(path)
+        except EdgecamError as e:
+            rows.append((name, "mismatch", e.message))
+            continue
+        entry = reg.get(model.base)
+        what = (f"{len(model.labels)} states ({', '.join(model.labels)}) on {model.base}, {model.head.method}, "
+                f"cv accuracy {model.cv.get('accuracy', '?')}")
+        if entry is None:
+            rows.append((name, "mismatch", f"{what}: base {model.base} is not in the registry"))
+        elif entry.sha256 and entry.sha256 != model.base_sha256:
+            rows.append((name, "mismatch", f"{what}: learned on another file of {model.base}; learn it again"))
+        else:
+            status = checks.get(model.base, ("missing", ""))[0] if (dest / entry.file).is_file() else "missing"
+            rows.append((name, status, what if status == "ok" else f"{what}: base model {status}"))
+    return rows
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -149,6 +180,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     width = max(len(name) for name, _, _ in results)
     for name, status, detail in results:
         print(f"{name.ljust(width)}  {status.ljust(10)}  {detail}")
+    checks = {name: (status, detail) for name, status, detail in results}
+    for name, status, detail in custom_rows(dest, reg, checks):
+        print(f"{name.ljust(width)}  {status.ljust(10)}  custom: {detail}")
+        results.append((name, status, detail))
     bad = [name for name, status, _ in results if status in ("mismatch", "unverified")]
     if bad:
         raise RegistryError(

@@ -159,3 +159,21 @@ def test_a_damaged_head_file_is_one_line(models, tmp_path, capsys):
     (models / "garage.head.npz").write_bytes(b"not an npz")
     assert command(["classify", str(tmp_path), "--model", "garage"]) == EXIT_MODEL
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_models_list_and_verify_show_custom_models(scene, models, tmp_path, capsys):
+    write_examples(scene, tmp_path / "ex", per_state=3, seed=9)
+    assert learn(capsys, str(tmp_path / "ex"), "--name", "garage")[0] == 0
+    assert command(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "custom models (edgecam learn):" in out
+    assert "garage  ok  3 states (empty, scooter, tricycle) on mobilenet_v3_small, logreg" in out
+    assert command(["models", "verify"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("garage"))
+    assert line.split()[1] == "ok"
+    model = custom_models.load(models / "garage.head.npz")
+    model.base_sha256 = "1" * 64
+    custom_models.save(model, models)
+    assert command(["models", "verify"]) == EXIT_MODEL
+    out = capsys.readouterr()
+    assert "learned on another file of mobilenet_v3_small" in out.out and "(garage)" in out.err
