@@ -394,17 +394,16 @@ def load_custom(path: Path, cfg, *, fetch_missing: bool = True) -> Classifier:
     whatever ``cfg.crop`` says: other pictures would give other embeddings.
     """
     import dataclasses
-    import hashlib
 
     from edgecam import custom_models, registry
     from edgecam import embedding as emb
+    from edgecam.registry.store import sha256_file
 
     custom = custom_models.load(path)
     base = registry.resolve(custom.base, None, dest_dir=cfg.dir, fetch_missing=fetch_missing)
     sha = base.entry.sha256 if base.entry is not None and base.entry.sha256 else None
     if sha is None:
-        with open(base.model_path, "rb") as f:
-            sha = hashlib.file_digest(f, "sha256").hexdigest()
+        sha = sha256_file(base.model_path)
     if sha != custom.base_sha256:
         raise ModelError(
             f"custom model {path}: it was learned on another file of {custom.base} (sha256 {custom.base_sha256[:12]}..., "

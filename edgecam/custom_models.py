@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 from edgecam.errors import ModelError, OutputError
-from edgecam.heads import METHODS, Head
 
 SUFFIX = ".head.npz"
 FORMAT = 1
@@ -42,7 +41,7 @@ class CustomModel:
     name: str
     base: str
     base_sha256: str
-    head: Head
+    head: "Head"  # edgecam.heads.Head
     crop: str = "stretch"
     crop_fraction: float = 0.875
     examples: dict[str, int] = field(default_factory=dict)
@@ -110,6 +109,8 @@ def save(model: CustomModel, folder: str | os.PathLike) -> Path:
 
 def load(path: str | os.PathLike) -> CustomModel:
     """Read a custom model file; one ModelError line when it is not one."""
+    from edgecam.heads import METHODS, Head
+
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -45,9 +45,11 @@ RECORD_SUFFIX = ".features.json"
 
 
 def _sha256_bytes(data: bytes) -> str:
-    import hashlib
+    from edgecam.registry.store import new_sha256  # CPython's own SHA-256: no OpenSSL in memory
 
-    return hashlib.sha256(data).hexdigest()
+    h = new_sha256()
+    h.update(data)
+    return h.hexdigest()
 
 
 def feature_tensor(interpreter) -> int:

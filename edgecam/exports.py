@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,6 +121,8 @@ def read(path: str | Path) -> Export:
         raise ModelError(f"model file {path}: its TFLite metadata cannot be read ({e.message})") from None
     labels = None
     if name is not None:
+        import zipfile  # here: it imports bz2 and lzma, memory the plain path does not need
+
         try:
             with zipfile.ZipFile(io.BytesIO(buf)) as z:
                 text = z.read(name).decode("utf-8-sig")

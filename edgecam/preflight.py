@@ -19,10 +19,8 @@ from edgecam.errors import ConfigError, EdgecamError
 
 
 def _model(cfg) -> None:
-    from edgecam import registry
-    from edgecam.classifier import check_model_file
-
-    from edgecam import custom_models
+    from edgecam import custom_models, registry
+    from edgecam.classifier import check_model_file, resolve_labelled
 
     m = cfg.model
     custom = custom_models.find(m.name, registry.models_dir(m.dir))
@@ -33,8 +31,6 @@ def _model(cfg) -> None:
         if m.labels is not None:  # the model itself is fetched (and verified) by run
             registry.read_labels(registry.labels_file(m.labels))
         return
-    from edgecam.classifier import resolve_labelled
-
     resolved, _, _ = resolve_labelled(m, fetch_missing=False)  # labels: a file, or packed in the model
     check_model_file(resolved.model_path)
 

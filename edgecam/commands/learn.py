@@ -121,12 +121,10 @@ def cmd_learn(args) -> int:
 
 def clf_sha256(cfg, base: str, reg) -> str:
     """The SHA-256 of the base model file the embeddings came from."""
-    import hashlib
-
     from edgecam import registry
+    from edgecam.registry.store import sha256_file
 
     entry = reg[base]
     if entry.sha256:
         return entry.sha256  # resolve() verified the file against it
-    with open(registry.models_dir(cfg.model.dir) / entry.file, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    return sha256_file(registry.models_dir(cfg.model.dir) / entry.file)
