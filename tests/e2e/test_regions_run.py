@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e import Edgecam, read_log, run_args, write_config
+from tests.e2e import Edgecam, free_port, read_log, run_args, write_config
 from tests.scenes import REGION, Scene, write_examples, write_video
 
 SCHEDULE = [("empty", 25), ("scooter", 30), ("tricycle", 30), ("empty", 25)]
@@ -80,12 +80,25 @@ def test_motion_on_a_still_scene_classifies_only_when_it_changes(scene, garage, 
 def test_sighup_swaps_in_a_head_learned_again(scene, garage, tmp_path):
     video = tmp_path / "scene.mp4"
     write_video(scene, video, [("scooter", 20), ("empty", 20)], fps=10, seed=5)
-    cfg = {**region_config(), "source": {"type": "opencv", "uri": str(video), "loop": True}}
+    port = free_port()
+    cfg = {**region_config(), "source": {"type": "opencv", "uri": str(video), "loop": True},
+           "http": {"enabled": True, "port": port}, "examples_dir": str(tmp_path / "web-examples")}
     cfg_path = write_config(tmp_path / "cfg.yaml", cfg)
     log = tmp_path / "log.jsonl"
     with Edgecam(run_args(cfg_path, "--log", str(log), "--realtime"), garage, tmp_path) as app:
         app.wait_until(lambda: len(read_log(log)) >= 15, "15 log lines")
         assert {line["regions"]["garage"]["label"] for line in read_log(log)} <= {"empty", "scooter", "tricycle"}
+        # The outputs of a run with regions, over HTTP.
+        app.wait_http(port)
+        latest = json.loads(app.get("/api/latest")[2])
+        assert set(latest["regions"]) == {"garage"} and latest["top_k"] == []
+        metrics = app.metrics()
+        assert any(k.startswith('edgecam_region_state{region="garage"') for k in metrics)
+        assert metrics['edgecam_region_classified_total{region="garage"}'] >= 15
+        status, _, crop = app.get("/region/garage.jpg")
+        assert status == 200 and crop[:2] == b"\xff\xd8"
+        regions = json.loads(app.get("/api/regions")[2])["regions"]
+        assert regions[0]["labels"] == ["empty", "scooter", "tricycle"]
         # Learn again: the same examples, the states renamed (as a user would after changing their mind).
         examples = tmp_path / "examples"
         (examples / "scooter").rename(examples / "parked")
@@ -103,3 +116,15 @@ def test_sighup_swaps_in_a_head_learned_again(scene, garage, tmp_path):
         assert app.running
         assert app.stop() == 0
     assert "Traceback" not in app.stderr()
+
+
+def test_bench_takes_a_custom_model_and_a_config_with_regions(scene, garage, tmp_path):
+    video = tmp_path / "scene.mp4"
+    write_video(scene, video, [("scooter", 30)], fps=10, seed=6)
+    whole = run_cli(["bench", "--source", str(video), "--model", "garage", "--json"], env=garage, cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout.splitlines()[-1])["model"] == "garage"
+    cfg = write_config(tmp_path / "cfg.yaml", region_config(motion=True))
+    regions = run_cli(["bench", "--source", str(video), "--config", str(cfg), "--json"], env=garage, cwd=tmp_path)
+    assert regions.returncode == 0, regions.stderr
+    assert json.loads(regions.stdout.splitlines()[-1])["frames"] == 30
