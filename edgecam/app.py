@@ -128,6 +128,7 @@ class App:
             region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
         else:
             self.classifier = load_classifier(cfg.model)
+        self.rules = self._rules(cfg)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
         self.plan = None
@@ -168,6 +169,7 @@ class App:
                 stats=self.stats, timings=timings, tickers=tickers,
                 layout=self.plan.layout if self.plan else None,
                 calibration=self.plan.calibration if self.plan else None, regions=self.tracker,
+                rules=self.rules,
             )
         except BaseException:
             self.outputs.close()
@@ -175,6 +177,20 @@ class App:
         self.pipeline.on_reload = self.reload
         self.pipeline.tickers.append(self._systemd_tick)
         logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
+
+    def _rules(self, cfg):
+        """model.allow / deny / thresholds for the whole picture (regions take theirs in regions.build)."""
+        if cfg.regions:
+            return None
+        from edgecam.errors import ConfigError
+        from edgecam.rules import ClassRules
+
+        m = cfg.model
+        rules, problems = ClassRules.build(self.classifier.labels, m.allow, m.deny, m.thresholds, m.threshold,
+                                           where="model", model=self.classifier.name)
+        if problems:
+            raise ConfigError(problems, cfg.path)
+        return rules
 
     def _systemd_tick(self, pipeline, now: float) -> None:
         """READY=1 after the first result; WATCHDOG=1 only while frames flow; STATUS= with fps and label."""
@@ -259,7 +275,7 @@ class App:
         if new.smoothing != self.cfg.smoothing:
             from edgecam.smoothing import Smoother
 
-            p.smoother = Smoother(new.smoothing, new.model.threshold)
+            p.smoother = Smoother(new.smoothing, new.model.threshold, p.rules.floors if p.rules else None)
         logging.getLogger().setLevel(new.log_level)
         applied = [k for k in changed if k not in need_restart]
         self.cfg.model.top_k, self.cfg.model.threshold = new.model.top_k, new.model.threshold

@@ -77,6 +77,9 @@ class ModelConfig:
     threshold: float = _opt(0.0, min=0.0, max=1.0)
     crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: README, "Which crop"
     crop_fraction: float = _opt(0.875, min=0.1, max=1.0)
+    allow: list[str] | None = None  # only these labels may be shown (README, "Teach it your own states")
+    deny: list[str] | None = None  # these never are
+    thresholds: dict[str, float] | None = None  # per label, instead of threshold
 
 
 @dataclass

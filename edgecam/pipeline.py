@@ -124,7 +124,7 @@ class Pipeline:
     def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
                  threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
                  stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
-                 tickers: list | None = None, layout=None, calibration=None, regions=None):
+                 tickers: list | None = None, layout=None, calibration=None, regions=None, rules=None):
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
@@ -135,7 +135,9 @@ class Pipeline:
         self.stall_timeout_s = stall_timeout_s
         self.stats = stats or Stats()
         self.outputs.stats = self.stats
-        self.smoother = Smoother(smoothing, threshold)
+        #: model.allow / deny / thresholds for the whole picture (an edgecam.rules.ClassRules), or None.
+        self.rules = rules if rules is not None and rules.active else None
+        self.smoother = Smoother(smoothing, threshold, self.rules.floors if self.rules else None)
         #: With regions (an edgecam.regions.RegionTracker): their states instead of a whole-picture label.
         self.regions = regions
         self.timings = Timings() if timings else None
@@ -235,6 +237,8 @@ class Pipeline:
         if self.regions is not None:
             self._handle_regions(result)
             return
+        if self.rules is not None:  # denied labels are never shown, listed or published
+            result = dataclasses.replace(result, scores=self.rules.mask(result.scores))
         top = result.top
         self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
         result, event = self.smoother.update(result)

@@ -19,10 +19,27 @@ from edgecam.errors import ConfigError, EdgecamError
 
 
 def _model(cfg) -> None:
+    """The main model, or with regions the models the regions use (each once)."""
+    import dataclasses
+
+    if not cfg.regions:
+        _one_model(cfg.model)
+        return
+    problems = []
+    for name in dict.fromkeys(r.model or cfg.model.name for r in cfg.regions):
+        labels = cfg.model.labels if name == cfg.model.name else None
+        try:
+            _one_model(dataclasses.replace(cfg.model, name=name, labels=labels))
+        except EdgecamError as e:
+            problems.append(e.message)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _one_model(m) -> None:
     from edgecam import custom_models, registry
     from edgecam.classifier import check_model_file, resolve_labelled
 
-    m = cfg.model
     custom = custom_models.find(m.name, registry.models_dir(m.dir))
     if custom is not None and m.name not in registry.load_registry():
         custom_models.load(custom)  # its base model is fetched (and verified) by run

@@ -39,6 +39,7 @@ import numpy as np
 
 from edgecam.preprocess import Preprocessor
 from edgecam.result import UNKNOWN, Classification, RegionState
+from edgecam.rules import ClassRules
 from edgecam.smoothing import Smoother
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ class Region:
         # settle, and a video codec's first frames after a cut are still half the old picture).
         self.follow = follow
         self._following = 0
+        self._rules: tuple | None = None  # (labels, ClassRules): the output loop's
         self.name = cfg.name
         self.box = tuple(float(v) for v in cfg.box)
         self.classifier = classifier
@@ -90,6 +92,14 @@ class Region:
         self.classified = 0
         self.skipped_motion = 0
         self.skipped_interval = 0
+
+    def rules_for(self, labels) -> ClassRules:
+        """Its class rules in indices of ``labels`` (made again when a reload changed the classes)."""
+        if self._rules is None or self._rules[0] != tuple(labels):
+            cfg = self.cfg
+            self._rules = (tuple(labels), ClassRules.build(labels, cfg.allow, cfg.deny, cfg.thresholds,
+                                                           cfg.threshold)[0])
+        return self._rules[1]
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -204,24 +214,15 @@ class RegionTracker:
 
     def state_of(self, region: Region, result: Classification, frame: int, wall_time: float) -> RegionState:
         """The state one raw result gives ``region``: rules on the (smoothed) scores."""
-        cfg = region.cfg
-        scores = np.asarray(result.scores, np.float32)
-        allowed = np.ones(scores.shape[0], bool)
         labels = list(result.labels)
-        if cfg.allow:
-            allowed &= np.array([label in cfg.allow for label in labels])
-        if cfg.deny:
-            allowed &= np.array([label not in cfg.deny for label in labels])
-        masked = dataclasses.replace(result, scores=np.where(allowed, scores, 0.0).astype(np.float32))
+        rules = region.rules_for(labels)
+        masked = dataclasses.replace(result, scores=rules.mask(np.asarray(result.scores, np.float32)))
         smoothed, _ = self.smoothers[region.name].update(masked)
-        smoother = self.smoothers[region.name]
-        index = smoother.label_index
+        index = self.smoothers[region.name].label_index
         score = float(smoothed.scores[index]) if index is not None else float(smoothed.scores.max(initial=0.0))
         label = labels[index] if index is not None else UNKNOWN
-        if index is not None:
-            floor = (cfg.thresholds or {}).get(label, cfg.threshold)
-            if score < floor or not allowed[index] or result.extra.get("unknown"):
-                label, index = UNKNOWN, None
+        if index is not None and (not rules.passes(index, score) or result.extra.get("unknown")):
+            label, index = UNKNOWN, None
         return RegionState(name=region.name, box=region.box, label=label, score=score, index=index, frame=frame,
                            wall_time=wall_time, classified=True, previous=self.states[region.name].label)
 
@@ -263,13 +264,14 @@ def build(cfg, load) -> list[Region]:
             loaded[name] = load(mcfg)
         # With EMA, a change takes about `window` readings to show: follow a motion that long.
         follow = cfg.smoothing.window if cfg.smoothing.mode == "ema" else 1
+        if rc.model is None:  # the main model's rules are the default of the regions that use it
+            m = cfg.model
+            rc = dataclasses.replace(rc, allow=rc.allow if rc.allow is not None else m.allow,
+                                     deny=rc.deny if rc.deny is not None else m.deny,
+                                     thresholds=rc.thresholds if rc.thresholds is not None else m.thresholds)
         region = Region(rc, loaded[name], follow=follow)
-        known = set(region.classifier.labels)
-        for key, names in (("allow", rc.allow or ()), ("deny", rc.deny or ()), ("thresholds", rc.thresholds or ())):
-            for label in names:
-                if label not in known:
-                    problems.append(f"regions[{i}].{key}: {label!r} is not a class of {region.classifier.name} "
-                                    f"({_some(region.classifier.labels)})")
+        problems += ClassRules.build(region.classifier.labels, rc.allow, rc.deny, rc.thresholds,
+                                     where=f"regions[{i}]", model=region.classifier.name)[1]
         if rc.on_label is not None and rc.on_label not in region.labels:
             problems.append(f"regions[{i}].on_label: {rc.on_label!r} is not one of its states "
                             f"({_some(region.labels)})")

@@ -23,9 +23,10 @@ class Smoother:
     "score", "frame", "wall_time"}``; ``label`` is None when nothing is shown.
     """
 
-    def __init__(self, cfg, threshold: float = 0.0):
+    def __init__(self, cfg, threshold: float = 0.0, floors: dict[int, float] | None = None):
         self.cfg = cfg
         self.threshold = threshold  # without hysteresis: the minimum score to show a label
+        self.floors = dict(floors or {})  # class index -> its own minimum (model.thresholds)
         self._ema: np.ndarray | None = None
         self._alpha = 2.0 / (cfg.window + 1)  # the usual EMA span -> weight
         self.label: str | None = None
@@ -45,11 +46,12 @@ class Smoother:
             current = self.label_index
             if current is not None and scores[current] < self.cfg.threshold_low:
                 current = None
-            if top.score >= self.cfg.threshold_high and (current is None or top.score > scores[current]):
+            high = max(self.cfg.threshold_high, self.floors.get(top.index, 0.0))
+            if top.score >= high and (current is None or top.score > scores[current]):
                 current = top.index
             self.label_index = current
         else:
-            self.label_index = top.index if top.score >= self.threshold else None
+            self.label_index = top.index if top.score >= self.floors.get(top.index, self.threshold) else None
         self.label = result.labels[self.label_index] if self.label_index is not None else None
         event = None
         if self.label != previous:

@@ -177,3 +177,18 @@ def test_models_list_and_verify_show_custom_models(scene, models, tmp_path, caps
     assert command(["models", "verify"]) == EXIT_MODEL
     out = capsys.readouterr()
     assert "learned on another file of mobilenet_v3_small" in out.out and "(garage)" in out.err
+
+
+def test_check_config_checks_the_models_of_the_regions(scene, models, tmp_path, capsys):
+    write_examples(scene, tmp_path / "ex", per_state=3, seed=10)
+    assert learn(capsys, str(tmp_path / "ex"), "--name", "garage")[0] == 0
+    good = tmp_path / "good.yaml"
+    good.write_text("regions:\n  - {name: garage, box: [0.5, 0.3, 0.95, 0.95], model: garage}\n"
+                    "  - {name: scene, box: [0, 0, 1, 1]}\n")
+    assert command(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("regions:\n  - {name: garage, box: [0.5, 0.3, 0.95, 0.95], model: garage}\n"
+                   "  - {name: bins, box: [0, 0, 0.3, 0.3], model: binz}\n")
+    assert command(["check-config", str(bad)]) == 1  # check-config: 1 for an invalid config
+    err = capsys.readouterr().err
+    assert "unknown model 'binz'" in err and "garage" not in err.split("unknown model")[0].split(":")[-1]
