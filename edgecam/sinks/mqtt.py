@@ -92,7 +92,9 @@ class MqttSink(Sink):
         self._latest_result: Classification | None = None
         self._picture = None  # newest annotated frame (a reference, never copied)
         self._next_result_t = 0.0
-        self._outstanding: set[int] = set()  # mids handed to paho, not yet published
+        # mids handed to paho, not yet published -> the queued item they came from
+        # (None for birth and last-will topics, which are re-sent at each connect anyway)
+        self._outstanding: dict[int, tuple | None] = {}
         self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
         self._connected = False
         self._need_birth = False
@@ -271,7 +273,7 @@ class MqttSink(Sink):
                     items = [(kind, data)]
             for kind, data in items:
                 msg = data if kind == "raw" else self._encode(kind, data)
-                if msg is not None and not self._send(*msg):
+                if msg is not None and not self._send(*msg, item=None if kind == "raw" else (kind, data)):
                     if kind != "raw":
                         self._requeue(kind, data)
                     break
@@ -292,13 +294,17 @@ class MqttSink(Sink):
 
     def _requeue(self, kind: str, data) -> None:
         with self._cond:
-            if len(self._queue) >= self.cfg.queue_size:
-                self._queued_dropped += 1
-                return
-            self._queue.appendleft((kind, data))
-            self._state_items += kind == "state"
+            self._requeue_locked(kind, data)
 
-    def _send(self, topic: str, payload, retain: bool) -> bool:
+    def _requeue_locked(self, kind: str, data) -> None:
+        """Put an item back at the head of the queue (lock held); a full queue drops it, counted."""
+        if len(self._queue) >= self.cfg.queue_size:
+            self._queued_dropped += 1
+            return
+        self._queue.appendleft((kind, data))
+        self._state_items += kind == "state"
+
+    def _send(self, topic: str, payload, retain: bool, item: tuple | None = None) -> bool:
         """Hand one message to paho; False when paho did not take it (connection gone)."""
         # Never call paho while holding our lock: paho runs on_publish with
         # its own locks held, and on_publish takes ours.
@@ -306,27 +312,27 @@ class MqttSink(Sink):
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             if info.rc == self._mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0:
                 # paho keeps QoS>0 messages and resends them on reconnect.
-                self._track(info.mid)
+                self._track(info.mid, item)
                 return True
             with self._cond:  # the connection just went; on_disconnect follows
                 self._cond.wait(0.05)
             return False
-        self._track(info.mid)
+        self._track(info.mid, item)
         return True
 
-    def _track(self, mid: int) -> None:
+    def _track(self, mid: int, item: tuple | None) -> None:
         with self._cond:
             if mid in self._early:
                 self._early.discard(mid)
             else:
-                self._outstanding.add(mid)
+                self._outstanding[mid] = item
 
     # ----------------------------------------------------- paho callbacks
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._cond:
             if mid in self._outstanding:
-                self._outstanding.discard(mid)
+                del self._outstanding[mid]
             else:
                 self._early.add(mid)
             self._published += 1
@@ -386,8 +392,11 @@ class MqttSink(Sink):
             was_connected = self._connected
             self._connected = False
             if self.cfg.qos == 0 and self._outstanding:
-                # QoS 0 messages paho had not written yet die with the socket.
-                self._queued_dropped += len(self._outstanding)
+                # QoS 0 messages paho had not written yet die with the socket
+                # (paho clears its packet queue on reconnect): queue them again,
+                # in their order, ahead of what came after them.
+                for item in reversed([i for i in self._outstanding.values() if i is not None]):
+                    self._requeue_locked(*item)
                 self._outstanding.clear()
             if self._closing or self._state == "auth_failed":
                 return

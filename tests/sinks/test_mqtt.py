@@ -316,6 +316,31 @@ def test_snapshot_on_label_change(broker, subscribers, sinks):
     assert decoded[:, :20, 2].mean() > 200 and decoded[:, 28:, 2].mean() < 50  # the annotated one
 
 
+def test_qos0_message_not_yet_written_when_the_connection_dies_is_sent_after_the_reconnect(broker, sinks):
+    """paho drops QoS 0 packets it had not written when the socket dies: the sink queues them again."""
+    sink = sinks(cfg_for(broker, publish="every", max_rate_hz=1000, discovery=False))
+    sink.start()
+    connected(sink)
+    wait_until(lambda: sink.status()["queued"] == 0 and not sink._outstanding, what="birth messages out")
+    # A result handed to paho whose packet had not left when the broker went away.
+    pending = make_result(2, 41)
+    with sink._cond:
+        sink._outstanding[987_654] = ("result", pending)
+    broker.stop()
+    wait_until(lambda: not sink.status()["connected"], what="sink to notice the outage")
+    st = sink.status()
+    assert st["dropped"] == 0
+    assert list(sink._queue) == [("result", pending)]
+
+    broker.start()
+    def received():
+        since_restart = broker.log().split("mosquitto version")[-1]
+        return since_restart.count(f"'{sink.topics['result']}'")
+
+    wait_until(lambda: received() >= 1, what="the re-queued result at the restarted broker")
+    assert sink.status()["dropped"] == 0
+
+
 def test_broker_outage_queues_bounded_then_resumes(broker, subscribers, sinks, caplog):
     caplog.set_level(logging.INFO, logger="edgecam.sinks.mqtt")
     stats = Stats()
