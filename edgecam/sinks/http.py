@@ -375,16 +375,9 @@ def examples_dir(cfg) -> str:
 
 
 def _read_token(path: str) -> bytes:
-    try:
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-    except OSError as e:
-        raise ConfigError(f"http.token_file: cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"http.token_file: {path} is not UTF-8 text; put a plain token in it") from None
-    if not token:
-        raise ConfigError(f"http.token_file: {path} is empty; put a token in it (e.g. openssl rand -hex 16)")
-    return token.encode("utf-8")
+    from edgecam.secret_file import read_secret
+
+    return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
 
 
 def _url_host(host: str) -> str:

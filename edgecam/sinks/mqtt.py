@@ -20,6 +20,7 @@ from collections import deque
 from edgecam.config import MqttConfig
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError, NetworkError
 from edgecam.result import Classification
+from edgecam.secret_file import read_secret
 from edgecam.sinks import mqtt_messages as messages
 from edgecam.sinks.base import Sink
 from edgecam.sinks.mqtt_messages import OFFLINE, ONLINE
@@ -92,8 +93,7 @@ class MqttSink(Sink):
         self._latest_result: Classification | None = None
         self._picture = None  # newest annotated frame (a reference, never copied)
         self._next_result_t = 0.0
-        # mids handed to paho, not yet published -> the queued item they came from
-        # (None for birth and last-will topics, which are re-sent at each connect anyway)
+        # mids handed to paho, not yet published -> their queued item (None: re-sent at each connect)
         self._outstanding: dict[int, tuple | None] = {}
         self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
         self._connected = False
@@ -121,17 +121,11 @@ class MqttSink(Sink):
     # ------------------------------------------------------------------ setup
 
     def _password(self) -> str | None:
-        path = self.cfg.password_file
-        if not path:
+        if not self.cfg.password_file:
             return None
-        try:
-            with open(path, encoding="utf-8") as f:
-                return f.read().rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as e:
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            raise ConfigError(
-                f"mqtt.password_file: cannot read {path} ({reason}); create it holding the broker password"
-            ) from None
+        # Only the line end is dropped: spaces may belong to a password.
+        return read_secret("mqtt.password_file", self.cfg.password_file, strip="\r\n", allow_empty=True,
+                           hint="create it holding the broker password")
 
     def start(self) -> None:
         """Configure the client and connect in the background; returns at once."""
@@ -275,7 +269,8 @@ class MqttSink(Sink):
                 msg = data if kind == "raw" else self._encode(kind, data)
                 if msg is not None and not self._send(*msg, item=None if kind == "raw" else (kind, data)):
                     if kind != "raw":
-                        self._requeue(kind, data)
+                        with self._cond:
+                            self._requeue(kind, data)
                     break
             self._update_stats()
 
@@ -293,10 +288,6 @@ class MqttSink(Sink):
         return items
 
     def _requeue(self, kind: str, data) -> None:
-        with self._cond:
-            self._requeue_locked(kind, data)
-
-    def _requeue_locked(self, kind: str, data) -> None:
         """Put an item back at the head of the queue (lock held); a full queue drops it, counted."""
         if len(self._queue) >= self.cfg.queue_size:
             self._queued_dropped += 1
@@ -396,7 +387,7 @@ class MqttSink(Sink):
                 # (paho clears its packet queue on reconnect): queue them again,
                 # in their order, ahead of what came after them.
                 for item in reversed([i for i in self._outstanding.values() if i is not None]):
-                    self._requeue_locked(*item)
+                    self._requeue(*item)
                 self._outstanding.clear()
             if self._closing or self._state == "auth_failed":
                 return
