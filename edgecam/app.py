@@ -101,6 +101,7 @@ class App:
         from edgecam.pipeline import Pipeline
 
         from edgecam.service.notify import WatchdogGate
+        from edgecam.service.retry import retry_transient
 
         import cv2
 
@@ -114,6 +115,11 @@ class App:
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
+        # A model still to download may meet a network that is not up yet:
+        # under systemd that is retried with back-off (edgecam/service/retry.py).
+        def load(model_cfg):
+            return retry_transient(lambda: load_classifier(model_cfg), self.watchdog.notifier, "model download")
+
         self.tracker = None
         region_info: tuple = ()
         if cfg.regions:
@@ -121,13 +127,13 @@ class App:
             from edgecam import regions as regions_mod
             from edgecam.sinks.base import RegionInfo
 
-            built = regions_mod.build(cfg, load_classifier)
+            built = regions_mod.build(cfg, load)
             self.classifier = regions_mod.RegionClassifier(built, "+".join(dict.fromkeys(
                 r.classifier.name for r in built)))
             self.tracker = regions_mod.RegionTracker(built, cfg.smoothing)
             region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
         else:
-            self.classifier = load_classifier(cfg.model)
+            self.classifier = load(cfg.model)
         self.rules = self._rules(cfg)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None

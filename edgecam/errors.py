@@ -8,8 +8,9 @@ a supervisor such as systemd can tell "fix your input" from "try again".
 from __future__ import annotations
 
 # Exit codes. 2 is "the static input you gave is wrong" (config, model, labels,
-# usage): restarting will not help, so the systemd unit lists it in
-# RestartPreventExitStatus=. The others may heal by themselves.
+# usage): restarting will not help, so the systemd unit lists it (with 5 and 6)
+# in RestartPreventExitStatus=. 75 is "temporary: try again later" (sysexits'
+# EX_TEMPFAIL), which the unit retries. The others may heal by themselves.
 EXIT_OK = 0
 EXIT_FAILURE = 1  # an unexpected error in a worker thread
 EXIT_CONFIG = 2  # bad config file, bad flag, bad model or labels file
@@ -18,6 +19,7 @@ EXIT_SOURCE = 3  # camera absent, vanished, stream cannot be opened
 EXIT_OUTPUT = 4  # log/record/state folder not writable, disk full
 EXIT_NETWORK = 5  # MQTT broker refused us (bad credentials), HTTP port busy
 EXIT_RUNTIME = 6  # no usable TFLite runtime installed
+EXIT_TEMPFAIL = 75  # a download failed for a reason that may pass: network down, timeout, server error
 
 
 class EdgecamError(Exception):
@@ -72,6 +74,15 @@ class RegistryError(EdgecamError):
     """A registry download or verification failed."""
 
     exit_code = EXIT_MODEL
+
+
+class DownloadError(RegistryError):
+    """A download failed in a way that may heal by itself: the network or
+    server is unreachable, a connection timed out or was cut, the server
+    answered 5xx. Exit code 75, so that a supervisor retries later, unlike a
+    wrong URL (HTTP 404) or a checksum mismatch, which stay RegistryError."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 class RuntimeMissingError(EdgecamError):

@@ -82,7 +82,7 @@ def test_check_config_bad_prints_every_problem(env, tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  threads: lots\n  crop: middle\nhttp:\n  port: 99999\nmqtt:\n  tls: 1\nbogus: true\n")
     proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # bad input, as `edgecam run` says
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.splitlines()
     assert lines[0] == f"edgecam: config error: {path}: 5 problems:"
@@ -102,19 +102,19 @@ def test_check_config_unreadable(env, tmp_path, text, fragment):
     if text is not None:
         path.write_text(text)
     proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
-    assert_one_error_line(proc, 1, str(path), fragment)
+    assert_one_error_line(proc, 2, str(path), fragment)
 
 
 def test_check_config_finds_the_default(env, tmp_path):
     if Path("/etc/edgecam/config.yaml").exists():
         pytest.skip("/etc/edgecam/config.yaml exists here")
     proc = run_cli(["check-config"], env=env, cwd=tmp_path)
-    assert_one_error_line(proc, 1, "no config file found")
+    assert_one_error_line(proc, 2, "no config file found")
     (tmp_path / "config.yaml").write_text("log_level: WARNING\n")
     proc = run_cli(["check-config"], env=env, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "config.yaml: OK"
     proc = run_cli(["check-config"], env=dict(env, EDGECAM_CONFIG=str(tmp_path / "none.yaml")), cwd=tmp_path)
-    assert_one_error_line(proc, 1, "none.yaml", "file not found")
+    assert_one_error_line(proc, 2, "none.yaml", "file not found")
 
 
 def test_check_config_on_the_repo_config(env, tmp_path):

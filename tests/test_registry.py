@@ -7,6 +7,7 @@ shared models from tmp_path; mirror copies read ../shared/models in place.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import hashlib
 import io
@@ -23,7 +24,7 @@ import yaml
 
 from edgecam import registry
 from edgecam.commands import models as cli_models
-from edgecam.errors import ModelError, OutputError, RegistryError
+from edgecam.errors import EXIT_TEMPFAIL, DownloadError, ModelError, OutputError, RegistryError
 
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 SMALL = "mobilenet_v1_0.25_128_quant.tflite"  # the smallest shared model (0.5 MB)
@@ -74,9 +75,13 @@ def shared_sums(shared_models) -> dict[str, str]:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Serves a folder; /truncated/NAME promises all of NAME but sends half, then hangs up."""
+    """Serves a folder; /truncated/NAME promises all of NAME but sends half, then hangs up;
+    /busy/NAME answers 503 Service Unavailable."""
 
     def do_GET(self):
+        if self.path.startswith("/busy/"):
+            self.send_error(503)
+            return
         if self.path.startswith("/truncated/"):
             data = (Path(self.directory) / self.path.removeprefix("/truncated/")).read_bytes()
             self.send_response(200)
@@ -153,6 +158,7 @@ def served(server, shared_models, tmp_path):
         "no_member": make_entry(f"{base}/pack.tgz", "none.tflite", ms, lurl, ls, member="pack/missing.tflite"),
         "tofu": make_entry(f"{base}/tofu/{SMALL}", SMALL, None, lurl, ls),
         "not_found": make_entry(f"{base}/nothing.tflite", "nothing.tflite", ms, lurl, ls),
+        "busy": make_entry(f"{base}/busy/{SMALL}", SMALL, ms, lurl, ls),
     }
     reg_path = tmp_path / "registry.yaml"
     reg_path.write_text(yaml.safe_dump({"models": entries}))
@@ -349,9 +355,10 @@ def test_checksum_mismatch_keeps_nothing_and_never_replaces_the_existing_file(se
 
 def test_interrupted_download_leaves_no_file(served, tmp_path):
     dest = tmp_path / "models"
-    with pytest.raises(RegistryError) as exc:
+    with pytest.raises(DownloadError) as exc:
         registry.fetch("truncated", dest_dir=dest, registry=served["registry"])
     assert "cut off" in exc.value.message and "truncated" in exc.value.message
+    assert exc.value.exit_code == EXIT_TEMPFAIL  # a cut connection may not happen again: retried
     assert not (dest / SMALL).exists() and leftovers(dest) == []
     # Without a checksum, the length check is all that stands between a cut
     # download and a recorded "trusted" hash.
@@ -369,9 +376,15 @@ def test_missing_archive_member(served, tmp_path):
 
 
 def test_http_error_and_unreachable_server(served, tmp_path):
+    """A wrong URL (404) is bad input, exit 2; an unreachable or busy server may
+    heal, exit 75 (DownloadError), which the service retries."""
     dest = tmp_path / "models"
-    with pytest.raises(RegistryError, match="HTTP 404"):
+    with pytest.raises(RegistryError, match="HTTP 404") as exc:
         registry.fetch("not_found", dest_dir=dest, registry=served["registry"])
+    assert not isinstance(exc.value, DownloadError) and exc.value.exit_code == 2
+    with pytest.raises(DownloadError, match="HTTP 503") as exc:
+        registry.fetch("busy", dest_dir=dest, registry=served["registry"])
+    assert exc.value.exit_code == EXIT_TEMPFAIL and "\n" not in exc.value.message
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -388,10 +401,18 @@ def test_http_error_and_unreachable_server(served, tmp_path):
             input_size=1,
         )
     }
-    with pytest.raises(RegistryError) as exc:
+    with pytest.raises(DownloadError) as exc:
         registry.fetch("offline", dest_dir=dest, registry=reg)
     assert "cannot download" in exc.value.message and registry.ENV_MIRROR in exc.value.message
+    assert exc.value.exit_code == EXIT_TEMPFAIL
     assert list(dest.iterdir()) == []
+
+    # A file:// URL that names nothing is a wrong URL, not a network failure.
+    missing = tmp_path / "nowhere.tflite"
+    reg = {"local": dataclasses.replace(reg["offline"], name="local", url=missing.as_uri())}
+    with pytest.raises(RegistryError) as exc:
+        registry.fetch("local", dest_dir=dest, registry=reg)
+    assert not isinstance(exc.value, DownloadError) and exc.value.exit_code == 2
 
 
 def test_unwritable_destination_is_an_output_error(served, tmp_path):

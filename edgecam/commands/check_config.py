@@ -5,27 +5,29 @@ from __future__ import annotations
 import sys
 
 from edgecam import config as config_mod
-from edgecam.errors import EdgecamError
+from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("check-config", help="validate a config file (exit 0 valid, 1 invalid)")
+    p = sub.add_parser("check-config", help="validate a config file (exit 0 valid, 2 invalid)")
     p.add_argument("path", nargs="?")
     p.set_defaults(func=cmd_check_config)
 
 
 def cmd_check_config(args) -> int:
+    # Invalid is exit 2, as for every other bad input: `edgecam run` exits 2 on
+    # the same config, and the service's ExecReload= relies on check-config.
     path = args.path or config_mod.find_default()
     if path is None:
         print("edgecam: no config file found (looked for $EDGECAM_CONFIG, " + ", ".join(config_mod.DEFAULT_CONFIG_PATHS) + ")",
               file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     try:
         from edgecam import preflight
 
         preflight.check(config_mod.load(path))  # everything run would refuse as bad input
     except EdgecamError as e:
         print(f"edgecam: {e.message}", file=sys.stderr)
-        return 1
+        return e.exit_code
     print(f"{path}: OK")
     return 0

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 from edgecam import __version__
 from edgecam.atomic import atomic_write
-from edgecam.errors import OutputError, RegistryError
+from edgecam.errors import DownloadError, OutputError, RegistryError
 from edgecam.registry.schema import Artifact, ModelEntry, artifacts, get_entry, load, load_photos, registry_path
 from edgecam.registry.store import (DIR_HINT, ensure_dir, expected_hash, models_dir, new_sha256, photos_dir,
                                     record_path, sha256_file, write_record)
@@ -90,12 +90,14 @@ def _copy_stream(
     source: str,
     progress: _Progress | None = None,
     read_errors: tuple[type[BaseException], ...] = (OSError,),
+    read_error: type[RegistryError] = RegistryError,
 ) -> tuple[str, int]:
     """Copy chunks from ``read`` to ``out``; return (sha256 hex, byte count).
 
     A failure to read (one of ``read_errors``: the caller's source knows its
-    own) is the source's fault (RegistryError); a failure to write is the
-    destination's (OutputError), e.g. a full SD card.
+    own) is the source's fault (``read_error``: DownloadError for a network
+    stream, whose failure may pass); a failure to write is the destination's
+    (OutputError), e.g. a full SD card.
     """
     h = new_sha256()
     n = 0
@@ -103,7 +105,7 @@ def _copy_stream(
         try:
             chunk = read(_CHUNK)
         except read_errors as e:
-            raise RegistryError(
+            raise read_error(
                 f"{art.model}: reading {source} failed after {n} bytes: {e}; try again, or {MIRROR_HINT}"
             ) from None
         if not chunk:
@@ -129,34 +131,51 @@ def _copy_stream(
     return h.hexdigest(), n
 
 
+# HTTP statuses that say "not now" rather than "not here": retrying may work.
+_TRANSIENT_HTTP = {408, 425, 429, 500, 502, 503, 504}
+
+
 def _http_get(art: Artifact, out: BinaryIO, progress: bool) -> tuple[str, int]:
-    """Download ``art.url`` into ``out``; return (sha256, size)."""
+    """Download ``art.url`` into ``out``; return (sha256, size).
+
+    Failures that may pass by themselves (no network yet, DNS, refused or
+    timed-out connection, a connection cut midway, HTTP 5xx/408/429) raise
+    DownloadError (exit 75: a supervisor retries); a wrong URL (other HTTP
+    errors, a missing file:// path) raises RegistryError.
+    """
     import http.client
     import urllib.error
     import urllib.request
 
+    network = urllib.parse.urlparse(art.url).scheme in ("http", "https")
+    transient = DownloadError if network else RegistryError
     req = urllib.request.Request(art.url, headers={"User-Agent": f"edgecam/{__version__}"})
     try:
         resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
     except urllib.error.HTTPError as e:
         e.close()
+        if e.code in _TRANSIENT_HTTP:
+            raise DownloadError(
+                f"{art.model}: download of {art.url} failed: HTTP {e.code} {e.reason}; "
+                f"the server may be busy or down: try again later, or {MIRROR_HINT}"
+            ) from None
         raise RegistryError(
             f"{art.model}: download of {art.url} failed: HTTP {e.code} {e.reason}; "
             f"check the model's url in the registry (models.yaml), or {MIRROR_HINT}"
         ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
-        raise RegistryError(f"{art.model}: cannot download {art.url}: {reason}; {MIRROR_HINT}") from None
+        raise transient(f"{art.model}: cannot download {art.url}: {reason}; {MIRROR_HINT}") from None
     with resp:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         bar = _Progress(f"{art.model}: {urllib.parse.urlparse(art.url).path.rsplit('/', 1)[-1]}", total, progress)
         digest, n = _copy_stream(resp.read, out, art, art.url, bar,
-                                 read_errors=(OSError, http.client.HTTPException))
+                                 read_errors=(OSError, http.client.HTTPException), read_error=transient)
         # http.client does not complain when the peer closes early; a short
         # body must not pass as a (possibly checksum-less) complete file.
         if total is not None and n != total:
-            raise RegistryError(
+            raise transient(
                 f"{art.model}: download of {art.url} was cut off after {n} of {total} bytes; "
                 f"try again, or {MIRROR_HINT}"
             )
@@ -326,8 +345,10 @@ def fetch(
     ``registry`` is a loaded registry, or the path of a registry file.
     ``labels=False`` fetches the model file only.
 
-    Raises RegistryError (unknown name, download failed, checksum mismatch,
-    member missing) or OutputError (model folder not writable, disk full).
+    Raises RegistryError (unknown name, wrong URL, checksum mismatch, member
+    missing), its subclass DownloadError when the download failed in a way
+    that may pass (network down, timeout, HTTP 5xx: exit 75, retried by the
+    service), or OutputError (model folder not writable, disk full).
     """
     reg = load(registry)
     entry = get_entry(reg, name)

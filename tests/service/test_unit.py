@@ -74,13 +74,25 @@ def test_unit_security_exposure_is_low(tmp_path):
 
 def test_unit_keeps_the_promises_the_code_relies_on():
     """Settings other modules depend on (exit codes, notify, paths)."""
-    from edgecam.errors import EXIT_CONFIG
+    from edgecam.errors import EXIT_CONFIG, EXIT_NETWORK, EXIT_RUNTIME, EXIT_SOURCE, EXIT_TEMPFAIL
     from edgecam.service.install import LAUNCHER, MODEL_DIR
 
     text = UNIT.read_text()
-    lines = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    settings = [line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#")]
+    lines = dict(settings)
     assert lines["Type"] == "notify"
-    assert lines["RestartPreventExitStatus"] == str(EXIT_CONFIG)
+    assert lines["Restart"] == "on-failure"
+    # Bad input fails once; a camera or a download that may come back is retried.
+    no_restart = {int(code) for code in lines["RestartPreventExitStatus"].split()}
+    assert {EXIT_CONFIG, EXIT_NETWORK, EXIT_RUNTIME} <= no_restart
+    assert not {EXIT_SOURCE, EXIT_TEMPFAIL} & no_restart
+    # RestartPreventExitStatus= does not cover ExecStartPre= (systemd issue 11868):
+    # a failing check there would be restarted in a loop, so validation is run's job.
+    assert not any(key.startswith("ExecStartPre") for key, _ in settings)
+    reload = [value for key, value in settings if key == "ExecReload"]
+    assert reload[0].startswith(f"/{LAUNCHER} check-config ") and reload[-1] == "/bin/kill -HUP $MAINPID"
+    # XNNPACK needs /proc/cpuinfo; ProcSubset=pid hides it (4-5x slower inference).
+    assert "ProcSubset" not in lines
     assert lines["StateDirectory"] == "edgecam"
     assert "EDGECAM_MODEL_DIR=/var/lib/edgecam/models" in text
     assert f"Environment=EDGECAM_MODEL_DIR=/{MODEL_DIR}" in text, "installer and unit disagree on the model folder"
