@@ -17,18 +17,19 @@ comma := ,
 
 .PHONY: run test install clean check-pi
 
-# install_venv VENV,EXTRAS,EDITABLE: a venv with edgecam and one OpenCV, keeping
-# the system's NumPy when the venv sees it (tools/pin_system_numpy.py says why).
+# install_venv VENV,EXTRAS,OPENCV,EDITABLE[,SOURCE]: a venv with edgecam (from
+# SOURCE, default this checkout) and one OpenCV, keeping the system's NumPy when
+# the venv sees it (tools/pin_system_numpy.py says why).
 define install_venv
 	$(PYTHON) -m venv $(VENV_FLAGS) $(1)
 	$(1)/bin/python -m pip install --quiet --upgrade pip
 	$(1)/bin/python tools/pin_system_numpy.py > $(1)/constraints.txt
 	$(1)/bin/python -m pip uninstall --quiet --yes $(if $(filter gui,$(3)),opencv-python-headless,opencv-python) 2>/dev/null || true
-	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '.[$(2),$(3)]'
+	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2),$(3)]'
 	$(if $(filter gui,$(3)),$(1)/bin/python -c 'import cv2' 2>/dev/null || { \
 	  echo "OpenCV with GUI cannot load here (no desktop libraries?): installing the headless one instead"; \
 	  $(1)/bin/python -m pip uninstall --quiet --yes opencv-python; \
-	  $(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '.[$(2)$(comma)headless]'; })
+	  $(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2)$(comma)headless]'; })
 	$(1)/bin/python -c 'import cv2, numpy; print("installed in $(1): OpenCV", cv2.__version__, "NumPy", numpy.__version__)'
 endef
 
@@ -65,11 +66,26 @@ SERVICE_VENV ?= /opt/edgecam/venv
 # current folder instead of the copy installed in the service venv.
 EDGECAM ?= $(SERVICE_VENV)/bin/edgecam
 
+# Rebuilt whenever the sources change, so that a re-install after `git pull` runs the new code.
+SERVICE_SOURCES := setup.py pyproject.toml README.md models/models.yaml systemd/edgecam.service \
+	$(wildcard edgecam/*.py edgecam/*/*.py)
+SERVICE_BUILD := $(SERVICE_VENV).build
+
+# pip builds inside the source tree (build/, *.egg-info): build a copy, so that
+# sudo leaves no root-owned files in your checkout.
 $(SERVICE_VENV)/.installed: VENV_FLAGS = --system-site-packages
-$(SERVICE_VENV)/.installed: setup.py pyproject.toml tools/pin_system_numpy.py
-	$(call install_venv,$(SERVICE_VENV),mqtt,headless,)
+$(SERVICE_VENV)/.installed: $(SERVICE_SOURCES) tools/pin_system_numpy.py
+	rm -rf $(SERVICE_BUILD) && mkdir -p $(SERVICE_BUILD)
+	cp -r --parents $(SERVICE_SOURCES) $(SERVICE_BUILD)/
+	$(call install_venv,$(SERVICE_VENV),mqtt,headless,,$(SERVICE_BUILD))
+	rm -rf $(SERVICE_BUILD)
 	touch $@
 
 install-service: $(SERVICE_VENV)/.installed
+# The checkout's config.yaml (if any) becomes /etc/edgecam/config.yaml unless
+# one is there already; SERVICE_ARGS="--config my.yaml" picks another.
+SERVICE_CONFIG ?= $(wildcard $(CURDIR)/config.yaml)
+# The venv is ours: uninstalling the service removes it too.
+SERVICE_REMOVE ?= $(SERVICE_VENV) $(SERVICE_BUILD)
 
 include systemd/install.mk

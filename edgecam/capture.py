@@ -156,6 +156,10 @@ class CaptureThread(threading.Thread):
         self._offset = 0
         self._last_index = -1
         self.frames_read = 0
+        # Back-off state across recoveries: a camera that reopens but never
+        # delivers must not be retried every 0.5 s for ever; only a frame resets it.
+        self._backoff: float | None = None
+        self._reopened_at: float | None = None  # a reopened source's first frame is still awaited
 
     def _set_state(self, state: SourceState) -> None:
         # The one writer of Stats.capture_state.
@@ -206,6 +210,11 @@ class CaptureThread(threading.Thread):
                 # A paced source sleeps inside read(); it reports its decode time apart.
                 decode_s = self.source.last_decode_s
                 self.timings.append((decode_s if decode_s is not None else time.perf_counter() - t0) * 1000)
+            if self._reopened_at is not None:
+                logger.warning("source %s: reconnected, frames flowing again after %.1f s",
+                               self.source.name, time.monotonic() - self._reopened_at)
+                self._reopened_at = None
+            self._backoff = None
             index = frame.index + self._offset
             if index <= self._last_index:  # a reopened source counting from 0 again
                 self._offset = self._last_index + 1 - frame.index
@@ -227,8 +236,10 @@ class CaptureThread(threading.Thread):
         except Exception as e:
             logger.debug("closing the failed source: %s", e)
         self.source = None
-        delay = min(0.5, self.reconnect_max_s)  # the ceiling holds for the first wait too
-        failed_since = time.monotonic()
+        # The ceiling holds for the first wait too; a source reopened without a
+        # frame since goes on from the back-off it had reached.
+        delay = min(self._backoff or 0.5, self.reconnect_max_s)
+        failed_since = self._reopened_at or time.monotonic()
         last_error = None
         while not self.stop.is_set():
             if self.stop.wait(delay):  # sleeps, no spinning; wakes at once on stop
@@ -243,6 +254,9 @@ class CaptureThread(threading.Thread):
                 continue
             self.stats.reconnects += 1
             self._set_state(SourceState.RUNNING)
-            logger.warning("source %s: reconnected after %.1f s", self.source.name, time.monotonic() - failed_since)
+            self._backoff = min(delay * 2, self.reconnect_max_s)
+            self._reopened_at = failed_since
+            logger.info("source %s: reopened after %.1f s, waiting for its first frame",
+                        self.source.name, time.monotonic() - failed_since)
             return True
         return False

@@ -12,11 +12,20 @@
 # resets PATH): set PYTHON= or EDGECAM= to the environment the service runs from.
 EDGECAM ?= $(or $(PYTHON),python3) -m edgecam
 SERVICE_ARGS ?=
+# A config file to install (SERVICE_ARGS may name another: the last --config wins).
+SERVICE_CONFIG ?=
+# Folders the including Makefile created for the service, removed on uninstall.
+SERVICE_REMOVE ?=
 
 .PHONY: install-service uninstall-service
 
 install-service:
-	$(EDGECAM) service install $(SERVICE_ARGS)
+	$(EDGECAM) service install $(if $(SERVICE_CONFIG),--config $(SERVICE_CONFIG)) $(SERVICE_ARGS)
+
+# Not for a dry run or a staging tree (--root): those leave this system alone.
+_SERVICE_REMOVE = $(if $(filter --dry-run --root --root=%,$(SERVICE_ARGS)),,$(SERVICE_REMOVE))
 
 uninstall-service:
 	$(EDGECAM) service uninstall $(SERVICE_ARGS)
+	$(if $(_SERVICE_REMOVE),rm -rf $(_SERVICE_REMOVE))
+	$(if $(_SERVICE_REMOVE),-rmdir --ignore-fail-on-non-empty $(sort $(dir $(_SERVICE_REMOVE))))

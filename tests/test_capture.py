@@ -203,6 +203,32 @@ def test_recovers_after_failed_reopens_with_increasing_indexes(caplog):
     assert sum("reconnected" in m for m in messages) == 1
 
 
+def test_a_camera_that_reopens_but_never_delivers_keeps_backing_off(caplog):
+    """Reopening works but no frame comes (a hung sensor): the back-off keeps growing across
+    recoveries instead of starting at 0.5 s each time, and "reconnected" waits for a real frame."""
+    caplog.set_level(logging.INFO, logger="edgecam.capture")
+    stop = FastForwardEvent()
+    stats = Stats()
+    reopened = []
+    good = FakeCamera("cam-good")
+
+    def reopen():
+        reopened.append(1)
+        return good if len(reopened) > 4 else FakeCamera("cam-silent", fail_after=0)
+
+    collect = Collector(stop, limit=3)
+    t = CaptureThread(FakeCamera("cam-a", fail_after=1), [collect], stats, stop, reopen=reopen, reconnect_max_s=4)
+    t.start()
+    t.join(JOIN_S)
+    assert not t.is_alive() and t.error is None
+    assert stop.waits == [0.5, 1.0, 2.0, 4.0, 4.0]  # one wait per recovery, growing to the ceiling
+    assert [f.index for f in collect.frames] == [0, 1, 2]
+    messages = [r.getMessage() for r in caplog.records if r.name == "edgecam.capture"]
+    assert sum("reopened" in m for m in messages) == 5
+    reconnected = [m for m in messages if "reconnected" in m]
+    assert len(reconnected) == 1 and "cam-good" in reconnected[0]  # only once frames came
+
+
 def test_distinct_reopen_failures_are_each_logged(caplog):
     caplog.set_level(logging.WARNING, logger="edgecam.capture")
     stop = FastForwardEvent()

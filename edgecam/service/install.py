@@ -11,9 +11,10 @@
 - the configured model in ``/var/lib/edgecam/models`` (via the registry, so
   ``$EDGECAM_MODEL_MIRROR`` works on an offline Pi);
 
-then runs ``systemctl daemon-reload`` and ``systemctl enable --now edgecam``
-(only when root is ``/``). ``uninstall`` reverses it but keeps the config,
-models and logs unless ``purge`` is set.
+then runs ``systemctl daemon-reload``, ``systemctl enable edgecam`` and
+``systemctl restart edgecam`` (only when root is ``/``; restart, so that a
+re-install after an upgrade runs the new code). ``uninstall`` reverses it but
+keeps the config, models, logs and user unless ``purge`` is set.
 
 Every step is reported through ``say`` (one line each); ``dry_run`` reports
 the steps without changing anything.
@@ -328,7 +329,10 @@ def install(
     else:
         steps.run(["systemctl", "daemon-reload"])
         if enable:
-            steps.run(["systemctl", "enable", "--now", SERVICE])
+            steps.run(["systemctl", "enable", SERVICE])
+            # restart, not start: after an upgrade the running copy is the old code.
+            # It returns once edgecam is ready (Type=notify: first frame classified).
+            steps.run(["systemctl", "restart", SERVICE])
             steps.say(f"done: follow it with 'journalctl -u {SERVICE} -f'")
         else:
             steps.say(f"not enabled (--no-enable): start it with 'sudo systemctl enable --now {SERVICE}'")
@@ -373,6 +377,8 @@ def uninstall(
     if steps.live:
         # Not installed, or already stopped: nothing to undo, carry on.
         steps.run(["systemctl", "disable", "--now", SERVICE], allow_fail=True)
+        # A unit that had failed stays loaded (and listed) until this.
+        steps.run(["systemctl", "reset-failed", SERVICE], allow_fail=True)
     else:
         steps.say("skip: systemctl disable --now (only when --root is /)")
     steps.remove(UNIT_FILE)

@@ -235,9 +235,11 @@ def test_dry_run_on_the_real_system_lists_system_steps(monkeypatch, user_config)
     text = "\n".join(lines)
     user_step = "system user edgecam exists" if inst._user_exists("edgecam") else "run: useradd --system"
     assert user_step in text
-    assert "run: systemctl daemon-reload" in text and "run: systemctl enable --now edgecam" in text
+    assert "run: systemctl daemon-reload" in text and "run: systemctl enable edgecam" in text
+    assert "run: systemctl restart edgecam" in text  # a re-install runs the new code
     assert "/etc/systemd/system/edgecam.service" in text
 
     lines.clear()
     inst.uninstall(root="/", purge=True, dry_run=True, say=lines.append)
     assert "[dry-run] run: systemctl disable --now edgecam" in lines
+    assert "[dry-run] run: systemctl reset-failed edgecam" in lines

@@ -60,6 +60,9 @@ REPORT_ENV = "EDGECAM_FAKE_PICAMERA2_REPORT"
 # Which picamera2 release to behave as ("0.3.19"...); the default is 0.3.36.
 VERSION_ENV = "EDGECAM_FAKE_PICAMERA2_VERSION"
 DEFAULT_VERSION = "0.3.36"
+# A path: while a file exists there, every camera stalls (as after stall());
+# a program under test (e.g. a systemd service) is stalled from outside.
+STALL_FILE_ENV = "EDGECAM_FAKE_PICAMERA2_STALL_FILE"
 
 # What each fake board looks like: its ISP and the camera usually found on it.
 MODELS = {
@@ -362,6 +365,11 @@ def _pictures_from_env() -> Callable[[int], np.ndarray] | None:
     if picture is not None:
         return lambda i: picture
     return _VideoLoop(spec)
+
+
+def _stalled_from_outside() -> bool:
+    stall_file = os.environ.get(STALL_FILE_ENV)
+    return bool(stall_file) and os.path.exists(stall_file)
 
 
 def _write_report(path: str) -> None:
@@ -980,7 +988,7 @@ class Picamera2:
                 next_t = time.monotonic()  # fell behind: skip, don't burst
                 if self._stop_evt.is_set():
                     return
-            if self._slot.stalled.is_set():
+            if self._slot.stalled.is_set() or _stalled_from_outside():
                 continue
             with self._cond:
                 if self._free_buffers() <= 0:
