@@ -100,7 +100,8 @@ def small_disk(tmp_path):
 # out for a fast run while developing; `make test` runs everything.
 E2E = (
     "e2e/", "tools/", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
-    "service/test_run_notify.py", "sinks/test_http_browser.py", "sinks/test_display.py",
+    "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "sinks/test_http_browser.py",
+    "sinks/test_display.py",
 )
 
 
