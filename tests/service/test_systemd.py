@@ -474,13 +474,13 @@ def test_transient_download_failure_is_retried_with_back_off(service, tmp_path):
         status = service.show("StatusText", "ActiveState")
         assert status["ActiveState"] == "activating" and "trying again in" in status["StatusText"], status
         exited = service.wait_journal(cur, r"Main process exited, code=exited, status=75/TEMPFAIL")
-        service.wait_journal(cur, r"Scheduled restart job, restart counter is at 1")
-        # The network comes back.
+        # The network comes back while systemd waits RestartSec=5 before the next start.
         httpd = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_Quiet, directory=str(www)))
         threading.Thread(target=httpd.serve_forever, name="model-server", daemon=True).start()
+        restarted = service.wait_journal(cur, r"Scheduled restart job, restart counter is at 1")
         service.wait("active after the restart", lambda: service.show("ActiveState")["ActiveState"] == "active")
         entries = service.journal(cur)
-        retries = [(t, m) for t, _, m in entries if "model download failed" in m]
+        retries = [(t, m) for t, _, m in entries if "model download failed" in m and t < exited]
         waits = [int(re.search(r"trying again in (\d+) s", m).group(1)) for _, m in retries]
         assert waits == [5, 10, 20], retries
         gaps = [b[0] - a[0] for a, b in zip(retries, retries[1:])]
@@ -489,8 +489,10 @@ def test_transient_download_failure_is_retried_with_back_off(service, tmp_path):
         assert service.show("NRestarts")["NRestarts"] == "1"
         records = service.wait("records from the downloaded model",
                                lambda: [r for r in service.log_records() if r["model"] == "netmodel"])
+        assert restarted - exited >= 4.5  # RestartSec=5
         return (f"attempts waited {waits} s (journal gaps {', '.join(f'{g:.1f}' for g in gaps)} s), exit 75 after "
-                f"{exited - t0:.0f} s, restarted once, active with the downloaded model ({len(records)} records)")
+                f"{exited - t0:.0f} s, restarted {restarted - exited:.1f} s later, active with the downloaded "
+                f"model ({len(records)} records)")
     finally:
         if httpd is not None:
             httpd.shutdown()
@@ -599,6 +601,7 @@ def test_uninstall_then_purge_leave_nothing_behind(service):
     unexpected = [c for c in left if not c.split(" ", 1)[1].startswith(kept_dirs)
                   and c.split(" ", 1)[1] not in user_files]
     assert unexpected == [], unexpected
+    assert "added /etc/edgecam/config.yaml" in left and "added /var/lib/edgecam/models" in left, left  # kept
     assert service.sh("getent passwd edgecam", check=False).returncode == 0  # kept with its files
 
     # Install again over the kept files (as after an upgrade), then purge.
