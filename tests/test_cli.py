@@ -404,8 +404,8 @@ def test_check_config_rejects_what_run_rejects(menv, shared_dir, tmp_path, text,
     ran.stderr = "\n".join(l for l in ran.stderr.splitlines() if " INFO " not in l)  # loading the model
     assert_one_error_line(ran, 2, words)
     checked = run_cli(["check-config", str(cfg)], env=menv, cwd=tmp_path)
-    # Its "invalid" exit code is check-config's own (documented in the README), not run's.
-    assert checked.returncode != 0 and "Traceback" not in checked.stderr, checked.stderr
+    # The same exit code as run: the service's ExecReload= relies on check-config.
+    assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stderr
     assert words in checked.stderr and checked.stdout == ""
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.avi").exists()
 

@@ -30,12 +30,9 @@ CACHE = Path(os.environ.get("EDGECAM_NSPAWN_CACHE", REPO / "build" / "nspawn"))
 SUITE = "bookworm"  # Raspberry Pi OS Bookworm: systemd 252, Python 3.11
 # systemd, dbus and Python as on a Pi; make for `sudo make install-service`;
 # procps (/bin/kill, for ExecReload=) is in every Raspberry Pi OS image but not
-# in minbase. The opencv-python wheel links against the X11/GL libraries
-# Raspberry Pi OS desktop has (Pi OS Lite lacks them: issue 8 picks the wheel there).
-PACKAGES = (
-    "systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "make", "procps",
-    "libgl1", "libglib2.0-0", "libsm6", "libice6", "libxext6", "libx11-6", "libxcb1",
-)  # fmt: skip
+# in minbase. No X11/GL libraries, as on Pi OS Lite: the service venv gets the
+# headless OpenCV.
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "python3", "python3-venv", "make", "procps")
 FALLBACK_MIRROR = "http://deb.debian.org/debian"
 CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: What the suite checked, how long each step took, and what it saw: (check, seconds or None, detail).
