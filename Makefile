@@ -20,10 +20,11 @@ comma := ,
 # install_venv VENV,EXTRAS,OPENCV,EDITABLE[,SOURCE]: a venv with edgecam (from
 # SOURCE, default this checkout) and one OpenCV, keeping the system's NumPy when
 # the venv sees it (tools/pin_system_numpy.py says why).
+# (-B: under sudo, no root-owned __pycache__ in your checkout.)
 define install_venv
 	$(PYTHON) -m venv $(VENV_FLAGS) $(1)
 	$(1)/bin/python -m pip install --quiet --upgrade pip
-	$(1)/bin/python tools/pin_system_numpy.py > $(1)/constraints.txt
+	$(1)/bin/python -B tools/pin_system_numpy.py > $(1)/constraints.txt
 	$(1)/bin/python -m pip uninstall --quiet --yes $(if $(filter gui,$(3)),opencv-python-headless,opencv-python) 2>/dev/null || true
 	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2),$(3)]'
 	$(if $(filter gui,$(3)),$(1)/bin/python -c 'import cv2' 2>/dev/null || { \
