@@ -189,6 +189,6 @@ def test_check_config_checks_the_models_of_the_regions(scene, models, tmp_path, 
     bad = tmp_path / "bad.yaml"
     bad.write_text("regions:\n  - {name: garage, box: [0.5, 0.3, 0.95, 0.95], model: garage}\n"
                    "  - {name: bins, box: [0, 0, 0.3, 0.3], model: binz}\n")
-    assert command(["check-config", str(bad)]) == 1  # check-config: 1 for an invalid config
+    assert command(["check-config", str(bad)]) == 2  # check-config: 2 for an invalid config (as run)
     err = capsys.readouterr().err
     assert "unknown model 'binz'" in err and "garage" not in err.split("unknown model")[0].split(":")[-1]
