@@ -12,6 +12,10 @@
 * motion: ``edgecam bench --realtime`` on a still scene with a region,
   ``motion: true`` against classifying every frame, interleaved runs: CPU per
   second of video;
+* embedding: invoke time of the plain model file, of its embedding variant
+  (features as a second output) and of the plain file with
+  ``experimental_preserve_all_tensors`` (interleaved invokes, 1 thread), and
+  each one's peak RSS in a fresh process;
 * default: ``edgecam bench`` with no regions, this tree against ``--base-tree``
   (a checkout of the commit before the work), interleaved: frames/s and peak RSS.
 
@@ -140,26 +144,81 @@ def bench(tree, env, args) -> dict:
 def fig_motion(tmp, env, rounds):
     scene = Scene(SHARED / "images" / "imagenet-sample")
     video = tmp / "still.mp4"
-    write_video(scene, video, [("empty", 300), ("scooter", 300)], fps=30, seed=4, still=True)
+    write_video(scene, video, [("empty", 150), ("scooter", 150)], fps=30, seed=4, still=True)
     write_examples(scene, tmp / "exm", per_state=10, seed=1)
     assert edgecam(["learn", str(tmp / "exm"), "--name", "garage"], env).returncode == 0
     configs = {}
-    for motion in (False, True):
-        cfg = tmp / f"motion-{motion}.yaml"
-        cfg.write_text(json.dumps({"regions": [{"name": "garage", "box": list(REGION), "model": "garage",
-                                                "motion": motion}], "model": {"threads": 1}}))
-        configs[motion] = cfg
-    runs = {False: [], True: []}
-    for _ in range(rounds):
+    for overlay in (False, True):
         for motion in (False, True):
-            runs[motion].append(bench(REPO, env, ["--source", str(video), "--realtime", "--config",
-                                                  str(configs[motion])]))
-    cpu_s = {m: [r["cpu_ms_per_frame_steady"] * r["fps"] / 1000 for r in rs] for m, rs in runs.items()}
-    every, moving = statistics.median(cpu_s[False]), statistics.median(cpu_s[True])
-    print(f"motion, still scene (20 s at 30 fps, one change), region classified by 'garage', realtime, "
-          f"{rounds} interleaved runs each: CPU s per s of video, every frame {every:.3f} "
-          f"({', '.join(f'{v:.3f}' for v in cpu_s[False])}), motion: true {moving:.3f} "
-          f"({', '.join(f'{v:.3f}' for v in cpu_s[True])}): {every / moving:.1f}x lower")
+            cfg = tmp / f"motion-{motion}-{overlay}.yaml"
+            cfg.write_text(json.dumps({"regions": [{"name": "garage", "box": list(REGION), "model": "garage",
+                                                    "motion": motion}], "model": {"threads": 1},
+                                       "display": {"overlay": overlay}}))
+            configs[motion, overlay] = cfg
+    runs = {k: [] for k in configs}
+    for _ in range(rounds):
+        for key, cfg in configs.items():
+            runs[key].append(bench(REPO, env, ["--source", str(video), "--realtime", "--config", str(cfg)]))
+    for overlay in (False, True):
+        cpu_s = {m: [r["cpu_ms_per_frame_steady"] * r["fps"] / 1000 for r in runs[m, overlay]] for m in (False, True)}
+        every, moving = statistics.median(cpu_s[False]), statistics.median(cpu_s[True])
+        what = "overlay drawn (a window or HTTP view)" if overlay else "headless (no overlay drawn: log, MQTT)"
+        print(f"motion, {what}: still scene (10 s at 30 fps, one change), region classified by 'garage', "
+              f"`edgecam bench --realtime`, {rounds} interleaved runs each: CPU s per s of video, every frame "
+              f"{every:.3f} ({', '.join(f'{v:.3f}' for v in cpu_s[False])}), motion: true {moving:.3f} "
+              f"({', '.join(f'{v:.3f}' for v in cpu_s[True])}): {every / moving:.1f}x lower")
+
+
+_RSS_CHILD = """
+import resource, sys, numpy as np
+from ai_edge_litert.interpreter import Interpreter
+kind, path = sys.argv[1], sys.argv[2]
+kw = {"experimental_preserve_all_tensors": True} if kind == "preserve" else {}
+it = Interpreter(model_path=path, num_threads=1, **kw)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.full(d["shape"], 128, d["dtype"]))
+for _ in range(50):
+    it.invoke()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def fig_embedding(tmp, rounds):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgecam import embedding, registry
+
+    for name in ("mobilenet_v3_small", "mobilenet_v2"):
+        plain = registry.models_dir() / registry.load_registry()[name].file
+        variant = embedding.variant(plain).path
+        kinds = {"plain": (plain, {}), "variant": (variant, {}),
+                 "preserve": (plain, {"experimental_preserve_all_tensors": True})}
+        its = {}
+        for kind, (path, kw) in kinds.items():
+            it = Interpreter(model_path=str(path), num_threads=1, **kw)
+            it.allocate_tensors()
+            d = it.get_input_details()[0]
+            it.set_tensor(d["index"], np.full(d["shape"], 128, d["dtype"]))
+            it.invoke()
+            its[kind] = it
+        times = {k: [] for k in its}
+        for _ in range(300):
+            for kind, it in its.items():
+                t0 = time.perf_counter()
+                it.invoke()
+                times[kind].append((time.perf_counter() - t0) * 1000)
+        rss = {k: [] for k in its}
+        for _ in range(rounds):
+            for kind, (path, _) in kinds.items():
+                out = subprocess.run([sys.executable, "-c", _RSS_CHILD, kind, str(path)], capture_output=True,
+                                     text=True, check=True).stdout
+                rss[kind].append(float(out.split()[-1]))
+        cells = [f"{k} p50 {np.percentile(v, 50):.3f} / p95 {np.percentile(v, 95):.3f} ms, peak RSS "
+                 f"{statistics.median(rss[k]):.1f} MB" for k, v in times.items()]
+        print(f"embedding, {name}, 300 interleaved invokes each, 1 thread; RSS median of {rounds} fresh "
+              f"processes: " + "; ".join(cells))
 
 
 def fig_default(env, rounds, base_tree):
@@ -196,6 +255,8 @@ def main() -> int:
             fig_accuracy(args.held_out)
         if "methods" in what:
             fig_methods(args.rounds)
+        if "embedding" in what:
+            fig_embedding(tmp, args.rounds)
         if "motion" in what:
             fig_motion(tmp, env, args.rounds)
         if "default" in what:
