@@ -94,7 +94,8 @@ class App:
         found at start (an interactive first run: ``make run``); :attr:`source_note`
         then says which source was taken and how to choose one."""
         from edgecam import calibration
-        from edgecam.classifier import Classifier, load_classifier
+        from edgecam.backends import load_classifier
+        from edgecam.classifier import Classifier
         from edgecam.sinks import FanOut, build_sinks
         from edgecam.sources import open_camera_or_demo, open_source
         from edgecam.stats import Stats
@@ -117,8 +118,9 @@ class App:
         self.watchdog = WatchdogGate()
         # A model still to download may meet a network that is not up yet:
         # under systemd that is retried with back-off (edgecam/service/retry.py).
-        def load(model_cfg):
-            return retry_transient(lambda: load_classifier(model_cfg), self.watchdog.notifier, "model download")
+        def load(model_cfg, camera=False):
+            return retry_transient(lambda: load_classifier(model_cfg, camera=camera), self.watchdog.notifier,
+                                   "model download")
 
         self.tracker = None
         region_info: tuple = ()
@@ -133,7 +135,7 @@ class App:
             self.tracker = regions_mod.RegionTracker(built, cfg.smoothing)
             region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
         else:
-            self.classifier = load(cfg.model)
+            self.classifier = load(cfg.model, camera=cfg.source.type in ("auto", "picamera2"))
         self.rules = self._rules(cfg)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.pipeline = None
@@ -152,11 +154,15 @@ class App:
         try:
             size = self.classifier.view_size  # the ISP scales to where the crop is the model's size
 
+            own_source = getattr(self.classifier, "open_source", None)  # a camera that classifies (AI Camera)
+
             def opened():
                 with captured("source"):  # libcamera's and FFmpeg's own lines: DEBUG log, not the terminal
+                    if own_source is not None:
+                        return own_source(cfg.source, notifier=self.watchdog.notifier)
                     return open_source(cfg.source, size, model_dir=cfg.model.dir)
 
-            if demo_fallback and cfg.source.type == "auto":  # the first open only: a reconnect never falls back
+            if demo_fallback and cfg.source.type == "auto" and own_source is None:  # the first open only: a reconnect never falls back
                 with captured("source"):  # OpenCV's "Camera index out of range" while auto probes
                     source, self.source_note = open_camera_or_demo(cfg.source, size, model_dir=cfg.model.dir)
             else:
@@ -166,7 +172,7 @@ class App:
             policy = choose_policy(cfg.source, source)
             # How many interpreters and threads: as configured, cached for this machine, or measured in the run.
             self.plan = calibration.plan(cfg.model, self.classifier, policy, source.fps) \
-                if isinstance(self.classifier, Classifier) else None
+                if isinstance(self.classifier, Classifier) and self.classifier.backend == "cpu" else None
             self.pipeline = Pipeline(
                 self.classifier, source, self.outputs,
                 policy=policy, smoothing=cfg.smoothing,

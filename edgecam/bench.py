@@ -24,7 +24,7 @@ import numpy as np
 
 from edgecam import calibration
 from edgecam import config as config_mod
-from edgecam.errors import SourceError
+from edgecam.errors import ConfigError, SourceError
 from edgecam.measure import cpu_seconds, peak_rss_mb, percentile
 from edgecam.sinks.base import Sink
 
@@ -162,9 +162,12 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     """
     import cv2
 
-    from edgecam.classifier import load_classifier
+    from edgecam.backends import load_classifier
 
     clf = load_classifier(cfg.model)
+    if getattr(clf, "interpreter", None) is None:
+        raise ConfigError(f"bench --peer-loop: the peers' loop drives a TFLite interpreter, which {clf.name} on "
+                          f"{clf.backend} has not; leave out --peer-loop")
     cap = cv2.VideoCapture(cfg.source.uri)
     if not cap.isOpened():  # else a typo would "measure" 0 frames and exit 0
         cap.release()

@@ -42,8 +42,25 @@ def check_model_file(path: Path) -> None:
         )
 
 
+def load_error(path: Path, e: BaseException) -> ModelError:
+    """The one line for a model the runtime refused: an Edge TPU build without
+    its delegate, a custom op this runtime lacks, or a damaged file."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    if "edgetpu-custom-op" in text:
+        return ModelError(
+            f"model file {path}: it is compiled for the Coral Edge TPU (its graph is one edgetpu-custom-op), "
+            "so it runs only with the Edge TPU delegate: set model.backend: edgetpu (--backend edgetpu), or run "
+            "the CPU model it was built from (edgecam models list shows both)")
+    if "unresolved custom op" in text.lower():
+        return ModelError(f"model file {path}: it needs a custom operation this TFLite runtime does not have "
+                          f"({first}); it is not a plain TFLite classifier")
+    return ModelError(f"model file {path}: the runtime cannot load it ({first}); "
+                      "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'")
+
+
 class Classifier:
-    """Loads a model once and classifies pictures with it.
+    """Loads a model once and classifies pictures with it (on the CPU: see :mod:`edgecam.backends` for the others).
 
     Args:
         model_path: the .tflite file.
@@ -56,6 +73,8 @@ class Classifier:
         crop / crop_fraction: see :mod:`edgecam.preprocess`.
         mean / std: the model's input normalisation ((pixel - mean) / std).
     """
+
+    backend = "cpu"  # where the model runs (edgecam.backends)
 
     def __init__(
         self,
@@ -159,17 +178,17 @@ class Classifier:
             # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" itself: DEBUG log.
             with captured("tflite"):
                 if self._content is not None:
-                    interpreter = self._Interpreter(model_content=self._content, num_threads=n)
+                    interpreter = self._Interpreter(model_content=self._content, num_threads=n, **self._options())
                 else:
-                    interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n)
+                    interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n, **self._options())
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(
-                f"model file {self.model_path}: the runtime cannot load it ({first}); "
-                "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'"
-            ) from None
+            raise load_error(self.model_path, e) from None
         return interpreter
+
+    def _options(self) -> dict:
+        """More keyword arguments for the runtime's Interpreter (a delegate: edgecam.backends.edgetpu)."""
+        return {}
 
     def reconfigure(self, threads: int) -> None:
         """Rebuild the interpreter with ``threads`` threads (warmed up, ready to invoke).
@@ -322,13 +341,14 @@ class Classifier:
 
 
 def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False) -> Classifier:
-    """Build a :class:`Classifier` from a :class:`edgecam.config.ModelConfig`.
+    """Build a :class:`Classifier` (the CPU's) from a :class:`edgecam.config.ModelConfig`.
 
     ``cfg.name`` is a registry name (fetched into the model cache when missing,
     from ``$EDGECAM_MODEL_MIRROR`` when set), a custom model learned with
     ``edgecam learn`` (:mod:`edgecam.custom_models`) or a path to a .tflite
     file. ``embedding``: load the embedding variant too
     (:meth:`Classifier.embed`; :mod:`edgecam.embedding`).
+    :func:`edgecam.backends.load_classifier` picks the backend first.
     """
     from edgecam import custom_models, registry
 
@@ -378,7 +398,8 @@ def resolve_labelled(cfg, *, fetch_missing: bool = True):
         labels = export.labels
     else:
         resolved = registry.resolve(cfg.name, cfg.labels, dest_dir=cfg.dir, fetch_missing=fetch_missing)
-        labels = exports.index_labels(registry.read_labels(resolved.labels_path))
+        # An AI Camera package has its labels inside: no labels file (edgecam.backends.imx500).
+        labels = exports.index_labels(registry.read_labels(resolved.labels_path)) if resolved.labels_path else []
     pre = dict((getattr(resolved.entry, "preprocess", None) or {}) if resolved.entry else {})
     if export.mean is not None:
         pre["mean"] = export.mean

@@ -12,7 +12,7 @@ a fresh process per model (:mod:`edgecam.model_probe`); top-1/top-5 with
 draws top-1 against invoke time with the Pareto front
 (:mod:`edgecam.compare_plot`).
 
-Without names it takes every model of the registry; the ones not downloaded
+Without names it takes every CPU model of the registry; the ones not downloaded
 are listed with the command that fetches them, never skipped silently.
 Models are measured one after the other, never in parallel, so that they do
 not slow each other down.
@@ -72,10 +72,11 @@ def _labels_for(model_path: Path, labels: Path | None) -> tuple[Path | None, str
         return None, e.message
 
 
-def candidates(names: list[str], dest: Path, reg: dict[str, registry.ModelEntry]) -> list[Candidate]:
-    """The models to compare: ``names`` (registry names or paths), or every registry model."""
+def candidates(names: list[str], dest: Path, reg: dict[str, registry.ModelEntry],
+               backend: str = "cpu") -> list[Candidate]:
+    """The models to compare: ``names`` (registry names or paths), or every registry model built for ``backend``."""
     out = []
-    for name in names or list(reg):
+    for name in names or [n for n, e in reg.items() if e.backend == backend]:
         entry = reg.get(name)
         if entry is not None:
             path = dest / entry.file
@@ -167,7 +168,7 @@ def _interval(acc: dict | None, k: str) -> str:
 
 def table_rows(rows: list[dict], threads: list[int]) -> tuple[list[str], list[list[str]]]:
     """Header and cells of the comparison table (text and Markdown)."""
-    header = ["model", "input", "quant", "file MB", "params M", "MACs M", "MACs dw/pw/std/fc %", "SE", "h-swish",
+    header = ["model", "input", "classes", "quant", "file MB", "params M", "MACs M", "MACs dw/pw/std/fc %", "SE", "h-swish",
               "load ms", "RSS MB"]
     header += [f"invoke ms {n}T p50/p95" for n in threads]
     header += ["top-1 (95% CI)", "top-5 (95% CI)"]
@@ -180,6 +181,7 @@ def table_rows(rows: list[dict], threads: list[int]) -> tuple[list[str], list[li
         row = [
             r["name"],
             f"{shape[2]}x{shape[1]}" if len(shape) == 4 else "-",
+            str(r["classes"]) if r.get("classes") else "-",
             g.get("quantization", "-"),
             f"{r['file_mb']:.1f}",
             _m(g["params"]) if macs_known else "-",
@@ -230,7 +232,7 @@ def format_markdown(header: list[str], cells: list[list[str]]) -> str:
 
 
 def format_csv(rows: list[dict], threads: list[int]) -> str:
-    fields = ["model", "path", "input", "quantization", "file_mb", "params", "macs", "mac_depthwise",
+    fields = ["model", "path", "input", "classes", "quantization", "file_mb", "params", "macs", "mac_depthwise",
               "mac_pointwise", "mac_standard", "mac_fully_connected", "se_blocks", "hswish", "load_ms", "rss_mb"]
     for n in threads:
         fields += [f"invoke_p50_ms_{n}t", f"invoke_p95_ms_{n}t"]
@@ -244,6 +246,7 @@ def format_csv(rows: list[dict], threads: list[int]) -> str:
         shape = g.get("input_shape") or []
         acc = r.get("accuracy") or {}
         d = {"model": r["name"], "path": r.get("path"), "input": f"{shape[2]}x{shape[1]}" if len(shape) == 4 else "",
+             "classes": r.get("classes"),
              "quantization": g.get("quantization"), "file_mb": r.get("file_mb"), "params": g.get("params"),
              "macs": g.get("macs"), "se_blocks": g.get("se_blocks"), "hswish": g.get("hswish"),
              "load_ms": r.get("load_ms"), "rss_mb": r.get("rss_mb"), "photos": acc.get("n"),

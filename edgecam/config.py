@@ -68,6 +68,9 @@ def _not_empty(value: str) -> str | None:
 @dataclass
 class ModelConfig:
     name: str = "mobilenet_v3_small"  # a registry name or a path to a .tflite file
+    # Where the model runs (edgecam.backends; README, "Accelerators"); auto: an
+    # accelerator that is present and has a build of the model, else the CPU.
+    backend: Literal["auto", "cpu", "edgetpu", "imx500", "hailo"] = "auto"
     labels: str | None = None  # labels file, needed when name is a path
     dir: str | None = None  # model download cache; default: see registry.models_dir()
     runtime: Literal["auto", "litert", "tflite-runtime", "tensorflow"] = "auto"

@@ -27,6 +27,10 @@ class Frame:
         model_input: optional RGB picture already scaled by the camera's ISP
             to the model's input size (picamera2's ``lores`` stream); when
             present, preprocessing uses it instead of scaling ``image``.
+        sensor_result: what a camera that runs the network itself (the
+            Raspberry Pi AI Camera) computed for this frame: an
+            :class:`edgecam.backends.imx500.SensorResult`, or None when the
+            sensor sent no result with it (see :mod:`edgecam.backends`).
     """
 
     image: np.ndarray
@@ -34,6 +38,7 @@ class Frame:
     timestamp: float
     wall_time: float
     model_input: np.ndarray | None = field(default=None, compare=False)
+    sensor_result: object = field(default=None, compare=False)
 
     @property
     def size(self) -> tuple[int, int]:

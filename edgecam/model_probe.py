@@ -50,6 +50,17 @@ def time_invokes(interpreter, seconds: float, min_runs: int, max_runs: int = 500
     return times
 
 
+def _classes(interpreter) -> int | None:
+    """How many scores the model's (first) output holds: its classes."""
+    outputs = interpreter.get_output_details()
+    if not outputs:
+        return None
+    n = 1
+    for d in outputs[0]["shape"]:
+        n *= int(d)
+    return n
+
+
 def probe(spec: dict) -> dict:
     """Measure the model ``spec`` describes (see :func:`edgecam.compare.probe_spec`)."""
     from edgecam.errors import EdgecamError
@@ -63,7 +74,10 @@ def probe(spec: dict) -> dict:
     from edgecam.model_graph import analyze_interpreter
 
     try:
-        out["graph"] = analyze_interpreter(Interpreter(model_path=spec["model_path"])).to_dict()
+        reader = Interpreter(model_path=spec["model_path"])
+        out["graph"] = analyze_interpreter(reader).to_dict()
+        out["classes"] = _classes(reader)
+        del reader
     except (EdgecamError, ValueError, RuntimeError) as e:
         out["error"] = f"cannot read the graph: {getattr(e, 'message', None) or _first_line(e)}"
         return out

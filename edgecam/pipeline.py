@@ -175,6 +175,9 @@ class Pipeline:
         # latency it saves).
         t0 = time.perf_counter()
         tensor = self.classifier.prepare(frame)
+        if tensor is None:  # a sensor that classifies (the AI Camera) sent no result with this frame
+            self.stats.frames_without_result += 1
+            return
         ms = (time.perf_counter() - t0) * 1000
         dropped = self._frames.put((frame, tensor, ms), self.stop_event)
         if dropped:

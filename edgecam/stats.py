@@ -84,6 +84,9 @@ class Stats:
         self.frames_dropped = 0  # captured but never classified (latest-frame policy)
         self.frames_output_dropped = 0  # captured but never drawn: the outputs fell behind a live source
         self.frames_inferred = 0
+        # Frames a sensor that runs the network itself (the AI Camera) sent without a
+        # result (while its network loads, or between its inferences): shown, not classified.
+        self.frames_without_result = 0
         self.frames_output = 0  # frames drawn/handed to sinks
         self.reconnects = 0
         # Written by the capture thread only (CaptureThread._set_state): never STALLED.
@@ -159,6 +162,7 @@ class Stats:
                 "frames_dropped": self.frames_dropped,
                 "frames_output_dropped": self.frames_output_dropped,
                 "frames_inferred": self.frames_inferred,
+                "frames_without_result": self.frames_without_result,
                 "frames_output": self.frames_output,
                 "reconnects": self.reconnects,
                 "source_state": self.source_state,

@@ -42,7 +42,8 @@ def model_cache(tmp_path_factory, shared_dir) -> Path:
     from edgecam import registry
 
     cache = tmp_path_factory.mktemp("models")
-    for name in ("mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128"):
+    for name in ("mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1", "mobilenet_v1_0.5_160", "mobilenet_v1_0.25_128",
+                 "inat_birds"):
         registry.fetch(name, dest_dir=cache, mirror=shared_dir / "models", progress=False)
     return cache
 
@@ -102,6 +103,7 @@ E2E = (
     "e2e/", "tools/", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
     "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "sinks/test_http_browser.py",
     "sinks/test_display.py",
+    "backends/test_edgetpu_cli.py",
 )
 
 

@@ -167,6 +167,18 @@ def test_classify_text(menv, images, tmp_path):
     assert len(lines) == 2 and lines[1].endswith("%  chickadee")
 
 
+def test_classify_a_bird_with_the_bird_model(menv, images, tmp_path):
+    """The README's bird-feeder model: 965 iNaturalist classes, background last, not first."""
+    proc = run_cli(["classify", str(images / "bird.bmp"), "--model", "inat_birds"], env=menv, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[1].endswith("%  Poecile atricapillus (Black-capped Chickadee)")
+    assert float(lines[1].split("%")[0]) > 85
+    proc = run_cli(["classify", "--json", str(images / "bird.bmp"), "--model", "inat_birds"], env=menv, cwd=tmp_path)
+    (r,) = json.loads(proc.stdout)
+    assert r["top_k"][0]["index"] == 659  # line 660 of inat_bird_labels.txt: no background line in front of it
+
+
 @pytest.mark.parametrize("kind", ["text", "missing"])
 def test_classify_unreadable_image(menv, images, tmp_path, kind):
     bad = tmp_path / "photo.jpg"

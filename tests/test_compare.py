@@ -92,6 +92,7 @@ def test_axes_cover_every_point_and_interval():
 
 ROWS = [
     {"name": "m1", "path": "/m1.tflite", "file_mb": 2.6, "runtime": "litert", "load_ms": 9.1, "rss_mb": 47.0,
+     "classes": 1001,
      "graph": {"params": 2_537_825, "macs": 56_511_424, "se_blocks": 9, "hswish": 19, "input_shape": [1, 224, 224, 3],
                "quantization": "uint8",
                "mac_share": {"depthwise": 0.132, "pointwise": 0.7354, "standard": 0.0959, "fully_connected": 0.0367}},
@@ -106,9 +107,10 @@ ROWS = [
 
 def test_table_rows_text_and_markdown():
     header, cells = table_rows(ROWS, [1, 2])
-    assert len(header) == len(cells[0]) == len(cells[1]) == 15
+    assert len(header) == len(cells[0]) == len(cells[1]) == 16
     row = dict(zip(header, cells[0]))
     assert row["input"] == "224x224" and row["params M"] == "2.54" and row["MACs M"] == "56.5"
+    assert row["classes"] == "1001" and dict(zip(header, cells[1]))["classes"] == "-"
     assert row["MACs dw/pw/std/fc %"] == "13/74/10/4" and (row["SE"], row["h-swish"]) == ("9", "19")
     assert row["invoke ms 1T p50/p95"] == "3.40 / 3.90" and row["invoke ms 2T p50/p95"] == "3.30 / 5.20"
     assert row["top-1 (95% CI)"] == "0.760 (0.668-0.833)"
@@ -118,7 +120,7 @@ def test_table_rows_text_and_markdown():
     assert len(text) == 3 and text[1].startswith("m1 ") and text[0].index("input") == text[1].index("224x224")
     md = format_markdown(header, cells).splitlines()
     assert md[0].startswith("| model | input |") and md[1].startswith("| --- |") and md[2].startswith("| m1 | 224x224 |")
-    assert all(line.count("|") == 16 for line in md)
+    assert all(line.count("|") == 17 for line in md)
 
 
 def test_notes_name_what_is_missing():
@@ -138,8 +140,8 @@ def test_csv():
     rows = list(csv.DictReader(io.StringIO(format_csv(ROWS, [1, 2]))))
     assert [r["model"] for r in rows] == ["m1", "tpu"]
     r = rows[0]
-    assert (r["params"], r["macs"], r["invoke_p50_ms_2t"], r["top1_lo"], r["photos"]) == \
-        ("2537825", "56511424", "3.3", "0.6677", "100")
+    assert (r["params"], r["macs"], r["invoke_p50_ms_2t"], r["top1_lo"], r["photos"], r["classes"]) == \
+        ("2537825", "56511424", "3.3", "0.6677", "100", "1001")
     assert float(r["mac_pointwise"]) == 0.7354 and r["note"] == ""
     assert rows[1]["note"].startswith("the runtime cannot run it") and rows[1]["top1"] == ""
 
@@ -149,7 +151,9 @@ def test_csv():
 def test_candidates_present_absent_and_paths(model_cache, shared_dir, tmp_path):
     reg = registry.load_registry()
     found = {c.name: c for c in candidates([], model_cache, reg)}
-    assert list(found) == list(reg)  # every registry model, in registry order
+    assert list(found) == [n for n, e in reg.items() if e.backend == "cpu"]  # every CPU model, in registry order
+    assert [c.name for c in candidates([], model_cache, reg, "edgetpu")] == [
+        "mobilenet_v1_edgetpu", "mobilenet_v2_edgetpu", "inat_birds_edgetpu"]
     assert found["mobilenet_v3_large"].model_path is None
     assert "--trust-on-first-use" in found["mobilenet_v3_large"].absent
     v2 = found["mobilenet_v2"]
@@ -224,7 +228,10 @@ def test_compare_every_registry_model_with_photos_and_plot(menv, shared_dir, tmp
     res = json.loads(proc.stdout)
     names = [r["name"] for r in res["models"]]
     assert names == ["mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1", "mobilenet_v1_0.5_160",
-                     "mobilenet_v1_0.25_128"]
+                     "mobilenet_v1_0.25_128", "inat_birds"]
+    assert {r["name"]: r["classes"] for r in res["models"]} == {**dict.fromkeys(names, 1001), "inat_birds": 965}
+    birds = res["models"].pop()  # ImageNet photos: nothing a bird model can be scored on
+    assert birds["accuracy"] is None and "not one of the model's 965 labels" in birds["accuracy_error"]
     assert res["absent"] == [{"name": "mobilenet_v3_large",
                               "fetch": "edgecam models fetch mobilenet_v3_large --trust-on-first-use "
                                        "(no published checksum)"}]
@@ -261,7 +268,7 @@ def test_compare_text_with_a_path_and_an_edge_tpu_build(menv, shared_dir, tmp_pa
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("no photos (give --images for accuracy)")
-    assert lines[1].split()[:3] == ["model", "input", "quant"]
+    assert lines[1].split()[:4] == ["model", "input", "classes", "quant"]
     rows = {line.split()[0]: line for line in lines[2:5]}
     assert set(rows) == {"mobilenet_v1_0.25_128", "mobilenet_v1_0.75_192_quant_edgetpu",
                          "mobilenet_v1_1.0_224_quant_embedding_extractor"}

@@ -29,14 +29,25 @@ from edgecam.errors import EXIT_TEMPFAIL, DownloadError, ModelError, OutputError
 SHARED_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 SMALL = "mobilenet_v1_0.25_128_quant.tflite"  # the smallest shared model (0.5 MB)
 LABELS = "imagenet_labels.txt"
-EXPECTED_NAMES = {
+CPU_NAMES = {
     "mobilenet_v3_small",
     "mobilenet_v3_large",
     "mobilenet_v2",
     "mobilenet_v1",
     "mobilenet_v1_0.5_160",
     "mobilenet_v1_0.25_128",
+    "inat_birds",
 }
+# Accelerator builds: name -> (backend, the CPU model it is a build of)
+BUILDS = {
+    "mobilenet_v1_edgetpu": ("edgetpu", "mobilenet_v1"),
+    "mobilenet_v2_edgetpu": ("edgetpu", "mobilenet_v2"),
+    "inat_birds_edgetpu": ("edgetpu", "inat_birds"),
+    "imx500_mobilenet_v2": ("imx500", "mobilenet_v2"),
+    "resnet_v1_50_h8l": ("hailo", None),
+    "resnet_v1_50_h8": ("hailo", None),
+}
+EXPECTED_NAMES = CPU_NAMES | set(BUILDS)
 
 
 def sha256(data: bytes) -> str:
@@ -172,19 +183,32 @@ def test_registry_lists_the_supported_models_with_the_shared_checksums(shared_mo
     reg = registry.load_registry()
     assert set(reg) == EXPECTED_NAMES
     assert registry.DEFAULT_MODEL in reg
+    assert {n: (e.backend, e.cpu_twin) for n, e in reg.items() if n in BUILDS} == BUILDS
+    assert {e.backend for n, e in reg.items() if n in CPU_NAMES} == {"cpu"}
+    # Every file mirrored in ../shared has the shared checksum; the rest (none of them mirrored) have none
+    # and are fetched with --trust-on-first-use.
+    by_name = {name.rsplit("/", 1)[-1]: digest for name, digest in shared_sums.items()}
     checked = 0
     for entry in reg.values():
         assert entry.url.startswith("https://")
-        assert entry.labels_file == LABELS
-        assert entry.labels_sha256 == shared_sums[LABELS]
-        if entry.file in shared_sums:
-            assert entry.sha256 == shared_sums[entry.file], entry.name
+        if entry.file in by_name:
+            assert entry.sha256 == by_name[entry.file], entry.name
             checked += 1
-    assert checked == 5
+        else:
+            assert entry.sha256 is None, entry.name
+        if entry.labels_url is not None:
+            assert entry.labels_sha256 == shared_sums[entry.labels_file], entry.name
+    assert checked == 8
+    assert {n for n, e in reg.items() if e.sha256 is None} == {
+        "mobilenet_v3_large", "mobilenet_v2_edgetpu", "inat_birds_edgetpu", "resnet_v1_50_h8l", "resnet_v1_50_h8"}
+    assert reg["inat_birds"].labels_file == "inat_bird_labels.txt"
+    assert reg["imx500_mobilenet_v2"].labels_url is None and reg["imx500_mobilenet_v2"].labels_file is None
+    assert {e.labels_file for n, e in reg.items() if n not in ("inat_birds", "inat_birds_edgetpu",
+                                                                "imx500_mobilenet_v2")} == {LABELS}
     large = reg["mobilenet_v3_large"]
     assert large.sha256 is None and large.member == "v3-large_224_1.0_uint8/v3-large_224_1.0_uint8.tflite"
     assert reg["mobilenet_v3_small"].member.endswith("/" + reg["mobilenet_v3_small"].file)
-    assert {n: e.input_size for n, e in reg.items() if n.startswith("mobilenet_v1")} == {
+    assert {n: e.input_size for n, e in reg.items() if n.startswith("mobilenet_v1") and e.backend == "cpu"} == {
         "mobilenet_v1": 192,
         "mobilenet_v1_0.5_160": 160,
         "mobilenet_v1_0.25_128": 128,
@@ -192,9 +216,31 @@ def test_registry_lists_the_supported_models_with_the_shared_checksums(shared_mo
 
 
 def test_verify_hashes_the_real_files_of_a_mirror_folder(shared_models):
-    status = {name: s for name, s, _ in registry.verify(shared_models)}
-    assert status.pop("mobilenet_v3_large") == "missing"  # not mirrored
+    status = {name: s for name, s, _ in registry.verify(f"{shared_models}")}
+    # not mirrored: V3-Large, the Edge TPU builds but V1's, the .hef files; the .rpk is in a subfolder
+    for name in ("mobilenet_v3_large", "mobilenet_v2_edgetpu", "inat_birds_edgetpu", "resnet_v1_50_h8l",
+                 "resnet_v1_50_h8", "imx500_mobilenet_v2"):
+        assert status.pop(name) == "missing", name
     assert set(status.values()) == {"ok"}
+    imx500 = {name: s for name, s, _ in registry.verify(shared_models / "imx500")}
+    assert imx500["imx500_mobilenet_v2"] == "ok"  # its labels are inside: nothing else to check
+
+
+def test_an_embedded_labels_entry_must_be_an_ai_camera_package(tmp_path):
+    entry = {**make_entry("https://x/m.tflite", "m.tflite", None, None, None), "labels_url": None}
+    p = tmp_path / "reg.yaml"
+    p.write_text(yaml.safe_dump({"models": {"m": entry}}))
+    with pytest.raises(RegistryError, match="labels_url may only be null for an AI Camera package"):
+        registry.load_registry(p)
+    p.write_text(yaml.safe_dump({"models": {"m": {**entry, "backend": "imx500"}}}))
+    assert registry.load_registry(p)["m"].labels_url is None
+    p.write_text(yaml.safe_dump({"models": {"m": {**entry, "backend": "tpu", "cpu_twin": "nope"}}}))
+    with pytest.raises(RegistryError, match="backend must be one of cpu, edgetpu, imx500, hailo"):
+        registry.load_registry(p)
+    twin = {**make_entry("https://x/m.tflite", "m.tflite", None, "https://x/l.txt", None), "cpu_twin": "nope"}
+    p.write_text(yaml.safe_dump({"models": {"m": twin}}))
+    with pytest.raises(RegistryError, match="cpu_twin 'nope' is not a CPU model of this registry"):
+        registry.load_registry(p)
 
 
 def test_malformed_registry_is_one_line_naming_every_problem(tmp_path):
@@ -547,8 +593,9 @@ def test_cli_fetch_list_verify(shared_models, tmp_path, capsys):
 
     assert run_cli("models", "list", "--dir", str(dest)) == 0
     lines = {line.split()[0].rstrip("*"): line.split() for line in capsys.readouterr().out.splitlines() if line}
-    assert lines["mobilenet_v2"][1:4] == ["224", "yes", "ok"]
-    assert lines["mobilenet_v1_0.25_128"][1:4] == ["128", "no", "-"]
+    assert lines["mobilenet_v2"][1:5] == ["224", "cpu", "yes", "ok"]
+    assert lines["mobilenet_v1_0.25_128"][1:5] == ["128", "cpu", "no", "-"]
+    assert lines["imx500_mobilenet_v2"][1:5] == ["224", "imx500", "no", "-"]
 
     assert run_cli("models", "verify", "--dir", str(dest)) == 0  # missing models are not failures
     out = capsys.readouterr().out
@@ -562,7 +609,10 @@ def test_cli_fetch_list_verify(shared_models, tmp_path, capsys):
 def test_cli_fetch_all_skips_unchecksummed_and_reports_failures(shared_models, shared_sums, tmp_path, capsys):
     dest = tmp_path / "models"
     assert run_cli("models", "fetch", "all", "--from", str(shared_models), "--dir", str(dest)) == 0
-    assert "mobilenet_v3_large: skipped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "mobilenet_v3_large: skipped" in out
+    assert "accelerator builds are fetched by name, not by 'all' (mobilenet_v1_edgetpu," in out
+    assert not (dest / "mobilenet_v1_0.75_192_quant_edgetpu.tflite").exists()
     for file in ("v3-small_224_1.0_uint8.tflite", SMALL, LABELS):
         assert sha256((dest / file).read_bytes()) == shared_sums[file]
 
@@ -573,7 +623,7 @@ def test_cli_fetch_all_skips_unchecksummed_and_reports_failures(shared_models, s
     dest2 = tmp_path / "models2"
     with pytest.raises(RegistryError) as exc:
         run_cli("models", "fetch", "all", "--from", str(partial), "--dir", str(dest2))
-    assert exc.value.message.startswith("4 of 6 models could not be fetched")
+    assert exc.value.message.startswith("5 of 7 models could not be fetched")
     assert (dest2 / SMALL).is_file()  # went on after the failures
 
 
@@ -585,3 +635,36 @@ def test_cli_fetch_tofu_over_http_with_registry_env(served, tmp_path, monkeypatc
     assert run_cli("models", "fetch", "tofu", "--dir", str(dest), "--trust-on-first-use") == 0
     assert (dest / (SMALL + ".sha256")).is_file()
     assert run_cli("models", "fetch", "tofu", "--dir", str(dest)) == 0
+
+
+def test_accelerator_builds_download_over_http_with_their_checksums(server, shared_models, tmp_path):
+    """The registry's AI Camera package (real bytes, the registry's SHA-256; labels inside, no labels file)
+    and a Hailo .hef (no .hef exists here: made-up bytes, trusted on first use) over local HTTP."""
+    root, base = server
+    reg = registry.load_registry()
+    rpk = reg["imx500_mobilenet_v2"]
+    (root / rpk.file).write_bytes((shared_models / "imx500" / rpk.file).read_bytes())
+    hef = reg["resnet_v1_50_h8l"]
+    (root / "hailo8l").mkdir()
+    (root / "hailo8l" / "resnet_v1_50.hef").write_bytes(b"\x01HEF" + bytes(60))
+    (root / LABELS).write_bytes((shared_models / LABELS).read_bytes())
+    local = {
+        rpk.name: {**make_entry(f"{base}/{rpk.file}", rpk.file, rpk.sha256, None, None, size=224),
+                   "backend": "imx500", "preprocess": {}},
+        hef.name: {**make_entry(f"{base}/hailo8l/resnet_v1_50.hef", hef.file, None, f"{base}/{LABELS}",
+                                hef.labels_sha256, size=224), "backend": "hailo"},
+    }
+    path = tmp_path / "reg.yaml"
+    path.write_text(yaml.safe_dump({"models": local}))
+    dest = tmp_path / "models"
+    got = registry.fetch(rpk.name, dest_dir=dest, registry=path, progress=False)
+    assert got == dest / rpk.file and sorted(p.name for p in dest.iterdir()) == [rpk.file]
+    with pytest.raises(RegistryError, match="no checksum is known for resnet_v1_50_h8l.hef"):
+        registry.fetch(hef.name, dest_dir=dest, registry=path, progress=False)
+    registry.fetch(hef.name, dest_dir=dest, registry=path, progress=False, trust_on_first_use=True)
+    assert (dest / "resnet_v1_50_h8l.hef.sha256").read_text().split()[0] == sha256(b"\x01HEF" + bytes(60))
+    (root / "hailo8l" / "resnet_v1_50.hef").write_bytes(b"\x01HEF" + bytes(59) + b"!")  # changed upstream
+    (dest / hef.file).unlink()
+    with pytest.raises(RegistryError, match="checksum mismatch for resnet_v1_50_h8l.hef"):
+        registry.fetch(hef.name, dest_dir=dest, registry=path, progress=False)
+    assert {n: s for n, s, _ in registry.verify(dest, path)} == {rpk.name: "ok", hef.name: "missing"}

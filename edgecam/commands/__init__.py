@@ -25,7 +25,7 @@ FLAGS = {
     "model.runtime": "--runtime", "model.top_k": "--top-k", "model.crop": "--crop",
     "source.type": "--source", "source.uri": "--source", "display.mode": "--display",
     "log.path": "--log", "record.path": "--record", "source.realtime": "--realtime",
-    "model.interpreters": "--interpreters",
+    "model.interpreters": "--interpreters", "model.backend": "--backend",
 }
 
 
@@ -49,6 +49,7 @@ def model_overrides(args) -> dict:
         "model.runtime": getattr(args, "runtime", None),
         "model.top_k": getattr(args, "top_k", None),
         "model.crop": getattr(args, "crop", None),
+        "model.backend": getattr(args, "backend", None),
     }
 
 
@@ -63,13 +64,16 @@ def count_or_auto(value: str):
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    """``--config``, ``--model``, ``--labels``, ``--threads``, ``--runtime``, ``--crop``."""
+    """``--config``, ``--model``, ``--labels``, ``--threads``, ``--runtime``, ``--crop``, ``--backend``."""
     p.add_argument("--config", help="config file (default: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam/config.yaml)")
     p.add_argument("--model", help="registry name (see 'edgecam models list') or path to a .tflite file")
     p.add_argument("--labels", help="labels file, when --model is a path")
     p.add_argument("--threads", type=count_or_auto, help="interpreter threads: auto or N")
     p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
     p.add_argument("--crop", choices=["square", "center_fraction", "stretch"])
+    p.add_argument("--backend", choices=["auto", "cpu", "edgetpu", "imx500", "hailo"],
+                   help="where the model runs: the CPU, a Coral (edgetpu), the AI Camera (imx500), a Hailo; "
+                        "auto: an accelerator that is present and has a build of the model")
 
 
 def add_interpreters_arg(p: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ def register(sub) -> None:
 def cmd_classify(args) -> int:
     import cv2
 
-    from edgecam.classifier import load_classifier
+    from edgecam.backends import load_classifier
 
     cfg = load_config(args, model_overrides(args))
     clf = load_classifier(cfg.model)

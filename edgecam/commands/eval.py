@@ -29,7 +29,7 @@ def cmd_eval(args) -> int:
     """Accuracy with 95% intervals; with --compare, a second setting on the same photos and McNemar's test."""
     from edgecam import evaluate as ev
     from edgecam import custom_models, registry
-    from edgecam.classifier import load_classifier
+    from edgecam.backends import load_classifier
 
     cfg_a = load_config(args, model_overrides(args))
     settings = [cfg_a.model]

@@ -9,10 +9,11 @@ Exit codes: 0 on success; failures raise an EdgecamError whose code the main
 CLI exits with (2 for a download or checksum problem, 4 for an unwritable
 model folder).
 
-``fetch all`` fetches every model with a known checksum (or a hash recorded on
-first use) and skips, with a note, those without one unless
+``fetch all`` fetches every CPU model with a known checksum (or a hash
+recorded on first use) and skips, with a note, those without one unless
 ``--trust-on-first-use`` is given; it goes on after a failure and then fails
-naming every model that could not be fetched.
+naming every model that could not be fetched. Accelerator builds (Coral, AI
+Camera, Hailo) are fetched by name: a Pi needs only the one its accelerator runs.
 
 ``fetch demo`` fetches the photos of the registry's ``photos:`` section, which
 ``edgecam run --source demo`` plays, into the ``demo`` folder of the model folder.
@@ -91,11 +92,12 @@ def cmd_list(args: argparse.Namespace) -> int:
         cached = (dest / entry.file).is_file()
         status = checks[name][0] if cached else "-"
         mark = "*" if name == registry.DEFAULT_MODEL else " "
-        rows.append((f"{name}{mark}", f"{entry.input_size}", "yes" if cached else "no", status, entry.description))
-    header = ("NAME", "INPUT", "CACHED", "VERIFIED", "DESCRIPTION")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+        rows.append((f"{name}{mark}", f"{entry.input_size}", entry.backend, "yes" if cached else "no", status,
+                     entry.description))
+    header = ("NAME", "INPUT", "RUNS ON", "CACHED", "VERIFIED", "DESCRIPTION")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
     for row in [header, *rows]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[4])
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  " + row[5])
     print(f"\n* default model; folder: {dest}")
     customs = custom_rows(dest, reg, checks)
     if customs:
@@ -147,7 +149,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return 0
 
     failures: list[tuple[str, EdgecamError]] = []
-    for name, entry in reg.items():
+    cpu = {name: entry for name, entry in reg.items() if entry.backend == "cpu"}
+    builds = [name for name in reg if name not in cpu]
+    if builds:
+        print(f"accelerator builds are fetched by name, not by 'all' ({', '.join(builds)})")
+    for name, entry in cpu.items():
         if not registry.has_checksum(entry, dest) and not args.trust_on_first_use:
             print(
                 f"{name}: skipped, no known checksum "
@@ -166,7 +172,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     if failures:
         names = ", ".join(n for n, _ in failures)
         raise RegistryError(
-            f"{len(failures)} of {len(reg)} models could not be fetched ({names}); see the messages above",
+            f"{len(failures)} of {len(cpu)} models could not be fetched ({names}); see the messages above",
             exit_code=failures[0][1].exit_code,
         )
     return 0

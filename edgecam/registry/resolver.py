@@ -20,11 +20,13 @@ LABEL_CANDIDATES = ("labels.txt", "{stem}_labels.txt", "{stem}.txt", "imagenet_l
 @dataclass(frozen=True)
 class ResolvedModel:
     """A model ready to load: its file, its labels file and, for a registry
-    name, its registry entry (``None`` for a model given as a path)."""
+    name, its registry entry (``None`` for a model given as a path).
+    ``labels_path`` is None for a model file that carries its labels (an AI
+    Camera ``.rpk``) when no labels file was given."""
 
     name: str
     model_path: Path
-    labels_path: Path
+    labels_path: Path | None
     entry: ModelEntry | None
 
 
@@ -59,13 +61,14 @@ def resolve(
     if model in reg:
         entry = reg[model]
         dest = models_dir(dest_dir)
-        labels_path = labels_file(labels) if labels is not None else dest / entry.labels_file
+        labels_path = labels_file(labels) if labels is not None else \
+            dest / entry.labels_file if entry.labels_file else None
         if fetch_missing:
             model_path = fetch(model, dest_dir=dest, registry=reg, labels=labels is None)
         else:
             model_path = dest / entry.file
             for p in (model_path, labels_path):
-                if not p.is_file():
+                if p is not None and not p.is_file():
                     raise ModelError(
                         f"model {model}: {p} is missing; run 'edgecam models fetch {model}' "
                         f"(offline: add --from DIR)"
@@ -73,15 +76,17 @@ def resolve(
         return ResolvedModel(model, model_path, labels_path, entry)
 
     path = Path(model).expanduser()
-    if not (model.endswith(".tflite") or path.exists()):
+    if not (model.endswith((".tflite", ".rpk", ".hef")) or path.exists()):
         raise ModelError(
             f"unknown model {model!r}: not a registry name and no such file; "
-            f"known models: {', '.join(reg)} (or give the path of a .tflite file)"
+            f"known models: {', '.join(reg)} (or give the path of a .tflite, .rpk or .hef file)"
         )
     if not path.is_file():
         raise ModelError(f"model file {path} not found; check model.name / --model")
     if labels is not None:
         return ResolvedModel(path.stem, path, labels_file(labels), None)
+    if path.suffix == ".rpk":  # an AI Camera package carries its labels
+        return ResolvedModel(path.stem, path, None, None)
     names = [c.format(stem=path.stem) for c in LABEL_CANDIDATES]
     for candidate in names:
         if (path.parent / candidate).is_file():

@@ -6,6 +6,12 @@ model's upstream URL (and the archive member, for a ``.tgz``), the SHA-256 of
 its ``.tflite`` file, its labels file and input size; the files to fetch for
 it are its :class:`Artifact` s.
 
+An entry may name the accelerator its file is built for (``backend:``
+``edgetpu``, ``imx500`` or ``hailo``; default ``cpu``) and the CPU model it
+is a build of (``cpu_twin:``), so that ``model.backend`` can take the twin of
+the model named. An AI Camera package (``.rpk``) carries its own labels:
+``labels_url: null``.
+
 The same file lists, under ``photos:``, the photos the ``demo`` source plays
 (:class:`PhotoEntry`, :func:`load_photos`; fetched like models by
 :func:`edgecam.registry.download.fetch_photos`).
@@ -35,8 +41,10 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _ARCHIVE_SUFFIXES = (".tgz", ".tar.gz")
 _FIELDS = {
     "description", "url", "member", "file", "sha256",
-    "labels_url", "labels_sha256", "labels_file", "input_size", "preprocess",
+    "labels_url", "labels_sha256", "labels_file", "input_size", "preprocess", "backend", "cpu_twin",
 }  # fmt: skip
+#: What a model file may be built for (``backend:`` of an entry; edgecam.backends runs them).
+BACKENDS = ("cpu", "edgetpu", "imx500", "hailo")
 _REQUIRED = ("description", "url", "file", "sha256", "labels_url", "labels_sha256", "input_size")
 _PHOTO_FIELDS = ("description", "url", "file", "sha256")  # all required
 _TOP_LEVEL = ("models", "photos")
@@ -49,7 +57,10 @@ class ModelEntry:
     ``sha256`` is of the ``.tflite`` file itself (of the archive member when
     ``url`` is a ``.tgz``); ``None`` means unknown (trust on first use).
     ``file`` and ``labels_file`` are the plain file names the model and labels
-    are stored under, in the model folder and in a mirror folder.
+    are stored under, in the model folder and in a mirror folder;
+    ``labels_url`` is None when the model file carries its labels (an AI
+    Camera ``.rpk``). ``backend`` is what the file runs on, ``cpu_twin`` the
+    CPU model it is a build of (None: none in the registry).
     """
 
     name: str
@@ -57,12 +68,14 @@ class ModelEntry:
     url: str
     file: str
     sha256: str | None
-    labels_url: str
+    labels_url: str | None
     labels_sha256: str | None
-    labels_file: str
+    labels_file: str | None
     input_size: int
     member: str | None = None
     preprocess: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = "cpu"
+    cpu_twin: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,12 +167,20 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
     labels_file = raw.get("labels_file")
     if labels_file is None and isinstance(labels_url, str):
         labels_file = urllib.parse.urlparse(labels_url).path.rsplit("/", 1)[-1]
+    backend = raw.get("backend", "cpu")
+    embedded = labels_url is None  # the model file carries its labels
     checks = [
         (isinstance(raw["description"], str), "description must be a string"),
         (_url_ok(url), "url must be an http(s):// or file:// URL"),
-        (_url_ok(labels_url), "labels_url must be an http(s):// or file:// URL"),
+        (embedded or _url_ok(labels_url), "labels_url must be an http(s):// or file:// URL"),
+        (not embedded or backend == "imx500",
+         "labels_url may only be null for an AI Camera package (backend: imx500), which carries its labels"),
+        (not embedded or (raw.get("labels_file") is None and raw["labels_sha256"] is None),
+         "labels_file and labels_sha256 go with a labels_url"),
         (_plain_file_name(raw["file"]), "file must be a plain file name (no folders, no leading dot)"),
-        (_plain_file_name(labels_file), "labels_file must be a plain file name (no folders, no leading dot)"),
+        (embedded or _plain_file_name(labels_file), "labels_file must be a plain file name (no folders, no leading dot)"),
+        (backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
+        (raw.get("cpu_twin") is None or isinstance(raw.get("cpu_twin"), str), "cpu_twin must be a model name"),
         (_sha_ok(raw["sha256"]), "sha256 must be 64 lowercase hex digits or null"),
         (_sha_ok(raw["labels_sha256"]), "labels_sha256 must be 64 lowercase hex digits or null"),
         (
@@ -191,6 +212,8 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
             input_size=raw["input_size"],
             member=member,
             preprocess=dict(raw.get("preprocess") or {}),
+            backend=backend,
+            cpu_twin=raw.get("cpu_twin"),
         ),
         [],
     )
@@ -257,6 +280,10 @@ def _load(path: str | os.PathLike | None) -> tuple[dict[str, ModelEntry], dict[s
         problems += errs
         if entry is not None:
             entries[name] = entry
+    for entry in entries.values():
+        twin = entries.get(entry.cpu_twin) if entry.cpu_twin else None
+        if entry.cpu_twin and (twin is None or twin.backend != "cpu"):
+            problems.append(f"model {entry.name!r}: cpu_twin {entry.cpu_twin!r} is not a CPU model of this registry")
     if PHOTO_SUBDIR in data["models"]:  # `edgecam models fetch demo` fetches the photos
         problems.append(f"model {PHOTO_SUBDIR!r}: this name is reserved for the demo's photos")
     photos: dict[str, PhotoEntry] = {}
@@ -288,6 +315,6 @@ def get_entry(reg: Mapping[str, ModelEntry], name: str) -> ModelEntry:
 
 def artifacts(entry: ModelEntry, labels: bool = True) -> list[Artifact]:
     arts = [Artifact(entry.name, entry.file, entry.url, entry.sha256, entry.member)]
-    if labels:
+    if labels and entry.labels_url is not None:
         arts.append(Artifact(entry.name, entry.labels_file, entry.labels_url, entry.labels_sha256))
     return arts
