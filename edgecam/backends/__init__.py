@@ -84,6 +84,8 @@ def _ready(backend: str, entry, model_dir) -> str | None:
 
     from edgecam import registry
 
+    if not supported(backend):
+        return f"this edgecam cannot run models on {NAMES[backend]} yet"
     if backend == "edgetpu":
         from edgecam.backends.edgetpu import library_path
 
@@ -167,21 +169,27 @@ def load_classifier(cfg, *, fetch_missing: bool = True, camera: bool = False):
     return load(choice, fetch_missing=fetch_missing)
 
 
+def supported(backend: str) -> bool:
+    """Whether this edgecam has the module that runs ``backend`` (``edgecam.backends.<backend>``)."""
+    import importlib.util
+
+    return backend == "cpu" or importlib.util.find_spec(f"edgecam.backends.{backend}") is not None
+
+
 def load(choice: Choice, *, fetch_missing: bool = True):
-    """The classifier for an accelerator ``choice`` (see :func:`choose`)."""
-    if choice.backend == "edgetpu":
-        from edgecam.backends.edgetpu import load_edgetpu
+    """The classifier for an accelerator ``choice`` (see :func:`choose`): ``load_<backend>`` of its module."""
+    import importlib
 
-        return load_edgetpu(choice.model, fetch_missing=fetch_missing)
-    if choice.backend == "imx500":
-        from edgecam.backends.imx500 import load_imx500
+    from edgecam.errors import RuntimeMissingError
 
-        return load_imx500(choice.model, fetch_missing=fetch_missing)
-    if choice.backend == "hailo":
-        from edgecam.backends.hailo import load_hailo
-
-        return load_hailo(choice.model, fetch_missing=fetch_missing)
-    raise ValueError(f"not an accelerator backend: {choice.backend!r}")
+    if choice.backend not in BACKENDS[1:]:
+        raise ValueError(f"not an accelerator backend: {choice.backend!r}")
+    if not supported(choice.backend):
+        have = ", ".join(b for b in BACKENDS if supported(b))
+        raise RuntimeMissingError(f"model.backend {choice.backend}: this edgecam cannot run models on "
+                                  f"{NAMES[choice.backend]} yet (it runs them on: {have}); set model.backend: cpu")
+    module = importlib.import_module(f"edgecam.backends.{choice.backend}")
+    return getattr(module, f"load_{choice.backend}")(choice.model, fetch_missing=fetch_missing)
 
 
 def fit_labels(labels: list[str], classes: int) -> list[str]:

@@ -125,7 +125,7 @@ def probe(library: str, model_path: Path, options: dict, runtime: str, found: li
 
         raise RuntimeMissingError(
             f"Edge TPU: {library} crashed ({name}) while loading the delegate and running {model_path.name}: it is "
-            f"built for another TFLite runtime than this one ({runtime_version(runtime)}); install a libedgetpu "
+            f"built for another TFLite runtime than this one ({runtime} {runtime_version(runtime)}); install a libedgetpu "
             f"built for it (see edgecam doctor), or run the model's CPU build with model.backend: cpu")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if not lines:

@@ -16,7 +16,7 @@ from edgecam.backends import edgetpu
 from edgecam.backends.edgetpu import EdgeTpuClassifier, load_edgetpu, probe
 from edgecam.classifier import Classifier
 from edgecam.config import ModelConfig
-from edgecam.errors import RuntimeMissingError, SourceError
+from edgecam.errors import ModelError, RuntimeMissingError, SourceError
 from tests.backends.conftest import reply_table
 from tests.fakes.machine import Machine
 
@@ -75,6 +75,13 @@ def test_an_input_the_tpu_was_not_given_is_not_answered_silently(tpu, edgetpu_mo
     clf = load_edgetpu(tpu_cfg(edgetpu_model))  # the probe's invoke is not in the table either: it is a zero input
     with pytest.raises(SourceError, match="the TPU stopped answering .*not in the reply table"):
         clf.classify(np.zeros((100, 100, 3), np.uint8) + 7)
+
+
+def test_the_cpu_interpreter_says_an_edge_tpu_build_needs_the_delegate_not_that_it_is_corrupt(edgetpu_model, labels):
+    with pytest.raises(ModelError) as err:
+        Classifier(edgetpu_model / "mobilenet_v1_0.75_192_quant_edgetpu.tflite", labels, threads=1)
+    assert "compiled for the Coral Edge TPU" in err.value.message and "model.backend: edgetpu" in err.value.message
+    assert "corrupt" not in err.value.message and err.value.exit_code == 2
 
 
 def test_the_coral_found_on_the_bus_sets_the_device_option(tpu, edgetpu_model, tmp_path):

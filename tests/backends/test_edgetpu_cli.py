@@ -114,7 +114,7 @@ def test_the_edge_tpu_model_on_the_cpu_says_what_it_is_not_that_it_is_corrupt(mo
                  ["--model", "mobilenet_v1_edgetpu", "--backend", "cpu"]):
         proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), *args], env=model_env, cwd=tmp_path)
         if args[1] == tpu_file:
-            line = one_error(proc, 2, "compiled for the Coral Edge TPU", "model.backend: edgetpu")
+            line = one_error(proc, 2, "is built for a Coral Edge TPU and runs only there", "set model.backend: edgetpu")
             assert "truncated" not in line and "corrupt" not in line
         else:  # a registry build on the CPU: its CPU twin runs instead, and the log says so
             assert proc.returncode == 0 and proc.stdout.splitlines()[1].endswith("%  chickadee")

@@ -1,0 +1,124 @@
+"""``edgecam doctor``: for each backend, what this machine has and, when something is missing, the one thing to do.
+
+Read-only and quick: it looks at sysfs and /dev (:mod:`edgecam.backends.devices`),
+at which libraries and packages can be found, and at the groups of the user
+running it. It never opens an accelerator (one in use by the service is still
+reported as present) and never loads a vendor library in this process; with
+``--probe``, the Edge TPU delegate is loaded and a model run once in a child
+process, as ``edgecam run`` does (:func:`edgecam.backends.edgetpu.probe`).
+
+Each line is a :class:`Check`: the backend, ``ok`` or what is wrong, and the
+exit code a run on that backend would stop with (0 ready, 6 library or package
+missing, 3 device absent or not accessible).
+"""
+
+from __future__ import annotations
+
+import grp
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecam.backends import NAMES, devices, supported
+from edgecam.errors import EXIT_RUNTIME, EXIT_SOURCE, EdgecamError
+
+
+@dataclass(frozen=True)
+class Check:
+    """One backend's state: ``code`` 0 when it is ready, else the exit code a run on it stops with."""
+
+    backend: str
+    code: int
+    line: str  # what was found; when code != 0, ends with the one thing to do
+
+
+def _in_group(name: str) -> bool | None:
+    """Whether this process has group ``name`` (None: no such group on this machine)."""
+    try:
+        gid = grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
+    return gid in os.getgroups() or gid == os.getegid()
+
+
+def cpu() -> Check:
+    from edgecam.runtime import interpreter_class, runtime_version
+
+    try:
+        name, _ = interpreter_class("auto")
+    except EdgecamError as e:
+        return Check("cpu", e.exit_code, e.message)
+    return Check("cpu", 0, f"ok: TFLite runtime {name} {runtime_version(name)}")
+
+
+def edgetpu(root: Path = Path("/"), probe_model: Path | None = None) -> Check:
+    """The Coral: the library, the device on the bus, the permission to open it; with ``probe_model``, a run."""
+    from edgecam.backends import edgetpu as tpu
+
+    found = devices.coral(root)
+    library = tpu.library_path()
+    if library is None:
+        where = f"; {found[0].what} is plugged in" if found else ""
+        return Check("edgetpu", EXIT_RUNTIME, f"no {tpu.LIBRARY}{where}: {tpu.INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+    if not found:
+        return Check("edgetpu", EXIT_SOURCE, f"{library} is installed but no Coral is plugged in: {tpu.NO_DEVICE_HINT.split(', then')[0]}")
+    dev = found[0]
+    group = "plugdev" if dev.kind == "usb" else "apex"
+    if dev.kind == "pci" and not os.access(root / dev.node.lstrip("/"), os.R_OK | os.W_OK) and not _in_group(group):
+        return Check("edgetpu", EXIT_SOURCE, f"{dev.what}: this user may not open {dev.node}: "
+                                             f"sudo usermod -aG {group} $USER, then log in again")
+    if dev.kind == "usb" and _in_group(group) is False and os.geteuid() != 0:
+        return Check("edgetpu", EXIT_SOURCE, f"{dev.what}: this user is not in group {group}, which libedgetpu's "
+                                             f"udev rule lets open it: sudo usermod -aG {group} $USER, then log in again")
+    if probe_model is not None:
+        from edgecam.runtime import interpreter_class
+
+        try:
+            runtime, _ = interpreter_class("auto")
+            seconds = tpu.probe(library, probe_model, {"device": dev.kind}, runtime, found)
+        except EdgecamError as e:
+            return Check("edgetpu", e.exit_code, e.message)
+        return Check("edgetpu", 0, f"ok: {dev.what}; {library} ran {probe_model.name} once ({seconds:.2f} s, "
+                                   "in a child process)")
+    return Check("edgetpu", 0, f"ok: {dev.what}, {library} (edgecam doctor --probe runs a model on it)")
+
+
+def _not_yet(backend: str, found: list[devices.Device]) -> Check:
+    what = found[0].what if found else f"no {NAMES[backend].removeprefix('the ').removeprefix('a ')} found"
+    return Check(backend, EXIT_RUNTIME, f"{what}; this edgecam cannot run models on {NAMES[backend]} yet")
+
+
+def imx500(root: Path = Path("/")) -> Check:
+    found = devices.imx500(root)
+    if not supported("imx500"):
+        return _not_yet("imx500", found)
+    if importlib.util.find_spec("picamera2") is None:
+        return Check("imx500", EXIT_RUNTIME, "picamera2 is not installed: sudo apt install python3-picamera2 "
+                                             "imx500-all (and a venv with --system-site-packages: make install does it)")
+    if not found:
+        return Check("imx500", EXIT_SOURCE, "no AI Camera found (no V4L2 sub-device of the imx500 driver): check the "
+                                            "ribbon cable's seating and orientation, then reboot")
+    return Check("imx500", 0, f"ok: {found[0].what}, picamera2 installed")
+
+
+def hailo(root: Path = Path("/")) -> Check:
+    found = devices.hailo(root)
+    if not supported("hailo"):
+        return _not_yet("hailo", found)
+    for module, package in (("picamera2", "python3-picamera2"), ("hailo_platform", "hailo-all")):
+        if importlib.util.find_spec(module) is None:
+            return Check("hailo", EXIT_RUNTIME, f"{module} is not installed: sudo apt install {package} "
+                                                "(and a venv with --system-site-packages: make install does it)")
+    if not found:
+        return Check("hailo", EXIT_SOURCE, "no Hailo found (no /dev/hailo0): seat the M.2 HAT+ and its ribbon, "
+                                           "then sudo apt install hailo-all (it brings the hailo_pci driver) and reboot")
+    if not os.access(root / found[0].node.lstrip("/"), os.R_OK | os.W_OK):
+        return Check("hailo", EXIT_SOURCE, f"{found[0].what}: this user may not open {found[0].node} "
+                                           "(its udev rule comes with hailo-all; reinstall it, then reboot)")
+    return Check("hailo", 0, f"ok: {found[0].what}, HailoRT and picamera2 installed")
+
+
+def run(root: Path = Path("/"), probe_model: Path | None = None) -> list[Check]:
+    """Every backend's :class:`Check`, in ``model.backend``'s order."""
+    return [cpu(), edgetpu(root, probe_model), imx500(root), hailo(root)]

@@ -1,0 +1,70 @@
+"""``edgecam doctor`` on machines laid out in a folder (tests/fakes/machine.py) with the fake libedgetpu.so.1.
+
+Run as root here, the group checks (plugdev, apex) are not exercised: root may open everything.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from edgecam.backends import doctor
+from tests.conftest import run_cli
+from tests.fakes.machine import Machine
+
+
+@pytest.fixture
+def machine(tmp_path):
+    return Machine(tmp_path / "root")
+
+
+def test_the_cpu_is_ready_with_the_installed_runtime():
+    check = doctor.cpu()
+    assert check.code == 0 and check.line.startswith("ok: TFLite runtime litert ")
+
+
+def test_edge_tpu_without_its_library_says_which_package(machine, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(tmp_path / "none" / "libedgetpu.so.1"))
+    machine.add_coral_usb()
+    check = doctor.edgetpu(machine.root)
+    assert check.code == 6
+    assert check.line == ("no libedgetpu.so.1; Coral USB Accelerator (18d1:9302, USB 1-1.2) is plugged in: install it: "
+                          "sudo apt install libedgetpu1-std from Coral's apt repository, or a community build made "
+                          "for your TFLite runtime")
+
+
+def test_edge_tpu_with_its_library_and_no_coral_says_plug_it_in(machine, fake_libedgetpu, monkeypatch):
+    monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(fake_libedgetpu))
+    check = doctor.edgetpu(machine.root)
+    assert check.code == 3 and "is installed but no Coral is plugged in: plug the Coral in" in check.line
+
+
+@pytest.mark.parametrize("mode, code, fragment", [
+    ("ok", 0, "ok: Coral PCIe Edge TPU (apex_0); "),
+    ("crash", 6, "crashed (SIGSEGV) while loading the delegate"),
+    ("nodevice", 3, "Coral PCIe Edge TPU (apex_0) is there, but"),
+])
+def test_edge_tpu_probe_runs_a_model_in_a_child_process(machine, fake_libedgetpu, monkeypatch, model_cache,
+                                                        shared_dir, mode, code, fragment):
+    monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(fake_libedgetpu))
+    monkeypatch.setenv("EDGECAM_FAKE_EDGETPU", mode)
+    machine.add_coral_pcie()
+    assert doctor.edgetpu(machine.root).line == \
+        f"ok: Coral PCIe Edge TPU (apex_0), {fake_libedgetpu} (edgecam doctor --probe runs a model on it)"
+    check = doctor.edgetpu(machine.root, shared_dir / "models" / "mobilenet_v1_0.75_192_quant_edgetpu.tflite")
+    assert check.code == code and fragment in check.line, check.line
+
+
+def test_the_cli_exits_with_the_code_of_the_backend_asked_about(model_env, fake_libedgetpu, tmp_path):
+    env = dict(model_env, LD_LIBRARY_PATH=str(fake_libedgetpu.parent))
+    env.pop("EDGECAM_EDGETPU_LIBRARY", None)
+    proc = run_cli(["doctor"], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(None, 1) for line in proc.stdout.splitlines())
+    assert list(lines) == ["cpu", "edgetpu", "imx500", "hailo"]
+    assert lines["cpu"].startswith("ok: ")
+    # this machine has no Coral (a developer's with one would see "ok" here)
+    assert lines["edgetpu"].startswith("libedgetpu.so.1 is installed but no Coral is plugged in")
+    assert run_cli(["doctor", "--backend", "edgetpu"], env=env, cwd=tmp_path).returncode == 3
+    assert run_cli(["doctor", "--backend", "cpu"], env=env, cwd=tmp_path).returncode == 0
+    (tmp_path / "tpu.yaml").write_text("model:\n  backend: edgetpu\n")
+    assert run_cli(["doctor", "--config", str(tmp_path / "tpu.yaml")], env=env, cwd=tmp_path).returncode == 3
