@@ -36,10 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks for unexpected errors, and what OpenCV/FFmpeg print themselves")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from edgecam.commands import bench, check_config, classify, collect, doctor, learn, models, run, service
+    from edgecam.commands import bench, check_config, classify, collect, doctor, events, learn, models, run, service
     from edgecam.commands import eval as eval_
 
-    for command in (classify, eval_, run, bench, collect, learn, check_config, models, doctor, service):  # the order --help lists
+    for command in (classify, eval_, run, events, bench, collect, learn, check_config, models, doctor,
+                    service):  # the order --help lists
         command.register(sub)
     return parser
 

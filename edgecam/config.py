@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edgecam.config_check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
+from edgecam.config_check import opt as _opt
+from edgecam.events.config import EventsConfig, check_events
 from edgecam.errors import ConfigError
 from edgecam.yaml_text import parse_yaml, yaml_problem
 
@@ -38,15 +40,6 @@ class _Clear:
 #: An override value for :func:`apply_overrides` that sets its key to null
 #: (None there means "not given": a flag left out changes nothing).
 CLEAR = _Clear()
-
-
-def _opt(default=None, *, min=None, max=None, check=None):
-    # ``check(value) -> str | None``: an extra rule for a value of the right
-    # type; it returns what was expected when the value breaks it.
-    meta = {"min": min, "max": max, "check": check}
-    if isinstance(default, dataclasses.Field):  # a list default: its factory, with the rules
-        return field(default_factory=default.default_factory, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 def _fourcc(value: str) -> str | None:
@@ -209,6 +202,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     regions: list[RegionConfig] = field(default_factory=list)  # none: the whole picture, as one
+    events: EventsConfig = field(default_factory=EventsConfig)  # rules, history, snapshots, clips
     examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from
@@ -243,6 +237,7 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
             problems.append(f"{where}.deny: {sorted(both)[0]!r} is in allow too; expected one or the other")
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.password_file and not cfg.mqtt.username:
         problems.append("mqtt.username: null, expected the user name that goes with mqtt.password_file")
+    check_events(cfg, problems, reported)
 
 
 def from_dict(data: Any, path: str | None = None) -> Config:

@@ -15,7 +15,20 @@ import math
 import reprlib
 import types
 import typing
+from dataclasses import field
 from typing import Any, Literal
+
+
+def opt(default=None, *, min=None, max=None, check=None):
+    """A config field's default with its rules: ``min``/``max`` for numbers, ``check`` for anything."""
+    # ``check(value) -> str | None``: an extra rule for a value of the right
+    # type; it returns what was expected when the value breaks it.
+    meta = {"min": min, "max": max, "check": check}
+    if isinstance(default, dataclasses.Field):  # a list default: its factory, with the rules
+        return field(default_factory=default.default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)

@@ -141,3 +141,37 @@ def write_video(scene: Scene, path: Path, schedule: list[tuple[str, int]], fps: 
     finally:
         writer.release()
     return states
+
+
+def letterbox(image: np.ndarray, size=SIZE) -> np.ndarray:
+    """``image`` scaled to fit ``size`` = (w, h), centred on black (as ../shared/video was made)."""
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    pw, ph = max(1, int(image.shape[1] * scale)), max(1, int(image.shape[0] * scale))
+    out = np.zeros((h, w, 3), np.uint8)
+    x, y = (w - pw) // 2, (h - ph) // 2
+    out[y:y + ph, x:x + pw] = cv2.resize(image, (pw, ph), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def write_timeline(photos_dir: Path, path: Path, schedule: list[tuple[str, int]], fps: float = 10.0) -> list[str]:
+    """A clip of whole photos shown on a known schedule: [(photo file, frames), ...]; returns each frame's photo.
+
+    Each photo is a still, letterboxed to 640x480: the timeline test knows on which frame each one appears.
+    """
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, SIZE)
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    shown = []
+    try:
+        for photo, n in schedule:
+            img = cv2.imread(str(Path(photos_dir) / photo), cv2.IMREAD_COLOR)
+            if img is None:
+                raise FileNotFoundError(Path(photos_dir) / photo)
+            frame = letterbox(img)
+            for _ in range(n):
+                writer.write(frame)
+                shown.append(photo)
+    finally:
+        writer.release()
+    return shown

@@ -6,7 +6,8 @@ that one failing sink never stops the others.
 the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
 metrics, ``mqtt.py`` (+ ``mqtt_messages.py``) MQTT with Home Assistant
 discovery, ``stdout.py`` the
-label changes of a run with no other output. Adding an output: write a
+label changes of a run with no other output; the events (rules, history,
+snapshots, clips) are :mod:`edgecam.events`. Adding an output: write a
 :class:`Sink` subclass with :meth:`Sink.from_config`, add it to
 :data:`REGISTRY`.
 """
@@ -34,6 +35,7 @@ REGISTRY: dict[str, tuple[Callable, str]] = {
     "record": (lambda cfg, ctx: bool(cfg.record.path), "edgecam.sinks.record:RecordSink"),
     "http": (lambda cfg, ctx: cfg.http.enabled, "edgecam.sinks.http:HttpSink"),
     "mqtt": (lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.sinks.mqtt:MqttSink"),
+    "events": (lambda cfg, ctx: bool(cfg.events.rules), "edgecam.events.sink:EventsSink"),
 }
 
 

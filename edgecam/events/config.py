@@ -1,0 +1,111 @@
+"""The ``events:`` section of the config: rules, what they do, where the history lives and how long.
+
+Typed and strict like the rest of :mod:`edgecam.config` (which holds an
+:class:`EventsConfig`); :func:`check_events` adds the checks that look at
+other sections (the regions a rule names, MQTT for ``mqtt: true``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from edgecam.config_check import opt
+
+_SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
+
+
+def _rule_name(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
+        return None
+    return "a name of letters, digits, '_' and '-' (it names MQTT triggers, metrics and files)"
+
+
+def _schedule(value: str) -> str | None:
+    m = _SCHEDULE.match(value.replace(" ", ""))
+    if m and (m.group(3) != "24" or m.group(4) == "00") and m.group(1, 2) != m.group(3, 4):
+        return None
+    return "a time-of-day window 'HH:MM-HH:MM' in local time, such as '07:00-19:30' or '22:00-06:00'"
+
+
+def _url(value: str) -> str | None:
+    if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        return None
+    return "an http:// or https:// URL"
+
+
+def parse_schedule(text: str) -> tuple[int, int]:
+    """``'22:00-06:00'`` -> (start, end) in minutes of the day (end may be less: the window crosses midnight)."""
+    m = _SCHEDULE.match(text.replace(" ", ""))
+    return int(m.group(1)) * 60 + int(m.group(2)), int(m.group(3)) * 60 + int(m.group(4))
+
+
+@dataclass
+class EventRuleConfig:
+    """One rule: when its label (or a region's state) holds, an event; what to do with it."""
+
+    name: str = opt("", check=_rule_name)
+    label: str | None = None  # the label (or region state) that starts an event
+    labels: list[str] | None = None  # or any of these
+    region: str | None = None  # a region's state (regions:); null: the whole picture
+    min_score: float = opt(0.5, min=0.0, max=1.0)
+    for_s: float = opt(0.0, min=0.0, max=86400.0)  # it must hold this long before the event starts
+    cooldown_s: float = opt(5.0, min=0.0, max=86400.0)  # gone this long: the event ends
+    schedule: str | None = opt(None, check=_schedule)  # 'HH:MM-HH:MM' local time; null: always
+    snapshot: bool = True  # the annotated frame and the clean one, at the start
+    clip: bool = False  # a video from pre_s before the start to post_s after the end
+    pre_s: float = opt(5.0, min=0.0, max=60.0)
+    post_s: float = opt(5.0, min=0.0, max=600.0)
+    max_clip_s: float = opt(300.0, min=1.0, max=3600.0)  # a clip ends here even if the event goes on
+    mqtt: bool = False  # <prefix>/event, with Home Assistant device triggers
+    webhook: str | None = opt(None, check=_url)  # POST the event as JSON here, at its start and end
+    collect: bool = False  # the frame (a region's crop) into examples_dir/<region or rule>/<label>/
+
+
+@dataclass
+class EventsConfig:
+    """Where events are kept and for how long; the rules (README, "Events")."""
+
+    dir: str | None = None  # history and media; null: 'events' beside the model folder
+    rules: list[EventRuleConfig] = field(default_factory=list)
+    max_age_days: float = opt(30.0, min=0.0, max=36500.0)  # 0: no age limit
+    max_mb: float = opt(1000.0, min=0.0)  # media on disk, oldest events deleted first; 0: no limit
+    pre_roll_mb: float = opt(16.0, min=0.5, max=1024.0)  # memory for the clips' pre-roll frames (JPEG)
+    jpeg_quality: int = opt(85, min=1, max=100)
+    clip_format: Literal["auto", "mp4", "webm", "avi"] = "auto"  # auto: the first one OpenCV can write
+    webhook_timeout_s: float = opt(5.0, min=0.1, max=120.0)
+    webhook_retries: int = opt(3, min=0, max=20)
+
+
+def check_events(cfg, problems: list[str], reported: set[str] = frozenset()) -> None:
+    """Checks of ``cfg.events`` against the rest of the config; one line per problem (none more for a
+    key in ``reported``: it has its problem already)."""
+    regions = {r.name for r in cfg.regions}
+    names: set[str] = set()
+    for i, rule in enumerate(cfg.events.rules):
+        where = f"events.rules[{i}]"
+        if f"{where}.name" in reported:
+            pass
+        elif not rule.name:
+            problems.append(f"{where}.name: missing, expected a name for the rule (e.g. bins_out)")
+        elif rule.name in names:
+            problems.append(f"{where}.name: {rule.name!r} names two rules; expected distinct names")
+        names.add(rule.name)
+        if not rule.label and not rule.labels:
+            problems.append(f"{where}.label: missing, expected the label (or labels: a list) that starts an event")
+        elif rule.label and rule.labels:
+            problems.append(f"{where}.labels: given with label too; expected one of label or labels")
+        if rule.region is not None and rule.region not in regions:
+            known = ", ".join(sorted(regions)) or "none configured"
+            problems.append(f"{where}.region: {rule.region!r} is not a region (regions: {known})")
+        elif rule.region is None and regions:
+            problems.append(f"{where}.region: null, but with regions: the whole picture is not classified; "
+                            f"expected one of {', '.join(sorted(regions))}")
+        if rule.mqtt and not cfg.mqtt.enabled:
+            problems.append(f"{where}.mqtt: true, but mqtt.enabled is false; enable MQTT or set mqtt: false")
+
+
+def rule_labels(rule: EventRuleConfig) -> tuple[str, ...]:
+    """The labels that start an event of ``rule``."""
+    return tuple(rule.labels or ()) + ((rule.label,) if rule.label else ())

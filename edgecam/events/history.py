@@ -1,0 +1,324 @@
+"""The events' history: SQLite (the standard library's ``sqlite3``) in WAL mode, written by one thread.
+
+The pipeline never waits for the disk: :class:`History` takes jobs (store an
+event, add a media file, end it, apply retention) on a queue that its
+``events-writer`` thread runs in order, on its own connection. Readers (the
+CLI, the web page) open their own read-only connections (:func:`connect_reader`)
+and see committed rows while the service writes (WAL).
+
+What the disk holds stays consistent across a power cut:
+
+* a media file is written under a temporary name, flushed, renamed, and only
+  then named in its row (``synchronous=FULL``: a commit is on the disk when
+  it returns); a deleted event loses its row first, its files after;
+* :func:`repair`, at every start, marks events that were in progress
+  ``interrupted``, forgets media a row names that is not there, and deletes
+  files no row names (a snapshot written just before the cut, a clip's
+  ``.part``), and logs what it did in one line.
+
+So a power cut loses at most the event in progress (its clip), and never
+leaves a row pointing at a missing file nor a file no row knows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from edgecam.errors import OutputError
+
+logger = logging.getLogger(__name__)
+
+DB_NAME = "events.db"
+MEDIA = "media"
+#: The media columns of a row: each holds a path relative to the events folder, or NULL.
+MEDIA_COLUMNS = ("snapshot", "snapshot_clean", "thumb", "clip")
+COLUMNS = ("id", "rule", "label", "region", "started", "ended", "start_frame", "end_frame", "peak_score",
+           *MEDIA_COLUMNS, "bytes", "status")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule TEXT NOT NULL,
+    label TEXT NOT NULL,
+    region TEXT,
+    started REAL NOT NULL,          -- seconds since the epoch
+    ended REAL,                     -- NULL while the event goes on
+    start_frame INTEGER,
+    end_frame INTEGER,
+    peak_score REAL NOT NULL,
+    snapshot TEXT,                  -- the annotated frame at the start (JPEG)
+    snapshot_clean TEXT,            -- the same frame without the overlay
+    thumb TEXT,
+    clip TEXT,
+    bytes INTEGER NOT NULL DEFAULT 0,  -- the media files' size
+    status TEXT NOT NULL DEFAULT 'active'  -- active, ended, interrupted (a stop or power cut during it)
+);
+CREATE INDEX IF NOT EXISTS events_started ON events (started);
+"""
+
+
+def default_dir(cfg) -> str:
+    """Where events live: ``events.dir``, else ``events/`` beside the model folder."""
+    if cfg.events.dir:
+        return cfg.events.dir
+    from edgecam import registry
+
+    return str(registry.models_dir(cfg.model.dir).parent / "events")
+
+
+def connect_writer(folder: Path) -> sqlite3.Connection:
+    """The writer's connection to ``folder``/events.db (created): WAL, every commit synced."""
+    conn = sqlite3.connect(folder / DB_NAME, check_same_thread=False, isolation_level=None, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.executescript(SCHEMA)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def connect_reader(folder: str | os.PathLike) -> sqlite3.Connection:
+    """A read-only connection to the history in ``folder``; an OutputError (one line) when there is none."""
+    path = Path(folder) / DB_NAME
+    if not path.is_file():
+        raise OutputError(f"events: no history at {path}; is events.dir right (--dir), and has a rule run yet?")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("SELECT 1 FROM events LIMIT 1")
+    except sqlite3.Error as e:
+        raise OutputError(f"events: cannot read {path}: {e}; check its permissions") from None
+    return conn
+
+
+def row_dict(row) -> dict:
+    return {k: row[k] for k in row.keys()}
+
+
+def query_events(conn: sqlite3.Connection, *, rule: str | None = None, label: str | None = None,
+                 since: float | None = None, until: float | None = None, limit: int = 50,
+                 offset: int = 0) -> tuple[list[dict], int]:
+    """Events newest first, filtered; returns (the page of rows as dicts, how many match in all)."""
+    where, args = [], []
+    for column, value in (("rule", rule), ("label", label)):
+        if value:
+            where.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        where.append("started >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("started < ?")
+        args.append(until)
+    sql_where = f" WHERE {' AND '.join(where)}" if where else ""
+    total = conn.execute(f"SELECT COUNT(*) FROM events{sql_where}", args).fetchone()[0]
+    rows = conn.execute(f"SELECT * FROM events{sql_where} ORDER BY started DESC, id DESC LIMIT ? OFFSET ?",
+                        [*args, int(limit), int(offset)]).fetchall()
+    return [row_dict(r) for r in rows], total
+
+
+def get_event(conn: sqlite3.Connection, event_id: int) -> dict | None:
+    row = conn.execute("SELECT * FROM events WHERE id = ?", (int(event_id),)).fetchone()
+    return row_dict(row) if row is not None else None
+
+
+def facets(conn: sqlite3.Connection) -> dict:
+    """The rules and labels that have events (the page's filters)."""
+    return {"rules": [r[0] for r in conn.execute("SELECT DISTINCT rule FROM events ORDER BY rule")],
+            "labels": [r[0] for r in conn.execute("SELECT DISTINCT label FROM events ORDER BY label")]}
+
+
+def _unlink(folder: Path, rel: str | None) -> None:
+    if rel:
+        try:
+            (folder / rel).unlink()
+        except FileNotFoundError:
+            pass
+
+
+def repair(conn: sqlite3.Connection, folder: Path) -> dict:
+    """Make the history and the media folder agree (see the module docstring); returns what was done."""
+    done = {"interrupted": 0, "missing": 0, "stray": 0}
+    conn.execute("BEGIN IMMEDIATE")
+    done["interrupted"] = conn.execute(
+        "UPDATE events SET status = 'interrupted', ended = COALESCE(ended, started) WHERE status = 'active'").rowcount
+    known = set()
+    for row in conn.execute(f"SELECT id, {', '.join(MEDIA_COLUMNS)} FROM events").fetchall():
+        for column, rel in zip(MEDIA_COLUMNS, row[1:]):
+            if rel is None:
+                continue
+            if (folder / rel).is_file():
+                known.add(rel)
+            else:
+                done["missing"] += 1
+                conn.execute(f"UPDATE events SET {column} = NULL WHERE id = ?", (row[0],))
+    conn.execute("COMMIT")
+    media = folder / MEDIA
+    if media.is_dir():
+        for path in sorted(media.rglob("*")):
+            if path.is_file() and path.relative_to(folder).as_posix() not in known:
+                path.unlink()
+                done["stray"] += 1
+        for path in sorted(media.iterdir()):
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    if done["missing"] or done["stray"]:
+        _recount(conn, folder)
+    if any(done.values()):
+        logger.warning("events: repaired the history after an unclean stop: %d event(s) in progress marked "
+                       "interrupted, %d missing media file(s) forgotten, %d file(s) no event knew deleted",
+                       done["interrupted"], done["missing"], done["stray"])
+    return done
+
+
+def _recount(conn: sqlite3.Connection, folder: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    for row in conn.execute(f"SELECT id, {', '.join(MEDIA_COLUMNS)} FROM events").fetchall():
+        size = sum((folder / rel).stat().st_size for rel in row[1:] if rel)
+        conn.execute("UPDATE events SET bytes = ? WHERE id = ?", (size, row[0]))
+    conn.execute("COMMIT")
+
+
+class History:
+    """The history of one run: the writer thread and its jobs (see the module docstring).
+
+    ``clock``: seconds since the epoch (retention's "now"; tests pass a fake one).
+    """
+
+    def __init__(self, folder: str | os.PathLike, max_age_days: float = 0.0, max_bytes: int = 0,
+                 clock: Callable[[], float] = time.time):
+        self.folder = Path(folder)
+        self.max_age_s = max_age_days * 86400.0
+        self.max_bytes = int(max_bytes)
+        self.clock = clock
+        self.conn: sqlite3.Connection | None = None
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.repaired: dict = {}
+        #: counters for /metrics (written by the writer thread only)
+        self.deleted_by_retention = 0
+        self.write_errors = 0
+        self.bytes_on_disk = 0
+        self._error_logged: set[str] = set()
+
+    def open(self) -> None:
+        """Create the folder and the database, repair, apply retention, start the writer; OutputError if not."""
+        try:
+            (self.folder / MEDIA).mkdir(parents=True, exist_ok=True)
+            self.conn = connect_writer(self.folder)
+            self.repaired = repair(self.conn, self.folder)
+        except (OSError, sqlite3.Error) as e:
+            raise OutputError(f"events: cannot use {self.folder}: {getattr(e, 'strerror', None) or e}; "
+                              "check events.dir is a writable folder") from None
+        self._apply_retention(self.conn)
+        self._thread = threading.Thread(target=self._run, name="events-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``job(connection)`` on the writer thread, after the jobs before it."""
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job(self.conn)
+            except Exception as e:  # one failed job (a full disk) must not stop the history
+                self.write_errors += 1
+                try:
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                what = getattr(e, "strerror", None) or str(e)
+                if what not in self._error_logged:  # once per kind of trouble, not once per frame
+                    self._error_logged.add(what)
+                    logger.error("events: cannot write the history or its media in %s: %s", self.folder, what)
+                else:
+                    logger.debug("events: write failed again: %s", what)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every job submitted so far has run (tests, close)."""
+        done = threading.Event()
+        self.submit(lambda conn: done.set())
+        return done.wait(timeout)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    # ------------------------------------------------------- jobs (writer thread)
+
+    def start_event(self, event) -> None:
+        """Store a new event (it gets its ``id``)."""
+        def job(conn):
+            cur = conn.execute(
+                "INSERT INTO events (rule, label, region, started, start_frame, peak_score, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'active')",
+                (event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score))
+            event.id = cur.lastrowid
+        self.submit(job)
+
+    def end_event(self, event, status: str = "ended") -> None:
+        """Store an event's end and peak score; retention runs after it."""
+        def job(conn):
+            conn.execute("UPDATE events SET ended = ?, end_frame = ?, peak_score = ?, status = ? WHERE id = ?",
+                         (event.end, event.end_frame, event.peak_score, status, event.id))
+            self._apply_retention(conn)
+        self.submit(job)
+
+    def add_media(self, event, files: dict[str, Path]) -> None:
+        """Name media files (already written, whole) in the event's row: column -> path."""
+        rels = {k: Path(p).relative_to(self.folder).as_posix() for k, p in files.items()}
+        size = sum(Path(p).stat().st_size for p in files.values())
+        sets = ", ".join(f"{k} = ?" for k in rels)
+        self.conn.execute(f"UPDATE events SET {sets}, bytes = bytes + ? WHERE id = ?",
+                          (*rels.values(), size, event.id))
+        event.media.update(rels)
+        self.bytes_on_disk += size
+
+    def retention(self) -> None:
+        """Apply retention now (the sink calls it about hourly)."""
+        self.submit(self._apply_retention)
+
+    def _apply_retention(self, conn: sqlite3.Connection) -> None:
+        now = self.clock()
+        doomed: list[tuple] = []
+        cols = ", ".join(MEDIA_COLUMNS)
+        if self.max_age_s > 0:
+            doomed += conn.execute(f"SELECT id, bytes, {cols} FROM events WHERE status != 'active' "
+                                   "AND COALESCE(ended, started) < ? ORDER BY started", (now - self.max_age_s,)).fetchall()
+        total = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0]
+        total -= sum(row[1] for row in doomed)
+        if self.max_bytes > 0 and total > self.max_bytes:
+            gone = {row[0] for row in doomed}
+            for row in conn.execute(f"SELECT id, bytes, {cols} FROM events WHERE status != 'active' "
+                                    "ORDER BY started, id"):
+                if total <= self.max_bytes:
+                    break
+                if row[0] not in gone:
+                    doomed.append(row)
+                    total -= row[1]
+        self.bytes_on_disk = total
+        if not doomed:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("DELETE FROM events WHERE id = ?", [(row[0],) for row in doomed])
+        conn.execute("COMMIT")  # the rows first: a cut now leaves files no row knows, which repair deletes
+        for row in doomed:
+            for rel in row[2:]:
+                _unlink(self.folder, rel)
+        self.deleted_by_retention += len(doomed)
+        logger.info("events: retention deleted %d event(s) and their media", len(doomed))

@@ -1,0 +1,163 @@
+"""The events output: rules fed by every result, their actions, the history (README, "Events").
+
+:class:`EventsSink` is a pipeline output (:class:`edgecam.sinks.base.Sink`)
+registered as ``events`` in :data:`edgecam.sinks.REGISTRY`, built when the
+config has ``events.rules``. From the output loop it only decides and hands
+over: the rules (:mod:`edgecam.events.rules`) run on each result, an event's
+start and end go to the history's writer thread, the frame for a snapshot
+(the first one drawn after the start, with the overlay that shows it) is
+handed over by reference and encoded there. Nothing here waits for a disk or
+a network.
+
+The events' clock: a camera's frames are timed by their wall-clock capture
+time. A file read as fast as it decodes is timed by its own clock (frame
+number / frame rate after the first frame's wall time), so that ``for_s``,
+``cooldown_s`` and the history's times mean in a recording what they would
+have meant live (as ``edgecam collect`` counts ``--every``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from edgecam.events import media
+from edgecam.events.history import History, default_dir
+from edgecam.events.rules import Event, RuleSet
+from edgecam.sinks.base import Sink
+
+logger = logging.getLogger(__name__)
+
+RETENTION_EVERY_S = 3600.0  # besides after each event: age limits pass while nothing happens
+
+
+class EventsSink(Sink):
+    """Rules, history, snapshots (see the module docstring). ``clock``: epoch seconds (retention)."""
+
+    name = "events"
+
+    def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
+                 clock=time.time):
+        self.cfg = cfg  # the events section
+        self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
+        self.folder = Path(folder)
+        self.examples_dir = Path(examples_dir) if examples_dir else None
+        self.rules = {r.name: r for r in cfg.rules}
+        self.ruleset = RuleSet(cfg.rules)
+        self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock)
+        self.wants_frames = any(r.snapshot or r.clip or r.collect for r in cfg.rules)
+        self.file_fps: float | None = None  # a file read unpaced: its own clock (module docstring)
+        self._file_base: float | None = None
+        self._waiting: list[Event] = []  # started, waiting for the next frame (snapshot, collect)
+        self._last: tuple[float, int] = (0.0, -1)  # the events' time and frame number of the last result
+        self._next_retention = time.monotonic() + RETENTION_EVERY_S
+        self._warned_labels = False
+        self._closed = False
+        #: counters for /metrics: rule -> events started / ended
+        self.started: dict[str, int] = {r: 0 for r in self.rules}
+        self.ended: dict[str, int] = {r: 0 for r in self.rules}
+
+    @classmethod
+    def from_config(cls, cfg, ctx) -> EventsSink:
+        from edgecam.sinks.http import examples_dir
+
+        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions)
+
+    def start(self) -> None:
+        self.history.open()
+        logger.info("events: %d rule(s), history in %s", len(self.rules), self.folder)
+
+    def source_opened(self, source) -> None:
+        if not source.live and not getattr(source, "realtime", False) and source.fps:
+            self.file_fps = float(source.fps)
+
+    # ------------------------------------------------------------ the output loop
+
+    def event_time(self, result) -> float:
+        """The events' clock for ``result`` (module docstring)."""
+        wall = result.wall_time or time.time()
+        if self.file_fps is None or result.frame_index < 0:
+            return wall
+        if self._file_base is None:
+            self._file_base = wall - result.frame_index / self.file_fps
+        return self._file_base + result.frame_index / self.file_fps
+
+    def on_result(self, result) -> None:
+        t = self.event_time(result)
+        self._last = (t, result.frame_index)
+        changes = self.ruleset.update(result, t, result.frame_index, t)
+        if not self._warned_labels:
+            self._warned_labels = True
+            for tracker in self.ruleset.trackers:
+                if tracker.unknown_labels:
+                    logger.warning("events: rule %s: %s not among the model's labels; it cannot match them",
+                                   tracker.name, ", ".join(repr(x) for x in tracker.unknown_labels))
+        for kind, event in changes:
+            if kind == "start":
+                self._started(event)
+            else:
+                self._ended(event, "ended")
+        if time.monotonic() >= self._next_retention:
+            self._next_retention = time.monotonic() + RETENTION_EVERY_S
+            self.history.retention()
+
+    def _started(self, event: Event) -> None:
+        self.started[event.rule] += 1
+        logger.info("event: %s started (%s %.2f%s)", event.rule, event.label, event.peak_score,
+                    f", region {event.region}" if event.region else "")
+        self.history.start_event(event)
+        rule = self.rules[event.rule]
+        if rule.snapshot or rule.collect:
+            self._waiting.append(event)
+
+    def _ended(self, event: Event, status: str) -> None:
+        self.ended[event.rule] += 1
+        logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
+                    (event.end or event.start) - event.start, event.peak_score)
+        self.history.end_event(event, status)
+
+    def on_frame(self, frame, annotated, result) -> None:
+        if not self._waiting:
+            return
+        waiting, self._waiting = self._waiting, []
+        for event in waiting:
+            rule = self.rules[event.rule]
+            if rule.snapshot:
+                self.history.submit(self._snapshot_job(event, frame.image, annotated))
+            if rule.collect:
+                self.history.submit(self._collect_job(event, frame.image, frame.wall_time))
+
+    # ------------------------------------------------------- jobs (writer thread)
+
+    def _snapshot_job(self, event: Event, clean, annotated):
+        def job(conn):
+            files = media.write_snapshot(self.folder, event, clean, annotated, self.cfg.jpeg_quality)
+            try:
+                self.history.add_media(event, files)
+            except BaseException:
+                for path in files.values():  # no row names them: gone, not left for the repair
+                    Path(path).unlink(missing_ok=True)
+                raise
+        return job
+
+    def _collect_job(self, event: Event, image, wall_time: float):
+        def job(conn):
+            from edgecam.sinks.teach import save_example
+
+            picture, group = image, event.rule
+            if event.region in self.boxes:  # a region's crop, as edgecam collect saves it
+                from edgecam.regions import crop
+
+                picture, group = crop(image, self.boxes[event.region]).copy(), event.region
+            save_example(picture, self.examples_dir / group / event.label, wall_time or time.time(), event.id or 0)
+        return job
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        t, frame = self._last
+        for event in self.ruleset.finish(t, frame):
+            self._ended(event, "interrupted")  # the run stopped during it: its end is not known
+        self.history.close()

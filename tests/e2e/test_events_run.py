@@ -1,0 +1,111 @@
+"""``edgecam run`` with event rules, end to end: a generated timeline of shared photos (each shown on a
+known schedule) through the real model; the history read with ``edgecam events``; ``kill -9`` during an
+event and the repair at the next start."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.e2e import Edgecam, run_args, write_config
+from tests.scenes import write_timeline
+
+HOME, CRAB, SHOE = "n03776460_mobile_home.JPEG", "n01980166_fiddler_crab.JPEG", "n04120489_running_shoe.JPEG"
+FPS = 10.0
+# frames:      0-29   30-59  60-79  80-104  105-124 125-149
+SCHEDULE = [(HOME, 30), (CRAB, 30), (HOME, 20), (SHOE, 25), (CRAB, 20), (HOME, 25)]
+RULES = [
+    {"name": "crab", "label": "fiddler crab", "cooldown_s": 0},
+    {"name": "shoe", "label": "running shoe", "for_s": 1.0, "cooldown_s": 1.0, "min_score": 0.6},
+]
+
+
+@pytest.fixture(scope="module")
+def photos(shared_dir):
+    return shared_dir / "images" / "imagenet-sample"
+
+
+def events_json(folder, env, *args) -> list[dict]:
+    proc = run_cli(["events", "export", "--dir", str(folder), "--json", *args], env=env)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_the_events_follow_the_timeline_to_the_frame(photos, model_env, tmp_path):
+    video = tmp_path / "timeline.mp4"
+    write_timeline(photos, video, SCHEDULE, fps=FPS)
+    folder = tmp_path / "events"
+    cfg = write_config(tmp_path / "cfg.yaml", {"events": {"dir": str(folder), "rules": RULES}})
+    with Edgecam(run_args(cfg, "--source", str(video)), model_env, tmp_path) as app:
+        assert app.wait() == 0, app.stderr()
+    events = events_json(folder, model_env)
+    got = [(e["rule"], e["label"], e["start_frame"], e["end_frame"], e["status"]) for e in events]
+    assert got == [("crab", "fiddler crab", 30, 60, "ended"), ("shoe", "running shoe", 80, 105, "ended"),
+                   ("crab", "fiddler crab", 105, 125, "ended")], got
+    # times on the file's clock: one frame interval (0.1 s) apart from the schedule at most
+    for e in events:
+        assert abs(e["duration_s"] - (e["end_frame"] - e["start_frame"]) / FPS) <= 1 / FPS + 1e-6
+        assert e["peak_score"] >= 0.6
+        for key in ("snapshot", "snapshot_clean", "thumb"):
+            assert e[key] and Path(e[key]).is_file()
+    # the CLI's filters, list and show
+    assert [e["id"] for e in events_json(folder, model_env, "--rule", "crab")] == [events[0]["id"], events[2]["id"]]
+    proc = run_cli(["events", "list", "--dir", str(folder)], env=model_env)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0].split()[0] == str(events[2]["id"])
+    assert "crab: fiddler crab" in proc.stdout and "shoe: running shoe" in proc.stdout
+    proc = run_cli(["events", "show", str(events[1]["id"]), "--dir", str(folder)], env=model_env)
+    assert proc.returncode == 0 and "running shoe" in proc.stdout and "snapshot_clean" in proc.stdout
+    proc = run_cli(["events", "export", "--dir", str(folder)], env=model_env)
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("id,rule,label,region,start,end") and len(lines) == 4
+
+
+@pytest.mark.parametrize("args, message", [
+    (["show", "99"], "no event 99"),
+    (["list", "--since", "yesterday"], "expected a local date or time"),
+])
+def test_bad_event_queries_are_one_line(tmp_path, model_env, args, message):
+    from edgecam.events.history import History
+
+    h = History(tmp_path / "ev")
+    h.open()
+    h.close()
+    proc = run_cli(["events", *args[:1], "--dir", str(tmp_path / "ev"), *args[1:]], env=model_env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]  # one line (after argparse's usage, for a bad flag)
+    proc = run_cli(["events", "list", "--dir", str(tmp_path / "none")], env=model_env)
+    assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "no history at" in proc.stderr
+
+
+def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, tmp_path):
+    video = tmp_path / "long.mp4"
+    write_timeline(photos, video, [(HOME, 10), (CRAB, 600)], fps=FPS)  # a crab for a minute
+    folder = tmp_path / "events"
+    cfg = write_config(tmp_path / "cfg.yaml", {"events": {"dir": str(folder), "rules": RULES[:1]}})
+    with Edgecam(run_args(cfg, "--source", str(video), "--realtime"), model_env, tmp_path) as app:
+        def stored():
+            if not (folder / "events.db").exists():
+                return None
+            rows = events_json(folder, model_env)
+            return rows if rows and rows[0]["snapshot"] else None
+
+        rows = app.wait_until(stored, "the crab event and its snapshot in the history", timeout=60)
+        assert rows[0]["status"] == "active" and rows[0]["end"] is None
+        app.send(signal.SIGKILL)
+        app.wait()
+    # what a cut can leave: a file written just before it, that no row names yet
+    stray = folder / "media" / "stray-clean.jpg"
+    stray.write_bytes(b"\xff\xd8 a snapshot whose row never came")
+    short = tmp_path / "short.mp4"
+    write_timeline(photos, short, [(HOME, 5)], fps=FPS)
+    with Edgecam(run_args(cfg, "--source", str(short)), model_env, tmp_path, name="again") as app:
+        assert app.wait() == 0
+        assert "repaired the history after an unclean stop: 1 event(s) in progress marked interrupted" in app.stderr()
+        assert "1 file(s) no event knew deleted" in app.stderr()
+    rows = events_json(folder, model_env)
+    assert [(r["id"], r["status"]) for r in rows] == [(rows[0]["id"], "interrupted")]
+    assert not stray.exists() and Path(rows[0]["snapshot"]).is_file()  # what was whole before the cut stays

@@ -1,0 +1,51 @@
+"""The events output inside a run's output loop: results in, history rows, snapshots and examples out."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.events.history import connect_reader, query_events
+from edgecam.events.sink import EventsSink
+from edgecam.frame import Frame
+from edgecam.result import Classification, RegionState
+from edgecam.sinks.base import RegionInfo
+
+BOX = (0.5, 0.5, 1.0, 1.0)
+
+
+def region_result(i: int, label: str, t: float) -> Classification:
+    state = RegionState("door", BOX, label, 0.9, 0, i, t, True)
+    return Classification(np.zeros(0, np.float32), (), frame_index=i, wall_time=t, regions={"door": state})
+
+
+def test_a_region_event_saves_snapshots_and_the_crop_as_an_example(tmp_path):
+    cfg = EventsConfig(rules=[EventRuleConfig(name="door_open", label="open", region="door", cooldown_s=0,
+                                              collect=True)])
+    sink = EventsSink(cfg, tmp_path / "events", tmp_path / "examples", (RegionInfo("door", BOX, ("open", "shut")),))
+    assert sink.wants_frames
+    sink.start()
+    clean = np.zeros((200, 300, 3), np.uint8)
+    clean[100:, 150:] = (0, 0, 255)  # the door's box is red
+    annotated = clean.copy()
+    cv2.putText(annotated, "open", (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
+    now = time.time()  # (older events would go at once: max_age_days)
+    for i, label in enumerate(["shut", "shut", "open", "open", "shut"]):
+        sink.on_result(region_result(i, label, now + i))
+        sink.on_frame(Frame(clean, i, float(i), now + i), annotated, None)
+    sink.close()
+    rows, total = query_events(connect_reader(tmp_path / "events"))
+    assert total == 1 and (rows[0]["rule"], rows[0]["label"], rows[0]["region"]) == ("door_open", "open", "door")
+    assert (rows[0]["start_frame"], rows[0]["end_frame"], rows[0]["status"]) == (2, 4, "ended")
+    shot = cv2.imread(str(tmp_path / "events" / rows[0]["snapshot"]))
+    plain = cv2.imread(str(tmp_path / "events" / rows[0]["snapshot_clean"]))
+    assert shot.shape == plain.shape == clean.shape
+    assert np.abs(shot[:60, :150].astype(int) - plain[:60, :150]).mean() > 5  # the overlay's text is on one only
+    examples = list((tmp_path / "examples" / "door" / "open").glob("*.png"))
+    assert len(examples) == 1
+    crop = cv2.imread(str(examples[0]))
+    assert crop.shape == (100, 150, 3) and (crop == (0, 0, 255)).all()  # the region's crop, losslessly
+    assert sink.started == {"door_open": 1} and sink.ended == {"door_open": 1}
