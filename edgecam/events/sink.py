@@ -54,6 +54,9 @@ class EventsSink(Sink):
         self._next_retention = time.monotonic() + RETENTION_EVERY_S
         self._warned_labels = False
         self._closed = False
+        self.clips = None  # the ClipRecorder, with clip rules (start)
+        self.clip_format: str | None = None
+        self.clip_failures = 0
         #: counters for /metrics: rule -> events started / ended
         self.started: dict[str, int] = {r: 0 for r in self.rules}
         self.ended: dict[str, int] = {r: 0 for r in self.rules}
@@ -66,25 +69,36 @@ class EventsSink(Sink):
 
     def start(self) -> None:
         self.history.open()
-        logger.info("events: %d rule(s), history in %s", len(self.rules), self.folder)
+        clip_rules = [r for r in self.cfg.rules if r.clip]
+        if clip_rules:
+            from edgecam.events.clips import ClipRecorder, choose_format
+
+            self.clip_format = choose_format(self.cfg.clip_format)
+            self.clips = ClipRecorder(self.folder, max(r.pre_s + r.for_s for r in clip_rules),
+                                      int(self.cfg.pre_roll_mb * 1024 * 1024), self.cfg.jpeg_quality,
+                                      self.clip_format, self._clip_done, self._clip_failed)
+        logger.info("events: %d rule(s), history in %s%s", len(self.rules), self.folder,
+                    f", clips as {self.clip_format}" if self.clips else "")
 
     def source_opened(self, source) -> None:
         if not source.live and not getattr(source, "realtime", False) and source.fps:
             self.file_fps = float(source.fps)
+        if self.clips is not None and source.fps:
+            self.clips.fps = float(source.fps)
 
     # ------------------------------------------------------------ the output loop
 
-    def event_time(self, result) -> float:
-        """The events' clock for ``result`` (module docstring)."""
-        wall = result.wall_time or time.time()
-        if self.file_fps is None or result.frame_index < 0:
+    def event_time(self, index: int, wall_time: float) -> float:
+        """The events' clock for frame number ``index`` captured at ``wall_time`` (module docstring)."""
+        wall = wall_time or time.time()
+        if self.file_fps is None or index < 0:
             return wall
         if self._file_base is None:
-            self._file_base = wall - result.frame_index / self.file_fps
-        return self._file_base + result.frame_index / self.file_fps
+            self._file_base = wall - index / self.file_fps
+        return self._file_base + index / self.file_fps
 
     def on_result(self, result) -> None:
-        t = self.event_time(result)
+        t = self.event_time(result.frame_index, result.wall_time)
         self._last = (t, result.frame_index)
         changes = self.ruleset.update(result, t, result.frame_index, t)
         if not self._warned_labels:
@@ -110,14 +124,21 @@ class EventsSink(Sink):
         rule = self.rules[event.rule]
         if rule.snapshot or rule.collect:
             self._waiting.append(event)
+        if rule.clip and self.clips is not None:
+            self.clips.start(event, rule)
 
     def _ended(self, event: Event, status: str) -> None:
         self.ended[event.rule] += 1
         logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
                     (event.end or event.start) - event.start, event.peak_score)
         self.history.end_event(event, status)
+        if self.rules[event.rule].clip and self.clips is not None:
+            self.clips.end(event)
 
     def on_frame(self, frame, annotated, result) -> None:
+        if self.clips is not None:
+            self.clips.frame(self.event_time(frame.index, frame.wall_time), frame.image,
+                             wait=self.file_fps is not None)
         if not self._waiting:
             return
         waiting, self._waiting = self._waiting, []
@@ -153,6 +174,25 @@ class EventsSink(Sink):
             save_example(picture, self.examples_dir / group / event.label, wall_time or time.time(), event.id or 0)
         return job
 
+    def _clip_done(self, clip) -> None:
+        """(clips thread) A clip's ``.part`` is whole: named and stored by the writer thread."""
+        def job(conn):
+            path = media.media_path(self.folder, clip.event, "clip", clip.fmt)
+            try:
+                media.finish_part(clip.tmp, path)
+                self.history.add_media(clip.event, {"clip": path})
+            except BaseException:
+                clip.tmp.unlink(missing_ok=True)
+                path.unlink(missing_ok=True)
+                raise
+        self.history.submit(job)
+
+    def _clip_failed(self, clip, error: OSError) -> None:
+        """(clips thread) A clip could not be written (a full disk): the event keeps its row and snapshot."""
+        self.clip_failures += 1
+        logger.error("events: the clip of %s (%s) is lost: %s", clip.event.rule, clip.event.label,
+                     getattr(error, "strerror", None) or error)
+
     def close(self) -> None:
         if self._closed:
             return
@@ -160,4 +200,6 @@ class EventsSink(Sink):
         t, frame = self._last
         for event in self.ruleset.finish(t, frame):
             self._ended(event, "interrupted")  # the run stopped during it: its end is not known
+        if self.clips is not None:
+            self.clips.close()  # the clips end with the frames they have
         self.history.close()

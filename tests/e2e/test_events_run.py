@@ -8,18 +8,20 @@ import json
 import signal
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli
 from tests.e2e import Edgecam, run_args, write_config
-from tests.scenes import write_timeline
+from tests.scenes import letterbox, write_timeline
 
 HOME, CRAB, SHOE = "n03776460_mobile_home.JPEG", "n01980166_fiddler_crab.JPEG", "n04120489_running_shoe.JPEG"
 FPS = 10.0
 # frames:      0-29   30-59  60-79  80-104  105-124 125-149
 SCHEDULE = [(HOME, 30), (CRAB, 30), (HOME, 20), (SHOE, 25), (CRAB, 20), (HOME, 25)]
 RULES = [
-    {"name": "crab", "label": "fiddler crab", "cooldown_s": 0},
+    {"name": "crab", "label": "fiddler crab", "cooldown_s": 0, "clip": True, "pre_s": 2, "post_s": 1},
     {"name": "shoe", "label": "running shoe", "for_s": 1.0, "cooldown_s": 1.0, "min_score": 0.6},
 ]
 
@@ -35,9 +37,29 @@ def events_json(folder, env, *args) -> list[dict]:
     return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
+def clip_frames(path: str) -> list:
+    assert path and path.endswith(".avi"), path  # pip's OpenCV has no H.264 encoder: Motion-JPEG AVI
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def picture_of(frame, pictures: dict) -> str:
+    """Which photo of the timeline a (JPEG-compressed) frame shows: the nearest one, and near it."""
+    diffs = {name: float(np.abs(frame.astype(np.int16) - img).mean()) for name, img in pictures.items()}
+    best = min(diffs, key=diffs.get)
+    assert diffs[best] < 6, diffs
+    return best
+
+
 def test_the_events_follow_the_timeline_to_the_frame(photos, model_env, tmp_path):
     video = tmp_path / "timeline.mp4"
-    write_timeline(photos, video, SCHEDULE, fps=FPS)
+    shown = write_timeline(photos, video, SCHEDULE, fps=FPS)
+    pictures = {p: letterbox(cv2.imread(str(photos / p))) for p in (HOME, CRAB, SHOE)}
     folder = tmp_path / "events"
     cfg = write_config(tmp_path / "cfg.yaml", {"events": {"dir": str(folder), "rules": RULES}})
     with Edgecam(run_args(cfg, "--source", str(video)), model_env, tmp_path) as app:
@@ -52,6 +74,14 @@ def test_the_events_follow_the_timeline_to_the_frame(photos, model_env, tmp_path
         assert e["peak_score"] >= 0.6
         for key in ("snapshot", "snapshot_clean", "thumb"):
             assert e[key] and Path(e[key]).is_file()
+    # the clips: pre_s (2 s = 20 frames) before the start, post_s (1 s = 10 frames) after the end,
+    # every frame the one the timeline showed then
+    for e, first, last in ((events[0], 10, 69), (events[2], 85, 134)):
+        frames = clip_frames(e["clip"])
+        assert len(frames) == last - first + 1, (e["clip"], len(frames))
+        for k in (0, 19, 20, len(frames) - 11, len(frames) - 10, len(frames) - 1):
+            assert picture_of(frames[k], pictures) == shown[first + k], (e["id"], k)
+    assert events[1]["clip"] is None  # the shoe rule has no clip
     # the CLI's filters, list and show
     assert [e["id"] for e in events_json(folder, model_env, "--rule", "crab")] == [events[0]["id"], events[2]["id"]]
     proc = run_cli(["events", "list", "--dir", str(folder)], env=model_env)

@@ -1,0 +1,302 @@
+"""Clips: a pre-roll ring of JPEG frames, and clips written from it while an event goes on.
+
+With a rule that has ``clip: true``, every frame drawn is handed (by
+reference, from the output loop) to the ``events-clips`` thread, which
+encodes it as a JPEG once and:
+
+* keeps it in the pre-roll ring: the frames of the last ``pre_s + for_s``
+  seconds (the largest over the clip rules: an event is known ``for_s``
+  after it started), and never more than ``events.pre_roll_mb`` of JPEG
+  bytes: at 640x480 a frame is about 50 KB, so 5 s at 30 fps is about
+  7.5 MB; past the limit the oldest frames go first and the pre-roll is
+  shorter, never the memory larger;
+* appends it to every clip being written.
+
+A clip starts with the ring's frames from ``pre_s`` before the event's start
+and ends ``post_s`` after the event's end (or after ``max_clip_s``). It is
+written to the disk as it goes (a ``.part`` file), so a long event costs no
+memory; when it ends, the writer thread renames it and names it in the
+event's row. Formats (``events.clip_format``): ``avi``, Motion-JPEG written
+from the ring's JPEG bytes with no second encoding (:mod:`edgecam.events.avi`);
+``mp4`` (H.264) and ``webm`` (VP8) through OpenCV's FFmpeg, which decodes
+and encodes every frame again (VP8 took 47 ms a frame here: too slow for a
+Pi); ``auto`` takes ``mp4`` where OpenCV has an H.264 encoder, else ``avi``.
+
+The output loop never waits for a camera: when the clips thread falls
+behind, the frame it has not taken yet is replaced by the newer one and
+counted (:attr:`ClipRecorder.dropped`). A file read unpaced waits instead
+(every frame of it counts, and nobody is watching the present).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections import deque
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgecam.events import media
+from edgecam.events.avi import MjpegAviWriter
+
+logger = logging.getLogger(__name__)
+
+_FOURCC = {"mp4": "avc1", "webm": "VP80"}
+_counter = itertools.count(1)
+
+
+def h264_available() -> bool:
+    """Whether OpenCV's FFmpeg can write H.264 MP4 here (pip's OpenCV wheels cannot: no encoder)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        w = cv2.VideoWriter(str(Path(d) / "probe.mp4"), cv2.VideoWriter_fourcc(*"avc1"), 10, (64, 64))
+        ok = w.isOpened()
+        w.release()
+    return ok
+
+
+def choose_format(fmt: str) -> str:
+    """The clip format for ``events.clip_format``: ``auto`` -> mp4 where H.264 can be written, else avi."""
+    if fmt != "auto":
+        return fmt
+    from edgecam.native_stderr import captured
+
+    with captured("opencv"):  # FFmpeg says why it has no encoder: the debug log, not the terminal
+        return "mp4" if h264_available() else "avi"
+
+
+class PreRoll:
+    """The last ``seconds`` of JPEG frames, ``max_bytes`` at most: (time, jpeg) pairs, oldest first."""
+
+    def __init__(self, seconds: float, max_bytes: int):
+        self.seconds, self.max_bytes = seconds, max_bytes
+        self.frames: deque[tuple[float, bytes]] = deque()
+        self.bytes = 0
+
+    def add(self, t: float, jpeg: bytes) -> None:
+        self.frames.append((t, jpeg))
+        self.bytes += len(jpeg)
+        while self.frames and (t - self.frames[0][0] > self.seconds or self.bytes > self.max_bytes):
+            self.bytes -= len(self.frames.popleft()[1])
+
+    def since(self, t: float) -> list[tuple[float, bytes]]:
+        return [(ft, j) for ft, j in self.frames if ft >= t]
+
+
+class Clip:
+    """One clip being written: its event, until when, and its ``.part`` file."""
+
+    def __init__(self, event, rule, folder: Path, fmt: str):
+        self.event, self.rule, self.fmt = event, rule, fmt
+        self.until: float | None = None  # set when the event ends: end + post_s
+        self.last_t: float | None = None
+        self.first_t: float | None = None
+        self.tmp = Path(folder) / media.MEDIA / f".clip-{next(_counter)}-{event.rule}.{fmt}.part"
+        self.tmp.parent.mkdir(parents=True, exist_ok=True)
+        self._file = None
+        self._writer = None
+        self.frames = 0
+
+    def add(self, t: float, jpeg: bytes) -> None:
+        if self._writer is None:
+            self._open(jpeg)
+        if self.fmt == "avi":
+            self._writer.write(jpeg)
+        else:
+            self._writer.write(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR))
+        self.frames += 1
+        self.first_t = t if self.first_t is None else self.first_t
+        self.last_t = t
+
+    def _open(self, jpeg: bytes) -> None:
+        size = _jpeg_size(jpeg)  # from the header: no need to decode the picture
+        if size is None:
+            h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
+            size = (w, h)
+        if self.fmt == "avi":
+            self._file = open(self.tmp, "wb")
+            self._writer = MjpegAviWriter(self._file, *size)
+        else:
+            self._writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
+                                           self.rule_fps, size)
+            if not self._writer.isOpened():
+                raise OSError(f"OpenCV cannot write {self.fmt} here; set events.clip_format: avi")
+
+    rule_fps = 30.0  # mp4/webm need it before the first frame; the source's rate (ClipRecorder sets it)
+
+    def done(self, t: float) -> bool:
+        if self.until is not None and t >= self.until:
+            return True
+        return self.first_t is not None and t - self.first_t >= self.rule.max_clip_s
+
+    def fps(self) -> float:
+        if self.frames > 1 and self.last_t > self.first_t:
+            return (self.frames - 1) / (self.last_t - self.first_t)
+        return self.rule_fps
+
+    def close(self) -> None:
+        """Finish the file (headers, index); it is still the ``.part``."""
+        if self.fmt == "avi" and self._writer is not None:
+            self._writer.close(self.fps())
+            self._file.flush()
+            self._file.close()
+        elif self._writer is not None:
+            self._writer.release()
+        self._writer = None
+
+    def abort(self) -> None:
+        try:
+            if self._file is not None:
+                self._file.close()
+            elif self._writer is not None:
+                self._writer.release()
+        except OSError:
+            pass
+        self._writer = None
+        self.tmp.unlink(missing_ok=True)
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's SOF marker."""
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
+
+
+class ClipRecorder:
+    """The ``events-clips`` thread: pre-roll ring and clips (see the module docstring).
+
+    ``finished(clip)`` is called on this thread with each clip whose ``.part`` file is whole (the
+    events output hands it to the history's writer thread); ``failed(clip, error)`` when it could not be.
+    """
+
+    def __init__(self, folder: Path, seconds: float, max_bytes: int, quality: int, fmt: str, finished, failed):
+        self.folder = Path(folder)
+        self.ring = PreRoll(seconds, max_bytes)
+        self.quality = quality
+        self.fmt = fmt
+        self.finished, self.failed = finished, failed
+        self.fps = 30.0
+        self.clips: list[Clip] = []
+        self.dropped = 0  # frames the thread had no time to take (the newer one replaced it)
+        # frames and commands, in the order they came (a clip's start applies from the next frame on)
+        self._items: deque = deque()
+        self._frames = 0  # frames among them
+        self._cond = threading.Condition()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="events-clips", daemon=True)
+        self._thread.start()
+
+    # -------------------------------------------------- from the output loop
+
+    def frame(self, t: float, image: np.ndarray, wait: bool = False) -> None:
+        """A frame drawn at time ``t``. ``wait``: until the thread took the one before (a file read
+        unpaced, where every frame counts and nobody waits for the present); else never waits."""
+        with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._frames == 0 or self._stop)
+            elif self._frames:
+                # the thread is behind: the frame it has not taken yet gives way to this one
+                for i, item in enumerate(self._items):
+                    if item[0] == "frame":
+                        del self._items[i]
+                        break
+                self._frames -= 1
+                self.dropped += 1
+            self._items.append(("frame", t, image))
+            self._frames += 1
+            self._cond.notify_all()
+
+    def start(self, event, rule) -> None:
+        self._command(("start", event, rule))
+
+    def end(self, event) -> None:
+        self._command(("end", event))
+
+    def _command(self, cmd) -> None:
+        with self._cond:
+            self._items.append(cmd)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """Finish every clip with the frames it has, and stop the thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        self._thread.join(timeout=30)
+
+    # ------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stop or self._items)
+                item = self._items.popleft() if self._items else None
+                if item is not None and item[0] == "frame":
+                    self._frames -= 1
+                    self._cond.notify_all()  # a waiting frame() may hand over the next one
+                stop = self._stop and not self._items
+            try:
+                if item is not None and item[0] == "frame":
+                    self._add(item[1], item[2])
+                elif item is not None:
+                    self._do(item)
+            except Exception as e:  # a worker loop logs and goes on: one bad frame must not end the clips
+                logger.exception("events: clips: %s", e)
+            if stop:
+                for clip in list(self.clips):
+                    self._finish(clip)
+                return
+
+    def _do(self, cmd) -> None:
+        if cmd[0] == "start":
+            _, event, rule = cmd
+            clip = Clip(event, rule, self.folder, self.fmt)
+            clip.rule_fps = self.fps
+            self.clips.append(clip)
+            for t, jpeg in self.ring.since(event.start - rule.pre_s):
+                self._write(clip, t, jpeg)
+        else:
+            for clip in self.clips:
+                if clip.event is cmd[1]:
+                    clip.until = cmd[1].end + clip.rule.post_s
+
+    def _add(self, t: float, image: np.ndarray) -> None:
+        jpeg = media.jpeg(image, self.quality)
+        self.ring.add(t, jpeg)
+        for clip in list(self.clips):
+            if clip.done(t):
+                self._finish(clip)
+            else:
+                self._write(clip, t, jpeg)
+
+    def _write(self, clip: Clip, t: float, jpeg: bytes) -> None:
+        try:
+            clip.add(t, jpeg)
+        except OSError as e:
+            self.clips.remove(clip)
+            clip.abort()
+            self.failed(clip, e)
+
+    def _finish(self, clip: Clip) -> None:
+        self.clips.remove(clip)
+        try:
+            clip.close()
+        except OSError as e:
+            clip.abort()
+            self.failed(clip, e)
+            return
+        if clip.frames == 0:
+            clip.abort()
+            return
+        self.finished(clip)
