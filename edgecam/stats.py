@@ -107,6 +107,9 @@ class Stats:
         self.region_classified: dict[str, int] = {}
         self.sink_errors: dict[str, str] = {}
         self.extra: dict[str, dict] = {}  # per-sink status, e.g. {"mqtt": {...}}
+        #: Outputs with metrics of their own (the events' per-rule counters): callables returning
+        #: [(name, "counter"|"gauge", help, [(labels text, value), ...]), ...] for /metrics.
+        self.metric_sources: list = []
 
     @property
     def source_state(self) -> SourceState:

@@ -206,6 +206,16 @@ class History:
         self.bytes_on_disk = 0
         self._error_logged: set[str] = set()
 
+    def disk_bytes(self) -> int:
+        """The media's bytes and the database's (with its WAL): what the events take on the disk."""
+        size = self.bytes_on_disk
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+            try:
+                size += (self.folder / name).stat().st_size
+            except OSError:
+                pass
+        return size
+
     def open(self) -> None:
         """Create the folder and the database, repair, apply retention, start the writer; OutputError if not."""
         try:

@@ -38,7 +38,7 @@ class EventsSink(Sink):
     name = "events"
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time):
+                 clock=time.time, stats=None):
         self.cfg = cfg  # the events section
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.folder = Path(folder)
@@ -60,12 +60,15 @@ class EventsSink(Sink):
         #: counters for /metrics: rule -> events started / ended
         self.started: dict[str, int] = {r: 0 for r in self.rules}
         self.ended: dict[str, int] = {r: 0 for r in self.rules}
+        self.webhook_failures: dict[str, int] = {r: 0 for r in self.rules}
+        if stats is not None and hasattr(stats, "metric_sources"):
+            stats.metric_sources.append(self.metrics)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
         from edgecam.sinks.http import examples_dir
 
-        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions)
+        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats)
 
     def start(self) -> None:
         self.history.open()
@@ -173,6 +176,33 @@ class EventsSink(Sink):
                 picture, group = crop(image, self.boxes[event.region]).copy(), event.region
             save_example(picture, self.examples_dir / group / event.label, wall_time or time.time(), event.id or 0)
         return job
+
+    def metrics(self) -> list:
+        """This output's part of /metrics (see :attr:`edgecam.stats.Stats.metric_sources`)."""
+        def per_rule(counts):
+            return [(f'{{rule="{rule}"}}', n) for rule, n in counts.items()]
+
+        h = self.history
+        out = [
+            ("edgecam_events_started_total", "counter", "Events started, per rule.", per_rule(self.started)),
+            ("edgecam_events_ended_total", "counter", "Events ended, per rule.", per_rule(self.ended)),
+            ("edgecam_events_webhook_failures_total", "counter",
+             "Webhook POSTs that failed after every retry, per rule.", per_rule(self.webhook_failures)),
+            ("edgecam_events_bytes", "gauge", "Bytes the events take on disk (media and database).",
+             [("", h.disk_bytes())]),
+            ("edgecam_events_retention_deleted_total", "counter", "Events deleted by retention (age or size).",
+             [("", h.deleted_by_retention)]),
+            ("edgecam_events_write_errors_total", "counter", "History or media writes that failed (a full disk).",
+             [("", h.write_errors)]),
+        ]
+        if self.clips is not None:
+            out += [("edgecam_events_clips_lost_total", "counter", "Clips that could not be written.",
+                     [("", self.clip_failures)]),
+                    ("edgecam_events_clip_frames_skipped_total", "counter",
+                     "Frames the clip thread had no time for (never the camera's).", [("", self.clips.dropped)]),
+                    ("edgecam_events_preroll_bytes", "gauge", "JPEG bytes in the clips' pre-roll ring.",
+                     [("", self.clips.ring.bytes)])]
+        return out
 
     def _clip_done(self, clip) -> None:
         """(clips thread) A clip's ``.part`` is whole: named and stored by the writer thread."""

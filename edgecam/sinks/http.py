@@ -8,6 +8,7 @@ Endpoints::
     /api/latest     the latest result as JSON
     /healthz        200 "ok" while frames flow, else 503 and why (no token needed)
     /metrics        Prometheus text format 0.0.4
+    /events ...     with event rules: the events' page and API (edgecam.events.web)
 
 The pipeline only hands over references (:meth:`HttpSink.on_frame` stores the
 newest picture and bumps a sequence number). JPEG encoding is lazy and shared:
@@ -88,7 +89,7 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -122,11 +123,23 @@ class HttpSink(Sink):
             from edgecam.sinks.teach import Teacher
 
             self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
+        #: With event rules: /events, /api/events and their media (edgecam.events.web.EventsWeb).
+        self.events = None
+        if events_dir is not None:
+            from edgecam.events.web import EventsWeb
+
+            self.events = EventsWeb(events_dir)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
+        events_dir = None
+        if cfg.events.rules:
+            from edgecam.events.history import default_dir
+
+            events_dir = default_dir(cfg)
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
-                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg))
+                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
+                   events_dir=events_dir)
 
     # ---------------------------------------------------------------- Sink API
 
@@ -271,7 +284,8 @@ class HttpSink(Sink):
         auth = headers.get("Authorization", "")
         if auth[:7].lower() == "bearer ":
             given = auth[7:].strip().encode("utf-8", "replace")
-        elif (path in _QUERY_TOKEN_PATHS or path.startswith("/region/")) and "token" in query:
+        elif (path in _QUERY_TOKEN_PATHS or path.startswith(("/region/", "/events", "/api/events"))) \
+                and "token" in query:
             given = query["token"][0].encode("utf-8", "replace")
         return hmac.compare_digest(given, self._token)
 
@@ -353,6 +367,9 @@ class HttpSink(Sink):
             metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
                    [("", float(s["current_score"]))])
         metric("edgecam_http_stream_clients", "gauge", "Connected /stream.mjpg clients.", [("", self._clients)])
+        for source in list(getattr(self.stats, "metric_sources", ())):
+            for name, kind, help_, samples in source():
+                metric(name, kind, help_, samples)
         for sink_name, values in sorted(s["extra"].items()):
             for key, value in sorted(values.items()):
                 if not isinstance(value, (bool, int, float)):

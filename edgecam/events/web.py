@@ -1,0 +1,161 @@
+"""The events on the HTTP output: the /events page, its detail view, /api/events and the media files.
+
+Paths (the HTTP output's token rule applies; the page and its pictures also take ``?token=``)::
+
+    /events                     the page: newest first, thumbnails, filters (rule, label, day), paging
+    /events/<id>                one event: its clip playing, the snapshot, the details
+    /events/<id>/snapshot.jpg   the annotated snapshot (clean.jpg: without the overlay; thumb.jpg)
+    /events/<id>/clip           the clip file as written (MP4, WebM or Motion-JPEG AVI)
+    /events/<id>/clip.mjpg      a Motion-JPEG AVI clip played as an MJPEG stream at its own rate
+                                (browsers do not play AVI; every browser plays this in an <img>)
+    /api/events                 JSON: ?rule= &label= &day=YYYY-MM-DD &limit= (1-200, 50) &offset=;
+                                {"events": [...], "total", "limit", "offset", "next", "rules", "labels"}
+    /api/events/<id>            JSON: one event
+
+Each request opens its own read-only connection to the history (SQLite in
+WAL mode: the writer thread never waits for it). Media are served only
+from the paths the history names, inside the events folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+from edgecam.errors import OutputError
+from edgecam.events.history import connect_reader, facets, get_event, query_events
+from edgecam.events.page import PAGE
+
+logger = logging.getLogger("edgecam.sinks.http")
+
+_FILES = {"snapshot.jpg": "snapshot", "clean.jpg": "snapshot_clean", "thumb.jpg": "thumb", "clip": "clip"}
+_TYPES = {".jpg": "image/jpeg", ".mp4": "video/mp4", ".webm": "video/webm", ".avi": "video/x-msvideo"}
+
+
+def event_json(row: dict) -> dict:
+    """A history row as /api/events gives it: ISO times, media as URLs of this server."""
+    base = f"/events/{row['id']}"
+    out = {k: row[k] for k in ("id", "rule", "label", "region", "status", "start_frame", "end_frame", "bytes")}
+    out["start"] = datetime.fromtimestamp(row["started"]).astimezone().isoformat(timespec="milliseconds")
+    out["end"] = None if row["ended"] is None else \
+        datetime.fromtimestamp(row["ended"]).astimezone().isoformat(timespec="milliseconds")
+    out["duration_s"] = None if row["ended"] is None else round(row["ended"] - row["started"], 3)
+    out["peak_score"] = round(row["peak_score"], 4)
+    out["snapshot"] = f"{base}/snapshot.jpg" if row["snapshot"] or row["snapshot_clean"] else None
+    out["snapshot_clean"] = f"{base}/clean.jpg" if row["snapshot_clean"] else None
+    out["thumb"] = f"{base}/thumb.jpg" if row["thumb"] else None
+    clip = row["clip"]
+    out["clip"] = f"{base}/clip" if clip else None
+    out["clip_type"] = _TYPES.get(Path(clip).suffix) if clip else None
+    out["clip_stream"] = f"{base}/clip.mjpg" if clip and clip.endswith(".avi") else None
+    return out
+
+
+class EventsWeb:
+    """Answers the events' paths for :class:`edgecam.sinks.http_server.Handler` (see the module docstring)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+
+    @staticmethod
+    def handles(path: str) -> bool:
+        return path in ("/events", "/api/events") or path.startswith(("/events/", "/api/events/"))
+
+    def handle(self, handler, path: str, query: dict) -> None:
+        if path in ("/events", "/events/") or (path.startswith("/events/") and path[8:].isdigit()):
+            handler._send(200, PAGE, "text/html; charset=utf-8",
+                          extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+            return
+        try:
+            conn = connect_reader(self.folder)
+        except OutputError as e:
+            handler._json(503, {"error": e.message})
+            return
+        try:
+            if path == "/api/events":
+                self._list(handler, conn, query)
+            elif path.startswith("/api/events/") and path[12:].isdigit():
+                row = get_event(conn, int(path[12:]))
+                if row is None:
+                    handler._json(404, {"error": f"no event {path[12:]}"})
+                else:
+                    handler._json(200, event_json(row))
+            elif path.startswith("/events/"):
+                self._media(handler, conn, path[8:])
+            else:
+                handler._send(404, f"404 not found: {path}\n".encode())
+        finally:
+            conn.close()
+
+    def _list(self, handler, conn, query: dict) -> None:
+        def one(key):
+            return (query.get(key) or [""])[0].strip() or None
+
+        try:
+            limit = min(200, max(1, int(one("limit") or 50)))
+            offset = max(0, int(one("offset") or 0))
+            since = until = None
+            if one("day"):
+                day = datetime.strptime(one("day"), "%Y-%m-%d")
+                since, until = day.timestamp(), datetime.fromordinal(day.toordinal() + 1).timestamp()
+        except ValueError:
+            handler._json(400, {"error": "limit and offset are whole numbers, day is YYYY-MM-DD"})
+            return
+        rows, total = query_events(conn, rule=one("rule"), label=one("label"), since=since, until=until,
+                                   limit=limit, offset=offset)
+        nxt = None
+        if offset + len(rows) < total:
+            keep = [f"{k}={v[0]}" for k, v in query.items() if k in ("rule", "label", "day") and v]
+            nxt = "/api/events?" + "&".join(keep + [f"limit={limit}", f"offset={offset + limit}"])
+        handler._json(200, {"events": [event_json(r) for r in rows], "total": total, "limit": limit,
+                            "offset": offset, "next": nxt, **facets(conn)})
+
+    def _media(self, handler, conn, rest: str) -> None:
+        ident, _, name = rest.partition("/")
+        row = get_event(conn, int(ident)) if ident.isdigit() else None
+        column = _FILES.get(name) or ("clip" if name == "clip.mjpg" else None)
+        rel = row and column and (row[column] or (row["snapshot_clean"] if column == "snapshot" else None))
+        path = (self.folder / rel).resolve() if rel else None
+        if path is None or not path.is_relative_to(self.folder.resolve()) or not path.is_file():
+            handler._send(404, f"404 no such file: /events/{rest}\n".encode())
+            return
+        if name == "clip.mjpg":
+            if path.suffix != ".avi":
+                handler._send(404, b"404 this clip plays in a <video>: /clip\n")
+                return
+            self._play(handler, path)
+            return
+        handler._send(200, path.read_bytes(), _TYPES.get(path.suffix, "application/octet-stream"))
+
+    def _play(self, handler, path: Path) -> None:
+        """The AVI's JPEG frames as multipart/x-mixed-replace, at the clip's frame rate, once."""
+        from edgecam.events.avi import read_frames
+        from edgecam.sinks.http_server import BOUNDARY
+
+        fps, frames = read_frames(path)
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+        handler.send_header("Cache-Control", "no-store")
+        handler.end_headers()
+        handler.close_connection = True
+        if handler.command == "HEAD":
+            return
+        interval = 1.0 / max(0.5, min(fps, 60.0))
+        sink = handler.server.sink
+        with open(path, "rb") as f:
+            next_at = time.monotonic()
+            for offset, size in frames:
+                if sink.closing:
+                    return
+                f.seek(offset)
+                jpeg = f.read(size)
+                handler.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {size}\r\n\r\n"
+                                    .encode() + jpeg + b"\r\n")
+                next_at += interval
+                if sink.wait_closed(max(0.0, next_at - time.monotonic())):
+                    return
+        handler.wfile.write(f"--{BOUNDARY}--\r\n".encode())
+
