@@ -205,6 +205,12 @@ class History:
         self.write_errors = 0
         self.bytes_on_disk = 0
         self._error_logged: set[str] = set()
+        self._last_id = 0  # ids are handed out here (one writer), so an event has its id at once
+
+    def new_id(self) -> int:
+        """The id of the next event (never one used before, even by an event retention deleted)."""
+        self._last_id += 1
+        return self._last_id
 
     def disk_bytes(self) -> int:
         """The media's bytes and the database's (with its WAL): what the events take on the disk."""
@@ -222,6 +228,9 @@ class History:
             (self.folder / MEDIA).mkdir(parents=True, exist_ok=True)
             self.conn = connect_writer(self.folder)
             self.repaired = repair(self.conn, self.folder)
+            self._last_id = self.conn.execute(
+                "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
+                "COALESCE((SELECT MAX(id) FROM events), 0))").fetchone()[0]
         except (OSError, sqlite3.Error) as e:
             raise OutputError(f"events: cannot use {self.folder}: {getattr(e, 'strerror', None) or e}; "
                               "check events.dir is a writable folder") from None
@@ -272,13 +281,15 @@ class History:
     # ------------------------------------------------------- jobs (writer thread)
 
     def start_event(self, event) -> None:
-        """Store a new event (it gets its ``id``)."""
+        """Store a new event (given its ``id`` here when it has none)."""
+        if event.id is None:
+            event.id = self.new_id()
+
         def job(conn):
-            cur = conn.execute(
-                "INSERT INTO events (rule, label, region, started, start_frame, peak_score, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'active')",
-                (event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score))
-            event.id = cur.lastrowid
+            conn.execute(
+                "INSERT INTO events (id, rule, label, region, started, start_frame, peak_score, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'active')",
+                (event.id, event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score))
         self.submit(job)
 
     def end_event(self, event, status: str = "ended") -> None:

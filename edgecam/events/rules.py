@@ -49,6 +49,11 @@ class Event:
                 "peak_score": round(self.peak_score, 4)}
 
 
+def event_payload(kind: str, event: Event, host: str) -> dict:
+    """The JSON of an event's start or end (webhook, MQTT ``<prefix>/event``): times in epoch seconds."""
+    return {"type": kind, **event.to_dict(), "host": host}
+
+
 def label_matcher(labels: tuple[str, ...], model_labels) -> dict[int, str]:
     """Class index -> rule label, for the labels of ``labels`` found in ``model_labels``.
 

@@ -19,12 +19,13 @@ have meant live (as ``edgecam collect`` counts ``--every``).
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from pathlib import Path
 
 from edgecam.events import media
 from edgecam.events.history import History, default_dir
-from edgecam.events.rules import Event, RuleSet
+from edgecam.events.rules import Event, RuleSet, event_payload
 from edgecam.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class EventsSink(Sink):
         self._warned_labels = False
         self._closed = False
         self.clips = None  # the ClipRecorder, with clip rules (start)
+        self.webhooks = None  # the Webhooks thread, with webhook rules (start)
+        self.host = socket.gethostname()
         self.clip_format: str | None = None
         self.clip_failures = 0
         #: counters for /metrics: rule -> events started / ended
@@ -80,6 +83,10 @@ class EventsSink(Sink):
             self.clips = ClipRecorder(self.folder, max(r.pre_s + r.for_s for r in clip_rules),
                                       int(self.cfg.pre_roll_mb * 1024 * 1024), self.cfg.jpeg_quality,
                                       self.clip_format, self._clip_done, self._clip_failed)
+        if any(r.webhook for r in self.cfg.rules):
+            from edgecam.events.webhook import Webhooks
+
+            self.webhooks = Webhooks(self.cfg.webhook_timeout_s, self.cfg.webhook_retries, self._webhook_failed)
         logger.info("events: %d rule(s), history in %s%s", len(self.rules), self.folder,
                     f", clips as {self.clip_format}" if self.clips else "")
 
@@ -115,6 +122,8 @@ class EventsSink(Sink):
                 self._started(event)
             else:
                 self._ended(event, "ended")
+            # for the outputs fed after this one (MQTT publishes them on <prefix>/event)
+            result.extra.setdefault("rule_events", []).append(event_payload(kind, event, self.host))
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_EVERY_S
             self.history.retention()
@@ -123,8 +132,10 @@ class EventsSink(Sink):
         self.started[event.rule] += 1
         logger.info("event: %s started (%s %.2f%s)", event.rule, event.label, event.peak_score,
                     f", region {event.region}" if event.region else "")
-        self.history.start_event(event)
+        self.history.start_event(event)  # the event has its id now
         rule = self.rules[event.rule]
+        if rule.webhook and self.webhooks is not None:
+            self.webhooks.post(rule.webhook, rule.name, event_payload("start", event, self.host))
         if rule.snapshot or rule.collect:
             self._waiting.append(event)
         if rule.clip and self.clips is not None:
@@ -135,7 +146,10 @@ class EventsSink(Sink):
         logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
                     (event.end or event.start) - event.start, event.peak_score)
         self.history.end_event(event, status)
-        if self.rules[event.rule].clip and self.clips is not None:
+        rule = self.rules[event.rule]
+        if rule.webhook and self.webhooks is not None:
+            self.webhooks.post(rule.webhook, rule.name, event_payload("end", event, self.host))
+        if rule.clip and self.clips is not None:
             self.clips.end(event)
 
     def on_frame(self, frame, annotated, result) -> None:
@@ -204,6 +218,9 @@ class EventsSink(Sink):
                      [("", self.clips.ring.bytes)])]
         return out
 
+    def _webhook_failed(self, rule: str) -> None:
+        self.webhook_failures[rule] += 1
+
     def _clip_done(self, clip) -> None:
         """(clips thread) A clip's ``.part`` is whole: named and stored by the writer thread."""
         def job(conn):
@@ -232,4 +249,6 @@ class EventsSink(Sink):
             self._ended(event, "interrupted")  # the run stopped during it: its end is not known
         if self.clips is not None:
             self.clips.close()  # the clips end with the frames they have
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.history.close()

@@ -30,12 +30,13 @@ __all__ = ["Sink", "FanOut", "SinkContext", "REGISTRY", "build_sinks"]
 #: name -> (wanted(cfg, ctx), "module:Class"). The module is imported only
 #: when the output is wanted (paho, the HTTP server: memory a Pi keeps).
 REGISTRY: dict[str, tuple[Callable, str]] = {
+    # events first: the outputs after it see its starts and ends in result.extra["rule_events"] (MQTT)
+    "events": (lambda cfg, ctx: bool(cfg.events.rules), "edgecam.events.sink:EventsSink"),
     "window": (lambda cfg, ctx: ctx.display, "edgecam.sinks.display:WindowSink"),
     "log": (lambda cfg, ctx: bool(cfg.log.path), "edgecam.sinks.jsonlog:JsonLogSink"),
     "record": (lambda cfg, ctx: bool(cfg.record.path), "edgecam.sinks.record:RecordSink"),
     "http": (lambda cfg, ctx: cfg.http.enabled, "edgecam.sinks.http:HttpSink"),
     "mqtt": (lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.sinks.mqtt:MqttSink"),
-    "events": (lambda cfg, ctx: bool(cfg.events.rules), "edgecam.events.sink:EventsSink"),
 }
 
 

@@ -40,10 +40,8 @@ def _import_paho():
     try:
         import paho.mqtt.client as mqtt
     except ImportError:
-        raise EdgecamError(
-            "mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
-            exit_code=EXIT_CONFIG,
-        ) from None
+        raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
+                           exit_code=EXIT_CONFIG) from None
     return mqtt
 
 
@@ -59,6 +57,7 @@ class MqttSink(Sink):
         stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
         hostname: names the default topic prefix and client id (default: this host).
         regions: :class:`edgecam.sinks.base.RegionInfo` per region: a state topic and HA sensor each.
+        event_rules: rules with ``mqtt: true``: their events (``result.extra["rule_events"]``) go out too.
 
     After bad credentials the sink stops retrying and sets :attr:`fatal_error`
     to a :class:`NetworkError` (exit code 5); the pipeline may stop on it.
@@ -67,7 +66,7 @@ class MqttSink(Sink):
     name = "mqtt"
 
     def __init__(self, cfg: MqttConfig, model_name: str, top_k: int = 3, stats: Stats | None = None,
-                 hostname: str | None = None, threshold: float = 0.0, regions: tuple = ()):
+                 hostname: str | None = None, threshold: float = 0.0, regions: tuple = (), event_rules: tuple = ()):
         self.cfg = cfg
         self.model_name = model_name
         self.top_k = top_k
@@ -80,7 +79,7 @@ class MqttSink(Sink):
         self.prefix = messages.check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
         self.discovery_prefix = messages.check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
         self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
-        self.regions = tuple(regions)
+        self.regions, self.event_rules = tuple(regions), tuple(event_rules)
         self._region_states: dict[str, dict] = {}  # newest state per region, re-sent after a reconnect
         self.broker = f"{cfg.host}:{cfg.port}"
         self.wants_frames = cfg.snapshot
@@ -115,8 +114,9 @@ class MqttSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> MqttSink:
+        rules = tuple(r.name for r in cfg.events.rules if r.mqtt)
         return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
-                   threshold=cfg.model.threshold, regions=ctx.regions)
+                   threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules)
 
     # ------------------------------------------------------------------ setup
 
@@ -181,6 +181,8 @@ class MqttSink(Sink):
         if not self._accepting():
             return
         self._latest_result = result
+        for item in messages.rule_event_items(self, result):  # <prefix>/event and the rule's trigger topic
+            self._enqueue(*item)
         if self.cfg.publish != "every":
             return
         now = time.monotonic()
@@ -252,9 +254,8 @@ class MqttSink(Sink):
                     has_work = self._need_birth or bool(self._queue)
                     if has_work and self._connected and len(self._outstanding) < WINDOW:
                         break
-                    if self._closing and (
-                        not has_work or not self._connected or time.monotonic() > self._flush_deadline
-                    ):
+                    if self._closing and (not has_work or not self._connected
+                                          or time.monotonic() > self._flush_deadline):
                         return
                     # on_connect, on_publish, _enqueue and close() all notify.
                     self._cond.wait(0.5)
@@ -278,8 +279,7 @@ class MqttSink(Sink):
         """What to send right after each connect (called with the lock held)."""
         items = [("raw", (self.topics["availability"], ONLINE, True))]
         if self.cfg.discovery:
-            for topic, conf in self.discovery_configs().items():
-                items.append(("raw", (topic, json.dumps(conf), True)))
+            items += [("raw", (topic, json.dumps(conf), True)) for topic, conf in self.discovery_configs().items()]
         if self._last_state is not None and self._state_items == 0:
             # The broker may have restarted without its retained messages.
             items.append(("state", self._last_state))

@@ -13,6 +13,11 @@ Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
   (``snapshot: true``; retained when ``retain``).
 * ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
   Assistant discovery configs for a "Label" and a "Score" sensor.
+* With event rules that have ``mqtt: true``: ``<prefix>/event``, JSON
+  ``{"type": "start"|"end", "id", "rule", "label", "region", "start", "end",
+  "peak_score", "host"}`` (never retained), and ``<prefix>/event/<rule>``:
+  ``start`` or ``end``, which the Home Assistant device triggers of each
+  rule listen to (:func:`trigger_configs`).
 * With regions: ``<prefix>/region/<name>/state``: JSON ``{"region", "label",
   "score", "previous", "frame", "timestamp"}`` at each change of that
   region's state (retained when ``retain``), and per region a discovery config
@@ -190,10 +195,45 @@ def snapshot_jpeg(picture) -> bytes | None:
 def discovery_for(sink) -> dict[str, dict]:
     """The discovery configs an :class:`edgecam.sinks.mqtt.MqttSink` publishes (its topics, regions, names)."""
     if sink.regions:
-        return region_discovery_configs(sink.topics, sink.prefix, sink.discovery_prefix, sink.node_id, sink.hostname,
-                                        sink.model_name, sink.cfg.qos, sink.regions)
-    return discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
-                             sink.cfg.qos)
+        out = region_discovery_configs(sink.topics, sink.prefix, sink.discovery_prefix, sink.node_id, sink.hostname,
+                                       sink.model_name, sink.cfg.qos, sink.regions)
+    else:
+        out = discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
+                                sink.cfg.qos)
+    if sink.event_rules:
+        device = next(iter(out.values()))["device"]
+        out.update(trigger_configs(sink.prefix, sink.discovery_prefix, sink.node_id, device, sink.cfg.qos,
+                                   sink.event_rules))
+    return out
+
+
+def event_topic(prefix: str, rule: str | None = None) -> str:
+    """``<prefix>/event`` (every event as JSON), ``<prefix>/event/<rule>`` (``start`` / ``end``: the triggers')."""
+    return f"{prefix}/event" if rule is None else f"{prefix}/event/{rule}"
+
+
+def trigger_configs(prefix: str, discovery_prefix: str, node_id: str, device: dict, qos: int,
+                    rules) -> dict[str, dict]:
+    """Home Assistant device triggers, two per rule: its event started, its event ended.
+
+    ``<discovery_prefix>/device_automation/<node_id>/<rule>_<start|end>/config``: a trigger fires on a
+    message ``start`` (``end``) on ``<prefix>/event/<rule>``; type ``event_start`` / ``event_end``,
+    subtype the rule's name (unique per device, as Home Assistant asks).
+    """
+    out = {}
+    for rule in rules:
+        for kind in ("start", "end"):
+            out[f"{discovery_prefix}/device_automation/{node_id}/{rule}_{kind}/config"] = {
+                "automation_type": "trigger", "topic": event_topic(prefix, rule), "payload": kind,
+                "type": f"event_{kind}", "subtype": rule, "qos": qos, "device": device,
+            }
+    return out
+
+
+def rule_event_items(sink, result) -> list[tuple[str, dict]]:
+    """The queue items for the rule events in ``result`` (put there by the events output) that go to MQTT."""
+    return [(kind, e) for e in result.extra.get("rule_events", ()) if e["rule"] in sink.event_rules
+            for kind in ("event", "trigger")]
 
 
 def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
@@ -205,6 +245,10 @@ def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
         return sink.topics["state"], json.dumps(data), retain
     if kind == "region":
         return region_topic(sink.prefix, data["region"]), json.dumps(data), retain
+    if kind == "event":  # events are moments, not states: never retained
+        return event_topic(sink.prefix), json.dumps(data), False
+    if kind == "trigger":
+        return event_topic(sink.prefix, data["rule"]), data["type"], False
     if kind == "snapshot":
         jpeg = snapshot_jpeg(data)
         return (sink.topics["snapshot"], jpeg, retain) if jpeg is not None else None
