@@ -121,9 +121,9 @@ def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, t
             if not (folder / "events.db").exists():
                 return None
             rows = events_json(folder, model_env)
-            return rows if rows and rows[0]["snapshot"] else None
+            return rows if rows and rows[0]["snapshot"] and list(folder.rglob("*.part")) else None
 
-        rows = app.wait_until(stored, "the crab event and its snapshot in the history", timeout=60)
+        rows = app.wait_until(stored, "the crab event, its snapshot, and its clip being written", timeout=60)
         assert rows[0]["status"] == "active" and rows[0]["end"] is None
         app.send(signal.SIGKILL)
         app.wait()
@@ -135,7 +135,9 @@ def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, t
     with Edgecam(run_args(cfg, "--source", str(short)), model_env, tmp_path, name="again") as app:
         assert app.wait() == 0
         assert "repaired the history after an unclean stop: 1 event(s) in progress marked interrupted" in app.stderr()
-        assert "1 file(s) no event knew deleted" in app.stderr()
+        # the stray snapshot, and the clip that was being written (a .part): what the cut loses
+        assert "2 file(s) no event knew deleted" in app.stderr()
     rows = events_json(folder, model_env)
     assert [(r["id"], r["status"]) for r in rows] == [(rows[0]["id"], "interrupted")]
     assert not stray.exists() and Path(rows[0]["snapshot"]).is_file()  # what was whole before the cut stays
+    assert rows[0]["clip"] is None and not list(folder.rglob("*.part"))
