@@ -4,7 +4,7 @@
 rejects everything ``run`` would reject with exit 2 (restarting won't help):
 an unknown model name, a model or labels file that is missing or is not one,
 an empty or unreadable token or password file, a CA file TLS cannot load, MQTT
-without paho-mqtt, a video codec this OpenCV cannot write. Each check calls
+without paho-mqtt, a video codec this OpenCV cannot write (a recording's, a clip's). Each check calls
 the very function ``run`` uses, so the two cannot drift apart.
 
 What may heal by itself is left to ``run`` (a busy camera, a log folder not
@@ -82,7 +82,14 @@ def _record(cfg) -> None:
         check_codec(cfg.record)
 
 
-CHECKS = (_model, _http, _mqtt, _record)
+def _events(cfg) -> None:
+    if any(r.clip for r in cfg.events.rules):
+        from edgecam.events.clips import choose_format
+
+        choose_format(cfg.events.clip_format)
+
+
+CHECKS = (_model, _http, _mqtt, _record, _events)
 
 
 def check(cfg) -> None:

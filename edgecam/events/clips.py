@@ -48,25 +48,31 @@ _FOURCC = {"mp4": "avc1", "webm": "VP80"}
 _counter = itertools.count(1)
 
 
-def h264_available() -> bool:
-    """Whether OpenCV's FFmpeg can write H.264 MP4 here (pip's OpenCV wheels cannot: no encoder)."""
+def can_write(fmt: str) -> bool:
+    """Whether OpenCV's FFmpeg can write ``mp4`` (H.264) or ``webm`` (VP8) here (pip's wheels: no H.264)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as d:
-        w = cv2.VideoWriter(str(Path(d) / "probe.mp4"), cv2.VideoWriter_fourcc(*"avc1"), 10, (64, 64))
+    from edgecam.native_stderr import captured
+
+    with tempfile.TemporaryDirectory() as d, captured("opencv"):  # FFmpeg's reasons: the debug log
+        w = cv2.VideoWriter(str(Path(d) / f"probe.{fmt}"), cv2.VideoWriter_fourcc(*_FOURCC[fmt]), 10, (64, 64))
         ok = w.isOpened()
         w.release()
     return ok
 
 
 def choose_format(fmt: str) -> str:
-    """The clip format for ``events.clip_format``: ``auto`` -> mp4 where H.264 can be written, else avi."""
-    if fmt != "auto":
-        return fmt
-    from edgecam.native_stderr import captured
+    """The clip format for ``events.clip_format``: ``auto`` -> mp4 where H.264 can be written, else avi.
 
-    with captured("opencv"):  # FFmpeg says why it has no encoder: the debug log, not the terminal
-        return "mp4" if h264_available() else "avi"
+    A format asked for that this OpenCV cannot write is bad input (a ConfigError, exit 2)."""
+    if fmt == "auto":
+        return "mp4" if can_write("mp4") else "avi"
+    if fmt != "avi" and not can_write(fmt):
+        from edgecam.errors import ConfigError
+
+        raise ConfigError(f"events.clip_format: {fmt!r}, but this OpenCV cannot write it (no "
+                          f"{'H.264' if fmt == 'mp4' else 'VP8'} encoder); use auto or avi")
+    return fmt
 
 
 class PreRoll:

@@ -74,12 +74,13 @@ class EventsSink(Sink):
         return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats)
 
     def start(self) -> None:
-        self.history.open()
         clip_rules = [r for r in self.cfg.rules if r.clip]
         if clip_rules:
             from edgecam.events.clips import ClipRecorder, choose_format
 
-            self.clip_format = choose_format(self.cfg.clip_format)
+            self.clip_format = choose_format(self.cfg.clip_format)  # bad input before anything is opened
+        self.history.open()
+        if clip_rules:
             self.clips = ClipRecorder(self.folder, max(r.pre_s + r.for_s for r in clip_rules),
                                       int(self.cfg.pre_roll_mb * 1024 * 1024), self.cfg.jpeg_quality,
                                       self.clip_format, self._clip_done, self._clip_failed)

@@ -7,6 +7,7 @@ import time
 
 import cv2
 import numpy as np
+import pytest
 
 from edgecam.events.avi import MjpegAviWriter, read_frames
 from edgecam.events.clips import PreRoll
@@ -83,3 +84,18 @@ def test_a_full_disk_during_a_clip_loses_that_clip_only(half_mb_disk, caplog):
     assert len(read_frames(half_mb_disk / second["clip"])[1]) == 3
     assert sorted(p.name for p in (half_mb_disk / "media").rglob("*") if p.is_file()) == \
         [second["clip"].rsplit("/", 1)[1]]  # no .part left behind
+
+
+def test_a_clip_format_this_opencv_cannot_write_is_refused_at_start(tmp_path):
+    from edgecam.errors import ConfigError
+    from edgecam.events.clips import can_write, choose_format
+
+    assert choose_format("avi") == "avi"
+    assert choose_format("auto") == ("mp4" if can_write("mp4") else "avi")
+    if can_write("mp4"):
+        return  # an OpenCV with H.264 (a system one): nothing to refuse here
+    rule = EventRuleConfig(name="ibex", label="ibex", clip=True)
+    sink = EventsSink(EventsConfig(rules=[rule], clip_format="mp4"), tmp_path / "ev")
+    with pytest.raises(ConfigError, match="events.clip_format: 'mp4', but this OpenCV cannot write it"):
+        sink.start()
+    assert sink.history.conn is None  # refused before the history was opened
