@@ -141,8 +141,8 @@ class App:
         self.pipeline = None
         self.plan = None
         self.source_note: str | None = None
-        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps, regions=region_info) \
-            + list(extra_sinks or [])
+        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps, regions=region_info,
+                            labels=() if cfg.regions else tuple(self.classifier.labels)) + list(extra_sinks or [])
         if not sinks and changes_to is not None:
             from edgecam.sinks.stdout import LabelChangesSink
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from edgecam.events import media
 from edgecam.events.history import History, default_dir
 from edgecam.events.rules import Event, RuleSet, event_payload
+from edgecam.result import UNKNOWN
 from edgecam.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
@@ -39,9 +40,11 @@ class EventsSink(Sink):
     name = "events"
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time, stats=None):
+                 clock=time.time, stats=None, labels: tuple = ()):
         self.cfg = cfg  # the events section
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
+        self.states = {r.name: set(r.labels) for r in regions}  # and the states it can take
+        self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
         self.folder = Path(folder)
         self.examples_dir = Path(examples_dir) if examples_dir else None
         self.rules = {r.name: r for r in cfg.rules}
@@ -71,9 +74,33 @@ class EventsSink(Sink):
     def from_config(cls, cfg, ctx) -> EventsSink:
         from edgecam.sinks.http import examples_dir
 
-        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats)
+        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels)
+
+    def check_labels(self) -> None:
+        """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
+        from edgecam.errors import ConfigError
+        from edgecam.events.rules import label_matcher
+
+        problems = []
+        for i, tracker in enumerate(self.ruleset.trackers):
+            rule = tracker.cfg
+            if rule.region is not None and self.states.get(rule.region):
+                known = self.states[rule.region] | {UNKNOWN}
+                missing = [x for x in tracker.labels if x not in known]
+                of = f"region {rule.region}'s states ({', '.join(sorted(self.states[rule.region]))}, unknown)"
+            elif rule.region is None and self.model_labels:
+                found = set(label_matcher(tracker.labels, self.model_labels).values())
+                missing = [x for x in tracker.labels if x not in found]
+                of = "the model's labels (edgecam models list; the labels file)"
+            else:
+                continue
+            for label in missing:
+                problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never start an event")
+        if problems:
+            raise ConfigError(problems)
 
     def start(self) -> None:
+        self.check_labels()
         clip_rules = [r for r in self.cfg.rules if r.clip]
         if clip_rules:
             from edgecam.events.clips import ClipRecorder, choose_format

@@ -40,9 +40,11 @@ REGISTRY: dict[str, tuple[Callable, str]] = {
 }
 
 
-def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = ()) -> list[Sink]:
+def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
+                labels: tuple = ()) -> list[Sink]:
     """The outputs ``cfg`` asks for (see :data:`REGISTRY`), built but not started."""
-    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions)
+    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
+                      labels=labels)
     sinks = []
     for wanted, target in REGISTRY.values():
         if wanted(cfg, ctx):

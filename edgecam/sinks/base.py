@@ -34,13 +34,15 @@ class SinkContext:
     """What a sink may need besides the config: the run's live counters, how
     to stop the run, whether a window can open, the source's frame rate (None
     until it is open: see :meth:`Sink.source_opened`), the regions (none: the
-    whole picture is classified)."""
+    whole picture is classified), the classes of the whole picture's model
+    (empty with regions, or when not known)."""
 
     stats: object
     on_quit: Callable[[], None]
     display: bool
     source_fps: float | None
     regions: tuple[RegionInfo, ...] = ()
+    labels: tuple[str, ...] = ()
 
 
 class Sink:

@@ -322,7 +322,7 @@ PAGE = b"""<!doctype html>
   .region button { margin: 3px 4px 0 0; padding: 6px 10px; font-size: 1em; }
 </style></head>
 <body><main>
-<h1>edgecam</h1>
+<h1>edgecam <a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
 <img id="view" alt="live picture">
 <ol id="labels"></ol>
 <div id="regions"></div>
@@ -374,6 +374,9 @@ async function regions() {
   }
 }
 regions();
+// With event rules: a link to their page (/events answers only then).
+fetch(url("api/events", "limit=1"), {cache: "no-store"}).then(r => { if (r.ok) {
+  const a = document.getElementById("events-link"); a.href = url("events"); a.hidden = false; } });
 async function poll() {
   try {
     const r = await fetch(url("api/latest"), {cache: "no-store"});

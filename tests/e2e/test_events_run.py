@@ -141,3 +141,15 @@ def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, t
     assert [(r["id"], r["status"]) for r in rows] == [(rows[0]["id"], "interrupted")]
     assert not stray.exists() and Path(rows[0]["snapshot"]).is_file()  # what was whole before the cut stays
     assert rows[0]["clip"] is None and not list(folder.rglob("*.part"))
+
+
+def test_a_rule_naming_a_label_the_model_never_gives_is_refused_at_start(photos, model_env, tmp_path):
+    video = tmp_path / "t.mp4"
+    write_timeline(photos, video, [(HOME, 3)], fps=FPS)
+    cfg = write_config(tmp_path / "cfg.yaml", {"events": {"dir": str(tmp_path / "ev"), "rules": [
+        {"name": "crab", "label": "fiddler crab"}, {"name": "pet", "labels": ["unicorn", "tabby"]}]}})
+    with Edgecam(run_args(cfg, "--source", str(video)), model_env, tmp_path) as app:
+        assert app.wait() == 2
+    err = app.stderr()
+    assert "events.rules[1]: 'unicorn' is not one of the model's labels" in err and "Traceback" not in err
+    assert "'tabby'" not in err and "rules[0]" not in err  # a label's first name is enough

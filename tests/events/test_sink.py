@@ -49,3 +49,17 @@ def test_a_region_event_saves_snapshots_and_the_crop_as_an_example(tmp_path):
     crop = cv2.imread(str(examples[0]))
     assert crop.shape == (100, 150, 3) and (crop == (0, 0, 255)).all()  # the region's crop, losslessly
     assert sink.started == {"door_open": 1} and sink.ended == {"door_open": 1}
+
+
+def test_a_rule_naming_a_state_its_region_never_takes_is_refused_at_start(tmp_path):
+    import pytest
+
+    from edgecam.errors import ConfigError
+
+    rules = [EventRuleConfig(name="a", labels=["open", "unknown"], region="door"),
+             EventRuleConfig(name="b", label="ajar", region="door")]
+    sink = EventsSink(EventsConfig(rules=rules), tmp_path / "ev", regions=(RegionInfo("door", BOX, ("open", "shut")),))
+    with pytest.raises(ConfigError) as err:
+        sink.start()
+    assert err.value.problems == ["events.rules[1]: 'ajar' is not one of region door's states (open, shut, unknown); "
+                                  "it could never start an event"]
