@@ -192,12 +192,16 @@ class JsonLogSink(Sink):
         if changes:
             obj["region_events"] = [{"region": e["region"], "label": e["label"], "previous": e["previous"]}
                                     for e in changes]
+        rule_events = result.extra.get("rule_events")  # put there by the events output (edgecam.events)
+        if rule_events:
+            obj["rule_events"] = [{k: e[k] for k in ("type", "id", "rule", "label", "region")} for e in rule_events]
         return obj
 
     def on_result(self, result) -> None:
         # The pipeline puts the label-change event a result caused in its extra (regions: their events).
         event = result.extra.get("event")
-        if self.mode == "changes" and event is None and not result.extra.get("region_events"):
+        if self.mode == "changes" and event is None and not result.extra.get("region_events") \
+                and not result.extra.get("rule_events"):
             return
         self._write(json.dumps(self.record(result, event), ensure_ascii=False) + "\n")
 

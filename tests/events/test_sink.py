@@ -63,3 +63,28 @@ def test_a_rule_naming_a_state_its_region_never_takes_is_refused_at_start(tmp_pa
         sink.start()
     assert err.value.problems == ["events.rules[1]: 'ajar' is not one of region door's states (open, shut, unknown); "
                                   "it could never start an event"]
+
+
+def test_the_log_fed_after_the_events_output_carries_their_starts_and_ends(tmp_path):
+    import json
+
+    from edgecam.config import Config, LogConfig
+    from edgecam.sinks import FanOut, build_sinks
+
+    cfg = Config(log=LogConfig(path=str(tmp_path / "log.jsonl"), mode="changes"))
+    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(name="ibex", label="ibex",
+                                                                               cooldown_s=0, snapshot=False)])
+    sinks = build_sinks(cfg, None, lambda: None, False, 10.0)
+    assert [s.name for s in sinks] == ["events", "log"]  # the events output is fed first
+    fan = FanOut(sinks)
+    fan.start()
+    labels = ("background", "ibex")
+    now = time.time()
+    for i, seen in enumerate([False, True, True, False]):
+        scores = np.array([0.1, 0.9] if seen else [0.9, 0.1], np.float32)
+        fan.on_result(Classification(scores, labels, frame_index=i, wall_time=now + i))
+    fan.close()
+    lines = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [(line["frame"], line["rule_events"]) for line in lines] == [
+        (1, [{"type": "start", "id": 1, "rule": "ibex", "label": "ibex", "region": None}]),
+        (3, [{"type": "end", "id": 1, "rule": "ibex", "label": "ibex", "region": None}])]
