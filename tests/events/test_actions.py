@@ -115,13 +115,11 @@ def test_webhooks_post_each_start_and_end_and_never_hold_up_the_pipeline(tmp_pat
     sink = EventsSink(EventsConfig(rules=rules, webhook_timeout_s=0.5, webhook_retries=2), tmp_path / "ev")
     sink.start()
     try:
-        took = []
         for r in results(["ibex", "background", "tabby", "background"]):
-            t0 = time.perf_counter()
             sink.on_result(r)
             sink.on_frame(Frame(np.zeros((8, 8, 3), np.uint8), r.frame_index, 0.0, r.wall_time), None, None)
-            took.append(time.perf_counter() - t0)
-        assert max(took) < 0.25  # queued, not sent: far below one timeout (a bound, not a speed figure)
+        # the slow server records a POST 1.5 s after it came: the results went by without waiting for it
+        assert slow.got == []
         wait_until(lambda: len(ok.got) == 2, "the two POSTs of the answering server")
         assert [(g["json"]["type"], g["json"]["rule"]) for g in ok.got] == [("start", "ok"), ("end", "ok")]
         assert ok.got[0]["type"] == "application/json" and ok.got[0]["json"]["id"] == 1
