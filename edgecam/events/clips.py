@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 _FOURCC = {"mp4": "avc1", "webm": "VP80"}
 _counter = itertools.count(1)
+#: Times closer than this are the same time (epoch seconds as floats: ~2e-7 s apart at best).
+EPS_S = 0.0005
 
 
 def can_write(fmt: str) -> bool:
@@ -90,7 +92,8 @@ class PreRoll:
             self.bytes -= len(self.frames.popleft()[1])
 
     def since(self, t: float) -> list[tuple[float, bytes]]:
-        return [(ft, j) for ft, j in self.frames if ft >= t]
+        """The frames from ``t`` on (a frame at ``t`` itself included, whatever the float rounding)."""
+        return [(ft, j) for ft, j in self.frames if ft >= t - EPS_S]
 
 
 class Clip:
@@ -101,7 +104,8 @@ class Clip:
         self.until: float | None = None  # set when the event ends: end + post_s
         self.last_t: float | None = None
         self.first_t: float | None = None
-        self.tmp = Path(folder) / media.MEDIA / f".clip-{next(_counter)}-{event.rule}.{fmt}.part"
+        # hidden, and ending in its format's extension: FFmpeg picks the container from it
+        self.tmp = Path(folder) / media.MEDIA / f".clip-{next(_counter)}-{event.rule}.part.{fmt}"
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self._file = None
         self._writer = None
@@ -135,7 +139,7 @@ class Clip:
     rule_fps = 30.0  # mp4/webm need it before the first frame; the source's rate (ClipRecorder sets it)
 
     def done(self, t: float) -> bool:
-        if self.until is not None and t >= self.until:
+        if self.until is not None and t >= self.until - EPS_S:  # a frame at end + post_s itself is after it
             return True
         return self.first_t is not None and t - self.first_t >= self.rule.max_clip_s
 
@@ -271,6 +275,8 @@ class ClipRecorder:
             clip.rule_fps = self.fps
             self.clips.append(clip)
             for t, jpeg in self.ring.since(event.start - rule.pre_s):
+                if clip not in self.clips:  # it failed (a full disk)
+                    break
                 self._write(clip, t, jpeg)
         else:
             for clip in self.clips:
@@ -290,7 +296,8 @@ class ClipRecorder:
         try:
             clip.add(t, jpeg)
         except OSError as e:
-            self.clips.remove(clip)
+            if clip in self.clips:
+                self.clips.remove(clip)
             clip.abort()
             self.failed(clip, e)
 

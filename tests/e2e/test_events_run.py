@@ -121,7 +121,7 @@ def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, t
             if not (folder / "events.db").exists():
                 return None
             rows = events_json(folder, model_env)
-            return rows if rows and rows[0]["snapshot"] and list(folder.rglob("*.part")) else None
+            return rows if rows and rows[0]["snapshot"] and list(folder.rglob("*.part*")) else None
 
         rows = app.wait_until(stored, "the crab event, its snapshot, and its clip being written", timeout=60)
         assert rows[0]["status"] == "active" and rows[0]["end"] is None
@@ -140,7 +140,7 @@ def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, t
     rows = events_json(folder, model_env)
     assert [(r["id"], r["status"]) for r in rows] == [(rows[0]["id"], "interrupted")]
     assert not stray.exists() and Path(rows[0]["snapshot"]).is_file()  # what was whole before the cut stays
-    assert rows[0]["clip"] is None and not list(folder.rglob("*.part"))
+    assert rows[0]["clip"] is None and not list(folder.rglob("*.part*"))
 
 
 def test_a_rule_naming_a_label_the_model_never_gives_is_refused_at_start(photos, model_env, tmp_path):
@@ -153,3 +153,18 @@ def test_a_rule_naming_a_label_the_model_never_gives_is_refused_at_start(photos,
     err = app.stderr()
     assert "events.rules[1]: 'unicorn' is not one of the model's labels" in err and "Traceback" not in err
     assert "'tabby'" not in err and "rules[0]" not in err  # a label's first name is enough
+
+
+def test_check_config_refuses_a_clip_format_opencv_cannot_write(model_env, tmp_path):
+    from edgecam.events.clips import can_write
+
+    if can_write("mp4"):
+        pytest.skip("this OpenCV writes H.264: nothing to refuse")
+    cfg = write_config(tmp_path / "cfg.yaml", {"events": {"clip_format": "mp4", "rules": [
+        {"name": "crab", "label": "fiddler crab", "clip": True}]}})
+    proc = run_cli(["check-config", str(cfg)], env=model_env)
+    assert proc.returncode == 2 and "events.clip_format: 'mp4', but this OpenCV cannot write it" in proc.stderr
+    cfg = write_config(tmp_path / "ok.yaml", {"events": {"rules": [{"name": "crab", "label": "fiddler crab",
+                                                                     "clip": True}]}})
+    proc = run_cli(["check-config", str(cfg)], env=model_env)
+    assert proc.returncode == 0, proc.stderr

@@ -195,3 +195,40 @@ def test_metrics_count_events_per_rule_and_the_bytes_on_disk(tmp_path):
     assert m["edgecam_events_bytes"] == on_disk  # media, database and its WAL
     assert m["edgecam_events_retention_deleted_total"] == 0 and m["edgecam_events_write_errors_total"] == 0
     assert m["edgecam_events_preroll_bytes"] > 0 and m["edgecam_events_clips_lost_total"] == 0
+
+
+@browser
+def test_a_webm_clip_plays_in_a_video_element(tmp_path):
+    from edgecam.events.clips import can_write
+    from tests.cdp import Browser
+
+    if not can_write("webm"):
+        pytest.skip("this OpenCV cannot write WebM (VP8)")
+    folder = tmp_path / "ev"
+    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.2, post_s=0.2)
+    sink = EventsSink(EventsConfig(rules=[rule], clip_format="webm"), folder)
+    sink.start()
+    sink.source_opened(type("File", (), {"live": False, "realtime": False, "fps": 10.0})())
+    now = time.time()
+    for i, label in enumerate(["background"] * 3 + ["ibex"] * 6 + ["background"] * 4):
+        scores = np.array([0.9 if label == name else 0.05 for name in LABELS], np.float32)
+        sink.on_result(Classification(scores, LABELS, frame_index=i, wall_time=now + i / 10))
+        image = np.full((240, 320, 3), COLOURS[label], np.uint8)
+        sink.on_frame(Frame(image, i, i / 10, now + i / 10), image, None)
+    sink.close()
+    http = HttpSink(HttpConfig(port=0), Stats(), events_dir=folder)
+    http.start()
+    try:
+        status, ev = get_json(http, "/api/events/1")
+        assert ev["clip_type"] == "video/webm" and ev["clip_stream"] is None
+        cap = cv2.VideoCapture(str(folder / (connect := __import__("edgecam.events.history", fromlist=["x"]))
+                                   .get_event(connect.connect_reader(folder), 1)["clip"]))
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        assert n == 2 + 6 + 2  # pre_s 0.2 s, the event, post_s 0.2 s at 10 fps
+        with Browser(CHROMIUM, tmp_path, f"http://127.0.0.1:{http.port}/events/1") as page:
+            page.wait_for("document.querySelector('video#clip') && document.querySelector('video#clip').videoWidth"
+                          " == 320 && document.querySelector('video#clip').readyState >= 2", "the WebM clip decoded")
+    finally:
+        http.close()
