@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e import Edgecam, run_args, write_config
+from tests.e2e import Edgecam, http_get, run_args, write_config
 from tests.scenes import letterbox, write_timeline
 
 HOME, CRAB, SHOE = "n03776460_mobile_home.JPEG", "n01980166_fiddler_crab.JPEG", "n04120489_running_shoe.JPEG"
@@ -168,3 +168,48 @@ def test_check_config_refuses_a_clip_format_opencv_cannot_write(model_env, tmp_p
                                                                      "clip": True}]}})
     proc = run_cli(["check-config", str(cfg)], env=model_env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_live_run_serves_its_events_and_publishes_them(photos, model_env, broker, tmp_path):
+    """A camera-paced run with HTTP and MQTT: the event on /api/events while it goes on, then ended, with its
+    MQTT messages and Home Assistant triggers; /metrics counts it."""
+    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
+    from tests.e2e import free_port, parse_metrics
+    from tests.mosquitto import Subscriber
+
+    video = tmp_path / "live.mp4"
+    write_timeline(photos, video, [(HOME, 10), (CRAB, 40), (HOME, 30)], fps=FPS)
+    port = free_port()
+    cfg = write_config(tmp_path / "cfg.yaml", {
+        "source": {"type": "opencv", "uri": str(video), "realtime": True},
+        "http": {"enabled": True, "port": port},
+        "mqtt": {"enabled": True, "host": broker.host, "port": broker.port, "client_id": "cam", "topic_prefix": "cam"},
+        "events": {"dir": str(tmp_path / "events"), "rules": [dict(RULES[0], mqtt=True)]}})
+    sub = Subscriber(broker, ("cam/event/#", "cam/event", "homeassistant/device_automation/#"))
+    try:
+        with Edgecam(run_args(cfg), model_env, tmp_path) as app:
+            app.wait_http(port)
+            base = f"http://127.0.0.1:{port}"
+
+            def listed(status=None):
+                code, _, body = http_get(base + "/api/events")
+                events = json.loads(body)["events"] if code == 200 else []
+                return events if events and (status is None or events[0]["status"] == status) else None
+
+            going = app.wait_until(lambda: listed("active"), "the event on /api/events while it goes on")
+            assert going[0]["rule"] == "crab" and going[0]["end"] is None
+            assert sub.wait("cam/event/crab") == [b"start"]
+            ended = app.wait_until(lambda: listed("ended"), "the event ended", timeout=30)
+            # camera-paced (latest policy): a frame may go unclassified on a loaded machine
+            assert abs(ended[0]["start_frame"] - 10) <= 1 and abs(ended[0]["end_frame"] - 50) <= 1, ended[0]
+            assert sub.wait("cam/event/crab", 2) == [b"start", b"end"]
+            m = app.wait_until(lambda: (lambda m: m if m.get('edgecam_events_ended_total{rule="crab"}') else None)(
+                parse_metrics(http_get(base + "/metrics")[2].decode())), "the metrics of the ended event")
+            assert m['edgecam_events_started_total{rule="crab"}'] == 1 and m["edgecam_events_bytes"] > 0
+            code, headers, body = http_get(base + ended[0]["thumb"])
+            assert code == 200 and headers["Content-Type"] == "image/jpeg"
+            assert app.wait() == 0
+        assert sub.wait("homeassistant/device_automation/cam/crab_start/config")
+        assert [e["type"] for e in sub.json("cam/event")] == ["start", "end"]
+    finally:
+        sub.close()
