@@ -106,8 +106,18 @@ def choose(cfg, *, camera: bool = True, root: Path = Path("/")) -> Choice:
 
     ``camera``: the pictures come from a Pi camera (the AI Camera can only
     classify what its own sensor sees). Raises ConfigError (exit 2) for a
-    model that cannot run on the backend asked for.
+    model that cannot run on the backend asked for, or for the AI Camera
+    asked to classify photos or files.
     """
+    choice = _choose(cfg, camera, root)
+    if choice.backend == "imx500" and not camera:
+        raise ConfigError(f"model {choice.model.name} runs on the Raspberry Pi AI Camera, which classifies only what "
+                          "its own sensor sees (source: picamera2 or auto); for photos and files run its CPU model "
+                          "(model.backend: cpu, --backend cpu)")
+    return choice
+
+
+def _choose(cfg, camera: bool, root: Path) -> Choice:
     from edgecam import registry
 
     reg = registry.load_registry()

@@ -15,6 +15,7 @@ missing, 3 device absent or not accessible).
 from __future__ import annotations
 
 import grp
+import importlib
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -90,16 +91,21 @@ def _not_yet(backend: str, found: list[devices.Device]) -> Check:
 
 
 def imx500(root: Path = Path("/")) -> Check:
+    """The AI Camera: picamera2 with its IMX500 support (imx500-all), the sensor's sub-device."""
     found = devices.imx500(root)
     if not supported("imx500"):
         return _not_yet("imx500", found)
-    if importlib.util.find_spec("picamera2") is None:
-        return Check("imx500", EXIT_RUNTIME, "picamera2 is not installed: sudo apt install python3-picamera2 "
-                                             "imx500-all (and a venv with --system-site-packages: make install does it)")
+    try:
+        importlib.import_module("picamera2.devices.imx500")
+    except ImportError as e:
+        from edgecam.backends.imx500 import INSTALL_HINT
+
+        return Check("imx500", EXIT_RUNTIME, f"picamera2's IMX500 support is not importable ({e}): "
+                                             f"{INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
     if not found:
         return Check("imx500", EXIT_SOURCE, "no AI Camera found (no V4L2 sub-device of the imx500 driver): check the "
                                             "ribbon cable's seating and orientation, then reboot")
-    return Check("imx500", 0, f"ok: {found[0].what}, picamera2 installed")
+    return Check("imx500", 0, f"ok: {found[0].what}, picamera2 with IMX500 support")
 
 
 def hailo(root: Path = Path("/")) -> Check:

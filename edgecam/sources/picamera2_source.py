@@ -389,7 +389,11 @@ class Picamera2Source(FrameSource):
         self._index += self._frames_since_last(sensor_ns, metadata.get("FrameDuration"))
         model_input = self._model_input(lores) if lores is not None else None
         return Frame(image=image, index=self._index, timestamp=mono_now / 1e9 - age,
-                     wall_time=wall_now - age, model_input=model_input)
+                     wall_time=wall_now - age, model_input=model_input, sensor_result=self._sensor_result(metadata))
+
+    def _sensor_result(self, metadata: dict):
+        """What the sensor computed for this frame (an AI Camera: edgecam.backends.imx500); None here."""
+        return None
 
     def _frames_since_last(self, sensor_ns, frame_duration_us) -> int:
         """Sensor frames elapsed since the previous read, so index gaps show drops."""

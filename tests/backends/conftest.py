@@ -1,4 +1,5 @@
-"""The accelerator harnesses' shared parts: the fake libedgetpu built from C, and what must not be skipped in CI.
+"""The accelerator harnesses' shared parts: the fake libedgetpu built from C, picamera2's real
+release, and what must not be skipped in CI.
 
 $EDGECAM_REQUIRE_ACCEL_HARNESS=1 (CI, .ci/run) turns a missing piece (a C
 compiler, the picamera2 release from PyPI) into a failure instead of a skip.
@@ -10,11 +11,18 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
+REPO = Path(__file__).resolve().parents[2]
+#: The picamera2 release whose devices/imx500/imx500.py and devices/hailo/hailo.py the harnesses run
+#: (byte-identical to picamera2's git tree at the time of issue 16).
+PICAMERA2_RELEASE = "0.3.38"
+#: What imx500.py imports from PyPI (picamera2's own requirements), installed beside it.
+PICAMERA2_DEPS = ("videodev2", "libarchive-c", "OpenEXR", "jsonschema", "tqdm")
 
 
 def missing(why: str):
@@ -60,3 +68,31 @@ def reply_table(path: Path, model_path: Path, labels: list[str], images) -> list
         outputs.append(y)
     path.write_bytes(struct.pack("<III", len(x), len(y), len(records)) + b"".join(records))
     return outputs
+
+
+@pytest.fixture(scope="session")
+def real_picamera2() -> Path:
+    """A folder with picamera2 RELEASE from PyPI (``pip install --no-deps --target``; kept in build/).
+
+    Not on ``sys.path``: the fake picamera2 (tests/fakes) loads only its
+    ``devices/imx500/imx500.py`` and ``devices/hailo/hailo.py`` from it,
+    through ``$EDGECAM_REAL_PICAMERA2``. What those import from PyPI
+    (:data:`PICAMERA2_IMPORTS`) goes into its ``deps`` subfolder, which the
+    fake appends to ``sys.path``: test-only packages stay out of edgecam's
+    own install (``make install`` on a Pi).
+    """
+    target = REPO / "build" / f"picamera2-{PICAMERA2_RELEASE}"
+    module = target / "picamera2" / "devices" / "imx500" / "imx500.py"
+    deps = target / "deps"
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    steps = []
+    if not module.is_file():
+        steps.append(pip + ["--no-deps", "--target", str(target), f"picamera2=={PICAMERA2_RELEASE}"])
+    if not (deps / ".complete").is_file():
+        steps.append(pip + ["--target", str(deps), *PICAMERA2_DEPS])
+    for cmd in steps:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            missing(f"cannot install {cmd[-1]} from PyPI for the AI Camera harness: {proc.stderr.strip()[-300:]}")
+    (deps / ".complete").touch()
+    return target

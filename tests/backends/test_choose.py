@@ -103,8 +103,7 @@ def test_auto_sends_only_camera_pictures_to_the_ai_camera(machine, monkeypatch):
     machine.add_imx500()
     monkeypatch.syspath_prepend(str(FAKES))  # a picamera2 to find
     on_camera = backends.choose(cfg("mobilenet_v2"), root=machine.root)
-    assert (on_camera.backend, on_camera.model.name) == ("cpu", "mobilenet_v2")  # not in this edgecam yet
-    assert on_camera.note.endswith("found, but this edgecam cannot run models on the Raspberry Pi AI Camera yet)")
+    assert (on_camera.backend, on_camera.model.name) == ("imx500", "imx500_mobilenet_v2")
     photos = backends.choose(cfg("mobilenet_v2"), camera=False, root=machine.root)
     assert (photos.backend, photos.model.name) == ("cpu", "mobilenet_v2")
 
@@ -161,15 +160,15 @@ def test_a_model_that_cannot_run_on_the_backend_asked_for_is_a_config_error(mach
     assert message in err.value.message and err.value.exit_code == 2
 
 
-@pytest.mark.parametrize("backend", ["imx500", "hailo"])
+@pytest.mark.parametrize("backend", ["hailo"])
 def test_a_backend_this_edgecam_cannot_run_yet_is_exit_6(backend):
     from edgecam.errors import RuntimeMissingError
 
-    model = {"imx500": "imx500_mobilenet_v2", "hailo": "resnet_v1_50_h8l"}[backend]
+    model = {"hailo": "resnet_v1_50_h8l"}[backend]
     with pytest.raises(RuntimeMissingError) as err:
         backends.load(backends.Choice(backend, cfg(model, backend)))
     assert err.value.exit_code == 6 and "cannot run models on" in err.value.message
-    assert "(it runs them on: cpu, edgetpu); set model.backend: cpu" in err.value.message
+    assert "(it runs them on: cpu, edgetpu, imx500); set model.backend: cpu" in err.value.message
 
 
 def test_fit_labels_drops_imagenets_background_for_a_1000_class_network():

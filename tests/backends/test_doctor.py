@@ -68,3 +68,27 @@ def test_the_cli_exits_with_the_code_of_the_backend_asked_about(model_env, fake_
     assert run_cli(["doctor", "--backend", "cpu"], env=env, cwd=tmp_path).returncode == 0
     (tmp_path / "tpu.yaml").write_text("model:\n  backend: edgetpu\n")
     assert run_cli(["doctor", "--config", str(tmp_path / "tpu.yaml")], env=env, cwd=tmp_path).returncode == 3
+
+
+def test_ai_camera_needs_picamera2_and_the_sensor(machine, real_picamera2, monkeypatch):
+    import sys
+
+    from tests.backends.test_imx500 import FAKES, _drop_fake_modules
+
+    _drop_fake_modules()
+    check = doctor.imx500(machine.root)  # this machine has no picamera2 (a Pi with one would pass this line)
+    assert check.code == 6 and check.line.startswith("picamera2's IMX500 support is not importable (")
+    assert "sudo apt install imx500-all python3-picamera2" in check.line
+    monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.setenv("EDGECAM_REAL_PICAMERA2", str(real_picamera2))
+    _drop_fake_modules()
+    try:
+        check = doctor.imx500(machine.root)
+        assert check.code == 3 and check.line.startswith("no AI Camera found")
+        machine.add_imx500()
+        check = doctor.imx500(machine.root)
+        assert (check.code, check.line) == (0, "ok: Raspberry Pi AI Camera (IMX500, /dev/v4l-subdev2), picamera2 "
+                                               "with IMX500 support")
+    finally:
+        _drop_fake_modules()
+        sys.modules.pop("picamera2", None)

@@ -11,7 +11,8 @@ read to find an accelerator, and nothing more:
   links it on a Pi 5 (``/sys/class/video4linux/v4l-subdev2`` -> the i2c
   client 11-001a, whose ``driver/module`` link ends in ``module/imx500`` and
   whose ``of_node`` is the device tree node libcamera names the camera by),
-  and its ``/dev/v4l-subdev2`` node.
+  its ``/dev/v4l-subdev2`` node, and the debugfs files of its firmware
+  upload progress (``/sys/kernel/debug/imx500-fw:11-001a/fw_progress``).
 
 Device nodes are plain files here; a test that needs them to answer ioctls
 fakes that at the Python edge (``picamera2.imx500_kernel``).
@@ -73,6 +74,12 @@ class Machine:
         self._link(driver / "module", sys_ / "module/imx500")
         self._link(client / "of_node", sys_ / ("firmware/devicetree" + of_node))
         self._subdev_links(client, subdev)
+        # debugfs: the firmware upload progress picamera2 reads ("stage block size"; the chunk in the block)
+        debug = self.root / "sys/kernel/debug"
+        (debug / f"imx500-fw:{i2c}").mkdir(parents=True, exist_ok=True)
+        (debug / f"imx500-fw:{i2c}" / "fw_progress").write_text("0 0 0\n")
+        (debug / f"rp2040-spi:{i2c.replace('001a', '0040')}").mkdir(parents=True, exist_ok=True)
+        (debug / f"rp2040-spi:{i2c.replace('001a', '0040')}" / "transfer_progress").write_text("0\n")
         dev = self.root / "dev" / f"v4l-subdev{subdev}"
         dev.write_bytes(b"")
         return dev

@@ -1,8 +1,10 @@
-"""Test fake of the two ``libcamera`` Python types picamera2 users pass in.
+"""Test fake of the ``libcamera`` Python types picamera2 users pass in.
 
-Only :class:`ColorSpace` and :class:`Transform` are modelled: they are what a
-picamera2 configuration holds (``colour_space=``, ``transform=``). The fake
-picamera2 reads them to decide how to encode YUV and whether to flip.
+:class:`ColorSpace` and :class:`Transform` are what a picamera2
+configuration holds (``colour_space=``, ``transform=``). The fake picamera2
+reads them to decide how to encode YUV and whether to flip. :class:`Size`,
+:class:`Rectangle` and :class:`Point` are the geometry picamera2's real
+``devices/imx500/imx500.py`` computes the AI Camera's inference crop with.
 """
 
 from __future__ import annotations
@@ -69,3 +71,87 @@ class Transform:
 
     def __repr__(self) -> str:
         return f"<libcamera.Transform hflip={self.hflip} vflip={self.vflip}>"
+
+
+# -- geometry: what picamera2's devices/imx500/imx500.py computes its inference ROI with ------------------- #
+# Integer arithmetic as libcamera's src/libcamera/geometry.cpp does it (the Python binding's names).
+
+
+class Point:
+    def __init__(self, x: int = 0, y: int = 0):
+        self.x, self.y = int(x), int(y)
+
+    def __neg__(self) -> "Point":
+        return Point(-self.x, -self.y)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    def to_tuple(self) -> tuple[int, int]:
+        return self.x, self.y
+
+
+class Size:
+    def __init__(self, width: int = 0, height: int = 0):
+        self.width, self.height = int(width), int(height)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Size) and (self.width, self.height) == (other.width, other.height)
+
+    def to_tuple(self) -> tuple[int, int]:
+        return self.width, self.height
+
+    def bounded_to_aspect_ratio(self, ratio: "Size") -> "Size":
+        ratio1 = self.width * ratio.height
+        ratio2 = ratio.width * self.height
+        if ratio1 > ratio2:
+            return Size(ratio2 // ratio.height, self.height)
+        return Size(self.width, ratio1 // ratio.width)
+
+    def centered_to(self, center: Point) -> "Rectangle":
+        return Rectangle(center.x - self.width // 2, center.y - self.height // 2, self.width, self.height)
+
+
+class Rectangle:
+    def __init__(self, x: int = 0, y: int = 0, width: int = 0, height: int = 0):
+        self.x, self.y, self.width, self.height = int(x), int(y), int(width), int(height)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Rectangle) and self.to_tuple() == other.to_tuple()
+
+    def __repr__(self) -> str:
+        return f"<libcamera.Rectangle {self.to_tuple()}>"
+
+    def to_tuple(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.width, self.height
+
+    @property
+    def size(self) -> Size:
+        return Size(self.width, self.height)
+
+    @property
+    def center(self) -> Point:
+        return Point(self.x + self.width // 2, self.y + self.height // 2)
+
+    @property
+    def topLeft(self) -> Point:  # noqa: N802 - libcamera's spelling
+        return Point(self.x, self.y)
+
+    def bounded_to(self, b: "Rectangle") -> "Rectangle":
+        x0, y0 = max(self.x, b.x), max(self.y, b.y)
+        x1, y1 = min(self.x + self.width, b.x + b.width), min(self.y + self.height, b.y + b.height)
+        return Rectangle(x0, y0, max(x1 - x0, 0), max(y1 - y0, 0))
+
+    def enclosed_in(self, b: "Rectangle") -> "Rectangle":
+        w, h = min(self.width, b.width), min(self.height, b.height)
+        x = min(max(self.x, b.x), b.x + b.width - w)
+        y = min(max(self.y, b.y), b.y + b.height - h)
+        return Rectangle(x, y, w, h)
+
+    def scaled_by(self, numerator: Size, denominator: Size) -> "Rectangle":
+        return Rectangle(self.x * numerator.width // denominator.width, self.y * numerator.height // denominator.height,
+                         self.width * numerator.width // denominator.width,
+                         self.height * numerator.height // denominator.height)
+
+    def translated_by(self, p: Point) -> "Rectangle":
+        return Rectangle(self.x + p.x, self.y + p.y, self.width, self.height)

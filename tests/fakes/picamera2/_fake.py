@@ -63,6 +63,8 @@ DEFAULT_VERSION = "0.3.36"
 # A path: while a file exists there, every camera stalls (as after stall());
 # a program under test (e.g. a systemd service) is stalled from outside.
 STALL_FILE_ENV = "EDGECAM_FAKE_PICAMERA2_STALL_FILE"
+# The camera module on the board ("imx500": an AI Camera), for a program under test; default the board's usual one.
+SENSOR_ENV = "EDGECAM_FAKE_PICAMERA2_SENSOR"
 
 # What each fake board looks like: its ISP and the camera usually found on it.
 MODELS = {
@@ -89,6 +91,11 @@ SENSORS = {
         "modes": [("SRGGB10_CSI2P", (1536, 864), 120.13, (768, 432, 3072, 1728)),
                   ("SRGGB10_CSI2P", (2304, 1296), 56.03, (0, 0, 4608, 2592)),
                   ("SRGGB10_CSI2P", (4608, 2592), 14.35, (0, 0, 4608, 2592))],
+    },
+    "imx500": {  # Raspberry Pi AI Camera (rpicam-hello --list-cameras)
+        "resolution": (4056, 3040),
+        "modes": [("SRGGB10_CSI2P", (2028, 1520), 30.02, (0, 0, 4056, 3040)),
+                  ("SRGGB10_CSI2P", (4056, 3040), 10.0, (0, 0, 4056, 3040))],
     },
     "imx477": {  # HQ camera
         "resolution": (4056, 3040),
@@ -188,12 +195,15 @@ class FakeControl:
             cam.close()
         with self._lock:
             self.set_model(model or os.environ.get(MODEL_ENV, "pi4"))
-            self.sensor = None
+            self.sensor = os.environ.get(SENSOR_ENV) or None
             self.set_version(os.environ.get(VERSION_ENV) or DEFAULT_VERSION)
             self.slots = [_Slot(0)]
             self.adjust_size = None
             self.hang_guard_s = 20.0
             self._source = _pictures_from_env() or _synthetic_picture
+            # f(camera, picture the whole pixel array sees) -> metadata the sensor adds to each
+            # frame (picamera2.imx500_kernel: the AI Camera's output tensor); None: nothing.
+            self.sensor_metadata = None
         return leaked
 
     def set_model(self, model: str) -> None:
@@ -611,8 +621,10 @@ class Picamera2:
                 cameras.append({"Model": USB_CAMERA["Model"], "Location": 2,
                                 "Id": USB_CAMERA["id"].replace("1.3:", f"1.{3 + s.num}:"), "Num": s.num})
             else:
+                # libcamera's Id is the sensor's device-tree node: .../imx500@1a for an AI Camera.
+                cam_id = model["id"].replace(model["sensor"], fake_control.sensor_name)
                 cameras.append({"Model": fake_control.sensor_name, "Location": 2, "Rotation": 0,
-                                "Id": model["id"] if s.num == 0 else f"{model['id']}/{s.num}", "Num": s.num})
+                                "Id": cam_id if s.num == 0 else f"{cam_id}/{s.num}", "Num": s.num})
         return sorted(cameras, key=lambda cam: ("/usb" not in cam["Id"], cam["Id"]), reverse=True)
 
     def __init__(self, camera_num: int = 0, verbose_console=None, tuning=None, allocator=None):
@@ -1008,7 +1020,7 @@ class Picamera2:
                 self._slot.frames_produced += 1
 
     def _capture_frame(self) -> CompletedRequest:
-        picture = fake_control.picture(self._sequence)
+        picture = full_picture = fake_control.picture(self._sequence)
         if self._mode is not None:
             # The picture is what the whole pixel array sees; a cropped mode reads
             # only its crop_limits, which the ISP then scales to each stream.
@@ -1040,6 +1052,8 @@ class Picamera2:
         metadata = {"SensorTimestamp": now_ns, "FrameDuration": self._frame_duration_us,
                     "ExposureTime": min(self._frame_duration_us - 100, 20000), "AnalogueGain": 1.0,
                     "DigitalGain": 1.0, "Lux": 400.0}
+        if fake_control.sensor_metadata is not None:  # a sensor that computes (the AI Camera's network)
+            metadata.update(fake_control.sensor_metadata(self, full_picture))
         self._sequence += 1
         return CompletedRequest(self, buffers, metadata)
 
