@@ -84,8 +84,6 @@ def _ready(backend: str, entry, model_dir) -> str | None:
 
     from edgecam import registry
 
-    if not supported(backend):
-        return f"this edgecam cannot run models on {NAMES[backend]} yet"
     if backend == "edgetpu":
         from edgecam.backends.edgetpu import library_path
 
@@ -179,25 +177,12 @@ def load_classifier(cfg, *, fetch_missing: bool = True, camera: bool = False):
     return load(choice, fetch_missing=fetch_missing)
 
 
-def supported(backend: str) -> bool:
-    """Whether this edgecam has the module that runs ``backend`` (``edgecam.backends.<backend>``)."""
-    import importlib.util
-
-    return backend == "cpu" or importlib.util.find_spec(f"edgecam.backends.{backend}") is not None
-
-
 def load(choice: Choice, *, fetch_missing: bool = True):
     """The classifier for an accelerator ``choice`` (see :func:`choose`): ``load_<backend>`` of its module."""
     import importlib
 
-    from edgecam.errors import RuntimeMissingError
-
     if choice.backend not in BACKENDS[1:]:
         raise ValueError(f"not an accelerator backend: {choice.backend!r}")
-    if not supported(choice.backend):
-        have = ", ".join(b for b in BACKENDS if supported(b))
-        raise RuntimeMissingError(f"model.backend {choice.backend}: this edgecam cannot run models on "
-                                  f"{NAMES[choice.backend]} yet (it runs them on: {have}); set model.backend: cpu")
     module = importlib.import_module(f"edgecam.backends.{choice.backend}")
     return getattr(module, f"load_{choice.backend}")(choice.model, fetch_missing=fetch_missing)
 

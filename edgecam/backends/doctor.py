@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import grp
 import importlib
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecam.backends import NAMES, devices, supported
+from edgecam.backends import devices
 from edgecam.errors import EXIT_RUNTIME, EXIT_SOURCE, EdgecamError
 
 
@@ -85,16 +84,9 @@ def edgetpu(root: Path = Path("/"), probe_model: Path | None = None) -> Check:
     return Check("edgetpu", 0, f"ok: {dev.what}, {library} (edgecam doctor --probe runs a model on it)")
 
 
-def _not_yet(backend: str, found: list[devices.Device]) -> Check:
-    what = found[0].what if found else f"no {NAMES[backend].removeprefix('the ').removeprefix('a ')} found"
-    return Check(backend, EXIT_RUNTIME, f"{what}; this edgecam cannot run models on {NAMES[backend]} yet")
-
-
 def imx500(root: Path = Path("/")) -> Check:
     """The AI Camera: picamera2 with its IMX500 support (imx500-all), the sensor's sub-device."""
     found = devices.imx500(root)
-    if not supported("imx500"):
-        return _not_yet("imx500", found)
     try:
         importlib.import_module("picamera2.devices.imx500")
     except ImportError as e:
@@ -109,20 +101,22 @@ def imx500(root: Path = Path("/")) -> Check:
 
 
 def hailo(root: Path = Path("/")) -> Check:
+    """A Hailo: HailoRT and picamera2's Hailo support (hailo-all), the driver's /dev/hailoN, the right to open it."""
     found = devices.hailo(root)
-    if not supported("hailo"):
-        return _not_yet("hailo", found)
-    for module, package in (("picamera2", "python3-picamera2"), ("hailo_platform", "hailo-all")):
-        if importlib.util.find_spec(module) is None:
-            return Check("hailo", EXIT_RUNTIME, f"{module} is not installed: sudo apt install {package} "
-                                                "(and a venv with --system-site-packages: make install does it)")
+    try:
+        importlib.import_module("picamera2.devices.hailo")
+    except ImportError as e:
+        from edgecam.backends.hailo import INSTALL_HINT
+
+        return Check("hailo", EXIT_RUNTIME, f"picamera2's Hailo support is not importable ({e}): "
+                                            f"{INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
     if not found:
-        return Check("hailo", EXIT_SOURCE, "no Hailo found (no /dev/hailo0): seat the M.2 HAT+ and its ribbon, "
+        return Check("hailo", EXIT_SOURCE, "no Hailo found (no /dev/hailo0): seat the AI Kit / AI HAT+ and its ribbon, "
                                            "then sudo apt install hailo-all (it brings the hailo_pci driver) and reboot")
     if not os.access(root / found[0].node.lstrip("/"), os.R_OK | os.W_OK):
         return Check("hailo", EXIT_SOURCE, f"{found[0].what}: this user may not open {found[0].node} "
                                            "(its udev rule comes with hailo-all; reinstall it, then reboot)")
-    return Check("hailo", 0, f"ok: {found[0].what}, HailoRT and picamera2 installed")
+    return Check("hailo", 0, f"ok: {found[0].what}, HailoRT and picamera2's Hailo support")
 
 
 def run(root: Path = Path("/"), probe_model: Path | None = None) -> list[Check]:

@@ -160,17 +160,6 @@ def test_a_model_that_cannot_run_on_the_backend_asked_for_is_a_config_error(mach
     assert message in err.value.message and err.value.exit_code == 2
 
 
-@pytest.mark.parametrize("backend", ["hailo"])
-def test_a_backend_this_edgecam_cannot_run_yet_is_exit_6(backend):
-    from edgecam.errors import RuntimeMissingError
-
-    model = {"hailo": "resnet_v1_50_h8l"}[backend]
-    with pytest.raises(RuntimeMissingError) as err:
-        backends.load(backends.Choice(backend, cfg(model, backend)))
-    assert err.value.exit_code == 6 and "cannot run models on" in err.value.message
-    assert "(it runs them on: cpu, edgetpu, imx500); set model.backend: cpu" in err.value.message
-
-
 def test_fit_labels_drops_imagenets_background_for_a_1000_class_network():
     labels = ["background", "tench", "goldfish"]
     assert backends.fit_labels(labels, 2) == ["tench", "goldfish"]

@@ -61,6 +61,7 @@ def test_the_cli_exits_with_the_code_of_the_backend_asked_about(model_env, fake_
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split(None, 1) for line in proc.stdout.splitlines())
     assert list(lines) == ["cpu", "edgetpu", "imx500", "hailo"]
+    assert lines["imx500"].startswith("picamera2's IMX500 support is not importable")  # no picamera2 here
     assert lines["cpu"].startswith("ok: ")
     # this machine has no Coral (a developer's with one would see "ok" here)
     assert lines["edgetpu"].startswith("libedgetpu.so.1 is installed but no Coral is plugged in")
@@ -92,3 +93,30 @@ def test_ai_camera_needs_picamera2_and_the_sensor(machine, real_picamera2, monke
     finally:
         _drop_fake_modules()
         sys.modules.pop("picamera2", None)
+
+
+def test_hailo_needs_hailort_and_the_device(machine, real_picamera2, monkeypatch):
+    import sys
+
+    from tests.backends.test_imx500 import FAKES, _drop_fake_modules
+
+    _drop_fake_modules()
+    check = doctor.hailo(machine.root)  # this machine has no picamera2 nor HailoRT
+    assert check.code == 6 and check.line.startswith("picamera2's Hailo support is not importable (")
+    monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.setenv("EDGECAM_REAL_PICAMERA2", str(real_picamera2))
+    try:
+        _drop_fake_modules()
+        monkeypatch.setitem(sys.modules, "hailo_platform", None)  # picamera2 there, hailo-all not
+        check = doctor.hailo(machine.root)
+        assert check.code == 6 and "sudo apt install hailo-all" in check.line
+        monkeypatch.delitem(sys.modules, "hailo_platform")
+        _drop_fake_modules()
+        check = doctor.hailo(machine.root)
+        assert check.code == 3 and check.line.startswith("no Hailo found (no /dev/hailo0)")
+        machine.add_hailo()
+        check = doctor.hailo(machine.root)
+        assert (check.code, check.line) == (0, "ok: Hailo accelerator (hailo0), HailoRT and picamera2's Hailo support")
+    finally:
+        _drop_fake_modules()
+        sys.modules.pop("hailo_platform", None)
