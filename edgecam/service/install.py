@@ -6,7 +6,8 @@
 - ``/usr/local/bin/edgecam``, a launcher running the Python environment that
   runs this installer (the unit's ExecStart= uses it);
 - ``/etc/systemd/system/edgecam.service`` (plus, on systemd >= 254, a drop-in
-  with an exponential restart back-off);
+  with an exponential restart back-off, and a drop-in with the devices and
+  groups of the accelerator ``model.backend`` names: :mod:`edgecam.backends.unit`);
 - ``/etc/edgecam/config.yaml`` (never overwritten once there);
 - the configured model in ``/var/lib/edgecam/models`` (via the registry, so
   ``$EDGECAM_MODEL_MIRROR`` works on an offline Pi);
@@ -47,6 +48,7 @@ USER = "edgecam"
 CAMERA_GROUP = "video"
 UNIT_FILE = "etc/systemd/system/edgecam.service"
 DROPIN_FILE = "etc/systemd/system/edgecam.service.d/10-restart-backoff.conf"
+ACCEL_DROPIN = "etc/systemd/system/edgecam.service.d/20-accelerators.conf"  # edgecam.backends.unit
 LAUNCHER = "usr/local/bin/edgecam"
 CONFIG_DIR = "etc/edgecam"
 CONFIG_FILE = "etc/edgecam/config.yaml"
@@ -308,6 +310,15 @@ def install(
     else:
         shown = version if version is not None else "unknown"
         steps.say(f"skip: restart back-off drop-in (needs systemd >= {_BACKOFF_MIN_SYSTEMD}, have {shown})")
+    from edgecam.backends import unit
+
+    text, notes = unit.dropin(cfg.model.backend, group_exists=_group_exists)
+    for note in notes:
+        steps.say(note)
+    if text is not None:
+        steps.write(ACCEL_DROPIN, text.encode(), 0o644, what="accelerator drop-in")
+    else:  # a config that no longer names an accelerator
+        steps.remove(ACCEL_DROPIN)
 
     # 4. The config: readable by the service's group, not by everyone.
     if config_text is not None:
@@ -383,9 +394,10 @@ def uninstall(
         steps.say("skip: systemctl disable --now (only when --root is /)")
     steps.remove(UNIT_FILE)
     steps.remove(DROPIN_FILE)
+    steps.remove(ACCEL_DROPIN)
     dropin_dir = steps.path(DROPIN_FILE).parent
     if dropin_dir.is_dir():
-        if any(p.name != Path(DROPIN_FILE).name for p in dropin_dir.iterdir()):
+        if any(p.name not in (Path(DROPIN_FILE).name, Path(ACCEL_DROPIN).name) for p in dropin_dir.iterdir()):
             steps.say(f"keep {dropin_dir} (holds your own drop-ins, e.g. from 'systemctl edit')")
         else:
             steps.remove(str(dropin_dir.relative_to(steps.root)), tree=True)

@@ -243,3 +243,45 @@ def test_dry_run_on_the_real_system_lists_system_steps(monkeypatch, user_config)
     inst.uninstall(root="/", purge=True, dry_run=True, say=lines.append)
     assert "[dry-run] run: systemctl disable --now edgecam" in lines
     assert "[dry-run] run: systemctl reset-failed edgecam" in lines
+
+
+@pytest.mark.parametrize("backend, has, lacks", [
+    ("edgetpu", ["DeviceAllow=char-usb_device rw", "DeviceAllow=char-apex rw"], ["hailo"]),
+    ("hailo", ["DeviceAllow=/dev/hailo0 rw"], ["usb_device", "SupplementaryGroups"]),
+    ("imx500", ["EXTEND_TIMEOUT_USEC"], ["DeviceAllow", "SupplementaryGroups"]),
+])
+def test_the_accelerator_the_config_names_gets_its_devices_in_a_dropin(tmp_path, mirror, backend, has, lacks,
+                                                                        monkeypatch):
+    dropin = tmp_path / "root" / inst.ACCEL_DROPIN
+    config = tmp_path / "accel.yaml"
+    config.write_text(f"model:\n  name: {SMALL_MODEL}\n  backend: {backend}\n")
+    monkeypatch.setattr(inst, "_group_exists", lambda name: name != "apex")  # a Pi with plugdev, no PCIe Coral driver
+    lines = _install(tmp_path / "root", config=config)
+    text = dropin.read_text()
+    assert text.startswith(f"# written by 'edgecam service install' for model.backend: {backend}")
+    assert "[Service]\n" in text
+    for fragment in has:
+        assert fragment in text
+    for fragment in lacks:
+        assert fragment not in text
+    if backend == "edgetpu":  # only groups that exist: systemd refuses to start a unit naming another
+        assert "SupplementaryGroups=plugdev\n" in text
+        assert any(line.startswith("note: no group apex on this system") for line in lines)
+    (tmp_path / "root" / "etc/edgecam/config.yaml").write_text(f"model:\n  name: {SMALL_MODEL}\n  backend: cpu\n")
+    _install(tmp_path / "root")  # the config now names no accelerator: the drop-in goes
+    assert not dropin.exists()
+    inst.uninstall(root=tmp_path / "root", say=lambda line: None)
+    assert not dropin.parent.exists()
+
+
+def test_backend_auto_covers_the_accelerators_present(tmp_path):
+    from edgecam.backends import unit
+    from tests.fakes.machine import Machine
+
+    machine = Machine(tmp_path / "machine")
+    assert unit.dropin("auto", machine.root) == (None, [])
+    machine.add_hailo()
+    machine.add_coral_usb()
+    text, notes = unit.dropin("auto", machine.root, group_exists=lambda name: True)
+    assert "for model.backend: auto" in text and "DeviceAllow=/dev/hailo0 rw" in text
+    assert "DeviceAllow=char-usb_device rw" in text and "SupplementaryGroups=plugdev apex" in text and notes == []

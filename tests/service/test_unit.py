@@ -47,6 +47,24 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
 
 
 @needs_analyze
+@pytest.mark.parametrize("backend", ["edgetpu", "hailo", "imx500"])
+def test_the_accelerator_dropins_pass_systemd_analyze_verify(tmp_path, backend):
+    """The installer's drop-in (edgecam.backends.unit) beside the unit, where verify reads it (a typo there is caught)."""
+    from edgecam.backends import unit
+
+    copy = _testable_copy(tmp_path)
+    text, _ = unit.dropin(backend, group_exists=lambda name: True)
+    (tmp_path / "edgecam.service.d").mkdir()
+    dropin = tmp_path / "edgecam.service.d" / unit.DROPIN_NAME
+    for body, clean in ((text, True), (text.replace("[Service]", "[Service]\nDeviceAllo=x rw"), False)):
+        dropin.write_text(body)
+        r = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
+        out = r.stdout + r.stderr
+        ours = [line for line in out.splitlines() if "edgecam.service" in line]
+        assert (r.returncode == 0 and not ours) if clean else "DeviceAllo" in out, out
+
+
+@needs_analyze
 def test_verify_catches_a_broken_unit(tmp_path):
     """Guard for the test above: the same check does fail on a typo."""
     copy = _testable_copy(tmp_path)
