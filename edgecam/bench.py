@@ -111,6 +111,7 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
         "mode": "pipeline",
         "policy": app.pipeline.policy,
         "model": app.classifier.name,
+        "backend": getattr(app.classifier, "backend", "cpu"),
         "runtime": app.classifier.runtime,
         "threads": app.classifier.threads,
         "interpreters": layout.interpreters if layout else 1,
@@ -118,6 +119,11 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
         "layout_from": plan.how if plan else "classifier",
         "frames": n,
         "frames_inferred": s["frames_inferred"],
+        "frames_without_result": s["frames_without_result"],
+        # An accelerator's own time per inference where it reports one (the AI Camera's sensor DNN time;
+        # a Coral's or Hailo's invoke, transfers included): the mean of the results' inference_ms.
+        "device_ms_mean": round(s["inference_ms_sum"] / s["inference_ms_count"], 3)
+        if getattr(app.classifier, "backend", "cpu") != "cpu" and s["inference_ms_count"] else None,
         "dropped": s["frames_dropped"],
         "output_dropped": s["frames_output_dropped"],
         "wall_s": round(wall, 3),

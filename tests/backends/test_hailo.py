@@ -168,3 +168,18 @@ def test_a_model_for_another_chip_is_said_at_load(hailo_env, tmp_path, shared_di
     proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--model", str(bad), "--labels",
                     str(shared_dir / "models" / "imagenet_labels.txt")], env=env, cwd=tmp_path)
     one_error(proc, 2, "HailoRT cannot load it")
+
+
+@pytest.mark.e2e
+def test_bench_on_the_hailo_says_where_it_ran_and_the_devices_time(model_env, real_picamera2, hef, shared_dir, tmp_path):
+    env = _env(model_env, real_picamera2, shared_dir)
+    video = shared_dir / "video" / "imagenet20_640x480_30fps.mp4"
+    proc = run_cli(["bench", "--source", str(video), "--frames", "40", "--json", "--model", str(hef), "--labels",
+                    str(shared_dir / "models" / "imagenet_labels.txt")], env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout)
+    assert (res["backend"], res["runtime"], res["frames"], res["frames_without_result"]) == ("hailo", "hailo", 40, 0)
+    assert res["device_ms_mean"] > 0 and res["layout_from"] == "classifier"  # no CPU thread calibration for it
+    cpu = run_cli(["bench", "--source", str(video), "--frames", "40", "--json", "--model", "mobilenet_v2",
+                   "--threads", "1"], env=env, cwd=tmp_path, timeout=300)
+    assert json.loads(cpu.stdout)["backend"] == "cpu" and json.loads(cpu.stdout)["device_ms_mean"] is None
