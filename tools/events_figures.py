@@ -71,9 +71,10 @@ def preroll(pictures, seconds: float = 5.0, quality: int = 85) -> dict:
             "bound_mb": 16.0}
 
 
-def run(pictures, folder: Path, rule: EventRuleConfig, seconds: float, event: tuple[float, float] | None) -> dict:
+def run(pictures, folder: Path, rule: EventRuleConfig, seconds: float, event: tuple[float, float] | None,
+        clip_fps: float | None = None) -> dict:
     """Feed ``seconds`` of frames at 30 fps (the file clock) with the rule's label during ``event``."""
-    sink = EventsSink(EventsConfig(rules=[rule], clip_format="avi"), folder)
+    sink = EventsSink(EventsConfig(rules=[rule], clip_format="avi", clip_fps=clip_fps), folder)
     sink.start()
 
     class File:
@@ -114,8 +115,9 @@ def main() -> int:
     out["idle_10_min"] = run(pictures, base / "idle", snap, 600, None)
     out["event_10s_snapshot"] = run(pictures, base / "snap", snap, 30, (10, 20))
     out["event_10s_clip_pre5_post5"] = run(pictures, base / "clip", clip, 30, (10, 20))
+    out["event_10s_clip_pre5_post5_clip_fps_10"] = run(pictures, base / "clip10", clip, 30, (10, 20), clip_fps=10)
     idle_per_s = out["idle_10_min"]["write_bytes"] / 600
-    for kind in ("event_10s_snapshot", "event_10s_clip_pre5_post5"):  # 6 windows of 30 s with an event, idle between
+    for kind in ("event_10s_snapshot", "event_10s_clip_pre5_post5", "event_10s_clip_pre5_post5_clip_fps_10"):  # 6 windows of 30 s with an event, idle between
         per_hour = 6 * out[kind]["write_bytes"] + idle_per_s * (3600 - 6 * 30)
         out[f"per_hour_one_event_every_10_min_{kind[6:]}_mb"] = round(per_hour / 2**20, 2)
     out["per_hour_no_events_mb"] = round(idle_per_s * 3600 / 2**20, 3)

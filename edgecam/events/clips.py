@@ -41,13 +41,12 @@ import numpy as np
 
 from edgecam.events import media
 from edgecam.events.avi import MjpegAviWriter
+from edgecam.events.rules import EPS_S
 
 logger = logging.getLogger(__name__)
 
 _FOURCC = {"mp4": "avc1", "webm": "VP80"}
 _counter = itertools.count(1)
-#: Times closer than this are the same time (epoch seconds as floats: ~2e-7 s apart at best).
-EPS_S = 0.0005
 
 
 def can_write(fmt: str) -> bool:

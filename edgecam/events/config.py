@@ -74,6 +74,7 @@ class EventsConfig:
     pre_roll_mb: float = opt(16.0, min=0.5, max=1024.0)  # memory for the clips' pre-roll frames (JPEG)
     jpeg_quality: int = opt(85, min=1, max=100)
     clip_format: Literal["auto", "mp4", "webm", "avi"] = "auto"  # auto: the first one OpenCV can write
+    clip_fps: float | None = opt(None, min=0.5, max=120.0)  # clips (and their pre-roll) at most this rate; null: all
     webhook_timeout_s: float = opt(5.0, min=0.1, max=120.0)
     webhook_retries: int = opt(3, min=0, max=20)
 

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 
 from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
 
+#: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).
+EPS_S = 0.0005
+
 
 @dataclass
 class Event:

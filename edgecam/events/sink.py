@@ -25,7 +25,7 @@ from pathlib import Path
 
 from edgecam.events import media
 from edgecam.events.history import History, default_dir
-from edgecam.events.rules import Event, RuleSet, event_payload
+from edgecam.events.rules import EPS_S, Event, RuleSet, event_payload
 from edgecam.result import UNKNOWN
 from edgecam.sinks.base import Sink
 
@@ -56,6 +56,7 @@ class EventsSink(Sink):
         self._waiting: list[Event] = []  # started, waiting for the next frame (snapshot, collect)
         self._last: tuple[float, int] = (0.0, -1)  # the events' time and frame number of the last result
         self._next_retention = time.monotonic() + RETENTION_EVERY_S
+        self._next_clip_t = float("-inf")  # events.clip_fps: the next frame the clips take
         self._warned_labels = False
         self._closed = False
         self.clips = None  # the ClipRecorder, with clip rules (start)
@@ -121,8 +122,8 @@ class EventsSink(Sink):
     def source_opened(self, source) -> None:
         if not source.live and not getattr(source, "realtime", False) and source.fps:
             self.file_fps = float(source.fps)
-        if self.clips is not None and source.fps:
-            self.clips.fps = float(source.fps)
+        if self.clips is not None and source.fps:  # the rate an MP4/WebM clip is written at
+            self.clips.fps = min(float(source.fps), self.cfg.clip_fps or float("inf"))
 
     # ------------------------------------------------------------ the output loop
 
@@ -182,8 +183,12 @@ class EventsSink(Sink):
 
     def on_frame(self, frame, annotated, result) -> None:
         if self.clips is not None:
-            self.clips.frame(self.event_time(frame.index, frame.wall_time), frame.image,
-                             wait=self.file_fps is not None)
+            t = self.event_time(frame.index, frame.wall_time)
+            if t >= self._next_clip_t - EPS_S:  # events.clip_fps: the frames in between are not even encoded
+                if self.cfg.clip_fps:  # on a regular grid, unless frames were missing for longer than a step
+                    step = 1 / self.cfg.clip_fps
+                    self._next_clip_t = (t if t - self._next_clip_t > step else self._next_clip_t) + step
+                self.clips.frame(t, frame.image, wait=self.file_fps is not None)
         if not self._waiting:
             return
         waiting, self._waiting = self._waiting, []

@@ -99,3 +99,18 @@ def test_a_clip_format_this_opencv_cannot_write_is_refused_at_start(tmp_path):
     with pytest.raises(ConfigError, match="events.clip_format: 'mp4', but this OpenCV cannot write it"):
         sink.start()
     assert sink.history.conn is None  # refused before the history was opened
+
+
+def test_clip_fps_keeps_every_nth_frame_for_the_clip_and_its_pre_roll(tmp_path):
+    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=1, post_s=1)
+    sink = EventsSink(EventsConfig(rules=[rule], clip_format="avi", clip_fps=10), tmp_path / "ev")
+    sink.start()
+    sink.source_opened(type("File", (), {"live": False, "realtime": False, "fps": 30.0})())
+    image = np.zeros((48, 64, 3), np.uint8)
+    # 30 fps: 2 s without, 2 s with the label, 2 s without
+    feed(sink, [(False, image)] * 60 + [(True, image)] * 60 + [(False, image)] * 60, fps=30.0)
+    assert sink.clips.ring.frames and len(sink.clips.ring.frames) <= 11  # 1 s at 10 fps (+ the one at 1 s)
+    sink.close()
+    rows, _ = query_events(connect_reader(tmp_path / "ev"))
+    fps, frames = read_frames(tmp_path / "ev" / rows[0]["clip"])
+    assert len(frames) == 10 + 20 + 10 and fps == pytest.approx(10, abs=0.01)  # 1 s + 2 s + 1 s at 10 fps
