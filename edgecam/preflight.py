@@ -87,6 +87,20 @@ def _events(cfg) -> None:
         from edgecam.events.clips import choose_format
 
         choose_format(cfg.events.clip_format)
+    if cfg.events.rules and not cfg.regions:  # the labels the rules name, where the model's are on disk
+        from edgecam import custom_models, registry
+        from edgecam.classifier import resolve_labelled
+        from edgecam.events.sink import EventsSink
+
+        custom = custom_models.find(cfg.model.name, registry.models_dir(cfg.model.dir))
+        try:
+            if custom is not None and cfg.model.name not in registry.load_registry():
+                labels = custom_models.load(custom).labels
+            else:
+                labels = resolve_labelled(cfg.model, fetch_missing=False)[1]
+        except EdgecamError:
+            return  # not downloaded yet (run fetches it), or a problem _model reports
+        EventsSink(cfg.events, Path(cfg.events.dir or "."), labels=tuple(labels)).check_labels()
 
 
 CHECKS = (_model, _http, _mqtt, _record, _events)

@@ -170,6 +170,14 @@ def test_check_config_refuses_a_clip_format_opencv_cannot_write(model_env, tmp_p
     assert proc.returncode == 0, proc.stderr
 
 
+def test_check_config_refuses_a_rule_label_the_model_does_not_have(model_env, tmp_path):
+    cfg = write_config(tmp_path / "cfg.yaml", {"events": {"rules": [
+        {"name": "crab", "label": "fiddler crab"}, {"name": "pet", "labels": ["unicorn", "tabby"]}]}})
+    proc = run_cli(["check-config", str(cfg)], env=model_env)
+    assert proc.returncode == 2, proc.stderr
+    assert "events.rules[1]: 'unicorn' is not one of the model's labels" in proc.stderr and "'tabby'" not in proc.stderr
+
+
 def test_a_live_run_serves_its_events_and_publishes_them(photos, model_env, broker, tmp_path):
     """A camera-paced run with HTTP and MQTT: the event on /api/events while it goes on, then ended, with its
     MQTT messages and Home Assistant triggers; /metrics counts it."""
