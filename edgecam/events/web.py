@@ -19,8 +19,8 @@ from the paths the history names, inside the events folder.
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -128,7 +128,42 @@ class EventsWeb:
                 return
             self._play(handler, path)
             return
-        handler._send(200, path.read_bytes(), _TYPES.get(path.suffix, "application/octet-stream"))
+        self._file(handler, path)
+
+    @staticmethod
+    def _file(handler, path: Path) -> None:
+        """Send a media file in chunks (a clip can be tens of MB: never read whole), with byte ranges
+        (``Range: bytes=A-B``: what <video> asks for to seek, and Safari to play at all)."""
+        size = path.stat().st_size
+        start, end, code = 0, size - 1, 200
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", handler.headers.get("Range", "").strip())
+        if m and (m.group(1) or m.group(2)):
+            if m.group(1):
+                start, end = int(m.group(1)), min(int(m.group(2) or end), end)
+            else:  # the last N bytes
+                start = max(0, size - int(m.group(2)))
+            if start > end:
+                handler._send(416, b"416 range not satisfiable\n", extra={"Content-Range": f"bytes */{size}"})
+                return
+            code = 206
+        handler.send_response(code)
+        handler.send_header("Content-Type", _TYPES.get(path.suffix, "application/octet-stream"))
+        handler.send_header("Content-Length", str(end - start + 1))
+        handler.send_header("Accept-Ranges", "bytes")
+        if code == 206:
+            handler.send_header("Content-Range", f"bytes {start}-{end}/{size}")
+        handler.end_headers()
+        if handler.command == "HEAD":
+            return
+        with open(path, "rb") as f:
+            f.seek(start)
+            left = end - start + 1
+            while left > 0:
+                chunk = f.read(min(65536, left))
+                if not chunk:
+                    break
+                handler.wfile.write(chunk)
+                left -= len(chunk)
 
     def _play(self, handler, path: Path) -> None:
         """The AVI's JPEG frames as multipart/x-mixed-replace, at the clip's frame rate, once."""

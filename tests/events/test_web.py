@@ -232,3 +232,21 @@ def test_a_webm_clip_plays_in_a_video_element(tmp_path):
                           " == 320 && document.querySelector('video#clip').readyState >= 2", "the WebM clip decoded")
     finally:
         http.close()
+
+
+def test_a_clip_is_sent_in_byte_ranges_as_video_players_ask(served):
+    ev = get_json(served, "/api/events?rule=ibex")[1]["events"][-1]
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+
+    def get(rng=None):
+        headers = {"Authorization": f"Bearer {TOKEN}", **({"Range": rng} if rng else {})}
+        conn.request("GET", ev["clip"], headers=headers)
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+
+    status, headers, whole = get()
+    assert status == 200 and headers["Accept-Ranges"] == "bytes" and len(whole) == int(headers["Content-Length"])
+    status, headers, part = get("bytes=100-199")
+    assert status == 206 and part == whole[100:200] and headers["Content-Range"] == f"bytes 100-199/{len(whole)}"
+    assert get("bytes=-50")[2] == whole[-50:] and get(f"bytes={len(whole) - 10}-")[2] == whole[-10:]
+    assert get(f"bytes={len(whole) + 5}-")[0] == 416
