@@ -89,12 +89,23 @@ def _day(text: str) -> tuple[float, float]:
 
 
 def events_dir(args) -> Path:
+    """``--dir``, else ``events.dir`` of the config, else where the run with that config keeps its events."""
     if args.dir:
         return Path(args.dir)
     from edgecam.commands import load_config
-    from edgecam.events.history import default_dir
 
-    return Path(default_dir(load_config(args)))
+    return history_dir(load_config(args))
+
+
+def history_dir(cfg) -> Path:
+    """Where a run with ``cfg`` keeps its events. The service's config (/etc/edgecam/config.yaml) means the
+    service's folder: its model folder comes from its unit's environment, which a login shell has not."""
+    from edgecam.events.history import default_dir
+    from edgecam.service.install import CONFIG_FILE, MODEL_DIR
+
+    if not cfg.events.dir and not cfg.model.dir and cfg.path and Path(cfg.path) == Path("/", CONFIG_FILE):
+        return Path("/", MODEL_DIR).parent / "events"
+    return Path(default_dir(cfg))
 
 
 def local_time(t: float | None) -> str | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edgecam.errors import OutputError
 from edgecam.events import media
-from edgecam.events.history import History, connect_reader, get_event, query_events, repair
+from edgecam.events.history import History, connect_reader, get_event, query_events
 from edgecam.events.rules import Event
 
 DAY = 86400.0
@@ -203,3 +204,16 @@ def test_a_full_disk_loses_the_media_not_the_history(half_mb_disk, caplog):
     named = [f for r in conn.execute("SELECT snapshot, snapshot_clean, thumb FROM events") for f in r if f]
     assert media_files(small_disk) == sorted(named)  # no file of the failed snapshot left behind
     assert small.id is not None
+
+
+def test_the_cli_reads_the_services_events_where_the_service_keeps_them(tmp_path, monkeypatch):
+    from edgecam import config
+    from edgecam.commands.events import history_dir
+
+    monkeypatch.setenv("EDGECAM_MODEL_DIR", str(tmp_path / "models"))
+    service = config.from_dict({}, "/etc/edgecam/config.yaml")
+    assert history_dir(service) == Path("/var/lib/edgecam/events")  # the unit's EDGECAM_MODEL_DIR, not ours
+    mine = config.from_dict({}, str(tmp_path / "config.yaml"))
+    assert history_dir(mine) == tmp_path / "events"  # beside the model folder
+    chosen = config.from_dict({"events": {"dir": str(tmp_path / "ev")}}, "/etc/edgecam/config.yaml")
+    assert history_dir(chosen) == tmp_path / "ev"
