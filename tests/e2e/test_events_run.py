@@ -89,6 +89,12 @@ def test_the_events_follow_the_timeline_to_the_frame(photos, model_env, tmp_path
     assert "crab: fiddler crab" in proc.stdout and "shoe: running shoe" in proc.stdout
     proc = run_cli(["events", "show", str(events[1]["id"]), "--dir", str(folder)], env=model_env)
     assert proc.returncode == 0 and "running shoe" in proc.stdout and "snapshot_clean" in proc.stdout
+    assert len(events_json(folder, model_env, "--since", "1h")) == 3
+    assert events_json(folder, model_env, "--since", "2999-01-01") == []
+    day = events[0]["start"][:10]
+    assert len(events_json(folder, model_env, "--day", day)) == 3
+    assert [e["id"] for e in events_json(folder, model_env, "--since", events[1]["start"][:23])] == \
+        [events[1]["id"], events[2]["id"]]
     proc = run_cli(["events", "export", "--dir", str(folder)], env=model_env)
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("id,rule,label,region,start,end") and len(lines) == 4
