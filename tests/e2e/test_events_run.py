@@ -227,3 +227,36 @@ def test_a_live_run_serves_its_events_and_publishes_them(photos, model_env, brok
         assert [e["type"] for e in sub.json("cam/event")] == ["start", "end"]
     finally:
         sub.close()
+
+
+def test_a_region_rule_on_a_learned_state(shared_dir, model_cache, model_env, tmp_path):
+    """regions: a custom state ('scooter' in the garage) starts and ends an event; collect saves the crop."""
+    import shutil
+
+    from tests.scenes import REGION, Scene, write_examples, write_video
+
+    scene = Scene(shared_dir / "images" / "imagenet-sample")
+    folder = tmp_path / "models"
+    shutil.copytree(model_cache, folder)
+    env = dict(model_env, EDGECAM_MODEL_DIR=str(folder))
+    write_examples(scene, tmp_path / "examples", per_state=10, seed=11)
+    assert run_cli(["learn", str(tmp_path / "examples"), "--name", "garage"], env=env, cwd=tmp_path).returncode == 0
+    video = tmp_path / "scene.mp4"
+    write_video(scene, video, [("empty", 25), ("scooter", 30), ("tricycle", 30), ("empty", 25)], fps=10, seed=3)
+    cfg = write_config(tmp_path / "cfg.yaml", {
+        "regions": [{"name": "garage", "box": list(REGION), "model": "garage"}],
+        "smoothing": {"mode": "ema", "window": 3, "hysteresis": True, "threshold_high": 0.6, "threshold_low": 0.4},
+        "examples_dir": str(tmp_path / "collected"),
+        "events": {"dir": str(tmp_path / "events"), "rules": [
+            {"name": "scooter_in", "region": "garage", "label": "scooter", "cooldown_s": 0.3, "collect": True}]}})
+    with Edgecam(run_args(cfg, "--source", str(video)), env, tmp_path) as app:
+        assert app.wait() == 0, app.stderr()
+    events = events_json(tmp_path / "events", env)
+    assert [(e["rule"], e["label"], e["region"], e["status"]) for e in events] == \
+        [("scooter_in", "scooter", "garage", "ended")]
+    # the smoothing (EMA over 3, hysteresis) may take a frame or two, as the regions' own test allows
+    assert abs(events[0]["start_frame"] - 25) <= 2 and abs(events[0]["end_frame"] - 55) <= 2, events[0]
+    saved = list((tmp_path / "collected" / "garage" / "scooter").glob("*.png"))
+    assert len(saved) == 1
+    x0, y0, x1, y1 = (round(REGION[0] * 640), round(REGION[1] * 480), round(REGION[2] * 640), round(REGION[3] * 480))
+    assert cv2.imread(str(saved[0])).shape == (y1 - y0, x1 - x0, 3)  # the region's crop, as edgecam collect saves
