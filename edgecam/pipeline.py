@@ -272,7 +272,7 @@ class Pipeline:
         now = time.monotonic()
         self.stats.frame_output(now)
         annotated = None
-        if self.outputs.wants_frames and self.overlay:
+        if self.outputs.wants_frames and self.overlay and getattr(self.outputs, "wants_overlay", True):
             t0 = time.perf_counter()
             annotated = draw_overlay(frame.image, self.latest_result, self.overlay_stats(frame, now),
                                      self.top_k, self.threshold, self.shown_label)

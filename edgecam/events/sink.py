@@ -38,10 +38,15 @@ class EventsSink(Sink):
     """Rules, history, snapshots (see the module docstring). ``clock``: epoch seconds (retention)."""
 
     name = "events"
+    #: The overlay is drawn here, on the frame a snapshot keeps, not on every frame (unless another output
+    #: wants it anyway: then that picture is used).
+    wants_overlay = False
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time, stats=None, labels: tuple = ()):
+                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True, top_k: int = 3,
+                 threshold: float = 0.0):
         self.cfg = cfg  # the events section
+        self.stats, self.overlay, self.top_k, self.threshold = stats, overlay, top_k, threshold
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.states = {r.name: set(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
@@ -75,7 +80,8 @@ class EventsSink(Sink):
     def from_config(cls, cfg, ctx) -> EventsSink:
         from edgecam.sinks.http import examples_dir
 
-        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels)
+        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
+                   overlay=cfg.display.overlay, top_k=cfg.model.top_k, threshold=cfg.model.threshold)
 
     def check_labels(self) -> None:
         """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
@@ -192,12 +198,25 @@ class EventsSink(Sink):
         if not self._waiting:
             return
         waiting, self._waiting = self._waiting, []
+        if annotated is None and self.overlay and any(self.rules[e.rule].snapshot for e in waiting):
+            annotated = self._annotate(frame, result)
         for event in waiting:
             rule = self.rules[event.rule]
             if rule.snapshot:
                 self.history.submit(self._snapshot_job(event, frame.image, annotated))
             if rule.collect:
                 self.history.submit(self._collect_job(event, frame.image, frame.wall_time))
+
+    def _annotate(self, frame, result):
+        """The overlay on ``frame``, as the pipeline draws it for the outputs that want it on every frame."""
+        from edgecam.overlay import OverlayStats, draw_overlay
+
+        st, numbers = self.stats, OverlayStats()
+        if st is not None and hasattr(st, "output_rate"):
+            numbers = OverlayStats(st.output_rate.rate(), st.inference_rate.rate(),
+                                   result.inference_ms if result is not None else 0.0,
+                                   (frame.timestamp - result.capture_time) * 1000 if result is not None else None)
+        return draw_overlay(frame.image, result, numbers, self.top_k, self.threshold)
 
     # ------------------------------------------------------- jobs (writer thread)
 

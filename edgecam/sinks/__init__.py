@@ -65,6 +65,7 @@ class FanOut:
         self.all_sinks = list(sinks)  # switched-off ones included
         self.stats = stats
         self.wants_frames = any(s.wants_frames for s in self.sinks)
+        self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
         #: The first user-facing error that switched a sink off; the run ends
         #: with its exit code (the others went on, but the output was lost).
         self.failure: EdgecamError | None = None
@@ -95,6 +96,7 @@ class FanOut:
             if sink in self.sinks:
                 self.sinks.remove(sink)
                 self.wants_frames = any(s.wants_frames for s in self.sinks)
+                self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
                 try:
                     sink.close()
                 except Exception:

@@ -72,6 +72,9 @@ class Sink:
     #: True when the sink wants the annotated picture (window, recording,
     #: HTTP view); the overlay is only drawn when some sink does.
     wants_frames = False
+    #: With ``wants_frames``: whether the overlay must be drawn on every frame for it (False: the
+    #: events output, which draws its own on the rare frame it keeps; ``annotated`` may then be None).
+    wants_overlay = True
     #: How many labels a sink that lists labels reports, and the lowest score
     #: it lists (``model.top_k``, ``model.threshold``); see :meth:`reconfigure`.
     top_k = 3

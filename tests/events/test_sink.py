@@ -88,3 +88,31 @@ def test_the_log_fed_after_the_events_output_carries_their_starts_and_ends(tmp_p
     assert [(line["frame"], line["rule_events"]) for line in lines] == [
         (1, [{"type": "start", "id": 1, "rule": "ibex", "label": "ibex", "region": None}]),
         (3, [{"type": "end", "id": 1, "rule": "ibex", "label": "ibex", "region": None}])]
+
+
+def test_the_overlay_is_drawn_for_the_snapshot_only_when_no_other_output_wants_it(tmp_path):
+    from edgecam.config import Config
+    from edgecam.sinks import FanOut, build_sinks
+    from edgecam.stats import Stats
+
+    cfg = Config()
+    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(name="ibex", label="ibex",
+                                                                               cooldown_s=0)])
+    sinks = build_sinks(cfg, Stats(), lambda: None, False, 10.0, labels=("background", "ibex"))
+    fan = FanOut(sinks)
+    assert fan.wants_frames and not fan.wants_overlay  # the pipeline draws no overlay on every frame
+    fan.start()
+    labels = ("background", "ibex")
+    image = np.full((240, 320, 3), 90, np.uint8)
+    now = time.time()
+    for i, seen in enumerate([False, True, False]):
+        scores = np.array([0.1, 0.9] if seen else [0.9, 0.1], np.float32)
+        r = Classification(scores, labels, frame_index=i, wall_time=now + i)
+        fan.on_result(r)
+        fan.on_frame(Frame(image, i, float(i), now + i), None, r)  # no annotated picture from the pipeline
+    fan.close()
+    rows, _ = query_events(connect_reader(tmp_path / "ev"))
+    shot = cv2.imread(str(tmp_path / "ev" / rows[0]["snapshot"]))
+    clean = cv2.imread(str(tmp_path / "ev" / rows[0]["snapshot_clean"]))
+    assert np.abs(clean.astype(int) - 90).max() <= 3  # the clean one is the camera's picture
+    assert np.abs(shot.astype(int) - clean).mean() > 2  # the snapshot has the overlay (drawn for it)
