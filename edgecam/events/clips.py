@@ -98,8 +98,9 @@ class PreRoll:
 class Clip:
     """One clip being written: its event, until when, and its ``.part`` file."""
 
-    def __init__(self, event, rule, folder: Path, fmt: str):
+    def __init__(self, event, rule, folder: Path, fmt: str, nominal_fps: float = 30.0):
         self.event, self.rule, self.fmt = event, rule, fmt
+        self.nominal_fps = nominal_fps  # MP4/WebM need a rate before the first frame: the source's
         self.until: float | None = None  # set when the event ends: end + post_s
         self.last_t: float | None = None
         self.first_t: float | None = None
@@ -131,11 +132,9 @@ class Clip:
             self._writer = MjpegAviWriter(self._file, *size)
         else:
             self._writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
-                                           self.rule_fps, size)
+                                           self.nominal_fps, size)
             if not self._writer.isOpened():
                 raise OSError(f"OpenCV cannot write {self.fmt} here; set events.clip_format: avi")
-
-    rule_fps = 30.0  # mp4/webm need it before the first frame; the source's rate (ClipRecorder sets it)
 
     def done(self, t: float) -> bool:
         if self.until is not None and t >= self.until - EPS_S:  # a frame at end + post_s itself is after it
@@ -145,7 +144,7 @@ class Clip:
     def fps(self) -> float:
         if self.frames > 1 and self.last_t > self.first_t:
             return (self.frames - 1) / (self.last_t - self.first_t)
-        return self.rule_fps
+        return self.nominal_fps
 
     def close(self) -> None:
         """Finish the file (headers, index); it is still the ``.part``."""
@@ -270,8 +269,7 @@ class ClipRecorder:
     def _do(self, cmd) -> None:
         if cmd[0] == "start":
             _, event, rule = cmd
-            clip = Clip(event, rule, self.folder, self.fmt)
-            clip.rule_fps = self.fps
+            clip = Clip(event, rule, self.folder, self.fmt, self.fps)
             self.clips.append(clip)
             for t, jpeg in self.ring.since(event.start - rule.pre_s):
                 if clip not in self.clips:  # it failed (a full disk)

@@ -307,7 +307,6 @@ class History:
         sets = ", ".join(f"{k} = ?" for k in rels)
         self.conn.execute(f"UPDATE events SET {sets}, bytes = bytes + ? WHERE id = ?",
                           (*rels.values(), size, event.id))
-        event.media.update(rels)
         self.bytes_on_disk += size
 
     def retention(self) -> None:

@@ -21,7 +21,7 @@ clock, so tests feed any times they like.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
 
@@ -42,8 +42,6 @@ class Event:
     end: float | None = None
     end_frame: int | None = None
     id: int | None = None
-    #: media file paths relative to the events folder (snapshot, snapshot_clean, clip, thumb)
-    media: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The event as JSON carries it (MQTT, webhook)."""
