@@ -100,7 +100,7 @@ def small_disk(tmp_path):
 # server) as a process of its own and watch it work. `-m "not e2e"` leaves them
 # out for a fast run while developing; `make test` runs everything.
 E2E = (
-    "e2e/", "tools/", "events/test_web.py", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
+    "e2e/", "tools/", "events/test_web.py", "events/test_h264.py", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
     "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "sinks/test_http_browser.py",
     "sinks/test_display.py",
     "backends/test_edgetpu_cli.py",
