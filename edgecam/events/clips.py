@@ -30,6 +30,7 @@ counted (:attr:`ClipRecorder.dropped`). A file read unpaced waits instead
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import threading
@@ -154,6 +155,15 @@ class Clip:
             self._file.close()
         elif self._writer is not None:
             self._writer.release()
+            # VideoWriter.write never says the disk was full: a clip FFmpeg cannot read back (no index
+            # written, or fewer frames than were given) is a lost clip, not a file to show
+            cap = cv2.VideoCapture(str(self.tmp))
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+            cap.release()
+            if n < self.frames:
+                self._writer = None
+                raise OSError(errno.ENOSPC, f"the {self.fmt} clip reads back with {n} of {self.frames} frames "
+                                            "(is the disk full?)")
         self._writer = None
 
     def abort(self) -> None:

@@ -114,3 +114,24 @@ def test_clip_fps_keeps_every_nth_frame_for_the_clip_and_its_pre_roll(tmp_path):
     rows, _ = query_events(connect_reader(tmp_path / "ev"))
     fps, frames = read_frames(tmp_path / "ev" / rows[0]["clip"])
     assert len(frames) == 10 + 20 + 10 and fps == pytest.approx(10, abs=0.01)  # 1 s + 2 s + 1 s at 10 fps
+
+
+def test_a_full_disk_during_a_webm_clip_is_a_lost_clip_too(half_mb_disk, caplog):
+    from edgecam.events.clips import can_write
+
+    if not can_write("webm"):
+        pytest.skip("this OpenCV cannot write WebM (VP8)")
+    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=0, post_s=0)
+    sink = EventsSink(EventsConfig(rules=[rule], clip_format="webm"), half_mb_disk, None)
+    sink.start()
+    sink.source_opened(FileSource())
+    rng = np.random.default_rng(2)
+    noise = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(4)]  # VP8 cannot squeeze noise
+    small = np.zeros((480, 640, 3), np.uint8)
+    with caplog.at_level(logging.ERROR):
+        feed(sink, [(False, small)] + [(True, noise[i % 4]) for i in range(12)] + [(False, small)])
+        sink.close()
+    rows, total = query_events(connect_reader(half_mb_disk))
+    assert total == 1 and rows[0]["clip"] is None, rows
+    assert sink.clip_failures == 1 and "the clip of ibex (ibex) is lost" in caplog.text
+    assert not [p for p in (half_mb_disk / "media").rglob("*") if p.is_file()]
