@@ -117,7 +117,8 @@ def main() -> int:
     out["event_10s_clip_pre5_post5"] = run(pictures, base / "clip", clip, 30, (10, 20))
     out["event_10s_clip_pre5_post5_clip_fps_10"] = run(pictures, base / "clip10", clip, 30, (10, 20), clip_fps=10)
     idle_per_s = out["idle_10_min"]["write_bytes"] / 600
-    for kind in ("event_10s_snapshot", "event_10s_clip_pre5_post5", "event_10s_clip_pre5_post5_clip_fps_10"):  # 6 windows of 30 s with an event, idle between
+    # an hour with one event every 10 minutes: 6 windows of 30 s with an event, idle in between
+    for kind in ("event_10s_snapshot", "event_10s_clip_pre5_post5", "event_10s_clip_pre5_post5_clip_fps_10"):
         per_hour = 6 * out[kind]["write_bytes"] + idle_per_s * (3600 - 6 * 30)
         out[f"per_hour_one_event_every_10_min_{kind[6:]}_mb"] = round(per_hour / 2**20, 2)
     out["per_hour_no_events_mb"] = round(idle_per_s * 3600 / 2**20, 3)

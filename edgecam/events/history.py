@@ -319,7 +319,8 @@ class History:
         cols = ", ".join(MEDIA_COLUMNS)
         if self.max_age_s > 0:
             doomed += conn.execute(f"SELECT id, bytes, {cols} FROM events WHERE status != 'active' "
-                                   "AND COALESCE(ended, started) < ? ORDER BY started", (now - self.max_age_s,)).fetchall()
+                                   "AND COALESCE(ended, started) < ? ORDER BY started",
+                                   (now - self.max_age_s,)).fetchall()
         total = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0]
         total -= sum(row[1] for row in doomed)
         if self.max_bytes > 0 and total > self.max_bytes:
