@@ -50,9 +50,11 @@ class Event:
                 "peak_score": round(self.peak_score, 4)}
 
 
-def event_payload(kind: str, event: Event, host: str) -> dict:
-    """The JSON of an event's start or end (webhook, MQTT ``<prefix>/event``): times in epoch seconds."""
-    return {"type": kind, **event.to_dict(), "host": host}
+def event_payload(kind: str, event: Event, host: str, snapshot: bool = False) -> dict:
+    """The JSON of an event's start or end (webhook, MQTT ``<prefix>/event``): times in epoch seconds;
+    ``snapshot``: the path of its snapshot on the HTTP output (``/events/<id>/snapshot.jpg``), when it has one."""
+    return {"type": kind, **event.to_dict(), "host": host,
+            "snapshot": f"/events/{event.id}/snapshot.jpg" if snapshot else None}
 
 
 def label_matcher(labels: tuple[str, ...], model_labels) -> dict[int, str]:

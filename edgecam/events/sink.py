@@ -158,10 +158,13 @@ class EventsSink(Sink):
             else:
                 self._ended(event, "ended")
             # for the outputs fed after this one (MQTT publishes them on <prefix>/event)
-            result.extra.setdefault("rule_events", []).append(event_payload(kind, event, self.host))
+            result.extra.setdefault("rule_events", []).append(self._payload(kind, event))
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_EVERY_S
             self.history.retention()
+
+    def _payload(self, kind: str, event: Event) -> dict:
+        return event_payload(kind, event, self.host, snapshot=self.rules[event.rule].snapshot)
 
     def _started(self, event: Event) -> None:
         self.started[event.rule] += 1
@@ -170,7 +173,7 @@ class EventsSink(Sink):
         self.history.start_event(event)  # the event has its id now
         rule = self.rules[event.rule]
         if rule.webhook and self.webhooks is not None:
-            self.webhooks.post(rule.webhook, rule.name, event_payload("start", event, self.host))
+            self.webhooks.post(rule.webhook, rule.name, self._payload("start", event))
         if rule.snapshot or rule.collect:
             self._waiting.append(event)
         if rule.clip and self.clips is not None:
@@ -183,7 +186,7 @@ class EventsSink(Sink):
         self.history.end_event(event, status)
         rule = self.rules[event.rule]
         if rule.webhook and self.webhooks is not None:
-            self.webhooks.post(rule.webhook, rule.name, event_payload("end", event, self.host))
+            self.webhooks.post(rule.webhook, rule.name, self._payload("end", event))
         if rule.clip and self.clips is not None:
             self.clips.end(event)
 

@@ -1,7 +1,7 @@
 """Webhook actions: each event's start and end POSTed as JSON, from a thread of their own.
 
 ``webhook: URL`` on a rule: the event (``{"type": "start"|"end", "id", "rule",
-"label", "region", "start", "end", "peak_score", "host"}``, times in epoch
+"label", "region", "start", "end", "peak_score", "host", "snapshot"}``, times in epoch
 seconds) is POSTed with ``Content-Type: application/json``. A POST that
 fails (refused, a timeout of ``events.webhook_timeout_s``, an answer other
 than 2xx) is tried again ``events.webhook_retries`` times, waiting 1, 2, 4...

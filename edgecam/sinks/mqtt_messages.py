@@ -15,7 +15,7 @@ Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
   Assistant discovery configs for a "Label" and a "Score" sensor.
 * With event rules that have ``mqtt: true``: ``<prefix>/event``, JSON
   ``{"type": "start"|"end", "id", "rule", "label", "region", "start", "end",
-  "peak_score", "host"}`` (never retained), and ``<prefix>/event/<rule>``:
+  "peak_score", "host", "snapshot"}`` (never retained), and ``<prefix>/event/<rule>``:
   ``start`` or ``end``, which the Home Assistant device triggers of each
   rule listen to (:func:`trigger_configs`).
 * With regions: ``<prefix>/region/<name>/state``: JSON ``{"region", "label",

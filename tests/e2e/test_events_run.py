@@ -224,7 +224,9 @@ def test_a_live_run_serves_its_events_and_publishes_them(photos, model_env, brok
             assert code == 200 and headers["Content-Type"] == "image/jpeg"
             assert app.wait() == 0
         assert sub.wait("homeassistant/device_automation/cam/crab_start/config")
-        assert [e["type"] for e in sub.json("cam/event")] == ["start", "end"]
+        published = sub.json("cam/event")
+        assert [e["type"] for e in published] == ["start", "end"]
+        assert published[0]["snapshot"] == f"/events/{published[0]['id']}/snapshot.jpg"  # on the HTTP output
     finally:
         sub.close()
 

@@ -53,6 +53,7 @@ def test_mqtt_events_and_device_triggers(broker, tmp_path):
         got = sub.json("edgecam/test/event")
         assert [(e["type"], e["rule"], e["label"]) for e in got] == [("start", "ibex", "ibex"), ("end", "ibex", "ibex")]
         assert got[0]["id"] == got[1]["id"] == 1 and got[1]["end"] - got[1]["start"] == pytest.approx(0.2, abs=1e-3)
+        assert got[0]["snapshot"] is None and got[0]["host"]
         assert sub.retained("edgecam/test/event") == [False, False]
         assert sub.on("edgecam/test/event/cat") == []  # mqtt: false
         topics = {f"homeassistant/device_automation/{mqtt.node_id}/ibex_{k}/config": k for k in ("start", "end")}
@@ -123,6 +124,7 @@ def test_webhooks_post_each_start_and_end_and_never_hold_up_the_pipeline(tmp_pat
         wait_until(lambda: len(ok.got) == 2, "the two POSTs of the answering server")
         assert [(g["json"]["type"], g["json"]["rule"]) for g in ok.got] == [("start", "ok"), ("end", "ok")]
         assert ok.got[0]["type"] == "application/json" and ok.got[0]["json"]["id"] == 1
+        assert ok.got[0]["json"]["snapshot"] is None  # snapshot: false
         # the slow one answers after the 0.5 s timeout: each POST is tried 3 times, then counted as failed
         wait_until(lambda: sink.webhook_failures["dead"] == 2 and sink.webhook_failures["slow"] == 2,
                    "every try of the slow and the refusing server", timeout=60)
