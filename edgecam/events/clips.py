@@ -47,6 +47,7 @@ from edgecam.events.rules import EPS_S
 logger = logging.getLogger(__name__)
 
 _FOURCC = {"mp4": "avc1", "webm": "VP80"}
+WAIT_S = 10.0  # the longest a file's frame waits for the clips thread
 _counter = itertools.count(1)
 
 
@@ -221,9 +222,9 @@ class ClipRecorder:
         """A frame drawn at time ``t``. ``wait``: until the thread took the one before (a file read
         unpaced, where every frame counts and nobody waits for the present); else never waits."""
         with self._cond:
-            if wait:
-                self._cond.wait_for(lambda: self._frames == 0 or self._stop)
-            elif self._frames:
+            if wait:  # bounded: a clips thread that died must not hang the run
+                self._cond.wait_for(lambda: self._frames == 0 or self._stop, timeout=WAIT_S)
+            if self._frames:
                 # the thread is behind: the frame it has not taken yet gives way to this one
                 for i, item in enumerate(self._items):
                     if item[0] == "frame":
