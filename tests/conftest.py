@@ -82,18 +82,30 @@ def broker(tmp_path):
         yield b
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 64 KB tmpfs mounted for the test (needs root; skipped where mount is not allowed)."""
+def _mounted_tmpfs(tmp_path, size: str):
+    """A tmpfs of ``size`` mounted at tmp_path/disk for one test (needs root; skipped where mount is not allowed)."""
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True,
+                          text=True)
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or proc.returncode}); needs root")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KB tmpfs: a disk that fills up within a run."""
+    yield from _mounted_tmpfs(tmp_path, "64k")
+
+
+@pytest.fixture
+def half_mb_disk(tmp_path):
+    """A 512 KB tmpfs: room for the events history, not for a big snapshot or clip."""
+    yield from _mounted_tmpfs(tmp_path, "512k")
 
 
 # End-to-end tests: the ones that start edgecam (or a venv, a browser, an X

@@ -16,7 +16,6 @@ from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
 from edgecam.frame import Frame
 from edgecam.result import Classification
-from tests.events.test_history import half_mb_disk  # noqa: F401 (a fixture)
 
 
 def test_the_pre_roll_keeps_the_last_seconds_and_never_more_bytes_than_allowed():

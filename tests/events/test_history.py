@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
@@ -169,21 +168,6 @@ def test_no_history_folder_is_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(OutputError, match="cannot use .*check events.dir"):
         History(tmp_path / "file" / "events").open()
-
-
-@pytest.fixture
-def half_mb_disk(tmp_path):
-    """A 512 KB tmpfs: room for the history, not for a big snapshot (needs root; skipped where not allowed)."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mnt)], capture_output=True,
-                          text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({proc.stderr.strip() or proc.returncode}); needs root")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_disk_loses_the_media_not_the_history(half_mb_disk, caplog):
