@@ -100,11 +100,12 @@ def candidates(names: list[str], dest: Path, reg: dict[str, registry.ModelEntry]
 
 
 def probe_spec(c: Candidate, model_cfg, threads: list[int], images: str | None, expected: str | None,
-               seconds: float) -> dict:
-    """What :mod:`edgecam.model_probe` needs to measure ``c``."""
+               seconds: float, backend: str = "cpu") -> dict:
+    """What :mod:`edgecam.model_probe` needs to measure ``c`` (on the CPU, or with the Edge TPU delegate)."""
     pre = c.preprocess or {}
     return {
         "name": c.name,
+        "backend": backend,
         "model_path": str(c.model_path),
         "labels_path": str(c.labels_path) if c.labels_path else None,
         "labels_error": c.labels_error,

@@ -237,6 +237,9 @@ def _add_compare(sub) -> None:
     p.add_argument("--dir", metavar="DIR", help="model folder (default: see 'edgecam models list')")
     p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
     p.add_argument("--crop", choices=["center_fraction", "square", "stretch"])
+    p.add_argument("--backend", choices=["cpu", "edgetpu"], default="cpu",
+                   help="edgetpu: the registry's Coral builds (or the paths given), timed through the Edge TPU "
+                        "delegate (one thread: the TPU's invoke, transfers included)")
     p.set_defaults(func=cmd_compare)
 
 
@@ -265,9 +268,11 @@ def cmd_compare(args) -> int:
         _check_plot_path(args.plot)
     photos = ev.load_photos(args.images, args.expected) if args.images else None  # fail early on bad photos
     threads = args.threads or sorted({1, os.cpu_count() or 1})
+    if args.backend == "edgetpu":
+        threads = [1]  # the TPU does the work
     reg = registry.load_registry()
     dest = registry.models_dir(cfg.model.dir)
-    found = candidates(args.names, dest, reg)
+    found = candidates(args.names, dest, reg, args.backend)
     present = [c for c in found if c.model_path is not None]
     absent = [c for c in found if c.model_path is None]
     if not present:
@@ -279,7 +284,7 @@ def cmd_compare(args) -> int:
     for i, c in enumerate(present, 1):
         if not (args.json or args.csv or args.markdown):
             print(f"measuring {c.name} ({i}/{len(present)})...", file=sys.stderr, flush=True)
-        row = run_probe(probe_spec(c, cfg.model, threads, args.images, args.expected, args.seconds))
+        row = run_probe(probe_spec(c, cfg.model, threads, args.images, args.expected, args.seconds, args.backend))
         row["file_mb"] = round(c.model_path.stat().st_size / 1e6, 2)
         rows.append(row)
     if all(r.get("error") and not r.get("graph") for r in rows):

@@ -134,3 +134,24 @@ def test_a_tpu_that_stops_answering_mid_run_stops_the_run_with_exit_3(tpu_env, s
     results = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     # the warm-up invoke (the probe's is in another process) and then the frames, until the TPU failed
     assert 25 <= len(results) <= 29 and {r["top_k"][0]["label"] for r in results} == {"chickadee"}
+
+
+def test_models_compare_on_the_edge_tpu_times_its_builds_through_the_delegate(tpu_env, replies, shared_dir, tmp_path):
+    sample = shared_dir / "images" / "imagenet-sample"
+    args = ["models", "compare", "--images", str(sample), "--expected", str(sample / "expected.csv"), "--json",
+            "--seconds", "0.2"]
+    env = dict(tpu_env, EDGECAM_FAKE_EDGETPU_REPLIES=str(replies))
+    run_cli(["models", "fetch", "mobilenet_v1_edgetpu"], env=env, cwd=tmp_path)
+    tpu = run_cli(args + ["--backend", "edgetpu"], env=env, cwd=tmp_path, timeout=300)
+    assert tpu.returncode == 0, tpu.stderr
+    res = json.loads(tpu.stdout)
+    (row,) = res["models"]  # the registry's Coral builds that are downloaded; the others listed as absent
+    assert (row["name"], row["runtime"], list(row["invoke_ms"])) == ("mobilenet_v1_edgetpu", "litert+edgetpu", ["1"])
+    assert {a["name"] for a in res["absent"]} == {"mobilenet_v2_edgetpu", "inat_birds_edgetpu"}
+    cpu = run_cli(args + ["mobilenet_v1", "--threads", "1"], env=env, cwd=tmp_path, timeout=300)
+    (twin,) = json.loads(cpu.stdout)["models"]
+    assert row["accuracy"]["top1"] == twin["accuracy"]["top1"] > 0.7  # through the delegate: the twin's answers
+    assert row["graph"]["input_shape"] == twin["graph"]["input_shape"] == [1, 192, 192, 3]
+    proc = run_cli(args + ["--backend", "edgetpu"], env=dict(env, EDGECAM_FAKE_EDGETPU="crash"), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr  # none could be measured: said in one line
+    assert "the measuring process failed" in proc.stderr
