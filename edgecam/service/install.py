@@ -276,6 +276,10 @@ def install(
         cfg, config_text = _default_config()
         steps.say("config to install: built-in defaults (no config.yaml beside the source)")
 
+    name = cfg.model.name
+    if not (name.endswith(".tflite") or os.sep in name):
+        _runs(cfg)  # a model that cannot run on model.backend stops us here too
+
     # 1. The service user.
     if not steps.live:
         steps.say(f"skip: create system user {USER} (only when --root is /)")
@@ -350,6 +354,15 @@ def install(
     return 0
 
 
+def _runs(cfg: config_mod.Config) -> str:
+    """The model the service runs: model.name, or its build for model.backend (mobilenet_v1 on a Coral:
+    mobilenet_v1_edgetpu), fetched too so that an offline Pi has it. ConfigError (exit 2) for a model that
+    cannot run on the backend named."""
+    from edgecam import backends
+
+    return backends.choose(cfg.model, camera=cfg.source.type in ("auto", "picamera2")).model.name
+
+
 def _install_model(steps: _Steps, cfg: config_mod.Config) -> None:
     from edgecam import registry
 
@@ -361,10 +374,12 @@ def _install_model(steps: _Steps, cfg: config_mod.Config) -> None:
         steps.say(f"note: model.dir is set ({cfg.model.dir}); the service reads models from there, not /{MODEL_DIR}")
     dest = steps.path(MODEL_DIR)
     mirror = os.environ.get(registry.ENV_MIRROR)
-    steps.say(f"fetch model {name} into {dest}" + (f" (from {mirror})" if mirror else ""))
+    for model in dict.fromkeys([name, _runs(cfg)]):
+        steps.say(f"fetch model {model} into {dest}" + (f" (from {mirror})" if mirror else ""))
+        if not steps.dry_run:
+            path = registry.fetch(model, dest_dir=dest, progress=sys.stderr.isatty())
     if steps.dry_run:
         return
-    path = registry.fetch(name, dest_dir=dest, progress=sys.stderr.isatty())
     # The service only needs to read models; keep them private to it.
     try:
         for f in dest.iterdir():

@@ -254,8 +254,10 @@ def test_the_accelerator_the_config_names_gets_its_devices_in_a_dropin(tmp_path,
                                                                         monkeypatch):
     dropin = tmp_path / "root" / inst.ACCEL_DROPIN
     config = tmp_path / "accel.yaml"
-    config.write_text(f"model:\n  name: {SMALL_MODEL}\n  backend: {backend}\n")
+    name = {"edgetpu": "mobilenet_v1", "hailo": "resnet_v1_50_h8l", "imx500": "imx500_mobilenet_v2"}[backend]
+    config.write_text(f"model:\n  name: {name}\n  backend: {backend}\n")
     monkeypatch.setattr(inst, "_group_exists", lambda name: name != "apex")  # a Pi with plugdev, no PCIe Coral driver
+    monkeypatch.setattr(inst, "_install_model", lambda steps, cfg: None)  # the drop-in only (models: below)
     lines = _install(tmp_path / "root", config=config)
     text = dropin.read_text()
     assert text.startswith(f"# written by 'edgecam service install' for model.backend: {backend}")
@@ -285,3 +287,17 @@ def test_backend_auto_covers_the_accelerators_present(tmp_path):
     text, notes = unit.dropin("auto", machine.root, group_exists=lambda name: True)
     assert "for model.backend: auto" in text and "DeviceAllow=/dev/hailo0 rw" in text
     assert "DeviceAllow=char-usb_device rw" in text and "SupplementaryGroups=plugdev apex" in text and notes == []
+
+
+def test_the_build_the_backend_runs_is_fetched_too(tmp_path, mirror):
+    config = tmp_path / "tpu.yaml"
+    config.write_text("model:\n  name: mobilenet_v1\n  backend: edgetpu\n")
+    lines = _install(tmp_path / "root", config=config)
+    models = tmp_path / "root" / "var/lib/edgecam/models"
+    assert (models / "mobilenet_v1_0.75_192_quant.tflite").is_file()
+    assert (models / "mobilenet_v1_0.75_192_quant_edgetpu.tflite").is_file()  # for an offline Pi with a Coral
+    assert sum(line.startswith("fetch model ") for line in lines) == 2
+    config.write_text("model:\n  name: mobilenet_v3_small\n  backend: edgetpu\n")
+    with pytest.raises(ConfigError, match="has no build for a Coral Edge TPU"):
+        inst.install(root=tmp_path / "root2", config=config, say=lambda line: None)
+    assert not (tmp_path / "root2" / inst.UNIT_FILE).exists()
