@@ -338,6 +338,9 @@ class HttpSink(Sink):
                [("", s.get("frames_output_dropped", 0))])
         metric("edgecam_frames_inferred_total", "counter", "Frames classified.",
                [("", s["frames_inferred"])])
+        metric("edgecam_frames_without_result_total", "counter",
+               "Frames a camera that classifies (the AI Camera) sent without a result.",
+               [("", s["frames_without_result"])])
         metric("edgecam_frames_output_total", "counter", "Frames handed to the outputs.",
                [("", s["frames_output"])])
         metric("edgecam_capture_fps", "gauge", "Capture rate, frames per second.", [("", s["capture_fps"])])
