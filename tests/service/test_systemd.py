@@ -484,7 +484,8 @@ def test_transient_download_failure_is_retried_with_back_off(service, tmp_path):
         waits = [int(re.search(r"trying again in (\d+) s", m).group(1)) for _, m in retries]
         assert waits == [5, 10, 20], retries
         gaps = [b[0] - a[0] for a, b in zip(retries, retries[1:])]
-        assert gaps[0] >= 5 and gaps[1] >= 10 and gaps[1] > gaps[0], gaps
+        # journald stamps lines as it receives them: allow it 0.1 s of jitter around the 5 and 10 s waits
+        assert gaps[0] >= 4.9 and gaps[1] >= 9.9 and gaps[1] > gaps[0], gaps
         assert any("netmodel: /var/lib/edgecam/models/netmodel.tflite ready" in m for _, _, m in entries), entries
         assert service.show("NRestarts")["NRestarts"] == "1"
         records = service.wait("records from the downloaded model",
