@@ -322,13 +322,7 @@ class Classifier:
         only copies the array in and invokes: on two cores the preprocessing
         then overlaps with the previous frame's inference.
         """
-        spec = self.input_spec
-        out = np.empty((spec.height, spec.width, 3), spec.dtype)
-        if frame.model_input is not None:
-            self.preprocessor(frame.model_input, out, "rgb")
-        else:
-            self.preprocessor(frame.image, out, "bgr")
-        return out
+        return self.preprocessor.frame_input(frame)
 
     def classify_prepared(self, tensor: np.ndarray, frame, preprocess_ms: float = 0.0) -> Classification:
         """Classify an array made by :meth:`prepare` for ``frame``."""

@@ -31,6 +31,16 @@ class OverlayStats:
     inference_ms: float = 0.0
     result_age_ms: float | None = None  # frame time minus the result's frame time
 
+    @classmethod
+    def of(cls, stats, frame, result: Classification | None, now: float | None = None) -> OverlayStats:
+        """The numbers for ``frame`` shown with ``result``, from the run's :class:`edgecam.stats.Stats`."""
+        return cls(
+            display_fps=stats.output_rate.rate(now),
+            inference_fps=stats.inference_rate.rate(now),
+            inference_ms=result.inference_ms if result else 0.0,
+            result_age_ms=(frame.timestamp - result.capture_time) * 1000 if result else None,
+        )
+
 
 def draw_overlay(image: np.ndarray, result: Classification | None, stats: OverlayStats,
                  top_k: int = 3, threshold: float = 0.0, label: str | None = None) -> np.ndarray:

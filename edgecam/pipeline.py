@@ -274,21 +274,13 @@ class Pipeline:
         annotated = None
         if self.outputs.wants_frames and self.overlay and getattr(self.outputs, "wants_overlay", True):
             t0 = time.perf_counter()
-            annotated = draw_overlay(frame.image, self.latest_result, self.overlay_stats(frame, now),
+            result = self.latest_result
+            annotated = draw_overlay(frame.image, result, OverlayStats.of(self.stats, frame, result, now),
                                      self.top_k, self.threshold, self.shown_label)
             if self.timings is not None:
                 self.timings.overlay.append((time.perf_counter() - t0) * 1000)
         if self.outputs.wants_frames:
             self.outputs.on_frame(frame, annotated, self.latest_result)
-
-    def overlay_stats(self, frame, now: float) -> OverlayStats:
-        r = self.latest_result
-        return OverlayStats(
-            display_fps=self.stats.output_rate.rate(now),
-            inference_fps=self.stats.inference_rate.rate(now),
-            inference_ms=r.inference_ms if r else 0.0,
-            result_age_ms=(frame.timestamp - r.capture_time) * 1000 if r else None,
-        )
 
     def _tick(self, now: float) -> None:
         st = self.stats

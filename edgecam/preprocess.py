@@ -135,6 +135,20 @@ class Preprocessor:
             region = cv2.resize(region, size, dst=self._mid, interpolation=cv2.INTER_LINEAR_EXACT)
         return cv2.resize(region, (spec.width, spec.height), dst=self._resized, interpolation=cv2.INTER_AREA)
 
+    def frame_input(self, frame) -> np.ndarray:
+        """A new model-input array (HxWx3, the model's dtype) for a :class:`edgecam.frame.Frame`.
+
+        From the frame's ``model_input`` (the ISP-scaled lores stream, RGB)
+        when the source gave one, else from its full image (BGR).
+        """
+        spec = self.spec
+        out = np.empty((spec.height, spec.width, 3), spec.dtype)
+        if frame.model_input is not None:
+            self(frame.model_input, out, "rgb")
+        else:
+            self(frame.image, out, "bgr")
+        return out
+
     def __call__(self, image: np.ndarray, out: np.ndarray, order: str = "bgr") -> None:
         """Write ``image`` (HxWx3 uint8, ``order`` 'bgr' or 'rgb') into ``out`` (HxWx3 of the model's dtype)."""
         spec = self.spec

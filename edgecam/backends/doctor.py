@@ -84,16 +84,23 @@ def edgetpu(root: Path = Path("/"), probe_model: Path | None = None) -> Check:
     return Check("edgetpu", 0, f"ok: {dev.what}, {library} (edgecam doctor --probe runs a model on it)")
 
 
+def _unimportable(backend: str, what: str) -> Check | None:
+    """The check's answer when picamera2's support for ``backend`` cannot be imported, else None."""
+    try:
+        importlib.import_module(f"picamera2.devices.{backend}")
+    except ImportError as e:
+        hint = importlib.import_module(f"edgecam.backends.{backend}").INSTALL_HINT
+        return Check(backend, EXIT_RUNTIME, f"picamera2's {what} support is not importable ({e}): "
+                                            f"{hint.removesuffix('; edgecam doctor says more')}")
+    return None
+
+
 def imx500(root: Path = Path("/")) -> Check:
     """The AI Camera: picamera2 with its IMX500 support (imx500-all), the sensor's sub-device."""
     found = devices.imx500(root)
-    try:
-        importlib.import_module("picamera2.devices.imx500")
-    except ImportError as e:
-        from edgecam.backends.imx500 import INSTALL_HINT
-
-        return Check("imx500", EXIT_RUNTIME, f"picamera2's IMX500 support is not importable ({e}): "
-                                             f"{INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+    missing = _unimportable("imx500", "IMX500")
+    if missing is not None:
+        return missing
     if not found:
         return Check("imx500", EXIT_SOURCE, "no AI Camera found (no V4L2 sub-device of the imx500 driver): check the "
                                             "ribbon cable's seating and orientation, then reboot")
@@ -103,13 +110,9 @@ def imx500(root: Path = Path("/")) -> Check:
 def hailo(root: Path = Path("/")) -> Check:
     """A Hailo: HailoRT and picamera2's Hailo support (hailo-all), the driver's /dev/hailoN, the right to open it."""
     found = devices.hailo(root)
-    try:
-        importlib.import_module("picamera2.devices.hailo")
-    except ImportError as e:
-        from edgecam.backends.hailo import INSTALL_HINT
-
-        return Check("hailo", EXIT_RUNTIME, f"picamera2's Hailo support is not importable ({e}): "
-                                            f"{INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+    missing = _unimportable("hailo", "Hailo")
+    if missing is not None:
+        return missing
     if not found:
         return Check("hailo", EXIT_SOURCE, "no Hailo found (no /dev/hailo0): seat the AI Kit / AI HAT+ and its ribbon, "
                                            "then sudo apt install hailo-all (it brings the hailo_pci driver) and reboot")

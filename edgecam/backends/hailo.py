@@ -89,13 +89,7 @@ class HailoClassifier:
 
     def prepare(self, frame) -> np.ndarray:
         """The network's input picture for a frame (RGB uint8), from its lores stream when it has one."""
-        w, h = self.input_size
-        out = np.empty((h, w, 3), np.uint8)
-        if frame.model_input is not None:
-            self.preprocessor(frame.model_input, out, "rgb")
-        else:
-            self.preprocessor(frame.image, out, "bgr")
-        return out
+        return self.preprocessor.frame_input(frame)
 
     def classify_prepared(self, tensor: np.ndarray, frame, preprocess_ms: float = 0.0) -> Classification:
         return self._run(tensor, frame.index, frame.timestamp, frame.wall_time, preprocess_ms)

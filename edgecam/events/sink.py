@@ -214,11 +214,7 @@ class EventsSink(Sink):
         """The overlay on ``frame``, as the pipeline draws it for the outputs that want it on every frame."""
         from edgecam.overlay import OverlayStats, draw_overlay
 
-        st, numbers = self.stats, OverlayStats()
-        if st is not None and hasattr(st, "output_rate"):
-            numbers = OverlayStats(st.output_rate.rate(), st.inference_rate.rate(),
-                                   result.inference_ms if result is not None else 0.0,
-                                   (frame.timestamp - result.capture_time) * 1000 if result is not None else None)
+        numbers = OverlayStats() if self.stats is None else OverlayStats.of(self.stats, frame, result)
         return draw_overlay(frame.image, result, numbers, self.top_k, self.threshold)
 
     # ------------------------------------------------------- jobs (writer thread)

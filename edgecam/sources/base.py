@@ -80,3 +80,10 @@ class Pacer:
             time.sleep(due - now)
             now = time.monotonic()
         return now
+
+    def frame(self, image, index: int, paced: bool) -> Frame:
+        """``image`` as frame ``index``, stamped now; ``paced``: not before it is due (:meth:`wait`)."""
+        now = time.monotonic()
+        if paced:
+            now = self.wait(index, now)
+        return Frame(image=image, index=index, timestamp=now, wall_time=time.time())

@@ -94,10 +94,7 @@ class DemoSource(FrameSource):
         t0 = time.perf_counter()
         image = self.view(self._index)
         self.last_decode_s = time.perf_counter() - t0  # drawing the frame; the pacing sleep apart
-        now = time.monotonic()
-        if self.realtime:
-            now = self._pacer.wait(self._index, now)
-        frame = Frame(image=image, index=self._index, timestamp=now, wall_time=time.time())
+        frame = self._pacer.frame(image, self._index, self.realtime)
         self._index += 1
         return frame
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import cv2
@@ -77,10 +76,7 @@ class ImageFolderSource(FrameSource):
                 logger.warning("skipping %s: not a readable image", path)
                 continue
             self._readable += 1
-            now = time.monotonic()
-            if self.realtime:
-                now = self._pacer.wait(index, now)
-            return Frame(image=image, index=index, timestamp=now, wall_time=time.time())
+            return self._pacer.frame(image, index, self.realtime)
         return None
 
     def close(self) -> None:

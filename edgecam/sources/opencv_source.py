@@ -110,11 +110,8 @@ class OpenCVSource(FrameSource):
             if self.live:
                 raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
             return None
-        now = time.monotonic()
         self.last_decode_s = time.perf_counter() - t0  # without the pacing sleep below
-        if self.realtime:
-            now = self._pacer.wait(self._index, now)
-        frame = Frame(image=image, index=self._index, timestamp=now, wall_time=time.time())
+        frame = self._pacer.frame(image, self._index, self.realtime)
         self._index += 1
         return frame
 
