@@ -74,7 +74,7 @@ def blocks(path: Path) -> list[Block]:
 
 
 def prose_lines(path: Path) -> list[tuple[int, str]]:
-    """(line number, text) of the lines outside fenced blocks, with inline code blanked out."""
+    """(line number, text) of the lines outside fenced blocks, inline code blanked out (but in headings: anchors)."""
     out = []
     in_fence = None
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -86,7 +86,7 @@ def prose_lines(path: Path) -> list[tuple[int, str]]:
         if m:
             in_fence = m.group(1)
             continue
-        out.append((n, re.sub(r"`[^`]*`", "``", line)))
+        out.append((n, line if HEADING.match(line) else re.sub(r"`[^`]*`", "``", line)))
     return out
 
 
