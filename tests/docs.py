@@ -5,7 +5,8 @@ makes them (lower case, punctuation dropped, spaces to hyphens, ``-1``... for
 repeats); a fenced block's marker is the HTML comment on the line before it:
 
 * ``<!-- example -->`` before a ``console`` block: tests/e2e/test_doc_examples.py
-  runs its ``$ `` commands and compares what they print with the lines after them;
+  runs its ``$ `` commands and compares what they print with the lines after them
+  (``EDGECAM_UPDATE_DOC_EXAMPLES=1`` writes what they print into the page instead);
 * ``<!-- not run: REASON -->``: a command block deliberately not run, and why;
 * ``<!-- check-pi: ... -->``: the block ``make check-pi`` runs (tools/check-pi).
 """
@@ -204,6 +205,39 @@ def examples(block: Block) -> list[Example]:
     if command:
         out.append(Example(block, " ".join(command), tuple(expected)))
     return out
+
+
+def block_with_outputs(block: Block, outputs: list[list[str] | None]) -> list[str]:
+    """The block's lines with each example's shown output replaced by ``outputs[i]`` (None: kept as written)."""
+    out: list[str] = []
+    k = -1
+    lines = list(block.body)
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("$ "):
+            k += 1
+            out.append(lines[i])
+            while lines[i].rstrip().endswith("\\") and i + 1 < len(lines):
+                i += 1
+                out.append(lines[i])
+            shown = []
+            while i + 1 < len(lines) and not lines[i + 1].startswith("$ "):
+                i += 1
+                shown.append(lines[i])
+            new = outputs[k] if k < len(outputs) else None
+            out.extend(shown if new is None else new)
+        else:
+            out.append(lines[i])
+        i += 1
+    return out
+
+
+def rewrite_block(block: Block, outputs: list[list[str] | None]) -> None:
+    """Write ``block`` back into its page with the new outputs (the fences and everything else untouched)."""
+    lines = block.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    start, end = block.line, block.line + len(block.body)  # 0-based: the body's first line, the closing fence
+    new = [line + "\n" for line in block_with_outputs(block, outputs)]
+    block.path.write_text("".join(lines[:start] + new + lines[end:]), encoding="utf-8")
 
 
 def output_matches(expected: tuple[str, ...], actual: list[str]) -> bool:

@@ -158,3 +158,15 @@ def test_a_figure_without_its_cpu_is_found(tmp_path):
                     "`<!-- not measured: inline code is no marker -->` 4 ms\n")
     assert unmeasured_figures(page) == [f"{page}:3: '40 s' under 'Speed': The fast suite takes about 40 s.",
                                         f"{page}:23: '4 ms' under 'Other': `` 4 ms"]
+
+
+def test_a_block_is_written_back_with_new_outputs(tmp_path):
+    from tests.docs import rewrite_block
+
+    page = tmp_path / "page.md"
+    page.write_text("# T\n\n<!-- example -->\n```console\n$ one \\\n  --flag\nold 1\nold 2\n$ two\n...\n$ three\n```\n\n"
+                    "after\n")
+    (block,) = blocks(page)
+    rewrite_block(block, [["new 1"], None, ["printed"]])
+    assert page.read_text() == ("# T\n\n<!-- example -->\n```console\n$ one \\\n  --flag\nnew 1\n$ two\n...\n"
+                                "$ three\nprinted\n```\n\nafter\n")

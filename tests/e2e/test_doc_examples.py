@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, SHARED
-from tests.docs import Example, blocks, documents, examples, output_matches
+from tests.docs import Example, blocks, documents, examples, output_matches, rewrite_block
 
 EXAMPLES = [ex for doc in documents() for b in blocks(doc) if b.marker == "example" for ex in examples(b)]
 TIMEOUT_S = 120
+UPDATE = os.environ.get("EDGECAM_UPDATE_DOC_EXAMPLES") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,18 @@ def doc_env(tmp_path_factory, model_cache, shared_dir) -> dict:
     return env
 
 
-def run_example(example: Example, env: dict) -> str | None:
-    """Run one example as the document writes it; None when it did what the document says, else why not."""
+def run(example: Example, env: dict) -> subprocess.CompletedProcess:
+    """The example's command as the document writes it, in the repository's folder."""
     command = example.command
     if SHARED != (REPO.parent / "shared").resolve():  # the docs say ../shared: the reader's layout
         command = command.replace("../shared", str(SHARED))
-    proc = subprocess.run(["bash", "-c", command], cwd=REPO, env=env, capture_output=True, text=True,
+    return subprocess.run(["bash", "-c", command], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT_S)
+
+
+def run_example(example: Example, env: dict) -> str | None:
+    """Run one example as the document writes it; None when it did what the document says, else why not."""
+    proc = run(example, env)
     where = f"{example.block.where}: $ {example.command}"
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["(nothing printed)"])[-1]
@@ -59,6 +65,7 @@ def run_example(example: Example, env: dict) -> str | None:
     return None
 
 
+@pytest.mark.skipif(UPDATE, reason="EDGECAM_UPDATE_DOC_EXAMPLES=1: writing the outputs instead")
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda ex: f"{ex.block.where}:{ex.command.split()[1]}")
 def test_the_documented_example_does_what_the_document_says(example: Example, doc_env):
     problem = run_example(example, doc_env)
@@ -81,3 +88,17 @@ def test_a_failing_or_stale_example_is_reported(doc_env, tmp_path):
     assert problem is not None and "\nexited " in problem and "no-such-photo.jpg" in problem, problem
     assert "printed other lines" in run_example(stale, doc_env)
     assert run_example(fine, doc_env) is None
+
+
+@pytest.mark.skipif(not UPDATE, reason="set EDGECAM_UPDATE_DOC_EXAMPLES=1 to write the examples' outputs into the docs")
+def test_update_the_printed_outputs(doc_env):
+    """Each example block's shown output becomes what its commands print now (an output shown as ``...`` stays)."""
+    marked = [b for doc in documents() for b in blocks(doc) if b.marker == "example"]
+    for block in sorted(marked, key=lambda b: (str(b.path), -b.line)):  # bottom-up: line numbers stay valid
+        outputs = []
+        for ex in examples(block):
+            proc = run(ex, doc_env)
+            assert proc.returncode == 0, f"{block.where}: $ {ex.command}: exited {proc.returncode}: {proc.stderr[-500:]}"
+            keep = not ex.expected or any(line.strip() == "..." for line in ex.expected)
+            outputs.append(None if keep else [line.rstrip() for line in proc.stdout.rstrip("\n").splitlines()])
+        rewrite_block(block, outputs)
