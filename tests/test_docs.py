@@ -61,7 +61,8 @@ def test_the_link_check_finds_a_broken_link_and_anchor(tmp_path):
                     "```sh\n[not a link](in-code.md)\n```\n")
     assert links(page) == [(3, "missing.md"), (3, "#title"), (3, "#no-such"), (4, "other.md#the-x-part"),
                            (5, "other.md#x")]
-    assert broken_links(page) == [f"{page}:3: missing.md: no such file", f"{page}:3: #no-such: no heading #no-such in {page}",
+    assert broken_links(page) == [f"{page}:3: missing.md: no such file",
+                                  f"{page}:3: #no-such: no heading #no-such in {page}",
                                   f"{page}:5: other.md#x: no heading #x in {tmp_path / 'other.md'}"]
 
 
@@ -164,8 +165,8 @@ def test_a_block_is_written_back_with_new_outputs(tmp_path):
     from tests.docs import rewrite_block
 
     page = tmp_path / "page.md"
-    page.write_text("# T\n\n<!-- example -->\n```console\n$ one \\\n  --flag\nold 1\nold 2\n$ two\n...\n$ three\n```\n\n"
-                    "after\n")
+    page.write_text("# T\n\n<!-- example -->\n```console\n$ one \\\n  --flag\nold 1\nold 2\n$ two\n...\n"
+                    "$ three\n```\n\nafter\n")
     (block,) = blocks(page)
     rewrite_block(block, [["new 1"], None, ["printed"]])
     assert page.read_text() == ("# T\n\n<!-- example -->\n```console\n$ one \\\n  --flag\nnew 1\n$ two\n...\n"

@@ -16,8 +16,6 @@ import os
 import shlex
 import subprocess
 import sys
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import REPO, SHARED
@@ -98,7 +96,8 @@ def test_update_the_printed_outputs(doc_env):
         outputs = []
         for ex in examples(block):
             proc = run(ex, doc_env)
-            assert proc.returncode == 0, f"{block.where}: $ {ex.command}: exited {proc.returncode}: {proc.stderr[-500:]}"
+            assert proc.returncode == 0, \
+                f"{block.where}: $ {ex.command}: exited {proc.returncode}: {proc.stderr[-500:]}"
             keep = not ex.expected or any(line.strip() == "..." for line in ex.expected)
             outputs.append(None if keep else [line.rstrip() for line in proc.stdout.rstrip("\n").splitlines()])
         rewrite_block(block, outputs)
