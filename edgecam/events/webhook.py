@@ -42,34 +42,52 @@ MAX_BACKOFF_S = 30.0
 WATCH_S = 0.05  # past the deadline, how often the watchdog closes a socket the request may have opened since
 
 
-class _Watch:
-    """Closes the socket of one request once its deadline has passed (module docstring)."""
+class Watch:
+    """Closes the socket of one request once its deadline (monotonic) has passed (module docstring);
+    :meth:`cut` brings the deadline nearer (a stop)."""
 
     def __init__(self, deadline: float):
         self.deadline = deadline
         self.conn = None  # the http.client connection, once urllib made it
         self.fired = False
-        self.done = threading.Event()
+        self._done = False
+        self._cond = threading.Condition()
         threading.Thread(target=self._run, name="events-webhook-watch", daemon=True).start()
 
+    def cut(self, deadline: float) -> None:
+        with self._cond:
+            self.deadline = min(self.deadline, deadline)
+            self._cond.notify()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
     def _run(self) -> None:
-        if self.done.wait(max(0.0, self.deadline - time.monotonic())):
-            return
-        self.fired = True
-        while not self.done.is_set():  # until the request gave up (it may connect after the deadline)
-            sock = getattr(self.conn, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.done.wait(WATCH_S)
+        with self._cond:
+            while not self._done:
+                left = self.deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            if self._done:
+                return
+            self.fired = True
+            while not self._done:  # until the request gave up (it may connect after the deadline)
+                sock = getattr(self.conn, "sock", None)
+                if sock is not None:
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                self._cond.wait(WATCH_S)
 
 
 class _Watched:
-    """A urllib handler whose connections its :class:`_Watch` can close."""
+    """A urllib handler whose connections its :class:`Watch` can close."""
 
-    watch: _Watch
+    watch: Watch
 
     def do_open(self, http_class, req, **kw):
         def make(*args, **kwargs):
@@ -91,13 +109,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx comes back as an HTTPError
 
 
-def post_once(url: str, body: bytes, timeout_s: float, deadline: float | None = None) -> str:
-    """POST ``body`` to ``url`` within ``timeout_s`` in all (or by ``deadline``, monotonic, if sooner);
-    '' when the server took it (2xx), else why not, in one line. Never raises."""
+def post_once(url: str, body: bytes, timeout_s: float, watch: Watch | None = None) -> str:
+    """POST ``body`` to ``url`` within ``timeout_s`` in all (or by ``watch``'s deadline, which may come
+    sooner); '' when the server took it (2xx), else why not, in one line. Never raises."""
     if not url.lower().startswith(("http://", "https://")):
         return "not an http:// or https:// URL"
-    deadline = min(time.monotonic() + timeout_s, deadline or float("inf"))
-    watch = _Watch(deadline)
+    watch = watch or Watch(time.monotonic() + timeout_s)
+    deadline = watch.deadline
     handlers = [_HTTP(), _HTTPS(), _NoRedirect()]
     for h in handlers[:2]:
         h.watch = watch
@@ -121,7 +139,7 @@ def post_once(url: str, body: bytes, timeout_s: float, deadline: float | None = 
         what = getattr(e, "strerror", None) or str(e) or type(e).__name__
         return " ".join(f"{what}".split())
     finally:
-        watch.done.set()
+        watch.finish()
 
 
 class _Worker:
@@ -167,7 +185,7 @@ class _Worker:
         for attempt in range(tries):
             if attempt and hooks._sleep(min(MAX_BACKOFF_S, 2.0 ** (attempt - 1))):
                 break  # closing: no more waiting
-            why = post_once(self.url, body, hooks.timeout_s, hooks._close_by if hooks._closing else None)
+            why = hooks._post(self.url, body)
             if not why:
                 hooks._sent()
                 if self.down:
@@ -193,6 +211,7 @@ class Webhooks:
         self._sleep = sleep or self._stop.wait  # a retry's wait ends at once when closing
         self._closing = False  # close() began: what is queued is tried once, until _close_by
         self._close_by = float("inf")
+        self._watches: set[Watch] = set()  # of the POSTs going on (a stop brings their deadlines nearer)
 
     def post(self, url: str, rule: str, payload: dict) -> None:
         """Queue one POST (from the output loop: never waits)."""
@@ -209,11 +228,24 @@ class Webhooks:
         self._stop.set()  # a retry waiting ends now
         with self._lock:
             workers = list(self._workers.values())
+            for watch in self._watches:
+                watch.cut(self._close_by)
         for w in workers:
             with w.cond:
                 w.cond.notify()
         for w in workers:
             w.thread.join(max(0.0, self._close_by - time.monotonic()) + 1.0)
+
+    def _post(self, url: str, body: bytes) -> str:
+        watch = Watch(time.monotonic() + self.timeout_s)
+        with self._lock:
+            self._watches.add(watch)
+            watch.cut(self._close_by)  # under the lock: a stop beginning now cuts it either here or in close()
+        try:
+            return post_once(url, body, self.timeout_s, watch)
+        finally:
+            with self._lock:
+                self._watches.discard(watch)
 
     def _failed(self, rule: str) -> None:
         with self._lock:

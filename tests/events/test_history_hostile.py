@@ -146,7 +146,8 @@ def test_odd_entries_in_media_never_stop_a_start_nor_get_followed(tmp_path, capl
     assert "Traceback" not in caplog.text
 
 
-def test_a_lost_events_db_puts_the_media_aside_instead_of_deleting_them(tmp_path, caplog):
+@pytest.mark.parametrize("how", ["deleted", "emptied"])
+def test_a_lost_events_db_puts_the_media_aside_instead_of_deleting_them(tmp_path, caplog, how):
     folder = tmp_path / "ev"
     h = History(folder)
     h.open()
@@ -159,6 +160,8 @@ def test_a_lost_events_db_puts_the_media_aside_instead_of_deleting_them(tmp_path
     (folder / "media" / ".clip-9-a.part.avi").write_bytes(b"half a clip")  # never whole: deleted
     for name in ("events.db", "events.db-wal", "events.db-shm"):
         (folder / name).unlink(missing_ok=True)
+    if how == "emptied":
+        (folder / "events.db").write_bytes(b"")
     caplog.set_level(logging.INFO)
     h = History(folder)
     h.open()
@@ -260,3 +263,28 @@ def test_size_retention_never_deletes_the_newest_event_whatever_the_clock_says(t
         assert [r["id"] for r in query_events(h.conn, limit=100)[0]] == [newest.id]
     finally:
         h.close()
+
+
+def test_a_clock_behind_the_newest_event_is_said_once_and_deletes_nothing_it_should_not(tmp_path, caplog):
+    clock, mono = Clock(100 * DAY), Monotonic(0.0)
+    h = History(tmp_path, max_age_days=30, clock=clock, monotonic=mono)
+    h.open()
+    old = store(h, "a", 60 * DAY, 60 * DAY + 1)  # over the age: goes at once
+    kept = store(h, "a", 99 * DAY, 99 * DAY + 1)
+    h.close()
+    assert h.deleted_by_retention == 1
+    clock.t = 50 * DAY  # a Pi without a real-time clock, before the network set it
+    caplog.set_level(logging.WARNING)
+    h = History(tmp_path, max_age_days=30, clock=clock, monotonic=mono)
+    h.open()
+    try:
+        for _ in range(3):
+            clock.t += 3600
+            mono.t += 3600
+            h.retention()
+        assert h.flush()
+        assert [r["id"] for r in query_events(h.conn)[0]] == [kept.id] and get_event(h.conn, old.id) is None
+    finally:
+        h.close()
+    lines = [r.getMessage() for r in caplog.records if "behind the newest event" in r.getMessage()]
+    assert len(lines) == 1, caplog.text

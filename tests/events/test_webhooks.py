@@ -191,3 +191,20 @@ def test_at_send_time_a_bad_url_is_one_line_and_a_counted_failure(url, caplog):
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1 and "\n" not in errors[0].getMessage(), [r.getMessage() for r in errors]
     assert not any(r.exc_info for r in caplog.records) and "Traceback" not in caplog.text
+
+
+def test_a_stop_cuts_a_dripping_server_short_and_counts_what_was_not_sent(caplog):
+    log: list = []
+    slow = Dripper(log)
+    failed: list = []
+    hooks = Webhooks(60.0, 0, failed.append)
+    try:
+        for i in range(5):
+            hooks.post(slow.url, "r", {"i": i})
+        wait_until(lambda: ("request", slow.url) in log, "the first POST being dripped")
+        hooks.close(timeout=0.5)  # the first POST is cut at the stop's deadline, not its own 60 s
+        assert not any(w.thread.is_alive() for w in hooks._workers.values())
+    finally:
+        slow.close()
+    assert failed == ["r"] * 5  # nothing lost silently
+    assert "4 POST(s) not sent at the stop" in caplog.text
