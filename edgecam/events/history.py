@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgecam.errors import OutputError
-from edgecam.events.disk import DB_NAME, MEDIA, MEDIA_COLUMNS, FolderLock, repair, unlink_media
+from edgecam.events.disk import DB_NAME, LOCK_NAME, MEDIA, MEDIA_COLUMNS, FolderLock, repair, unlink_media
 from edgecam.events.retention import AgeGuard, boottime
 
 __all__ = ["DB_NAME", "MEDIA", "MEDIA_COLUMNS", "History", "connect_reader", "connect_writer", "default_dir",
@@ -169,9 +169,10 @@ class History:
         return self._last_id
 
     def disk_bytes(self) -> int:
-        """The media's bytes and the database's (with its WAL): what the events take on the disk."""
+        """The media's bytes and the database's (with its WAL, and the lock): what the events take on the disk
+        (not media/orphaned-*: kept aside, the user's)."""
         size = self.bytes_on_disk
-        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", LOCK_NAME):
             try:
                 size += (self.folder / name).stat().st_size
             except OSError:
