@@ -146,6 +146,24 @@ def test_odd_entries_in_media_never_stop_a_start_nor_get_followed(tmp_path, capl
     assert "Traceback" not in caplog.text
 
 
+@pytest.mark.parametrize("kind", ["file", "dangling"])
+def test_a_media_that_is_not_a_folder_is_one_line_and_exit_4(tmp_path, kind):
+    folder = tmp_path / "ev"
+    folder.mkdir()
+    if kind == "file":
+        (folder / "media").write_bytes(b"x")
+    else:
+        (folder / "media").symlink_to(tmp_path / "nothing")
+    with pytest.raises(OutputError) as err:
+        History(folder).open()
+    assert err.value.exit_code == 4 and "\n" not in err.value.message
+    assert f"{folder / 'media'} is not a folder" in err.value.message
+    (folder / "media").unlink()  # moved away: the next start works (the refused one let the lock go)
+    h = History(folder)
+    h.open()
+    h.close()
+
+
 @pytest.mark.parametrize("how", ["deleted", "emptied"])
 def test_a_lost_events_db_puts_the_media_aside_instead_of_deleting_them(tmp_path, caplog, how):
     folder = tmp_path / "ev"
