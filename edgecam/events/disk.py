@@ -149,7 +149,10 @@ def _put_aside(media: Path) -> Path:
     for entry in sorted(media.iterdir()):
         if entry == target or entry.is_symlink() or entry.name.startswith(ORPHANED):
             continue
-        os.rename(entry, target / entry.name)
+        try:
+            os.rename(entry, target / entry.name)
+        except OSError as e:  # a mount point, say: it stays where it is, not deleted
+            logger.warning("events: cannot move %s aside (%s); left where it is", entry, e.strerror or e)
     return target
 
 
