@@ -2,8 +2,9 @@
 
 ``config.py`` the ``events:`` section; ``rules.py`` when an event starts and
 ends (pure: results and times in, starts and ends out); ``history.py`` the
-SQLite history (WAL, one writer thread) with its retention and its repair
-after a power cut; ``media.py`` snapshots and where media files live;
+SQLite history (WAL, one writer thread) with its retention (``retention.py``:
+the clock it does not trust blindly); ``disk.py`` the folder's layout, its
+lock and the repair after a power cut; ``media.py`` snapshots and where media files live;
 ``clips.py`` the pre-roll ring of JPEG frames and the clip writer;
 ``sink.py`` the pipeline output that ties them together; ``webhook.py``
 the JSON POSTs; ``web.py`` the /events page and /api/events of the HTTP output.

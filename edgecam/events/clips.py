@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 import itertools
 import logging
+import os
 import threading
 from collections import deque
 from pathlib import Path
@@ -107,7 +108,8 @@ class Clip:
         self.last_t: float | None = None
         self.first_t: float | None = None
         # hidden, and ending in its format's extension: FFmpeg picks the container from it
-        self.tmp = Path(folder) / media.MEDIA / f".clip-{next(_counter)}-{event.rule}.part.{fmt}"
+        # and this process's: two processes on one folder are refused (the history's lock), but never share one
+        self.tmp = Path(folder) / media.MEDIA / f".clip-{os.getpid()}-{next(_counter)}-{event.rule}.part.{fmt}"
         self.tmp.parent.mkdir(parents=True, exist_ok=True)
         self._file = None
         self._writer = None

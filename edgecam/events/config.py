@@ -8,6 +8,7 @@ other sections (the regions a rule names, MQTT for ``mqtt: true``).
 from __future__ import annotations
 
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -30,9 +31,28 @@ def _schedule(value: str) -> str | None:
 
 
 def _url(value: str) -> str | None:
-    if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-        return None
-    return "an http:// or https:// URL"
+    """A webhook's URL as urllib can POST to it: what was expected when it cannot (one line)."""
+    expected = "an http:// or https:// URL"
+    if any(c <= " " or c == "\x7f" for c in value):
+        return f"{expected} without spaces or control characters"
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError as e:  # a port that is not a number up to 65535, an IPv6 address without its ]
+        return f"{expected} such as http://host:8123/path ({e})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return f"{expected} with a host, such as http://host:8123/path"
+    if port == 0:
+        return f"{expected} with a port between 1 and 65535"
+    if parts.username is not None or parts.password is not None:
+        return f"{expected} without user:password@ (it would not be sent); put a token in the path or query"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"{expected} with a valid host name"
+    if not value.replace(parts.netloc, "", 1).isascii():
+        return f"{expected} with its path and query percent-encoded (%C3%A9 for \u00e9)"
+    return None
 
 
 def parse_schedule(text: str) -> tuple[int, int]:

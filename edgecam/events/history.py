@@ -11,13 +11,16 @@ What the disk holds stays consistent across a power cut:
 * a media file is written under a temporary name, flushed, renamed, and only
   then named in its row (``synchronous=FULL``: a commit is on the disk when
   it returns); a deleted event loses its row first, its files after;
-* :func:`repair`, at every start, marks events that were in progress
-  ``interrupted``, forgets media a row names that is not there, and deletes
-  files no row names (a snapshot written just before the cut, a clip's
-  ``.part``), and logs what it did in one line.
+* :func:`~edgecam.events.disk.repair`, at every start, marks events that
+  were in progress ``interrupted``, forgets media a row names that is not
+  there, and deletes files no row names (a snapshot written just before the
+  cut, a clip's ``.part``), and logs what it did in one line.
 
 So a power cut loses at most the event in progress (its clip), and never
-leaves a row pointing at a missing file nor a file no row knows.
+leaves a row pointing at a missing file nor a file no row knows. One process
+writes a folder (:class:`~edgecam.events.disk.FolderLock`, taken first at
+:meth:`History.open`); retention cannot be fooled by the clock
+(:mod:`edgecam.events.retention`).
 """
 
 from __future__ import annotations
@@ -32,13 +35,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgecam.errors import OutputError
+from edgecam.events.disk import DB_NAME, LOCK_NAME, MEDIA, MEDIA_COLUMNS, FolderLock, repair, unlink_media
+from edgecam.events.retention import AgeGuard, boottime
+
+__all__ = ["DB_NAME", "MEDIA", "MEDIA_COLUMNS", "History", "connect_reader", "connect_writer", "default_dir",
+           "facets", "get_event", "query_events", "repair", "row_dict"]
 
 logger = logging.getLogger(__name__)
 
-DB_NAME = "events.db"
-MEDIA = "media"
-#: The media columns of a row: each holds a path relative to the events folder, or NULL.
-MEDIA_COLUMNS = ("snapshot", "snapshot_clean", "thumb", "clip")
 COLUMNS = ("id", "rule", "label", "region", "started", "ended", "start_frame", "end_frame", "peak_score",
            *MEDIA_COLUMNS, "bytes", "status")
 SCHEMA = """
@@ -133,69 +137,21 @@ def facets(conn: sqlite3.Connection) -> dict:
             "labels": [r[0] for r in conn.execute("SELECT DISTINCT label FROM events ORDER BY label")]}
 
 
-def _unlink(folder: Path, rel: str | None) -> None:
-    if rel:
-        try:
-            (folder / rel).unlink()
-        except FileNotFoundError:
-            pass
-
-
-def repair(conn: sqlite3.Connection, folder: Path) -> dict:
-    """Make the history and the media folder agree (see the module docstring); returns what was done."""
-    done = {"interrupted": 0, "missing": 0, "stray": 0}
-    conn.execute("BEGIN IMMEDIATE")
-    done["interrupted"] = conn.execute(
-        "UPDATE events SET status = 'interrupted', ended = COALESCE(ended, started) WHERE status = 'active'").rowcount
-    known = set()
-    for row in conn.execute(f"SELECT id, {', '.join(MEDIA_COLUMNS)} FROM events").fetchall():
-        for column, rel in zip(MEDIA_COLUMNS, row[1:]):
-            if rel is None:
-                continue
-            if (folder / rel).is_file():
-                known.add(rel)
-            else:
-                done["missing"] += 1
-                conn.execute(f"UPDATE events SET {column} = NULL WHERE id = ?", (row[0],))
-    conn.execute("COMMIT")
-    media = folder / MEDIA
-    if media.is_dir():
-        for path in sorted(media.rglob("*")):
-            if path.is_file() and path.relative_to(folder).as_posix() not in known:
-                path.unlink()
-                done["stray"] += 1
-        for path in sorted(media.iterdir()):
-            if path.is_dir() and not any(path.iterdir()):
-                path.rmdir()
-    if done["missing"] or done["stray"]:
-        _recount(conn, folder)
-    if any(done.values()):
-        logger.warning("events: repaired the history after an unclean stop: %d event(s) in progress marked "
-                       "interrupted, %d missing media file(s) forgotten, %d file(s) no event knew deleted",
-                       done["interrupted"], done["missing"], done["stray"])
-    return done
-
-
-def _recount(conn: sqlite3.Connection, folder: Path) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    for row in conn.execute(f"SELECT id, {', '.join(MEDIA_COLUMNS)} FROM events").fetchall():
-        size = sum((folder / rel).stat().st_size for rel in row[1:] if rel)
-        conn.execute("UPDATE events SET bytes = ? WHERE id = ?", (size, row[0]))
-    conn.execute("COMMIT")
-
-
 class History:
     """The history of one run: the writer thread and its jobs (see the module docstring).
 
-    ``clock``: seconds since the epoch (retention's "now"; tests pass a fake one).
+    ``clock``: seconds since the epoch (retention's "now"), ``monotonic``: running seconds (tests pass fake
+    ones; see :mod:`edgecam.events.retention`).
     """
 
     def __init__(self, folder: str | os.PathLike, max_age_days: float = 0.0, max_bytes: int = 0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = boottime):
         self.folder = Path(folder)
         self.max_age_s = max_age_days * 86400.0
         self.max_bytes = int(max_bytes)
         self.clock = clock
+        self.age = AgeGuard(self.max_age_s, clock, monotonic)
+        self.lock = FolderLock(self.folder)
         self.conn: sqlite3.Connection | None = None
         self._jobs: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -213,9 +169,10 @@ class History:
         return self._last_id
 
     def disk_bytes(self) -> int:
-        """The media's bytes and the database's (with its WAL): what the events take on the disk."""
+        """The media's bytes and the database's (with its WAL, and the lock): what the events take on the disk
+        (not media/orphaned-*: kept aside, the user's)."""
         size = self.bytes_on_disk
-        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"):
+        for name in (DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm", LOCK_NAME):
             try:
                 size += (self.folder / name).stat().st_size
             except OSError:
@@ -223,17 +180,32 @@ class History:
         return size
 
     def open(self) -> None:
-        """Create the folder and the database, repair, apply retention, start the writer; OutputError if not."""
+        """Create the folder and the database, lock the folder, repair, apply retention, start the writer;
+        OutputError (exit 4) if not, such as when another process has the folder."""
+        media = self.folder / MEDIA
         try:
-            (self.folder / MEDIA).mkdir(parents=True, exist_ok=True)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()  # before anything in the folder is touched
+        except OSError as e:
+            raise OutputError(f"events: cannot use {self.folder}: {e.strerror or e}; check events.dir is a "
+                              "writable folder") from None
+        try:
+            if (media.is_symlink() or media.exists()) and not media.is_dir():
+                raise OutputError(f"events: {media} is not a folder (a file, or a symbolic link to none); move it "
+                                  "away and start again")
+            media.mkdir(exist_ok=True)
             self.conn = connect_writer(self.folder)
             self.repaired = repair(self.conn, self.folder)
             self._last_id = self.conn.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "
                 "COALESCE((SELECT MAX(id) FROM events), 0))").fetchone()[0]
         except (OSError, sqlite3.Error) as e:
+            self._release()
             raise OutputError(f"events: cannot use {self.folder}: {getattr(e, 'strerror', None) or e}; "
                               "check events.dir is a writable folder") from None
+        except OutputError:
+            self._release()
+            raise
         self._apply_retention(self.conn)
         self._thread = threading.Thread(target=self._run, name="events-writer", daemon=True)
         self._thread.start()
@@ -274,9 +246,13 @@ class History:
             self._jobs.put(None)
             self._thread.join(timeout=30)
             self._thread = None
+        self._release()
+
+    def _release(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        self.lock.release()  # the last: the folder is another process's only when this one is done with it
 
     # ------------------------------------------------------- jobs (writer thread)
 
@@ -314,19 +290,23 @@ class History:
         self.submit(self._apply_retention)
 
     def _apply_retention(self, conn: sqlite3.Connection) -> None:
-        now = self.clock()
+        """Age, then size (see :mod:`edgecam.events.retention`: a wrong clock cannot make either delete what
+        it should not)."""
         doomed: list[tuple] = []
         cols = ", ".join(MEDIA_COLUMNS)
-        if self.max_age_s > 0:
-            doomed += conn.execute(f"SELECT id, bytes, {cols} FROM events WHERE status != 'active' "
-                                   "AND COALESCE(ended, started) < ? ORDER BY started",
-                                   (now - self.max_age_s,)).fetchall()
+        finished = "FROM events WHERE status != 'active' AND COALESCE(ended, started) < ?"
+        newest = conn.execute("SELECT MAX(COALESCE(ended, started)) FROM events").fetchone()[0]
+        cutoff = self.age.cutoff(newest, lambda t: conn.execute(f"SELECT COUNT(*) {finished}", (t,)).fetchone()[0])
+        if cutoff is not None:
+            doomed += conn.execute(f"SELECT id, bytes, {cols} {finished} ORDER BY id", (cutoff,)).fetchall()
         total = conn.execute("SELECT COALESCE(SUM(bytes), 0) FROM events").fetchone()[0]
         total -= sum(row[1] for row in doomed)
         if self.max_bytes > 0 and total > self.max_bytes:
             gone = {row[0] for row in doomed}
+            # in the order they were stored, never by their times (a clock moved back would make the newest
+            # the oldest), and never the newest one
             for row in conn.execute(f"SELECT id, bytes, {cols} FROM events WHERE status != 'active' "
-                                    "ORDER BY started, id"):
+                                    "AND id < (SELECT MAX(id) FROM events) ORDER BY id"):
                 if total <= self.max_bytes:
                     break
                 if row[0] not in gone:
@@ -340,6 +320,6 @@ class History:
         conn.execute("COMMIT")  # the rows first: a cut now leaves files no row knows, which repair deletes
         for row in doomed:
             for rel in row[2:]:
-                _unlink(self.folder, rel)
+                unlink_media(self.folder, rel)
         self.deleted_by_retention += len(doomed)
         logger.info("events: retention deleted %d event(s) and their media", len(doomed))

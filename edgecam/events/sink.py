@@ -302,4 +302,7 @@ class EventsSink(Sink):
             self.clips.close()  # the clips end with the frames they have
         if self.webhooks is not None:
             self.webhooks.close()
+            failed = ", ".join(f"{rule} {n}" for rule, n in self.webhook_failures.items() if n)
+            if failed:  # the run's summary of what /metrics counted
+                logger.warning("events: webhook POSTs given up on in this run, per rule: %s", failed)
         self.history.close()

@@ -64,8 +64,8 @@ def test_an_event_is_a_row_naming_its_snapshot_files(tmp_path):
 
 
 def test_retention_by_age_deletes_rows_and_files_together(tmp_path):
-    clock = Clock(100 * DAY)
-    h = History(tmp_path, max_age_days=7, clock=clock)
+    clock, mono = Clock(100 * DAY), Clock(0.0)
+    h = History(tmp_path, max_age_days=7, clock=clock, monotonic=mono)
     h.open()
     try:
         old = store(h, "a", 80 * DAY, 80 * DAY + 5)  # ended 20 days before "now"
@@ -73,6 +73,7 @@ def test_retention_by_age_deletes_rows_and_files_together(tmp_path):
         # store() ends with end_event, which applies retention: the old one is gone
         assert h.deleted_by_retention == 1
         clock.t = 107 * DAY  # a week after the new one: the hourly pass deletes it too
+        mono.t = 7 * DAY
         h.retention()
         assert h.flush()
         assert h.deleted_by_retention == 2
@@ -113,6 +114,7 @@ def test_repair_after_a_cut_marks_the_event_in_progress_and_drops_what_no_row_kn
     h._jobs.put(None)  # stop the writer without ending anything: as a power cut would
     h._thread.join()
     h.conn.close()
+    h.lock.release()  # (the kernel's part of the cut)
     # the cut: a snapshot written but not yet named, a clip half written, a media file lost
     stray = media.write_whole(media.media_path(tmp_path, going, "clean", "jpg"), b"\xff\xd8whole but unnamed")
     part = media.part_path(media.media_path(tmp_path, going, "clip", "webm"))
@@ -122,7 +124,7 @@ def test_repair_after_a_cut_marks_the_event_in_progress_and_drops_what_no_row_kn
     h2 = History(tmp_path)
     h2.open()
     h2.close()
-    assert h2.repaired == {"interrupted": 1, "missing": 1, "stray": 2}
+    assert h2.repaired == {"interrupted": 1, "missing": 1, "stray": 2, "orphaned": 0}
     conn = connect_reader(tmp_path)
     assert get_event(conn, going.id)["status"] == "interrupted"
     assert get_event(conn, gone.id)["thumb"] is None and get_event(conn, done.id)["thumb"] is not None
@@ -135,7 +137,7 @@ def test_repair_after_a_cut_marks_the_event_in_progress_and_drops_what_no_row_kn
     h3 = History(tmp_path)
     h3.open()
     h3.close()
-    assert h3.repaired == {"interrupted": 0, "missing": 0, "stray": 0}
+    assert h3.repaired == {"interrupted": 0, "missing": 0, "stray": 0, "orphaned": 0}
 
 
 def test_a_reader_sees_committed_events_while_the_writer_works(tmp_path):
