@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--compare", metavar="KEY=VALUE[,...]",
                    help="also evaluate this setting on the same photos and test the difference (McNemar): "
                         "model, crop, crop_fraction, threshold, labels, runtime; e.g. crop=square")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval)
 
 

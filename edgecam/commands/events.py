@@ -51,7 +51,7 @@ def register(sub) -> None:
     q.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     q.set_defaults(func=cmd_list)
     q = cmds.add_parser("show", help="one event and its media files")
-    q.add_argument("id", type=int, metavar="ID")
+    q.add_argument("id", type=int, metavar="ID", help="the event's number, as 'edgecam events list' shows it")
     common(q, filters=False)
     q.set_defaults(func=cmd_show)
     q = cmds.add_parser("export", help="every matching event, oldest first (CSV, or --json lines)")

@@ -20,11 +20,33 @@ def register(sub) -> None:
                    help="for a first run by hand (make run passes it): when the source is auto (from the config, "
                         "not --source) and no camera is found, play the demo instead, and say which was chosen")
     add_interpreters_arg(p)
-    p.add_argument("--display", choices=["auto", "window", "none"])
+    p.add_argument("--display", choices=["auto", "window", "none"],
+                   help="the live window: auto (a window when there is a display), window (a window, or an error "
+                        "without a display), none (no window)")
+    p.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve the live page, /api and /metrics on PORT (host 127.0.0.1 unless given; "
+                        "0.0.0.0:8080 to be reached from other machines; a token: http.token_file in a config)")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]",
+                   help="publish results to the MQTT broker on HOST (port 1883 unless given)")
     p.add_argument("--log", help="write predictions as JSON Lines to this file")
     p.add_argument("--record", help="write the annotated video to this file")
     p.add_argument("--realtime", action="store_true", help="pace a file at its native FPS, as a camera would")
     p.set_defaults(func=cmd_run)
+
+
+def _host_port(value: str, flag: str, port_only: bool) -> tuple[str | None, int | None]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``PORT`` (when ``port_only`` allows it) or ``HOST`` (when it does not)."""
+    example = "8080, 127.0.0.1:8080 or 0.0.0.0:8080" if port_only else "localhost, broker.lan or 192.168.1.5:1883"
+    text = value.strip()
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
+    if not sep:
+        host, port = (None, text) if port_only else (text, "")
+    host = host.strip("[]") if host is not None else None
+    if (host is not None and not host) or (port and not port.isdigit()) or (port_only and not port) or \
+            (port and not 0 <= int(port) <= 65535) or (not port_only and ":" in (host or "") and not sep):
+        raise ConfigError(f"{flag}: got {value!r}, expected {'[HOST:]PORT' if port_only else 'HOST[:PORT]'}, "
+                          f"e.g. {example}", what="bad flag")
+    return host, int(port) if port else None
 
 
 def run_overrides(args) -> dict:
@@ -46,6 +68,12 @@ def run_overrides(args) -> dict:
         o["source.realtime"] = True
     if getattr(args, "record", None):
         o["record.path"] = args.record
+    if getattr(args, "http", None) is not None:
+        o["http.host"], o["http.port"] = _host_port(args.http, "--http", port_only=True)
+        o["http.enabled"] = True
+    if getattr(args, "mqtt", None) is not None:
+        o["mqtt.host"], o["mqtt.port"] = _host_port(args.mqtt, "--mqtt", port_only=False)
+        o["mqtt.enabled"] = True
     return o
 
 
