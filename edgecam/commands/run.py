@@ -80,19 +80,32 @@ def run_overrides(args) -> dict:
 def cmd_run(args) -> int:
     from edgecam.app import App, StartupStopped, startup_signals
 
+    from edgecam import config as config_mod
+    from edgecam.smoothing import CALM
+
     overrides = run_overrides(args)
     cfg = load_config(args, overrides)
+    calm = (args.demo_fallback or cfg.source.type == "demo") and cfg.smoothing == config_mod.SmoothingConfig()
+    if calm:  # a first run by hand, and the config chose no smoothing: one label line per real change
+        overrides.update(CALM)
+        cfg = load_config(args, overrides)
+
+    def say(note: str) -> None:  # as soon as the source is chosen, before the model's warm-up lines
+        print(f"edgecam: {note}", file=sys.stderr, flush=True)
+        if calm:
+            print(f"edgecam: the label is smoothed over {CALM['smoothing.window']} results (shown from "
+                  f"{CALM['smoothing.threshold_high']:.0%}); a 'smoothing:' section in a config sets it; "
+                  f"Ctrl-C stops", file=sys.stderr, flush=True)
+
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
     with startup_signals() as early:
         try:
             # An explicit --source is a choice: nothing falls back from it.
             app = App(cfg, overrides=overrides, changes_to=sys.stdout,
-                      demo_fallback=args.demo_fallback and args.source is None)
+                      demo_fallback=args.demo_fallback and args.source is None, on_source_note=say)
         except StartupStopped as stopped:
             logger.info("%s received during start-up, stopping", stopped)
             return 0
-        if app.source_note:
-            print(f"edgecam: {app.source_note}", file=sys.stderr, flush=True)
         if early["hup"]:  # systemctl reload while starting: do it now
             app.pipeline.reload_requested = True
         early["starting"] = False
