@@ -79,3 +79,19 @@ def test_a_bad_host_or_port_is_one_line_naming_the_flag(flag, value):
         run_args(flag, value)
     msg = str(exc.value)
     assert msg.startswith(f"bad flag: {flag}: got {value!r}, expected") and "e.g." in msg and "\n" not in msg
+
+
+def test_eval_without_images_prints_the_command_that_works(cli, model_env, shared_dir):
+    # issue 21: this printed example said only "--images required"
+    proc = cli(["eval", "--model", "mobilenet_v3_small", "--compare", "model=mobilenet_v2"], env=model_env)
+    assert proc.returncode == 2 and proc.stdout == ""
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("edgecam: --images is missing") and "Traceback" not in line
+    suggested = line.split("e.g.: ", 1)[1].split(" (expected.csv", 1)[0]
+    import shlex
+
+    argv = shlex.split(suggested.replace("PHOTOS", str(shared_dir / "images" / "imagenet-sample")))
+    assert argv[:2] == ["edgecam", "eval"]
+    done = cli(argv[1:], env=model_env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("A  ") and "B  " in done.stdout
