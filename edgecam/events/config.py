@@ -50,7 +50,9 @@ class EventRuleConfig:
     labels: list[str] | None = None  # or any of these
     region: str | None = None  # a region's state (regions:); null: the whole picture
     min_score: float = opt(0.5, min=0.0, max=1.0)
-    for_s: float = opt(0.0, min=0.0, max=86400.0)  # it must hold this long before the event starts
+    # It must hold this long, without a break, before the event starts (its start stays where the label
+    # appeared). 1 s: a label flickering on for a few frames (0.3 s) makes no event (issue 21); 0: at once.
+    for_s: float = opt(1.0, min=0.0, max=86400.0)
     cooldown_s: float = opt(5.0, min=0.0, max=86400.0)  # gone this long: the event ends
     schedule: str | None = opt(None, check=_schedule)  # 'HH:MM-HH:MM' local time; null: always
     snapshot: bool = True  # the annotated frame and the clean one, at the start

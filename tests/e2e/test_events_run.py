@@ -21,7 +21,7 @@ FPS = 10.0
 # frames:      0-29   30-59  60-79  80-104  105-124 125-149
 SCHEDULE = [(HOME, 30), (CRAB, 30), (HOME, 20), (SHOE, 25), (CRAB, 20), (HOME, 25)]
 RULES = [
-    {"name": "crab", "label": "fiddler crab", "cooldown_s": 0, "clip": True, "pre_s": 2, "post_s": 1},
+    {"name": "crab", "label": "fiddler crab", "for_s": 0, "cooldown_s": 0, "clip": True, "pre_s": 2, "post_s": 1},
     {"name": "shoe", "label": "running shoe", "for_s": 1.0, "cooldown_s": 1.0, "min_score": 0.6},
 ]
 
@@ -250,7 +250,8 @@ def test_a_region_rule_on_a_learned_state(shared_dir, model_cache, model_env, tm
         "smoothing": {"mode": "ema", "window": 3, "hysteresis": True, "threshold_high": 0.6, "threshold_low": 0.4},
         "examples_dir": str(tmp_path / "collected"),
         "events": {"dir": str(tmp_path / "events"), "rules": [
-            {"name": "scooter_in", "region": "garage", "label": "scooter", "cooldown_s": 0.3, "collect": True}]}})
+            {"name": "scooter_in", "region": "garage", "label": "scooter", "for_s": 0, "cooldown_s": 0.3,
+             "collect": True}]}})
     with Edgecam(run_args(cfg, "--source", str(video)), env, tmp_path) as app:
         assert app.wait() == 0, app.stderr()
     events = events_json(tmp_path / "events", env)
