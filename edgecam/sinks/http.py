@@ -89,7 +89,8 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None,
+                 event_rules=()):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -128,7 +129,7 @@ class HttpSink(Sink):
         if events_dir is not None:
             from edgecam.events.web import EventsWeb
 
-            self.events = EventsWeb(events_dir)
+            self.events = EventsWeb(events_dir, event_rules)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
@@ -139,7 +140,7 @@ class HttpSink(Sink):
             events_dir = default_dir(cfg)
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
                    threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
-                   events_dir=events_dir)
+                   events_dir=events_dir, event_rules=cfg.events.rules)
 
     # ---------------------------------------------------------------- Sink API
 

@@ -113,8 +113,14 @@ def test_bad_event_queries_are_one_line(tmp_path, model_env, args, message):
     proc = run_cli(["events", *args[:1], "--dir", str(tmp_path / "ev"), *args[1:]], env=model_env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]  # one line (after argparse's usage, for a bad flag)
+    # issue 21: before the first event, no history is a sentence and exit 0, not an error (exit 4)
     proc = run_cli(["events", "list", "--dir", str(tmp_path / "none")], env=model_env)
-    assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "no history at" in proc.stderr
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"no events yet: {tmp_path / 'none'} has no history")
+    proc = run_cli(["events", "export", "--dir", str(tmp_path / "none")], env=model_env)
+    assert proc.returncode == 0 and proc.stdout.startswith("id,rule,label,region,start") and proc.stdout.count("\n") == 1
+    proc = run_cli(["events", "show", "1", "--dir", str(tmp_path / "none")], env=model_env)
+    assert proc.returncode == 2 and "no event 1" in proc.stderr and "no event has fired yet" in proc.stderr
 
 
 def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, tmp_path):

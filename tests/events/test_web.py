@@ -134,7 +134,9 @@ def test_the_page_lists_filters_and_plays_in_a_real_browser(served, tmp_path):
         page.wait_for("[...document.querySelectorAll('#events img')].every(i => i.naturalWidth == 320)",
                       "their thumbnails")
         titles = page.evaluate("[...document.querySelectorAll('#events b')].map(b => b.textContent)")
-        assert titles == ["ibex: ibex", "cat: tabby", "ibex: ibex"]
+        assert titles == ["ibex", "cat: tabby", "ibex"]  # the rule's name only where it says more
+        live = page.evaluate("document.getElementById('live').getAttribute('href')")
+        assert live == f"/?token={TOKEN}"  # back to the live page, with the token
         page.evaluate("document.querySelector('select[name=rule]').value = 'cat';"
                       "document.querySelector('#filters button').click()")
         page.wait_for("document.querySelectorAll('#events li').length == 1", "the filtered list")
