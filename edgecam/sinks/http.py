@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import json
 import logging
 import math
 import re
@@ -108,12 +109,14 @@ class HttpSink(Sink):
         # bookkeeping; it is never held while encoding or writing to a socket.
         self._cond = threading.Condition()
         self._image: np.ndarray | None = None
+        self._image_result: Classification | None = None
         self._seq = 0
         self._clients = 0
         self._client_socks: set[socket.socket] = set()
         # _jpeg_lock guards the shared encoded picture.
         self._jpeg_lock = threading.Lock()
         self._jpeg: bytes | None = None
+        self._jpeg_result = b""  # the compact JSON of the result drawn on self._jpeg (picture_result)
         self._jpeg_seq = 0
         self._result: Classification | None = None
         self._result_wall = 0.0
@@ -176,6 +179,7 @@ class HttpSink(Sink):
             self.teacher.on_frame(frame.image, frame.wall_time)
         with self._cond:
             self._image = image
+            self._image_result = result  # the result the overlay drew: the live page lists it beside the picture
             self._seq += 1
             self._cond.notify_all()
 
@@ -258,16 +262,32 @@ class HttpSink(Sink):
 
         Encodes at most once per picture, however many threads ask.
         """
+        seq, jpeg, _ = self.latest_picture()
+        return seq, jpeg
+
+    def latest_picture(self) -> tuple[int, bytes | None, bytes]:
+        """:meth:`latest_jpeg` and the result drawn on that very picture (:meth:`picture_result`)."""
         with self._cond:
-            image, seq = self._image, self._seq
+            image, seq, result = self._image, self._seq, self._image_result
         if image is None:
-            return 0, None
+            return 0, None, b""
         with self._jpeg_lock:
             if self._jpeg_seq < seq:
                 data = self._encode(image)
                 if data is not None:
                     self._jpeg, self._jpeg_seq = data, seq
-            return self._jpeg_seq, self._jpeg
+                    self._jpeg_result = self.picture_result(result)
+            return self._jpeg_seq, self._jpeg, self._jpeg_result
+
+    def picture_result(self, result: Classification | None) -> bytes:
+        """The result a picture was drawn with, as one line of JSON (the X-Edgecam-Result header of its
+        stream part and of /snapshot.jpg): the live page lists exactly what the picture's overlay shows,
+        not a result of another moment. ASCII, no line breaks: a valid header value."""
+        if result is None:
+            return b"{}"
+        out = result.to_dict(k=self.top_k, threshold=self.threshold)
+        return json.dumps({k: out[k] for k in ("frame", "top_k", "regions") if k in out},
+                          separators=(",", ":")).encode()
 
     def _encode(self, image: np.ndarray) -> bytes | None:
         self.encode_count += 1
