@@ -368,10 +368,11 @@ class HttpSink(Sink):
         metric("edgecam_inference_fps", "gauge", "Inference rate, results per second.",
                [("", s["inference_fps"])])
         metric("edgecam_output_fps", "gauge", "Output rate, frames per second.", [("", s["output_fps"])])
-        buckets = [(f'_bucket{{le="{_num(float(le))}"}}', n) for le, n in s["inference_ms_buckets"]]
+        # Seconds, Prometheus' base unit (promtool refuses "_ms"); Stats keeps milliseconds.
+        buckets = [(f'_bucket{{le="{_num(le / 1000)}"}}', n) for le, n in s["inference_ms_buckets"]]
         buckets.append(('_bucket{le="+Inf"}', s["inference_ms_count"]))
-        buckets += [("_sum", float(s["inference_ms_sum"])), ("_count", s["inference_ms_count"])]
-        metric("edgecam_inference_ms", "histogram", "Interpreter invoke() time in milliseconds.", buckets)
+        buckets += [("_sum", float(s["inference_ms_sum"]) / 1000), ("_count", s["inference_ms_count"])]
+        metric("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets)
         metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
         metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
                [("", self.stats.flowing(self.stall_timeout_s))])
@@ -399,11 +400,19 @@ class HttpSink(Sink):
                 if not isinstance(value, (bool, int, float)):
                     continue
                 name = _metric_name(f"edgecam_{sink_name}_{key}")
-                metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
+                if key in COUNTED:  # only ever grows: a counter (rate() works on it), named _total
+                    metric(f"{name}_total", "counter", f"{sink_name}: {COUNTED[key]}.", [("", value)])
+                else:
+                    metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
         return "\n".join(lines) + "\n"
 
 
 # -------------------------------------------------------------------- helpers
+
+#: The status counts of an output (``stats.extra``, the MQTT output's) that only ever grow: exported as
+#: counters ``edgecam_<output>_<key>_total``; the other numbers are gauges.
+COUNTED = {"published": "messages published", "dropped": "messages dropped from a full queue",
+           "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
 
 
 def examples_dir(cfg) -> str:
