@@ -47,27 +47,20 @@ def no_user_config(tmp_path, monkeypatch):
     monkeypatch.setattr(config_mod, "find_default", lambda: None)
 
 
-@pytest.mark.parametrize("value, host, port", [
-    ("8080", "127.0.0.1", 8080),
-    ("0.0.0.0:9000", "0.0.0.0", 9000),
-    ("[::1]:8081", "::1", 8081),
-    ("0", "127.0.0.1", 0),
+@pytest.mark.parametrize("flag, value, host, port", [
+    ("--http", "8080", "127.0.0.1", 8080),
+    ("--http", "0.0.0.0:9000", "0.0.0.0", 9000),
+    ("--http", "[::1]:8081", "::1", 8081),
+    ("--http", "0", "127.0.0.1", 0),
+    ("--mqtt", "localhost", "localhost", 1883),
+    ("--mqtt", "broker.lan:1884", "broker.lan", 1884),
+    ("--mqtt", "192.168.1.5", "192.168.1.5", 1883),
 ])
-def test_http_flag_turns_the_page_on_without_a_config(value, host, port):
-    cfg = run_args("--http", value)
-    assert (cfg.http.enabled, cfg.http.host, cfg.http.port) == (True, host, port)
-    assert run_args().http.enabled is False
-
-
-@pytest.mark.parametrize("value, host, port", [
-    ("localhost", "localhost", 1883),
-    ("broker.lan:1884", "broker.lan", 1884),
-    ("192.168.1.5", "192.168.1.5", 1883),
-])
-def test_mqtt_flag_turns_publishing_on_without_a_config(value, host, port):
-    cfg = run_args("--mqtt", value)
-    assert (cfg.mqtt.enabled, cfg.mqtt.host, cfg.mqtt.port) == (True, host, port)
-    assert run_args().mqtt.enabled is False
+def test_http_and_mqtt_flags_turn_their_output_on_without_a_config(flag, value, host, port):
+    section = flag[2:]
+    on = getattr(run_args(flag, value), section)
+    assert (on.enabled, on.host, on.port) == (True, host, port)
+    assert getattr(run_args(), section).enabled is False
 
 
 @pytest.mark.parametrize("flag, value", [
