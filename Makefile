@@ -21,22 +21,28 @@ comma := ,
 # SOURCE, default this checkout) and one OpenCV, keeping the system's NumPy when
 # the venv sees it (tools/pin_system_numpy.py says why).
 # (-B: under sudo, no root-owned __pycache__ in your checkout.)
+# Quiet unless something fails: pip's output goes to VENV/install.log, shown
+# only when a step fails (it holds setuptools' editable-install notice, a boxed
+# "!!" warning every flat-layout project gets, and pip's own chatter).
+LOGGED = >>$(1)/install.log 2>&1 || { cat $(1)/install.log; echo "make: installing into $(1) failed (above: pip's output, also in $(1)/install.log)"; exit 1; }
 define install_venv
-	$(PYTHON) -m venv $(VENV_FLAGS) $(1)
-	$(1)/bin/python -m pip install --quiet --upgrade pip
-	$(1)/bin/python -B tools/pin_system_numpy.py > $(1)/constraints.txt
-	$(1)/bin/python -m pip uninstall --quiet --yes $(if $(filter gui,$(3)),opencv-python-headless,opencv-python) 2>/dev/null || true
-	$(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2),$(3)]'
-	$(if $(filter gui,$(3)),$(1)/bin/python -c 'import cv2' 2>/dev/null || { \
+	@echo "installing edgecam and its dependencies into $(1) (pip's output: $(1)/install.log)"
+	@$(PYTHON) -m venv $(VENV_FLAGS) $(1)
+	@: > $(1)/install.log
+	@$(1)/bin/python -m pip install --upgrade pip $(LOGGED)
+	@$(1)/bin/python -B tools/pin_system_numpy.py > $(1)/constraints.txt
+	@$(1)/bin/python -m pip uninstall --yes $(if $(filter gui,$(3)),opencv-python-headless,opencv-python) >>$(1)/install.log 2>&1 || true
+	@$(1)/bin/python -m pip install -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2),$(3)]' $(LOGGED)
+	@$(if $(filter gui,$(3)),$(1)/bin/python -c 'import cv2' 2>/dev/null || { \
 	  echo "OpenCV with GUI cannot load here (no desktop libraries?): installing the headless one instead"; \
-	  $(1)/bin/python -m pip uninstall --quiet --yes opencv-python; \
-	  $(1)/bin/python -m pip install --quiet -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2)$(comma)headless]'; })
-	$(1)/bin/python -c 'import cv2, numpy; print("installed in $(1): OpenCV", cv2.__version__, "NumPy", numpy.__version__)'
+	  $(1)/bin/python -m pip uninstall --yes opencv-python $(LOGGED); \
+	  $(1)/bin/python -m pip install -c $(1)/constraints.txt $(4) '$(or $(5),.)[$(2)$(comma)headless]' $(LOGGED); })
+	@$(1)/bin/python -c 'import cv2, numpy; print("installed in $(1): OpenCV", cv2.__version__, "NumPy", numpy.__version__)'
 endef
 
 $(VENV)/.installed: setup.py pyproject.toml tools/pin_system_numpy.py
 	$(call install_venv,$(VENV),mqtt$(comma)test,$(OPENCV),-e)
-	touch $@
+	@touch $@
 
 install: $(VENV)/.installed
 

@@ -85,14 +85,15 @@ class App:
 
     def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
                  display_override: bool | None = None, overrides: dict | None = None, changes_to=None,
-                 demo_fallback: bool = False):
+                 demo_fallback: bool = False, on_source_note=None):
         """``changes_to``: a text stream (the CLI's stdout) that gets one line per
         label change when no other output is configured, so a headless run with
         no window, log, HTTP or MQTT still shows what it sees.
 
         ``demo_fallback``: with ``source: auto``, play the demo when no camera is
         found at start (an interactive first run: ``make run``); :attr:`source_note`
-        then says which source was taken and how to choose one."""
+        then says which source was taken and how to choose one, and
+        ``on_source_note`` (the CLI's printer) gets it as soon as it is known."""
         from edgecam import calibration
         from edgecam.backends import load_classifier
         from edgecam.classifier import Classifier
@@ -165,6 +166,8 @@ class App:
             if demo_fallback and cfg.source.type == "auto" and own_source is None:  # the first open only: a reconnect never falls back
                 with captured("source"):  # OpenCV's "Camera index out of range" while auto probes
                     source, self.source_note = open_camera_or_demo(cfg.source, size, model_dir=cfg.model.dir)
+                if on_source_note is not None:
+                    on_source_note(self.source_note)
             else:
                 source = opened()
             self.outputs.source_opened(source)

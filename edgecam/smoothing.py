@@ -14,6 +14,15 @@ import numpy as np
 
 from edgecam.result import Classification
 
+#: The smoothing of an interactive first run (``make run``: the demo, or a camera
+#: found by ``--demo-fallback``) when the config sets none: the label shown
+#: (overlay) and printed (one line per change) moves only when the picture
+#: does. Without it the demo's 12 s printed 56 lines, flipping between
+#: Egyptian cat, tabby and tiger cat; with it, 6 (issue 21). A score must
+#: reach 0.4 to be shown and stays shown until it falls under 0.2.
+CALM = {"smoothing.mode": "ema", "smoothing.window": 10, "smoothing.hysteresis": True,
+        "smoothing.threshold_high": 0.4, "smoothing.threshold_low": 0.2}
+
 
 class Smoother:
     """Feeds results through EMA and hysteresis; reports label changes.

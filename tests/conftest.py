@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,7 +115,7 @@ def half_mb_disk(tmp_path):
 E2E = (
     "e2e/", "tools/", "events/test_web.py", "events/test_h264.py", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
     "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "sinks/test_http_browser.py",
-    "sinks/test_display.py",
+    "sinks/test_display.py", "sinks/test_http_live_result.py", "events/test_web_states.py", "test_cli_flags.py",
     "backends/test_edgetpu_cli.py",
 )
 
@@ -125,3 +126,29 @@ def pytest_collection_modifyitems(config, items):
         rel = Path(item.fspath).resolve().relative_to(tests).as_posix()
         if rel.startswith(E2E):
             item.add_marker(pytest.mark.e2e)
+
+
+# A skip for a missing system package says so in its reason as "apt install PKG..." or "apt-get install
+# [-y] PKG..." (machine-readable: the one convention); `make test` ends with one line naming them all.
+APT_REASON = re.compile(r"\bapt(?:-get)? install (?:-y )?([a-z0-9][a-z0-9.+-]*(?: [a-z0-9][a-z0-9.+-]*)*)")
+
+
+def skip_packages(reason: str) -> list[str]:
+    """The system packages a skip reason names (see APT_REASON)."""
+    return [pkg for m in APT_REASON.finditer(reason) for pkg in m.group(1).split()]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    counts: dict[str, int] = {}
+    for rep in reporter.stats.get("skipped", []):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        for pkg in dict.fromkeys(skip_packages(reason)):
+            counts[pkg] = counts.get(pkg, 0) + 1
+    if counts:  # after pytest's own last line: the one thing to do about the skips
+        reporter.write_line("skipped for want of system packages: " + ", ".join(
+            f"{pkg} ({n} test{'s' * (n > 1)})" for pkg, n in sorted(counts.items())) +
+            f"; sudo apt-get install {' '.join(sorted(counts))} (.ci/run installs them all)")

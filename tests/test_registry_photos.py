@@ -129,14 +129,15 @@ def test_the_first_folder_that_has_a_file_gives_it(shared_models, tmp_path):
 
 
 def test_a_file_no_folder_has_and_a_folder_that_does_not_exist(shared_models, tmp_path):
-    empty = tmp_path / "empty"
+    empty, other = tmp_path / "empty", tmp_path / "other"
     empty.mkdir()
+    (other / "sub").mkdir(parents=True)
     dest = tmp_path / "models"
     with pytest.raises(RegistryError) as exc:
-        registry.fetch_photos(dest_dir=dest, mirror=f"{shared_models}{os.pathsep}{empty}")
+        registry.fetch_photos(dest_dir=dest, mirror=f"{other}{os.pathsep}{empty}")
     msg = exc.value.message
     assert msg.startswith("demo photo cat: none of the mirror folders")
-    assert f"{shared_models}, {empty} has no cat.bmp" in msg and "github.com/google-coral" in msg
+    assert f"{other}, {empty} has no cat.bmp (nor its subfolders)" in msg and "github.com/google-coral" in msg
     assert list((dest / "demo").iterdir()) == []
     with pytest.raises(RegistryError) as exc:
         registry.fetch_photos(dest_dir=dest, mirror=f"{shared_models}{os.pathsep}{tmp_path / 'typo'}")
@@ -230,3 +231,34 @@ def test_cli_fetch_demo_from_several_folders(shared_models, shared_images, tmp_p
                    "--dir", str(dest)) == 0
     with pytest.raises(RegistryError, match="has no cat.bmp"):
         run_cli("models", "fetch", "demo", "--from", str(shared_models), "--dir", str(tmp_path / "other"))
+
+
+# ------------------------------------------------- one folder for everything (issue 21)
+
+
+def test_one_folder_holding_models_and_images_subfolders_is_a_whole_mirror(shared_models, shared_images, tmp_path,
+                                                                            monkeypatch):
+    # ../shared as a newcomer has it: models/ and images/ one level down; one variable is enough.
+    shared = shared_models.parent
+    monkeypatch.setenv(registry.ENV_MIRROR, str(shared))
+    dest = tmp_path / "models"
+    assert registry.fetch("mobilenet_v1_0.25_128", dest_dir=dest, progress=False) == dest / SMALL
+    assert (dest / SMALL).read_bytes() == (shared_models / SMALL).read_bytes()
+    paths = registry.fetch_photos(dest_dir=dest, progress=False)
+    assert [p.read_bytes() for p in paths] == [(shared_images / name).read_bytes() for name in PHOTOS]
+    # A flat folder still works (the file itself first, then the subfolders).
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copyfile(shared_images / "cat.bmp", flat / "cat.bmp")
+    assert registry.fetch_photos(dest_dir=tmp_path / "m2", mirror=f"{flat}{os.pathsep}{shared}",
+                                 progress=False)[0].read_bytes() == (flat / "cat.bmp").read_bytes()
+
+
+def test_the_models_folder_alone_is_answered_with_the_line_that_works(shared_models, shared_images, tmp_path):
+    with pytest.raises(RegistryError) as exc:
+        registry.fetch_photos(dest_dir=tmp_path / "models", mirror=str(shared_models))
+    msg = exc.value.message
+    assert msg.startswith(f"demo photo cat: mirror folder {shared_models} has no cat.bmp")
+    # The folder above has it one level down: the message names the variable's value that works.
+    assert f"{shared_images / 'cat.bmp'} is there: set {registry.ENV_MIRROR}={shared_models.parent}" in msg
+    assert "\n" not in msg

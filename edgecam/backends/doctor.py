@@ -17,6 +17,7 @@ from __future__ import annotations
 import grp
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,12 @@ def cpu() -> Check:
     return Check("cpu", 0, f"ok: TFLite runtime {name} {runtime_version(name)}")
 
 
-def edgetpu(root: Path = Path("/"), probe_model: Path | None = None) -> Check:
-    """The Coral: the library, the device on the bus, the permission to open it; with ``probe_model``, a run."""
+def edgetpu(root: Path = Path("/"), probe_model: Path | Callable[[], Path] | None = None) -> Check:
+    """The Coral: the library, the device on the bus, the permission to open it; with ``probe_model``, a run.
+
+    ``probe_model`` may be a function giving the model's path (fetching it): it is called only when the
+    library and the device are there, so that doctor offline says what is missing instead of failing
+    to download a model it could not run anyway."""
     from edgecam.backends import edgetpu as tpu
 
     found = devices.coral(root)
@@ -75,6 +80,8 @@ def edgetpu(root: Path = Path("/"), probe_model: Path | None = None) -> Check:
         from edgecam.runtime import interpreter_class
 
         try:
+            if callable(probe_model):
+                probe_model = probe_model()
             runtime, _ = interpreter_class("auto")
             seconds = tpu.probe(library, probe_model, {"device": dev.kind}, runtime, found)
         except EdgecamError as e:
@@ -122,6 +129,6 @@ def hailo(root: Path = Path("/")) -> Check:
     return Check("hailo", 0, f"ok: {found[0].what}, HailoRT and picamera2's Hailo support")
 
 
-def run(root: Path = Path("/"), probe_model: Path | None = None) -> list[Check]:
+def run(root: Path = Path("/"), probe_model: Path | Callable[[], Path] | None = None) -> list[Check]:
     """Every backend's :class:`Check`, in ``model.backend``'s order."""
     return [cpu(), edgetpu(root, probe_model), imx500(root), hailo(root)]

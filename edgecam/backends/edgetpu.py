@@ -191,11 +191,13 @@ def _stopped(e: RuntimeError) -> SourceError:
 
 def load_edgetpu(cfg, *, fetch_missing: bool = True) -> EdgeTpuClassifier:
     """The Edge TPU classifier for ``cfg`` (a ModelConfig naming an Edge TPU build), probed first."""
-    resolved, labels, pre = resolve_labelled(cfg, fetch_missing=fetch_missing)
+    # The library first: without it the model is of no use, and fetching it (offline: a download
+    # failure, exit 75) would hide the one thing to do (exit 6).
     library = library_path()
     if library is None:
         why = f"{os.environ[ENV_LIBRARY]} does not exist" if os.environ.get(ENV_LIBRARY) else f"no {LIBRARY}"
         raise RuntimeMissingError(f"Edge TPU: {why}; {INSTALL_HINT}")
+    resolved, labels, pre = resolve_labelled(cfg, fetch_missing=fetch_missing)
     from edgecam.runtime import interpreter_class
 
     runtime, _ = interpreter_class(cfg.runtime)

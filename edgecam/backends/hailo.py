@@ -133,11 +133,11 @@ def load_hailo(cfg, *, fetch_missing: bool = True) -> HailoClassifier:
     from edgecam.backends import fit_labels
     from edgecam.classifier import resolve_labelled
 
-    resolved, labels, _ = resolve_labelled(cfg, fetch_missing=fetch_missing)
-    try:
+    try:  # before the model: offline, its download failing (75) would hide what is missing (6)
         from picamera2.devices.hailo import Hailo
     except ImportError as e:
         raise RuntimeMissingError(f"Hailo: picamera2's Hailo support cannot be imported ({e}); {INSTALL_HINT}") from None
+    resolved, labels, _ = resolve_labelled(cfg, fetch_missing=fetch_missing)
     try:
         hailo = Hailo(str(resolved.model_path))
     except Exception as e:  # HailoRT raises its own exception types; the status name says which

@@ -248,14 +248,14 @@ def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     """The AI Camera classifier for ``cfg`` (a ModelConfig naming an ``.rpk``): the package handed to the sensor."""
     from edgecam.classifier import resolve_labelled
 
-    resolved, labels, _ = resolve_labelled(cfg, fetch_missing=fetch_missing)
-    path = resolved.model_path
-    check_package(path)
-    try:
+    try:  # before the model: offline, its download failing (75) would hide what is missing (6)
         from picamera2.devices.imx500 import IMX500
     except ImportError as e:
         raise RuntimeMissingError(f"AI Camera: picamera2's IMX500 support cannot be imported ({e}); "
                                   f"{INSTALL_HINT}") from None
+    resolved, labels, _ = resolve_labelled(cfg, fetch_missing=fetch_missing)
+    path = resolved.model_path
+    check_package(path)
     try:
         imx500 = IMX500(str(path))
     except StopIteration:  # libcamera's list has no imx500 with that device-tree node

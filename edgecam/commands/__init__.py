@@ -26,6 +26,8 @@ FLAGS = {
     "source.type": "--source", "source.uri": "--source", "display.mode": "--display",
     "log.path": "--log", "record.path": "--record", "source.realtime": "--realtime",
     "model.interpreters": "--interpreters", "model.backend": "--backend",
+    "http.enabled": "--http", "http.host": "--http", "http.port": "--http",
+    "mqtt.enabled": "--mqtt", "mqtt.host": "--mqtt", "mqtt.port": "--mqtt",
 }
 
 
@@ -63,14 +65,23 @@ def count_or_auto(value: str):
         raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
 
 
+def add_runtime_crop_args(p: argparse.ArgumentParser) -> None:
+    """``--runtime`` and ``--crop``, with their help (run, classify, eval, models compare...)."""
+    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"],
+                   help="the TFLite interpreter to use (auto: the first one installed, in this order)")
+    p.add_argument("--crop", choices=["center_fraction", "square", "stretch"],
+                   help="how a frame becomes the model's square input: center_fraction (the centre 87.5%% of the "
+                        "centred square, the default), square (the whole centred square), stretch (the whole "
+                        "frame, distorted)")
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """``--config``, ``--model``, ``--labels``, ``--threads``, ``--runtime``, ``--crop``, ``--backend``."""
     p.add_argument("--config", help="config file (default: $EDGECAM_CONFIG, ./config.yaml, /etc/edgecam/config.yaml)")
     p.add_argument("--model", help="registry name (see 'edgecam models list') or path to a .tflite file")
     p.add_argument("--labels", help="labels file, when --model is a path")
     p.add_argument("--threads", type=count_or_auto, help="interpreter threads: auto or N")
-    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
-    p.add_argument("--crop", choices=["square", "center_fraction", "stretch"])
+    add_runtime_crop_args(p)
     p.add_argument("--backend", choices=["auto", "cpu", "edgetpu", "imx500", "hailo"],
                    help="where the model runs: the CPU, a Coral (edgetpu), the AI Camera (imx500), a Hailo; "
                         "auto: an accelerator that is present and has a build of the model")

@@ -23,7 +23,7 @@ def register(sub) -> None:
                         "and cache the choice")
     p.add_argument("--rounds", type=int, default=calibration.ROUNDS,
                    help=f"--sweep: runs per layout, interleaved (default {calibration.ROUNDS}; medians)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the measurements as one JSON object")
     p.set_defaults(func=cmd_bench)
 
 

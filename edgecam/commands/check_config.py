@@ -10,7 +10,8 @@ from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 def register(sub) -> None:
     p = sub.add_parser("check-config", help="validate a config file (exit 0 valid, 2 invalid)")
-    p.add_argument("path", nargs="?")
+    p.add_argument("path", nargs="?", help="the config file (default: $EDGECAM_CONFIG, ./config.yaml, "
+                                           "/etc/edgecam/config.yaml)")
     p.set_defaults(func=cmd_check_config)
 
 

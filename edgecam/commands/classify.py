@@ -11,10 +11,10 @@ from edgecam.errors import EXIT_CONFIG
 
 def register(sub) -> None:
     p = sub.add_parser("classify", help="print the top-k labels of photos")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos to classify (JPEG, PNG, BMP...)")
     add_model_args(p)
-    p.add_argument("--top-k", type=int, dest="top_k")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--top-k", type=int, dest="top_k", help="how many labels to print per photo (default: model.top_k)")
+    p.add_argument("--json", action="store_true", help="print a JSON list (one object per photo) instead of text")
     p.set_defaults(func=cmd_classify)
 
 

@@ -28,7 +28,9 @@ def cmd_doctor(args) -> int:
     if args.probe:
         from edgecam import registry
 
-        probe_model = registry.resolve("mobilenet_v1_edgetpu", None, dest_dir=cfg.model.dir).model_path
+        # Fetched only if the library and a Coral are there (doctor.edgetpu calls it then).
+        def probe_model():
+            return registry.resolve("mobilenet_v1_edgetpu", None, dest_dir=cfg.model.dir).model_path
     checks = doctor.run(probe_model=probe_model)
     width = max(len(c.backend) for c in checks)
     for c in checks:

@@ -14,15 +14,30 @@ from edgecam.errors import ConfigError
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="top-1/top-5 accuracy with 95%% intervals over labelled photos; --compare two settings")
-    p.add_argument("--images", required=True, help="folder of photos, or of one subfolder per class (named after its label)")
+    # Not required=True: argparse's "the following arguments are required: --images" does not say what to add.
+    p.add_argument("--images", help="folder of photos, or of one subfolder per class (named after its label)")
     p.add_argument("--expected", help="CSV with columns file,label_index (and optionally label); "
                                       "without it, --images holds one subfolder per class")
     add_model_args(p)
     p.add_argument("--compare", metavar="KEY=VALUE[,...]",
                    help="also evaluate this setting on the same photos and test the difference (McNemar): "
                         "model, crop, crop_fraction, threshold, labels, runtime; e.g. crop=square")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the results as one JSON object")
     p.set_defaults(func=cmd_eval)
+
+
+def _missing_images(args) -> str:
+    """The one line for an eval without --images: the user's own command, with what to add."""
+    import shlex
+
+    given = [(flag, getattr(args, dest, None)) for flag, dest in (
+        ("--config", "config"), ("--model", "model"), ("--labels", "labels"), ("--threads", "threads"),
+        ("--runtime", "runtime"), ("--crop", "crop"), ("--backend", "backend"), ("--compare", "compare"))]
+    line = shlex.join(["edgecam", "eval", *[str(x) for flag, v in given if v is not None for x in (flag, v)],
+                       "--images", "PHOTOS", "--expected", "PHOTOS/expected.csv"] + (["--json"] if args.json else []))
+    return (f"--images is missing: the labelled photos to score. Add them, e.g.: {line} "
+            f"(expected.csv: file,label_index per photo; or leave --expected out when PHOTOS holds one "
+            f"subfolder per class, named after its label)")
 
 
 def cmd_eval(args) -> int:
@@ -30,6 +45,9 @@ def cmd_eval(args) -> int:
     from edgecam import evaluate as ev
     from edgecam import custom_models, registry
     from edgecam.backends import load_classifier
+
+    if not args.images:
+        raise ev.EvalError(_missing_images(args))
 
     cfg_a = load_config(args, model_overrides(args))
     settings = [cfg_a.model]

@@ -51,7 +51,7 @@ def register(sub) -> None:
     q.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
     q.set_defaults(func=cmd_list)
     q = cmds.add_parser("show", help="one event and its media files")
-    q.add_argument("id", type=int, metavar="ID")
+    q.add_argument("id", type=int, metavar="ID", help="the event's number, as 'edgecam events list' shows it")
     common(q, filters=False)
     q.set_defaults(func=cmd_show)
     q = cmds.add_parser("export", help="every matching event, oldest first (CSV, or --json lines)")
@@ -157,10 +157,23 @@ def _write(rows: list[dict], args, folder: Path) -> None:
                   f"peak {e['peak_score']:.2f}  {e['status']}  ({media})")
 
 
+def _no_history(folder: Path) -> bool:
+    """True (having said so in one sentence) when ``folder`` holds no history yet: no event has fired."""
+    from edgecam.events.history import DB_NAME
+
+    if (folder / DB_NAME).is_file():
+        return False
+    print(f"no events yet: {folder} has no history; it starts with the first event a rule in events.rules "
+          f"fires while 'edgecam run' runs (--dir names another folder)", file=sys.stderr)
+    return True
+
+
 def cmd_list(args) -> int:
     from edgecam.events.history import connect_reader
 
     folder = events_dir(args)
+    if _no_history(folder):
+        return 0
     conn = connect_reader(folder)
     try:
         rows = _query(args, conn, args.limit)
@@ -178,6 +191,9 @@ def cmd_export(args) -> int:
     folder = events_dir(args)
     if not args.json:
         args.csv = True
+    if _no_history(folder):
+        _write([], args, folder)  # CSV: the header line, so that a spreadsheet still gets the columns
+        return 0
     conn = connect_reader(folder)
     try:
         rows = _query(args, conn, 10**9, oldest_first=True)
@@ -191,6 +207,8 @@ def cmd_show(args) -> int:
     from edgecam.events.history import connect_reader, get_event
 
     folder = events_dir(args)
+    if _no_history(folder):
+        raise EdgecamError(f"events: no event {args.id} in {folder}: no event has fired yet", EXIT_CONFIG)
     conn = connect_reader(folder)
     try:
         row = get_event(conn, args.id)

@@ -36,7 +36,7 @@ def register(sub) -> None:
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (at most the smallest state's count)")
     p.add_argument("--config", help="config file (model folder, runtime, threads)")
     p.add_argument("--dir", metavar="DIR", help="model folder to store it in (default: see 'edgecam models list')")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result (path, accuracy, timings) as JSON")
     p.set_defaults(func=cmd_learn)
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from edgecam import config as config_mod
 from edgecam import registry
+from edgecam.commands import add_runtime_crop_args
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError, OutputError, RegistryError
 
 
@@ -229,14 +230,13 @@ def _add_compare(sub) -> None:
     p.add_argument("--seconds", type=float, default=1.0, metavar="S",
                    help="how long to time invokes at each thread count (default 1; at least 20 invokes)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_true")
-    fmt.add_argument("--csv", action="store_true")
-    fmt.add_argument("--markdown", action="store_true")
+    fmt.add_argument("--json", action="store_true", help="print the table as JSON")
+    fmt.add_argument("--csv", action="store_true", help="print the table as CSV with a header line")
+    fmt.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     p.add_argument("--plot", metavar="PATH.png", help="write a plot of top-1 against invoke time (needs --images)")
     p.add_argument("--config", help="config file (crop, runtime, model folder)")
     p.add_argument("--dir", metavar="DIR", help="model folder (default: see 'edgecam models list')")
-    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"])
-    p.add_argument("--crop", choices=["center_fraction", "square", "stretch"])
+    add_runtime_crop_args(p)
     p.add_argument("--backend", choices=["cpu", "edgetpu"], default="cpu",
                    help="edgetpu: the registry's Coral builds (or the paths given), timed through the Edge TPU "
                         "delegate (one thread: the TPU's invoke, transfers included)")

@@ -20,11 +20,33 @@ def register(sub) -> None:
                    help="for a first run by hand (make run passes it): when the source is auto (from the config, "
                         "not --source) and no camera is found, play the demo instead, and say which was chosen")
     add_interpreters_arg(p)
-    p.add_argument("--display", choices=["auto", "window", "none"])
+    p.add_argument("--display", choices=["auto", "window", "none"],
+                   help="the live window: auto (a window when there is a display), window (a window, or an error "
+                        "without a display), none (no window)")
+    p.add_argument("--http", metavar="[HOST:]PORT",
+                   help="serve the live page, /api and /metrics on PORT (host 127.0.0.1 unless given; "
+                        "0.0.0.0:8080 to be reached from other machines; a token: http.token_file in a config)")
+    p.add_argument("--mqtt", metavar="HOST[:PORT]",
+                   help="publish results to the MQTT broker on HOST (port 1883 unless given)")
     p.add_argument("--log", help="write predictions as JSON Lines to this file")
     p.add_argument("--record", help="write the annotated video to this file")
     p.add_argument("--realtime", action="store_true", help="pace a file at its native FPS, as a camera would")
     p.set_defaults(func=cmd_run)
+
+
+def _host_port(value: str, flag: str, port_only: bool) -> tuple[str | None, int | None]:
+    """``HOST:PORT``, ``[IPv6]:PORT``, ``PORT`` (when ``port_only`` allows it) or ``HOST`` (when it does not)."""
+    example = "8080, 127.0.0.1:8080 or 0.0.0.0:8080" if port_only else "localhost, broker.lan or 192.168.1.5:1883"
+    text = value.strip()
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else ("", "", "")
+    if not sep:
+        host, port = (None, text) if port_only else (text, "")
+    host = host.strip("[]") if host is not None else None
+    if (host is not None and not host) or (port and not port.isdigit()) or (port_only and not port) or \
+            (port and not 0 <= int(port) <= 65535) or (not port_only and ":" in (host or "") and not sep):
+        raise ConfigError(f"{flag}: got {value!r}, expected {'[HOST:]PORT' if port_only else 'HOST[:PORT]'}, "
+                          f"e.g. {example}", what="bad flag")
+    return host, int(port) if port else None
 
 
 def run_overrides(args) -> dict:
@@ -46,25 +68,44 @@ def run_overrides(args) -> dict:
         o["source.realtime"] = True
     if getattr(args, "record", None):
         o["record.path"] = args.record
+    if getattr(args, "http", None) is not None:
+        o["http.host"], o["http.port"] = _host_port(args.http, "--http", port_only=True)
+        o["http.enabled"] = True
+    if getattr(args, "mqtt", None) is not None:
+        o["mqtt.host"], o["mqtt.port"] = _host_port(args.mqtt, "--mqtt", port_only=False)
+        o["mqtt.enabled"] = True
     return o
 
 
 def cmd_run(args) -> int:
     from edgecam.app import App, StartupStopped, startup_signals
 
+    from edgecam import config as config_mod
+    from edgecam.smoothing import CALM
+
     overrides = run_overrides(args)
     cfg = load_config(args, overrides)
+    calm = (args.demo_fallback or cfg.source.type == "demo") and cfg.smoothing == config_mod.SmoothingConfig()
+    if calm:  # a first run by hand, and the config chose no smoothing: one label line per real change
+        overrides.update(CALM)
+        cfg = load_config(args, overrides)
+
+    def say(note: str) -> None:  # as soon as the source is chosen, before the model's warm-up lines
+        print(f"edgecam: {note}", file=sys.stderr, flush=True)
+        if calm:
+            print(f"edgecam: the label is smoothed over {CALM['smoothing.window']} results (shown from "
+                  f"{CALM['smoothing.threshold_high']:.0%}); a 'smoothing:' section in a config sets it; "
+                  f"Ctrl-C stops", file=sys.stderr, flush=True)
+
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
     with startup_signals() as early:
         try:
             # An explicit --source is a choice: nothing falls back from it.
             app = App(cfg, overrides=overrides, changes_to=sys.stdout,
-                      demo_fallback=args.demo_fallback and args.source is None)
+                      demo_fallback=args.demo_fallback and args.source is None, on_source_note=say)
         except StartupStopped as stopped:
             logger.info("%s received during start-up, stopping", stopped)
             return 0
-        if app.source_note:
-            print(f"edgecam: {app.source_note}", file=sys.stderr, flush=True)
         if early["hup"]:  # systemctl reload while starting: do it now
             app.pipeline.reload_requested = True
         early["starting"] = False

@@ -70,7 +70,9 @@ class EventRuleConfig:
     labels: list[str] | None = None  # or any of these
     region: str | None = None  # a region's state (regions:); null: the whole picture
     min_score: float = opt(0.5, min=0.0, max=1.0)
-    for_s: float = opt(0.0, min=0.0, max=86400.0)  # it must hold this long before the event starts
+    # It must hold this long, without a break, before the event starts (its start stays where the label
+    # appeared). 1 s: a label flickering on for a few frames (0.3 s) makes no event (issue 21); 0: at once.
+    for_s: float = opt(1.0, min=0.0, max=86400.0)
     cooldown_s: float = opt(5.0, min=0.0, max=86400.0)  # gone this long: the event ends
     schedule: str | None = opt(None, check=_schedule)  # 'HH:MM-HH:MM' local time; null: always
     snapshot: bool = True  # the annotated frame and the clean one, at the start
@@ -130,3 +132,18 @@ def check_events(cfg, problems: list[str], reported: set[str] = frozenset()) -> 
 def rule_labels(rule: EventRuleConfig) -> tuple[str, ...]:
     """The labels that start an event of ``rule``."""
     return tuple(rule.labels or ()) + ((rule.label,) if rule.label else ())
+
+
+def rule_summary(rule: EventRuleConfig) -> dict:
+    """What a rule watches and what makes it fire, for /api/events and the /events page's empty state."""
+    labels = rule_labels(rule)
+    said = " or ".join(f"'{label}'" for label in labels)
+    where = f"region {rule.region}'s state is {said}" if rule.region else f"{said} scores"
+    held = f" for {rule.for_s:g} s without a break" if rule.for_s else ""
+    when = f", between {rule.schedule} (local time)" if rule.schedule else ""
+    does = [name for name, on in (("snapshot", rule.snapshot), ("clip", rule.clip), ("MQTT", rule.mqtt),
+                                  ("webhook", bool(rule.webhook)), ("collect", rule.collect)) if on]
+    return {"name": rule.name, "labels": list(labels), "region": rule.region, "min_score": rule.min_score,
+            "for_s": rule.for_s, "cooldown_s": rule.cooldown_s, "schedule": rule.schedule,
+            "fires_when": f"{where} at least {rule.min_score:.0%}{held}{when}; it ends {rule.cooldown_s:g} s "
+                          f"after that stops" + (f" ({', '.join(does)})" if does else "")}

@@ -77,13 +77,13 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
 def write_snapshot(folder: Path, event, clean: np.ndarray, annotated: np.ndarray | None,
                    quality: int) -> dict[str, Path]:
     """The event's snapshot files (annotated, clean, thumbnail); column -> path, all written whole."""
-    shown = annotated if annotated is not None else clean
     files: dict[str, Path] = {}
     try:
         files["snapshot_clean"] = write_whole(media_path(folder, event, "clean", "jpg"), jpeg(clean, quality))
         if annotated is not None:
             files["snapshot"] = write_whole(media_path(folder, event, "snapshot", "jpg"), jpeg(annotated, quality))
-        files["thumb"] = write_whole(media_path(folder, event, "thumb", "jpg"), jpeg(thumbnail(shown), 75))
+        # The thumbnail from the clean frame: the overlay's text, shrunk to 160 px, is unreadable noise.
+        files["thumb"] = write_whole(media_path(folder, event, "thumb", "jpg"), jpeg(thumbnail(clean), 75))
     except BaseException:
         for path in files.values():  # all or none: a file no row will name is not left behind
             path.unlink(missing_ok=True)

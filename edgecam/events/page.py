@@ -23,8 +23,11 @@ PAGE = b"""<!doctype html>
   dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; }
   dt { color: #aaa; } dd { margin: 0; }
   #status { color: #999; font-size: .85em; margin: 8px 0; }
+  nav { float: right; } nav a { color: #9cf; }
+  #empty li { margin: 6px 0; padding: 6px; background: #1b1b1b; border-radius: 4px; }
 </style></head>
 <body><main>
+<nav><a id="live" href="./">&larr; live view</a></nav>
 <h1><a id="home" href="events">edgecam events</a></h1>
 <section id="list" hidden>
   <form id="filters">
@@ -34,6 +37,7 @@ PAGE = b"""<!doctype html>
     <button type="submit">show</button>
   </form>
   <ul id="events"></ul>
+  <div id="empty" hidden><p>No events yet. The rules watching for them:</p><ul id="rules"></ul></div>
   <button id="more" hidden>older events</button>
 </section>
 <section id="detail" hidden></section>
@@ -43,8 +47,8 @@ PAGE = b"""<!doctype html>
 // The token (if any) comes from this page's own URL: <img> and <video> cannot send headers.
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
-const withToken = (u, extra) => u + (u.includes("?") ? "&" : "?") + [token ? "token=" + encodeURIComponent(token) : "",
-  extra].filter(Boolean).join("&");
+const withToken = (u, extra) => { const q = [token ? "token=" + encodeURIComponent(token) : "", extra]
+  .filter(Boolean).join("&"); return q ? u + (u.includes("?") ? "&" : "?") + q : u; };
 const root = location.pathname.replace(/\\/events(\\/.*)?$/, "");  // behind a proxy path too
 const status = t => { document.getElementById("status").textContent = t; };
 const el = (tag, props, ...kids) => { const e = Object.assign(document.createElement(tag), props || {});
@@ -52,6 +56,10 @@ const el = (tag, props, ...kids) => { const e = Object.assign(document.createEle
 const when = iso => iso ? iso.replace("T", " ").slice(0, 19) : "going on";
 const duration = ev => ev.duration_s === null ? "going on" : ev.duration_s.toFixed(1) + " s";
 document.getElementById("home").href = withToken(root + "/events");
+document.getElementById("live").href = withToken(root + "/");
+// "ibex", not "ibex: ibex": the rule's name only when the label says something more
+const title = ev => (ev.rule === ev.label || ev.rule === ev.label.split(",")[0].trim() ? ev.label
+  : ev.rule + ": " + ev.label) + (ev.region ? " (" + ev.region + ")" : "");
 
 async function api(path) {
   const r = await fetch(withToken(root + path), {cache: "no-store"});
@@ -64,7 +72,7 @@ function row(ev) {
   const img = el("img", {alt: ev.label, loading: "lazy"});
   if (ev.thumb) img.src = withToken(root + ev.thumb);
   const text = el("div", {},
-    el("b", {}, ev.rule + ": " + ev.label + (ev.region ? " (" + ev.region + ")" : "")),
+    el("b", {}, title(ev)),
     el("div", {className: "meta"}, when(ev.start) + ", " + duration(ev) + ", peak " +
        (100 * ev.peak_score).toFixed(0) + " %" + (ev.clip ? ", clip" : "")),
     el("div", {className: "meta status-" + ev.status}, ev.status));
@@ -86,6 +94,12 @@ async function list(reset) {
   }
   next = d.next;
   document.getElementById("more").hidden = !next;
+  // An empty history says which rules are active and what would make each fire.
+  const empty = d.total === 0 && !q.toString();
+  document.getElementById("empty").hidden = !empty;
+  document.getElementById("rules").replaceChildren(...(d.active_rules.length ? d.active_rules.map(r =>
+    el("li", {}, el("b", {}, r.name), ": fires when " + r.fires_when)) :
+    [el("li", {}, "none: add rules under events.rules in the config")]));
   status(`${d.total} event(s)` + (d.total ? `, newest first` : ""));
 }
 
@@ -117,7 +131,7 @@ async function detail(id) {
   const links = el("div", {className: "meta"});
   for (const [name, url] of [["snapshot", ev.snapshot], ["clean snapshot", ev.snapshot_clean], ["clip file", ev.clip]])
     if (url) links.append(el("a", {href: withToken(root + url), style: "color:#9cf; margin-right: 12px"}, name));
-  box.append(el("h2", {style: "font-size:1em"}, `event ${ev.id}: ${ev.rule}, ${ev.label}`), dl, links);
+  box.append(el("h2", {style: "font-size:1em"}, `event ${ev.id}: ${title(ev)}`), dl, links);
   box.hidden = false;
   status(ev.clip ? (ev.clip_stream ? "clip: Motion-JPEG, streamed" : "clip: " + ev.clip_type) : "no clip");
 }

@@ -9,7 +9,9 @@ Paths (the HTTP output's token rule applies; the page and its pictures also take
     /events/<id>/clip.mjpg      a Motion-JPEG AVI clip played as an MJPEG stream at its own rate
                                 (browsers do not play AVI; every browser plays this in an <img>)
     /api/events                 JSON: ?rule= &label= &day=YYYY-MM-DD &limit= (1-200, 50) &offset=;
-                                {"events": [...], "total", "limit", "offset", "next", "rules", "labels"}
+                                {"events": [...], "total", "limit", "offset", "next", "rules", "labels",
+                                "active_rules"}: "rules" names the configured rules and those with events
+                                (the filter), "active_rules" says what makes each configured one fire
     /api/events/<id>            JSON: one event
 
 Each request opens its own read-only connection to the history (SQLite in
@@ -26,7 +28,8 @@ from datetime import datetime
 from pathlib import Path
 
 from edgecam.errors import OutputError
-from edgecam.events.history import connect_reader, facets, get_event, query_events
+from edgecam.events.config import rule_summary
+from edgecam.events.history import DB_NAME, connect_reader, facets, get_event, query_events
 from edgecam.events.page import PAGE
 
 logger = logging.getLogger("edgecam.sinks.http")
@@ -57,8 +60,11 @@ def event_json(row: dict) -> dict:
 class EventsWeb:
     """Answers the events' paths for :class:`edgecam.sinks.http_server.Handler` (see the module docstring)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, rules=()):
+        """``rules``: the configured rules (:class:`edgecam.events.config.EventRuleConfig`), listed even
+        before any has fired."""
         self.folder = Path(folder)
+        self.rules = [rule_summary(r) for r in rules]
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -68,6 +74,11 @@ class EventsWeb:
         if path in ("/events", "/events/") or (path.startswith("/events/") and path[8:].isdigit()):
             handler._send(200, PAGE, "text/html; charset=utf-8",
                           extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
+            return
+        if path == "/api/events" and not (self.folder / DB_NAME).is_file():
+            # Nothing has fired yet (the history is made with the first event): an empty list, not an error.
+            handler._json(200, {"events": [], "total": 0, "limit": 50, "offset": 0, "next": None,
+                                **self._facets({"rules": [], "labels": []})})
             return
         try:
             conn = connect_reader(self.folder)
@@ -111,7 +122,13 @@ class EventsWeb:
             keep = [f"{k}={v[0]}" for k, v in query.items() if k in ("rule", "label", "day") and v]
             nxt = "/api/events?" + "&".join(keep + [f"limit={limit}", f"offset={offset + limit}"])
         handler._json(200, {"events": [event_json(r) for r in rows], "total": total, "limit": limit,
-                            "offset": offset, "next": nxt, **facets(conn)})
+                            "offset": offset, "next": nxt, **self._facets(facets(conn))})
+
+    def _facets(self, seen: dict) -> dict:
+        """The filters: the configured rules and those in the history (a rule removed since keeps its
+        events); labels from the history; and what makes each configured rule fire."""
+        return {"rules": sorted({r["name"] for r in self.rules} | set(seen["rules"])), "labels": seen["labels"],
+                "active_rules": self.rules}
 
     def _media(self, handler, conn, rest: str) -> None:
         ident, _, name = rest.partition("/")

@@ -10,7 +10,8 @@ only fetched with ``trust_on_first_use`` (:mod:`edgecam.registry.store`).
 
 A mirror (``--from`` / ``$EDGECAM_MODEL_MIRROR``) may be several folders
 separated by ``:`` (``os.pathsep``); each file is taken from the first one
-that has it (:func:`mirror_dirs`). The registry's photos (the demo's slides)
+that has it (:func:`mirror_dirs`), in the folder itself or one of its
+subfolders (one level: ``../shared`` holding ``models/`` and ``images/``). The registry's photos (the demo's slides)
 are fetched, checked and mirrored exactly like models (:func:`fetch_photos`).
 
 The network and archive modules (``urllib``, ``http.client``, ``ssl``,
@@ -44,8 +45,8 @@ ENV_MIRROR = "EDGECAM_MODEL_MIRROR"  # local folder(s), ':'-separated, to copy m
 # operation (connect, one read), not the whole download.
 TIMEOUT_S = 30.0
 _CHUNK = 64 * 1024
-MIRROR_HINT = (f"on an offline Pi, set {ENV_MIRROR}=DIR or use --from DIR with a folder holding the files "
-               "(several folders: DIR1:DIR2)")
+MIRROR_HINT = (f"on an offline machine, set {ENV_MIRROR}=DIR or use --from DIR with a folder holding the files, "
+               "in it or one subfolder down (several folders: DIR1:DIR2)")
 
 
 def _size(n: float) -> str:
@@ -214,15 +215,38 @@ def _extract_member(art: Artifact, archive: Path, out: BinaryIO) -> str:
         ) from None
 
 
+def _candidates(folder: Path, file: str) -> list[Path]:
+    """``folder/file``, then ``folder/*/file`` (subfolders in name order): one folder such as
+    ``../shared``, with ``models/`` and ``images/`` in it, is a whole mirror."""
+    found = [folder / file] if (folder / file).is_file() else []
+    try:
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        subs = []
+    return found + [sub / file for sub in subs if (sub / file).is_file()]
+
+
 def _in_mirror(art: Artifact, mirrors: list[Path]) -> Path:
-    """The copy of ``art`` in the first mirror folder that has one."""
+    """The copy of ``art`` in the first mirror folder (or one of its subfolders) that has one."""
     for folder in mirrors:
-        if (folder / art.file).is_file():
-            return folder / art.file
+        found = _candidates(folder, art.file)
+        if found:
+            return found[0]
     where = f"mirror folder {mirrors[0]} has" if len(mirrors) == 1 else \
         f"none of the mirror folders {', '.join(map(str, mirrors))} has"
+    # A mirror naming ../shared/models when the photos are in ../shared/images:
+    # say the one value that covers both, rather than only what is missing.
+    for folder in mirrors:
+        beside = _candidates(folder.parent, art.file) if folder.parent != folder else []
+        if beside:
+            value = os.pathsep.join(str(m) for m in mirrors if m != folder and m != folder.parent)
+            value = f"{folder.parent}{os.pathsep}{value}" if value else str(folder.parent)
+            raise RegistryError(
+                f"{art.model}: {where} no {art.file} (nor its subfolders), but {beside[0]} is there: "
+                f"set {ENV_MIRROR}={value} (a folder is searched with its subfolders, one level down)"
+            )
     raise RegistryError(
-        f"{art.model}: {where} no {art.file}; copy it there (upstream: {art.source}) "
+        f"{art.model}: {where} no {art.file} (nor its subfolders); copy it there (upstream: {art.source}) "
         f"or fetch without --from / {ENV_MIRROR}"
     )
 
@@ -307,7 +331,8 @@ def mirror_dirs(mirror: str | os.PathLike | None = None) -> list[Path]:
 
     Several folders are separated by ``os.pathsep`` (``:``), as in ``PATH``:
     ``../shared/models:../shared/images``; each file comes from the first
-    folder that has it. Empty means download. Every folder named must exist
+    folder that has it, in the folder or one of its subfolders (so
+    ``../shared`` alone covers both). Empty means download. Every folder named must exist
     (a typo must not silently turn an offline fetch into a download attempt):
     RegistryError otherwise.
     """

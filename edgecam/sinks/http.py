@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import hmac
+import json
 import logging
 import math
 import re
@@ -89,7 +90,8 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None,
+                 event_rules=()):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -107,12 +109,14 @@ class HttpSink(Sink):
         # bookkeeping; it is never held while encoding or writing to a socket.
         self._cond = threading.Condition()
         self._image: np.ndarray | None = None
+        self._image_result: Classification | None = None
         self._seq = 0
         self._clients = 0
         self._client_socks: set[socket.socket] = set()
         # _jpeg_lock guards the shared encoded picture.
         self._jpeg_lock = threading.Lock()
         self._jpeg: bytes | None = None
+        self._jpeg_result = b""  # the compact JSON of the result drawn on self._jpeg (picture_result)
         self._jpeg_seq = 0
         self._result: Classification | None = None
         self._result_wall = 0.0
@@ -128,7 +132,7 @@ class HttpSink(Sink):
         if events_dir is not None:
             from edgecam.events.web import EventsWeb
 
-            self.events = EventsWeb(events_dir)
+            self.events = EventsWeb(events_dir, event_rules)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
@@ -139,7 +143,7 @@ class HttpSink(Sink):
             events_dir = default_dir(cfg)
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
                    threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
-                   events_dir=events_dir)
+                   events_dir=events_dir, event_rules=cfg.events.rules)
 
     # ---------------------------------------------------------------- Sink API
 
@@ -175,6 +179,7 @@ class HttpSink(Sink):
             self.teacher.on_frame(frame.image, frame.wall_time)
         with self._cond:
             self._image = image
+            self._image_result = result  # the result the overlay drew: the live page lists it beside the picture
             self._seq += 1
             self._cond.notify_all()
 
@@ -257,16 +262,32 @@ class HttpSink(Sink):
 
         Encodes at most once per picture, however many threads ask.
         """
+        seq, jpeg, _ = self.latest_picture()
+        return seq, jpeg
+
+    def latest_picture(self) -> tuple[int, bytes | None, bytes]:
+        """:meth:`latest_jpeg` and the result drawn on that very picture (:meth:`picture_result`)."""
         with self._cond:
-            image, seq = self._image, self._seq
+            image, seq, result = self._image, self._seq, self._image_result
         if image is None:
-            return 0, None
+            return 0, None, b""
         with self._jpeg_lock:
             if self._jpeg_seq < seq:
                 data = self._encode(image)
                 if data is not None:
                     self._jpeg, self._jpeg_seq = data, seq
-            return self._jpeg_seq, self._jpeg
+                    self._jpeg_result = self.picture_result(result)
+            return self._jpeg_seq, self._jpeg, self._jpeg_result
+
+    def picture_result(self, result: Classification | None) -> bytes:
+        """The result a picture was drawn with, as one line of JSON (the X-Edgecam-Result header of its
+        stream part and of /snapshot.jpg): the live page lists exactly what the picture's overlay shows,
+        not a result of another moment. ASCII, no line breaks: a valid header value."""
+        if result is None:
+            return b"{}"
+        out = result.to_dict(k=self.top_k, threshold=self.threshold)
+        return json.dumps({k: out[k] for k in ("frame", "top_k", "regions") if k in out},
+                          separators=(",", ":")).encode()
 
     def _encode(self, image: np.ndarray) -> bytes | None:
         self.encode_count += 1
@@ -347,10 +368,11 @@ class HttpSink(Sink):
         metric("edgecam_inference_fps", "gauge", "Inference rate, results per second.",
                [("", s["inference_fps"])])
         metric("edgecam_output_fps", "gauge", "Output rate, frames per second.", [("", s["output_fps"])])
-        buckets = [(f'_bucket{{le="{_num(float(le))}"}}', n) for le, n in s["inference_ms_buckets"]]
+        # Seconds, Prometheus' base unit (promtool refuses "_ms"); Stats keeps milliseconds.
+        buckets = [(f'_bucket{{le="{_num(le / 1000)}"}}', n) for le, n in s["inference_ms_buckets"]]
         buckets.append(('_bucket{le="+Inf"}', s["inference_ms_count"]))
-        buckets += [("_sum", float(s["inference_ms_sum"])), ("_count", s["inference_ms_count"])]
-        metric("edgecam_inference_ms", "histogram", "Interpreter invoke() time in milliseconds.", buckets)
+        buckets += [("_sum", float(s["inference_ms_sum"]) / 1000), ("_count", s["inference_ms_count"])]
+        metric("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets)
         metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
         metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
                [("", self.stats.flowing(self.stall_timeout_s))])
@@ -378,11 +400,19 @@ class HttpSink(Sink):
                 if not isinstance(value, (bool, int, float)):
                     continue
                 name = _metric_name(f"edgecam_{sink_name}_{key}")
-                metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
+                if key in COUNTED:  # only ever grows: a counter (rate() works on it), named _total
+                    metric(f"{name}_total", "counter", f"{sink_name}: {COUNTED[key]}.", [("", value)])
+                else:
+                    metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
         return "\n".join(lines) + "\n"
 
 
 # -------------------------------------------------------------------- helpers
+
+#: The status counts of an output (``stats.extra``, the MQTT output's) that only ever grow: exported as
+#: counters ``edgecam_<output>_<key>_total``; the other numbers are gauges.
+COUNTED = {"published": "messages published", "dropped": "messages dropped from a full queue",
+           "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
 
 
 def examples_dir(cfg) -> str:

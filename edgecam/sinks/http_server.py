@@ -228,11 +228,11 @@ class Handler(BaseHTTPRequestHandler):
                    extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
 
     def _snapshot(self):
-        _, jpeg = self.server.sink.latest_jpeg()
+        _, jpeg, result = self.server.sink.latest_picture()
         if jpeg is None:
             self._send(503, b"503 no frame yet\n", extra={"Retry-After": "1"})
         else:
-            self._send(200, jpeg, "image/jpeg")
+            self._send(200, jpeg, "image/jpeg", extra={"X-Edgecam-Result": result.decode()})
 
     def _latest(self):
         data = self.server.sink.latest_json()
@@ -277,22 +277,23 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream_frames(self, sink):
         interval = 1.0 / sink.cfg.stream_fps
-        sent = 0  # sequence number of the picture this client has
+        sent, result = 0, b"{}"  # sequence number of the picture this client has, and its result
         while True:
             # Skip whatever came in between: we want the newest only.
             fresh = sink.wait_for_picture(sent, timeout=sink.keepalive_s)
             if sink.closing:
                 return
             if fresh:
-                seq, jpeg = sink.latest_jpeg()
+                seq, jpeg, result = sink.latest_picture()
             else:
                 seq, jpeg = sent, sink.cached_jpeg()  # idle: re-send, to notice a client that left
             if jpeg is None:
                 continue
             t0 = time.monotonic()
+            # Each part names the result drawn on it (X-Edgecam-Result), for the live page's list.
             self.wfile.write(
-                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-                + jpeg + b"\r\n"
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n".encode()
+                + b"X-Edgecam-Result: " + result + b"\r\n\r\n" + jpeg + b"\r\n"
             )
             sent = seq
             # Pace to stream_fps; close() wakes us at once.
@@ -334,14 +335,52 @@ const params = new URLSearchParams(location.search);
 const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
 const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
 const view = document.getElementById("view");
+// The list shows the result drawn on the picture shown (each picture names it: X-Edgecam-Result),
+// in the overlay's label form ("tabby", the full label on hover), so the two never disagree.
+function show(jpeg, result) {
+  const old = view.src;
+  view.src = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  if (!result || !result.top_k) return;
+  view.dataset.frame = result.frame;
+  const ol = document.getElementById("labels");
+  ol.dataset.frame = result.frame;
+  ol.replaceChildren(...result.top_k.map(l => {
+    const li = document.createElement("li"), bar = document.createElement("span");
+    const b = document.createElement("b"), i = document.createElement("i");
+    bar.className = "bar"; bar.style.width = (100 * l.score).toFixed(1) + "%";
+    b.textContent = l.label.split(",")[0]; b.title = l.label; i.textContent = (100 * l.score).toFixed(1) + " %";
+    li.append(bar, b, i); return li;
+  }));
+}
+const parse = h => { try { return JSON.parse(h); } catch (e) { return null; } };
 let snapTimer = null;
 function snapshots() {  // poll single pictures: ?snapshot=1, or when the stream is refused
   if (snapTimer) return;
-  const next = () => { view.src = url("snapshot.jpg", "t=" + Date.now()); };
-  view.onerror = null; next(); snapTimer = setInterval(next, 1000);
+  const next = async () => { const r = await fetch(url("snapshot.jpg"), {cache: "no-store"});
+    if (r.ok) show(await r.arrayBuffer(), parse(r.headers.get("X-Edgecam-Result"))); };
+  next().catch(() => {}); snapTimer = setInterval(() => next().catch(() => {}), 1000);
+}
+async function stream() {  // the MJPEG stream read part by part: each picture with its result
+  const r = await fetch(url("stream.mjpg"), {cache: "no-store"});
+  if (!r.ok || !r.body) throw new Error("stream " + r.status);
+  const reader = r.body.getReader(), text = new TextDecoder();
+  let buf = new Uint8Array(0);
+  const more = async () => { const {value, done} = await reader.read(); if (done) throw new Error("stream ended");
+    const b = new Uint8Array(buf.length + value.length); b.set(buf); b.set(value, buf.length); buf = b; };
+  for (;;) {
+    let end;
+    while ((end = buf.findIndex((x, i) => x === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10)) < 0)
+      await more();
+    const head = text.decode(buf.subarray(0, end)), n = +(/Content-Length: *(\\d+)/i.exec(head) || [0, 0])[1];
+    while (buf.length < end + 4 + n) await more();
+    const meta = /X-Edgecam-Result: *(.*)/i.exec(head);
+    show(buf.slice(end + 4, end + 4 + n), meta && parse(meta[1]));
+    buf = buf.slice(end + 4 + n);
+  }
 }
 if (params.get("snapshot")) snapshots();
-else { view.onerror = snapshots; view.src = url("stream.mjpg"); }
+else stream().catch(snapshots);
 // Regions: each one's live crop and a "this is: <state>" button per state, saving the crop as an example.
 const auth = params.get("token") ? {"Authorization": "Bearer " + params.get("token")} : {};
 async function teach(region, label, note) {
@@ -386,14 +425,6 @@ async function poll() {
       const el = document.querySelector("#region-" + CSS.escape(name) + " .state");
       if (el) el.textContent = `${st.label} ${(100 * st.score).toFixed(0)} %`;
     }
-    const ol = document.getElementById("labels");
-    ol.replaceChildren(...d.top_k.map(l => {
-      const li = document.createElement("li"), bar = document.createElement("span");
-      const b = document.createElement("b"), i = document.createElement("i");
-      bar.className = "bar"; bar.style.width = (100 * l.score).toFixed(1) + "%";
-      b.textContent = l.label; i.textContent = (100 * l.score).toFixed(1) + " %";
-      li.append(bar, b, i); return li;
-    }));
     const s = d.stats;
     document.getElementById("status").textContent =
       `${s.inference_fps.toFixed(1)} inferences/s, ${s.capture_fps.toFixed(1)} fps, ` +

@@ -37,7 +37,7 @@ def fake_libedgetpu(tmp_path_factory) -> Path:
     """tests/fakes/edgetpu/fake_edgetpu.c built as a ``libedgetpu.so.1`` in a folder of its own."""
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
-        missing("no C compiler (cc) to build the fake libedgetpu.so.1")
+        missing("no C compiler (cc) to build the fake libedgetpu.so.1 (apt-get install gcc libc6-dev)")
     out = tmp_path_factory.mktemp("libedgetpu") / "libedgetpu.so.1"
     proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(out),
                            str(FAKES / "edgetpu" / "fake_edgetpu.c")], capture_output=True, text=True, timeout=120)

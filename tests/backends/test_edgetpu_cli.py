@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import cv2
 import pytest
@@ -155,3 +156,21 @@ def test_models_compare_on_the_edge_tpu_times_its_builds_through_the_delegate(tp
     proc = run_cli(args + ["--backend", "edgetpu"], env=dict(env, EDGECAM_FAKE_EDGETPU="crash"), cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr  # none could be measured: said in one line
     assert "the measuring process failed" in proc.stderr
+
+
+def test_offline_without_libedgetpu_is_exit_6_not_a_download_failure(model_env, shared_dir, tmp_path):
+    # issue 21: offline, doctor --probe and classify --backend edgetpu fetched the Edge TPU model first,
+    # and stopped with 75 (a download failure) before saying the library is missing (6).
+    offline = tmp_path / "models.yaml"  # the registry, every URL on a port nothing listens on
+    offline.write_text(re.sub(r"https://[^\s/]+/", "http://127.0.0.1:9/",
+                              (Path(__file__).resolve().parents[2] / "models" / "models.yaml").read_text()))
+    env = dict(model_env, LD_LIBRARY_PATH=str(tmp_path), EDGECAM_EDGETPU_LIBRARY=str(tmp_path / "libedgetpu.so.1"),
+               EDGECAM_REGISTRY=str(offline), EDGECAM_MODEL_DIR=str(tmp_path / "empty"), EDGECAM_MODEL_MIRROR="")
+    proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--backend", "edgetpu",
+                    "--model", "mobilenet_v1"], env=env, cwd=tmp_path)
+    one_error(proc, 6, "Edge TPU:", "libedgetpu.so.1 does not exist")
+    proc = run_cli(["doctor", "--probe", "--backend", "edgetpu"], env=env, cwd=tmp_path)
+    assert proc.returncode == 6 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
+    assert [line for line in proc.stdout.splitlines() if line.startswith("edgetpu")][0].split(None, 1)[1] \
+        .startswith("no libedgetpu.so.1")
+    assert not list((tmp_path / "empty").glob("*.tflite"))  # nothing was fetched: doctor only looks

@@ -21,7 +21,7 @@ FPS = 10.0
 # frames:      0-29   30-59  60-79  80-104  105-124 125-149
 SCHEDULE = [(HOME, 30), (CRAB, 30), (HOME, 20), (SHOE, 25), (CRAB, 20), (HOME, 25)]
 RULES = [
-    {"name": "crab", "label": "fiddler crab", "cooldown_s": 0, "clip": True, "pre_s": 2, "post_s": 1},
+    {"name": "crab", "label": "fiddler crab", "for_s": 0, "cooldown_s": 0, "clip": True, "pre_s": 2, "post_s": 1},
     {"name": "shoe", "label": "running shoe", "for_s": 1.0, "cooldown_s": 1.0, "min_score": 0.6},
 ]
 
@@ -113,8 +113,14 @@ def test_bad_event_queries_are_one_line(tmp_path, model_env, args, message):
     proc = run_cli(["events", *args[:1], "--dir", str(tmp_path / "ev"), *args[1:]], env=model_env)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr.strip().splitlines()[-1]  # one line (after argparse's usage, for a bad flag)
+    # issue 21: before the first event, no history is a sentence and exit 0, not an error (exit 4)
     proc = run_cli(["events", "list", "--dir", str(tmp_path / "none")], env=model_env)
-    assert proc.returncode == 4 and proc.stderr.count("\n") == 1 and "no history at" in proc.stderr
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith(f"no events yet: {tmp_path / 'none'} has no history")
+    proc = run_cli(["events", "export", "--dir", str(tmp_path / "none")], env=model_env)
+    assert proc.returncode == 0 and proc.stdout.startswith("id,rule,label,region,start") and proc.stdout.count("\n") == 1
+    proc = run_cli(["events", "show", "1", "--dir", str(tmp_path / "none")], env=model_env)
+    assert proc.returncode == 2 and "no event 1" in proc.stderr and "no event has fired yet" in proc.stderr
 
 
 def test_kill_9_during_an_event_then_the_next_start_repairs(photos, model_env, tmp_path):
@@ -250,7 +256,8 @@ def test_a_region_rule_on_a_learned_state(shared_dir, model_cache, model_env, tm
         "smoothing": {"mode": "ema", "window": 3, "hysteresis": True, "threshold_high": 0.6, "threshold_low": 0.4},
         "examples_dir": str(tmp_path / "collected"),
         "events": {"dir": str(tmp_path / "events"), "rules": [
-            {"name": "scooter_in", "region": "garage", "label": "scooter", "cooldown_s": 0.3, "collect": True}]}})
+            {"name": "scooter_in", "region": "garage", "label": "scooter", "for_s": 0, "cooldown_s": 0.3,
+             "collect": True}]}})
     with Edgecam(run_args(cfg, "--source", str(video)), env, tmp_path) as app:
         assert app.wait() == 0, app.stderr()
     events = events_json(tmp_path / "events", env)

@@ -139,9 +139,9 @@ def test_broker_restart_mid_run_loses_no_frame_and_publishing_resumes(tmp_path, 
 
     # The mqtt gauges told the story.
     assert during["edgecam_mqtt_connected"] == 0 and during["edgecam_mqtt_queued"] > 0
-    assert after["edgecam_mqtt_reconnects"] >= 1
-    assert after["edgecam_mqtt_dropped"] == 0, "queue_size 1000 holds a 3 s outage at 30 results/s"
-    assert after["edgecam_mqtt_published"] > down["edgecam_mqtt_published"]
+    assert after["edgecam_mqtt_reconnects_total"] >= 1
+    assert after["edgecam_mqtt_dropped_total"] == 0, "queue_size 1000 holds a 3 s outage at 30 results/s"
+    assert after["edgecam_mqtt_published_total"] > down["edgecam_mqtt_published_total"]
     assert after["edgecam_frames_dropped_total"] == 0
 
     logged = read_log(log)

@@ -37,8 +37,8 @@ def test_mqtt_events_and_device_triggers(broker, tmp_path):
     from tests.mosquitto import Subscriber
 
     sub = Subscriber(broker, ("edgecam/test/event/#", "edgecam/test/event", "homeassistant/device_automation/#"))
-    rules = [EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, mqtt=True),
-             EventRuleConfig(name="cat", label="tabby", cooldown_s=0, snapshot=False)]
+    rules = [EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, snapshot=False, mqtt=True),
+             EventRuleConfig(for_s=0, name="cat", label="tabby", cooldown_s=0, snapshot=False)]
     events = EventsSink(EventsConfig(rules=rules), tmp_path / "ev")
     mqtt = MqttSink(MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="edgecam/test"),
                     "tiny", hostname="test-host", event_rules=("ibex",))
@@ -110,9 +110,9 @@ def refused_url() -> str:
 def test_webhooks_post_each_start_and_end_and_never_hold_up_the_pipeline(tmp_path, caplog):
     ok, slow = Receiver(), Receiver(delay_s=1.5)
     dead = refused_url()
-    rules = [EventRuleConfig(name="ok", label="ibex", cooldown_s=0, snapshot=False, webhook=ok.url),
-             EventRuleConfig(name="slow", label="ibex", cooldown_s=0, snapshot=False, webhook=slow.url),
-             EventRuleConfig(name="dead", label="tabby", cooldown_s=0, snapshot=False, webhook=dead)]
+    rules = [EventRuleConfig(for_s=0, name="ok", label="ibex", cooldown_s=0, snapshot=False, webhook=ok.url),
+             EventRuleConfig(for_s=0, name="slow", label="ibex", cooldown_s=0, snapshot=False, webhook=slow.url),
+             EventRuleConfig(for_s=0, name="dead", label="tabby", cooldown_s=0, snapshot=False, webhook=dead)]
     sink = EventsSink(EventsConfig(rules=rules, webhook_timeout_s=0.5, webhook_retries=2), tmp_path / "ev")
     sink.start()
     try:

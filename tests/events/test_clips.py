@@ -63,7 +63,7 @@ class FileSource:
 
 
 def test_a_full_disk_during_a_clip_loses_that_clip_only(half_mb_disk, caplog):
-    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=0, post_s=0)
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=0, post_s=0)
     sink = EventsSink(EventsConfig(rules=[rule], jpeg_quality=95, clip_format="avi"), half_mb_disk, None)
     sink.start()
     sink.source_opened(FileSource())
@@ -93,7 +93,7 @@ def test_a_clip_format_this_opencv_cannot_write_is_refused_at_start(tmp_path):
     assert choose_format("auto") == ("mp4" if can_write("mp4") else "avi")
     if can_write("mp4"):
         return  # an OpenCV with H.264 (a system one): nothing to refuse here
-    rule = EventRuleConfig(name="ibex", label="ibex", clip=True)
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", clip=True)
     sink = EventsSink(EventsConfig(rules=[rule], clip_format="mp4"), tmp_path / "ev")
     with pytest.raises(ConfigError, match="events.clip_format: 'mp4', but this OpenCV cannot write it"):
         sink.start()
@@ -101,7 +101,7 @@ def test_a_clip_format_this_opencv_cannot_write_is_refused_at_start(tmp_path):
 
 
 def test_clip_fps_keeps_every_nth_frame_for_the_clip_and_its_pre_roll(tmp_path):
-    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=1, post_s=1)
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=1, post_s=1)
     sink = EventsSink(EventsConfig(rules=[rule], clip_format="avi", clip_fps=10), tmp_path / "ev")
     sink.start()
     sink.source_opened(type("File", (), {"live": False, "realtime": False, "fps": 30.0})())
@@ -120,7 +120,7 @@ def test_a_full_disk_during_a_webm_clip_is_a_lost_clip_too(half_mb_disk, caplog)
 
     if not can_write("webm"):
         pytest.skip("this OpenCV cannot write WebM (VP8)")
-    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=0, post_s=0)
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, snapshot=False, clip=True, pre_s=0, post_s=0)
     sink = EventsSink(EventsConfig(rules=[rule], clip_format="webm"), half_mb_disk, None)
     sink.start()
     sink.source_opened(FileSource())

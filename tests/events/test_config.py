@@ -15,7 +15,7 @@ def rules(*rule: dict, **more) -> dict:
 def test_a_rule_with_defaults():
     cfg = config.from_dict(rules({"name": "bins", "label": "wheelie bin", "schedule": "22:00-06:00"}))
     r = cfg.events.rules[0]
-    assert (r.min_score, r.for_s, r.cooldown_s, r.snapshot, r.clip, r.pre_s, r.post_s) == (0.5, 0, 5, True, False, 5, 5)
+    assert (r.min_score, r.for_s, r.cooldown_s, r.snapshot, r.clip, r.pre_s, r.post_s) == (0.5, 1, 5, True, False, 5, 5)
     assert cfg.events.max_mb == 1000 and cfg.events.pre_roll_mb == 16
 
 

@@ -26,7 +26,7 @@ from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.frame import Frame
 from edgecam.result import Classification
-rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.3, post_s=0.2)
+rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.3, post_s=0.2)
 sink = EventsSink(EventsConfig(rules=[rule]), sys.argv[1])  # clip_format: auto
 sink.start()
 sink.source_opened(type("File", (), {"live": False, "realtime": False, "fps": 10.0})())

@@ -67,13 +67,22 @@ CASES = [
 ]
 
 
+def test_by_default_a_flickering_label_makes_no_event_and_a_held_one_does():
+    # issue 21: 0.3 s "events" of a label flickering on and off filled the /events list
+    flicker = frames((HOME, 5), *[(IBEX, 3), (HOME, 2)] * 6, (HOME, 60))  # on 0.3 s, off 0.2 s, for 3 s
+    assert EventRuleConfig().for_s == 1.0
+    assert run(EventRuleConfig(name="r", label="ibex"), flicker) == []
+    held = frames((HOME, 5), (IBEX, 15), (HOME, 60))  # 1.5 s: an event, starting where the label appeared
+    assert run(EventRuleConfig(name="r", label="ibex"), held) == [("start", 5, None, 0.9), ("end", 5, 20, 0.9)]
+
+
 @pytest.mark.parametrize("keys, timeline, changes", CASES)
 def test_events_start_and_end_on_the_frames_the_rule_says(keys, timeline, changes):
-    assert run(EventRuleConfig(name="r", label="ibex", **keys), timeline) == changes
+    assert run(EventRuleConfig(name="r", label="ibex", **{"for_s": 0, **keys}), timeline) == changes
 
 
 def test_a_region_rule_follows_the_region_state_not_the_picture():
-    rule = EventRuleConfig(name="door", labels=["open", "ajar"], region="garage", cooldown_s=0, min_score=0.6)
+    rule = EventRuleConfig(for_s=0, name="door", labels=["open", "ajar"], region="garage", cooldown_s=0, min_score=0.6)
     timeline = [(0.0, region("closed", 0.9)), (0.1, region("open", 0.7)), (0.2, region("ajar", 0.95)),
                 (0.3, region("open", 0.5)), (0.4, region(None, 0.0))]
     assert run(rule, timeline) == [("start", 1, None, 0.7), ("end", 1, 3, 0.95)]
@@ -81,7 +90,7 @@ def test_a_region_rule_follows_the_region_state_not_the_picture():
 
 def test_a_label_is_named_whole_or_by_its_first_name():
     assert label_matcher(("tabby", "mobile home"), LABELS) == {1: "tabby", 3: "mobile home"}
-    tracker = RuleTracker(EventRuleConfig(name="r", labels=["tabby", "unicorn"]))
+    tracker = RuleTracker(EventRuleConfig(for_s=0, name="r", labels=["tabby", "unicorn"]))
     assert tracker.match(whole({"tabby, tabby cat": 0.8})) == ("tabby", pytest.approx(0.8))
     assert tracker.unknown_labels == ("unicorn",)
 
@@ -97,7 +106,7 @@ def test_schedule_windows_in_local_time_may_cross_midnight(window, hour, minute,
 
 
 def test_outside_its_schedule_a_rule_does_not_match_and_an_event_ends():
-    rule = EventRuleConfig(name="night", label="ibex", cooldown_s=0, schedule="22:00-06:00")
+    rule = EventRuleConfig(for_s=0, name="night", label="ibex", cooldown_s=0, schedule="22:00-06:00")
     tracker = RuleTracker(rule)
     night, day = time.mktime((2026, 6, 1, 23, 0, 0, 0, 0, -1)), time.mktime((2026, 6, 2, 12, 0, 0, 0, 0, -1))
     assert tracker.update(IBEX, 0.0, 0, day) == []
@@ -106,7 +115,7 @@ def test_outside_its_schedule_a_rule_does_not_match_and_an_event_ends():
 
 
 def test_finish_ends_the_event_in_progress_where_its_label_went():
-    rules = RuleSet([EventRuleConfig(name="a", label="ibex", cooldown_s=5), EventRuleConfig(name="b", label="tabby")])
+    rules = RuleSet([EventRuleConfig(for_s=0, name="a", label="ibex", cooldown_s=5), EventRuleConfig(for_s=0, name="b", label="tabby")])
     rules.update(IBEX, 0.0, 0, 0.0)
     rules.update(HOME, 1.0, 10, 1.0)
     ended = rules.finish(2.0, 20)

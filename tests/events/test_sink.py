@@ -23,7 +23,7 @@ def region_result(i: int, label: str, t: float) -> Classification:
 
 
 def test_a_region_event_saves_snapshots_and_the_crop_as_an_example(tmp_path):
-    cfg = EventsConfig(rules=[EventRuleConfig(name="door_open", label="open", region="door", cooldown_s=0,
+    cfg = EventsConfig(rules=[EventRuleConfig(for_s=0, name="door_open", label="open", region="door", cooldown_s=0,
                                               collect=True)])
     sink = EventsSink(cfg, tmp_path / "events", tmp_path / "examples", (RegionInfo("door", BOX, ("open", "shut")),))
     assert sink.wants_frames
@@ -56,8 +56,8 @@ def test_a_rule_naming_a_state_its_region_never_takes_is_refused_at_start(tmp_pa
 
     from edgecam.errors import ConfigError
 
-    rules = [EventRuleConfig(name="a", labels=["open", "unknown"], region="door"),
-             EventRuleConfig(name="b", label="ajar", region="door")]
+    rules = [EventRuleConfig(for_s=0, name="a", labels=["open", "unknown"], region="door"),
+             EventRuleConfig(for_s=0, name="b", label="ajar", region="door")]
     sink = EventsSink(EventsConfig(rules=rules), tmp_path / "ev", regions=(RegionInfo("door", BOX, ("open", "shut")),))
     with pytest.raises(ConfigError) as err:
         sink.start()
@@ -72,7 +72,7 @@ def test_the_log_fed_after_the_events_output_carries_their_starts_and_ends(tmp_p
     from edgecam.sinks import FanOut, build_sinks
 
     cfg = Config(log=LogConfig(path=str(tmp_path / "log.jsonl"), mode="changes"))
-    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(name="ibex", label="ibex",
+    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(for_s=0, name="ibex", label="ibex",
                                                                                cooldown_s=0, snapshot=False)])
     sinks = build_sinks(cfg, None, lambda: None, False, 10.0)
     assert [s.name for s in sinks] == ["events", "log"]  # the events output is fed first
@@ -96,7 +96,7 @@ def test_the_overlay_is_drawn_for_the_snapshot_only_when_no_other_output_wants_i
     from edgecam.stats import Stats
 
     cfg = Config()
-    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(name="ibex", label="ibex",
+    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(for_s=0, name="ibex", label="ibex",
                                                                                cooldown_s=0)])
     sinks = build_sinks(cfg, Stats(), lambda: None, False, 10.0, labels=("background", "ibex"))
     fan = FanOut(sinks)

@@ -34,8 +34,8 @@ COLOURS = {"background": (60, 60, 60), "ibex": (255, 0, 255), "tabby": (0, 200, 
 def history(tmp_path_factory):
     """An events folder made by EventsSink from a 10 fps file-like run: ibex (clip), tabby (no clip)."""
     folder = tmp_path_factory.mktemp("events")
-    rules = [EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.3, post_s=0.2),
-             EventRuleConfig(name="cat", label="tabby", cooldown_s=0)]
+    rules = [EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.3, post_s=0.2),
+             EventRuleConfig(for_s=0, name="cat", label="tabby", cooldown_s=0)]
     sink = EventsSink(EventsConfig(rules=rules, clip_format="avi"), folder)
     sink.start()
 
@@ -134,7 +134,9 @@ def test_the_page_lists_filters_and_plays_in_a_real_browser(served, tmp_path):
         page.wait_for("[...document.querySelectorAll('#events img')].every(i => i.naturalWidth == 320)",
                       "their thumbnails")
         titles = page.evaluate("[...document.querySelectorAll('#events b')].map(b => b.textContent)")
-        assert titles == ["ibex: ibex", "cat: tabby", "ibex: ibex"]
+        assert titles == ["ibex", "cat: tabby", "ibex"]  # the rule's name only where it says more
+        live = page.evaluate("document.getElementById('live').getAttribute('href')")
+        assert live == f"/?token={TOKEN}"  # back to the live page, with the token
         page.evaluate("document.querySelector('select[name=rule]').value = 'cat';"
                       "document.querySelector('#filters button').click()")
         page.wait_for("document.querySelectorAll('#events li').length == 1", "the filtered list")
@@ -169,8 +171,8 @@ def test_metrics_count_events_per_rule_and_the_bytes_on_disk(tmp_path):
     from tests.e2e import parse_metrics
 
     stats = Stats()
-    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.2, post_s=0)
-    sink = EventsSink(EventsConfig(rules=[rule, EventRuleConfig(name="cat", label="tabby")], clip_format="avi"),
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.2, post_s=0)
+    sink = EventsSink(EventsConfig(rules=[rule, EventRuleConfig(for_s=0, name="cat", label="tabby")], clip_format="avi"),
                       tmp_path / "ev", stats=stats)
     http = HttpSink(HttpConfig(port=0), stats)
     sink.start()
@@ -205,7 +207,7 @@ def test_a_webm_clip_plays_in_a_video_element(tmp_path):
     if not can_write("webm"):
         pytest.skip("this OpenCV cannot write WebM (VP8)")
     folder = tmp_path / "ev"
-    rule = EventRuleConfig(name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.2, post_s=0.2)
+    rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.2, post_s=0.2)
     sink = EventsSink(EventsConfig(rules=[rule], clip_format="webm"), folder)
     sink.start()
     sink.source_opened(type("File", (), {"live": False, "realtime": False, "fps": 10.0})())

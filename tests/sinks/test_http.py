@@ -225,14 +225,16 @@ def test_metrics_text_has_every_metric(make_sink):
     text = body.decode()
     lines = text.splitlines()
     for name, kind in [("edgecam_frames_captured_total", "counter"), ("edgecam_capture_fps", "gauge"),
-                       ("edgecam_inference_ms", "histogram"), ("edgecam_source_up", "gauge"),
+                       ("edgecam_inference_seconds", "histogram"), ("edgecam_source_up", "gauge"),
                        ("edgecam_http_stream_clients", "gauge"), ("edgecam_mqtt_queued", "gauge")]:
         assert f"# TYPE {name} {kind}" in lines
         assert any(l.startswith(f"# HELP {name} ") for l in lines)
     assert "edgecam_frames_captured_total 5" in lines
     assert "edgecam_reconnects_total 2" in lines
     assert "edgecam_mqtt_connected 1" in lines
-    assert 'edgecam_inference_ms_bucket{le="+Inf"} 6' in lines
+    assert 'edgecam_inference_seconds_bucket{le="+Inf"} 6' in lines
+    assert "# TYPE edgecam_mqtt_published_total counter" in lines and "edgecam_mqtt_published_total 10" in lines
+    assert "_ms" not in text  # base units only (seconds)
     assert "edgecam_mqtt_broker" not in text  # non-numeric values are skipped
     assert r'edgecam_label_info{label="a \"quoted\"\\label\nwith newline"} 1' in lines
 
@@ -256,21 +258,23 @@ def test_metrics_parse_with_prometheus_client(make_sink):
     info = families["edgecam_label_info"].samples
     assert [s.labels for s in info] == [{"label": 'a "quoted"\\label\nwith newline'}]
 
-    hist = families["edgecam_inference_ms"]
+    hist = families["edgecam_inference_seconds"]
     assert hist.type == "histogram"
     buckets = [(s.labels["le"], s.value) for s in hist.samples if s.name.endswith("_bucket")]
     assert buckets[-1] == ("+Inf", 6)
     values = [v for _, v in buckets]
     assert values == sorted(values)  # cumulative
     les = dict(buckets)
-    assert les["5.0"] == 5 and les["100.0"] == 5 and les["200.0"] == 6  # five 3 ms, one 150 ms
+    assert les["0.005"] == 5 and les["0.1"] == 5 and les["0.2"] == 6  # five 3 ms, one 150 ms
     sums = {s.name: s.value for s in hist.samples}
-    assert sums["edgecam_inference_ms_count"] == 6
-    assert sums["edgecam_inference_ms_sum"] == pytest.approx(5 * 3.0 + 150.0)
+    assert sums["edgecam_inference_seconds_count"] == 6
+    assert sums["edgecam_inference_seconds_sum"] == pytest.approx((5 * 3.0 + 150.0) / 1000)
 
-    mqtt = {n: f.samples[0].value for n, f in families.items() if n.startswith("edgecam_mqtt_")}
-    assert mqtt == {"edgecam_mqtt_connected": 1, "edgecam_mqtt_queued": 3, "edgecam_mqtt_dropped": 0,
-                    "edgecam_mqtt_published": 10, "edgecam_mqtt_reconnects": 1}
+    mqtt = {n: (f.type, f.samples[0].value) for n, f in families.items() if n.startswith("edgecam_mqtt_")}
+    # (the parser strips _total from counter family names)
+    assert mqtt == {"edgecam_mqtt_connected": ("gauge", 1), "edgecam_mqtt_queued": ("gauge", 3),
+                    "edgecam_mqtt_dropped": ("counter", 0), "edgecam_mqtt_published": ("counter", 10),
+                    "edgecam_mqtt_reconnects": ("counter", 1)}
 
 
 # ------------------------------------------------------------------- token
