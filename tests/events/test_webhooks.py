@@ -64,8 +64,8 @@ class Dripper:
 def test_a_server_dripping_its_answer_costs_the_timeout_and_never_holds_up_another_url(tmp_path, caplog):
     log: list = []
     slow, ok = Dripper(log), Receiver()
-    rules = [EventRuleConfig(name="slow", label="ibex", cooldown_s=0, snapshot=False, webhook=slow.url),
-             EventRuleConfig(name="ok", label="tabby", cooldown_s=0, snapshot=False, webhook=ok.url)]
+    rules = [EventRuleConfig(name="slow", label="ibex", cooldown_s=0, for_s=0, snapshot=False, webhook=slow.url),
+             EventRuleConfig(name="ok", label="tabby", cooldown_s=0, for_s=0, snapshot=False, webhook=ok.url)]
     sink = EventsSink(EventsConfig(rules=rules, webhook_timeout_s=5, webhook_retries=0), tmp_path / "ev")
     sink.start()
     try:
