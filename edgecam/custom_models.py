@@ -30,6 +30,8 @@ import numpy as np
 from edgecam.errors import ModelError, OutputError
 
 SUFFIX = ".head.npz"
+#: ``edgecam learn --force`` keeps the model it replaces as ``NAME.head.npz.previous`` (one generation).
+BACKUP_SUFFIX = ".previous"
 FORMAT = 1
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -88,8 +90,9 @@ def list_models(folder: str | os.PathLike) -> list[Path]:
         return []
 
 
-def save(model: CustomModel, folder: str | os.PathLike) -> Path:
-    """Write ``model`` as ``<folder>/<name>.head.npz``, atomically."""
+def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = False) -> Path:
+    """Write ``model`` as ``<folder>/<name>.head.npz``, atomically; ``keep_previous``: a file it replaces
+    becomes ``<name>.head.npz.previous`` (a hard link, so the name never points at nothing meanwhile)."""
     import io
 
     from edgecam.atomic import write_atomic
@@ -100,6 +103,15 @@ def save(model: CustomModel, folder: str | os.PathLike) -> Path:
     np.savez(buf, meta=np.array(json.dumps(model.meta())), **arrays)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        if keep_previous and path.is_file():
+            backup = path.with_name(path.name + BACKUP_SUFFIX)
+            backup.unlink(missing_ok=True)
+            try:
+                os.link(path, backup)
+            except OSError:  # a file system without hard links (FAT)
+                import shutil
+
+                shutil.copyfile(path, backup)
         write_atomic(path, buf.getvalue())
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another model folder with --dir") \

@@ -51,6 +51,16 @@ WAIT_S = 10.0  # the longest a file's frame waits for the clips thread
 _counter = itertools.count(1)
 
 
+def _opencv_path(path: Path) -> str:
+    """``path`` for OpenCV; an OSError (a lost clip, said once) when its name would crash OpenCV."""
+    from edgecam.pictures import PictureError, opencv_path
+
+    try:
+        return opencv_path(path, "events clip")
+    except PictureError as e:
+        raise OSError(e.message) from None
+
+
 def can_write(fmt: str) -> bool:
     """Whether OpenCV's FFmpeg can write ``mp4`` (H.264) or ``webm`` (VP8) here (pip's wheels: no H.264)."""
     import tempfile
@@ -133,7 +143,7 @@ class Clip:
             self._file = open(self.tmp, "wb")
             self._writer = MjpegAviWriter(self._file, *size)
         else:
-            self._writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
+            self._writer = cv2.VideoWriter(_opencv_path(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
                                            self.nominal_fps, size)
             if not self._writer.isOpened():
                 raise OSError(f"OpenCV cannot write {self.fmt} here; set events.clip_format: avi")
@@ -158,7 +168,7 @@ class Clip:
             self._writer.release()
             # VideoWriter.write never says the disk was full: a clip FFmpeg cannot read back (no index
             # written, or fewer frames than were given) is a lost clip, not a file to show
-            cap = cv2.VideoCapture(str(self.tmp))
+            cap = cv2.VideoCapture(_opencv_path(self.tmp))
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
             cap.release()
             if n < self.frames:

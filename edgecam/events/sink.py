@@ -232,14 +232,15 @@ class EventsSink(Sink):
 
     def _collect_job(self, event: Event, image, wall_time: float):
         def job(conn):
-            from edgecam.sinks.teach import save_example
+            from edgecam.sinks.teach import example_folder, save_example
 
             picture, group = image, event.rule
             if event.region in self.boxes:  # a region's crop, as edgecam collect saves it
                 from edgecam.regions import crop
 
                 picture, group = crop(image, self.boxes[event.region]).copy(), event.region
-            save_example(picture, self.examples_dir / group / event.label, wall_time or time.time(), event.id or 0)
+            save_example(picture, example_folder(self.examples_dir, group, event.label), wall_time or time.time(),
+                         event.id or 0)
         return job
 
     def metrics(self) -> list:

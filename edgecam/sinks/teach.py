@@ -26,6 +26,8 @@ import cv2
 import numpy as np
 
 from edgecam.errors import OutputError
+from edgecam.names import label_problem
+from edgecam.pictures import shown, write_image
 from edgecam.regions import crop
 
 logger = logging.getLogger("edgecam.sinks.http")
@@ -37,15 +39,26 @@ def example_name(when: float, n: int) -> str:
     return f"{stamp}-{n:04d}.png"
 
 
+def example_folder(root: str | Path, *names: str) -> Path:
+    """``root/<region or rule>/<label>``: each name checked as one folder name (an OutputError when one is not).
+
+    The config refuses such names where it sees them; this is the last check, at the write, for names that
+    come from elsewhere (a model's labels file, a request).
+    """
+    for name in names:
+        problem = label_problem(name)
+        if problem:
+            raise OutputError(f"examples: {name!r} cannot name a folder in {shown(root)}; expected {problem}")
+    return Path(root).joinpath(*names)
+
+
 def save_example(region: np.ndarray, folder: Path, when: float, n: int) -> Path:
     """Write one region crop into ``folder`` (created); an OutputError naming the folder when it cannot."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / example_name(when, n)
-        if not cv2.imwrite(str(path), region):
-            raise OSError(f"cannot encode a {region.shape} picture as PNG")
+        path = write_image(folder / example_name(when, n), region)
     except OSError as e:
-        raise OutputError(f"examples: cannot write into {folder}: {getattr(e, 'strerror', None) or e}; "
+        raise OutputError(f"examples: cannot write into {shown(folder)}: {getattr(e, 'strerror', None) or e}; "
                           "check examples_dir (or --dir) is writable") from None
     return path
 
@@ -106,14 +119,15 @@ class Teacher:
         region = self.regions.get(name)
         if region is None:
             raise KeyError(f"no region {name!r}; regions: {', '.join(self.regions)}")
-        if label not in region.labels:
-            raise KeyError(f"region {name} has no state {label!r}; its states: {', '.join(region.labels)}")
+        if label not in region.labels or label_problem(label):
+            raise KeyError(f"region {name} has no state {label!r} that can name a folder; its states: "
+                           f"{', '.join(region.labels)}")
         picture = self.crop(name)
         if picture is None:
             raise LookupError("no picture yet")
         with self._lock:
             self._saved += 1
-            path = save_example(np.ascontiguousarray(picture), self.folder / name / label, self._wall or time.time(),
-                                self._saved)
+            path = save_example(np.ascontiguousarray(picture), example_folder(self.folder, name, label),
+                                self._wall or time.time(), self._saved)
         logger.info("examples: saved %s", path)
         return path, self.counts(name)[label]
