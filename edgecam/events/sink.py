@@ -48,7 +48,7 @@ class EventsSink(Sink):
         self.cfg = cfg  # the events section
         self.stats, self.overlay, self.top_k, self.threshold = stats, overlay, top_k, threshold
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
-        self.states = {r.name: set(r.labels) for r in regions}  # and the states it can take
+        self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
         self.folder = Path(folder)
         self.examples_dir = Path(examples_dir) if examples_dir else None
@@ -86,23 +86,26 @@ class EventsSink(Sink):
     def check_labels(self) -> None:
         """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
         from edgecam.errors import ConfigError
-        from edgecam.events.rules import label_matcher
+        from edgecam.rules import AmbiguousLabel, find_label, some
 
         problems = []
         for i, tracker in enumerate(self.ruleset.trackers):
             rule = tracker.cfg
             if rule.region is not None and self.states.get(rule.region):
-                known = self.states[rule.region] | {UNKNOWN}
-                missing = [x for x in tracker.labels if x not in known]
-                of = f"region {rule.region}'s states ({', '.join(sorted(self.states[rule.region]))}, unknown)"
+                known = tuple(self.states[rule.region]) + (UNKNOWN,)
+                of = f"region {rule.region}'s states ({some(sorted(self.states[rule.region]))}, unknown)"
             elif rule.region is None and self.model_labels:
-                found = set(label_matcher(tracker.labels, self.model_labels).values())
-                missing = [x for x in tracker.labels if x not in found]
+                known = self.model_labels
                 of = "the model's labels (edgecam models list; the labels file)"
             else:
                 continue
-            for label in missing:
-                problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never start an event")
+            for label in tracker.labels:  # the one resolution the class rules use (edgecam.rules.find_label)
+                try:
+                    if not find_label(label, known):
+                        problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never "
+                                        "start an event")
+                except AmbiguousLabel as e:
+                    problems.append(f"events.rules[{i}]: {e}")
         if problems:
             raise ConfigError(problems)
 
