@@ -130,7 +130,14 @@ def _events(cfg) -> None:
     EventsSink(cfg.events, Path(cfg.events.dir or "."), regions=tuple(regions), labels=labels or ()).check_labels()
 
 
-CHECKS = (_model, _rules, _http, _mqtt, _record, _events)
+def _examples(cfg) -> None:
+    from edgecam.sinks.http import examples_dir
+    from edgecam.sinks.teach import check_examples_dir
+
+    check_examples_dir(cfg, examples_dir(cfg))
+
+
+CHECKS = (_model, _rules, _http, _mqtt, _record, _events, _examples)
 
 
 def check(cfg) -> None:

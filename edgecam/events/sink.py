@@ -79,7 +79,9 @@ class EventsSink(Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
         from edgecam.sinks.http import examples_dir
+        from edgecam.sinks.teach import check_examples_dir
 
+        check_examples_dir(cfg, examples_dir(cfg))  # bad input (exit 2) before the repair deletes them
         return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
                    overlay=cfg.display.overlay, top_k=cfg.model.top_k, threshold=cfg.model.threshold)
 

@@ -52,6 +52,21 @@ def example_folder(root: str | Path, *names: str) -> Path:
     return Path(root).joinpath(*names)
 
 
+def check_examples_dir(cfg, examples: str | Path) -> None:
+    """A ConfigError when the examples folder ``examples`` lies in the events' media folder: the history's
+    repair deletes, at every start, each file there that no event names (the examples with them)."""
+    from edgecam.errors import ConfigError
+    from edgecam.events.history import MEDIA, default_dir
+
+    if not cfg.events.rules:
+        return  # no history is kept: nothing repairs that folder
+    media = (Path(default_dir(cfg)) / MEDIA).resolve()
+    where = Path(examples).resolve()
+    if where == media or media in where.parents:
+        raise ConfigError(f"examples_dir: {shown(examples)} is inside the events' media folder {shown(media)}, "
+                          "whose files no event names are deleted at every start; choose a folder outside it")
+
+
 def save_example(region: np.ndarray, folder: Path, when: float, n: int) -> Path:
     """Write one region crop into ``folder`` (created); an OutputError naming the folder when it cannot."""
     try:

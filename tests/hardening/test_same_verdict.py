@@ -69,3 +69,19 @@ def test_a_first_name_two_labels_share_is_refused_by_both_with_the_candidates(tm
     problem = ("model.allow: 'hook' is the first name of 2 labels of mobilenet_v3_small ('hook, tench'; 'hook, claw'); "
                "name the whole label")
     assert problem in check_err and problem in run_err
+
+
+@pytest.mark.parametrize("inside", ["events/media", "events/media/garage", "events/../events/media/x"])
+def test_examples_inside_the_events_media_are_refused_by_both(tmp_path, photos, model_env, inside):
+    """Issue 24 (doubtful): the history's repair deleted such examples at every start; now one line, exit 2."""
+    text = f"examples_dir: {tmp_path / inside}\nevents:\n  rules:\n    - {{name: r, label: hook}}\n"
+    (check, check_err), (run, run_err) = verdicts(text, tmp_path, photos, model_env)
+    assert (check, run) == (EXIT_CONFIG, EXIT_CONFIG), (check_err, run_err[-1500:])
+    problem = f"is inside the events' media folder {tmp_path / 'events' / 'media'}"
+    assert problem in check_err and problem in run_err
+    assert "Traceback" not in run_err
+
+
+def test_examples_beside_the_events_are_fine(tmp_path, photos, model_env):
+    text = f"examples_dir: {tmp_path / 'events' / 'examples'}\nevents:\n  rules:\n    - {{name: r, label: hook}}\n"
+    assert [v[0] for v in verdicts(text, tmp_path, photos, model_env)] == [0, 0]
