@@ -30,6 +30,8 @@ DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
 MAX_CONFIG_BYTES = 256 * 1024
 #: A ConfigError lists at most this many problems (then "... and N more").
 MAX_PROBLEMS = 20
+#: Regions are classified one model run each, every frame they are due: 500 never finished a 10 s file.
+MAX_REGIONS = 64
 
 
 class _Clear:
@@ -212,6 +214,9 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
         )
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
+    if len(cfg.regions) > MAX_REGIONS:
+        problems.append(f"regions: {len(cfg.regions)} regions, expected at most {MAX_REGIONS} (each is one model run "
+                        "per frame it is due; use interval_s or motion, or fewer, larger boxes)")
     names: set[str] = set()
     for i, region in enumerate(cfg.regions):
         where = f"regions[{i}]"

@@ -32,6 +32,9 @@ from edgecam.regions import crop
 
 logger = logging.getLogger("edgecam.sinks.http")
 
+#: A region with more states than this (a model's 1,001 classes) lists none on the page: see Teacher.describe.
+MAX_BUTTONS = 64
+
 
 def example_name(when: float, n: int) -> str:
     """A file name that sorts by time: ``20250501-120001.234-0003.png``."""
@@ -113,18 +116,28 @@ class Teacher:
         ok, buf = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         return buf.tobytes() if ok else None
 
+    def count(self, name: str, label: str) -> int:
+        """How many examples of state ``label`` of region ``name`` are saved."""
+        folder = self.folder / name / label
+        return sum(1 for p in folder.glob("*.png")) if not label_problem(label) and folder.is_dir() else 0
+
     def counts(self, name: str) -> dict[str, int]:
         """How many examples of each state of region ``name`` are saved."""
-        region = self.regions[name]
-        out = {}
-        for label in region.labels:
-            folder = self.folder / name / label
-            out[label] = sum(1 for p in folder.glob("*.png")) if folder.is_dir() else 0
-        return out
+        return {label: self.count(name, label) for label in self.regions[name].labels}
 
     def describe(self) -> list[dict]:
-        """What the page shows: each region, its states and how many examples each has."""
-        return [{"name": n, "labels": list(r.labels), "examples": self.counts(n)} for n, r in self.regions.items()]
+        """What the page shows: each region, its states (a button each) and how many examples each has.
+
+        A region without ``labels:`` has its model's classes as states: past :data:`MAX_BUTTONS` of them (the
+        1,001 ImageNet classes made /api/regions 26 MB with 500 regions) none are listed, ``states`` says how
+        many there are; give the region ``labels:`` to teach it from the page.
+        """
+        out = []
+        for name, region in self.regions.items():
+            shown = list(region.labels) if len(region.labels) <= MAX_BUTTONS else []
+            out.append({"name": name, "labels": shown, "states": len(region.labels),
+                        "examples": {label: self.count(name, label) for label in shown}})
+        return out
 
     def save(self, name: str, label: str) -> tuple[Path, int]:
         """Save region ``name``'s crop of the newest picture as an example of ``label``: (path, examples now).
@@ -145,4 +158,4 @@ class Teacher:
             path = save_example(np.ascontiguousarray(picture), example_folder(self.folder, name, label),
                                 self._wall or time.time(), self._saved)
         logger.info("examples: saved %s", path)
-        return path, self.counts(name)[label]
+        return path, self.count(name, label)

@@ -78,3 +78,31 @@ def test_the_write_refuses_a_label_that_would_leave_the_folder(tmp_path):
         teacher.save("door", "../../x")
     assert teacher.save("door", "open")[1] == 1
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_dir()) == ["door", "ex", "open"]
+
+
+def test_a_region_with_the_models_classes_lists_no_buttons(tmp_path):
+    """Issue 24 (doubtful): /api/regions listed every region's 1,001 classes (26 MB with 500 regions)."""
+    import json
+
+    from edgecam.sinks.base import RegionInfo
+    from edgecam.sinks.teach import MAX_BUTTONS, Teacher
+
+    classes = tuple(f"class {i}" for i in range(1001))
+    teacher = Teacher([RegionInfo("scene", (0.0, 0.0, 1.0, 1.0), classes),
+                       RegionInfo("door", (0.0, 0.0, 0.5, 0.5), ("open", "closed"))], tmp_path / "ex")
+    teacher.on_frame(np.zeros((32, 32, 3), np.uint8), 1.0)
+    teacher.save("door", "open")
+    assert teacher.describe() == [
+        {"name": "scene", "labels": [], "states": 1001, "examples": {}},
+        {"name": "door", "labels": ["open", "closed"], "states": 2, "examples": {"open": 1, "closed": 0}}]
+    assert len(json.dumps(teacher.describe())) < 200 and MAX_BUTTONS == 64
+    assert teacher.save("scene", "class 7")[1] == 1  # still taught by name (POST /api/examples)
+
+
+def test_more_than_64_regions_are_refused():
+    box = "box: [0, 0, 0.5, 0.5]"
+    many = "regions:\n" + "".join(f"  - {{name: r{i}, {box}}}\n" for i in range(65))
+    with pytest.raises(ConfigError) as e:
+        _config(many)
+    assert e.value.problems[0].startswith("regions: 65 regions, expected at most 64")
+    assert len(_config("regions:\n" + "".join(f"  - {{name: r{i}, {box}}}\n" for i in range(64))).regions) == 64
