@@ -51,6 +51,7 @@ def register(sub) -> None:
 
 def cmd_collect(args) -> int:
     from edgecam.commands.run import run_overrides
+    from edgecam.pictures import shown
     from edgecam.regions import crop
     from edgecam.sinks.http import examples_dir
     from edgecam.sinks.teach import example_folder, save_example
@@ -87,13 +88,13 @@ def cmd_collect(args) -> int:
             saved += 1
             path = save_example(crop(frame.image, region.box).copy(), example_folder(folder, label),
                                 frame.wall_time or time.time(), saved)
-            print(f"{saved}/{args.count} {path}", flush=True)
+            print(f"{saved}/{args.count} {shown(path)}", flush=True)
             if saved >= args.count:
                 break
     finally:
         source.close()
     if saved < args.count:
         print(f"edgecam: the source ended after {saved} of {args.count} examples", file=sys.stderr)
-    print(f"saved {saved} examples of {label} for region {region.name} in {folder / label} "
-          f"({time.monotonic() - started:.1f} s); then: edgecam learn {folder} --name NAME")
+    print(f"saved {saved} examples of {label} for region {region.name} in {shown(folder / label)} "
+          f"({time.monotonic() - started:.1f} s); then: edgecam learn {shown(folder)} --name NAME")
     return 0

@@ -132,7 +132,7 @@ def cmd_learn(args) -> int:
           f"({heads.UNKNOWN_MARGIN:g} x the farthest held-out example)")
     print(f"time: embeddings {timing['embed_s']:.2f} s, fit and cross-validation {timing['fit_s']:.2f} s, "
           f"{timing['total_s']:.2f} s in all")
-    print(f"saved {path}; use it with --model {name} (a running service: sudo systemctl reload edgecam)")
+    print(f"saved {shown(path)}; use it with --model {name} (a running service: sudo systemctl reload edgecam)")
     return 0
 
 

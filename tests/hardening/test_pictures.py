@@ -155,3 +155,19 @@ def test_write_image_is_atomic_and_takes_any_name(tmp_path):
     pictures.write_image(path, image)
     assert (pictures.read_image(path) == image).all()
     assert os.listdir(tmp_path) == [os.path.basename(path)]  # no temporary file left
+
+
+def test_collect_from_and_into_folders_whose_names_are_not_utf8(shared_dir, model_env, tmp_path):
+    source = os.path.join(os.fsencode(tmp_path), b"in" + BAD)
+    _write(source, b"1" + BAD + b".bmp", _photo(shared_dir))
+    _write(source, b"2.bmp", _photo(shared_dir))
+    config = tmp_path / "config.yaml"
+    config.write_text("regions:\n  - {name: garage, box: [0, 0, 0.5, 0.5]}\n")
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"ex" + BAD))
+    r = run_cli(["collect", "--config", str(config), "--source", os.fsdecode(source), "--region", "garage",
+                 "--label", "open", "--count", "2", "--every", "0", "--dir", out], env=model_env)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    saved = os.listdir(os.path.join(os.fsencode(out), b"open"))
+    assert len(saved) == 2 and "ex\\xff/open" in r.stdout
+    crop = pictures.read_image(os.path.join(os.fsencode(out), b"open", saved[0]))
+    assert crop.shape[:2] == tuple(s // 2 for s in pictures.read_image(shared_dir / "images" / "cat.bmp").shape[:2])
