@@ -171,3 +171,16 @@ def test_collect_from_and_into_folders_whose_names_are_not_utf8(shared_dir, mode
     assert len(saved) == 2 and "ex\\xff/open" in r.stdout
     crop = pictures.read_image(os.path.join(os.fsencode(out), b"open", saved[0]))
     assert crop.shape[:2] == tuple(s // 2 for s in pictures.read_image(shared_dir / "images" / "cat.bmp").shape[:2])
+
+
+def test_header_reading_never_raises_on_damaged_headers():
+    rng = np.random.default_rng(3)
+    magics = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8", b"RIFF\0\0\0\0WEBPVP8X", b"RIFF\0\0\0\0WEBPVP8L",
+              b"RIFF\0\0\0\0WEBPVP8 ", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*"]
+    for magic in magics:
+        for n in (0, 3, 9, 30, 200):
+            data = magic + rng.integers(0, 256, n, dtype=np.uint8).tobytes()
+            size = pictures.header_size(data)
+            assert size is None or (len(size) == 2 and all(isinstance(v, int) for v in size))
+            with pytest.raises(pictures.PictureError):
+                pictures.decode(data, "x")
