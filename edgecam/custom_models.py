@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecam.errors import ModelError, OutputError
+from edgecam.names import MODEL_NAME_RULE, model_name_problem
 
 SUFFIX = ".head.npz"
 #: ``edgecam learn --force`` keeps the model it replaces as ``NAME.head.npz.previous`` (one generation).
 BACKUP_SUFFIX = ".previous"
 FORMAT = 1
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -64,9 +63,8 @@ class CustomModel:
 
 def check_name(name: str) -> str:
     """``name`` if it can be a custom model's name (letters, digits, ``_ . -``), else a ModelError."""
-    if not NAME.match(name) or name.endswith(".tflite"):
-        raise ModelError(f"--name {name!r}: a model name may only use letters, digits, '_', '.', '-' "
-                         "(up to 64, not ending in .tflite)")
+    if model_name_problem(name):
+        raise ModelError(f"--name {name!r}: a model name may only use {MODEL_NAME_RULE}")
     return name
 
 
@@ -76,7 +74,7 @@ def path_for(name: str, folder: str | os.PathLike) -> Path:
 
 def find(name: str, folder: str | os.PathLike) -> Path | None:
     """The custom model file for ``name`` in ``folder``, or None."""
-    if not NAME.match(name):
+    if model_name_problem(name):
         return None
     p = path_for(name, folder)
     return p if p.is_file() else None

@@ -1,10 +1,13 @@
 """The names that become part of a path, an MQTT topic or a metric label: one rule each, checked everywhere.
 
-Two kinds:
+Three kinds:
 
 * an **identifier** (a region's name, a rule's name): letters, digits, ``_``
   and ``-``, up to 64. It names folders, MQTT topic levels, Home Assistant
   ids and Prometheus label values as it is, with no escaping anywhere.
+* a **model name** (``edgecam learn --name``): an identifier that may also
+  hold ``.`` (``garage.v2``), not ending in ``.tflite``: it names the file
+  ``<name>.head.npz`` in the model folder.
 * a **label** (a state, a class): free text, since a model's classes are
   (``tabby, tabby cat``, ``potter's wheel``, ``Larus glaucescens ×
   occidentalis``), but one that can be a single folder name, because an
@@ -38,6 +41,15 @@ MAX_LABEL_BYTES = 255  # a file name on ext4, FAT and most others
 def identifier_problem(value: str) -> str | None:
     """None when ``value`` is a good identifier (a region's or rule's name), else what is expected."""
     return None if IDENTIFIER.fullmatch(value) else IDENTIFIER_RULE
+
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MODEL_NAME_RULE = "letters, digits, '_', '.', '-' (up to 64, not ending in .tflite)"
+
+
+def model_name_problem(value: str) -> str | None:
+    """None when ``value`` can be a custom model's name, else what is expected."""
+    return None if MODEL_NAME.fullmatch(value) and not value.endswith(".tflite") else MODEL_NAME_RULE
 
 
 def label_problem(value: str) -> str | None:
