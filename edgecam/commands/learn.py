@@ -31,14 +31,14 @@ def register(sub) -> None:
     p = sub.add_parser("learn", help="learn your own states from example pictures (one subfolder per state)")
     p.add_argument("examples", metavar="DIR", help="folder with one subfolder of pictures per state (DIR/open/1.png)")
     p.add_argument("--name", required=True, help="the custom model's name: then --model NAME")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace a custom model of that name (the old one is kept as NAME{BACKUP_SUFFIX})")
     p.add_argument("--base", default="mobilenet_v3_small", help="the registry model whose embedding is learned on")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"the head: logistic regression (default), nearest class mean, k nearest neighbours")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds (at most the smallest state's count)")
     p.add_argument("--config", help="config file (model folder, runtime, threads)")
     p.add_argument("--dir", metavar="DIR", help="model folder to store it in (default: see 'edgecam models list')")
-    p.add_argument("--force", action="store_true",
-                   help=f"replace a custom model of that name (the old one is kept as NAME{BACKUP_SUFFIX})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_learn)
 
