@@ -23,6 +23,7 @@ from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 
 DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (README, "Teach it your states")
 MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
+SLOW_LOGREG_STATES = 100  # past this many states logreg takes minutes (200 states, 400 examples: 28 s, one core)
 
 
 def register(sub) -> None:
@@ -103,6 +104,11 @@ def cmd_learn(args) -> int:
         raise EdgecamError(f"{shown(args.examples)}: {what} (first: {unreadable[0]}); give each state at least "
                            f"{MIN_EXAMPLES} pictures that are not empty or damaged", EXIT_CONFIG)
     x = np.stack(rows)
+    if args.method == "logreg" and len(classes) > SLOW_LOGREG_STATES:
+        # Its gradient steps cost examples x embedding x states each, once per fold and once more: 1,000 states
+        # took 189 s (docs/hardening.md); the nearest class mean fits them in half a second.
+        print(f"edgecam: note: {len(classes)} states: --method logreg takes minutes here; --method ncm takes "
+              "about a second", file=sys.stderr)
     t_fit = time.perf_counter()
     cv = heads.cross_validate(x, targets, classes, args.method, n_folds=args.folds)
     head = heads.fit(x, targets, classes, args.method, cv.unknown_distance())
