@@ -239,3 +239,15 @@ def test_check_config_checks_the_models_of_the_regions(scene, models, tmp_path, 
     assert command(["check-config", str(bad)]) == 2  # check-config: 2 for an invalid config (as run)
     err = capsys.readouterr().err
     assert "unknown model 'binz'" in err and "garage" not in err.split("unknown model")[0].split(":")[-1]
+
+
+def test_many_states_with_logreg_get_a_note_on_the_time(scene, models, tmp_path, capsys, monkeypatch):
+    """Issue 24: 1,000 states took 189 s without a word; past SLOW_LOGREG_STATES a note says so (here: 2)."""
+    from edgecam.commands import learn as learn_mod
+
+    write_examples(scene, tmp_path / "ex", per_state=2, seed=11)
+    monkeypatch.setattr(learn_mod, "SLOW_LOGREG_STATES", 2)
+    code, out, err = learn(capsys, str(tmp_path / "ex"), "--name", "many")
+    assert code == 0 and "3 states: --method logreg takes minutes here; --method ncm takes about a second" in err
+    code, out, err = learn(capsys, str(tmp_path / "ex"), "--name", "many2", "--method", "ncm")
+    assert code == 0 and "takes minutes" not in err
