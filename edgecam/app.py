@@ -198,14 +198,14 @@ class App:
         if cfg.regions:
             return None
         from edgecam.errors import ConfigError
+        from edgecam.regions import rule_problems
         from edgecam.rules import ClassRules
 
-        m = cfg.model
-        rules, problems = ClassRules.build(self.classifier.labels, m.allow, m.deny, m.thresholds, m.threshold,
-                                           where="model", model=self.classifier.name)
+        problems = rule_problems(cfg, lambda m: self.classifier.labels)  # what check-config checks too
         if problems:
             raise ConfigError(problems, cfg.path)
-        return rules
+        m = cfg.model
+        return ClassRules.build(self.classifier.labels, m.allow, m.deny, m.thresholds, m.threshold)[0]
 
     def _systemd_tick(self, pipeline, now: float) -> None:
         """READY=1 after the first result; WATCHDOG=1 only while frames flow; STATUS= with fps and label."""

@@ -174,7 +174,9 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     if getattr(clf, "interpreter", None) is None:
         raise ConfigError(f"bench --peer-loop: the peers' loop drives a TFLite interpreter, which {clf.name} on "
                           f"{clf.backend} has not; leave out --peer-loop")
-    cap = cv2.VideoCapture(cfg.source.uri)
+    from edgecam.pictures import opencv_path
+
+    cap = cv2.VideoCapture(opencv_path(cfg.source.uri, "source"))
     if not cap.isOpened():  # else a typo would "measure" 0 frames and exit 0
         cap.release()
         raise SourceError(f"source {cfg.source.uri}: cannot open this video file; check the path")

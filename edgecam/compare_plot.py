@@ -214,6 +214,6 @@ def render(points: Sequence[Point], title: str, subtitle: str = "") -> np.ndarra
 
 def write_plot(path: str, points: Sequence[Point], title: str, subtitle: str = "") -> None:
     """Render and write a PNG; raises OSError when it cannot be written."""
-    ok = cv2.imwrite(str(path), render(points, title, subtitle))
-    if not ok:
-        raise OSError(f"OpenCV could not write {path}")
+    from edgecam.pictures import write_image
+
+    write_image(path, render(points, title, subtitle))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +20,7 @@ from edgecam.config_check import build_section, quote  # noqa: F401 (quote: conf
 from edgecam.config_check import opt as _opt
 from edgecam.events.config import EventsConfig, check_events
 from edgecam.errors import ConfigError
+from edgecam.names import identifier_problem, labels_problem
 from edgecam.yaml_text import parse_yaml, yaml_problem
 
 DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
@@ -30,6 +30,8 @@ DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
 MAX_CONFIG_BYTES = 256 * 1024
 #: A ConfigError lists at most this many problems (then "... and N more").
 MAX_PROBLEMS = 20
+#: Regions are classified one model run each, every frame they are due: 500 never finished a 10 s file.
+MAX_REGIONS = 64
 
 
 class _Clear:
@@ -157,33 +159,23 @@ class MqttConfig:
     keepalive: int = _opt(30, min=5, max=3600)
 
 
-def _region_name(value: str) -> str | None:
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
-        return None
-    return "a name of letters, digits, '_' and '-' (it names MQTT topics, metrics and folders)"
-
-
 def _box(value: list) -> str | None:
     if len(value) == 4 and 0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1:
         return None
     return "[x0, y0, x1, y1]: fractions of the picture's width and height, 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1"
 
 
-def _labels(value: list) -> str | None:
-    return None if all(v.strip() for v in value) and len(set(value)) == len(value) else "distinct non-empty labels"
-
-
 @dataclass
 class RegionConfig:
     """One region of the picture, classified on its own (README, "Regions")."""
 
-    name: str = _opt("", check=_region_name)
+    name: str = _opt("", check=identifier_problem)
     box: list[float] = _opt(field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0]), check=_box)
     model: str | None = None  # a registry name, a custom model (edgecam learn) or a .tflite path; null: model.name
     interval_s: float = _opt(0.0, min=0.0, max=86400.0)  # classify at most every N s (0: every frame)
     motion: bool = False  # classify only when the box changed since its last classification
     motion_threshold: float = _opt(4.0, min=0.0, max=255.0)  # mean change of the box, in grey levels
-    labels: list[str] | None = _opt(None, check=_labels)  # the states to teach (web buttons); null: the model's
+    labels: list[str] | None = _opt(None, check=labels_problem)  # the states to teach (web buttons); null: the model's
     allow: list[str] | None = None  # only these labels may be the state
     deny: list[str] | None = None  # these never are
     threshold: float = _opt(0.0, min=0.0, max=1.0)  # below it, the state is unknown
@@ -222,6 +214,9 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
         )
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.username and not cfg.mqtt.password_file:
         problems.append("mqtt.password_file: null, expected a file holding the password when mqtt.username is set")
+    if len(cfg.regions) > MAX_REGIONS:
+        problems.append(f"regions: {len(cfg.regions)} regions, expected at most {MAX_REGIONS} (each is one model run "
+                        "per frame it is due; use interval_s or motion, or fewer, larger boxes)")
     names: set[str] = set()
     for i, region in enumerate(cfg.regions):
         where = f"regions[{i}]"

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecam.errors import ModelError, OutputError
+from edgecam.names import MODEL_NAME_RULE, model_name_problem
 
 SUFFIX = ".head.npz"
+#: ``edgecam learn --force`` keeps the model it replaces as ``NAME.head.npz.previous`` (one generation).
+BACKUP_SUFFIX = ".previous"
 FORMAT = 1
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass
@@ -62,9 +63,8 @@ class CustomModel:
 
 def check_name(name: str) -> str:
     """``name`` if it can be a custom model's name (letters, digits, ``_ . -``), else a ModelError."""
-    if not NAME.match(name) or name.endswith(".tflite"):
-        raise ModelError(f"--name {name!r}: a model name may only use letters, digits, '_', '.', '-' "
-                         "(up to 64, not ending in .tflite)")
+    if model_name_problem(name):
+        raise ModelError(f"--name {name!r}: a model name may only use {MODEL_NAME_RULE}")
     return name
 
 
@@ -74,7 +74,7 @@ def path_for(name: str, folder: str | os.PathLike) -> Path:
 
 def find(name: str, folder: str | os.PathLike) -> Path | None:
     """The custom model file for ``name`` in ``folder``, or None."""
-    if not NAME.match(name):
+    if model_name_problem(name):
         return None
     p = path_for(name, folder)
     return p if p.is_file() else None
@@ -88,8 +88,9 @@ def list_models(folder: str | os.PathLike) -> list[Path]:
         return []
 
 
-def save(model: CustomModel, folder: str | os.PathLike) -> Path:
-    """Write ``model`` as ``<folder>/<name>.head.npz``, atomically."""
+def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = False) -> Path:
+    """Write ``model`` as ``<folder>/<name>.head.npz``, atomically; ``keep_previous``: a file it replaces
+    becomes ``<name>.head.npz.previous`` (a hard link, so the name never points at nothing meanwhile)."""
     import io
 
     from edgecam.atomic import write_atomic
@@ -100,6 +101,15 @@ def save(model: CustomModel, folder: str | os.PathLike) -> Path:
     np.savez(buf, meta=np.array(json.dumps(model.meta())), **arrays)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        if keep_previous and path.is_file():
+            backup = path.with_name(path.name + BACKUP_SUFFIX)
+            backup.unlink(missing_ok=True)
+            try:
+                os.link(path, backup)
+            except OSError:  # a file system without hard links (FAT)
+                import shutil
+
+                shutil.copyfile(path, backup)
         write_atomic(path, buf.getvalue())
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another model folder with --dir") \

@@ -260,16 +260,17 @@ def evaluate(classifiers: Sequence, photos: PhotoSet, thresholds: Sequence[float
     Photos are decoded once. A photo that cannot be read is left out for all
     classifiers (so their results stay paired) and counted in a warning.
     """
-    import cv2
+    from edgecam.pictures import PictureError, read_image
 
     thresholds = list(thresholds) if thresholds is not None else [0.0] * len(classifiers)
     targets = [photos.targets(clf.labels) for clf in classifiers]
     results = [EvalResult(describe(clf, t)) for clf, t in zip(classifiers, thresholds)]
     missing = []
     for i, photo in enumerate(photos.photos):
-        image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
-        if image is None:
-            missing.append(photo.path)
+        try:
+            image = read_image(photo.path)
+        except PictureError as e:
+            missing.append(e.message)
             continue
         for clf, res, want, threshold in zip(classifiers, results, targets, thresholds):
             ranked = [label.index for label in clf.classify(image).top_k(5, threshold)]

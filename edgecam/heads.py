@@ -217,10 +217,25 @@ def cross_validate(embeddings: np.ndarray, targets: Sequence[int], labels: Seque
     return CrossValidation(method, tuple(labels), y, predicted, own, n_folds)
 
 
+#: Up to this many states the whole confusion matrix is shown (and stored); more, the worst confusions only.
+CONFUSION_SHOWN = 20
+WORST_SHOWN = 10
+
+
 def confusion_text(cv: CrossValidation) -> str:
-    """The confusion matrix as aligned text (rows: true state, columns: predicted)."""
+    """The confusion matrix as aligned text (rows: true state, columns: predicted); with more than
+    :data:`CONFUSION_SHOWN` states (1,000 states made an 8 MB matrix), the most frequent confusions instead."""
     m = cv.confusion()
     names = list(cv.labels)
+    if len(names) > CONFUSION_SHOWN:
+        off = m.copy()
+        np.fill_diagonal(off, 0)
+        order = np.argsort(off, axis=None)[::-1][:WORST_SHOWN]
+        pairs = [(int(i), int(j)) for i, j in zip(*np.unravel_index(order, off.shape)) if off[i, j] > 0]
+        if not pairs:
+            return f"no confusions between the {len(names)} states"
+        return (f"the {len(pairs)} most frequent confusions of {len(names)} states (true -> predicted: times):\n"
+                + "\n".join(f"  {names[i]} -> {names[j]}: {int(off[i, j])}" for i, j in pairs))
     w = max(6, *(len(n) for n in names)) + 2
     lines = ["true \\ predicted".ljust(w + 2) + "".join(n.rjust(w) for n in names)]
     for name, row in zip(names, m):

@@ -4,7 +4,8 @@
 rejects everything ``run`` would reject with exit 2 (restarting won't help):
 an unknown model name, a model or labels file that is missing or is not one,
 an empty or unreadable token or password file, a CA file TLS cannot load, MQTT
-without paho-mqtt, a video codec this OpenCV cannot write (a recording's, a clip's). Each check calls
+without paho-mqtt, a video codec this OpenCV cannot write (a recording's, a clip's), a class rule
+(allow, deny, thresholds) or an event rule naming a class the model has not. Each check calls
 the very function ``run`` uses, so the two cannot drift apart.
 
 What may heal by itself is left to ``run`` (a busy camera, a log folder not
@@ -82,28 +83,61 @@ def _record(cfg) -> None:
         check_codec(cfg.record)
 
 
+def _labels_on_disk(m) -> tuple[str, ...] | None:
+    """The classes of model section ``m`` when its labels are on disk; None when not (run fetches them) or
+    when it is broken (a problem _model reports)."""
+    from edgecam import custom_models, registry
+    from edgecam.classifier import resolve_labelled
+
+    custom = custom_models.find(m.name, registry.models_dir(m.dir))
+    try:
+        if custom is not None and m.name not in registry.load_registry():
+            return tuple(custom_models.load(custom).labels)
+        return tuple(resolve_labelled(m, fetch_missing=False)[1])
+    except EdgecamError:
+        return None
+
+
+def _rules(cfg) -> None:
+    """The class rules (allow, deny, thresholds, on_label) against the classes, as run checks them."""
+    from edgecam.regions import rule_problems
+
+    problems = rule_problems(cfg, _labels_on_disk)
+    if problems:
+        raise ConfigError(problems)
+
+
 def _events(cfg) -> None:
     if any(r.clip for r in cfg.events.rules):
         from edgecam.events.clips import choose_format
 
         choose_format(cfg.events.clip_format)
-    if cfg.events.rules and not cfg.regions:  # the labels the rules name, where the model's are on disk
-        from edgecam import custom_models, registry
-        from edgecam.classifier import resolve_labelled
-        from edgecam.events.sink import EventsSink
+    if not cfg.events.rules:
+        return
+    from edgecam.events.sink import EventsSink
+    from edgecam.regions import model_config
+    from edgecam.sinks.base import RegionInfo
 
-        custom = custom_models.find(cfg.model.name, registry.models_dir(cfg.model.dir))
-        try:
-            if custom is not None and cfg.model.name not in registry.load_registry():
-                labels = custom_models.load(custom).labels
-            else:
-                labels = resolve_labelled(cfg.model, fetch_missing=False)[1]
-        except EdgecamError:
-            return  # not downloaded yet (run fetches it), or a problem _model reports
-        EventsSink(cfg.events, Path(cfg.events.dir or "."), labels=tuple(labels)).check_labels()
+    # The labels the rules name, where the model's (or the regions' states) are known here.
+    labels: tuple[str, ...] | None = ()
+    regions = []
+    if cfg.regions:
+        for rc in cfg.regions:
+            states = tuple(rc.labels) if rc.labels else _labels_on_disk(model_config(cfg, rc))
+            regions.append(RegionInfo(rc.name, tuple(rc.box), states or (), rc.on_label))
+    else:
+        labels = _labels_on_disk(cfg.model)
+    EventsSink(cfg.events, Path(cfg.events.dir or "."), regions=tuple(regions), labels=labels or ()).check_labels()
 
 
-CHECKS = (_model, _http, _mqtt, _record, _events)
+def _examples(cfg) -> None:
+    from edgecam.sinks.http import examples_dir
+    from edgecam.sinks.teach import check_examples_dir
+
+    check_examples_dir(cfg, examples_dir(cfg))
+
+
+CHECKS = (_model, _rules, _http, _mqtt, _record, _events, _examples)
 
 
 def check(cfg) -> None:

@@ -39,7 +39,7 @@ import numpy as np
 
 from edgecam.preprocess import Preprocessor
 from edgecam.result import UNKNOWN, Classification, RegionState
-from edgecam.rules import ClassRules
+from edgecam.rules import ClassRules, some
 from edgecam.smoothing import Smoother
 
 logger = logging.getLogger(__name__)
@@ -263,31 +263,59 @@ def build(cfg, load) -> list[Region]:
 
     loaded: dict[str, object] = {}
     regions = []
-    problems = []
-    for i, rc in enumerate(cfg.regions):
-        name = rc.model or cfg.model.name
-        if name not in loaded:
-            mcfg = dataclasses.replace(cfg.model, name=name, labels=cfg.model.labels if rc.model is None else None)
-            loaded[name] = load(mcfg)
+    for rc in cfg.regions:
+        mcfg = model_config(cfg, rc)
+        if mcfg.name not in loaded:
+            loaded[mcfg.name] = load(mcfg)
         # With EMA, a change takes about `window` readings to show: follow a motion that long.
         follow = cfg.smoothing.window if cfg.smoothing.mode == "ema" else 1
-        if rc.model is None:  # the main model's rules are the default of the regions that use it
-            m = cfg.model
-            rc = dataclasses.replace(rc, allow=rc.allow if rc.allow is not None else m.allow,
-                                     deny=rc.deny if rc.deny is not None else m.deny,
-                                     thresholds=rc.thresholds if rc.thresholds is not None else m.thresholds)
-        region = Region(rc, loaded[name], follow=follow)
-        problems += ClassRules.build(region.classifier.labels, rc.allow, rc.deny, rc.thresholds,
-                                     where=f"regions[{i}]", model=region.classifier.name)[1]
-        if rc.on_label is not None and rc.on_label not in region.labels:
-            problems.append(f"regions[{i}].on_label: {rc.on_label!r} is not one of its states "
-                            f"({_some(region.labels)})")
-        regions.append(region)
+        regions.append(Region(region_config(cfg, rc), loaded[mcfg.name], follow=follow))
+    problems = rule_problems(cfg, lambda m: loaded[m.name].labels)
     if problems:
         raise ConfigError(problems, cfg.path)
     return regions
 
 
-def _some(labels, n: int = 6) -> str:
-    shown = ", ".join(labels[:n])
-    return shown + (f", ... ({len(labels)} in all)" if len(labels) > n else "")
+def model_config(cfg, rc):
+    """The model section region ``rc`` runs with: its own model, else the main one (with its labels file)."""
+    return dataclasses.replace(cfg.model, name=rc.model or cfg.model.name,
+                               labels=cfg.model.labels if rc.model is None else None)
+
+
+def region_config(cfg, rc):
+    """Region ``rc`` with the main model's rules as the default of a region that uses the main model."""
+    if rc.model is not None:
+        return rc
+    m = cfg.model
+    return dataclasses.replace(rc, allow=rc.allow if rc.allow is not None else m.allow,
+                               deny=rc.deny if rc.deny is not None else m.deny,
+                               thresholds=rc.thresholds if rc.thresholds is not None else m.thresholds)
+
+
+def rule_problems(cfg, labels_of) -> list[str]:
+    """What ``run`` refuses in the class rules, one line each: ``model.allow``/``deny``/``thresholds`` for the
+    whole picture, or each region's (and its ``on_label``), against the classes of the model each applies to.
+
+    ``labels_of(model_section)`` gives those classes (None: not known here, not checked). ``run`` passes the
+    loaded models', ``check-config`` the ones on disk: the same names are accepted and refused
+    (:func:`edgecam.rules.find_label`: a whole label or its first name).
+    """
+    if not cfg.regions:
+        m = cfg.model
+        labels = labels_of(m)
+        if labels is None:
+            return []
+        return ClassRules.build(labels, m.allow, m.deny, m.thresholds, m.threshold, where="model", model=m.name)[1]
+    problems = []
+    for i, rc in enumerate(cfg.regions):
+        mcfg = model_config(cfg, rc)
+        labels = labels_of(mcfg)
+        if labels is None:
+            continue
+        rc = region_config(cfg, rc)
+        problems += ClassRules.build(tuple(labels), rc.allow, rc.deny, rc.thresholds, where=f"regions[{i}]",
+                                     model=mcfg.name)[1]
+        states = tuple(rc.labels) if rc.labels else tuple(labels)
+        if rc.on_label is not None and rc.on_label not in states:
+            problems.append(f"regions[{i}].on_label: {rc.on_label!r} is not one of its states ({some(states)})")
+    return problems

@@ -187,7 +187,9 @@ def test_classify_unreadable_image(menv, images, tmp_path, kind):
     proc = run_cli(["classify", "--json", str(bad), str(images / "bird.bmp")], env=menv, cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert f"edgecam: {bad}: not a readable image, skipped" in proc.stderr.splitlines()
+    why = "not a picture OpenCV can decode (a damaged or truncated file, or another format)" if kind == "text" \
+        else "cannot read it (No such file or directory)"
+    assert f"edgecam: {bad}: {why}; skipped" in proc.stderr.splitlines()
     # the readable one is still classified
     (r,) = json.loads(proc.stdout)
     assert r["top_k"][0]["label"] == "chickadee"

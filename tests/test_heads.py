@@ -111,3 +111,21 @@ def test_wrong_sizes_and_methods_are_refused():
         head.predict(np.ones(10))
     with pytest.raises(ValueError, match="unknown method"):
         heads.fit(x, y, ["a", "b", "c"], "svm")
+
+
+def test_many_states_show_the_worst_confusions_not_the_whole_matrix():
+    """Issue 24: 1,000 states printed an 8 MB matrix; past CONFUSION_SHOWN states, the worst confusions."""
+    from edgecam.heads import CONFUSION_SHOWN, WORST_SHOWN, CrossValidation, confusion_text
+
+    k = 40
+    labels = tuple(f"s{i}" for i in range(k))
+    truth = np.repeat(np.arange(k), 3)
+    predicted = truth.copy()
+    predicted[[0, 1, 3]] = [5, 5, 7]  # s0 -> s5 twice, s1 -> s7 once
+    cv = CrossValidation("ncm", labels, truth, predicted, np.zeros(len(truth), np.float32), 3)
+    text = confusion_text(cv)
+    assert text.splitlines() == [f"the 2 most frequent confusions of {k} states (true -> predicted: times):",
+                                 "  s0 -> s5: 2", "  s1 -> s7: 1"]
+    small = CrossValidation("ncm", labels[:CONFUSION_SHOWN], truth[:30] % CONFUSION_SHOWN,
+                            truth[:30] % CONFUSION_SHOWN, np.zeros(30, np.float32), 3)
+    assert confusion_text(small).startswith("true \\ predicted") and WORST_SHOWN == 10

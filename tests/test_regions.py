@@ -194,7 +194,7 @@ def test_build_shares_a_model_and_checks_the_rules_against_its_classes():
                                             dataclasses.replace(cfg.regions[1], on_label="ajar")])
     with pytest.raises(ConfigError) as e:
         regions.build(bad, load)
-    assert e.value.problems == ["regions[0].allow: 'opne' is not a class of stub (open, closed, half)",
+    assert e.value.problems == ["regions[0].allow: 'opne' is not a class of m (open, closed, half)",  # as configured
                                 "regions[1].on_label: 'ajar' is not one of its states (open, closed, half)"]
 
 

@@ -63,3 +63,22 @@ def test_the_whole_pictures_rules_in_the_pipeline():
         assert r.scores[2] == 0.0  # denied: never a score
     events = [e["label"] for e in sink.events]
     assert PIPELINE_LABELS[2] not in events and PIPELINE_LABELS[3] not in events  # 0.8 < its 0.9
+
+
+def test_a_class_is_named_whole_or_by_its_first_name_and_an_ambiguous_one_is_refused():
+    """Issue 24, item 13: the one resolution the class rules, the events' rules and check-config share."""
+    from edgecam.rules import AmbiguousLabel, find_label
+
+    labels = ("crane", "hook, claw", "crane", "maillot", "maillot, tank suit", "cat, a", "cat, b")
+    assert find_label("hook", labels) == (1,) and find_label("hook, claw", labels) == (1,)
+    assert find_label("crane", labels) == (0, 2)  # the same label twice: both
+    assert find_label("maillot", labels) == (3,)  # the whole label wins over a first name
+    assert find_label("claw", labels) == ()
+    with pytest.raises(AmbiguousLabel, match=r"'cat' is the first name of 2 labels \('cat, a'; 'cat, b'\)"):
+        find_label("cat", labels)
+    rules, problems = ClassRules.build(labels, allow=["hook", "crane"], thresholds={"hook": 0.6}, where="model",
+                                       model="m")
+    assert problems == [] and rules.allowed.tolist() == [True, True, True, False, False, False, False]
+    assert dict(rules.floors) == {1: 0.6}
+    assert ClassRules.build(labels, deny=["cat"], where="model", model="m")[1] == [
+        "model.deny: 'cat' is the first name of 2 labels of m ('cat, a'; 'cat, b'); name the whole label"]

@@ -19,9 +19,8 @@ def register(sub) -> None:
 
 
 def cmd_classify(args) -> int:
-    import cv2
-
     from edgecam.backends import load_classifier
+    from edgecam.pictures import PictureError, read_image, shown
 
     cfg = load_config(args, model_overrides(args))
     clf = load_classifier(cfg.model)
@@ -29,18 +28,19 @@ def cmd_classify(args) -> int:
     out = []
     status = 0
     for path in args.images:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            print(f"edgecam: {path}: not a readable image, skipped", file=sys.stderr)
+        try:
+            image = read_image(path)
+        except PictureError as e:
+            print(f"edgecam: {e.message}; skipped", file=sys.stderr)
             status = EXIT_CONFIG
             continue
         result = clf.classify(image)
         top = result.top_k(k, cfg.model.threshold)
         if args.json:
-            out.append({"image": path, "model": clf.name, "runtime": clf.runtime,
+            out.append({"image": shown(path), "model": clf.name, "runtime": clf.runtime,
                         "top_k": [{"index": l.index, "label": l.name, "score": round(l.score, 6)} for l in top]})
         else:
-            print(f"{path}:")
+            print(f"{shown(path)}:")
             for l in top:
                 print(f"  {l.score:6.1%}  {l.name}")
     if args.json:

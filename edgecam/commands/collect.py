@@ -21,6 +21,7 @@ from pathlib import Path
 
 from edgecam.commands import load_config
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
+from edgecam.names import label_problem
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
@@ -50,16 +51,18 @@ def register(sub) -> None:
 
 def cmd_collect(args) -> int:
     from edgecam.commands.run import run_overrides
+    from edgecam.pictures import shown
     from edgecam.regions import crop
     from edgecam.sinks.http import examples_dir
-    from edgecam.sinks.teach import save_example
+    from edgecam.sinks.teach import example_folder, save_example
     from edgecam.sources import open_source
 
     if args.count < 1:
         raise EdgecamError(f"--count {args.count}: expected 1 or more", EXIT_CONFIG)
-    label = args.label.strip()
-    if not label or label.startswith(".") or "/" in label or "\\" in label:
-        raise EdgecamError(f"--label {args.label!r}: a state's name is a folder name: no '/', not empty", EXIT_CONFIG)
+    label = args.label
+    problem = label_problem(label)
+    if problem:
+        raise EdgecamError(f"--label {label!r}: a state's name is a folder name; expected {problem}", EXIT_CONFIG)
     args.display = args.log = args.interpreters = args.record = None
     args.realtime = False
     overrides = {k: v for k, v in run_overrides(args).items() if k.startswith("source.")}
@@ -83,15 +86,15 @@ def cmd_collect(args) -> int:
                 continue
             next_at = t + args.every
             saved += 1
-            path = save_example(crop(frame.image, region.box).copy(), folder / label, frame.wall_time or time.time(),
-                                saved)
-            print(f"{saved}/{args.count} {path}", flush=True)
+            path = save_example(crop(frame.image, region.box).copy(), example_folder(folder, label),
+                                frame.wall_time or time.time(), saved)
+            print(f"{saved}/{args.count} {shown(path)}", flush=True)
             if saved >= args.count:
                 break
     finally:
         source.close()
     if saved < args.count:
         print(f"edgecam: the source ended after {saved} of {args.count} examples", file=sys.stderr)
-    print(f"saved {saved} examples of {label} for region {region.name} in {folder / label} "
-          f"({time.monotonic() - started:.1f} s); then: edgecam learn {folder} --name NAME")
+    print(f"saved {saved} examples of {label} for region {region.name} in {shown(folder / label)} "
+          f"({time.monotonic() - started:.1f} s); then: edgecam learn {shown(folder)} --name NAME")
     return 0

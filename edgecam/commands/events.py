@@ -139,15 +139,26 @@ def _query(args, conn, limit: int, oldest_first: bool = False) -> list[dict]:
     return rows[::-1] if oldest_first else rows
 
 
+#: A CSV cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """``value`` as a CSV cell a spreadsheet shows as text: a string starting like a formula gets a leading
+    ``'`` (a label ``=HYPERLINK(...)`` is shown, not run). Numbers and empty cells are left as they are."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def _write(rows: list[dict], args, folder: Path) -> None:
     shown = [present(r, folder) for r in rows]
     if args.json:
         for item in shown:
             print(json.dumps(item))
     elif getattr(args, "csv", False):
-        w = csv.DictWriter(sys.stdout, FIELDS, extrasaction="ignore", lineterminator="\n")
+        # RFC 4180's CRLF: with "\n" alone, a cell holding a "\r" went unquoted and split its row in two
+        w = csv.DictWriter(sys.stdout, FIELDS, extrasaction="ignore", lineterminator="\r\n")
         w.writeheader()
-        w.writerows(shown)
+        w.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in shown)
     else:
         for e in shown:
             dur = "going on" if e["duration_s"] is None else f"{e['duration_s']:.1f} s"

@@ -18,10 +18,12 @@ import time
 
 from edgecam import config as config_mod
 from edgecam.commands import load_config
+from edgecam.custom_models import BACKUP_SUFFIX
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 
 DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (README, "Teach it your states")
 MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
+SLOW_LOGREG_STATES = 100  # past this many states logreg takes minutes (200 states, 400 examples: 28 s, one core)
 
 
 def register(sub) -> None:
@@ -30,6 +32,8 @@ def register(sub) -> None:
     p = sub.add_parser("learn", help="learn your own states from example pictures (one subfolder per state)")
     p.add_argument("examples", metavar="DIR", help="folder with one subfolder of pictures per state (DIR/open/1.png)")
     p.add_argument("--name", required=True, help="the custom model's name: then --model NAME")
+    p.add_argument("--force", action="store_true",
+                   help=f"replace a custom model of that name (the old one is kept as NAME{BACKUP_SUFFIX})")
     p.add_argument("--base", default="mobilenet_v3_small", help="the registry model whose embedding is learned on")
     p.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD,
                    help=f"the head: logistic regression (default), nearest class mean, k nearest neighbours")
@@ -42,12 +46,13 @@ def register(sub) -> None:
 
 def cmd_learn(args) -> int:
     started = time.perf_counter()
-    import cv2
     import numpy as np
 
     from edgecam import custom_models, heads, registry
     from edgecam import evaluate as ev
     from edgecam.classifier import load_classifier
+    from edgecam.names import label_problem
+    from edgecam.pictures import PictureError, read_image, shown
 
     name = custom_models.check_name(args.name)
     reg = registry.load_registry()
@@ -59,8 +64,16 @@ def cmd_learn(args) -> int:
         raise EdgecamError(f"--folds {args.folds}: expected 2 or more", EXIT_CONFIG)
     cfg = load_config(args, {"model.name": args.base, "model.dir": args.dir, "model.labels": config_mod.CLEAR,
                              "model.crop": "stretch"})
+    existing = custom_models.find(name, registry.models_dir(cfg.model.dir))
+    if existing is not None and not args.force:
+        raise ModelError(f"--name {name}: a custom model of that name exists ({existing}); pass --force to replace "
+                         f"it (the old one is kept as {existing.name}{BACKUP_SUFFIX}) or choose another name")
     photos = ev.load_folders(args.examples)
     classes = sorted({p.label for p in photos.photos})
+    bad = [c for c in classes if label_problem(c)]
+    if bad:  # a state's name is a label: it names folders and shows in MQTT payloads and the page
+        raise EdgecamError(f"{shown(args.examples)}: the subfolder '{shown(bad[0])}' cannot name a state; rename "
+                           f"it: expected {label_problem(bad[0])}", EXIT_CONFIG)
     counts = {c: sum(1 for p in photos.photos if p.label == c) for c in classes}
     if len(classes) < 2:
         raise EdgecamError(f"{args.examples}: only one state ({classes[0]}); a head needs two or more subfolders "
@@ -74,21 +87,30 @@ def cmd_learn(args) -> int:
     t_embed = time.perf_counter()
     rows, targets, unreadable = [], [], []
     for photo in photos.photos:
-        image = cv2.imread(str(photo.path), cv2.IMREAD_COLOR)
-        if image is None:
-            unreadable.append(photo.path)
+        try:
+            image = read_image(photo.path)
+        except PictureError as e:
+            unreadable.append(e.message)
             continue
         rows.append(clf.embed(image))
         targets.append(classes.index(photo.label))
     if unreadable:
-        print(f"edgecam: {len(unreadable)} pictures could not be read and were left out (first: {unreadable[0]})",
-              file=sys.stderr)
+        print(f"edgecam: {len(unreadable)} of {len(photos)} pictures could not be read and were left out "
+              f"(first: {unreadable[0]})", file=sys.stderr)
+    readable = {c: targets.count(i) for i, c in enumerate(classes)}
+    short = [f"{c} ({readable[c]} of {counts[c]})" for c in classes if readable[c] < MIN_EXAMPLES]
+    if short:
+        what = "none of its pictures can be read" if not rows else f"too few readable pictures of {', '.join(short)}"
+        raise EdgecamError(f"{shown(args.examples)}: {what} (first: {unreadable[0]}); give each state at least "
+                           f"{MIN_EXAMPLES} pictures that are not empty or damaged", EXIT_CONFIG)
     x = np.stack(rows)
+    if args.method == "logreg" and len(classes) > SLOW_LOGREG_STATES:
+        # Its gradient steps cost examples x embedding x states each, once per fold and once more: 1,000 states
+        # took 189 s (docs/hardening.md); the nearest class mean fits them in half a second.
+        print(f"edgecam: note: {len(classes)} states: --method logreg takes minutes here; --method ncm takes "
+              "about a second", file=sys.stderr)
     t_fit = time.perf_counter()
-    try:
-        cv = heads.cross_validate(x, targets, classes, args.method, n_folds=args.folds)
-    except ValueError as e:  # a class lost its examples to unreadable files
-        raise EdgecamError(f"{args.examples}: {e}", EXIT_CONFIG) from None
+    cv = heads.cross_validate(x, targets, classes, args.method, n_folds=args.folds)
     head = heads.fit(x, targets, classes, args.method, cv.unknown_distance())
     t_done = time.perf_counter()
     base_sha = clf_sha256(cfg, args.base, reg)
@@ -97,10 +119,11 @@ def cmd_learn(args) -> int:
         name=name, base=args.base, base_sha256=base_sha, head=head, crop="stretch",
         examples={c: int(sum(1 for t in targets if t == i)) for i, c in enumerate(classes)},
         cv={"method": args.method, "folds": cv.n_folds, "n": cv.n, "accuracy": round(cv.accuracy, 4),
-            "interval": [round(lo, 4), round(hi, 4)], "confusion": cv.confusion().tolist()},
+            "interval": [round(lo, 4), round(hi, 4)],
+            **({"confusion": cv.confusion().tolist()} if len(classes) <= heads.CONFUSION_SHOWN else {})},
         created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     )
-    path = custom_models.save(model, registry.models_dir(cfg.model.dir))
+    path = custom_models.save(model, registry.models_dir(cfg.model.dir), keep_previous=True)
     timing = {"embed_s": round(t_fit - t_embed, 3), "fit_s": round(t_done - t_fit, 3),
               "total_s": round(time.perf_counter() - started, 3)}
     if args.json:
@@ -115,7 +138,7 @@ def cmd_learn(args) -> int:
           f"({heads.UNKNOWN_MARGIN:g} x the farthest held-out example)")
     print(f"time: embeddings {timing['embed_s']:.2f} s, fit and cross-validation {timing['fit_s']:.2f} s, "
           f"{timing['total_s']:.2f} s in all")
-    print(f"saved {path}; use it with --model {name} (a running service: sudo systemctl reload edgecam)")
+    print(f"saved {shown(path)}; use it with --model {name} (a running service: sudo systemctl reload edgecam)")
     return 0
 
 

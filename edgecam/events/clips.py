@@ -44,12 +44,21 @@ import numpy as np
 from edgecam.events import media
 from edgecam.events.avi import MjpegAviWriter
 from edgecam.events.rules import EPS_S
+from edgecam.pictures import PictureError, header_size, opencv_path
 
 logger = logging.getLogger(__name__)
 
 _FOURCC = {"mp4": "avc1", "webm": "VP80"}
 WAIT_S = 10.0  # the longest a file's frame waits for the clips thread
 _counter = itertools.count(1)
+
+
+def _opencv_path(path: Path) -> str:
+    """``path`` for OpenCV; an OSError (a lost clip, said once) when its name would crash OpenCV."""
+    try:
+        return opencv_path(path, "events clip")
+    except PictureError as e:
+        raise OSError(e.message) from None
 
 
 def can_write(fmt: str) -> bool:
@@ -127,7 +136,7 @@ class Clip:
         self.last_t = t
 
     def _open(self, jpeg: bytes) -> None:
-        size = _jpeg_size(jpeg)  # from the header: no need to decode the picture
+        size = header_size(jpeg)  # from the header: no need to decode the picture
         if size is None:
             h, w = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2]
             size = (w, h)
@@ -135,7 +144,8 @@ class Clip:
             self._file = open(self.tmp, "wb")
             self._writer = MjpegAviWriter(self._file, *size)
         else:
-            self._writer = cv2.VideoWriter(str(self.tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
+            self._writer = cv2.VideoWriter(_opencv_path(self.tmp), cv2.CAP_FFMPEG,
+                                           cv2.VideoWriter_fourcc(*_FOURCC[self.fmt]),
                                            self.nominal_fps, size)
             if not self._writer.isOpened():
                 raise OSError(f"OpenCV cannot write {self.fmt} here; set events.clip_format: avi")
@@ -160,7 +170,7 @@ class Clip:
             self._writer.release()
             # VideoWriter.write never says the disk was full: a clip FFmpeg cannot read back (no index
             # written, or fewer frames than were given) is a lost clip, not a file to show
-            cap = cv2.VideoCapture(str(self.tmp))
+            cap = cv2.VideoCapture(_opencv_path(self.tmp))
             n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
             cap.release()
             if n < self.frames:
@@ -179,19 +189,6 @@ class Clip:
             pass
         self._writer = None
         self.tmp.unlink(missing_ok=True)
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's SOF marker."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            return None
-        marker, length = data[i + 1], int.from_bytes(data[i + 2:i + 4], "big")
-        if marker in (0xC0, 0xC1, 0xC2):
-            return int.from_bytes(data[i + 7:i + 9], "big"), int.from_bytes(data[i + 5:i + 7], "big")
-        i += 2 + length
-    return None
 
 
 class ClipRecorder:

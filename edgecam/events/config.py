@@ -12,15 +12,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgecam.config_check import opt
+from edgecam.config_check import opt, quote
+from edgecam.names import identifier_problem, label_problem
 
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
-
-
-def _rule_name(value: str) -> str | None:
-    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", value):
-        return None
-    return "a name of letters, digits, '_' and '-' (it names MQTT triggers, metrics and files)"
 
 
 def _schedule(value: str) -> str | None:
@@ -65,7 +60,7 @@ def parse_schedule(text: str) -> tuple[int, int]:
 class EventRuleConfig:
     """One rule: when its label (or a region's state) holds, an event; what to do with it."""
 
-    name: str = opt("", check=_rule_name)
+    name: str = opt("", check=identifier_problem)
     label: str | None = None  # the label (or region state) that starts an event
     labels: list[str] | None = None  # or any of these
     region: str | None = None  # a region's state (regions:); null: the whole picture
@@ -119,6 +114,13 @@ def check_events(cfg, problems: list[str], reported: set[str] = frozenset()) -> 
             problems.append(f"{where}.label: missing, expected the label (or labels: a list) that starts an event")
         elif rule.label and rule.labels:
             problems.append(f"{where}.labels: given with label too; expected one of label or labels")
+        if rule.collect:  # its labels name folders of examples
+            for key, value in ([("label", rule.label)] if rule.label else []) + \
+                    [(f"labels[{j}]", v) for j, v in enumerate(rule.labels or ())]:
+                problem = label_problem(value)
+                if problem and f"{where}.{key}" not in reported:
+                    problems.append(f"{where}.{key}: got {quote(value)}, expected {problem} (collect: true saves "
+                                    "examples in a folder of that name)")
         if rule.region is not None and rule.region not in regions:
             known = ", ".join(sorted(regions)) or "none configured"
             problems.append(f"{where}.region: {rule.region!r} is not a region (regions: {known})")

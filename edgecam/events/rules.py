@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 
 from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
+from edgecam.rules import AmbiguousLabel, find_label, label_matches
 
 #: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).
 EPS_S = 0.0005
@@ -60,15 +61,18 @@ def event_payload(kind: str, event: Event, host: str, snapshot: bool = False) ->
 def label_matcher(labels: tuple[str, ...], model_labels) -> dict[int, str]:
     """Class index -> rule label, for the labels of ``labels`` found in ``model_labels``.
 
-    A rule may name a class by its whole label (``tabby, tabby cat``) or its first name (``tabby``).
+    A rule may name a class by its whole label (``tabby, tabby cat``) or its first name (``tabby``): the one
+    resolution the class rules use too (:func:`edgecam.rules.find_label`). An ambiguous first name matches
+    nothing here (the start refuses it: :meth:`edgecam.events.sink.EventsSink.check_labels`).
     """
-    wanted = set(labels)
     out = {}
-    for i, name in enumerate(model_labels):
-        if name in wanted:
-            out[i] = name
-        elif name.split(",")[0].strip() in wanted:
-            out[i] = name.split(",")[0].strip()
+    for name in labels:
+        try:
+            indices = find_label(name, model_labels)
+        except AmbiguousLabel:
+            continue
+        for i in indices:
+            out.setdefault(i, name)
     return out
 
 
@@ -101,9 +105,11 @@ class RuleTracker:
         """(label, score) when ``result`` matches the rule's labels and ``min_score``, else None."""
         if self.cfg.region is not None:
             state = result.regions.get(self.cfg.region)
-            if state is None or state.label not in self.labels or state.score < self.cfg.min_score:
+            if state is None or state.label is None or state.score < self.cfg.min_score:
                 return None
-            return state.label, float(state.score)
+            # The state's whole label or its first name, as for the whole picture; the event is named by the rule.
+            named = next((label for label in self.labels if label_matches(label, state.label)), None)
+            return None if named is None else (named, float(state.score))
         if self._matcher_labels is not result.labels:
             self._matcher = label_matcher(self.labels, result.labels)
             self._matcher_labels = result.labels

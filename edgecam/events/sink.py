@@ -48,7 +48,7 @@ class EventsSink(Sink):
         self.cfg = cfg  # the events section
         self.stats, self.overlay, self.top_k, self.threshold = stats, overlay, top_k, threshold
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
-        self.states = {r.name: set(r.labels) for r in regions}  # and the states it can take
+        self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
         self.folder = Path(folder)
         self.examples_dir = Path(examples_dir) if examples_dir else None
@@ -79,30 +79,35 @@ class EventsSink(Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
         from edgecam.sinks.http import examples_dir
+        from edgecam.sinks.teach import check_examples_dir
 
+        check_examples_dir(cfg, examples_dir(cfg))  # bad input (exit 2) before the repair deletes them
         return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
                    overlay=cfg.display.overlay, top_k=cfg.model.top_k, threshold=cfg.model.threshold)
 
     def check_labels(self) -> None:
         """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
         from edgecam.errors import ConfigError
-        from edgecam.events.rules import label_matcher
+        from edgecam.rules import AmbiguousLabel, find_label, some
 
         problems = []
         for i, tracker in enumerate(self.ruleset.trackers):
             rule = tracker.cfg
             if rule.region is not None and self.states.get(rule.region):
-                known = self.states[rule.region] | {UNKNOWN}
-                missing = [x for x in tracker.labels if x not in known]
-                of = f"region {rule.region}'s states ({', '.join(sorted(self.states[rule.region]))}, unknown)"
+                known = tuple(self.states[rule.region]) + (UNKNOWN,)
+                of = f"region {rule.region}'s states ({some(sorted(self.states[rule.region]))}, unknown)"
             elif rule.region is None and self.model_labels:
-                found = set(label_matcher(tracker.labels, self.model_labels).values())
-                missing = [x for x in tracker.labels if x not in found]
+                known = self.model_labels
                 of = "the model's labels (edgecam models list; the labels file)"
             else:
                 continue
-            for label in missing:
-                problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never start an event")
+            for label in tracker.labels:  # the one resolution the class rules use (edgecam.rules.find_label)
+                try:
+                    if not find_label(label, known):
+                        problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never "
+                                        "start an event")
+                except AmbiguousLabel as e:
+                    problems.append(f"events.rules[{i}]: {e}")
         if problems:
             raise ConfigError(problems)
 
@@ -232,14 +237,15 @@ class EventsSink(Sink):
 
     def _collect_job(self, event: Event, image, wall_time: float):
         def job(conn):
-            from edgecam.sinks.teach import save_example
+            from edgecam.sinks.teach import example_folder, save_example
 
             picture, group = image, event.rule
             if event.region in self.boxes:  # a region's crop, as edgecam collect saves it
                 from edgecam.regions import crop
 
                 picture, group = crop(image, self.boxes[event.region]).copy(), event.region
-            save_example(picture, self.examples_dir / group / event.label, wall_time or time.time(), event.id or 0)
+            save_example(picture, example_folder(self.examples_dir, group, event.label), wall_time or time.time(),
+                         event.id or 0)
         return job
 
     def metrics(self) -> list:

@@ -10,6 +10,7 @@ import cv2
 
 from edgecam.errors import ConfigError, OutputError
 from edgecam.native_stderr import captured
+from edgecam.pictures import opencv_path
 from edgecam.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,9 @@ def codec_works(fourcc: str, suffix: str) -> bool:
 
 
 def check_codec(cfg) -> None:
-    """Raise a ConfigError (exit 2) when ``cfg.fourcc`` cannot be written to ``cfg.path`` here."""
+    """Raise a ConfigError (exit 2) when ``cfg.fourcc`` cannot be written to ``cfg.path`` here (a
+    PictureError, exit 2 too, when OpenCV cannot take the path's name at all)."""
+    opencv_path(cfg.path, "record.path")
     suffix = Path(cfg.path).suffix
     if not codec_works(cfg.fourcc, suffix):
         raise ConfigError(
@@ -82,7 +85,7 @@ class RecordSink(Sink):
         if self.writer is None:
             h, w = image.shape[:2]
             with captured("record"):
-                self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
+                self.writer = cv2.VideoWriter(opencv_path(self.path), cv2.VideoWriter_fourcc(*self.fourcc), self.fps, (w, h))
             if not self.writer.isOpened():
                 raise OutputError(f"record {self.path}: OpenCV cannot encode {self.fourcc!r} at {w}x{h}; "
                                   "try record.fourcc: MJPG with a .avi path")

@@ -26,9 +26,14 @@ import cv2
 import numpy as np
 
 from edgecam.errors import OutputError
+from edgecam.names import label_problem
+from edgecam.pictures import shown, write_image
 from edgecam.regions import crop
 
 logger = logging.getLogger("edgecam.sinks.http")
+
+#: A region with more states than this (a model's 1,001 classes) lists none on the page: see Teacher.describe.
+MAX_BUTTONS = 64
 
 
 def example_name(when: float, n: int) -> str:
@@ -37,15 +42,41 @@ def example_name(when: float, n: int) -> str:
     return f"{stamp}-{n:04d}.png"
 
 
+def example_folder(root: str | Path, *names: str) -> Path:
+    """``root/<region or rule>/<label>``: each name checked as one folder name (an OutputError when one is not).
+
+    The config refuses such names where it sees them; this is the last check, at the write, for names that
+    come from elsewhere (a model's labels file, a request).
+    """
+    for name in names:
+        problem = label_problem(name)
+        if problem:
+            raise OutputError(f"examples: {name!r} cannot name a folder in {shown(root)}; expected {problem}")
+    return Path(root).joinpath(*names)
+
+
+def check_examples_dir(cfg, examples: str | Path) -> None:
+    """A ConfigError when the examples folder ``examples`` lies in the events' media folder: the history's
+    repair deletes, at every start, each file there that no event names (the examples with them)."""
+    from edgecam.errors import ConfigError
+    from edgecam.events.history import MEDIA, default_dir
+
+    if not cfg.events.rules:
+        return  # no history is kept: nothing repairs that folder
+    media = (Path(default_dir(cfg)) / MEDIA).resolve()
+    where = Path(examples).resolve()
+    if where == media or media in where.parents:
+        raise ConfigError(f"examples_dir: {shown(examples)} is inside the events' media folder {shown(media)}, "
+                          "whose files no event names are deleted at every start; choose a folder outside it")
+
+
 def save_example(region: np.ndarray, folder: Path, when: float, n: int) -> Path:
     """Write one region crop into ``folder`` (created); an OutputError naming the folder when it cannot."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / example_name(when, n)
-        if not cv2.imwrite(str(path), region):
-            raise OSError(f"cannot encode a {region.shape} picture as PNG")
+        path = write_image(folder / example_name(when, n), region)
     except OSError as e:
-        raise OutputError(f"examples: cannot write into {folder}: {getattr(e, 'strerror', None) or e}; "
+        raise OutputError(f"examples: cannot write into {shown(folder)}: {getattr(e, 'strerror', None) or e}; "
                           "check examples_dir (or --dir) is writable") from None
     return path
 
@@ -85,18 +116,28 @@ class Teacher:
         ok, buf = cv2.imencode(".jpg", region, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
         return buf.tobytes() if ok else None
 
+    def count(self, name: str, label: str) -> int:
+        """How many examples of state ``label`` of region ``name`` are saved."""
+        folder = self.folder / name / label
+        return sum(1 for p in folder.glob("*.png")) if not label_problem(label) and folder.is_dir() else 0
+
     def counts(self, name: str) -> dict[str, int]:
         """How many examples of each state of region ``name`` are saved."""
-        region = self.regions[name]
-        out = {}
-        for label in region.labels:
-            folder = self.folder / name / label
-            out[label] = sum(1 for p in folder.glob("*.png")) if folder.is_dir() else 0
-        return out
+        return {label: self.count(name, label) for label in self.regions[name].labels}
 
     def describe(self) -> list[dict]:
-        """What the page shows: each region, its states and how many examples each has."""
-        return [{"name": n, "labels": list(r.labels), "examples": self.counts(n)} for n, r in self.regions.items()]
+        """What the page shows: each region, its states (a button each) and how many examples each has.
+
+        A region without ``labels:`` has its model's classes as states: past :data:`MAX_BUTTONS` of them (the
+        1,001 ImageNet classes made /api/regions 26 MB with 500 regions) none are listed, ``states`` says how
+        many there are; give the region ``labels:`` to teach it from the page.
+        """
+        out = []
+        for name, region in self.regions.items():
+            shown = list(region.labels) if len(region.labels) <= MAX_BUTTONS else []
+            out.append({"name": name, "labels": shown, "states": len(region.labels),
+                        "examples": {label: self.count(name, label) for label in shown}})
+        return out
 
     def save(self, name: str, label: str) -> tuple[Path, int]:
         """Save region ``name``'s crop of the newest picture as an example of ``label``: (path, examples now).
@@ -106,14 +147,15 @@ class Teacher:
         region = self.regions.get(name)
         if region is None:
             raise KeyError(f"no region {name!r}; regions: {', '.join(self.regions)}")
-        if label not in region.labels:
-            raise KeyError(f"region {name} has no state {label!r}; its states: {', '.join(region.labels)}")
+        if label not in region.labels or label_problem(label):
+            raise KeyError(f"region {name} has no state {label!r} that can name a folder; its states: "
+                           f"{', '.join(region.labels)}")
         picture = self.crop(name)
         if picture is None:
             raise LookupError("no picture yet")
         with self._lock:
             self._saved += 1
-            path = save_example(np.ascontiguousarray(picture), self.folder / name / label, self._wall or time.time(),
-                                self._saved)
+            path = save_example(np.ascontiguousarray(picture), example_folder(self.folder, name, label),
+                                self._wall or time.time(), self._saved)
         logger.info("examples: saved %s", path)
-        return path, self.counts(name)[label]
+        return path, self.count(name, label)

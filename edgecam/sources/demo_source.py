@@ -68,12 +68,13 @@ class DemoSource(FrameSource):
     def _read(photo: Path | np.ndarray) -> np.ndarray:
         if isinstance(photo, np.ndarray):
             return photo
-        image = cv2.imread(str(photo), cv2.IMREAD_COLOR)
-        if image is None:
+        from edgecam.pictures import PictureError, read_image
+
+        try:
+            return read_image(photo)
+        except PictureError as e:
             # The registry checked its SHA-256 when it was fetched: it was damaged since.
-            raise SourceError(f"source demo: {photo} is not a readable picture; delete it and run again "
-                              "(it is fetched again)")
-        return image
+            raise SourceError(f"source demo: {e.message}; delete it and run again (it is fetched again)") from None
 
     def view(self, index: int) -> np.ndarray:
         """Frame ``index`` of the slideshow (the same picture for the same index)."""

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
-
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
+from edgecam.pictures import PictureError, read_image, shown
 from edgecam.sources.base import FrameSource, Pacer
 
 logger = logging.getLogger(__name__)
@@ -29,11 +28,11 @@ class ImageFolderSource(FrameSource):
     def __init__(self, folder: str | Path, fps: float = 1.0, realtime: bool = False, loop: bool = False):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise SourceError(f"source {folder}: not a folder of images")
+            raise SourceError(f"source {shown(folder)}: not a folder of images")
         self.paths = list_images(self.folder)
         if not self.paths:
-            raise SourceError(f"source {folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
-        self.name = f"images:{self.folder}"
+            raise SourceError(f"source {shown(folder)}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in this folder")
+        self.name = f"images:{shown(self.folder)}"
         self.fps = fps
         self.realtime = realtime
         self.loop = loop
@@ -46,17 +45,21 @@ class ImageFolderSource(FrameSource):
 
     def _first_readable(self) -> tuple[int, object]:
         """Read up to the first picture that decodes: a folder of none is an error now, not an empty run."""
+        first = None
         for i, path in enumerate(self.paths):
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is not None:
-                if i:
-                    logger.warning("skipping %d unreadable file(s) at the start of %s (first: %s)",
-                                   i, self.folder, self.paths[0].name)
-                self._i = i
-                return i, image
+            try:
+                image = read_image(path)
+            except PictureError as e:
+                first = first or e.message
+                continue
+            if i:
+                logger.warning("skipping %d unreadable file(s) at the start of %s (first: %s)",
+                               i, shown(self.folder), first)
+            self._i = i
+            return i, image
         raise SourceError(
-            f"source {self.folder}: none of its {len(self.paths)} image files can be read as a picture "
-            f"(first: {self.paths[0].name}); check they are not empty or truncated")
+            f"source {shown(self.folder)}: none of its {len(self.paths)} image files can be read as a picture "
+            f"(first: {first}); check they are not empty or truncated")
 
     def read(self) -> Frame | None:
         while not self._closed:
@@ -69,11 +72,14 @@ class ImageFolderSource(FrameSource):
             if self._first is not None and self._first[0] == self._i:
                 image, self._first = self._first[1], None
             else:
-                image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                try:
+                    image = read_image(path)
+                except PictureError as e:
+                    image = None
+                    logger.warning("skipping %s", e.message)
             index = self._base + self._i
             self._i += 1
             if image is None:
-                logger.warning("skipping %s: not a readable image", path)
                 continue
             self._readable += 1
             return self._pacer.frame(image, index, self.realtime)

@@ -12,6 +12,7 @@ import cv2
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
 from edgecam.native_stderr import captured
+from edgecam.pictures import opencv_path
 from edgecam.sources.base import FrameSource, Pacer
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class OpenCVSource(FrameSource):
             # Don't let a dead network stream block the capture thread forever.
             ms = int(timeout_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        if isinstance(self.uri, str):
+            opencv_path(self.uri, "source")  # a name OpenCV would crash on: one line instead
         api = cv2.CAP_GSTREAMER if isinstance(self.uri, str) and "!" in self.uri else cv2.CAP_ANY
         try:
             with captured("opencv"):

@@ -62,6 +62,9 @@ def test_the_source_ending_first_is_said(clip, config, tmp_path, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--region", "porch", "--label", "x"], "no such region"),
     (["--region", "garage", "--label", "../x"], "a state's name is a folder name"),
+    (["--region", "garage", "--label", "open\nclosed"], "a state's name is a folder name"),  # issue 24
+    (["--region", "garage", "--label", "=HYPERLINK(1)"], "a state's name is a folder name"),
+    (["--region", "garage", "--label", "open\n"], "no control characters"),
     (["--region", "garage", "--label", "x", "--count", "0"], "--count 0"),
 ])
 def test_bad_requests_are_one_line(clip, config, capsys, args, message):

@@ -98,8 +98,14 @@ def test_learning_again_replaces_the_head_and_eval_reads_the_folder_layout(scene
     write_examples(scene, tmp_path / "ex", per_state=5, seed=4)
     assert learn(capsys, str(tmp_path / "ex"), "--name", "garage")[0] == 0
     shutil.rmtree(tmp_path / "ex" / "tricycle")
-    assert learn(capsys, str(tmp_path / "ex"), "--name", "garage")[0] == 0
+    code, out, err = learn(capsys, str(tmp_path / "ex"), "--name", "garage")  # issue 24: never silently replaced
+    assert code == EXIT_MODEL and "a custom model of that name exists" in err and "--force" in err
+    assert len(err.strip().splitlines()) == 1
+    assert learn(capsys, str(tmp_path / "ex"), "--name", "garage", "--force")[0] == 0
     assert load_classifier(ModelConfig(name="garage")).labels == ("empty", "scooter")
+    previous = custom_models.load(models / "garage.head.npz.previous")  # the replaced one is kept
+    assert previous.labels == ("empty", "scooter", "tricycle")
+    assert [p.name for p in custom_models.list_models(models)] == ["garage.head.npz"]
     write_examples(scene, tmp_path / "test", per_state=8, seed=5)
     shutil.rmtree(tmp_path / "test" / "tricycle")
     assert command(["eval", "--images", str(tmp_path / "test"), "--model", "garage", "--json"]) == 0
@@ -132,6 +138,47 @@ def test_bad_example_folders_are_one_line(models, tmp_path, capsys, layout, mess
             cv2.imwrite(str(root / label / f"{i}.png"), np.full((40, 40, 3), 40 * i, np.uint8))
     code, out, err = learn(capsys, str(root), "--name", "garage")
     assert code == EXIT_CONFIG and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content", [b"", b"not a picture"])
+def test_a_folder_of_unreadable_pictures_is_one_line(models, tmp_path, capsys, content):
+    """Issue 24, item 10: 0-byte (or damaged) pictures: one line naming the folder and why, not a ValueError."""
+    root = tmp_path / "ex"
+    for label in ("open", "closed"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            (root / label / f"{i}.png").write_bytes(content)
+    code, out, err = learn(capsys, str(root), "--name", "garage")
+    assert code == EXIT_CONFIG, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"edgecam: {root}: none of its pictures can be read (first: {root}/closed/0.png: ")
+    assert ("empty file (0 bytes)" if not content else "not a picture OpenCV can decode") in last
+    assert "unexpected" not in err
+
+
+def test_a_state_losing_its_examples_to_unreadable_pictures_is_one_line(models, tmp_path, capsys):
+    root = tmp_path / "ex"
+    for label in ("open", "closed"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            cv2.imwrite(str(root / label / f"{i}.png"), np.full((40, 40, 3), 40 * i, np.uint8))
+    for i in range(2):
+        (root / "open" / f"{i}.png").write_bytes(b"")
+    code, out, err = learn(capsys, str(root), "--name", "garage")
+    assert code == EXIT_CONFIG
+    assert "too few readable pictures of open (1 of 3)" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("folder", ["=cmd", "-rf", " open"])
+def test_a_subfolder_that_cannot_name_a_state_is_one_line(models, tmp_path, capsys, folder):
+    root = tmp_path / "ex"
+    for label in (folder, "closed"):
+        (root / label).mkdir(parents=True)
+        for i in range(2):
+            cv2.imwrite(str(root / label / f"{i}.png"), np.full((40, 40, 3), 40 * i, np.uint8))
+    code, out, err = learn(capsys, str(root), "--name", "garage")
+    assert code == EXIT_CONFIG and f"the subfolder '{folder}' cannot name a state" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("args,message", [
@@ -192,3 +239,15 @@ def test_check_config_checks_the_models_of_the_regions(scene, models, tmp_path, 
     assert command(["check-config", str(bad)]) == 2  # check-config: 2 for an invalid config (as run)
     err = capsys.readouterr().err
     assert "unknown model 'binz'" in err and "garage" not in err.split("unknown model")[0].split(":")[-1]
+
+
+def test_many_states_with_logreg_get_a_note_on_the_time(scene, models, tmp_path, capsys, monkeypatch):
+    """Issue 24: 1,000 states took 189 s without a word; past SLOW_LOGREG_STATES a note says so (here: 2)."""
+    from edgecam.commands import learn as learn_mod
+
+    write_examples(scene, tmp_path / "ex", per_state=2, seed=11)
+    monkeypatch.setattr(learn_mod, "SLOW_LOGREG_STATES", 2)
+    code, out, err = learn(capsys, str(tmp_path / "ex"), "--name", "many")
+    assert code == 0 and "3 states: --method logreg takes minutes here; --method ncm takes about a second" in err
+    code, out, err = learn(capsys, str(tmp_path / "ex"), "--name", "many2", "--method", "ncm")
+    assert code == 0 and "takes minutes" not in err

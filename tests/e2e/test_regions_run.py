@@ -103,7 +103,7 @@ def test_sighup_swaps_in_a_head_learned_again(scene, garage, tmp_path):
         examples = tmp_path / "examples"
         (examples / "scooter").rename(examples / "parked")
         shutil.rmtree(examples / "tricycle")
-        proc = run_cli(["learn", str(examples), "--name", "garage"], env=garage, cwd=tmp_path)
+        proc = run_cli(["learn", str(examples), "--name", "garage", "--force"], env=garage, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         at = len(read_log(log))
         app.send(signal.SIGHUP)

@@ -95,6 +95,15 @@ def test_a_label_is_named_whole_or_by_its_first_name():
     assert tracker.unknown_labels == ("unicorn",)
 
 
+def test_a_region_state_is_named_whole_or_by_its_first_name_too():
+    """Issue 24, item 13: a region with the model's classes as states; the rule names one by its first name."""
+    tracker = RuleTracker(EventRuleConfig(name="r", label="hook", region="garage", min_score=0.5))
+    assert tracker.match(region("hook, claw", 0.8)) == ("hook", pytest.approx(0.8))
+    assert tracker.match(region("hookah", 0.9)) is None and tracker.match(region(None, 0.0)) is None
+    assert RuleTracker(EventRuleConfig(name="r", label="hook, claw", region="garage")).match(
+        region("hook, claw", 0.8)) == ("hook, claw", pytest.approx(0.8))
+
+
 @pytest.mark.parametrize("window, hour, minute, inside", [
     ((7 * 60, 19 * 60), 12, 0, True), ((7 * 60, 19 * 60), 19, 0, False), ((7 * 60, 19 * 60), 6, 59, False),
     ((22 * 60, 6 * 60), 23, 30, True), ((22 * 60, 6 * 60), 5, 59, True), ((22 * 60, 6 * 60), 12, 0, False),

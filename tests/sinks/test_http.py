@@ -657,8 +657,8 @@ def test_region_crop_and_saving_an_example(tmp_path):
         assert np.abs(crop[60, 80].astype(int) - RECT_BGR).max() < 40  # the red rectangle fills its middle
         assert get(sink, "/region/nope.jpg")[0] == 404
         assert json.loads(get(sink, "/api/regions")[2]) == {"regions": [
-            {"name": "garage", "labels": ["closed", "open"], "examples": {"closed": 0, "open": 0}},
-            {"name": "bins", "labels": ["curb", "gone"], "examples": {"curb": 0, "gone": 0}}]}
+            {"name": "garage", "labels": ["closed", "open"], "states": 2, "examples": {"closed": 0, "open": 0}},
+            {"name": "bins", "labels": ["curb", "gone"], "states": 2, "examples": {"curb": 0, "gone": 0}}]}
         status, data = post(sink, "/api/examples", {"region": "garage", "label": "open"})
         assert status == 201 and data["examples"] == 1
         saved = cv2.imread(data["saved"])
