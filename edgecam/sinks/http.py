@@ -44,6 +44,7 @@ from edgecam.errors import ConfigError, NetworkError
 from edgecam.frame import Frame
 from edgecam.result import Classification
 from edgecam.sinks.base import Sink, iso_time
+from edgecam.sinks.http_guard import HostGuard
 from edgecam.sinks.http_server import Handler, Server
 from edgecam.stats import Stats
 
@@ -115,6 +116,10 @@ class HttpSink(Sink):
         self._jpeg: bytes | None = None
         self._jpeg_seq = 0
         self._result: Classification | None = None
+        #: stream requests refused because every slot was taken (/metrics)
+        self.streams_refused = 0
+        #: the Host and Origin checks every request passes (edgecam.sinks.http_guard)
+        self.guard = HostGuard(cfg.host, cfg.allowed_hosts)
         self._result_wall = 0.0
         self._result_mono = 0.0
         #: With regions: their crops and the "this is" buttons' examples (edgecam.sinks.teach.Teacher).
@@ -163,6 +168,10 @@ class HttpSink(Sink):
         self._thread.start()
         logger.info("http: serving on http://%s:%d/%s", _url_host(host), self.port,
                     " (token required)" if self._token else "")
+        if self._token is None and not _loopback(host):
+            logger.warning("http: the page, the live picture and the events on port %d are open to anyone who "
+                           "can reach %s, without a token; set http.token_file to a file holding one "
+                           "(openssl rand -hex 16), or http.host: 127.0.0.1", self.port, host or "this machine")
 
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Keep a reference to the newest picture; costs the pipeline nothing.
@@ -224,6 +233,7 @@ class HttpSink(Sink):
             if self._closing:
                 return "closing"
             if self._clients >= self.cfg.max_clients:
+                self.streams_refused += 1
                 return "full"
             self._clients += 1
             self._client_socks.add(sock)
@@ -369,7 +379,11 @@ class HttpSink(Sink):
                        [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
             metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
                    [("", float(s["current_score"]))])
-        metric("edgecam_http_stream_clients", "gauge", "Connected /stream.mjpg clients.", [("", self._clients)])
+        metric("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+               [("", self._clients)])
+        metric("edgecam_http_streams_refused_total", "counter",
+               "Stream requests refused with 503: every http.max_clients slot was taken.",
+               [("", self.streams_refused)])
         for source in list(getattr(self.stats, "metric_sources", ())):
             for name, kind, help_, samples in source():
                 metric(name, kind, help_, samples)
@@ -398,6 +412,18 @@ def _read_token(path: str) -> bytes:
     from edgecam.secret_file import read_secret
 
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` (http.host) is reachable from this machine only."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name (it may resolve to any address) or the empty "any address"
 
 
 def _url_host(host: str) -> str:
