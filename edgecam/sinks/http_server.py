@@ -102,6 +102,18 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     server_version = "edgecam"
     sys_version = ""
+    # Every request is answered as HTTP/1.0 at least, with a status line: for a request line without a
+    # version ("GET /") or naming HTTP/0.9 (even a malformed one) the standard library would send a bare
+    # body, with no status nor headers (a stream with no headers at all).
+    default_request_version = "HTTP/1.0"
+
+    @property
+    def request_version(self) -> str:
+        return self._request_version
+
+    @request_version.setter
+    def request_version(self, version: str) -> None:
+        self._request_version = "HTTP/1.0" if version == "HTTP/0.9" else version
 
     def setup(self):
         # A send timeout: a client that stops reading is dropped, not waited on.
