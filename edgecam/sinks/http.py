@@ -384,6 +384,9 @@ class HttpSink(Sink):
         metric("edgecam_http_streams_refused_total", "counter",
                "Stream requests refused with 503: every http.max_clients slot was taken.",
                [("", self.streams_refused)])
+        metric("edgecam_http_connections_refused_total", "counter",
+               "Connections refused with 503: too many served at once.",
+               [("", self._server.refused if self._server is not None else 0)])
         for source in list(getattr(self.stats, "metric_sources", ())):
             for name, kind, help_, samples in source():
                 metric(name, kind, help_, samples)

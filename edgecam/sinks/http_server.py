@@ -29,6 +29,7 @@ logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTT
 BOUNDARY = "edgecamframe"
 
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
+_TOO_MANY = b"503 too many connections at once; try again later\n"
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -41,6 +42,9 @@ class Server(ThreadingHTTPServer):
     def __init__(self, address, handler, sink):  # sink: the HttpSink whose view it serves
         self.sink = sink
         self._n = 0
+        self._count_lock = threading.Lock()
+        self.active = 0  # connections being served
+        self.refused = 0  # connections refused: max_connections reached
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -51,12 +55,36 @@ class Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
+    #: Connections served at once (each a thread and a file handle); past it a connection gets a 503 at once.
+    #: Far under systemd's default of 1024 open files, so that the events' media can always be written.
+    max_connections = 200
+
     def process_request(self, request, client_address):
-        # Like ThreadingMixIn's, but with named threads.
+        # Like ThreadingMixIn's, but with named threads and a cap on how many at once.
+        with self._count_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+        if full:
+            self.refused += 1
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+                                b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s"
+                                % (len(_TOO_MANY), _TOO_MANY))
+            self.shutdown_request(request)
+            return
         self._n += 1
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+        t = threading.Thread(target=self._serve_one, args=(request, client_address),
                              name=f"http-client-{self._n}", daemon=True)
         t.start()
+
+    def _serve_one(self, request, client_address):
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.active -= 1
 
     def handle_error(self, request, client_address):
         # Reached only by what Handler.handle_one_request did not catch (setup, finish): one line, no traceback.

@@ -199,3 +199,18 @@ def test_a_few_thousand_malformed_requests_each_get_a_status_no_traceback_no_han
     codes = collections.Counter(status(a) for a in answers.values())
     logging.getLogger(__name__).info("seed %d: %s", SEED, sorted(codes.items()))
     assert all(codes[c] > N / 100 for c in (200, 400, 403, 404)), codes  # the generator reaches the routes, not only the parser
+
+
+def test_past_max_connections_a_connection_gets_a_503_at_once_and_is_counted(server):
+    server._server.max_connections = 5
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]  # send nothing yet
+    try:
+        assert wait_until(lambda: server._server.active == 5, "five connections served")
+        answer = send(server.port, b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        assert status(answer) == 503 and b"Retry-After: 5" in answer and b"too many connections" in answer
+    finally:
+        for s in idle:
+            s.close()
+    assert wait_until(lambda: server._server.active == 0, "the idle connections' threads gone")
+    metrics = send(server.port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").decode().splitlines()
+    assert "edgecam_http_connections_refused_total 1" in metrics
