@@ -42,8 +42,11 @@ def make_history(folder: Path, labels=("ibex", "a&b #c+d", "a&b #c+d", "a&b #c+d
     return events
 
 
-def raw(port: int, data: bytes, timeout: float = 10.0, read_all: bool = True) -> bytes:
-    """Send ``data`` on a new connection, half-close it, and return everything the server answers."""
+def raw(port: int, data: bytes, timeout: float = 10.0, read_all: bool = True, stream_head: bool = False) -> bytes:
+    """Send ``data`` on a new connection, half-close it, and return what the server answers: all of it, or only
+    its head (``read_all=False``, or ``stream_head`` and the answer is a multipart stream). An answer that goes
+    on for more than 20 s is cut there (a failure for the caller to see, not a hang)."""
+    deadline = time.monotonic() + 20
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
@@ -51,7 +54,7 @@ def raw(port: int, data: bytes, timeout: float = 10.0, read_all: bool = True) ->
         except OSError:  # the server answered and closed before taking it all (too long a line)
             pass
         out = b""
-        while True:
+        while time.monotonic() < deadline:
             try:
                 chunk = s.recv(65536)
             except ConnectionResetError:
@@ -59,7 +62,8 @@ def raw(port: int, data: bytes, timeout: float = 10.0, read_all: bool = True) ->
             if not chunk:
                 break
             out += chunk
-            if not read_all and b"\r\n\r\n" in out:
+            head, end, _ = out.partition(b"\r\n\r\n")
+            if end and (not read_all or (stream_head and b"multipart/x-mixed-replace" in head)):
                 break
         return out
 

@@ -19,7 +19,6 @@ import os
 import random
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -29,7 +28,7 @@ from edgecam.sinks.base import RegionInfo
 from edgecam.sinks.http import HttpSink
 from edgecam.stats import Stats
 from tests.doubles import wait_until
-from tests.events.hostile import make_history, open_fds, sockets_and_db, status
+from tests.events.hostile import make_history, open_fds, raw, sockets_and_db, status
 from tests.sinks.test_http import feed
 
 SEED = int(os.environ.get("EDGECAM_FUZZ_SEED", "24"))
@@ -133,30 +132,6 @@ def request(rng: random.Random) -> bytes:
     return data
 
 
-def send(port: int, data: bytes) -> bytes:
-    """Send one request on a new connection (half-closed after it) and read the answer: its head, for a stream."""
-    deadline = time.monotonic() + 20  # an answer that never ends is a failure, not a hang
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
-        try:
-            s.sendall(data)
-            s.shutdown(socket.SHUT_WR)
-        except OSError:  # answered and closed before taking all of it
-            pass
-        out = b""
-        while time.monotonic() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            head = out.partition(b"\r\n\r\n")
-            if head[1] and b"multipart/x-mixed-replace" in head[0]:
-                break  # a stream: its head is the answer
-        return out
-
-
 @pytest.fixture
 def server(tmp_path):
     make_history(tmp_path / "events")
@@ -180,7 +155,7 @@ def test_a_few_thousand_malformed_requests_each_get_a_status_no_traceback_no_han
     lock = threading.Lock()
 
     def one(i):
-        answer = send(server.port, requests[i])
+        answer = raw(server.port, requests[i], timeout=15, stream_head=True)
         with lock:
             answers[i] = answer
 
@@ -206,11 +181,11 @@ def test_past_max_connections_a_connection_gets_a_503_at_once_and_is_counted(ser
     idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(5)]  # send nothing yet
     try:
         assert wait_until(lambda: server._server.active == 5, "five connections served")
-        answer = send(server.port, b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        answer = raw(server.port, b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
         assert status(answer) == 503 and b"Retry-After: 5" in answer and b"too many connections" in answer
     finally:
         for s in idle:
             s.close()
     assert wait_until(lambda: server._server.active == 0, "the idle connections' threads gone")
-    metrics = send(server.port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").decode().splitlines()
+    metrics = raw(server.port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").decode().splitlines()
     assert "edgecam_http_connections_refused_total 1" in metrics
