@@ -42,6 +42,22 @@ def make_history(folder: Path, labels=("ibex", "a&b #c+d", "a&b #c+d", "a&b #c+d
     return events
 
 
+def started(events_dir=None, regions=(), examples_dir=None, **cfg):
+    """An HTTP output on a free port of 127.0.0.1, started, with one picture and result fed (close it after)."""
+    from edgecam.config import HttpConfig
+    from edgecam.sinks.http import HttpSink
+    from edgecam.stats import Stats
+    from tests.sinks.test_http import feed
+
+    stats = Stats()
+    sink = HttpSink(HttpConfig(port=0, **cfg), stats, events_dir=events_dir, regions=regions,
+                    examples_dir=examples_dir)
+    sink.keepalive_s = 0.2  # an idle live stream notices a client that left this soon
+    sink.start()
+    feed(sink, stats, 0)
+    return sink
+
+
 def raw(port: int, data: bytes, timeout: float = 10.0, read_all: bool = True, stream_head: bool = False) -> bytes:
     """Send ``data`` on a new connection, half-close it, and return what the server answers: all of it, or only
     its head (``read_all=False``, or ``stream_head`` and the answer is a multipart stream). An answer that goes

@@ -16,8 +16,7 @@ from edgecam.sinks.http import HttpSink
 from edgecam.stats import Stats
 from tests.conftest import REPO
 from tests.doubles import StreamClient, wait_until
-from tests.events.hostile import make_history, open_fds, raw, sockets_and_db, status
-from tests.sinks.test_http import feed
+from tests.events.hostile import make_history, open_fds, raw, sockets_and_db, started, status
 
 HUGE = "99999999999999999999"
 
@@ -34,13 +33,8 @@ def served(folder):
     sinks = []
 
     def make(**cfg):
-        stats = Stats()
-        sink = HttpSink(HttpConfig(port=0, **cfg), stats, events_dir=folder)
-        sink.keepalive_s = 0.2  # an idle live stream notices a client that left this soon
-        sink.start()
-        sinks.append(sink)
-        feed(sink, stats, 0)
-        return sink
+        sinks.append(started(events_dir=folder, **cfg))
+        return sinks[-1]
 
     yield make
     for s in sinks:

@@ -23,13 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edgecam.config import HttpConfig
 from edgecam.sinks.base import RegionInfo
-from edgecam.sinks.http import HttpSink
-from edgecam.stats import Stats
 from tests.doubles import wait_until
-from tests.events.hostile import make_history, open_fds, raw, sockets_and_db, status
-from tests.sinks.test_http import feed
+from tests.events.hostile import make_history, open_fds, raw, sockets_and_db, started, status
 
 SEED = int(os.environ.get("EDGECAM_FUZZ_SEED", "24"))
 N = int(os.environ.get("EDGECAM_FUZZ_N", "3000"))
@@ -135,14 +131,10 @@ def request(rng: random.Random) -> bytes:
 @pytest.fixture
 def server(tmp_path):
     make_history(tmp_path / "events")
-    stats = Stats()
     regions = (RegionInfo("door", (0.25, 0.25, 0.75, 0.75), ("closed", "open")),)
-    sink = HttpSink(HttpConfig(port=0, max_clients=3), stats, events_dir=tmp_path / "events", regions=regions,
-                    examples_dir=str(tmp_path / "examples"))
+    sink = started(events_dir=tmp_path / "events", regions=regions, examples_dir=str(tmp_path / "examples"),
+                   max_clients=3)
     sink.header_timeout_s = 2.0  # a request cut short is answered (408) sooner
-    sink.keepalive_s = 0.2
-    sink.start()
-    feed(sink, stats, 0)
     yield sink
     sink.close()
 

@@ -12,8 +12,7 @@ from edgecam.errors import ConfigError
 from edgecam.sinks.base import RegionInfo
 from edgecam.sinks.http import HttpSink
 from edgecam.stats import Stats
-from tests.events.hostile import raw, status
-from tests.sinks.test_http import feed
+from tests.events.hostile import raw, started, status
 
 
 @pytest.fixture
@@ -21,13 +20,9 @@ def serve(tmp_path):
     sinks = []
 
     def make(**cfg):
-        stats = Stats()
         regions = (RegionInfo("door", (0.25, 0.25, 0.75, 0.75), ("closed", "open")),)
-        sink = HttpSink(HttpConfig(port=0, **cfg), stats, regions=regions, examples_dir=str(tmp_path / "ex"))
-        sink.start()
-        sinks.append(sink)
-        feed(sink, stats, 0)
-        return sink
+        sinks.append(started(regions=regions, examples_dir=str(tmp_path / "ex"), **cfg))
+        return sinks[-1]
 
     yield make
     for s in sinks:
