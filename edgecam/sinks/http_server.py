@@ -44,6 +44,8 @@ class Server(ThreadingHTTPServer):
         self._n = 0
         self._count_lock = threading.Lock()
         self.active = 0  # connections being served
+        # room for every stream http.max_clients allows, and the page's requests beside them
+        self.max_connections = max(type(self).max_connections, sink.cfg.max_clients + 50)
         self.refused = 0  # connections refused: max_connections reached
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
