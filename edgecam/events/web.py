@@ -96,8 +96,9 @@ class EventsWeb:
                         handler._json(200, event_json(row))
                     return
                 rest = path[8:]
-                ident, _, name = rest.partition("/")
-                row = get_event(conn, _event_id(ident)) if _event_id(ident) is not None else None
+                text, _, name = rest.partition("/")
+                ident = _event_id(text)
+                row = get_event(conn, ident) if ident is not None else None
         except OutputError as e:
             handler._json(503, {"error": e.message})
             return

@@ -38,6 +38,9 @@ class Server(ThreadingHTTPServer):
     # page's parallel requests, Prometheus with several viewers) wait for TCP
     # retransmits whenever the accept loop is a moment behind.
     request_queue_size = 128
+    #: Connections served at once (each a thread and a file handle); past it a connection gets a 503 at once.
+    #: Far under systemd's default of 1024 open files, so that the events' media can always be written.
+    max_connections = 200
 
     def __init__(self, address, handler, sink):  # sink: the HttpSink whose view it serves
         self.sink = sink
@@ -57,10 +60,6 @@ class Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
 
-    #: Connections served at once (each a thread and a file handle); past it a connection gets a 503 at once.
-    #: Far under systemd's default of 1024 open files, so that the events' media can always be written.
-    max_connections = 200
-
     def process_request(self, request, client_address):
         # Like ThreadingMixIn's, but with named threads and a cap on how many at once.
         with self._count_lock:
@@ -79,7 +78,12 @@ class Server(ThreadingHTTPServer):
         self._n += 1
         t = threading.Thread(target=self._serve_one, args=(request, client_address),
                              name=f"http-client-{self._n}", daemon=True)
-        t.start()
+        try:
+            t.start()
+        except RuntimeError:  # no thread to be had (a limit of the system): the slot is not taken
+            with self._count_lock:
+                self.active -= 1
+            raise
 
     def _serve_one(self, request, client_address):
         try:
