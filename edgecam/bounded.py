@@ -43,8 +43,8 @@ def arg_type(what: str, low: int = 0, high: int = MAX_SQL_INT):
     def parse(text: str) -> int:
         try:
             return bounded_int(text, what, low, high)
-        except BadNumber as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        except BadNumber as e:  # argparse names the argument itself: "argument --limit: expected ..."
+            raise argparse.ArgumentTypeError(str(e).removeprefix(f"{what}: ")) from None
 
     parse.__name__ = what  # argparse names the type in some messages
     return parse
