@@ -28,7 +28,6 @@ This file is the sink and the view of its state the server reads;
 from __future__ import annotations
 
 import errno
-import hmac
 import logging
 import math
 import re
@@ -44,19 +43,11 @@ from edgecam.errors import ConfigError, NetworkError
 from edgecam.frame import Frame
 from edgecam.result import Classification
 from edgecam.sinks.base import Sink, iso_time
-from edgecam.sinks.http_guard import HostGuard
+from edgecam.sinks.http_guard import HostGuard, token_ok, warn_if_open
 from edgecam.sinks.http_server import Handler, Server
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
-
-# Paths a browser opens by itself (<img src>, the page, its fetch() calls).
-# A browser cannot put an Authorization header on an <img src>, so these also
-# accept the token as ``?token=``. The trade-off: a token in a URL can end up
-# in browser history, bookmarks and proxy logs. We keep it out of our own
-# access log (redacted) and out of Referer headers (Referrer-Policy), and keep
-# /metrics header-only since Prometheus can send a bearer token.
-_QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest", "/api/regions"}
 
 _BIND_REASONS = {
     errno.EADDRINUSE: "address already in use (set http.port)",
@@ -168,10 +159,8 @@ class HttpSink(Sink):
         self._thread.start()
         logger.info("http: serving on http://%s:%d/%s", _url_host(host), self.port,
                     " (token required)" if self._token else "")
-        if self._token is None and not _loopback(host):
-            logger.warning("http: the page, the live picture and the events on port %d are open to anyone who "
-                           "can reach %s, without a token; set http.token_file to a file holding one "
-                           "(openssl rand -hex 16), or http.host: 127.0.0.1", self.port, host or "this machine")
+        if self._token is None:
+            warn_if_open(host, self.port)
 
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Keep a reference to the newest picture; costs the pipeline nothing.
@@ -288,16 +277,7 @@ class HttpSink(Sink):
 
     def authorized(self, headers, query: dict, path: str) -> bool:
         """Whether a request for ``path`` may be answered (the token, when one is set; /healthz always)."""
-        if self._token is None or path == "/healthz":
-            return True
-        given = b""
-        auth = headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip().encode("utf-8", "replace")
-        elif (path in _QUERY_TOKEN_PATHS or path.startswith(("/region/", "/events", "/api/events"))) \
-                and "token" in query:
-            given = query["token"][0].encode("utf-8", "replace")
-        return hmac.compare_digest(given, self._token)
+        return token_ok(self._token, headers, query, path)
 
     def health(self) -> tuple[bool, str]:
         """(frames flow, why not): what /healthz answers."""
@@ -415,18 +395,6 @@ def _read_token(path: str) -> bytes:
     from edgecam.secret_file import read_secret
 
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
-
-
-def _loopback(host: str) -> bool:
-    """Whether ``host`` (http.host) is reachable from this machine only."""
-    import ipaddress
-
-    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # a name (it may resolve to any address) or the empty "any address"
 
 
 def _url_host(host: str) -> str:

@@ -1,4 +1,4 @@
-"""Which requests the HTTP output answers at all: the Host check (DNS rebinding) and the Origin check.
+"""Which requests the HTTP output answers: the Host check (DNS rebinding), the Origin check and the token.
 
 DNS rebinding: a web page on ``evil.example`` makes its own name resolve to
 this camera's address, and the browser then lets that page read the camera's
@@ -15,12 +15,56 @@ and are not affected.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import logging
 import socket
 from urllib.parse import urlsplit
 
+logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTTP output
+
 #: Methods that change something on the server.
 STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
+
+# Paths a browser opens by itself (<img src>, the page, its fetch() calls).
+# A browser cannot put an Authorization header on an <img src>, so these also
+# accept the token as ``?token=``. The trade-off: a token in a URL can end up
+# in browser history, bookmarks and proxy logs. We keep it out of our own
+# access log (redacted) and out of Referer headers (Referrer-Policy), and keep
+# /metrics header-only since Prometheus can send a bearer token.
+_QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest", "/api/regions"}
+
+
+def token_ok(token: bytes | None, headers, query: dict, path: str) -> bool:
+    """Whether a request for ``path`` carries ``token`` (always, when there is none; /healthz needs none)."""
+    if token is None or path == "/healthz":
+        return True
+    given = b""
+    auth = headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        given = auth[7:].strip().encode("utf-8", "replace")
+    elif (path in _QUERY_TOKEN_PATHS or path.startswith(("/region/", "/events", "/api/events"))) \
+            and "token" in query:
+        given = query["token"][0].encode("utf-8", "replace")
+    return hmac.compare_digest(given, token)
+
+
+def warn_if_open(host: str, port: int) -> None:
+    """One WARNING when a server without a token listens where other machines reach it (``http.host``)."""
+    if not loopback(host):
+        logger.warning("http: the page, the live picture and the events on port %d are open to anyone who can "
+                       "reach %s, without a token; set http.token_file to a file holding one (openssl rand -hex 16), "
+                       "or http.host: 127.0.0.1", port, host or "this machine")
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` (http.host) is reachable from this machine only."""
+    if host.lower() in ("localhost", "localhost.") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name (it may resolve to any address) or the empty "any address"
 
 
 class HostGuard:
