@@ -56,6 +56,13 @@ def _topic(value: str) -> str | None:
     return "a non-empty MQTT topic without the wildcards + and #"
 
 
+def _host_names(value: list) -> str | None:
+    if all(isinstance(v, str) and v and v.isascii() and v.isprintable() and " " not in v and "/" not in v
+           for v in value):
+        return None
+    return "a list of host names this server is reached by (cam.example.org, .example.org for any under it, * any)"
+
+
 def _not_empty(value: str) -> str | None:
     return None if value.strip() else "null or a non-empty string"
 
@@ -135,6 +142,7 @@ class HttpConfig:
     max_clients: int = _opt(4, min=1, max=1000)  # concurrent /stream.mjpg clients
     jpeg_quality: int = _opt(80, min=1, max=100)
     stream_fps: float = _opt(15.0, min=0.1, max=120.0)
+    allowed_hosts: list[str] = _opt(field(default_factory=list), check=_host_names)  # more names for the Host check
 
 
 @dataclass

@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+from edgecam.bounded import arg_type
 from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 FIELDS = ("id", "rule", "label", "region", "start", "end", "duration_s", "peak_score", "status", "snapshot",
@@ -48,10 +49,10 @@ def register(sub) -> None:
 
     q = cmds.add_parser("list", help="the newest events")
     common(q)
-    q.add_argument("--limit", type=int, default=20, help="at most this many (default 20)")
+    q.add_argument("--limit", type=arg_type("--limit", low=1), default=20, help="at most this many (default 20)")
     q.set_defaults(func=cmd_list)
     q = cmds.add_parser("show", help="one event and its media files")
-    q.add_argument("id", type=int, metavar="ID", help="the event's number, as 'edgecam events list' shows it")
+    q.add_argument("id", type=arg_type("ID", low=1), metavar="ID", help="the event's number, as 'edgecam events list' shows it")
     common(q, filters=False)
     q.set_defaults(func=cmd_show)
     q = cmds.add_parser("export", help="every matching event, oldest first (CSV, or --json lines)")
@@ -180,16 +181,13 @@ def _no_history(folder: Path) -> bool:
 
 
 def cmd_list(args) -> int:
-    from edgecam.events.history import connect_reader
+    from edgecam.events.history import reading
 
     folder = events_dir(args)
     if _no_history(folder):
         return 0
-    conn = connect_reader(folder)
-    try:
+    with reading(folder) as conn:
         rows = _query(args, conn, args.limit)
-    finally:
-        conn.close()
     if not rows and not args.json and not args.csv:
         print(f"no events in {folder}", file=sys.stderr)
     _write(rows, args, folder)
@@ -197,7 +195,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from edgecam.events.history import connect_reader
+    from edgecam.events.history import reading
 
     folder = events_dir(args)
     if not args.json:
@@ -205,26 +203,20 @@ def cmd_export(args) -> int:
     if _no_history(folder):
         _write([], args, folder)  # CSV: the header line, so that a spreadsheet still gets the columns
         return 0
-    conn = connect_reader(folder)
-    try:
+    with reading(folder) as conn:
         rows = _query(args, conn, 10**9, oldest_first=True)
-    finally:
-        conn.close()
     _write(rows, args, folder)
     return 0
 
 
 def cmd_show(args) -> int:
-    from edgecam.events.history import connect_reader, get_event
+    from edgecam.events.history import get_event, reading
 
     folder = events_dir(args)
     if _no_history(folder):
         raise EdgecamError(f"events: no event {args.id} in {folder}: no event has fired yet", EXIT_CONFIG)
-    conn = connect_reader(folder)
-    try:
+    with reading(folder) as conn:
         row = get_event(conn, args.id)
-    finally:
-        conn.close()
     if row is None:
         raise EdgecamError(f"events: no event {args.id} in {folder}; edgecam events list shows their ids", EXIT_CONFIG)
     e = present(row, folder)

@@ -69,29 +69,64 @@ def _chunk(fourcc: bytes, data: bytes) -> bytes:
     return fourcc + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
 
 
+class BadClip(ValueError):
+    """A file :func:`read_frames` cannot play: not a Motion-JPEG AVI, or its headers are damaged (one line)."""
+
+
+#: How much of the file's start the headers must fit in (ours take 224 bytes).
+_HEADER_BYTES = 4096
+
+
 def read_frames(path) -> tuple[float, list[tuple[int, int]]]:
-    """(frame rate, [(offset, size) of each JPEG]) of an AVI this module wrote (for streaming it)."""
-    with open(path, "rb") as f:
-        data = f.read(4096)
-        rate_at = data.find(b"vidsMJPG")
-        scale, rate = struct.unpack_from("<II", data, rate_at + 8 + 12)
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(12)
-        frames, movi = [], None
-        while f.tell() < size - 8:
-            fourcc, length = struct.unpack("<4sI", f.read(8))
-            if fourcc == b"LIST":
-                kind = f.read(4)
-                if kind == b"movi":
-                    movi = f.tell() - 4
-                    continue
-                f.seek(length - 4 + (length % 2), 1)
-            elif fourcc == b"idx1" and movi is not None:
-                for i in range(length // 16):
-                    _, _, off, n = struct.unpack("<4sIII", f.read(16))
-                    frames.append((movi + off + 8, n))
-                break
-            else:
-                f.seek(length + (length % 2), 1)
-    return rate / scale, frames
+    """(frame rate, [(offset, size) of each JPEG]) of a Motion-JPEG AVI (for streaming it).
+
+    The frames are the ``00dc`` chunks of the ``movi`` list, walked in the file
+    itself rather than taken from the ``idx1`` index: a clip cut short (a copy
+    that stopped, damage) still gives every frame that is whole. Every size
+    read from the file is checked against the file's own size, so damage gives
+    fewer frames or :class:`BadClip` (no header, no usable frame rate), never
+    a read past the end or a division by zero.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEADER_BYTES)
+            size = f.seek(0, 2)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+                raise BadClip(f"{path}: not an AVI file (no RIFF AVI header)")
+            at = head.find(b"vidsMJPG")
+            if at < 0 or at + 28 > len(head):
+                raise BadClip(f"{path}: not a Motion-JPEG AVI (no MJPG video stream header)")
+            scale, rate = struct.unpack_from("<II", head, at + 20)
+            if not scale or not rate or not 0.01 <= rate / scale <= 1000:
+                raise BadClip(f"{path}: damaged header (frame rate {rate}/{scale})")
+            return rate / scale, _movi_frames(f, size)
+    except OSError as e:
+        raise BadClip(f"{path}: cannot read it: {e.strerror or e}") from None
+
+
+def _movi_frames(f: BinaryIO, size: int) -> list[tuple[int, int]]:
+    """The (offset, size) of every whole ``00dc`` chunk of the first ``movi`` list."""
+    frames: list[tuple[int, int]] = []
+    pos, end = 12, size  # after "RIFF<size>AVI "
+    in_movi = False
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(12)
+        if len(head) < 8:
+            break
+        fourcc, length = struct.unpack_from("<4sI", head)
+        if fourcc == b"LIST" and len(head) == 12:
+            if head[8:12] == b"movi":  # go inside: its chunks are the frames
+                end = min(size, pos + 8 + length)
+                pos += 12
+                in_movi = True
+                continue
+        elif in_movi and fourcc[2:] in (b"dc", b"db"):
+            if pos + 8 + length > end:
+                break  # cut short: this frame is not whole
+            if length:
+                frames.append((pos + 8, length))
+        elif in_movi and fourcc == b"idx1":
+            break
+        pos += 8 + length + (length % 2)
+    return frames

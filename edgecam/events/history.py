@@ -25,13 +25,14 @@ writes a folder (:class:`~edgecam.events.disk.FolderLock`, taken first at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from edgecam.errors import OutputError
@@ -91,13 +92,26 @@ def connect_reader(folder: str | os.PathLike) -> sqlite3.Connection:
     path = Path(folder) / DB_NAME
     if not path.is_file():
         raise OutputError(f"events: no history at {path}; is events.dir right (--dir), and has a rule run yet?")
+    conn = None
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("SELECT 1 FROM events LIMIT 1")
     except sqlite3.Error as e:
+        if conn is not None:  # a connection that failed its first read still holds file handles
+            conn.close()
         raise OutputError(f"events: cannot read {path}: {e}; check its permissions") from None
     return conn
+
+
+@contextlib.contextmanager
+def reading(folder: str | os.PathLike) -> Iterator[sqlite3.Connection]:
+    """``with reading(folder) as conn``: :func:`connect_reader`, closed on the way out whatever happens."""
+    conn = connect_reader(folder)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 def row_dict(row) -> dict:

@@ -26,13 +26,23 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
+from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import OutputError
 from edgecam.events.config import rule_summary
-from edgecam.events.history import DB_NAME, connect_reader, facets, get_event, query_events
+from edgecam.events.history import DB_NAME, facets, get_event, query_events, reading
 from edgecam.events.page import PAGE
 
 logger = logging.getLogger("edgecam.sinks.http")
+
+
+def _event_id(text: str) -> int | None:
+    """An event id from a path, or None (not a whole number 1..2**63-1: no such event, a 404)."""
+    try:
+        return bounded_int(text, "event id", low=1)
+    except BadNumber:
+        return None
 
 _FILES = {"snapshot.jpg": "snapshot", "clean.jpg": "snapshot_clean", "thumb.jpg": "thumb", "clip": "clip"}
 _TYPES = {".jpg": "image/jpeg", ".mp4": "video/mp4", ".webm": "video/webm", ".avi": "video/x-msvideo"}
@@ -65,13 +75,14 @@ class EventsWeb:
         before any has fired."""
         self.folder = Path(folder)
         self.rules = [rule_summary(r) for r in rules]
+        self._bad_clips: set[Path] = set()
 
     @staticmethod
     def handles(path: str) -> bool:
         return path in ("/events", "/api/events") or path.startswith(("/events/", "/api/events/"))
 
     def handle(self, handler, path: str, query: dict) -> None:
-        if path in ("/events", "/events/") or (path.startswith("/events/") and path[8:].isdigit()):
+        if path in ("/events", "/events/") or (path.startswith("/events/") and _event_id(path[8:]) is not None):
             handler._send(200, PAGE, "text/html; charset=utf-8",
                           extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
             return
@@ -80,47 +91,53 @@ class EventsWeb:
             handler._json(200, {"events": [], "total": 0, "limit": 50, "offset": 0, "next": None,
                                 **self._facets({"rules": [], "labels": []})})
             return
+        # The history is read, and closed, before any file is sent: a clip streamed for a minute must
+        # not hold a database connection (file handles) all along.
         try:
-            conn = connect_reader(self.folder)
+            with reading(self.folder) as conn:
+                if path == "/api/events":
+                    self._list(handler, conn, query)
+                    return
+                if path.startswith("/api/events/"):
+                    ident = _event_id(path[12:])
+                    row = get_event(conn, ident) if ident is not None else None
+                    if row is None:
+                        handler._json(404, {"error": f"no event {path[12:][:40]}"})
+                    else:
+                        handler._json(200, event_json(row))
+                    return
+                rest = path[8:]
+                text, _, name = rest.partition("/")
+                ident = _event_id(text)
+                row = get_event(conn, ident) if ident is not None else None
         except OutputError as e:
             handler._json(503, {"error": e.message})
             return
-        try:
-            if path == "/api/events":
-                self._list(handler, conn, query)
-            elif path.startswith("/api/events/") and path[12:].isdigit():
-                row = get_event(conn, int(path[12:]))
-                if row is None:
-                    handler._json(404, {"error": f"no event {path[12:]}"})
-                else:
-                    handler._json(200, event_json(row))
-            elif path.startswith("/events/"):
-                self._media(handler, conn, path[8:])
-            else:
-                handler._send(404, f"404 not found: {path}\n".encode())
-        finally:
-            conn.close()
+        self._media(handler, row, rest, name)
 
     def _list(self, handler, conn, query: dict) -> None:
         def one(key):
             return (query.get(key) or [""])[0].strip() or None
 
         try:
-            limit = min(200, max(1, int(one("limit") or 50)))
-            offset = max(0, int(one("offset") or 0))
+            limit = min(200, max(1, bounded_int(one("limit") or "50", "limit")))
+            offset = bounded_int(one("offset") or "0", "offset")
             since = until = None
             if one("day"):
                 day = datetime.strptime(one("day"), "%Y-%m-%d")
                 since, until = day.timestamp(), datetime.fromordinal(day.toordinal() + 1).timestamp()
-        except ValueError:
-            handler._json(400, {"error": "limit and offset are whole numbers, day is YYYY-MM-DD"})
+        except BadNumber as e:
+            handler._json(400, {"error": str(e)})
+            return
+        except (ValueError, OverflowError):
+            handler._json(400, {"error": "day is YYYY-MM-DD"})
             return
         rows, total = query_events(conn, rule=one("rule"), label=one("label"), since=since, until=until,
                                    limit=limit, offset=offset)
         nxt = None
         if offset + len(rows) < total:
-            keep = [f"{k}={v[0]}" for k, v in query.items() if k in ("rule", "label", "day") and v]
-            nxt = "/api/events?" + "&".join(keep + [f"limit={limit}", f"offset={offset + limit}"])
+            keep = [(k, query[k][0]) for k in ("rule", "label", "day") if query.get(k)]
+            nxt = "/api/events?" + urlencode(keep + [("limit", limit), ("offset", offset + limit)])
         handler._json(200, {"events": [event_json(r) for r in rows], "total": total, "limit": limit,
                             "offset": offset, "next": nxt, **self._facets(facets(conn))})
 
@@ -130,9 +147,7 @@ class EventsWeb:
         return {"rules": sorted({r["name"] for r in self.rules} | set(seen["rules"])), "labels": seen["labels"],
                 "active_rules": self.rules}
 
-    def _media(self, handler, conn, rest: str) -> None:
-        ident, _, name = rest.partition("/")
-        row = get_event(conn, int(ident)) if ident.isdigit() else None
+    def _media(self, handler, row: dict | None, rest: str, name: str) -> None:
         column = _FILES.get(name) or ("clip" if name == "clip.mjpg" else None)
         rel = row and column and (row[column] or (row["snapshot_clean"] if column == "snapshot" else None))
         path = (self.folder / rel).resolve() if rel else None
@@ -153,7 +168,7 @@ class EventsWeb:
         (``Range: bytes=A-B``: what <video> asks for to seek, and Safari to play at all)."""
         size = path.stat().st_size
         start, end, code = 0, size - 1, 200
-        m = re.fullmatch(r"bytes=(\d*)-(\d*)", handler.headers.get("Range", "").strip())
+        m = re.fullmatch(r"bytes=([0-9]{0,30})-([0-9]{0,30})", handler.headers.get("Range", "").strip())
         if m and (m.group(1) or m.group(2)):
             if m.group(1):
                 start, end = int(m.group(1)), min(int(m.group(2) or end), end)
@@ -183,18 +198,39 @@ class EventsWeb:
                 left -= len(chunk)
 
     def _play(self, handler, path: Path) -> None:
-        """The AVI's JPEG frames as multipart/x-mixed-replace, at the clip's frame rate, once."""
-        from edgecam.events.avi import read_frames
+        """The AVI's JPEG frames as multipart/x-mixed-replace, at the clip's frame rate, once.
+
+        A clip stream takes one of the HTTP output's stream slots (``http.max_clients``, shared with
+        /stream.mjpg): each holds a thread, a socket and an open file for as long as it plays.
+        """
+        from edgecam.events.avi import BadClip, read_frames
         from edgecam.sinks.http_server import BOUNDARY
 
-        fps, frames = read_frames(path)
+        try:
+            fps, frames = read_frames(path)
+        except BadClip as e:
+            if path not in self._bad_clips:  # once per file, not once per viewer
+                self._bad_clips.add(path)
+                logger.warning("events: cannot play a clip: %s", e)
+            handler._json(500, {"error": f"the clip cannot be played: {e}"})
+            return
+        if handler.command == "HEAD":
+            handler.send_response(200)
+            handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+            handler.end_headers()
+            return
+        with handler.stream_slot() as ok:
+            if ok:
+                self._send_frames(handler, path, fps, frames)
+
+    @staticmethod
+    def _send_frames(handler, path: Path, fps: float, frames: list[tuple[int, int]]) -> None:
+        from edgecam.sinks.http_server import BOUNDARY
+
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
         handler.send_header("Cache-Control", "no-store")
         handler.end_headers()
-        handler.close_connection = True
-        if handler.command == "HEAD":
-            return
         interval = 1.0 / max(0.5, min(fps, 60.0))
         sink = handler.server.sink
         with open(path, "rb") as f:
@@ -204,10 +240,11 @@ class EventsWeb:
                     return
                 f.seek(offset)
                 jpeg = f.read(size)
+                if len(jpeg) < size:  # the file shrank since it was read: end the stream
+                    break
                 handler.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {size}\r\n\r\n"
                                     .encode() + jpeg + b"\r\n")
                 next_at += interval
                 if sink.wait_closed(max(0.0, next_at - time.monotonic())):
                     return
         handler.wfile.write(f"--{BOUNDARY}--\r\n".encode())
-

@@ -28,7 +28,6 @@ This file is the sink and the view of its state the server reads;
 from __future__ import annotations
 
 import errno
-import hmac
 import json
 import logging
 import math
@@ -45,18 +44,11 @@ from edgecam.errors import ConfigError, NetworkError
 from edgecam.frame import Frame
 from edgecam.result import Classification
 from edgecam.sinks.base import Sink, iso_time
+from edgecam.sinks.http_guard import HostGuard, token_ok, warn_if_open
 from edgecam.sinks.http_server import Handler, Server
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
-
-# Paths a browser opens by itself (<img src>, the page, its fetch() calls).
-# A browser cannot put an Authorization header on an <img src>, so these also
-# accept the token as ``?token=``. The trade-off: a token in a URL can end up
-# in browser history, bookmarks and proxy logs. We keep it out of our own
-# access log (redacted) and out of Referer headers (Referrer-Policy), and keep
-# /metrics header-only since Prometheus can send a bearer token.
-_QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest", "/api/regions"}
 
 _BIND_REASONS = {
     errno.EADDRINUSE: "address already in use (set http.port)",
@@ -119,6 +111,10 @@ class HttpSink(Sink):
         self._jpeg_result = b""  # the compact JSON of the result drawn on self._jpeg (picture_result)
         self._jpeg_seq = 0
         self._result: Classification | None = None
+        #: stream requests refused because every slot was taken (/metrics)
+        self.streams_refused = 0
+        #: the Host and Origin checks every request passes (edgecam.sinks.http_guard)
+        self.guard = HostGuard(cfg.host, cfg.allowed_hosts)
         self._result_wall = 0.0
         self._result_mono = 0.0
         #: With regions: their crops and the "this is" buttons' examples (edgecam.sinks.teach.Teacher).
@@ -167,6 +163,8 @@ class HttpSink(Sink):
         self._thread.start()
         logger.info("http: serving on http://%s:%d/%s", _url_host(host), self.port,
                     " (token required)" if self._token else "")
+        if self._token is None:
+            warn_if_open(host, self.port)
 
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Keep a reference to the newest picture; costs the pipeline nothing.
@@ -229,6 +227,7 @@ class HttpSink(Sink):
             if self._closing:
                 return "closing"
             if self._clients >= self.cfg.max_clients:
+                self.streams_refused += 1
                 return "full"
             self._clients += 1
             self._client_socks.add(sock)
@@ -299,16 +298,7 @@ class HttpSink(Sink):
 
     def authorized(self, headers, query: dict, path: str) -> bool:
         """Whether a request for ``path`` may be answered (the token, when one is set; /healthz always)."""
-        if self._token is None or path == "/healthz":
-            return True
-        given = b""
-        auth = headers.get("Authorization", "")
-        if auth[:7].lower() == "bearer ":
-            given = auth[7:].strip().encode("utf-8", "replace")
-        elif (path in _QUERY_TOKEN_PATHS or path.startswith(("/region/", "/events", "/api/events"))) \
-                and "token" in query:
-            given = query["token"][0].encode("utf-8", "replace")
-        return hmac.compare_digest(given, self._token)
+        return token_ok(self._token, headers, query, path)
 
     def health(self) -> tuple[bool, str]:
         """(frames flow, why not): what /healthz answers."""
@@ -391,7 +381,14 @@ class HttpSink(Sink):
                        [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
             metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
                    [("", float(s["current_score"]))])
-        metric("edgecam_http_stream_clients", "gauge", "Connected /stream.mjpg clients.", [("", self._clients)])
+        metric("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+               [("", self._clients)])
+        metric("edgecam_http_streams_refused_total", "counter",
+               "Stream requests refused with 503: every http.max_clients slot was taken.",
+               [("", self.streams_refused)])
+        metric("edgecam_http_connections_refused_total", "counter",
+               "Connections refused with 503: too many served at once.",
+               [("", self._server.refused if self._server is not None else 0)])
         for source in list(getattr(self.stats, "metric_sources", ())):
             for name, kind, help_, samples in source():
                 metric(name, kind, help_, samples)

@@ -1,4 +1,4 @@
-"""The HTTP side of :class:`edgecam.sinks.http.HttpSink`: server, request handler, page.
+"""The HTTP side of :class:`edgecam.sinks.http.HttpSink`: server and request handler (the page: ``http_page.py``).
 
 The handler only uses the sink's public view (``authorized``, ``health``,
 ``latest_json``, ``metrics_text``, ``latest_jpeg``, the stream slots and
@@ -7,24 +7,29 @@ waits); the sink's locks and counters stay the sink's.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import re
 import socket
 import socketserver
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import EdgecamError
+from edgecam.sinks.http_page import PAGE
 
 logger = logging.getLogger("edgecam.sinks.http")  # one logger for the whole HTTP output
 
 BOUNDARY = "edgecamframe"
 
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
+_TOO_MANY = b"503 too many connections at once; try again later\n"
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -33,10 +38,18 @@ class Server(ThreadingHTTPServer):
     # page's parallel requests, Prometheus with several viewers) wait for TCP
     # retransmits whenever the accept loop is a moment behind.
     request_queue_size = 128
+    #: Connections served at once (each a thread and a file handle); past it a connection gets a 503 at once.
+    #: Far under systemd's default of 1024 open files, so that the events' media can always be written.
+    max_connections = 200
 
     def __init__(self, address, handler, sink):  # sink: the HttpSink whose view it serves
         self.sink = sink
         self._n = 0
+        self._count_lock = threading.Lock()
+        self.active = 0  # connections being served
+        # room for every stream http.max_clients allows, and the page's requests beside them
+        self.max_connections = max(type(self).max_connections, sink.cfg.max_clients + 50)
+        self.refused = 0  # connections refused: max_connections reached
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
@@ -48,14 +61,41 @@ class Server(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def process_request(self, request, client_address):
-        # Like ThreadingMixIn's, but with named threads.
+        # Like ThreadingMixIn's, but with named threads and a cap on how many at once.
+        with self._count_lock:
+            full = self.active >= self.max_connections
+            if not full:
+                self.active += 1
+        if full:
+            self.refused += 1
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\n"
+                                b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s"
+                                % (len(_TOO_MANY), _TOO_MANY))
+            self.shutdown_request(request)
+            return
         self._n += 1
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
+        t = threading.Thread(target=self._serve_one, args=(request, client_address),
                              name=f"http-client-{self._n}", daemon=True)
-        t.start()
+        try:
+            t.start()
+        except RuntimeError:  # no thread to be had (a limit of the system): the slot is not taken
+            with self._count_lock:
+                self.active -= 1
+            raise
+
+    def _serve_one(self, request, client_address):
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._count_lock:
+                self.active -= 1
 
     def handle_error(self, request, client_address):
-        logger.warning("http: error serving %s", client_address[0], exc_info=True)
+        # Reached only by what Handler.handle_one_request did not catch (setup, finish): one line, no traceback.
+        exc = sys.exc_info()[1]
+        logger.warning("http: error serving %s: %s: %s", client_address[0], type(exc).__name__, exc)
 
 
 class _DeadlineReader(io.RawIOBase):
@@ -96,6 +136,18 @@ class Handler(BaseHTTPRequestHandler):
     server: Server
     server_version = "edgecam"
     sys_version = ""
+    # Every request is answered as HTTP/1.0 at least, with a status line: for a request line without a
+    # version ("GET /") or naming HTTP/0.9 (even a malformed one) the standard library would send a bare
+    # body, with no status nor headers (a stream with no headers at all).
+    default_request_version = "HTTP/1.0"
+
+    @property
+    def request_version(self) -> str:
+        return self._request_version
+
+    @request_version.setter
+    def request_version(self, version: str) -> None:
+        self._request_version = "HTTP/1.0" if version == "HTTP/0.9" else version
 
     def setup(self):
         # A send timeout: a client that stops reading is dropped, not waited on.
@@ -109,10 +161,33 @@ class Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         ok = super().parse_request()  # reads the headers
         self._reader.deadline = None
+        if ok:  # the one place every request passes, whatever its method: the Host and Origin checks
+            why = self.server.sink.guard.refusal(self.command, self.headers)
+            if why is not None:
+                self.close_connection = True
+                self._send(403, f"403 forbidden: {why}\n".encode())
+                return False
         return ok
 
+    def send_response(self, code, message=None):
+        self._responded = True
+        super().send_response(code, message)
+
     def handle_one_request(self):
-        super().handle_one_request()  # logs a TimeoutError at debug and asks to close
+        """One request, answered whatever it holds: what a route did not expect is a 500 and one log line."""
+        self._responded = False
+        try:
+            super().handle_one_request()  # logs a TimeoutError at debug and asks to close
+        except OSError as e:  # the client left or reset mid-request
+            logger.debug("http: %s left (%s)", self.address_string(), e)
+            self.close_connection = True
+        except Exception as e:
+            what = f"{getattr(self, 'command', None) or '?'} {(getattr(self, 'path', None) or '?')[:100]!r}"
+            logger.warning("http: cannot answer %s: %s: %s", what, type(e).__name__, e)
+            self.close_connection = True
+            if not self._responded:
+                with contextlib.suppress(OSError):
+                    self._send(500, b"500 internal error: the server's log says what\n")
         if self._reader.expired:
             try:
                 body = b"408 request timeout: send the whole request at once\n"
@@ -129,10 +204,21 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):
         logger.debug("http: %s %s", self.address_string(), _TOKEN_IN_URL.sub(r"\1***", format % args))
 
+    def _target(self) -> tuple[str, dict] | None:
+        """(path, query) of the request target; None (a 400 sent) when it cannot be split."""
+        try:
+            url = urlsplit(self.path)
+            return url.path, parse_qs(url.query, max_num_fields=100)
+        except ValueError as e:
+            self._send(400, f"400 bad request target: {e}\n".encode())
+            return None
+
     def do_GET(self):
         sink = self.server.sink
-        url = urlsplit(self.path)
-        path, query = url.path, parse_qs(url.query)
+        target = self._target()
+        if target is None:
+            return
+        path, query = target
         if not sink.authorized(self.headers, query, path):
             self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
                        extra={"WWW-Authenticate": "Bearer"})
@@ -152,7 +238,7 @@ class Handler(BaseHTTPRequestHandler):
         if route is None and sink.events is not None and sink.events.handles(path):
             route = lambda: sink.events.handle(self, path, query)  # noqa: E731
         if route is None:
-            self._send(404, f"404 not found: {path}\n".encode())
+            self._send(404, f"404 not found: {path[:200]}\n".encode())
             return
         try:
             route()
@@ -168,22 +254,28 @@ class Handler(BaseHTTPRequestHandler):
         button elsewhere cannot fill the examples folder.
         """
         sink = self.server.sink
-        url = urlsplit(self.path)
-        if not sink.authorized(self.headers, {}, url.path):  # the header only: no ?token= for a POST
+        target = self._target()
+        if target is None:
+            return
+        path = target[0]
+        self.close_connection = True  # a body left unread must not be taken for the next request
+        if not sink.authorized(self.headers, {}, path):  # the header only: no ?token= for a POST
             self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
                        extra={"WWW-Authenticate": "Bearer"})
             return
-        if url.path != "/api/examples" or sink.teacher is None:
-            self._send(404, f"404 not found: POST {url.path}\n".encode())
+        if path != "/api/examples" or sink.teacher is None:
+            self._send(404, f"404 not found: POST {path[:200]}\n".encode())
             return
-        length = self.headers.get("Content-Length", "")
-        if not self.headers.get("Content-Type", "").startswith("application/json") or not length.isdigit() \
-                or int(length) > 4096:
+        try:
+            length = bounded_int(self.headers.get("Content-Length", ""), "Content-Length", high=4096)
+        except BadNumber:
+            length = None
+        if not self.headers.get("Content-Type", "").startswith("application/json") or length is None:
             self._send(400, b'{"error": "send a JSON body (Content-Type: application/json) under 4 KB"}\n',
                        "application/json")
             return
         try:
-            body = json.loads(self.rfile.read(int(length)) or b"{}")
+            body = json.loads(self.rfile.read(length) or b"{}")
             path, count = sink.teacher.save(str(body.get("region")), str(body.get("label")))
         except (ValueError, AttributeError) as e:
             self._json(400, {"error": f"not a JSON object with region and label ({e})"})
@@ -257,20 +349,33 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.close_connection = True
             return
-        refused = sink.join_stream(self.connection)
-        if refused == "full":
-            self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}); "
-                            f"try again later or use /snapshot.jpg\n".encode(), extra={"Retry-After": "5"})
-            return
-        if refused == "closing":
-            self._send(503, b"503 shutting down\n")
-            return
-        try:
+        with self.stream_slot() as ok:
+            if not ok:
+                return
             self.send_response(200)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             self._stream_frames(sink)
+
+    @contextlib.contextmanager
+    def stream_slot(self):
+        """``with handler.stream_slot() as ok``: one of the ``http.max_clients`` slots that every stream
+        (live and event clips) shares, held for the block; ``ok`` False when refused (the 503 is sent)."""
+        sink = self.server.sink
+        refused = sink.join_stream(self.connection)
+        if refused == "full":
+            self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}, live and "
+                            f"clip streams together); try again later or use /snapshot.jpg\n".encode(),
+                       extra={"Retry-After": "5"})
+        elif refused == "closing":
+            self._send(503, b"503 shutting down\n", extra={"Retry-After": "5"})
+        if refused:
+            self.close_connection = True
+            yield False
+            return
+        try:
+            yield True
         finally:
             sink.leave_stream(self.connection)
             self.close_connection = True
@@ -299,141 +404,3 @@ class Handler(BaseHTTPRequestHandler):
             # Pace to stream_fps; close() wakes us at once.
             if sink.wait_closed(max(0.0, interval - (time.monotonic() - t0))):
                 return
-
-
-PAGE = b"""<!doctype html>
-<html lang="en"><head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>edgecam</title>
-<style>
-  body { margin: 0; font: 16px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
-  main { max-width: 960px; margin: 0 auto; padding: 8px; }
-  h1 { font-size: 1.1em; margin: 4px 0 8px; }
-  img { display: block; width: 100%; height: auto; max-height: 70vh; object-fit: contain;
-        background: #000; min-height: 120px; }
-  ol { list-style: none; padding: 0; margin: 10px 0; }
-  li { position: relative; margin: 4px 0; padding: 6px 8px; background: #222; border-radius: 4px; }
-  li span.bar { position: absolute; left: 0; top: 0; bottom: 0; background: #2a6; opacity: .35; border-radius: 4px; }
-  li b { position: relative; } li i { position: relative; float: right; font-style: normal; }
-  #status { color: #999; font-size: .85em; }
-  .region { display: flex; gap: 10px; align-items: flex-start; margin: 10px 0; padding: 8px;
-            background: #1b1b1b; border-radius: 4px; }
-  .region img { width: 160px; min-height: 0; max-height: 160px; }
-  .region button { margin: 3px 4px 0 0; padding: 6px 10px; font-size: 1em; }
-</style></head>
-<body><main>
-<h1>edgecam <a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
-<img id="view" alt="live picture">
-<ol id="labels"></ol>
-<div id="regions"></div>
-<div id="status">waiting for a result...</div>
-</main>
-<script>
-// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
-const params = new URLSearchParams(location.search);
-const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
-const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
-const view = document.getElementById("view");
-// The list shows the result drawn on the picture shown (each picture names it: X-Edgecam-Result),
-// in the overlay's label form ("tabby", the full label on hover), so the two never disagree.
-function show(jpeg, result) {
-  const old = view.src;
-  view.src = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
-  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
-  if (!result || !result.top_k) return;
-  view.dataset.frame = result.frame;
-  const ol = document.getElementById("labels");
-  ol.dataset.frame = result.frame;
-  ol.replaceChildren(...result.top_k.map(l => {
-    const li = document.createElement("li"), bar = document.createElement("span");
-    const b = document.createElement("b"), i = document.createElement("i");
-    bar.className = "bar"; bar.style.width = (100 * l.score).toFixed(1) + "%";
-    b.textContent = l.label.split(",")[0]; b.title = l.label; i.textContent = (100 * l.score).toFixed(1) + " %";
-    li.append(bar, b, i); return li;
-  }));
-}
-const parse = h => { try { return JSON.parse(h); } catch (e) { return null; } };
-let snapTimer = null;
-function snapshots() {  // poll single pictures: ?snapshot=1, or when the stream is refused
-  if (snapTimer) return;
-  const next = async () => { const r = await fetch(url("snapshot.jpg"), {cache: "no-store"});
-    if (r.ok) show(await r.arrayBuffer(), parse(r.headers.get("X-Edgecam-Result"))); };
-  next().catch(() => {}); snapTimer = setInterval(() => next().catch(() => {}), 1000);
-}
-async function stream() {  // the MJPEG stream read part by part: each picture with its result
-  const r = await fetch(url("stream.mjpg"), {cache: "no-store"});
-  if (!r.ok || !r.body) throw new Error("stream " + r.status);
-  const reader = r.body.getReader(), text = new TextDecoder();
-  let buf = new Uint8Array(0);
-  const more = async () => { const {value, done} = await reader.read(); if (done) throw new Error("stream ended");
-    const b = new Uint8Array(buf.length + value.length); b.set(buf); b.set(value, buf.length); buf = b; };
-  for (;;) {
-    let end;
-    while ((end = buf.findIndex((x, i) => x === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10)) < 0)
-      await more();
-    const head = text.decode(buf.subarray(0, end)), n = +(/Content-Length: *(\\d+)/i.exec(head) || [0, 0])[1];
-    while (buf.length < end + 4 + n) await more();
-    const meta = /X-Edgecam-Result: *(.*)/i.exec(head);
-    show(buf.slice(end + 4, end + 4 + n), meta && parse(meta[1]));
-    buf = buf.slice(end + 4 + n);
-  }
-}
-if (params.get("snapshot")) snapshots();
-else stream().catch(snapshots);
-// Regions: each one's live crop and a "this is: <state>" button per state, saving the crop as an example.
-const auth = params.get("token") ? {"Authorization": "Bearer " + params.get("token")} : {};
-async function teach(region, label, note) {
-  const r = await fetch(url("api/examples"), {method: "POST", cache: "no-store",
-    headers: {...auth, "Content-Type": "application/json"}, body: JSON.stringify({region, label})});
-  const d = await r.json();
-  note.textContent = r.ok ? `saved: ${d.examples} examples of ${label}` : `not saved: ${d.error}`;
-}
-async function regions() {
-  const r = await fetch(url("api/regions"), {cache: "no-store"});
-  if (!r.ok) return;
-  const box = document.getElementById("regions");
-  for (const reg of (await r.json()).regions) {
-    const div = document.createElement("div"), img = document.createElement("img");
-    const side = document.createElement("div"), title = document.createElement("b");
-    const note = document.createElement("div");
-    div.className = "region"; div.id = "region-" + reg.name; title.textContent = reg.name;
-    img.alt = reg.name; note.className = "note";
-    const refresh = () => { img.src = url("region/" + encodeURIComponent(reg.name) + ".jpg", "t=" + Date.now()); };
-    refresh(); setInterval(refresh, 2000);
-    const state = document.createElement("div"); state.className = "state";
-    side.append(title, state);
-    for (const label of reg.labels) {
-      const b = document.createElement("button");
-      b.textContent = "this is: " + label; b.dataset.label = label;
-      b.onclick = () => teach(reg.name, label, note);
-      side.append(b);
-    }
-    side.append(note); div.append(img, side); box.append(div);
-  }
-}
-regions();
-// With event rules: a link to their page (/events answers only then).
-fetch(url("api/events", "limit=1"), {cache: "no-store"}).then(r => { if (r.ok) {
-  const a = document.getElementById("events-link"); a.href = url("events"); a.hidden = false; } });
-async function poll() {
-  try {
-    const r = await fetch(url("api/latest"), {cache: "no-store"});
-    const d = await r.json();
-    if (!r.ok) throw new Error(d.error || r.status);
-    for (const [name, st] of Object.entries(d.regions || {})) {
-      const el = document.querySelector("#region-" + CSS.escape(name) + " .state");
-      if (el) el.textContent = `${st.label} ${(100 * st.score).toFixed(0)} %`;
-    }
-    const s = d.stats;
-    document.getElementById("status").textContent =
-      `${s.inference_fps.toFixed(1)} inferences/s, ${s.capture_fps.toFixed(1)} fps, ` +
-      `inference ${d.inference_ms} ms, result ${d.age_s.toFixed(1)} s old, ${d.model}`;
-  } catch (e) {
-    document.getElementById("status").textContent = "no result: " + e.message;
-  }
-}
-poll(); setInterval(poll, 1000);
-</script>
-</body></html>
-"""

@@ -426,7 +426,7 @@ def test_a_client_that_never_reads_does_not_stop_the_feeder(make_sink):
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)  # tiny, set before connect
     stuck.connect(("127.0.0.1", sink.port))
-    stuck.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
+    stuck.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert wait_until(lambda: sink.stream_clients == 1)
 
     iterations, returned = 300, []

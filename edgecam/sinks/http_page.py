@@ -1,0 +1,138 @@
+"""The live view's page (served at ``/``): the picture, the labels, the regions' teach buttons."""
+
+PAGE = b"""<!doctype html>
+<html lang="en"><head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgecam</title>
+<style>
+  body { margin: 0; font: 16px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
+  main { max-width: 960px; margin: 0 auto; padding: 8px; }
+  h1 { font-size: 1.1em; margin: 4px 0 8px; }
+  img { display: block; width: 100%; height: auto; max-height: 70vh; object-fit: contain;
+        background: #000; min-height: 120px; }
+  ol { list-style: none; padding: 0; margin: 10px 0; }
+  li { position: relative; margin: 4px 0; padding: 6px 8px; background: #222; border-radius: 4px; }
+  li span.bar { position: absolute; left: 0; top: 0; bottom: 0; background: #2a6; opacity: .35; border-radius: 4px; }
+  li b { position: relative; } li i { position: relative; float: right; font-style: normal; }
+  #status { color: #999; font-size: .85em; }
+  .region { display: flex; gap: 10px; align-items: flex-start; margin: 10px 0; padding: 8px;
+            background: #1b1b1b; border-radius: 4px; }
+  .region img { width: 160px; min-height: 0; max-height: 160px; }
+  .region button { margin: 3px 4px 0 0; padding: 6px 10px; font-size: 1em; }
+</style></head>
+<body><main>
+<h1>edgecam <a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
+<img id="view" alt="live picture">
+<ol id="labels"></ol>
+<div id="regions"></div>
+<div id="status">waiting for a result...</div>
+</main>
+<script>
+// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
+const params = new URLSearchParams(location.search);
+const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
+const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
+const view = document.getElementById("view");
+// The list shows the result drawn on the picture shown (each picture names it: X-Edgecam-Result),
+// in the overlay's label form ("tabby", the full label on hover), so the two never disagree.
+function show(jpeg, result) {
+  const old = view.src;
+  view.src = URL.createObjectURL(new Blob([jpeg], {type: "image/jpeg"}));
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  if (!result || !result.top_k) return;
+  view.dataset.frame = result.frame;
+  const ol = document.getElementById("labels");
+  ol.dataset.frame = result.frame;
+  ol.replaceChildren(...result.top_k.map(l => {
+    const li = document.createElement("li"), bar = document.createElement("span");
+    const b = document.createElement("b"), i = document.createElement("i");
+    bar.className = "bar"; bar.style.width = (100 * l.score).toFixed(1) + "%";
+    b.textContent = l.label.split(",")[0]; b.title = l.label; i.textContent = (100 * l.score).toFixed(1) + " %";
+    li.append(bar, b, i); return li;
+  }));
+}
+const parse = h => { try { return JSON.parse(h); } catch (e) { return null; } };
+let snapTimer = null;
+function snapshots() {  // poll single pictures: ?snapshot=1, or when the stream is refused
+  if (snapTimer) return;
+  const next = async () => { const r = await fetch(url("snapshot.jpg"), {cache: "no-store"});
+    if (r.ok) show(await r.arrayBuffer(), parse(r.headers.get("X-Edgecam-Result"))); };
+  next().catch(() => {}); snapTimer = setInterval(() => next().catch(() => {}), 1000);
+}
+async function stream() {  // the MJPEG stream read part by part: each picture with its result
+  const r = await fetch(url("stream.mjpg"), {cache: "no-store"});
+  if (!r.ok || !r.body) throw new Error("stream " + r.status);
+  const reader = r.body.getReader(), text = new TextDecoder();
+  let buf = new Uint8Array(0);
+  const more = async () => { const {value, done} = await reader.read(); if (done) throw new Error("stream ended");
+    const b = new Uint8Array(buf.length + value.length); b.set(buf); b.set(value, buf.length); buf = b; };
+  for (;;) {
+    let end;
+    while ((end = buf.findIndex((x, i) => x === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10)) < 0)
+      await more();
+    const head = text.decode(buf.subarray(0, end)), n = +(/Content-Length: *(\\d+)/i.exec(head) || [0, 0])[1];
+    while (buf.length < end + 4 + n) await more();
+    const meta = /X-Edgecam-Result: *(.*)/i.exec(head);
+    show(buf.slice(end + 4, end + 4 + n), meta && parse(meta[1]));
+    buf = buf.slice(end + 4 + n);
+  }
+}
+if (params.get("snapshot")) snapshots();
+else stream().catch(snapshots);
+// Regions: each one's live crop and a "this is: <state>" button per state, saving the crop as an example.
+const auth = params.get("token") ? {"Authorization": "Bearer " + params.get("token")} : {};
+async function teach(region, label, note) {
+  const r = await fetch(url("api/examples"), {method: "POST", cache: "no-store",
+    headers: {...auth, "Content-Type": "application/json"}, body: JSON.stringify({region, label})});
+  const d = await r.json();
+  note.textContent = r.ok ? `saved: ${d.examples} examples of ${label}` : `not saved: ${d.error}`;
+}
+async function regions() {
+  const r = await fetch(url("api/regions"), {cache: "no-store"});
+  if (!r.ok) return;
+  const box = document.getElementById("regions");
+  for (const reg of (await r.json()).regions) {
+    const div = document.createElement("div"), img = document.createElement("img");
+    const side = document.createElement("div"), title = document.createElement("b");
+    const note = document.createElement("div");
+    div.className = "region"; div.id = "region-" + reg.name; title.textContent = reg.name;
+    img.alt = reg.name; note.className = "note";
+    const refresh = () => { img.src = url("region/" + encodeURIComponent(reg.name) + ".jpg", "t=" + Date.now()); };
+    refresh(); setInterval(refresh, 2000);
+    const state = document.createElement("div"); state.className = "state";
+    side.append(title, state);
+    for (const label of reg.labels) {
+      const b = document.createElement("button");
+      b.textContent = "this is: " + label; b.dataset.label = label;
+      b.onclick = () => teach(reg.name, label, note);
+      side.append(b);
+    }
+    side.append(note); div.append(img, side); box.append(div);
+  }
+}
+regions();
+// With event rules: a link to their page (/events answers only then).
+fetch(url("api/events", "limit=1"), {cache: "no-store"}).then(r => { if (r.ok) {
+  const a = document.getElementById("events-link"); a.href = url("events"); a.hidden = false; } });
+async function poll() {
+  try {
+    const r = await fetch(url("api/latest"), {cache: "no-store"});
+    const d = await r.json();
+    if (!r.ok) throw new Error(d.error || r.status);
+    for (const [name, st] of Object.entries(d.regions || {})) {
+      const el = document.querySelector("#region-" + CSS.escape(name) + " .state");
+      if (el) el.textContent = `${st.label} ${(100 * st.score).toFixed(0)} %`;
+    }
+    const s = d.stats;
+    document.getElementById("status").textContent =
+      `${s.inference_fps.toFixed(1)} inferences/s, ${s.capture_fps.toFixed(1)} fps, ` +
+      `inference ${d.inference_ms} ms, result ${d.age_s.toFixed(1)} s old, ${d.model}`;
+  } catch (e) {
+    document.getElementById("status").textContent = "no result: " + e.message;
+  }
+}
+poll(); setInterval(poll, 1000);
+</script>
+</body></html>
+"""
