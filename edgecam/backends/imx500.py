@@ -46,6 +46,7 @@ import numpy as np
 
 from edgecam.errors import ConfigError, ModelError, RuntimeMissingError, SourceError
 from edgecam.result import Classification
+from edgecam.sources.picamera2_controls import CameraControls
 from edgecam.sources.picamera2_source import Picamera2Source
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class Imx500Source(Picamera2Source):
         fps = float(intrinsics.inference_rate or source_cfg.fps) if intrinsics else source_cfg.fps
         super().__init__(size=(source_cfg.width, source_cfg.height), fps=fps, lores_size=None,
                          camera_num=modules.index(imx500.camera_num) if imx500.camera_num in modules else 0,
-                         timeout_s=source_cfg.timeout_s)
+                         timeout_s=source_cfg.timeout_s, controls=CameraControls.from_config(source_cfg))
         self.name = f"imx500:{imx500.camera_num}"
         if intrinsics is not None and intrinsics.preserve_aspect_ratio:
             imx500.set_auto_aspect_ratio()  # the inference crop: the square middle of the sensor
