@@ -79,6 +79,29 @@ camera() {  # edgecam run --source picamera2 against the stand-in, until 20 resu
 }
 check "edgecam run --source picamera2 (the fake camera)" camera
 
+camera_controls() {  # source: controls (docs/camera.md) reach the stand-in camera, with this board's sensor
+  local sensor=imx219 dir=$out/controls
+  [ "$FAKE_MODEL" = pi5 ] && sensor=imx708  # Pi 5: Camera Module 3 (autofocus); Pi 4: Camera v2 (fixed focus)
+  mkdir -p "$dir"
+  printf 'source:\n  type: picamera2\n  rotation: 180\n  exposure: long\n  max_exposure_ms: 100\n  tuning_file: %s_noir.json\n' \
+    "$sensor" > "$dir/config.yaml"
+  $edgecam check-config "$dir/config.yaml" > "$dir/check-config.out" 2>&1 || { tail -1 "$dir/check-config.out"; return 1; }
+  export EDGECAM_FAKE_PICAMERA2_MODEL=$FAKE_MODEL EDGECAM_FAKE_PICAMERA2_PICTURES=/shared/images/cat.bmp
+  export EDGECAM_FAKE_PICAMERA2_REPORT=$dir/report.json
+  $edgecam run --config "$dir/config.yaml" --display none --log "$dir/run.jsonl" > "$dir/run.stdout" 2> "$dir/run.err" &
+  local pid=$! i rc
+  for i in $(seq 600); do
+    [ -f "$dir/run.jsonl" ] && [ "$(wc -l < "$dir/run.jsonl")" -ge 5 ] && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.5
+  done
+  kill -TERM $pid 2>/dev/null
+  wait $pid; rc=$?
+  if [ $rc != 0 ]; then grep '^edgecam: ' "$dir/run.err" | tail -1; return $rc; fi
+  python3 "$checks" camera-controls "$dir/report.json" "$FAKE_MODEL"
+}
+check "camera controls: AF by sensor, flips, exposure, tuning file (the fake camera)" camera_controls
+
 # The desktop: what a Pi OS desktop has that Lite lacks (the libraries the GUI OpenCV
 # wheel loads), then the same install in a fresh copy of the checkout.
 desktop() {
