@@ -36,6 +36,8 @@ only what its sensor sees).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import struct
 import time
@@ -245,6 +247,24 @@ class Imx500Classifier:
             fd.close()
 
 
+@contextlib.contextmanager
+def _said_to_debug():
+    """What picamera2's IMX500 code prints (print() to stdout, tqdm to stderr), logged at DEBUG instead.
+
+    Its ``__init__`` prints a line when the debugfs upload progress cannot be
+    read (devices/imx500/imx500.py, the ``FwProgressType.NONE`` branch), which
+    would land between edgecam's label changes on stdout and in the journal.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        for line in (out.getvalue() + err.getvalue()).splitlines():
+            if line.strip():
+                logger.debug("picamera2 IMX500: %s", line.strip())
+
+
 def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     """The AI Camera classifier for ``cfg`` (a ModelConfig naming an ``.rpk``): the package handed to the sensor."""
     from edgecam.classifier import resolve_labelled
@@ -258,7 +278,8 @@ def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
         raise RuntimeMissingError(f"AI Camera: picamera2's IMX500 support cannot be imported ({e}); "
                                   f"{INSTALL_HINT}") from None
     try:
-        imx500 = IMX500(str(path))
+        with _said_to_debug():  # its print() lines: "IMX500 firmware update progress bar is not available"
+            imx500 = IMX500(str(path))
     except StopIteration:  # libcamera's list has no imx500 with that device-tree node
         raise SourceError("AI Camera: its sensor is there but libcamera does not list it; update: sudo apt update "
                           "&& sudo apt full-upgrade, then reboot (rpicam-hello --list-cameras must show imx500)") from None
