@@ -124,13 +124,9 @@ class CameraControls:
         if self.max_exposure_ms is not None:
             # FrameDurationLimits (min, max) in us: its maximum bounds the exposure the AGC may
             # choose, letting the frame rate fall below fps in the dark (control_ids_core.yaml line 728).
+            # The mode's own limit is known once configured: after_configure() checks it.
             fastest = int(1e6 / fps)
-            longest = max(fastest, int(self.max_exposure_ms * 1000))
-            limit = (available.get("FrameDurationLimits") or (None, None, None))[1]
-            if limit and longest > limit:
-                raise SourceError(f"{where}: source.max_exposure_ms: {self.max_exposure_ms:g} is longer than this "
-                                  f"camera ({sensor}) can expose in this mode ({limit / 1000:g} ms); set at most that")
-            out = {"FrameDurationLimits": (fastest, longest)}
+            out = {"FrameDurationLimits": (fastest, max(fastest, int(self.max_exposure_ms * 1000)))}
         if self.exposure != "normal":
             if "AeExposureMode" not in available:
                 raise lacks("exposure", "AeExposureMode", "exposure modes")
@@ -157,7 +153,21 @@ class CameraControls:
             out["AfRange"] = AF_RANGE[self.focus_range]
         return out
 
-    def windows(self, available: dict, main_size: tuple[int, int]) -> dict:
+    def after_configure(self, available: dict, where: str, sensor: str) -> dict:
+        """Checks and controls that need the configured mode (``available``: its camera_controls).
+
+        The longest frame the mode allows is FrameDurationLimits' maximum there
+        (ipa_base.cpp ``IpaBase::configure``: the mode's maxFrameDuration); beyond
+        it libcamera would clip silently.
+        """
+        if self.max_exposure_ms is not None:
+            limit = (available.get("FrameDurationLimits") or (None, None, None))[1]
+            if limit and self.max_exposure_ms * 1000 > limit:
+                raise SourceError(f"{where}: source.max_exposure_ms: {self.max_exposure_ms:g} is longer than this "
+                                  f"camera ({sensor}) can expose in this mode ({limit / 1000:g} ms); set at most that")
+        return self.windows(available)
+
+    def windows(self, available: dict) -> dict:
         """AfMetering=Windows and AfWindows on ``focus_box``, once the mode is known; {} without one.
 
         AfWindows are in the sensor's pixel-array coordinates, those of ScalerCrop
@@ -183,8 +193,11 @@ class CameraControls:
         """One line for the log: what was asked of the camera."""
         parts = []
         if "AfMode" in available:
-            parts.append(f"focus {self.focus}" + (f" {self.lens_position:g} dioptres"
-                                                  if self.focus == "manual" and self.lens_position is not None else ""))
+            if self.focus == "manual":
+                parts.append("focus manual" + (f" {self.lens_position:g} dioptres" if self.lens_position is not None
+                                               else " (the lens's default position)"))
+            else:
+                parts.append("continuous autofocus")
             if self.focus_range:
                 parts.append(f"range {self.focus_range}")
             if self.focus_region:
