@@ -117,8 +117,8 @@ class CameraControls:
     def controls(self, available: dict, fps: float, where: str, sensor: str) -> dict:
         """The ``controls`` of the configuration; SourceError for one the camera lacks."""
         def lacks(key: str, control: str, what: str) -> SourceError:
-            return SourceError(f"{where}: source.{key}: this camera ({sensor}) has no {what} (libcamera lists no "
-                               f"{control} control for it); remove source.{key}")
+            return SourceError(f"{where}: source.{key}: this camera ({sensor}) has no {what}: libcamera lists no "
+                               f"{control} control for it; remove source.{key}")
 
         out: dict[str, Any] = {"FrameRate": fps}
         if self.max_exposure_ms is not None:
@@ -134,7 +134,7 @@ class CameraControls:
         has_af = "AfMode" in available
         if not has_af:
             if self.focus != "auto":
-                raise lacks("focus", "AfMode", "focus motor (a fixed-focus lens: turn its ring by hand)")
+                raise lacks("focus", "AfMode", "focus motor (its lens is focused by hand)")
             for key, value in (("focus_range", self.focus_range), ("focus_region", self.focus_region)):
                 if value is not None:
                     raise lacks(key, "AfRange" if key == "focus_range" else "AfWindows", "autofocus")
