@@ -360,6 +360,8 @@ def test_close_from_another_thread_ends_a_blocked_read(fake):
     source = Picamera2Source(fps=100.0, timeout_s=1.0)
     source.read()
     fake.stall()
+    for _ in range(fake.queued_frames()):  # the frame completed before the stall: the reader must block
+        source.read()
     outcome = []
 
     def reader():
