@@ -83,12 +83,14 @@ def _unapplied(cfg, kind: str) -> list[str]:
     return [k for k, default in keys.items() if getattr(cfg, k, default) != default]
 
 
-def _refuse_unapplied(cfg, kind: str) -> None:
+def _warn_unapplied(cfg, kind: str) -> None:
+    """One WARNING for controls this kind of source ignores (a camera's config run on a file, say)."""
     keys = _unapplied(cfg, kind)
     if keys:
-        raise SourceError(f"source.{keys[0]}: set to {getattr(cfg, keys[0])!r}, but a source.type {kind} source "
-                          "cannot apply it (only the Raspberry Pi camera, source.type picamera2, can"
-                          f"{'; OpenCV applies the flips' if kind != 'opencv' else ''}); remove it")
+        logger.warning("source.%s: set, but a source.type %s source cannot apply %s (only the Raspberry Pi camera, "
+                       "source.type picamera2, can%s); ignoring %s", ", source.".join(keys), kind,
+                       "it" if len(keys) == 1 else "them", "; OpenCV applies the flips" if kind != "opencv" else "",
+                       "it" if len(keys) == 1 else "them")
 
 
 def _flips(cfg) -> tuple[bool, bool]:
@@ -112,7 +114,7 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_d
     size = (cfg.width, cfg.height)
     lores = lores_size(size, model_input_size)
     if kind in ("images", "opencv", "demo"):
-        _refuse_unapplied(cfg, kind)
+        _warn_unapplied(cfg, kind)
     if kind == "images":
         from edgecam.sources.images_source import ImageFolderSource
 

@@ -221,13 +221,19 @@ def test_opencv_sources_flip_with_cv2(tmp_path, flip, code):
     assert not np.array_equal(a, b)
 
 
-def test_an_opencv_source_refuses_pi_only_controls_in_one_line(tmp_path):
-    path = _clip(tmp_path, _photo_like(320, 240))
-    with pytest.raises(SourceError) as info:
-        open_source(SourceConfig(type="opencv", uri=path, focus="manual"))
-    assert str(info.value).startswith("source.focus: set to 'manual', but a source.type opencv source cannot apply it")
-    with open_source(SourceConfig(type="opencv", uri=path, rotation=180)) as source:  # flips it can
-        assert source.read() is not None
+def test_an_opencv_source_warns_once_of_pi_only_controls_and_applies_the_flips(tmp_path, caplog):
+    import cv2
+
+    picture = _photo_like(320, 240)
+    path = _clip(tmp_path, picture)
+    with caplog.at_level("WARNING", logger="edgecam.sources"):
+        with open_source(SourceConfig(type="opencv", uri=path, focus="manual", rotation=180)) as source:
+            frame = source.read()
+    with OpenCVSource(path) as plain:
+        assert np.array_equal(frame.image, cv2.flip(plain.read().image, -1))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == ["source.focus: set, but a source.type opencv source cannot apply it (only the Raspberry Pi "
+                        "camera, source.type picamera2, can); ignoring it"]
 
 
 # -- check-config ------------------------------------------------------------------------------ #
