@@ -323,9 +323,9 @@ class Picamera2Source(FrameSource):
         self.size = tuple(main["size"])
         available = cam.camera_controls  # this mode's: ScalerCrop's default is what main shows
         self.field_of_view = field_of_view(available, (cam.camera_properties or {}).get("PixelArraySize"))
-        windows = self.controls.windows(available, self.size)
-        if windows:
-            cam.set_controls(windows)  # applied with the others at start()
+        more = self.controls.after_configure(available, self.name, self.sensor)
+        if more:
+            cam.set_controls(more)  # applied with the others at start()
         if self.lores_size is not None:
             lores = cam.stream_configuration("lores")
             if lores is None or lores["format"] not in ("RGB888", "YUV420"):

@@ -22,7 +22,7 @@ _ALL = {  # ipaControls: (min, max, default); enums as their first and last valu
     "AeFlickerMode": (0, 1, 0), "AeFlickerPeriod": (100, 1000000, None), "Brightness": (-1.0, 1.0, 0.0),
     "Contrast": (0.0, 32.0, 1.0), "HdrMode": (0, 4, 0), "Sharpness": (0.0, 16.0, 1.0),
     "ScalerCrop": ((0, 0, 0, 0), (65535, 65535, 65535, 65535), (0, 0, 0, 0)),
-    "FrameDurationLimits": (33333, 120000, (33333, 33333)), "NoiseReductionMode": (0, 4, 0),
+    "FrameDurationLimits": (33333, 250000000, (33333, 33333)), "NoiseReductionMode": (0, 4, 0),
     "StatsOutputEnable": (False, True, False), "CnnEnableInputTensor": (False, True, False),
     "SyncMode": (0, 1, 0), "SyncFrames": (100, 100000, 1000),
 }
