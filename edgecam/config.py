@@ -101,6 +101,18 @@ class SourceConfig:
     timeout_s: float = _opt(5.0, min=0.1, max=3600.0)  # no frame for this long = stalled
     reconnect: bool = True  # reopen a failed live source with back-off
     reconnect_max_s: float = _opt(30.0, min=0.1, max=3600.0)
+    # The Pi camera's controls (docs/camera.md); a control the camera lacks is refused when it opens.
+    focus: Literal["auto", "continuous", "manual"] = "auto"  # auto: continuous AF where the camera has AF
+    lens_position: float | None = _opt(None, min=0.0, max=32.0)  # dioptres (1/metres), with focus: manual
+    focus_range: Literal["normal", "macro", "full"] | None = None  # null: the camera's (normal)
+    focus_region: str | None = None  # the name of a region: AF measures there
+    focus_box: list[float] | None = field(default=None, metadata={"internal": True})  # focus_region's box
+    hflip: bool = False  # mirror left-right (picamera2: by the sensor; OpenCV: cv2.flip)
+    vflip: bool = False  # upside down
+    rotation: Literal[0, 180] = 0  # 180: both flips, for a camera mounted upside down
+    exposure: Literal["normal", "short", "long"] = "normal"  # the AGC's exposure mode (AeExposureMode)
+    max_exposure_ms: float | None = _opt(None, min=0.01, max=3_600_000.0)  # longest exposure; fps falls to allow it
+    tuning_file: str | None = _opt(None, check=_not_empty)  # e.g. imx708_noir.json, or a path
 
 
 @dataclass
@@ -238,9 +250,33 @@ def _cross_checks(cfg: Config, problems: list[str], reported: set[str]) -> None:
         both = set(region.allow or ()) & set(region.deny or ())
         if both:
             problems.append(f"{where}.deny: {sorted(both)[0]!r} is in allow too; expected one or the other")
+    _source_checks(cfg, problems, fresh)
     if fresh("mqtt.username", "mqtt.password_file") and cfg.mqtt.password_file and not cfg.mqtt.username:
         problems.append("mqtt.username: null, expected the user name that goes with mqtt.password_file")
     check_events(cfg, problems, reported)
+
+
+def _source_checks(cfg: Config, problems: list[str], fresh) -> None:
+    """The camera controls that go together (docs/camera.md); focus_region resolved to its box."""
+    src = cfg.source
+    if src.lens_position is not None and src.focus != "manual" and fresh("source.lens_position", "source.focus"):
+        problems.append(f"source.lens_position: set, but source.focus is {src.focus}; expected source.focus: "
+                        "manual with it (or remove lens_position)")
+    if src.focus_region is not None and fresh("source.focus_region"):
+        boxes = {r.name: r.box for r in cfg.regions}
+        if src.focus_region in boxes:
+            src.focus_box = list(boxes[src.focus_region])
+        else:
+            known = ", ".join(sorted(boxes)) or "none defined"
+            problems.append(f"source.focus_region: {src.focus_region!r} is not a region (regions: {known}); "
+                            "expected the name of one under regions:")
+        if src.focus == "manual" and fresh("source.focus"):
+            problems.append("source.focus_region: AF windows need autofocus, and source.focus is manual; "
+                            "remove one of them")
+    if src.max_exposure_ms is not None and fresh("source.max_exposure_ms", "source.timeout_s") \
+            and src.max_exposure_ms >= src.timeout_s * 1000:
+        problems.append(f"source.max_exposure_ms: {src.max_exposure_ms:g} ms is not shorter than source.timeout_s "
+                        f"({src.timeout_s:g} s), so every long frame would count as a stall; raise timeout_s")
 
 
 def from_dict(data: Any, path: str | None = None) -> Config:

@@ -66,6 +66,10 @@ def edgetpu(root: Path = Path("/"), probe_model: Path | Callable[[], Path] | Non
     if library is None:
         where = f"; {found[0].what} is plugged in" if found else ""
         return Check("edgetpu", EXIT_RUNTIME, f"no {tpu.LIBRARY}{where}: {tpu.INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+    build = _build_note(root)
+    if build is not None and build[0] is not None:
+        return build[0]
+    note = build[1] if build else ""
     if not found:
         return Check("edgetpu", EXIT_SOURCE, f"{library} is installed but no Coral is plugged in: {tpu.NO_DEVICE_HINT.split(', then')[0]}")
     dev = found[0]
@@ -88,7 +92,34 @@ def edgetpu(root: Path = Path("/"), probe_model: Path | Callable[[], Path] | Non
             return Check("edgetpu", e.exit_code, e.message)
         return Check("edgetpu", 0, f"ok: {dev.what}; {library} ran {probe_model.name} once ({seconds:.2f} s, "
                                    "in a child process)")
-    return Check("edgetpu", 0, f"ok: {dev.what}, {library} (edgecam doctor --probe runs a model on it)")
+    return Check("edgetpu", 0, f"ok: {dev.what}, {library}{note} (edgecam doctor --probe runs a model on it)")
+
+
+def _build_note(root: Path) -> tuple[Check | None, str] | None:
+    """dpkg's libedgetpu against the installed TFLite runtime (edgecam.backends.edgetpu_compat's table).
+
+    (a failing Check when that build is known to crash with it, else None; a note for the ok line),
+    or None when the package or the runtime is unknown ($EDGECAM_EDGETPU_LIBRARY names another library).
+    """
+    from edgecam.backends import edgetpu as tpu
+    from edgecam.backends import edgetpu_compat as compat
+    from edgecam.runtime import interpreter_class, runtime_version
+
+    package = compat.installed(root)
+    if package is None or os.environ.get(tpu.ENV_LIBRARY):
+        return None
+    try:
+        runtime, _ = interpreter_class("auto")
+    except EdgecamError:
+        return None
+    version = runtime_version(runtime)
+    verdict, why = compat.verdict(package[1], runtime, version)
+    said = f"{package[0]} {package[1]}: {why}"
+    if verdict is compat.Verdict.CRASHES:
+        return Check("edgetpu", EXIT_RUNTIME, f"{said}: {compat.advice(runtime, version)}"), ""
+    if verdict is compat.Verdict.UNKNOWN:
+        return None, f"; {said} (if it crashes: {compat.advice(runtime, version)})"
+    return None, f"; {said}"
 
 
 def _unimportable(backend: str, what: str) -> Check | None:

@@ -4,7 +4,12 @@
 outputs); ``get_input_shape()`` says the input, (height, width, 3) uint8 RGB;
 each picture goes to ``run_async(picture)``, whose future is waited on with a
 timeout: picamera2's ``run()`` waits for ever, and a device that stopped
-answering must not hang the service. The picture is edgecam's preprocessing
+answering must not hang the service. ``run_async`` itself first waits up to
+10 s for the device to take a job (picamera2 devices/hailo/hailo.py,
+``wait_for_async_ready(timeout_ms=10000)``), which would make the bound 15 s:
+edgecam does that wait first, within the same :data:`RUN_TIMEOUT_S`, so that
+picamera2's finds the device ready at once and the whole inference is
+bounded by 5 s. The picture is edgecam's preprocessing
 of the camera's ISP-scaled lores stream (on a Pi; of the frame elsewhere),
 so the sources, crops and results are the CPU's.
 
@@ -105,7 +110,16 @@ class HailoClassifier:
     def _run(self, tensor, frame_index, capture_time, wall_time, preprocess_ms) -> Classification:
         t1 = time.perf_counter()
         try:
-            output = self.hailo.run_async(tensor).result(timeout=RUN_TIMEOUT_S)
+            ready = getattr(self.hailo, "configured_infer_model", None)
+            if ready is not None:  # picamera2's own wait inside run_async then returns at once
+                try:
+                    ready.wait_for_async_ready(timeout_ms=int(RUN_TIMEOUT_S * 1000))
+                except Exception as e:  # HailoRT's HailoRTTimeout: no free slot in time
+                    if "TIMEOUT" not in str(e).upper() and "Timeout" not in type(e).__name__:
+                        raise
+                    raise FutureTimeout() from None
+            left = max(0.0, RUN_TIMEOUT_S - (time.perf_counter() - t1))
+            output = self.hailo.run_async(tensor).result(timeout=left)
         except FutureTimeout:
             raise SourceError(f"Hailo: no answer from the device in {RUN_TIMEOUT_S:g} s; it restarts with the "
                               "service (if it keeps happening: sudo reboot, then edgecam doctor)") from None

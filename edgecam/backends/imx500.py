@@ -36,6 +36,8 @@ only what its sensor sees).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import struct
 import time
@@ -46,6 +48,7 @@ import numpy as np
 
 from edgecam.errors import ConfigError, ModelError, RuntimeMissingError, SourceError
 from edgecam.result import Classification
+from edgecam.sources.picamera2_controls import CameraControls
 from edgecam.sources.picamera2_source import Picamera2Source
 
 logger = logging.getLogger(__name__)
@@ -125,7 +128,7 @@ class Imx500Source(Picamera2Source):
         fps = float(intrinsics.inference_rate or source_cfg.fps) if intrinsics else source_cfg.fps
         super().__init__(size=(source_cfg.width, source_cfg.height), fps=fps, lores_size=None,
                          camera_num=modules.index(imx500.camera_num) if imx500.camera_num in modules else 0,
-                         timeout_s=source_cfg.timeout_s)
+                         timeout_s=source_cfg.timeout_s, controls=CameraControls.from_config(source_cfg))
         self.name = f"imx500:{imx500.camera_num}"
         if intrinsics is not None and intrinsics.preserve_aspect_ratio:
             imx500.set_auto_aspect_ratio()  # the inference crop: the square middle of the sensor
@@ -244,6 +247,24 @@ class Imx500Classifier:
             fd.close()
 
 
+@contextlib.contextmanager
+def _said_to_debug():
+    """What picamera2's IMX500 code prints (print() to stdout, tqdm to stderr), logged at DEBUG instead.
+
+    Its ``__init__`` prints a line when the debugfs upload progress cannot be
+    read (devices/imx500/imx500.py, the ``FwProgressType.NONE`` branch), which
+    would land between edgecam's label changes on stdout and in the journal.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+    finally:
+        for line in (out.getvalue() + err.getvalue()).splitlines():
+            if line.strip():
+                logger.debug("picamera2 IMX500: %s", line.strip())
+
+
 def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     """The AI Camera classifier for ``cfg`` (a ModelConfig naming an ``.rpk``): the package handed to the sensor."""
     from edgecam.classifier import resolve_labelled
@@ -257,7 +278,8 @@ def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     path = resolved.model_path
     check_package(path)
     try:
-        imx500 = IMX500(str(path))
+        with _said_to_debug():  # its print() lines: "IMX500 firmware update progress bar is not available"
+            imx500 = IMX500(str(path))
     except StopIteration:  # libcamera's list has no imx500 with that device-tree node
         raise SourceError("AI Camera: its sensor is there but libcamera does not list it; update: sudo apt update "
                           "&& sudo apt full-upgrade, then reboot (rpicam-hello --list-cameras must show imx500)") from None

@@ -70,6 +70,40 @@ def lores_size(main: tuple[int, int], model: tuple[int, int] | None) -> tuple[in
     return (side, max(side, int(round(side * h / w / 2)) * 2))
 
 
+# The source: keys only the Pi camera applies (docs/camera.md), with their defaults;
+# OpenCV applies the flips too.
+_PI_ONLY = {"focus": "auto", "lens_position": None, "focus_range": None, "focus_region": None,
+            "exposure": "normal", "max_exposure_ms": None, "tuning_file": None}
+_FLIPS = {"hflip": False, "vflip": False, "rotation": 0}
+
+
+def _unapplied(cfg, kind: str) -> list[str]:
+    """The ``source:`` controls set that a source of this kind cannot apply."""
+    keys = dict(_PI_ONLY, **({} if kind == "opencv" else _FLIPS))
+    return [k for k, default in keys.items() if getattr(cfg, k, default) != default]
+
+
+def _warn_unapplied(cfg, kind: str) -> None:
+    """One WARNING for controls this kind of source ignores (a camera's config run on a file, say)."""
+    keys = _unapplied(cfg, kind)
+    if keys:
+        logger.warning("source.%s: set, but a source.type %s source cannot apply %s (only the Raspberry Pi camera, "
+                       "source.type picamera2, can%s); ignoring %s", ", source.".join(keys), kind,
+                       "it" if len(keys) == 1 else "them", "; OpenCV applies the flips" if kind != "opencv" else "",
+                       "it" if len(keys) == 1 else "them")
+
+
+def _flips(cfg) -> tuple[bool, bool]:
+    turned = getattr(cfg, "rotation", 0) == 180
+    return bool(getattr(cfg, "hflip", False)) != turned, bool(getattr(cfg, "vflip", False)) != turned
+
+
+def _camera_controls(cfg):
+    from edgecam.sources.picamera2_controls import CameraControls
+
+    return CameraControls.from_config(cfg)
+
+
 def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_dir=None) -> FrameSource:
     """Open the source a :class:`edgecam.config.SourceConfig` names.
 
@@ -79,6 +113,8 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_d
     kind = cfg.type
     size = (cfg.width, cfg.height)
     lores = lores_size(size, model_input_size)
+    if kind in ("images", "opencv", "demo"):
+        _warn_unapplied(cfg, kind)
     if kind == "images":
         from edgecam.sources.images_source import ImageFolderSource
 
@@ -89,13 +125,14 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_d
         from edgecam.sources.opencv_source import OpenCVSource
 
         return OpenCVSource(cfg.uri if cfg.uri is not None else 0, size=size, fps=cfg.fps,
-                            realtime=cfg.realtime, loop=cfg.loop, timeout_s=cfg.timeout_s)
+                            realtime=cfg.realtime, loop=cfg.loop, timeout_s=cfg.timeout_s, flip=_flips(cfg))
     if kind == "picamera2":
         from edgecam.sources.picamera2_source import Picamera2Source
 
         # source.uri picks the camera on boards with two (Pi 5, CM4): 0 or 1.
         camera = int(cfg.uri) if cfg.uri and str(cfg.uri).isdigit() else 0
-        return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s)
+        return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s,
+                               controls=_camera_controls(cfg))
     if kind == "demo":
         from edgecam.sources.demo_source import open_demo
 
@@ -142,15 +179,21 @@ def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> Fra
     why_not = probe()
     if why_not is None:
         try:
-            return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, timeout_s=cfg.timeout_s)
+            return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, timeout_s=cfg.timeout_s,
+                                   controls=_camera_controls(cfg))
         except SourceError as exc:
             logger.warning("source auto: %s; trying webcam 0", exc.message)
             why_not = exc.message
     tried.append(f"picamera2 ({why_not})")
     from edgecam.sources.opencv_source import OpenCVSource
 
+    unapplied = _unapplied(cfg, "opencv")
     try:
-        return OpenCVSource(0, size=size, fps=cfg.fps, timeout_s=cfg.timeout_s)
+        webcam = OpenCVSource(0, size=size, fps=cfg.fps, timeout_s=cfg.timeout_s, flip=_flips(cfg))
+        if unapplied:
+            logger.warning("source auto: webcam 0 cannot apply source.%s (only the Pi camera can); ignoring it",
+                           ", source.".join(unapplied))
+        return webcam
     except SourceError:
         tried.append("webcam 0 (cannot open)")
     raise NoCamera(tried)

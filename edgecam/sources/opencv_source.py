@@ -44,16 +44,21 @@ class OpenCVSource(FrameSource):
         loop: start a file again at its end.
         timeout_s: a live source that returns no frame for this long fails
             with SourceError (then the pipeline may reconnect).
+        flip: (horizontal, vertical) mirroring of every frame (``source.hflip``,
+            ``vflip``, ``rotation: 180``), by ``cv2.flip`` on the CPU.
     """
 
     def __init__(self, uri: str | int, size: tuple[int, int] | None = None, fps: float | None = None,
-                 realtime: bool = False, loop: bool = False, timeout_s: float = 5.0):
+                 realtime: bool = False, loop: bool = False, timeout_s: float = 5.0,
+                 flip: tuple[bool, bool] = (False, False)):
         self.uri = int(uri) if isinstance(uri, str) and uri.isdigit() else uri
         self.live = is_live_uri(self.uri)
         self.name = f"opencv:{self.uri}"
         self.realtime = realtime and not self.live
         self.loop = loop and not self.live
         self.timeout_s = timeout_s
+        # cv2.flip's code: 1 mirrors left-right, 0 upside down, -1 both (rotation 180).
+        self._flip_code = {(True, False): 1, (False, True): 0, (True, True): -1}.get(tuple(bool(f) for f in flip))
         if isinstance(self.uri, int) and not 0 <= self.uri <= _MAX_INDEX:
             raise SourceError(f"source {uri}: no such webcam index; webcams are numbered 0, 1, 2... "
                               "(try --source 0, or a video file)")
@@ -113,6 +118,8 @@ class OpenCVSource(FrameSource):
             if self.live:
                 raise SourceError(f"source {self.uri}: the camera stopped delivering frames")
             return None
+        if self._flip_code is not None:
+            image = cv2.flip(image, self._flip_code)
         self.last_decode_s = time.perf_counter() - t0  # without the pacing sleep below
         frame = self._pacer.frame(image, self._index, self.realtime)
         self._index += 1

@@ -27,8 +27,16 @@ Field of view: left to itself picamera2 picks the sensor mode nearest the main
 size, which for 640x480 is a cropped mode on the Camera v2 (a 1280x960 centre
 crop of the IMX219) and the Camera 3 (3072x1728 of the IMX708's 4608x2592): the
 model would see a zoomed-in picture. We ask for the sensor output size of half
-the full resolution, the binned mode every Pi camera module has that sees the
-whole scene (picamera2 issues 558, 683, 1233).
+the full resolution, the binned mode every Pi camera module has that reads the
+whole pixel array (picamera2 issues 558, 683, 1233). The ISP then crops that
+mode, centred, to the main stream's aspect ratio (libcamera's rpi pipeline:
+``boundedToAspectRatio`` of each output, pisp.cpp and vc4.cpp): a 4:3 main sees
+everything on the 4:3 IMX219 and IMX477 but only the middle 75% of the width of
+the 16:9 IMX708 (all its modes are 16:9); a 16:9 ``source.width``/``height``
+(640x360) sees all of it. The fraction shown is logged at start (``field_of_view``).
+
+Controls beyond size and rate (focus, flips, exposure, tuning file):
+``picamera2_controls.py`` and docs/camera.md.
 
 USB webcams are listed by picamera2 too (libcamera's UVC support) but have one
 stream, no lores, and OpenCV opens them better: this source skips them, so
@@ -55,6 +63,8 @@ import numpy as np
 from edgecam.errors import SourceError
 from edgecam.frame import Frame
 from edgecam.sources.base import FrameSource
+from edgecam.sources.picamera2_controls import CameraControls, field_of_view
+from edgecam.sources.yuv import i420_to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -167,29 +177,6 @@ def _even(size: tuple[int, int]) -> tuple[int, int]:
     return max(2, w - w % 2), max(2, h - h % 2)
 
 
-def _i420_to_rgb(array: np.ndarray, width: int, height: int) -> np.ndarray:
-    """RGB from picamera2's YUV420 array of shape (h*3/2, stride).
-
-    The buffer is a Y plane of ``height`` lines of ``stride`` bytes, then U and
-    V planes of ``height/2`` lines of ``stride/2`` bytes each; only the first
-    ``width`` (``width/2``) bytes of a line are picture. Cropping the array's
-    columns alone would be wrong: every array row of the chroma part holds two
-    chroma lines, padding between them.
-    """
-    stride = array.shape[1]
-    if stride != width:
-        flat = array.reshape(-1)
-        cstride, cw, ch = stride // 2, width // 2, height // 2
-        y = flat[: height * stride].reshape(height, stride)[:, :width]
-        u_start = height * stride
-        v_start = u_start + ch * cstride
-        u = flat[u_start:v_start].reshape(ch, cstride)[:, :cw]
-        v = flat[v_start: v_start + ch * cstride].reshape(ch, cstride)[:, :cw]
-        array = np.concatenate([y.reshape(-1), u.reshape(-1), v.reshape(-1)]).reshape(
-            height * 3 // 2, width)
-    return cv2.cvtColor(array, cv2.COLOR_YUV2RGB_I420)
-
-
 class Picamera2Source(FrameSource):
     """Frames from a Raspberry Pi camera, with the model input scaled by the ISP.
 
@@ -200,6 +187,8 @@ class Picamera2Source(FrameSource):
             ``Frame.model_input`` (RGB); None for no lores stream.
         camera_num: index in ``Picamera2.global_camera_info()``.
         timeout_s: a capture that waits longer than this is a failure.
+        controls: focus, flips, exposure and tuning file (default: continuous
+            AF where the camera has it, nothing else).
 
     Raises:
         SourceError: picamera2 missing, no such camera, camera busy, or the
@@ -210,8 +199,10 @@ class Picamera2Source(FrameSource):
 
     def __init__(self, size: tuple[int, int] = (640, 480), fps: float = 30.0,
                  lores_size: tuple[int, int] | None = (224, 224), camera_num: int = 0,
-                 timeout_s: float = 5.0):
+                 timeout_s: float = 5.0, controls: CameraControls | None = None):
         self.name = f"picamera2:{camera_num}"
+        self.controls = controls or CameraControls()
+        self.field_of_view: tuple[float, float] | None = None  # of the sensor's width, height
         self.fps = float(fps)
         self.camera_num = camera_num
         self.timeout_s = float(timeout_s)
@@ -239,8 +230,11 @@ class Picamera2Source(FrameSource):
                               "check 'rpicam-hello --list-cameras'") from exc
         if not 0 <= camera_num < len(modules):
             raise self._no_camera(len(modules), usb=len(picamera2.Picamera2.global_camera_info()) - len(modules))
+        info = picamera2.Picamera2.global_camera_info()
+        self.sensor = str(info[modules[camera_num]].get("Model", "?")) if camera_num < len(info) else "?"
+        tuning = self.controls.tuning(picamera2.Picamera2, self.sensor, self.name)
         try:
-            self._cam = picamera2.Picamera2(modules[camera_num])
+            self._cam = picamera2.Picamera2(modules[camera_num], **({"tuning": tuning} if tuning else {}))
         except IndexError as exc:  # unplugged between the listing and the open
             raise self._no_camera(0) from exc
         except Exception as exc:
@@ -256,9 +250,11 @@ class Picamera2Source(FrameSource):
                                   "'rpicam-hello' works, else reboot") from exc
             raise
         sensor = (self._cam.camera_configuration() or {}).get("sensor") or {}
-        logger.info("%s: main %s RGB888, lores %s %s, %.1f fps, sensor mode %s", self.name, self.size,
-                    self._lores_actual, self.lores_format, self.fps,
-                    "x".join(str(v) for v in sensor["output_size"]) if sensor.get("output_size") else "?")
+        fov = f"{self.field_of_view[0]:.0%} x {self.field_of_view[1]:.0%}" if self.field_of_view else "?"
+        logger.info("%s: %s, main %s RGB888, lores %s %s, %.1f fps, sensor mode %s showing %s of the sensor; %s",
+                    self.name, self.sensor, self.size, self._lores_actual, self.lores_format, self.fps,
+                    "x".join(str(v) for v in sensor["output_size"]) if sensor.get("output_size") else "?", fov,
+                    self.controls.describe(self._cam.camera_controls))
 
     def _no_camera(self, found: int, usb: int = 0) -> SourceError:
         if found == 0:
@@ -280,19 +276,18 @@ class Picamera2Source(FrameSource):
     def _configure(self, size: tuple[int, int]) -> None:
         cam = self._cam
         main_size = _even(size)
-        common = {"main": {"size": main_size, "format": "RGB888"},
-                  "controls": {"FrameRate": self.fps}, "buffer_count": _BUFFER_COUNT}
+        wanted = self.controls.controls(cam.camera_controls, self.fps, self.name, self.sensor)
+        common = {"main": {"size": main_size, "format": "RGB888"}, "controls": wanted, "buffer_count": _BUFFER_COUNT}
         full = getattr(cam, "sensor_resolution", None)
         if full:
             # The binned full-field-of-view mode (see the module docstring).
             common["sensor"] = {"output_size": _even((full[0] // 2, full[1] // 2))}
-        try:
-            import libcamera
-            # BT.601 limited range: what OpenCV's I420 conversion assumes. picamera2
-            # would pick BT.709 by itself once main reaches 1280x720.
-            common["colour_space"] = libcamera.ColorSpace.Smpte170m()
-        except Exception:  # pragma: no cover - libcamera always comes with picamera2
-            logger.debug("libcamera not importable; keeping picamera2's default colour space")
+        import libcamera  # comes with picamera2
+
+        # BT.601 limited range: what OpenCV's I420 conversion assumes. picamera2
+        # would pick BT.709 by itself once main reaches 1280x720.
+        common["colour_space"] = libcamera.ColorSpace.Smpte170m()
+        common["transform"] = self.controls.transform(libcamera)  # flips, done by the sensor
 
         if self.lores_size is None:
             attempts = [None]
@@ -326,6 +321,11 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: the camera gives {main['format']} instead of RGB888 on its main "
                               "stream; use it through OpenCV (source.type: opencv)")
         self.size = tuple(main["size"])
+        available = cam.camera_controls  # this mode's: ScalerCrop's default is what main shows
+        self.field_of_view = field_of_view(available, (cam.camera_properties or {}).get("PixelArraySize"))
+        more = self.controls.after_configure(available, self.name, self.sensor)
+        if more:
+            cam.set_controls(more)  # applied with the others at start()
         if self.lores_size is not None:
             lores = cam.stream_configuration("lores")
             if lores is None or lores["format"] not in ("RGB888", "YUV420"):
@@ -407,7 +407,7 @@ class Picamera2Source(FrameSource):
     def _model_input(self, lores: np.ndarray) -> np.ndarray:
         w, h = self._lores_actual
         if self.lores_format == "YUV420":
-            rgb = _i420_to_rgb(lores, w, h)
+            rgb = i420_to_rgb(lores, w, h)
         else:  # RGB888: B, G, R in memory
             rgb = cv2.cvtColor(lores, cv2.COLOR_BGR2RGB)
         if (w, h) != self.lores_size:

@@ -120,3 +120,47 @@ def test_hailo_needs_hailort_and_the_device(machine, real_picamera2, monkeypatch
     finally:
         _drop_fake_modules()
         sys.modules.pop("hailo_platform", None)
+
+
+def _dpkg(machine, package: str, version: str) -> None:
+    status = machine.root / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.write_text(f"Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n\n"
+                      f"Package: {package}\nStatus: install ok installed\nArchitecture: arm64\nVersion: {version}\n")
+
+
+@pytest.mark.parametrize("version, runtime, runtime_version, verdict", [
+    ("16.0", "litert", "2.3.0", "crashes"),             # Coral's build, any runtime edgecam installs
+    ("16.0", "tflite-runtime", "2.14.0", "crashes"),
+    ("16.0", "tflite-runtime", "2.11.0", "works"),      # the newest it works with (edgetpu issue 812)
+    ("16.0", "tflite-runtime", "2.5.0.post1", "works"),
+    ("16.0tf2.13.1-1.bookworm", "tflite-runtime", "2.14.1", "works"),  # reported in edgetpu issue 812
+    ("16.0tf2.13.1-1.bookworm", "tflite-runtime", "2.17.0", "unknown"),
+    ("16.0tf2.17.1-1.bookworm", "litert", "2.3.0", "unknown"),  # litert's TFLite is only known to be 2.18+
+    ("14.1", "litert", "2.3.0", "unknown"),
+])
+def test_the_libedgetpu_table(version, runtime, runtime_version, verdict):
+    from edgecam.backends import edgetpu_compat
+
+    assert edgetpu_compat.verdict(version, runtime, runtime_version)[0].value == verdict
+
+
+def test_doctor_says_corals_libedgetpu_16_crashes_with_this_runtime_and_which_build_works(machine, fake_libedgetpu,
+                                                                                          monkeypatch):
+    from edgecam.runtime import runtime_version
+
+    monkeypatch.delenv("EDGECAM_EDGETPU_LIBRARY", raising=False)
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_libedgetpu.parent))
+    machine.add_coral_usb()
+    _dpkg(machine, "libedgetpu1-std", "16.0")
+    check = doctor.edgetpu(machine.root)
+    assert check.code == 6
+    assert check.line == (f"libedgetpu1-std 16.0: Coral's build (for TensorFlow 2.5), crashes with TFLite newer than "
+                          f"2.11, and this is litert {runtime_version('litert')} (TFLite of TensorFlow 2.18 or newer): "
+                          "install a libedgetpu built for TensorFlow 2.18+ (feranick/libedgetpu releases, packages "
+                          "16.0tfX.Y), then check with edgecam doctor --probe; or run the model's CPU build "
+                          "(model.backend: cpu)")
+    _dpkg(machine, "libedgetpu1-max", "16.0tf2.19.0-1.bookworm")
+    check = doctor.edgetpu(machine.root)
+    assert check.code == 0
+    assert "libedgetpu1-max 16.0tf2.19.0-1.bookworm: a community build, for TensorFlow 2.19; with litert" in check.line

@@ -107,6 +107,9 @@ def test_without_hailort_or_picamera2_it_is_exit_6(hailo_env, hef, shared_dir, m
 
 @pytest.mark.parametrize("mode, fragment", [
     ("hang", "Hailo: no answer from the device in 0.5 s"),
+    # picamera2's run_async first waits up to 10 s for a free slot (hailo.py: wait_for_async_ready(timeout_ms=10000)):
+    # the bound covers that wait too, so a device that stops taking inferences is not a 10 s (or 15 s) hang.
+    ("stuck", "Hailo: no answer from the device in 0.5 s"),
     ("exception", "Hailo: the inference failed (Inference failed. status=HAILO_STREAM_ABORT(62))"),
 ])
 def test_an_inference_that_hangs_or_fails_is_exit_3_not_a_hung_process(hailo_env, hef, shared_dir, monkeypatch,

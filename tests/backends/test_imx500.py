@@ -246,3 +246,19 @@ def test_photos_are_not_sent_to_the_ai_camera(tmp_path):
     assert "classifies only what its own sensor sees" in err.value.message and err.value.exit_code == 2
     choice = backends.choose(ModelConfig(name="imx500_mobilenet_v2", backend="cpu"), camera=False)
     assert (choice.backend, choice.model.name) == ("cpu", "mobilenet_v2")
+
+
+def test_picamera2s_own_lines_at_load_go_to_the_debug_log_not_stdout(camera, rpk_cache, capfd, caplog):
+    # Without a readable debugfs (a service not running as root), picamera2's IMX500() prints
+    # "IMX500 firmware update progress bar is not available" with print(): it went to stdout, between
+    # edgecam's label changes (and into the journal).
+    import shutil
+
+    shutil.rmtree(camera.machine.root / "sys" / "kernel" / "debug")
+    caplog.set_level("DEBUG", logger="edgecam.backends.imx500")
+    clf = backend.load_imx500(cfg(rpk_cache))
+    clf.close()
+    out, err = capfd.readouterr()
+    assert "progress bar" not in out + err
+    assert any("IMX500 firmware update progress bar is not available" in r.getMessage() and r.levelname == "DEBUG"
+               for r in caplog.records)

@@ -102,6 +102,25 @@ def camera(log: str, report: str, stderr: str, model: str = "?") -> int:
     return 0 if len(labels) >= 20 and set(labels) <= CATS and not cam["open"] else 1
 
 
+def camera_controls(report: str, model: str) -> int:
+    """What the stand-in camera was asked for: continuous AF on a Pi 5's Camera Module 3 and no AF
+    control on a Pi 4's Camera v2; rotation 180 as both flips; the long exposure mode with frames of
+    up to 100 ms; the sensor's NoIR tuning file from the ISP's folder."""
+    cam = json.load(open(report))["cameras"][0]
+    controls, flips, tuning = cam.get("controls") or {}, cam.get("transform") or {}, cam.get("tuning") or ""
+    af = model == "pi5"
+    isp = "pisp" if af else "vc4"
+    sensor = "imx708" if af else "imx219"
+    ok = ((controls.get("AfMode") == 2) if af else not any(k.startswith("Af") or k == "LensPosition" for k in controls))
+    ok &= flips == {"hflip": True, "vflip": True} and controls.get("AeExposureMode") == 2
+    ok &= (controls.get("FrameDurationLimits") or [0, 0])[1] == 100000
+    ok &= tuning == f"/usr/share/libcamera/ipa/rpi/{isp}/{sensor}_noir.json" and not cam["open"]
+    print(f"fake {model} ({cam.get('sensor')}): AfMode {controls.get('AfMode', 'not asked')}, flips {flips}, "
+          f"AeExposureMode {controls.get('AeExposureMode')}, FrameDurationLimits {controls.get('FrameDurationLimits')}, "
+          f"tuning {tuning}")
+    return 0 if ok else 1
+
+
 def tensors(out: str, folder: str) -> int:
     """The model input edgecam makes of each photo in ``folder`` (default model and crop), saved for
     the host to compare bit for bit with x86's. Run with the venv's Python, in the checkout."""

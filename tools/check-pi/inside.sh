@@ -62,22 +62,45 @@ check "edgecam run on the clip, headless, with a log" bash -c \
   "$edgecam run --source /shared/video/imagenet20_640x480_30fps.mp4 --display none --log $out/clip.jsonl \
      > $out/clip.stdout 2> $out/clip.err && python3 $checks clip $out/clip.jsonl /shared/video/imagenet20_segments.csv"
 
-camera() {  # edgecam run --source picamera2 against the stand-in, until 20 results, then SIGTERM
-  export EDGECAM_FAKE_PICAMERA2_MODEL=$FAKE_MODEL EDGECAM_FAKE_PICAMERA2_PICTURES=/shared/images/cat.bmp
-  export EDGECAM_FAKE_PICAMERA2_REPORT=$out/camera-report.json
-  $edgecam run --source picamera2 --display none --log "$out/camera.jsonl" > "$out/camera.stdout" 2> "$out/camera.err" &
-  local pid=$! i rc
+run_until() {  # jsonl, count, stderr, command...: run it until the log has COUNT lines, then SIGTERM it
+  local log=$1 count=$2 err=$3 pid i rc
+  shift 3
+  "$@" > "${err%.err}.stdout" 2> "$err" &
+  pid=$!
   for i in $(seq 600); do
-    [ -f "$out/camera.jsonl" ] && [ "$(wc -l < "$out/camera.jsonl")" -ge 20 ] && break
+    [ -f "$log" ] && [ "$(wc -l < "$log")" -ge "$count" ] && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.5
   done
   kill -TERM $pid 2>/dev/null
   wait $pid; rc=$?
-  if [ $rc != 0 ]; then grep '^edgecam: ' "$out/camera.err" | tail -1; return $rc; fi
+  [ $rc = 0 ] || grep '^edgecam: ' "$err" | tail -1
+  return $rc
+}
+
+camera() {  # edgecam run --source picamera2 against the stand-in, until 20 results, then SIGTERM
+  export EDGECAM_FAKE_PICAMERA2_MODEL=$FAKE_MODEL EDGECAM_FAKE_PICAMERA2_PICTURES=/shared/images/cat.bmp
+  export EDGECAM_FAKE_PICAMERA2_REPORT=$out/camera-report.json
+  run_until "$out/camera.jsonl" 20 "$out/camera.err" \
+    $edgecam run --source picamera2 --display none --log "$out/camera.jsonl" || return $?
   python3 "$checks" camera "$out/camera.jsonl" "$out/camera-report.json" "$out/camera.err" "$FAKE_MODEL"
 }
 check "edgecam run --source picamera2 (the fake camera)" camera
+
+camera_controls() {  # source: controls (docs/camera.md) reach the stand-in camera, with this board's sensor
+  local sensor=imx219 dir=$out/controls
+  [ "$FAKE_MODEL" = pi5 ] && sensor=imx708  # Pi 5: Camera Module 3 (autofocus); Pi 4: Camera v2 (fixed focus)
+  mkdir -p "$dir"
+  printf 'source:\n  type: picamera2\n  rotation: 180\n  exposure: long\n  max_exposure_ms: 100\n  tuning_file: %s_noir.json\n' \
+    "$sensor" > "$dir/config.yaml"
+  $edgecam check-config "$dir/config.yaml" > "$dir/check-config.out" 2>&1 || { tail -1 "$dir/check-config.out"; return 1; }
+  export EDGECAM_FAKE_PICAMERA2_MODEL=$FAKE_MODEL EDGECAM_FAKE_PICAMERA2_PICTURES=/shared/images/cat.bmp
+  export EDGECAM_FAKE_PICAMERA2_REPORT=$dir/report.json
+  run_until "$dir/run.jsonl" 5 "$dir/run.err" \
+    $edgecam run --config "$dir/config.yaml" --display none --log "$dir/run.jsonl" || return $?
+  python3 "$checks" camera-controls "$dir/report.json" "$FAKE_MODEL"
+}
+check "camera controls: AF by sensor, flips, exposure, tuning file (the fake camera)" camera_controls
 
 # The desktop: what a Pi OS desktop has that Lite lacks (the libraries the GUI OpenCV
 # wheel loads), then the same install in a fresh copy of the checkout.

@@ -14,7 +14,9 @@ made-up bytes); the network it "holds" is played by a CPU TFLite classifier
 
 ``$EDGECAM_FAKE_HAILO`` scripts the device: ``ok`` (default), ``absent`` (no
 device), ``busy`` (another process has it: HAILO_OUT_OF_PHYSICAL_DEVICES),
-``hang`` (an inference never completes), ``exception`` (inferences fail);
+``hang`` (an inference never completes), ``stuck`` (the device stops taking
+inferences: ``wait_for_async_ready`` waits its whole timeout, then raises
+HailoRTTimeout, as HailoRT's does when no slot frees), ``exception`` (inferences fail);
 ``$EDGECAM_FAKE_HAILO_FAIL_AFTER`` lets that many inferences succeed first.
 :data:`log` records what was called.
 """
@@ -35,6 +37,10 @@ _state = {"open": 0, "runs": 0}
 
 
 class HailoRTException(Exception):
+    pass
+
+
+class HailoRTTimeout(HailoRTException):
     pass
 
 
@@ -165,6 +171,13 @@ class _Configured:
         return _Bindings(output_buffers)
 
     def wait_for_async_ready(self, timeout_ms=1000):
+        with _lock:
+            n = _state["runs"]
+        if _mode() == "stuck" and n >= int(os.environ.get("EDGECAM_FAKE_HAILO_FAIL_AFTER", "0")):
+            log.append(f"wait_for_async_ready {timeout_ms} ms: timeout")
+            threading.Event().wait(timeout_ms / 1000)
+            raise HailoRTTimeout(f"Waiting for async job to be ready has failed with timeout ({timeout_ms}ms). "
+                                 "status=HAILO_TIMEOUT(4)")
         return None
 
     def run_async(self, bindings_list, callback):

@@ -57,14 +57,22 @@ class ColorSpace:
 
 
 class Transform:
-    """Image flips applied by the ISP (transpose is not supported on the Pi)."""
+    """Image flips applied by the sensor (transpose is not supported on the Pi).
 
-    def __init__(self, hflip: int = 0, vflip: int = 0, transpose: int = 0):
-        if transpose:
+    The binding's signature (src/py/libcamera/py_transform.cpp): ``Transform(rotation=0,
+    hflip=False, vflip=False, transpose=False)``, a rotation of 180 being both flips
+    (``transformFromRotation``; another angle raises "Invalid rotation").
+    """
+
+    def __init__(self, rotation: int = 0, hflip: bool = False, vflip: bool = False, transpose: bool = False):
+        if rotation not in (0, 90, 180, 270):
+            raise ValueError("Invalid rotation")
+        if transpose or rotation in (90, 270):
             raise ValueError("transpose is not supported by the Raspberry Pi ISP")
-        self.hflip = int(bool(hflip))
-        self.vflip = int(bool(vflip))
-        self.transpose = 0
+        turned = rotation == 180
+        self.hflip = bool(hflip) != turned
+        self.vflip = bool(vflip) != turned
+        self.transpose = False
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Transform) and (other.hflip, other.vflip) == (self.hflip, self.vflip)

@@ -17,6 +17,7 @@ from concurrent.futures import CancelledError, Future
 import libcamera
 import numpy as np
 
+from picamera2.camera_controls import controls_for
 from picamera2.platform import Platform
 
 # The real picamera2 imports simplejpeg at import time (picamera2/request.py). On
@@ -131,11 +132,13 @@ _BYTES_PER_PIXEL = {"RGB888": 3, "BGR888": 3, "XRGB8888": 4, "XBGR8888": 4, "YUV
 _YUV_FORMATS = {"YUV420", "YVU420", "NV12", "NV21", "YUYV", "YVYU", "UYVY", "VYUY"}
 _RGB_FORMATS = {"RGB888", "BGR888", "XRGB8888", "XBGR8888", "RGB161616", "BGR161616"}
 _STREAM_KEYS = ("format", "size", "stride", "preserve_ar")
-_KNOWN_CONTROLS = {
-    "FrameDurationLimits", "NoiseReductionMode", "ExposureTime", "AnalogueGain", "AeEnable",
-    "AwbEnable", "AwbMode", "ColourGains", "Brightness", "Contrast", "Saturation", "Sharpness",
-    "ScalerCrop", "AfMode", "LensPosition",
-}
+# The tuning files libcamera installs for the fake's sensors, per ISP folder
+# (raspberrypi/libcamera src/ipa/rpi/{vc4,pisp}/data, installed in /usr/share/libcamera/ipa/rpi/...).
+_TUNING_COMMON = {"imx219.json", "imx219_noir.json", "imx477.json", "imx477_noir.json", "imx477_scientific.json",
+                  "imx500.json", "imx708.json", "imx708_noir.json", "imx708_wide.json", "imx708_wide_noir.json",
+                  "uncalibrated.json"}
+TUNING_FILES = {Platform.VC4: _TUNING_COMMON | {"imx477_v1.json"},
+                Platform.PISP: _TUNING_COMMON | {"imx477_16mm.json", "imx477_6mm.json"}}
 _NR_MINIMAL, _NR_FAST = 3, 1  # libcamera.controls.draft.NoiseReductionModeEnum values
 
 
@@ -161,6 +164,9 @@ class _Slot:
         self.stalled = threading.Event()
         self.fail_next: BaseException | None = None
         self.frames_produced = 0
+        self.controls: dict = {}  # the controls of the last configuration, with set_controls() after it
+        self.transform: dict | None = None  # the last configuration's flips
+        self.tuning = None  # what the last open passed as tuning=
         self.opened = 0
         self.closed = 0  # by close(), not by the garbage collector
 
@@ -281,8 +287,29 @@ class FakeControl:
         self._slot(camera_num).held_externally = held
 
     def stall(self, camera_num: int = 0) -> None:
-        """Stop delivering frames (what a loose ribbon cable looks like)."""
-        self._slot(camera_num).stalled.set()
+        """Stop delivering frames (what a loose ribbon cable looks like).
+
+        Returns once no frame is being made: what is queued then (see
+        :meth:`queued_frames`, at most one, as picamera2 keeps) is all a
+        capture still gets before it times out.
+        """
+        slot = self._slot(camera_num)
+        slot.stalled.set()
+        self._settle(slot)
+
+    def _settle(self, slot: "_Slot") -> None:
+        cam = slot.owner
+        if cam is not None:
+            with cam._frame_lock:  # the sensor thread finishes a frame it had started
+                pass
+
+    def queued_frames(self, camera_num: int = 0) -> int:
+        """Completed frames waiting for a capture (picamera2 keeps one)."""
+        cam = self._slot(camera_num).owner
+        if cam is None:
+            return 0
+        with cam._cond:
+            return len(cam._completed)
 
     def resume(self, camera_num: int = 0) -> None:
         self._slot(camera_num).stalled.clear()
@@ -296,6 +323,7 @@ class FakeControl:
         slot = self._slot(camera_num)
         slot.stalled.set()
         slot.attached = False
+        self._settle(slot)
 
     def fail_next_capture(self, exc: BaseException, camera_num: int = 0) -> None:
         """Make the next capture call raise ``exc`` (a libcamera error surfacing)."""
@@ -389,9 +417,20 @@ def _write_report(path: str) -> None:
 
     with fake_control._lock:
         cameras = [{"num": s.num, "opened": s.opened, "closed": s.closed, "open": s.owner is not None,
-                    "frames_produced": s.frames_produced} for s in fake_control.slots]
+                    "frames_produced": s.frames_produced, "sensor": fake_control.sensor_name,
+                    "controls": _jsonable(s.controls), "transform": s.transform,
+                    "tuning": (s.tuning or {}).get("fake_path") if isinstance(s.tuning, dict) else s.tuning}
+                   for s in fake_control.slots]
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"model": fake_control.model, "cameras": cameras}, f)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
 
 
 def _check_picture(picture: np.ndarray) -> np.ndarray:
@@ -649,6 +688,11 @@ class Picamera2:
             slot.owner = self
             slot.opened += 1
         self._slot = slot
+        # picamera2 hands a tuning dict to libcamera through a temporary file named in
+        # $LIBCAMERA_RPI_TUNING_FILE; the fake keeps it, and what was set, for tests to see.
+        self.tuning = tuning
+        self.applied_controls: dict = {}
+        slot.tuning = tuning
         self.camera_idx = camera_num
         self.is_open = True
         if slot.usb:
@@ -672,6 +716,7 @@ class Picamera2:
         self.stream_map: dict | None = None
         self.stop_count = 0
         self._cond = threading.Condition()
+        self._frame_lock = threading.Lock()
         self._completed: list[CompletedRequest] = []
         self._held: set[CompletedRequest] = set()
         self._jobs: list[_Job] = []
@@ -680,6 +725,33 @@ class Picamera2:
         self._max_queue_len = 1
         self._sequence = 0
         self._rng = np.random.default_rng(1234 + camera_num)
+
+    @property
+    def camera_controls(self) -> dict:
+        """name -> (min, max, default), as picamera2 reports libcamera's controls for this sensor and mode."""
+        if self._slot.usb:
+            return {"FrameDurationLimits": (33333, 1000000, None), "Brightness": (-1.0, 1.0, 0.0)}
+        main = (self.camera_config or {}).get("main") or {}
+        return controls_for(fake_control.sensor_name, Picamera2.platform == Platform.PISP, self._mode,
+                            tuple(main["size"]) if main.get("size") else None)
+
+    @staticmethod
+    def load_tuning_file(tuning_file, dir=None) -> dict:
+        """As picamera2's: ``dir`` or the platform's folders; RuntimeError("Tuning file not found")."""
+        import json
+
+        if dir is not None:
+            path = os.path.join(dir, tuning_file)
+            if not os.path.isfile(path):
+                raise RuntimeError("Tuning file not found")
+            with open(path, "r") as fp:
+                return json.load(fp)
+        if tuning_file not in TUNING_FILES[Picamera2.platform]:
+            raise RuntimeError("Tuning file not found")
+        platform_dir = "vc4" if Picamera2.platform == Platform.VC4 else "pisp"
+        # The content is libcamera's; the fake's stands in with the version-2 layout and where it came from.
+        return {"version": 2.0, "target": "bcm2835" if platform_dir == "vc4" else "pisp", "algorithms": [],
+                "fake_path": f"/usr/share/libcamera/ipa/rpi/{platform_dir}/{tuning_file}"}
 
     def __enter__(self) -> "Picamera2":
         return self
@@ -741,7 +813,11 @@ class Picamera2:
         config = {"use_case": use_case, "transform": transform or libcamera.Transform(),
                   "colour_space": colour_space, "buffer_count": buffer_count, "queue": queue,
                   "main": main, "lores": lores, "raw": raw,
-                  "controls": default_controls | dict(controls or {}), "sensor": sensor}
+                  "controls": dict(controls or {}), "sensor": sensor}
+        # As picamera2: its defaults only where the camera has both controls (a UVC camera has no
+        # NoiseReductionMode).
+        if "NoiseReductionMode" in self.camera_controls and "FrameDurationLimits" in self.camera_controls:
+            config["controls"] = default_controls | config["controls"]
         for role, stream in (("Display", display), ("Encode", encode)):
             if stream is not None and config.get(stream) is None:
                 raise RuntimeError(f"{role} stream {stream} was not defined")
@@ -849,8 +925,9 @@ class Picamera2:
             if name == "FrameRate":  # picamera2's virtual control
                 rates = value if isinstance(value, (tuple, list)) else (value, value)
                 name, value = "FrameDurationLimits", (int(1e6 / rates[1]), int(1e6 / rates[0]))
-            if name not in _KNOWN_CONTROLS:
+            if name not in self.camera_controls:  # picamera2 controls.py, Controls.__setattr__
                 raise RuntimeError(f"Control {name} is not advertised by libcamera")
+            self.applied_controls[name] = value
             if name == "FrameDurationLimits":
                 # Run as fast as the limits allow (a fake sensor has no exposure to wait for).
                 self._frame_duration_us = max(int(value[0]), 1000)
@@ -880,6 +957,7 @@ class Picamera2:
             # libcamera's UVC pipeline has one stream: there is no second one to
             # configure (in the real bindings an out-of-range at(1); it fails).
             raise RuntimeError(f"Configuration failed: {camera_config}")
+        self.applied_controls = {}  # a configuration replaces the controls (picamera2: Controls(self, ...))
         self._apply_controls(camera_config.get("controls") or {})
         adjusted = False
         if self._slot.usb:
@@ -915,6 +993,9 @@ class Picamera2:
         self.stream_map = {"main": "main", "lores": "lores" if camera_config["lores"] else None,
                            "raw": None}  # raw frames are not modelled
         self.camera_config = camera_config
+        self._slot.controls = self.applied_controls  # the same dict: set_controls() adds to it
+        self._slot.transform = {"hflip": bool(camera_config["transform"].hflip),
+                                "vflip": bool(camera_config["transform"].vflip)}
 
     def _pick_mode(self, camera_config: dict) -> dict:
         """The sensor mode for a configuration, chosen as picamera2's _make_libcamera_config
@@ -1000,24 +1081,27 @@ class Picamera2:
                 next_t = time.monotonic()  # fell behind: skip, don't burst
                 if self._stop_evt.is_set():
                     return
-            if self._slot.stalled.is_set() or _stalled_from_outside():
-                continue
-            with self._cond:
-                if self._free_buffers() <= 0:
-                    continue  # the application holds every buffer: this frame is lost
-            request = self._capture_frame()
-            with self._cond:
-                if self._stop_evt.is_set():
-                    return
-                self._completed.append(request)
-                # Pending captures take the oldest completed frame, as in picamera2.
-                while self._jobs and self._completed:
-                    job, req = self._jobs.pop(0), self._completed.pop(0)
-                    self._held.add(req)
-                    job.future.set_result(req)
-                while len(self._completed) > self._max_queue_len:
-                    self._completed.pop(0)  # recycled to the camera
-                self._slot.frames_produced += 1
+            # One frame from the stall check to its delivery under _frame_lock, so that
+            # fake_control.stall() returns only once no frame is in flight.
+            with self._frame_lock:
+                if self._slot.stalled.is_set() or _stalled_from_outside():
+                    continue
+                with self._cond:
+                    if self._free_buffers() <= 0:
+                        continue  # the application holds every buffer: this frame is lost
+                request = self._capture_frame()
+                with self._cond:
+                    if self._stop_evt.is_set():
+                        return
+                    self._completed.append(request)
+                    # Pending captures take the oldest completed frame, as in picamera2.
+                    while self._jobs and self._completed:
+                        job, req = self._jobs.pop(0), self._completed.pop(0)
+                        self._held.add(req)
+                        job.future.set_result(req)
+                    while len(self._completed) > self._max_queue_len:
+                        self._completed.pop(0)  # recycled to the camera
+                    self._slot.frames_produced += 1
 
     def _capture_frame(self) -> CompletedRequest:
         picture = full_picture = fake_control.picture(self._sequence)
