@@ -20,6 +20,7 @@ from typing import Any, Literal
 from edgecam.config_check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config_check import opt as _opt
 from edgecam.events.config import EventsConfig, check_events
+from edgecam.health.config import HealthConfig
 from edgecam.errors import ConfigError
 from edgecam.yaml_text import parse_yaml, yaml_problem
 
@@ -203,6 +204,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     regions: list[RegionConfig] = field(default_factory=list)  # none: the whole picture, as one
     events: EventsConfig = field(default_factory=EventsConfig)  # rules, history, snapshots, clips
+    health: HealthConfig = field(default_factory=HealthConfig)  # the board watched; thermal steps (docs/pi-health.md)
     examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from

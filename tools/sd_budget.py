@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""What a day (and a year) of edgecam costs an SD card: bytes written, measured.
+
+Each case runs ``edgecam run`` headless on a paced source (the shared 30 fps
+clip with ``realtime``, or one photo repeated at 30 fps: a still scene) for
+``--minutes``, reads the process's ``/proc/<pid>/io`` (``write_bytes``: what
+reached the block layer; ``wchar``: what went through ``write()``) and the
+sizes of the files it left, and extrapolates to a day and a year. Its stderr
+(what the journal would receive under systemd) is counted too, and turned into
+journal bytes with a per-line estimate (``JOURNAL_BYTES_PER_LINE``, see
+docs/pi-health.md).
+
+    python tools/sd_budget.py run --case every --minutes 10 --out build/sd_budget
+    python tools/sd_budget.py report build/sd_budget      # the Markdown table of every case run
+
+Needs ../shared (the models and the clip). The figures depend on the CPU only
+through the results per second (reported; a slower CPU writes fewer lines in
+``mode: every``), so each case also gives bytes per result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MODEL = SHARED / "models" / "v3-small_224_1.0_uint8.tflite"
+LABELS = SHARED / "models" / "imagenet_labels.txt"
+CLIP = SHARED / "video" / "imagenet20_640x480_30fps.mp4"
+STILL = SHARED / "images" / "cat.bmp"
+DAY = 86400
+#: Journal bytes one short stderr line costs in a journald file: an entry object
+#: (64 bytes) + ~25 field references (16 bytes each, non-compact) + the MESSAGE
+#: data object (64 bytes + text) + entry-array and hash-table slots, rounded up.
+#: A per-line estimate from the journal file format, not a measurement.
+JOURNAL_BYTES_PER_LINE = 600
+
+#: case -> (scene, config fragment)
+CASES = {
+    "default": ("clip", ""),
+    "every": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: every}\n"),
+    "changes": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: changes}\n"),
+    "heartbeat": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: heartbeat}\n"),
+    "still-every": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: every}\n"),
+    "still-changes": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: changes}\n"),
+    "still-heartbeat": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: heartbeat}\n"),
+    "events": ("clip", "events:\n  dir: LOGDIR/events\n  rules:\n"
+                       "    - {name: tench, label: tench, snapshot: true, cooldown_s: 1}\n"
+                       "    - {name: orange, label: orange, snapshot: true, cooldown_s: 1}\n"),
+}
+
+
+def config_text(case: str, workdir: Path) -> str:
+    scene, extra = CASES[case]
+    if scene == "clip":
+        source = f"source: {{type: opencv, uri: '{CLIP}', realtime: true, loop: true}}\n"
+    else:
+        folder = workdir / "still"
+        folder.mkdir(exist_ok=True)
+        link = folder / STILL.name
+        if not link.exists():
+            link.symlink_to(STILL)
+        source = f"source: {{type: images, uri: '{folder}', fps: 30, realtime: true, loop: true}}\n"
+    return (f"model: {{name: '{MODEL}', labels: '{LABELS}', threads: 1, interpreters: 1, backend: cpu}}\n"
+            + source + "display: {mode: none}\n" + extra.replace("LOGDIR", str(workdir / "out")))
+
+
+def read_io(pid: int) -> dict[str, int]:
+    """``/proc/<pid>/io`` as numbers (empty when the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/io").read_text()
+    except OSError:
+        return {}
+    return {k.strip(): int(v) for k, v in (line.split(":") for line in text.splitlines())}
+
+
+def tree_size(folder: Path) -> tuple[int, int]:
+    """Bytes and files under ``folder``."""
+    total = files = 0
+    for path in folder.rglob("*"):
+        if path.is_file():
+            total, files = total + path.stat().st_size, files + 1
+    return total, files
+
+
+def run_case(case: str, minutes: float, out: Path) -> dict:
+    """Run one case and write ``out/<case>.json``; returns the figures."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"sd_budget_{case}_"))
+    (workdir / "out").mkdir()
+    cfg = workdir / "config.yaml"
+    cfg.write_text(config_text(case, workdir))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    stderr_path = workdir / "stderr.txt"
+    with open(stderr_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--config", str(cfg)],
+                                stdout=err, stderr=err, env=env, cwd=workdir)
+        io: dict[str, int] = {}
+        start = time.monotonic()
+        first: dict[str, int] = {}
+        # The first 30 s are start-up (model load); the rate is taken over the rest.
+        while time.monotonic() - start < minutes * 60 and proc.poll() is None:
+            time.sleep(5)
+            io = read_io(proc.pid) or io
+            if not first and time.monotonic() - start >= 30:
+                first = dict(io, t=time.monotonic() - start, stderr=stderr_path.stat().st_size)
+        elapsed = time.monotonic() - start
+        io_end = read_io(proc.pid) or io
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    stderr = stderr_path.read_bytes()
+    files_bytes, files = tree_size(workdir / "out")
+    log = workdir / "out" / "predictions.jsonl"
+    log_lines = sum(p.read_bytes().count(b"\n") for p in log.parent.glob("predictions.jsonl*")) if log.exists() else 0
+    span = elapsed - first.get("t", 0.0)
+    per_s = {k: (io_end.get(k, 0) - first.get(k, 0)) / span for k in ("write_bytes", "wchar")}
+    lines = stderr.count(b"\n")
+    steady = stderr[first.get("stderr", 0):]  # start-up lines are written once, not every day
+    figures = {
+        "case": case, "scene": CASES[case][0], "seconds": round(elapsed, 1), "exit": proc.returncode,
+        "cpu": cpu_name(), "write_bytes": io_end.get("write_bytes", 0), "wchar": io_end.get("wchar", 0),
+        "write_bytes_per_day": per_s["write_bytes"] * DAY, "wchar_per_day": per_s["wchar"] * DAY,
+        "files_bytes": files_bytes, "files": files, "log_lines": log_lines,
+        "log_bytes_per_day": files_bytes / elapsed * DAY,
+        "results_per_s": log_lines / elapsed if CASES[case][1].count("mode: every") else None,
+        "stderr_lines": lines, "stderr_bytes": len(stderr),
+        "journal_bytes_per_day": (len(steady) + steady.count(b"\n") * JOURNAL_BYTES_PER_LINE) / span * DAY,
+        "stderr_tail": stderr.decode(errors="replace").splitlines()[-5:],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{case}.json").write_text(json.dumps(figures, indent=1))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return figures
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(n) < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def report(folder: Path) -> str:
+    """A Markdown table of every ``<case>.json`` in ``folder``."""
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    lines = ["| case | scene | minutes | write_bytes/day | write()/day | log+events files/day | "
+             "journal/day (est.) | a year (write_bytes + journal) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        year = (r["write_bytes_per_day"] + r["journal_bytes_per_day"]) * 365
+        lines.append(f"| {r['case']} | {r['scene']} | {r['seconds'] / 60:.1f} | {human(r['write_bytes_per_day'])} | "
+                     f"{human(r['wchar_per_day'])} | {human(r['log_bytes_per_day'])} | "
+                     f"{human(r['journal_bytes_per_day'])} | {human(year)} |")
+    cpus = sorted({r["cpu"] for r in rows})
+    lines.append("")
+    lines.append(f"CPU: {', '.join(cpus)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run cases and write <out>/<case>.json")
+    run.add_argument("--case", action="append", choices=sorted(CASES), required=True)
+    run.add_argument("--minutes", type=float, default=10.0)
+    run.add_argument("--out", type=Path, default=ROOT / "build" / "sd_budget")
+    rep = sub.add_parser("report", help="the Markdown table of the cases run")
+    rep.add_argument("folder", type=Path, nargs="?", default=ROOT / "build" / "sd_budget")
+    args = parser.parse_args(argv)
+    if args.cmd == "report":
+        print(report(args.folder))
+        return 0
+    if not CLIP.exists():
+        print(f"sd_budget: {CLIP} is missing (../shared); nothing measured", file=sys.stderr)
+        return 2
+    for case in args.case:
+        figures = run_case(case, args.minutes, args.out)
+        print(json.dumps({k: figures[k] for k in ("case", "write_bytes_per_day", "journal_bytes_per_day")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
