@@ -114,7 +114,9 @@ class SmoothingConfig:
 @dataclass
 class LogConfig:
     path: str | None = None  # JSON Lines prediction log; None = off
-    mode: Literal["every", "changes"] = "every"
+    # every result | changes (label changes) | heartbeat (label changes, plus the result every heartbeat_s)
+    mode: Literal["every", "changes", "heartbeat"] = "every"
+    heartbeat_s: float = _opt(60.0, min=1.0, max=86400.0)  # mode heartbeat: a line at least this often
     max_bytes: int = _opt(10_000_000, min=0)  # rotate past this size; 0 = never
     backups: int = _opt(3, min=0, max=100)
 

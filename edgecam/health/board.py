@@ -307,3 +307,14 @@ def supply_advice(model: str | None) -> str:
 
 
 COOLING_ADVICE = "give the board a heatsink or a fan (the Pi 5 Active Cooler), or more air around the case"
+
+
+def doctor_line(h: BoardHealth) -> str:
+    """``edgecam doctor``'s line for the board: what it reads and, when something is wrong, what to do."""
+    line = f"{h.model + ': ' if h.model else ''}{h.summary()}"
+    if h.now(Flag.UNDER_VOLTAGE) or h.since_boot(Flag.UNDER_VOLTAGE):
+        return f"{line}; {supply_advice(h.model)}"
+    hot = (Flag.THROTTLED, Flag.ARM_FREQUENCY_CAPPED, Flag.SOFT_TEMPERATURE_LIMIT)
+    if any(h.now(f) or h.since_boot(f) for f in hot):
+        return f"{line}; {COOLING_ADVICE}"
+    return line
