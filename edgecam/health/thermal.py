@@ -94,9 +94,10 @@ class ThermalGovernor:
             self.level += 1
             self.steps_down += 1
             self._changed_at = now
-            logger.warning("thermal: %s (soft limit %.0f °C): classifying %s, was %s; %s",
-                           t, self.soft_limit_c, ordinal(self.every), ordinal(before),
-                           "cooling down" if self.level > 1 else COOLING_ADVICE)
+            # The first step of an episode is the news (a WARNING with what to do); the rest are INFO.
+            logger.log(logging.WARNING if before == 1 else logging.INFO,
+                       "thermal: %s (soft limit %.0f °C): classifying %s, was %s%s", t, self.soft_limit_c,
+                       ordinal(self.every), ordinal(before), f"; {COOLING_ADVICE}" if before == 1 else "")
             return self.every
         if (not firmware_hot and temperature_c is not None and temperature_c < self.up_below_c and self.level > 0
                 and waited):
@@ -104,7 +105,7 @@ class ThermalGovernor:
             self.level -= 1
             self.steps_up += 1
             self._changed_at = now
-            logger.warning("thermal: %s, below %.0f °C: classifying %s again, was %s",
+            logger.info("thermal: %s, below %.0f °C: classifying %s again, was %s",
                            t, self.up_below_c, ordinal(self.every), ordinal(before))
             return self.every
         return None
