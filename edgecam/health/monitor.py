@@ -51,7 +51,7 @@ class HealthMonitor:
         reader = BoardReader(disk_paths=disk_paths)
         h = cfg.health
         governor = None
-        if h.thermal == "auto":
+        if h.thermal_auto:
             limit = h.soft_limit_c if h.soft_limit_c != "auto" else (PI_SOFT_LIMIT_C if reader.is_pi else None)
             if limit is not None:
                 governor = ThermalGovernor.from_config(h, limit)

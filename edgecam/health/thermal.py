@@ -105,8 +105,8 @@ class ThermalGovernor:
             self.level -= 1
             self.steps_up += 1
             self._changed_at = now
-            logger.info("thermal: %s, below %.0f °C: classifying %s again, was %s",
-                           t, self.up_below_c, ordinal(self.every), ordinal(before))
+            logger.info("thermal: %.1f °C, below %.0f °C: classifying %s again, was %s",
+                        math.floor(temperature_c * 10) / 10, self.up_below_c, ordinal(self.every), ordinal(before))
             return self.every
         return None
 
