@@ -109,3 +109,23 @@ def test_no_soft_limit_off_a_pi_unless_set(tmp_path, monkeypatch):
     (tmp_path / "bad.yaml").write_text("health: {thermal: maybe}\n")
     with pytest.raises(ConfigError, match=r"health.thermal: got 'maybe', expected"):
         config.load(tmp_path / "bad.yaml")
+
+
+def test_the_pipeline_classifies_one_frame_in_every_and_counts_the_rest():
+    """A governor at 'every 3rd frame' of 100 results/s: about a third classified, the rest counted as
+    skipped, and every frame still reaches the outputs (the latest policy: the picture stays live)."""
+    from tests.doubles import FakeCamera
+    from tests.test_pipeline import RecordingSink, SlowClassifier, make_pipeline, run
+
+    governor = ThermalGovernor(80.0)
+    governor.full_rate, governor.level = 100.0, 2
+    assert governor.every == 3
+    cam = FakeCamera(fps=100, frames=150)
+    sink = RecordingSink()
+    p = make_pipeline(SlowClassifier(delay_s=0.001), cam, [sink], "latest")
+    p.work_limit = governor
+    assert run(p) == 0
+    st = p.stats
+    assert st.frames_inferred + governor.skipped + st.frames_dropped == cam.count == 150
+    assert 35 <= st.frames_inferred <= 60 and governor.skipped >= 90
+    assert len(sink.frames) >= 140
