@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,8 +52,7 @@ CASES = {
     "every": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: every}\n"),
     "changes": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: changes}\n"),
     "heartbeat": ("clip", "log: {path: LOGDIR/predictions.jsonl, mode: heartbeat}\n"),
-    "still-every": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: every}\n"),
-    "still-changes": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: changes}\n"),
+    "still-default": ("still", ""),
     "still-heartbeat": ("still", "log: {path: LOGDIR/predictions.jsonl, mode: heartbeat}\n"),
     "events": ("clip", "events:\n  dir: LOGDIR/events\n  rules:\n"
                        "    - {name: tench, label: tench, snapshot: true, cooldown_s: 1}\n"
@@ -100,24 +100,27 @@ def run_case(case: str, minutes: float, out: Path) -> dict:
     cfg = workdir / "config.yaml"
     cfg.write_text(config_text(case, workdir))
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    stderr_path = workdir / "stderr.txt"
-    with open(stderr_path, "wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--config", str(cfg)],
-                                stdout=err, stderr=err, env=env, cwd=workdir)
-        io: dict[str, int] = {}
-        start = time.monotonic()
-        first: dict[str, int] = {}
-        # The first 30 s are start-up (model load); the rate is taken over the rest.
-        while time.monotonic() - start < minutes * 60 and proc.poll() is None:
-            time.sleep(5)
-            io = read_io(proc.pid) or io
-            if not first and time.monotonic() - start >= 30:
-                first = dict(io, t=time.monotonic() - start, stderr=stderr_path.stat().st_size)
-        elapsed = time.monotonic() - start
-        io_end = read_io(proc.pid) or io
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    stderr = stderr_path.read_bytes()
+    # stdout and stderr into a pipe, as under systemd (journald reads them; edgecam writes no file for them).
+    proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    console = bytearray()
+    reader = threading.Thread(target=lambda: console.extend(proc.stdout.read()), daemon=True)
+    reader.start()
+    io: dict[str, int] = {}
+    start = time.monotonic()
+    first: dict[str, int] = {}
+    # The first 30 s are start-up (model load); the rate is taken over the rest.
+    while time.monotonic() - start < minutes * 60 and proc.poll() is None:
+        time.sleep(5)
+        io = read_io(proc.pid) or io
+        if not first and time.monotonic() - start >= 30:
+            first = dict(io, t=time.monotonic() - start, stderr=len(console))
+    elapsed = time.monotonic() - start
+    io_end = read_io(proc.pid) or io
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    reader.join(10)
+    stderr = bytes(console)
     files_bytes, files = tree_size(workdir / "out")
     log = workdir / "out" / "predictions.jsonl"
     log_lines = sum(p.read_bytes().count(b"\n") for p in log.parent.glob("predictions.jsonl*")) if log.exists() else 0
@@ -131,8 +134,11 @@ def run_case(case: str, minutes: float, out: Path) -> dict:
         "write_bytes_per_day": per_s["write_bytes"] * DAY, "wchar_per_day": per_s["wchar"] * DAY,
         "files_bytes": files_bytes, "files": files, "log_lines": log_lines,
         "log_bytes_per_day": files_bytes / elapsed * DAY,
-        "results_per_s": log_lines / elapsed if CASES[case][1].count("mode: every") else None,
+        # mode every: a line per result, so the lines give the rate and the size of a line
+        "results_per_s": log_lines / elapsed if "mode: every" in CASES[case][1] else None,
+        "bytes_per_line": files_bytes / log_lines if log_lines else None,
         "stderr_lines": lines, "stderr_bytes": len(stderr),
+        "journal_lines_per_day": steady.count(b"\n") / span * DAY,
         "journal_bytes_per_day": (len(steady) + steady.count(b"\n") * JOURNAL_BYTES_PER_LINE) / span * DAY,
         "stderr_tail": stderr.decode(errors="replace").splitlines()[-5:],
     }
@@ -163,14 +169,19 @@ def human(n: float) -> str:
 def report(folder: Path) -> str:
     """A Markdown table of every ``<case>.json`` in ``folder``."""
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    lines = ["| case | scene | minutes | write_bytes/day | write()/day | log+events files/day | "
-             "journal/day (est.) | a year (write_bytes + journal) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | scene | minutes | results/s | write_bytes/day | log+events files/day | "
+             "journal lines/day | journal/day (est.) | a year (write_bytes + journal) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         year = (r["write_bytes_per_day"] + r["journal_bytes_per_day"]) * 365
-        lines.append(f"| {r['case']} | {r['scene']} | {r['seconds'] / 60:.1f} | {human(r['write_bytes_per_day'])} | "
-                     f"{human(r['wchar_per_day'])} | {human(r['log_bytes_per_day'])} | "
-                     f"{human(r['journal_bytes_per_day'])} | {human(year)} |")
+        rate = f"{r['results_per_s']:.1f}" if r.get("results_per_s") else "-"
+        lines.append(f"| {r['case']} | {r['scene']} | {r['seconds'] / 60:.1f} | {rate} | "
+                     f"{human(r['write_bytes_per_day'])} | {human(r['log_bytes_per_day'])} | "
+                     f"{r.get('journal_lines_per_day', 0):.0f} | {human(r['journal_bytes_per_day'])} | {human(year)} |")
+        if r.get("results_per_s") and r.get("bytes_per_line"):
+            at30 = r["bytes_per_line"] * 30 * DAY
+            lines.append(f"| {r['case']} at 30 results/s | | | 30 | {human(at30)} (scaled: {r['bytes_per_line']:.0f} "
+                         f"bytes a line) | | | | {human(at30 * 365)} |")
     cpus = sorted({r["cpu"] for r in rows})
     lines.append("")
     lines.append(f"CPU: {', '.join(cpus)}")
