@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 STEPS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 100)
 #: The Raspberry Pi 4 and 5 firmware's soft temperature limit (temp_soft_limit), degrees C.
 PI_SOFT_LIMIT_C = 80.0
+WARN_EVERY_S = 3600.0
 
 
 def ordinal(n: int) -> str:
@@ -53,6 +54,7 @@ class ThermalGovernor:
         self.full_rate: float | None = None  # results per second at every frame, taken when first stepping down
         self.skipped = 0  # frames the pipeline did not classify because of it (written by the capture thread)
         self._changed_at = -math.inf
+        self._warned_at = -math.inf
 
     @classmethod
     def from_config(cls, cfg, soft_limit_c: float) -> ThermalGovernor:
@@ -94,10 +96,14 @@ class ThermalGovernor:
             self.level += 1
             self.steps_down += 1
             self._changed_at = now
-            # The first step of an episode is the news (a WARNING with what to do); the rest are INFO.
-            logger.log(logging.WARNING if before == 1 else logging.INFO,
+            # Leaving every frame is the news: a WARNING with what to do, at most once an hour (a hot
+            # afternoon goes up and down a step every few minutes); every other step is an INFO line.
+            loud = before == 1 and now - self._warned_at >= WARN_EVERY_S
+            if loud:
+                self._warned_at = now
+            logger.log(logging.WARNING if loud else logging.INFO,
                        "thermal: %s (soft limit %.0f °C): classifying %s, was %s%s", t, self.soft_limit_c,
-                       ordinal(self.every), ordinal(before), f"; {COOLING_ADVICE}" if before == 1 else "")
+                       ordinal(self.every), ordinal(before), f"; {COOLING_ADVICE}" if loud else "")
             return self.every
         if (not firmware_hot and temperature_c is not None and temperature_c < self.up_below_c and self.level > 0
                 and waited):

@@ -38,6 +38,9 @@ def test_a_ramp_with_auto_stays_below_the_soft_limit_and_recovers(figures, caplo
     # Each change one line, counted.
     steps = [r for r in caplog.records if r.getMessage().startswith("thermal: ")]
     assert len(steps) == governor.steps_down + governor.steps_up and governor.steps_down >= 1
+    # A WARNING (with what to do) when it first leaves every frame; the ups and downs of the hour after: INFO.
+    loud = [r.getMessage() for r in steps if r.levelno == logging.WARNING]
+    assert len(loud) == 1 and "heatsink or a fan" in loud[0], loud
     assert governor.steps_up == governor.steps_down  # back to every frame
 
 
