@@ -119,22 +119,24 @@ def run_case(case: str, minutes: float, out: Path) -> dict:
             first = dict(io, t=time.monotonic() - start, stderr=len(console))
     elapsed = time.monotonic() - start
     io_end = read_io(proc.pid) or io
+    before_stop = len(console)  # what the stop prints is said once, not every day
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     reader.join(10)
     stderr = bytes(console)
     files_bytes, files = tree_size(workdir / "out")
+    events = sum(1 for _ in (workdir / "out").rglob("*-clean.jpg"))  # one clean snapshot per event
     log = workdir / "out" / "predictions.jsonl"
     log_lines = sum(p.read_bytes().count(b"\n") for p in log.parent.glob("predictions.jsonl*")) if log.exists() else 0
     span = elapsed - first.get("t", 0.0)
     per_s = {k: (io_end.get(k, 0) - first.get(k, 0)) / span for k in ("write_bytes", "wchar")}
     lines = stderr.count(b"\n")
-    steady = stderr[first.get("stderr", 0):]  # start-up lines are written once, not every day
+    steady = stderr[first.get("stderr", 0):before_stop]  # start-up lines are written once, not every day
     figures = {
         "case": case, "scene": CASES[case][0], "seconds": round(elapsed, 1), "exit": proc.returncode,
         "cpu": cpu_name(), "write_bytes": io_end.get("write_bytes", 0), "wchar": io_end.get("wchar", 0),
         "write_bytes_per_day": per_s["write_bytes"] * DAY, "wchar_per_day": per_s["wchar"] * DAY,
-        "files_bytes": files_bytes, "files": files, "log_lines": log_lines,
+        "files_bytes": files_bytes, "files": files, "log_lines": log_lines, "events": events,
         "log_bytes_per_day": files_bytes / elapsed * DAY,
         # mode every: a line per result, so the lines give the rate and the size of a line
         "results_per_s": log_lines / elapsed if "mode: every" in CASES[case][1] else None,
@@ -180,6 +182,9 @@ def report(folder: Path) -> str:
         lines.append(f"| {r['case']} | {r['scene']} | {r['seconds'] / 60:.1f} | {rate} | "
                      f"{human(r['write_bytes_per_day'])} | {human(r['log_bytes_per_day'])} | "
                      f"{r.get('journal_lines_per_day', 0):.0f} | {human(r['journal_bytes_per_day'])} | {human(year)} |")
+        if r.get("events"):
+            lines.append(f"| {r['case']}: a day of 100 events | | | | {human(r['write_bytes_per_day'] / (r['events'] / r['seconds'] * DAY) * 100)} "
+                         f"({human(r['write_bytes'] / r['events'])} written per event) | | | | |")
         if r.get("results_per_s") and r.get("bytes_per_line"):
             at30 = r["bytes_per_line"] * 30 * DAY
             lines.append(f"| {r['case']} at 30 results/s | | | 30 | {human(at30)} (scaled: {r['bytes_per_line']:.0f} "
