@@ -94,7 +94,8 @@ class HealthMonitor:
             self._since_boot(h)
         self._transitions(h, now)
         if self.governor is not None:
-            hot = any(h.now(f) for f in (Flag.THROTTLED, Flag.SOFT_TEMPERATURE_LIMIT))
+            # The firmware's word counts as heat unless under-voltage explains the throttling.
+            hot = bool(h.now(Flag.SOFT_TEMPERATURE_LIMIT) or (h.now(Flag.THROTTLED) and not h.now(Flag.UNDER_VOLTAGE)))
             self.governor.update(h.temperature_c, now, firmware_hot=hot, rate=self.rate())
         self.latest = h
         self.seq += 1

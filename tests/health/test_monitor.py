@@ -170,3 +170,16 @@ def test_the_binary_sensors_reach_the_broker_on(broker, tmp_path):
     finally:
         sink.close()
         sub.close()
+
+
+def test_the_governor_takes_the_firmwares_word_for_heat_not_for_a_weak_supply(tmp_path):
+    from edgecam.health.thermal import ThermalGovernor
+
+    weak = HealthMonitor(BoardReader(pi_tree(tmp_path / "a", throttled="50005")), governor=ThermalGovernor(80.0),
+                         rate=lambda: 30.0)
+    weak.poll()
+    assert weak.governor.every == 1  # throttled because of the supply at 61 °C: less work would not cool it
+    hot = HealthMonitor(BoardReader(pi_tree(tmp_path / "b", throttled="80008", temp_c=70.0)),
+                        governor=ThermalGovernor(80.0), rate=lambda: 30.0)
+    hot.poll()
+    assert hot.governor.every == 2 and hot.status_problem() == "soft temperature limit, hot: classifying 1 frame in 2"
