@@ -219,8 +219,9 @@ class MqttSink(Sink):
         if not self._accepting() or not mqtt_health.due(self.health, self._health_at, new, now):
             return
         with self._cond:
-            self._need_birth |= self.health is None and self._connected  # discovery, now with its entities
-            self.health, self._health_at = new, now
+            first, self.health, self._health_at = self.health is None, new, now
+        for topic, conf in (messages.health_discovery_for(self) if first and self.cfg.discovery else {}).items():
+            self._enqueue("raw", (topic, json.dumps(conf), True))  # its entities, now that a reading says which
         self._enqueue("health", new)
 
     # ------------------------------------------------------------ payloads
@@ -281,8 +282,7 @@ class MqttSink(Sink):
         if self._last_state is not None and self._state_items == 0:
             # The broker may have restarted without its retained messages.
             items.append(("state", self._last_state))
-        if self.health is not None:
-            items.append(("health", self.health))
+        items += [("health", self.health)] if self.health is not None else []
         queued = {data["region"] for kind, data in self._queue if kind == "region"}
         items += [("region", state) for name, state in self._region_states.items() if name not in queued]
         return items

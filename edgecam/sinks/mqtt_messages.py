@@ -220,6 +220,11 @@ def discovery_for(sink) -> dict[str, dict]:
     return out
 
 
+def health_discovery_for(sink) -> dict[str, dict]:
+    """Only the board's entities of :func:`discovery_for` (sent when the first reading says which it has)."""
+    return {t: c for t, c in discovery_for(sink).items() if c.get("state_topic") == mqtt_health.health_topic(sink.prefix)}
+
+
 def event_topic(prefix: str, rule: str | None = None) -> str:
     """``<prefix>/event`` (every event as JSON), ``<prefix>/event/<rule>`` (``start`` / ``end``: the triggers')."""
     return f"{prefix}/event" if rule is None else f"{prefix}/event/{rule}"

@@ -161,6 +161,9 @@ def test_the_binary_sensors_reach_the_broker_on(broker, tmp_path):
         assert state["under_voltage"] is True and state["throttled"] is True
         config = json.loads(sub.wait("homeassistant/binary_sensor/edgecam-pi/under_voltage/config")[0])
         assert config["state_topic"] == "edgecam/pi/health"
+        # Only the new entities were announced: the label's discovery and the availability were not sent again.
+        assert sub.on("edgecam/pi/availability") == [b"online"]
+        assert len(sub.on("homeassistant/sensor/edgecam-pi/label/config")) == 1
         late = Subscriber(broker, ("edgecam/pi/health",))  # retained: a late subscriber has it at once
         try:
             late.wait("edgecam/pi/health")
