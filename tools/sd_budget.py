@@ -106,7 +106,11 @@ def run_case(case: str, minutes: float, out: Path) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "edgecam", "run", "--config", str(cfg)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=workdir)
     console = bytearray()
-    reader = threading.Thread(target=lambda: console.extend(proc.stdout.read()), daemon=True)
+    def drain():  # as it comes (read1), so that len(console) is what was printed so far
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):
+            console.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     io: dict[str, int] = {}
     start = time.monotonic()
