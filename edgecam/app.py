@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from edgecam import config as config_mod
 from edgecam.capture import DropPolicy
@@ -64,6 +65,16 @@ def choose_policy(src_cfg, source) -> DropPolicy:
     if src_cfg.policy != "auto":
         return DropPolicy(src_cfg.policy)
     return DropPolicy.LATEST if (source.live or source.realtime or src_cfg.realtime) else DropPolicy.EVERY_FRAME
+
+
+def _write_dirs(cfg) -> list[str]:
+    """The folders edgecam writes to (the log's, the events'): their free space is watched."""
+    out = [str(Path(cfg.log.path).parent)] if cfg.log.path else []
+    if cfg.events.rules:
+        from edgecam.events.history import default_dir
+
+        out.append(str(default_dir(cfg)))
+    return out
 
 
 def want_display(mode: str) -> bool:
@@ -191,6 +202,15 @@ class App:
             raise
         self.pipeline.on_reload = self.reload
         self.pipeline.tickers.append(self._systemd_tick)
+        # The board: temperature, throttling, memory, disk (edgecam.health; docs/pi-health.md).
+        from edgecam.health.monitor import HealthMonitor
+
+        self.health = HealthMonitor.from_config(cfg, disk_paths=_write_dirs(cfg),
+                                                rate=lambda: self.stats.inference_rate.rate())
+        self.pipeline.work_limit = self.health.governor
+        self.stats.metric_sources.append(self.health.metrics)
+        self._health_seq = 0
+        self.pipeline.tickers.append(self._health_tick)
         logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
 
     def _rules(self, cfg):
@@ -220,7 +240,16 @@ class App:
             text = f"{st.inference_rate.rate(now):.1f} fps, {st.current_label.split(',')[0]} {st.current_score:.0%}"
         else:
             text = f"source {st.source_state}, {st.reconnects} reconnect(s)"
+        problem = self.health.status_problem()  # only when something is wrong: UNDER-VOLTAGE, throttled...
+        if problem:
+            text += f" — {problem}"
         self.watchdog.tick(now, flowing, text)
+
+    def _health_tick(self, pipeline, now: float) -> None:
+        """A new reading of the board goes to the outputs (MQTT), from this loop as every other call."""
+        if self.health.seq != self._health_seq and self.health.latest is not None:
+            self._health_seq = self.health.seq
+            self.outputs.on_health(self.health.latest)
 
     def _quit(self) -> None:
         if self.pipeline is not None:
@@ -315,9 +344,11 @@ class App:
             for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
                 previous[sig] = signal.signal(sig, handler)
         try:
+            self.health.start()
             code = p.run()
             self.watchdog.stopping()
             return code
         finally:
+            self.health.stop()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from edgecam.config_check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config_check import opt as _opt
 from edgecam.events.config import EventsConfig, check_events
+from edgecam.health.config import HealthConfig
 from edgecam.errors import ConfigError
 from edgecam.names import identifier_problem, labels_problem
 from edgecam.yaml_text import parse_yaml, yaml_problem
@@ -134,7 +135,9 @@ class SmoothingConfig:
 @dataclass
 class LogConfig:
     path: str | None = None  # JSON Lines prediction log; None = off
-    mode: Literal["every", "changes"] = "every"
+    # every result | changes (label changes) | heartbeat (label changes, plus the result every heartbeat_s)
+    mode: Literal["every", "changes", "heartbeat"] = "every"
+    heartbeat_s: float = _opt(60.0, min=1.0, max=86400.0)  # mode heartbeat: a line at least this often
     max_bytes: int = _opt(10_000_000, min=0)  # rotate past this size; 0 = never
     backups: int = _opt(3, min=0, max=100)
 
@@ -215,6 +218,7 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     regions: list[RegionConfig] = field(default_factory=list)  # none: the whole picture, as one
     events: EventsConfig = field(default_factory=EventsConfig)  # rules, history, snapshots, clips
+    health: HealthConfig = field(default_factory=HealthConfig)  # the board watched; thermal steps (docs/pi-health.md)
     examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from

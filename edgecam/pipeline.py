@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -148,6 +149,10 @@ class Pipeline:
         self.error: BaseException | None = None
         self.reload_requested = False
         self.on_reload = None  # set by the app: called from the output loop on SIGHUP
+        #: Less work when hot (an edgecam.health.thermal.ThermalGovernor, set by the app): its interval_s()
+        #: is the shortest time between two classified frames; the frames it skips are counted in it.
+        self.work_limit = None
+        self._last_classified = -math.inf
         self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
         self._reconnects_seen = 0
 
@@ -173,6 +178,13 @@ class Pipeline:
         # inference of the previous frame (with the latest policy a frame that
         # is then dropped has cost a preprocessing: ~0.2 ms, cheaper than the
         # latency it saves).
+        limit = self.work_limit
+        if limit is not None:
+            interval = limit.interval_s()
+            if interval and frame.timestamp - self._last_classified < interval:
+                limit.skipped += 1  # not classified (the outputs still get it with the latest policy)
+                return
+            self._last_classified = frame.timestamp
         t0 = time.perf_counter()
         tensor = self.classifier.prepare(frame)
         if tensor is None:  # a sensor that classifies (the AI Camera) sent no result with this frame

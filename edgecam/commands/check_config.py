@@ -26,9 +26,14 @@ def cmd_check_config(args) -> int:
     try:
         from edgecam import preflight
 
-        preflight.check(config_mod.load(path))  # everything run would refuse as bad input
+        cfg = config_mod.load(path)
+        preflight.check(cfg)  # everything run would refuse as bad input
     except EdgecamError as e:
         print(f"edgecam: {e.message}", file=sys.stderr)
         return e.exit_code
     print(f"{path}: OK")
+    if cfg.log.path:  # what the log costs the SD card (docs/pi-health.md)
+        from edgecam.sinks.jsonlog import cost_per_day
+
+        print(f"log {cfg.log.path}: {cost_per_day(cfg.log.mode, cfg.model.top_k, cfg.source.fps, cfg.log.heartbeat_s)}")
     return 0

@@ -35,5 +35,9 @@ def cmd_doctor(args) -> int:
     width = max(len(c.backend) for c in checks)
     for c in checks:
         print(f"{c.backend.ljust(width)}  {c.line}")
+    # The board (temperature, power, memory: docs/pi-health.md) is said, never part of the exit code.
+    from edgecam.health.board import BoardReader, doctor_line
+
+    print(f"{'board'.ljust(width)}  {doctor_line(BoardReader().read())}")
     backend = args.backend or (cfg.model.backend if cfg.model.backend != "auto" else None)
     return next((c.code for c in checks if c.backend == backend), 0)

@@ -114,6 +114,10 @@ class FanOut:
         for sink in list(self.sinks):
             self._safe(sink, "on_event", event)
 
+    def on_health(self, health) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "on_health", health)
+
     def close(self) -> None:
         for sink in list(self.sinks):
             try:

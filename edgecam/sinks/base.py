@@ -107,6 +107,9 @@ class Sink:
     def on_event(self, event: dict) -> None:
         """Called when the (smoothed) top label changes."""
 
+    def on_health(self, health) -> None:
+        """A new reading of the board (an :class:`edgecam.health.board.BoardHealth`), from the output loop."""
+
     def reconfigure(self, top_k: int, threshold: float) -> None:
         """The live settings changed (a reload): sinks that list labels list these many, above this."""
         self.top_k, self.threshold = top_k, threshold

@@ -39,6 +39,10 @@ RETRY_S = 5.0
 #: Lines kept in memory while the log cannot be written (about an hour of label
 #: changes, or a minute of every result at 30 fps).
 MAX_PENDING_BYTES = 1 << 20
+#: A line's size, for the cost a day said at start: measured 375 bytes a line with top_k 3 and ImageNet
+#: labels (tools/sd_budget.py); a label with its index and score is most of it.
+LINE_BYTES_BASE = 150
+LINE_BYTES_PER_LABEL = 75
 _TAIL_CHUNK = 64 * 1024
 
 
@@ -47,9 +51,12 @@ class JsonLogSink(Sink):
 
     name = "log"
 
-    def __init__(self, cfg, top_k: int = 3, threshold: float = 0.0):
+    def __init__(self, cfg, top_k: int = 3, threshold: float = 0.0, results_per_s: float | None = None):
         self.path = Path(cfg.path)
         self.mode = cfg.mode
+        self.heartbeat_s = cfg.heartbeat_s
+        self.results_per_s = results_per_s  # for the cost a day said at start (the source's frame rate)
+        self._last_line_wall = -float("inf")
         self.max_bytes = cfg.max_bytes
         self.backups = cfg.backups
         self.top_k = top_k
@@ -70,7 +77,7 @@ class JsonLogSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> JsonLogSink:
-        return cls(cfg.log, cfg.model.top_k, cfg.model.threshold)
+        return cls(cfg.log, cfg.model.top_k, cfg.model.threshold, results_per_s=cfg.source.fps)
 
     # ------------------------------------------------------------------ files
 
@@ -78,6 +85,8 @@ class JsonLogSink(Sink):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open()
+            logger.info("log %s: %s", self.path, cost_per_day(self.mode, self.top_k, self.results_per_s,
+                                                              self.heartbeat_s))
         except OSError as e:
             if e.errno == errno.ENXIO:  # O_NONBLOCK open of a FIFO nobody reads: it would block for ever
                 raise OutputError(
@@ -200,9 +209,11 @@ class JsonLogSink(Sink):
     def on_result(self, result) -> None:
         # The pipeline puts the label-change event a result caused in its extra (regions: their events).
         event = result.extra.get("event")
-        if self.mode == "changes" and event is None and not result.extra.get("region_events") \
+        if self.mode != "every" and event is None and not result.extra.get("region_events") \
                 and not result.extra.get("rule_events"):
-            return
+            if self.mode == "changes" or result.wall_time - self._last_line_wall < self.heartbeat_s:
+                return
+        self._last_line_wall = result.wall_time
         self._write(json.dumps(self.record(result, event), ensure_ascii=False) + "\n")
 
     def _write(self, line: str) -> None:
@@ -280,3 +291,27 @@ class JsonLogSink(Sink):
         else:
             logger.warning("log %s: %d of %d predictions could not be written (%s)",
                            self.path, lost, self.lines_total, self._reason or "memory bound reached")
+
+
+def cost_per_day(mode: str, top_k: int, results_per_s: float | None, heartbeat_s: float = 60.0) -> str:
+    """What a log in ``mode`` writes a day, estimated (the figures measured: docs/pi-health.md)."""
+    line = LINE_BYTES_BASE + LINE_BYTES_PER_LABEL * top_k
+    if mode == "every":
+        rate = results_per_s or 30.0
+        cheap = 86400 / heartbeat_s * line
+        return (f"mode every writes about {_size(line * rate * 86400)} a day at {rate:g} results a second "
+                f"({_size(line * rate * 86400 * 365)} a year on the SD card); mode heartbeat keeps the label "
+                f"changes and a line every {heartbeat_s:g} s for about {_size(cheap)} a day plus "
+                f"{_size(line)} per label change")
+    if mode == "heartbeat":
+        return (f"mode heartbeat writes about {_size(86400 / heartbeat_s * line)} a day (a line every "
+                f"{heartbeat_s:g} s) plus {_size(line)} per label change")
+    return f"mode changes writes about {_size(line)} per label change"
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"

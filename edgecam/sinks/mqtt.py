@@ -18,9 +18,10 @@ import time
 from collections import deque
 
 from edgecam.config import MqttConfig
-from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError, NetworkError
+from edgecam.errors import ConfigError, EdgecamError, NetworkError
 from edgecam.result import Classification
 from edgecam.secret_file import read_secret
+from edgecam.sinks import mqtt_health
 from edgecam.sinks import mqtt_messages as messages
 from edgecam.sinks.base import Sink
 from edgecam.sinks.mqtt_messages import OFFLINE, ONLINE
@@ -34,15 +35,6 @@ WINDOW = 16
 CLOSE_FLUSH_S = 1.0
 # CONNACK reasons that retrying with the same settings cannot fix.
 _AUTH_REASONS = {"Bad user name or password", "Not authorized", "Banned", "Bad authentication method"}
-
-
-def _import_paho():
-    try:
-        import paho.mqtt.client as mqtt
-    except ImportError:
-        raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
-                           exit_code=EXIT_CONFIG) from None
-    return mqtt
 
 
 class MqttSink(Sink):
@@ -81,6 +73,7 @@ class MqttSink(Sink):
         self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
         self.regions, self.event_rules = tuple(regions), tuple(event_rules)
         self._region_states: dict[str, dict] = {}  # newest state per region, re-sent after a reconnect
+        self.health, self._health_at = None, 0.0  # newest board health sent (mqtt_health), when; re-sent at connect
         self.broker = f"{cfg.host}:{cfg.port}"
         self.wants_frames = cfg.snapshot
         self.fatal_error: EdgecamError | None = None
@@ -131,7 +124,7 @@ class MqttSink(Sink):
         """Configure the client and connect in the background; returns at once."""
         if self._client is not None or self._closed:
             return
-        mqtt = self._mqtt = _import_paho()
+        mqtt = self._mqtt = messages.import_paho()
         cfg = self.cfg
         password = self._password()
         if password is not None and not cfg.username:
@@ -220,6 +213,17 @@ class MqttSink(Sink):
         if self.cfg.snapshot and self._picture is not None:
             self._enqueue("snapshot", self._picture)
 
+    def on_health(self, health) -> None:
+        """The board's health: ``<prefix>/health`` when there is news; the first adds its HA entities."""
+        new, now = mqtt_health.payload(health), time.monotonic()
+        if not self._accepting() or not mqtt_health.due(self.health, self._health_at, new, now):
+            return
+        with self._cond:
+            first, self.health, self._health_at = self.health is None, new, now
+        for topic, conf in (messages.health_discovery_for(self) if first and self.cfg.discovery else {}).items():
+            self._enqueue("raw", (topic, json.dumps(conf), True))  # its entities, now that a reading says which
+        self._enqueue("health", new)
+
     # ------------------------------------------------------------ payloads
 
     def result_payload(self, result: Classification) -> dict:
@@ -227,13 +231,8 @@ class MqttSink(Sink):
         return messages.result_payload(result, self.top_k, self.threshold, self.model_name)
 
     def discovery_configs(self) -> dict[str, dict]:
-        """Home Assistant discovery topic -> config: the label and score sensors, or a sensor (and maybe a
-        binary_sensor) per region."""
+        """Home Assistant discovery topic -> config: label and score, or a sensor per region; board health."""
         return messages.discovery_for(self)
-
-    def _encode(self, kind: str, data) -> tuple[str, bytes | str, bool] | None:
-        """(topic, payload, retain) for one queued item; None to skip it."""
-        return messages.encode(self, kind, data)
 
     # -------------------------------------------------------------- worker
 
@@ -267,7 +266,7 @@ class MqttSink(Sink):
                     self._state_items -= kind == "state"
                     items = [(kind, data)]
             for kind, data in items:
-                msg = data if kind == "raw" else self._encode(kind, data)
+                msg = data if kind == "raw" else messages.encode(self, kind, data)  # (topic, payload, retain)
                 if msg is not None and not self._send(*msg, item=None if kind == "raw" else (kind, data)):
                     if kind != "raw":
                         with self._cond:
@@ -283,6 +282,7 @@ class MqttSink(Sink):
         if self._last_state is not None and self._state_items == 0:
             # The broker may have restarted without its retained messages.
             items.append(("state", self._last_state))
+        items += [("health", self.health)] if self.health is not None else []
         queued = {data["region"] for kind, data in self._queue if kind == "region"}
         items += [("region", state) for name, state in self._region_states.items() if name not in queued]
         return items

@@ -37,7 +37,8 @@ import logging
 import re
 
 import edgecam
-from edgecam.errors import ConfigError
+from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
+from edgecam.sinks import mqtt_health
 from edgecam.result import Classification
 from edgecam.sinks.base import iso_time
 
@@ -192,6 +193,16 @@ def snapshot_jpeg(picture) -> bytes | None:
     return buf.tobytes()
 
 
+def import_paho():
+    """paho's client module, or exit 2 with what to install."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
+                           exit_code=EXIT_CONFIG) from None
+    return mqtt
+
+
 def discovery_for(sink) -> dict[str, dict]:
     """The discovery configs an :class:`edgecam.sinks.mqtt.MqttSink` publishes (its topics, regions, names)."""
     if sink.regions:
@@ -200,11 +211,18 @@ def discovery_for(sink) -> dict[str, dict]:
     else:
         out = discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
                                 sink.cfg.qos)
+    device = next(iter(out.values()))["device"]
+    if sink.health is not None:  # the board's entities, once a reading told which it has
+        out.update(mqtt_health.discovery_configs(sink, sink.health, device))
     if sink.event_rules:
-        device = next(iter(out.values()))["device"]
         out.update(trigger_configs(sink.prefix, sink.discovery_prefix, sink.node_id, device, sink.cfg.qos,
                                    sink.event_rules))
     return out
+
+
+def health_discovery_for(sink) -> dict[str, dict]:
+    """Only the board's entities of :func:`discovery_for` (sent when the first reading says which it has)."""
+    return {t: c for t, c in discovery_for(sink).items() if c.get("state_topic") == mqtt_health.health_topic(sink.prefix)}
 
 
 def event_topic(prefix: str, rule: str | None = None) -> str:
@@ -249,6 +267,8 @@ def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
         return event_topic(sink.prefix), json.dumps(data), False
     if kind == "trigger":
         return event_topic(sink.prefix, data["rule"]), data["type"], False
+    if kind == "health":
+        return mqtt_health.health_topic(sink.prefix), json.dumps(data), retain
     if kind == "snapshot":
         jpeg = snapshot_jpeg(data)
         return (sink.topics["snapshot"], jpeg, retain) if jpeg is not None else None

@@ -60,7 +60,7 @@ def test_the_cli_exits_with_the_code_of_the_backend_asked_about(model_env, fake_
     proc = run_cli(["doctor"], env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = dict(line.split(None, 1) for line in proc.stdout.splitlines())
-    assert list(lines) == ["cpu", "edgetpu", "imx500", "hailo"]
+    assert list(lines) == ["cpu", "edgetpu", "imx500", "hailo", "board"]  # the board: said, not in the code
     assert lines["imx500"].startswith("picamera2's IMX500 support is not importable")  # no picamera2 here
     assert lines["cpu"].startswith("ok: ")
     # this machine has no Coral (a developer's with one would see "ok" here)

@@ -82,6 +82,28 @@ def test_changes_mode_writes_only_label_changes(tmp_path):
     assert lines[1]["top_k"][0]["label"] == "lynx"
 
 
+def test_heartbeat_mode_writes_the_changes_and_a_line_every_heartbeat_s(tmp_path):
+    sink = started(tmp_path, mode="heartbeat", heartbeat_s=5.0)  # result(i) is i seconds after result(0)
+    for i in range(21):
+        event = change("tabby, tabby cat", None) if i == 0 else change("lynx", "tabby, tabby cat") if i == 12 else None
+        sink.on_result(result(i, top=4 if i >= 12 else 1, event=event))
+    sink.close()
+    lines = read_lines(tmp_path / "log.jsonl")
+    assert [l["frame"] for l in lines] == [0, 5, 10, 12, 17]  # a change starts the count again
+    assert [("event" in l) for l in lines] == [True, False, False, True, False]
+    assert lines[2]["top_k"][0]["label"] == "tabby, tabby cat" and lines[4]["top_k"][0]["label"] == "lynx"
+
+
+def test_the_log_says_what_it_costs_a_day(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="edgecam.sinks.jsonlog")
+    started(tmp_path).close()
+    line = jsonlog.LINE_BYTES_BASE + 3 * jsonlog.LINE_BYTES_PER_LABEL  # top_k 3
+    (msg,) = [r.getMessage() for r in caplog.records if "a day" in r.getMessage()]
+    assert msg.startswith(f"log {tmp_path / 'log.jsonl'}: mode every writes about "
+                          f"{line * 30 * 86400 / 1e6:.1f} MB a day at 30 results a second")
+    assert f"mode heartbeat keeps the label changes and a line every 60 s for about {line * 1440 / 1e3:.1f} KB a day" in msg
+
+
 def test_appends_to_an_existing_log(tmp_path):
     for run in range(2):
         sink = started(tmp_path)
