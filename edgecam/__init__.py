@@ -6,7 +6,7 @@ A frame goes source (``sources/``) -> capture thread and preprocessing
 overlay, sinks in ``sinks/``); ``app.py`` builds it from the config
 (``config.py``). Models come from the registry (``registry/``); the command
 line is ``cli.py`` with one module per command in ``commands/``; the systemd
-service is ``service/``. The README's "How it works" maps every file.
+service is ``service/``. docs/development.md, "How it works", maps every file.
 """
 
 __version__ = "0.1.0"

@@ -137,7 +137,7 @@ class App:
         self.tracker = None
         region_info: tuple = ()
         if cfg.regions:
-            # Regions: each box classified on its own; the whole picture is not (README, "Regions").
+            # Regions: each box classified on its own; the whole picture is not (docs/custom-states.md, "Regions").
             from edgecam import regions as regions_mod
             from edgecam.sinks.base import RegionInfo
 

@@ -71,7 +71,7 @@ def _not_empty(value: str) -> str | None:
 @dataclass
 class ModelConfig:
     name: str = "mobilenet_v3_small"  # a registry name or a path to a .tflite file
-    # Where the model runs (edgecam.backends; README, "Accelerators"); auto: an
+    # Where the model runs (edgecam.backends; docs/accelerators.md); auto: an
     # accelerator that is present and has a build of the model, else the CPU.
     backend: Literal["auto", "cpu", "edgetpu", "imx500", "hailo"] = "auto"
     labels: str | None = None  # labels file, needed when name is a path
@@ -81,9 +81,9 @@ class ModelConfig:
     interpreters: int | Literal["auto"] = _opt("auto", min=1, max=8)  # side by side, each with `threads`
     top_k: int = _opt(3, min=1, max=100)
     threshold: float = _opt(0.0, min=0.0, max=1.0)
-    crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: README, "Which crop"
+    crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: docs/models.md, "Which crop"
     crop_fraction: float = _opt(0.875, min=0.1, max=1.0)
-    allow: list[str] | None = None  # only these labels may be shown (README, "Teach it your own states")
+    allow: list[str] | None = None  # only these labels may be shown (docs/custom-states.md)
     deny: list[str] | None = None  # these never are
     thresholds: dict[str, float] | None = None  # per label, instead of threshold
 
@@ -190,7 +190,7 @@ def _box(value: list) -> str | None:
 
 @dataclass
 class RegionConfig:
-    """One region of the picture, classified on its own (README, "Regions")."""
+    """One region of the picture, classified on its own (docs/custom-states.md, "Regions")."""
 
     name: str = _opt("", check=identifier_problem)
     box: list[float] = _opt(field(default_factory=lambda: [0.0, 0.0, 1.0, 1.0]), check=_box)

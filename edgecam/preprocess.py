@@ -7,8 +7,8 @@ resized in integer arithmetic only, the same on every CPU (``Preprocessor.resize
 ``stretch`` (the whole picture, distorted) are options.
 
 Why ``center_fraction`` is the default, with each crop's measured top-1 (900
-ImageNet photos, and what the 100 in ../shared can and cannot tell): the
-README, "Which crop (measured)". The figures live there only, so that the two
+ImageNet photos, and what the 100 in ../shared can and cannot tell): see
+docs/models.md, "Which crop". The figures live there only, so that the two
 never disagree; ``edgecam eval --compare crop=square`` measures them again.
 """
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from edgecam.backends import devices
 
 DROPIN_NAME = "20-accelerators.conf"
-HEADER = ("# written by 'edgecam service install' for model.backend: {backend} (README, \"Accelerators\");\n"
+HEADER = ("# written by 'edgecam service install' for model.backend: {backend} (docs/accelerators.md);\n"
           "# written again by every install: local changes belong in another drop-in (systemctl edit edgecam).\n")
 
 

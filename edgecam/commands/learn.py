@@ -21,7 +21,7 @@ from edgecam.commands import load_config
 from edgecam.custom_models import BACKUP_SUFFIX
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 
-DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (README, "Teach it your states")
+DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (docs/custom-states.md)
 MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
 SLOW_LOGREG_STATES = 100  # past this many states logreg takes minutes (200 states, 400 examples: 28 s, one core)
 

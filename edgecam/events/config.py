@@ -82,7 +82,7 @@ class EventRuleConfig:
 
 @dataclass
 class EventsConfig:
-    """Where events are kept and for how long; the rules (README, "Events")."""
+    """Where events are kept and for how long; the rules (docs/events.md)."""
 
     dir: str | None = None  # history and media; null: 'events' beside the model folder
     rules: list[EventRuleConfig] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""The events output: rules fed by every result, their actions, the history (README, "Events").
+"""The events output: rules fed by every result, their actions, the history (docs/events.md).
 
 :class:`EventsSink` is a pipeline output (:class:`edgecam.sinks.base.Sink`)
 registered as ``events`` in :data:`edgecam.sinks.REGISTRY`, built when the
