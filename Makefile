@@ -75,7 +75,7 @@ EDGECAM ?= $(SERVICE_VENV)/bin/edgecam
 
 # Rebuilt whenever the sources change, so that a re-install after `git pull` runs the new code.
 SERVICE_SOURCES := setup.py pyproject.toml README.md models/models.yaml systemd/edgecam.service \
-	$(wildcard edgecam/*.py edgecam/*/*.py)
+	$(wildcard edgecam/*.py edgecam/*/*.py edgecam/*/*/*.py)
 SERVICE_BUILD := $(SERVICE_VENV).build
 
 # pip builds inside the source tree (build/, *.egg-info): build a copy, so that

@@ -22,7 +22,7 @@ class Label:
 
 @dataclass(frozen=True)
 class RegionState:
-    """What one region of the picture shows now (:mod:`edgecam.regions`).
+    """What one region of the picture shows now (:mod:`edgecam.model.regions`).
 
     ``label`` is its state after the class rules and hysteresis: one of its
     model's classes, ``unknown`` (nothing passes the rules, or the picture is

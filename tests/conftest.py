@@ -113,10 +113,10 @@ def half_mb_disk(tmp_path):
 # server) as a process of its own and watch it work. `-m "not e2e"` leaves them
 # out for a fast run while developing; `make test` runs everything.
 E2E = (
-    "e2e/", "tools/", "events/test_web.py", "events/test_h264.py", "test_app.py", "test_cli.py", "test_cli_opencv.py", "test_bench.py", "test_compare.py",
-    "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "sinks/test_http_browser.py",
-    "sinks/test_display.py", "sinks/test_http_live_result.py", "events/test_web_states.py", "test_cli_flags.py",
-    "backends/test_edgetpu_cli.py",
+    "e2e/", "tools/", "events/test_web.py", "events/test_h264.py", "pipeline/test_app.py", "test_cli.py", "test_cli_opencv.py", "measure/test_bench.py", "measure/test_compare.py",
+    "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "outputs/test_http_browser.py",
+    "outputs/test_display.py", "outputs/test_http_live_result.py", "events/test_web_states.py", "test_cli_flags.py",
+    "model/backends/test_edgetpu_cli.py",
 )
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from edgecam.errors import SourceError
-from edgecam.frame import Frame
-from edgecam.sources.base import FrameSource
+from edgecam.camera.frame import Frame
+from edgecam.camera.base import FrameSource
 
 WAIT_S = 20.0  # how long wait_until waits: a bound for "it happened", never a speed requirement
 

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.cli import build_parser
 from edgecam.commands import load_config
 from edgecam.commands.run import run_overrides

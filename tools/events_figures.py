@@ -33,7 +33,7 @@ from edgecam.events.clips import PreRoll  # noqa: E402
 from edgecam.events.config import EventRuleConfig, EventsConfig  # noqa: E402
 from edgecam.events.media import jpeg  # noqa: E402
 from edgecam.events.sink import EventsSink  # noqa: E402
-from edgecam.frame import Frame  # noqa: E402
+from edgecam.camera.frame import Frame  # noqa: E402
 from edgecam.result import Classification  # noqa: E402
 
 FPS = 30.0

@@ -2,7 +2,7 @@
 """What one huge PUBLISH from the broker costs edgecam's MQTT output (which subscribes to nothing).
 
 A fake broker, in a process of its own, accepts the connection, answers CONNACK and sends one PUBLISH of
-``--mb`` MB; this process runs :class:`edgecam.sinks.mqtt.MqttSink` against it and prints its RSS and peak
+``--mb`` MB; this process runs :class:`edgecam.outputs.mqtt.MqttSink` against it and prints its RSS and peak
 RSS (VmRSS, VmHWM) before, just after and 10 s after. Loopback only. Run with edgecam's environment::
 
     .venv/bin/python tools/mqtt_big_publish.py --mb 64
@@ -66,8 +66,8 @@ def main() -> int:
     if args.broker_port:
         broker(args.broker_port, size)
         return 0
-    from edgecam.config import MqttConfig
-    from edgecam.sinks.mqtt import MqttSink
+    from edgecam.config.schema import MqttConfig
+    from edgecam.outputs.mqtt import MqttSink
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -81,9 +81,9 @@ def fig_learn(tmp, env, rounds):
 def held_out(scene, base, method, per_state_train, per_state_test, seed_train, seed_test):
     import numpy as np
 
-    from edgecam import heads
-    from edgecam.classifier import load_classifier
-    from edgecam.config import ModelConfig
+    from edgecam.model import heads
+    from edgecam.model.classifier import load_classifier
+    from edgecam.config.schema import ModelConfig
 
     clf = load_classifier(ModelConfig(name=base, crop="stretch", threads=1), embedding=True)
     labels = list(scene.states)
@@ -106,7 +106,7 @@ def held_out(scene, base, method, per_state_train, per_state_test, seed_train, s
 
 
 def fig_accuracy(per_state_test):
-    from edgecam.significance import wilson_interval
+    from edgecam.measure.significance import wilson_interval
 
     for name, kw in (("easy (empty / scooter / tricycle)", {}),
                      ("hard (empty / husky / white wolf / chow, 35-70% size, wandering)",
@@ -119,8 +119,8 @@ def fig_accuracy(per_state_test):
 
 
 def fig_methods(rounds):
-    from edgecam import heads
-    from edgecam.significance import wilson_interval
+    from edgecam.model import heads
+    from edgecam.measure.significance import wilson_interval
 
     scene = Scene(SHARED / "images" / "imagenet-sample", states=HARD, scale=(0.35, 0.7), wander=0.25)
     for base in ("mobilenet_v3_small", "mobilenet_v2", "mobilenet_v1"):
@@ -188,7 +188,8 @@ def fig_embedding(tmp, rounds):
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgecam import embedding, registry
+    from edgecam.model import embedding
+    from edgecam import registry
 
     for name in ("mobilenet_v3_small", "mobilenet_v2"):
         plain = registry.models_dir() / registry.load_registry()[name].file

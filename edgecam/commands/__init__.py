@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 
 #: The flag that sets each config key, so that a bad value names the flag.
 FLAGS = {
@@ -35,7 +35,7 @@ def load_config(args, overrides: dict | None = None) -> config_mod.Config:
     """The config of ``--config`` (or the default file, or the defaults) with ``overrides`` applied.
 
     ``overrides`` maps dotted keys to values (None: the flag was not given;
-    :data:`edgecam.config.CLEAR`: set the key to null); every value is checked
+    :data:`edgecam.config.schema.CLEAR`: set the key to null); every value is checked
     by the config's rules and a bad one is reported under its flag.
     """
     path = getattr(args, "config", None) or config_mod.find_default()

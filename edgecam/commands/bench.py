@@ -1,11 +1,11 @@
-"""``edgecam bench``: the pipeline's speed and cost on a video file (the measuring is :mod:`edgecam.bench`)."""
+"""``edgecam bench``: the pipeline's speed and cost on a video file (the measuring is :mod:`edgecam.measure.bench`)."""
 
 from __future__ import annotations
 
 import json
 
-from edgecam import calibration
-from edgecam import config as config_mod
+from edgecam.measure import calibration
+from edgecam.config import schema as config_mod
 from edgecam.commands import add_interpreters_arg, add_model_args, load_config, model_overrides
 from edgecam.errors import ConfigError
 
@@ -42,8 +42,8 @@ def _print_sweep(res: dict) -> None:
 
 
 def cmd_bench(args) -> int:
-    from edgecam.bench import bench_peer_loop, bench_pipeline, bench_sweep
-    from edgecam.capture import DropPolicy
+    from edgecam.measure.bench import bench_peer_loop, bench_pipeline, bench_sweep
+    from edgecam.camera.capture import DropPolicy
 
     overrides = model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,

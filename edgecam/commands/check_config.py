@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 
@@ -24,7 +24,7 @@ def cmd_check_config(args) -> int:
               file=sys.stderr)
         return EXIT_CONFIG
     try:
-        from edgecam import preflight
+        from edgecam.pipeline import preflight
 
         cfg = config_mod.load(path)
         preflight.check(cfg)  # everything run would refuse as bad input
@@ -33,7 +33,7 @@ def cmd_check_config(args) -> int:
         return e.exit_code
     print(f"{path}: OK")
     if cfg.log.path:  # what the log costs the SD card (docs/pi-health.md)
-        from edgecam.sinks.jsonlog import cost_per_day
+        from edgecam.outputs.jsonlog import cost_per_day
 
         print(f"log {cfg.log.path}: {cost_per_day(cfg.log.mode, cfg.model.top_k, cfg.source.fps, cfg.log.heartbeat_s)}")
     return 0

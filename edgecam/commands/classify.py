@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def cmd_classify(args) -> int:
-    from edgecam.backends import load_classifier
+    from edgecam.model.backends import load_classifier
     from edgecam.pictures import PictureError, read_image, shown
 
     cfg = load_config(args, model_overrides(args))

@@ -52,10 +52,10 @@ def register(sub) -> None:
 def cmd_collect(args) -> int:
     from edgecam.commands.run import run_overrides
     from edgecam.pictures import shown
-    from edgecam.regions import crop
-    from edgecam.sinks.http import examples_dir
-    from edgecam.sinks.teach import example_folder, save_example
-    from edgecam.sources import open_source
+    from edgecam.model.regions import crop
+    from edgecam.outputs.http import examples_dir
+    from edgecam.outputs.teach import example_folder, save_example
+    from edgecam.camera import open_source
 
     if args.count < 1:
         raise EdgecamError(f"--count {args.count}: expected 1 or more", EXIT_CONFIG)

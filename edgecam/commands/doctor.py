@@ -21,7 +21,7 @@ def register(sub) -> None:
 
 
 def cmd_doctor(args) -> int:
-    from edgecam.backends import doctor
+    from edgecam.model.backends import doctor
 
     cfg = load_config(args)
     probe_model = None

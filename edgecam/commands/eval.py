@@ -1,13 +1,13 @@
 """``edgecam eval``: top-1/top-5 accuracy with 95% intervals; ``--compare`` a second setting (McNemar).
 
-The evaluation itself is :mod:`edgecam.evaluate`, its statistics :mod:`edgecam.significance`.
+The evaluation itself is :mod:`edgecam.measure.evaluate`, its statistics :mod:`edgecam.measure.significance`.
 """
 
 from __future__ import annotations
 
 import json
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.commands import add_model_args, load_config, model_overrides
 from edgecam.errors import ConfigError
 
@@ -42,9 +42,10 @@ def _missing_images(args) -> str:
 
 def cmd_eval(args) -> int:
     """Accuracy with 95% intervals; with --compare, a second setting on the same photos and McNemar's test."""
-    from edgecam import evaluate as ev
-    from edgecam import custom_models, registry
-    from edgecam.backends import load_classifier
+    from edgecam.measure import evaluate as ev
+    from edgecam.model import custom_models
+    from edgecam import registry
+    from edgecam.model.backends import load_classifier
 
     if not args.images:
         raise ev.EvalError(_missing_images(args))

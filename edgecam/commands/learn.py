@@ -2,9 +2,9 @@
 
 ``DIR`` holds one subfolder per state (``DIR/open/*.png``, ``DIR/closed/...``:
 what ``edgecam collect`` and the web page's buttons write). Each example goes
-through the base model once (:mod:`edgecam.embedding`); a head is fitted on
-the embeddings (:mod:`edgecam.heads`), cross-validated, and stored in the model
-folder as ``NAME.head.npz`` (:mod:`edgecam.custom_models`). ``--model NAME``
+through the base model once (:mod:`edgecam.model.embedding`); a head is fitted on
+the embeddings (:mod:`edgecam.model.heads`), cross-validated, and stored in the model
+folder as ``NAME.head.npz`` (:mod:`edgecam.model.custom_models`). ``--model NAME``
 then works everywhere; a running service takes the new head on ``systemctl
 reload edgecam``.
 """
@@ -16,9 +16,9 @@ import json
 import sys
 import time
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.commands import load_config
-from edgecam.custom_models import BACKUP_SUFFIX
+from edgecam.model.custom_models import BACKUP_SUFFIX
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 
 DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (docs/custom-states.md)
@@ -27,7 +27,7 @@ SLOW_LOGREG_STATES = 100  # past this many states logreg takes minutes (200 stat
 
 
 def register(sub) -> None:
-    from edgecam.heads import METHODS
+    from edgecam.model.heads import METHODS
 
     p = sub.add_parser("learn", help="learn your own states from example pictures (one subfolder per state)")
     p.add_argument("examples", metavar="DIR", help="folder with one subfolder of pictures per state (DIR/open/1.png)")
@@ -48,9 +48,10 @@ def cmd_learn(args) -> int:
     started = time.perf_counter()
     import numpy as np
 
-    from edgecam import custom_models, heads, registry
-    from edgecam import evaluate as ev
-    from edgecam.classifier import load_classifier
+    from edgecam.model import custom_models, heads
+    from edgecam import registry
+    from edgecam.measure import evaluate as ev
+    from edgecam.model.classifier import load_classifier
     from edgecam.names import label_problem
     from edgecam.pictures import PictureError, read_image, shown
 

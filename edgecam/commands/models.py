@@ -3,7 +3,7 @@
     edgecam models list [--dir DIR]
     edgecam models fetch NAME|all|demo [--from DIR[:DIR...]] [--dir DIR] [--trust-on-first-use]
     edgecam models verify [--dir DIR]
-    edgecam models compare [NAME|PATH ...] [--images DIR [--expected CSV]] [--plot PATH.png] (see edgecam.compare)
+    edgecam models compare [NAME|PATH ...] [--images DIR [--expected CSV]] [--plot PATH.png] (see edgecam.measure.compare)
 
 Exit codes: 0 on success; failures raise an EdgecamError whose code the main
 CLI exits with (2 for a download or checksum problem, 4 for an unwritable
@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam import registry
 from edgecam.commands import add_runtime_crop_args
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError, OutputError, RegistryError
@@ -111,7 +111,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def custom_rows(dest, reg, checks: dict) -> list[tuple[str, str, str]]:
     """(name, status, detail) of each custom model in ``dest``: ok, mismatch (learned on another base file or
     unreadable), or missing (its base model is not downloaded)."""
-    from edgecam import custom_models
+    from edgecam.model import custom_models
 
     rows = []
     for path in custom_models.list_models(dest):
@@ -215,7 +215,7 @@ def _threads_list(text: str) -> list[int]:
 
 
 def _add_compare(sub) -> None:
-    """``models compare``: see :mod:`edgecam.compare`."""
+    """``models compare``: see :mod:`edgecam.measure.compare`."""
     p = sub.add_parser(
         "compare",
         help="compare models: parameters, MACs, blocks, invoke time, load time, RSS, accuracy; plot",
@@ -253,8 +253,8 @@ def _check_plot_path(path: str) -> None:
 
 def cmd_compare(args) -> int:
     """Measure the models one after the other, each in a fresh process; print or write the table and plot."""
-    from edgecam import evaluate as ev
-    from edgecam.compare import (candidates, cpu_name, format_csv, format_markdown, format_text, notes,
+    from edgecam.measure import evaluate as ev
+    from edgecam.measure.compare import (candidates, cpu_name, format_csv, format_markdown, format_text, notes,
                                  plot_points, probe_spec, run_probe, table_rows)
 
     cfg = config_mod.apply_overrides(config_mod.load(args.config or config_mod.find_default()),
@@ -301,7 +301,7 @@ def cmd_compare(args) -> int:
         if not points:
             raise EdgecamError("--plot: no model has both an accuracy and invoke times to plot (see the notes "
                                "with --json)", EXIT_CONFIG)
-        from edgecam.compare_plot import write_plot
+        from edgecam.measure.compare_plot import write_plot
 
         title = f"MobileNets on {machine['cpu']}"
         subtitle = f"{what}; {machine['runtime']}; threads {','.join(map(str, threads))}"

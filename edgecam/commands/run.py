@@ -51,7 +51,7 @@ def _host_port(value: str, flag: str, port_only: bool) -> tuple[str | None, int 
 
 def run_overrides(args) -> dict:
     """The config keys ``run``'s flags set (None: not given)."""
-    from edgecam.sources import parse_source
+    from edgecam.camera import parse_source
 
     o = model_overrides(args)
     if args.source is not None:
@@ -78,10 +78,10 @@ def run_overrides(args) -> dict:
 
 
 def cmd_run(args) -> int:
-    from edgecam.app import App, StartupStopped, startup_signals
+    from edgecam.pipeline.app import App, StartupStopped, startup_signals
 
-    from edgecam import config as config_mod
-    from edgecam.smoothing import CALM
+    from edgecam.config import schema as config_mod
+    from edgecam.model.smoothing import CALM
 
     overrides = run_overrides(args)
     cfg = load_config(args, overrides)

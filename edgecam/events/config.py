@@ -1,6 +1,6 @@
 """The ``events:`` section of the config: rules, what they do, where the history lives and how long.
 
-Typed and strict like the rest of :mod:`edgecam.config` (which holds an
+Typed and strict like the rest of :mod:`edgecam.config.schema` (which holds an
 :class:`EventsConfig`); :func:`check_events` adds the checks that look at
 other sections (the regions a rule names, MQTT for ``mqtt: true``).
 """
@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgecam.config_check import opt, quote
+from edgecam.config.check import opt, quote
 from edgecam.names import identifier_problem, label_problem
 
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 
 from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
-from edgecam.rules import AmbiguousLabel, find_label, label_matches
+from edgecam.model.rules import AmbiguousLabel, find_label, label_matches
 
 #: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).
 EPS_S = 0.0005
@@ -62,7 +62,7 @@ def label_matcher(labels: tuple[str, ...], model_labels) -> dict[int, str]:
     """Class index -> rule label, for the labels of ``labels`` found in ``model_labels``.
 
     A rule may name a class by its whole label (``tabby, tabby cat``) or its first name (``tabby``): the one
-    resolution the class rules use too (:func:`edgecam.rules.find_label`). An ambiguous first name matches
+    resolution the class rules use too (:func:`edgecam.model.rules.find_label`). An ambiguous first name matches
     nothing here (the start refuses it: :meth:`edgecam.events.sink.EventsSink.check_labels`).
     """
     out = {}

@@ -1,7 +1,7 @@
 """The events output: rules fed by every result, their actions, the history (docs/events.md).
 
-:class:`EventsSink` is a pipeline output (:class:`edgecam.sinks.base.Sink`)
-registered as ``events`` in :data:`edgecam.sinks.REGISTRY`, built when the
+:class:`EventsSink` is a pipeline output (:class:`edgecam.outputs.base.Sink`)
+registered as ``events`` in :data:`edgecam.outputs.REGISTRY`, built when the
 config has ``events.rules``. From the output loop it only decides and hands
 over: the rules (:mod:`edgecam.events.rules`) run on each result, an event's
 start and end go to the history's writer thread, the frame for a snapshot
@@ -27,7 +27,7 @@ from edgecam.events import media
 from edgecam.events.history import History, default_dir
 from edgecam.events.rules import EPS_S, Event, RuleSet, event_payload
 from edgecam.result import UNKNOWN
-from edgecam.sinks.base import Sink
+from edgecam.outputs.base import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +78,8 @@ class EventsSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
-        from edgecam.sinks.http import examples_dir
-        from edgecam.sinks.teach import check_examples_dir
+        from edgecam.outputs.http import examples_dir
+        from edgecam.outputs.teach import check_examples_dir
 
         check_examples_dir(cfg, examples_dir(cfg))  # bad input (exit 2) before the repair deletes them
         return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
@@ -88,7 +88,7 @@ class EventsSink(Sink):
     def check_labels(self) -> None:
         """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
         from edgecam.errors import ConfigError
-        from edgecam.rules import AmbiguousLabel, find_label, some
+        from edgecam.model.rules import AmbiguousLabel, find_label, some
 
         problems = []
         for i, tracker in enumerate(self.ruleset.trackers):
@@ -101,7 +101,7 @@ class EventsSink(Sink):
                 of = "the model's labels (edgecam models list; the labels file)"
             else:
                 continue
-            for label in tracker.labels:  # the one resolution the class rules use (edgecam.rules.find_label)
+            for label in tracker.labels:  # the one resolution the class rules use (edgecam.model.rules.find_label)
                 try:
                     if not find_label(label, known):
                         problems.append(f"events.rules[{i}]: {label!r} is not one of {of}; it could never "
@@ -217,7 +217,7 @@ class EventsSink(Sink):
 
     def _annotate(self, frame, result):
         """The overlay on ``frame``, as the pipeline draws it for the outputs that want it on every frame."""
-        from edgecam.overlay import OverlayStats, draw_overlay
+        from edgecam.outputs.overlay import OverlayStats, draw_overlay
 
         numbers = OverlayStats() if self.stats is None else OverlayStats.of(self.stats, frame, result)
         return draw_overlay(frame.image, result, numbers, self.top_k, self.threshold)
@@ -237,11 +237,11 @@ class EventsSink(Sink):
 
     def _collect_job(self, event: Event, image, wall_time: float):
         def job(conn):
-            from edgecam.sinks.teach import example_folder, save_example
+            from edgecam.outputs.teach import example_folder, save_example
 
             picture, group = image, event.rule
             if event.region in self.boxes:  # a region's crop, as edgecam collect saves it
-                from edgecam.regions import crop
+                from edgecam.model.regions import crop
 
                 picture, group = crop(image, self.boxes[event.region]).copy(), event.region
             save_example(picture, example_folder(self.examples_dir, group, event.label), wall_time or time.time(),

@@ -34,7 +34,7 @@ from edgecam.events.config import rule_summary
 from edgecam.events.history import DB_NAME, facets, get_event, query_events, reading
 from edgecam.events.page import PAGE
 
-logger = logging.getLogger("edgecam.sinks.http")
+logger = logging.getLogger("edgecam.outputs.http")
 
 
 def _event_id(text: str) -> int | None:
@@ -68,7 +68,7 @@ def event_json(row: dict) -> dict:
 
 
 class EventsWeb:
-    """Answers the events' paths for :class:`edgecam.sinks.http_server.Handler` (see the module docstring)."""
+    """Answers the events' paths for :class:`edgecam.outputs.http_server.Handler` (see the module docstring)."""
 
     def __init__(self, folder: str | Path, rules=()):
         """``rules``: the configured rules (:class:`edgecam.events.config.EventRuleConfig`), listed even
@@ -204,7 +204,7 @@ class EventsWeb:
         /stream.mjpg): each holds a thread, a socket and an open file for as long as it plays.
         """
         from edgecam.events.avi import BadClip, read_frames
-        from edgecam.sinks.http_server import BOUNDARY
+        from edgecam.outputs.http_server import BOUNDARY
 
         try:
             fps, frames = read_frames(path)
@@ -225,7 +225,7 @@ class EventsWeb:
 
     @staticmethod
     def _send_frames(handler, path: Path, fps: float, frames: list[tuple[int, int]]) -> None:
-        from edgecam.sinks.http_server import BOUNDARY
+        from edgecam.outputs.http_server import BOUNDARY
 
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")

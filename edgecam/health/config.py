@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from edgecam.config_check import opt as _opt
+from edgecam.config.check import opt as _opt
 
 
 @dataclass

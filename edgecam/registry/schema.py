@@ -43,7 +43,7 @@ _FIELDS = {
     "description", "url", "member", "file", "sha256",
     "labels_url", "labels_sha256", "labels_file", "input_size", "preprocess", "backend", "cpu_twin",
 }  # fmt: skip
-#: What a model file may be built for (``backend:`` of an entry; edgecam.backends runs them).
+#: What a model file may be built for (``backend:`` of an entry; edgecam.model.backends runs them).
 BACKENDS = ("cpu", "edgetpu", "imx500", "hailo")
 _REQUIRED = ("description", "url", "file", "sha256", "labels_url", "labels_sha256", "input_size")
 _PHOTO_FIELDS = ("description", "url", "file", "sha256")  # all required
@@ -265,7 +265,7 @@ def _load(path: str | os.PathLike | None) -> tuple[dict[str, ModelEntry], dict[s
     except (OSError, UnicodeDecodeError) as e:
         raise RegistryError(f"model registry {p} cannot be read: {e}") from None
     except yaml.YAMLError as e:
-        from edgecam.yaml_text import yaml_problem
+        from edgecam.config.yaml_text import yaml_problem
 
         line, _, problem = yaml_problem(e)
         at = f" at line {line}" if line else ""

@@ -7,7 +7,7 @@
   runs this installer (the unit's ExecStart= uses it);
 - ``/etc/systemd/system/edgecam.service`` (plus, on systemd >= 254, a drop-in
   with an exponential restart back-off, and a drop-in with the devices and
-  groups of the accelerator ``model.backend`` names: :mod:`edgecam.backends.unit`);
+  groups of the accelerator ``model.backend`` names: :mod:`edgecam.model.backends.unit`);
 - ``/etc/edgecam/config.yaml`` (never overwritten once there);
 - the configured model in ``/var/lib/edgecam/models`` (via the registry, so
   ``$EDGECAM_MODEL_MIRROR`` works on an offline Pi);
@@ -38,7 +38,7 @@ from pathlib import Path
 
 import edgecam
 from edgecam.atomic import write_atomic
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.errors import EdgecamError, OutputError
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ USER = "edgecam"
 CAMERA_GROUP = "video"
 UNIT_FILE = "etc/systemd/system/edgecam.service"
 DROPIN_FILE = "etc/systemd/system/edgecam.service.d/10-restart-backoff.conf"
-ACCEL_DROPIN = "etc/systemd/system/edgecam.service.d/20-accelerators.conf"  # edgecam.backends.unit
+ACCEL_DROPIN = "etc/systemd/system/edgecam.service.d/20-accelerators.conf"  # edgecam.model.backends.unit
 LAUNCHER = "usr/local/bin/edgecam"
 CONFIG_DIR = "etc/edgecam"
 CONFIG_FILE = "etc/edgecam/config.yaml"
@@ -314,7 +314,7 @@ def install(
     else:
         shown = version if version is not None else "unknown"
         steps.say(f"skip: restart back-off drop-in (needs systemd >= {_BACKOFF_MIN_SYSTEMD}, have {shown})")
-    from edgecam.backends import unit
+    from edgecam.model.backends import unit
 
     text, notes = unit.dropin(cfg.model.backend, group_exists=_group_exists)
     for note in notes:
@@ -358,7 +358,7 @@ def _runs(cfg: config_mod.Config) -> str:
     """The model the service runs: model.name, or its build for model.backend (mobilenet_v1 on a Coral:
     mobilenet_v1_edgetpu), fetched too so that an offline Pi has it. ConfigError (exit 2) for a model that
     cannot run on the backend named."""
-    from edgecam import backends
+    from edgecam.model import backends
 
     return backends.choose(cfg.model, camera=cfg.source.type in ("auto", "picamera2")).model.name
 

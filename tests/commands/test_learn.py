@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecam import cli, custom_models
-from edgecam.classifier import load_classifier
-from edgecam.config import ModelConfig
+from edgecam import cli
+from edgecam.model import custom_models
+from edgecam.model.classifier import load_classifier
+from edgecam.config.schema import ModelConfig
 from edgecam.errors import EXIT_CONFIG, EXIT_MODEL
 from tests.scenes import OTHERS, Scene, write_examples
 

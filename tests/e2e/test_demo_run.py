@@ -121,7 +121,7 @@ def test_make_run_without_camera_or_display_prints_the_demo_and_ends_with_0(clon
     note, smoothing = [line for line in err.splitlines() if line.startswith("edgecam: ")]
     assert "no camera found" in note and "so playing the demo: a slideshow of 3 photos, 12 s" in note
     assert '--source (make run ARGS="--source 0")' in note
-    assert err.index(note) < err.index("INFO edgecam.app: running")  # said before the run starts
+    assert err.index(note) < err.index("INFO edgecam.pipeline.app: running")  # said before the run starts
     assert smoothing.startswith("edgecam: the label is smoothed over 10 results")
     # stdout: make echoes its commands, then the model path, then only label changes
     lines = out.splitlines()

@@ -44,10 +44,10 @@ def make_history(folder: Path, labels=("ibex", "a&b #c+d", "a&b #c+d", "a&b #c+d
 
 def started(events_dir=None, regions=(), examples_dir=None, **cfg):
     """An HTTP output on a free port of 127.0.0.1, started, with one picture and result fed (close it after)."""
-    from edgecam.config import HttpConfig
-    from edgecam.sinks.http import HttpSink
+    from edgecam.config.schema import HttpConfig
+    from edgecam.outputs.http import HttpSink
     from edgecam.stats import Stats
-    from tests.sinks.test_http import feed
+    from tests.outputs.test_http import feed
 
     stats = Stats()
     sink = HttpSink(HttpConfig(port=0, **cfg), stats, events_dir=events_dir, regions=regions,

@@ -12,13 +12,13 @@ import time
 import numpy as np
 import pytest
 
-from edgecam.config import MqttConfig
+from edgecam.config.schema import MqttConfig
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.events.webhook import Webhooks
-from edgecam.frame import Frame
+from edgecam.camera.frame import Frame
 from edgecam.result import Classification
-from edgecam.sinks import FanOut
+from edgecam.outputs import FanOut
 from tests.doubles import wait_until
 
 LABELS = ("background", "ibex", "tabby")
@@ -33,7 +33,7 @@ def results(labels: list[str]):
 
 def test_mqtt_events_and_device_triggers(broker, tmp_path):
     pytest.importorskip("paho.mqtt")
-    from edgecam.sinks.mqtt import MqttSink
+    from edgecam.outputs.mqtt import MqttSink
     from tests.mosquitto import Subscriber
 
     sub = Subscriber(broker, ("edgecam/test/event/#", "edgecam/test/event", "homeassistant/device_automation/#"))
@@ -42,7 +42,7 @@ def test_mqtt_events_and_device_triggers(broker, tmp_path):
     events = EventsSink(EventsConfig(rules=rules), tmp_path / "ev")
     mqtt = MqttSink(MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="edgecam/test"),
                     "tiny", hostname="test-host", event_rules=("ibex",))
-    fan = FanOut([events, mqtt])  # the order of edgecam.sinks.REGISTRY: events first
+    fan = FanOut([events, mqtt])  # the order of edgecam.outputs.REGISTRY: events first
     fan.start()
     try:
         for r in results(["background", "ibex", "ibex", "tabby", "background"]):

@@ -14,7 +14,7 @@ from edgecam.events.clips import PreRoll
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
-from edgecam.frame import Frame
+from edgecam.camera.frame import Frame
 from edgecam.result import Classification
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgecam import config
+from edgecam.config import schema as config
 from edgecam.errors import ConfigError
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from edgecam.config import HttpConfig
-from edgecam.sinks.http import HttpSink
+from edgecam.config.schema import HttpConfig
+from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,7 +24,7 @@ import sys, time
 import numpy as np
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
-from edgecam.frame import Frame
+from edgecam.camera.frame import Frame
 from edgecam.result import Classification
 rule = EventRuleConfig(for_s=0, name="ibex", label="ibex", cooldown_s=0, clip=True, pre_s=0.3, post_s=0.2)
 sink = EventsSink(EventsConfig(rules=[rule]), sys.argv[1])  # clip_format: auto

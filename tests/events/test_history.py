@@ -193,7 +193,7 @@ def test_a_full_disk_loses_the_media_not_the_history(half_mb_disk, caplog):
 
 
 def test_the_cli_reads_the_services_events_where_the_service_keeps_them(tmp_path, monkeypatch):
-    from edgecam import config
+    from edgecam.config import schema as config
     from edgecam.commands.events import history_dir
 
     monkeypatch.setenv("EDGECAM_MODEL_DIR", str(tmp_path / "models"))

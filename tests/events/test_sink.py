@@ -10,9 +10,9 @@ import numpy as np
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
-from edgecam.frame import Frame
+from edgecam.camera.frame import Frame
 from edgecam.result import Classification, RegionState
-from edgecam.sinks.base import RegionInfo
+from edgecam.outputs.base import RegionInfo
 
 BOX = (0.5, 0.5, 1.0, 1.0)
 
@@ -68,8 +68,8 @@ def test_a_rule_naming_a_state_its_region_never_takes_is_refused_at_start(tmp_pa
 def test_the_log_fed_after_the_events_output_carries_their_starts_and_ends(tmp_path):
     import json
 
-    from edgecam.config import Config, LogConfig
-    from edgecam.sinks import FanOut, build_sinks
+    from edgecam.config.schema import Config, LogConfig
+    from edgecam.outputs import FanOut, build_sinks
 
     cfg = Config(log=LogConfig(path=str(tmp_path / "log.jsonl"), mode="changes"))
     cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(for_s=0, name="ibex", label="ibex",
@@ -91,8 +91,8 @@ def test_the_log_fed_after_the_events_output_carries_their_starts_and_ends(tmp_p
 
 
 def test_the_overlay_is_drawn_for_the_snapshot_only_when_no_other_output_wants_it(tmp_path):
-    from edgecam.config import Config
-    from edgecam.sinks import FanOut, build_sinks
+    from edgecam.config.schema import Config
+    from edgecam.outputs import FanOut, build_sinks
     from edgecam.stats import Stats
 
     cfg = Config()

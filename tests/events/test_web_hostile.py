@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from edgecam.bounded import BadNumber, bounded_int
-from edgecam.config import HttpConfig
-from edgecam.sinks.http import HttpSink
+from edgecam.config.schema import HttpConfig
+from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.conftest import REPO
 from tests.doubles import StreamClient, wait_until

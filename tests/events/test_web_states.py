@@ -9,12 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edgecam.config import HttpConfig
+from edgecam.config.schema import HttpConfig
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
-from edgecam.frame import Frame
+from edgecam.camera.frame import Frame
 from edgecam.result import Classification
-from edgecam.sinks.http import HttpSink
+from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.events.test_web import CHROMIUM, COLOURS, LABELS, browser, get_json, history  # noqa: F401 (fixture)
 

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from edgecam import config
+from edgecam.config import schema as config
 from edgecam.errors import ConfigError
 from edgecam.events.config import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink

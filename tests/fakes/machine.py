@@ -1,6 +1,6 @@
 """A machine's /sys and /dev as accelerator drivers lay them out, built in a folder (the "root").
 
-What edgecam (``edgecam.backends.devices``) and picamera2's ``IMX500`` class
+What edgecam (``edgecam.model.backends.devices``) and picamera2's ``IMX500`` class
 read to find an accelerator, and nothing more:
 
 * a Coral USB Accelerator: ``/sys/bus/usb/devices/1-1.2/idVendor`` and

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecam import config as config_mod
+from edgecam.config import schema as config_mod
 from edgecam.errors import ConfigError, OutputError
 from edgecam.names import identifier_problem, label_problem
 
@@ -67,8 +67,8 @@ def test_a_rule_that_collects_nothing_may_name_any_label():
 
 def test_the_write_refuses_a_label_that_would_leave_the_folder(tmp_path):
     """Defence in depth: a label from a model's labels file (a region without labels:) reaches the write."""
-    from edgecam.sinks.base import RegionInfo
-    from edgecam.sinks.teach import Teacher, example_folder
+    from edgecam.outputs.base import RegionInfo
+    from edgecam.outputs.teach import Teacher, example_folder
 
     with pytest.raises(OutputError, match=r"'\.\./\.\./x' cannot name a folder"):
         example_folder(tmp_path / "ex", "door", "../../x")
@@ -84,8 +84,8 @@ def test_a_region_with_the_models_classes_lists_no_buttons(tmp_path):
     """Issue 24 (doubtful): /api/regions listed every region's 1,001 classes (26 MB with 500 regions)."""
     import json
 
-    from edgecam.sinks.base import RegionInfo
-    from edgecam.sinks.teach import MAX_BUTTONS, Teacher
+    from edgecam.outputs.base import RegionInfo
+    from edgecam.outputs.teach import MAX_BUTTONS, Teacher
 
     classes = tuple(f"class {i}" for i in range(1001))
     teacher = Teacher([RegionInfo("scene", (0.0, 0.0, 1.0, 1.0), classes),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from edgecam.sinks.base import Sink
+from edgecam.outputs.base import Sink
 from tests.doubles import FakeCamera, wait_until
 from tests.health.trees import pi_tree, write
 from tests.service.test_run_notify import FakeModel, start_app, stop_app, systemd  # noqa: F401 (a fixture)

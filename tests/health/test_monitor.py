@@ -8,11 +8,11 @@ import logging
 
 import pytest
 
-from edgecam.config import HttpConfig, MqttConfig
+from edgecam.config.schema import HttpConfig, MqttConfig
 from edgecam.health.board import BoardReader
 from edgecam.health.monitor import HealthMonitor
-from edgecam.sinks import mqtt_health
-from edgecam.sinks.http import HttpSink
+from edgecam.outputs import mqtt_health
+from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.health.trees import laptop_tree, pi_tree, write
 
@@ -146,7 +146,7 @@ def test_health_is_sent_on_news_not_every_reading():
 
 def test_the_binary_sensors_reach_the_broker_on(broker, tmp_path):
     pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
-    from edgecam.sinks.mqtt import MqttSink
+    from edgecam.outputs.mqtt import MqttSink
     from tests.doubles import wait_until
     from tests.mosquitto import Subscriber
 

@@ -87,7 +87,7 @@ def test_a_real_run_heating_its_fake_zone_steps_down(figures, shared_dir, tmp_pa
     ("health: {soft_limit_c: 70}\n", True, 70.0),
 ])
 def test_the_config_chooses_the_governor(tmp_path, monkeypatch, yaml_text, governed, limit):
-    from edgecam import config
+    from edgecam.config import schema as config
     from edgecam.health.monitor import HealthMonitor
     from tests.health.trees import pi_tree
 
@@ -100,7 +100,7 @@ def test_the_config_chooses_the_governor(tmp_path, monkeypatch, yaml_text, gover
 
 
 def test_no_soft_limit_off_a_pi_unless_set(tmp_path, monkeypatch):
-    from edgecam import config
+    from edgecam.config import schema as config
     from edgecam.errors import ConfigError
     from edgecam.health.monitor import HealthMonitor
     from tests.health.trees import laptop_tree
@@ -118,7 +118,7 @@ def test_the_pipeline_classifies_one_frame_in_every_and_counts_the_rest():
     """A governor at 'every 3rd frame' of 100 results/s: about a third classified, the rest counted as
     skipped, and every frame still reaches the outputs (the latest policy: the picture stays live)."""
     from tests.doubles import FakeCamera
-    from tests.test_pipeline import RecordingSink, SlowClassifier, make_pipeline, run
+    from tests.pipeline.test_pipeline import RecordingSink, SlowClassifier, make_pipeline, run
 
     governor = ThermalGovernor(80.0)
     governor.full_rate, governor.level = 100.0, 2

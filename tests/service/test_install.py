@@ -277,7 +277,7 @@ def test_the_accelerator_the_config_names_gets_its_devices_in_a_dropin(tmp_path,
 
 
 def test_backend_auto_covers_the_accelerators_present(tmp_path):
-    from edgecam.backends import unit
+    from edgecam.model.backends import unit
     from tests.fakes.machine import Machine
 
     machine = Machine(tmp_path / "machine")

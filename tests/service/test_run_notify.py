@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from edgecam.config import Config
+from edgecam.config.schema import Config
 from edgecam.errors import SourceError
 from edgecam.result import Classification
 from tests.doubles import FakeCamera
@@ -110,12 +110,12 @@ def systemd(tmp_path, monkeypatch):
 
 
 def start_app(monkeypatch, model, open_source):
-    import edgecam.classifier
-    import edgecam.sources
-    from edgecam.app import App
+    import edgecam.model.classifier
+    import edgecam.camera
+    from edgecam.pipeline.app import App
 
-    monkeypatch.setattr(edgecam.classifier, "load_classifier", lambda cfg, **kw: model)
-    monkeypatch.setattr(edgecam.sources, "open_source", open_source)
+    monkeypatch.setattr(edgecam.model.classifier, "load_classifier", lambda cfg, **kw: model)
+    monkeypatch.setattr(edgecam.camera, "open_source", open_source)
     cfg = Config()
     cfg.display.mode = "none"
     cfg.source.timeout_s = STALL_TIMEOUT_S

@@ -49,8 +49,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
 @needs_analyze
 @pytest.mark.parametrize("backend", ["edgetpu", "hailo", "imx500"])
 def test_the_accelerator_dropins_pass_systemd_analyze_verify(tmp_path, backend):
-    """The installer's drop-in (edgecam.backends.unit) beside the unit, where verify reads it (a typo there is caught)."""
-    from edgecam.backends import unit
+    """The installer's drop-in (edgecam.model.backends.unit) beside the unit, where verify reads it (a typo there is caught)."""
+    from edgecam.model.backends import unit
 
     copy = _testable_copy(tmp_path)
     text, _ = unit.dropin(backend, group_exists=lambda name: True)

@@ -129,8 +129,8 @@ def tensors(out: str, folder: str) -> int:
     import cv2
     import numpy as np
 
-    from edgecam.classifier import load_classifier
-    from edgecam.config import Config
+    from edgecam.model.classifier import load_classifier
+    from edgecam.config.schema import Config
 
     clf = load_classifier(Config().model)
     spec = clf.input_spec

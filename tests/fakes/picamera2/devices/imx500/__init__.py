@@ -2,7 +2,7 @@
 
 The module file comes from the picamera2 release named by
 ``$EDGECAM_REAL_PICAMERA2`` (a folder holding ``picamera2/devices/imx500/imx500.py``,
-e.g. ``pip install --no-deps --target DIR picamera2==0.3.38``: tests/backends/conftest.py
+e.g. ``pip install --no-deps --target DIR picamera2==0.3.38``: tests/model/backends/conftest.py
 does it). It is executed unchanged as ``picamera2.devices.imx500.imx500``;
 :mod:`picamera2.imx500_kernel` then takes the place of what it reaches in the
 kernel (sysfs, the sub-device's ioctls, debugfs) by setting the module's
@@ -25,7 +25,7 @@ if not _file.is_file():
     raise ModuleNotFoundError(f"the fake picamera2 runs the real imx500.py: set ${ENV} to a folder with "
                               f"picamera2/devices/imx500/imx500.py (pip install --no-deps --target DIR picamera2==0.3.38)",
                               name=__name__)
-# What imx500.py imports from PyPI, installed beside it by tests/backends/conftest.py (appended: the
+# What imx500.py imports from PyPI, installed beside it by tests/model/backends/conftest.py (appended: the
 # environment's own packages come first).
 if str(_file.parents[3] / "deps") not in sys.path:
     sys.path.append(str(_file.parents[3] / "deps"))

@@ -1,0 +1,1 @@
+"""The configuration: typed schema, strict loading, value checks, YAML text helpers."""

@@ -1,0 +1,146 @@
+"""Outputs of the pipeline: the :class:`Sink` interface (``base.py``), the sinks
+the config can ask for (:data:`REGISTRY`) and the fan-out that feeds them so
+that one failing sink never stops the others.
+
+``display.py`` the window, ``jsonlog.py`` the JSON Lines log, ``record.py``
+the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
+metrics, ``mqtt.py`` (+ ``mqtt_messages.py``) MQTT with Home Assistant
+discovery, ``stdout.py`` the
+label changes of a run with no other output; the events (rules, history,
+snapshots, clips) are :mod:`edgecam.events`. Adding an output: write a
+:class:`Sink` subclass with :meth:`Sink.from_config`, add it to
+:data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+
+from edgecam.errors import EdgecamError
+from edgecam.outputs.base import Sink, SinkContext
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Sink", "FanOut", "SinkContext", "REGISTRY", "build_sinks"]
+
+
+#: The outputs a config can ask for, in the order they are fed:
+#: name -> (wanted(cfg, ctx), "module:Class"). The module is imported only
+#: when the output is wanted (paho, the HTTP server: memory a Pi keeps).
+REGISTRY: dict[str, tuple[Callable, str]] = {
+    # events first: the outputs after it see its starts and ends in result.extra["rule_events"] (MQTT)
+    "events": (lambda cfg, ctx: bool(cfg.events.rules), "edgecam.events.sink:EventsSink"),
+    "window": (lambda cfg, ctx: ctx.display, "edgecam.outputs.display:WindowSink"),
+    "log": (lambda cfg, ctx: bool(cfg.log.path), "edgecam.outputs.jsonlog:JsonLogSink"),
+    "record": (lambda cfg, ctx: bool(cfg.record.path), "edgecam.outputs.record:RecordSink"),
+    "http": (lambda cfg, ctx: cfg.http.enabled, "edgecam.outputs.http:HttpSink"),
+    "mqtt": (lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.outputs.mqtt:MqttSink"),
+}
+
+
+def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
+                labels: tuple = ()) -> list[Sink]:
+    """The outputs ``cfg`` asks for (see :data:`REGISTRY`), built but not started."""
+    ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
+                      labels=labels)
+    sinks = []
+    for wanted, target in REGISTRY.values():
+        if wanted(cfg, ctx):
+            module, cls = target.split(":")
+            sinks.append(getattr(importlib.import_module(module), cls).from_config(cfg, ctx))
+    return sinks
+
+
+class FanOut:
+    """Calls every sink in turn; a sink that raises is logged once and switched off.
+
+    Errors in ``start()`` are not caught: a sink that cannot start (unwritable
+    log folder, port in use) is bad input, reported before the camera opens.
+    """
+
+    def __init__(self, sinks: list[Sink], stats=None):
+        self.sinks = list(sinks)
+        self.all_sinks = list(sinks)  # switched-off ones included
+        self.stats = stats
+        self.wants_frames = any(s.wants_frames for s in self.sinks)
+        self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
+        #: The first user-facing error that switched a sink off; the run ends
+        #: with its exit code (the others went on, but the output was lost).
+        self.failure: EdgecamError | None = None
+
+    def start(self) -> None:
+        started = []
+        try:
+            for sink in self.sinks:
+                sink.start()
+                started.append(sink)
+        except BaseException:
+            for sink in started:
+                self._safe(sink, "close")
+            raise
+
+    def _safe(self, sink: Sink, method: str, *args) -> None:
+        try:
+            getattr(sink, method)(*args)
+        except Exception as e:  # one bad sink must not take the others down
+            if isinstance(e, EdgecamError):  # said in one line: no traceback
+                logger.error("output %s is switched off: %s", sink.name, e.message)
+                e.logged = True
+                self.failure = self.failure or e
+            else:
+                logger.exception("output %s failed in %s and is switched off: %s", sink.name, method, e)
+            if self.stats is not None:
+                self.stats.sink_errors[sink.name] = f"{type(e).__name__}: {e}"
+            if sink in self.sinks:
+                self.sinks.remove(sink)
+                self.wants_frames = any(s.wants_frames for s in self.sinks)
+                self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
+                try:
+                    sink.close()
+                except Exception:
+                    pass
+
+    def on_result(self, result) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "on_result", result)
+
+    def on_frame(self, frame, annotated, result) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "on_frame", frame, annotated, result)
+
+    def on_event(self, event: dict) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "on_event", event)
+
+    def on_health(self, health) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "on_health", health)
+
+    def close(self) -> None:
+        for sink in list(self.sinks):
+            try:
+                sink.close()
+            except Exception as e:
+                logger.error("output %s failed to close: %s", sink.name, e)
+        for sink in self.all_sinks:
+            # A sink that kept going but lost what it was for (a log where no
+            # line could be written) says so in close() and sets ``failure``.
+            if sink.failure is not None and self.failure is None:
+                self.failure = sink.failure
+
+    def fatal(self) -> tuple[Sink, EdgecamError] | None:
+        """The first sink that cannot go on, with its :attr:`Sink.fatal_error`; None while all can."""
+        for sink in self.sinks:
+            if sink.fatal_error is not None:
+                return sink, sink.fatal_error
+        return None
+
+    def source_opened(self, source) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "source_opened", source)
+
+    def reconfigure(self, top_k: int, threshold: float) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "reconfigure", top_k, threshold)

@@ -1,0 +1,453 @@
+"""Live view and metrics over HTTP (standard library only).
+
+Endpoints::
+
+    /               a small page: live picture + latest labels (phone friendly)
+    /stream.mjpg    MJPEG of the annotated frames, at most ``stream_fps``
+    /snapshot.jpg   the newest annotated frame
+    /api/latest     the latest result as JSON
+    /healthz        200 "ok" while frames flow, else 503 and why (no token needed)
+    /metrics        Prometheus text format 0.0.4
+    /events ...     with event rules: the events' page and API (edgecam.events.web)
+
+The pipeline only hands over references (:meth:`HttpSink.on_frame` stores the
+newest picture and bumps a sequence number). JPEG encoding is lazy and shared:
+the first client that needs a newer picture encodes it, every other client
+reuses those bytes, and nobody encodes anything while nobody watches. Each
+stream client runs in its own thread, waits for a newer sequence number and
+skips whatever it missed, so a slow client costs the pipeline nothing; a
+client that stops reading is dropped after ``send_timeout_s``, and one that
+has not sent its whole request within ``header_timeout_s`` (however it
+trickles it) gets 408 and is dropped too. ``HEAD`` answers like ``GET``
+without the body.
+
+This file is the sink and the view of its state the server reads;
+``http_server.py`` is the server, the request handler and the page.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import math
+import re
+import socket
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from edgecam.config.schema import HttpConfig
+from edgecam.errors import ConfigError, NetworkError
+from edgecam.camera.frame import Frame
+from edgecam.result import Classification
+from edgecam.outputs.base import Sink, iso_time
+from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
+from edgecam.outputs.http_server import Handler, Server
+from edgecam.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+_BIND_REASONS = {
+    errno.EADDRINUSE: "address already in use (set http.port)",
+    errno.EACCES: "permission denied (ports below 1024 need root; set http.port)",
+    errno.EADDRNOTAVAIL: "no such address on this machine (set http.host)",
+}
+
+
+class HttpSink(Sink):
+    """Serves the live view, the latest result, health and metrics.
+
+    Args:
+        cfg: the ``http`` section of the config.
+        stats: the pipeline's live counters (read only).
+        stall_timeout_s: /healthz reports 503 when no frame came for this long.
+        top_k: how many labels /api/latest reports.
+        threshold: labels scoring below it are left out of /api/latest (``model.threshold``,
+            as in the overlay, the log and MQTT).
+    """
+
+    name = "http"
+    wants_frames = True
+    #: A stream client that accepts no data for this long is dropped.
+    send_timeout_s = 10.0
+    #: A client must have sent its whole request line and headers this soon
+    #: after connecting; a per-read timeout alone lets one byte every few
+    #: seconds hold a server thread for ever.
+    header_timeout_s = 10.0
+    #: An idle stream re-sends its last picture this often, so that a client
+    #: that went away is noticed (and its slot freed) even while no frame comes.
+    keepalive_s = 5.0
+
+    def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None,
+                 event_rules=()):
+        self.cfg = cfg
+        self.stats = stats
+        self.stall_timeout_s = stall_timeout_s
+        self.top_k = top_k
+        self.threshold = threshold
+        self.port: int | None = None
+        #: how many times a JPEG was encoded (tests prove once per frame with it)
+        self.encode_count = 0
+        self._token: bytes | None = None
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._closed = threading.Event()
+        # _cond guards the newest picture, its sequence number and the client
+        # bookkeeping; it is never held while encoding or writing to a socket.
+        self._cond = threading.Condition()
+        self._image: np.ndarray | None = None
+        self._image_result: Classification | None = None
+        self._seq = 0
+        self._clients = 0
+        self._client_socks: set[socket.socket] = set()
+        # _jpeg_lock guards the shared encoded picture.
+        self._jpeg_lock = threading.Lock()
+        self._jpeg: bytes | None = None
+        self._jpeg_result = b""  # the compact JSON of the result drawn on self._jpeg (picture_result)
+        self._jpeg_seq = 0
+        self._result: Classification | None = None
+        #: stream requests refused because every slot was taken (/metrics)
+        self.streams_refused = 0
+        #: the Host and Origin checks every request passes (edgecam.outputs.http_guard)
+        self.guard = HostGuard(cfg.host, cfg.allowed_hosts)
+        self._result_wall = 0.0
+        self._result_mono = 0.0
+        #: With regions: their crops and the "this is" buttons' examples (edgecam.outputs.teach.Teacher).
+        self.teacher = None
+        if regions:
+            from edgecam.outputs.teach import Teacher
+
+            self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
+        #: With event rules: /events, /api/events and their media (edgecam.events.web.EventsWeb).
+        self.events = None
+        if events_dir is not None:
+            from edgecam.events.web import EventsWeb
+
+            self.events = EventsWeb(events_dir, event_rules)
+
+    @classmethod
+    def from_config(cls, cfg, ctx) -> HttpSink:
+        events_dir = None
+        if cfg.events.rules:
+            from edgecam.events.history import default_dir
+
+            events_dir = default_dir(cfg)
+        return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
+                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
+                   events_dir=events_dir, event_rules=cfg.events.rules)
+
+    # ---------------------------------------------------------------- Sink API
+
+    def start(self) -> None:
+        """Read the token file, bind the port and serve on a daemon thread."""
+        if self.cfg.token_file:
+            self._token = _read_token(self.cfg.token_file)
+        host, port = self.cfg.host, self.cfg.port
+        try:
+            self._server = Server((host, port), Handler, self)
+        except OSError as e:
+            if isinstance(e, socket.gaierror):
+                reason = "unknown host (set http.host)"
+            else:
+                reason = _BIND_REASONS.get(e.errno, (e.strerror or str(e)).lower())
+            raise NetworkError(f"http: cannot listen on {host}:{port}: {reason}") from None
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="http-server", daemon=True
+        )
+        self._thread.start()
+        logger.info("http: serving on http://%s:%d/%s", _url_host(host), self.port,
+                    " (token required)" if self._token else "")
+        if self._token is None:
+            warn_if_open(host, self.port)
+
+    def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
+        """Keep a reference to the newest picture; costs the pipeline nothing.
+
+        The caller must not draw into ``annotated`` afterwards (the overlay
+        makes a new picture for every frame).
+        """
+        image = annotated if annotated is not None else frame.image
+        if self.teacher is not None:
+            self.teacher.on_frame(frame.image, frame.wall_time)
+        with self._cond:
+            self._image = image
+            self._image_result = result  # the result the overlay drew: the live page lists it beside the picture
+            self._seq += 1
+            self._cond.notify_all()
+
+    def on_result(self, result: Classification) -> None:
+        self._result_wall = time.time()
+        self._result_mono = time.monotonic()
+        self._result = result
+
+    def close(self) -> None:
+        """Stop serving and let every client thread exit (within a second)."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+            self._cond.notify_all()
+            socks = list(self._client_socks)
+        self._closed.set()
+        # A client thread blocked in send() wakes up when its socket is shut.
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=2.0)
+        with self._cond:
+            self._cond.wait_for(lambda: self._clients == 0, timeout=1.0)
+
+    # ------------------------------------------- the view the HTTP handler uses
+
+    @property
+    def stream_clients(self) -> int:
+        """Number of connected /stream.mjpg clients."""
+        return self._clients
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` began: streams end, new ones are refused."""
+        return self._closing
+
+    def join_stream(self, sock: socket.socket) -> str | None:
+        """Take a /stream.mjpg slot for the client on ``sock``: None, or why not ("full", "closing")."""
+        with self._cond:
+            if self._closing:
+                return "closing"
+            if self._clients >= self.cfg.max_clients:
+                self.streams_refused += 1
+                return "full"
+            self._clients += 1
+            self._client_socks.add(sock)
+            return None
+
+    def leave_stream(self, sock: socket.socket) -> None:
+        """Give back the slot :meth:`join_stream` gave."""
+        with self._cond:
+            self._clients -= 1
+            self._client_socks.discard(sock)
+            self._cond.notify_all()
+
+    def wait_for_picture(self, seen: int, timeout: float) -> bool:
+        """Wait until there is a picture newer than sequence number ``seen`` (True) or ``timeout`` passed
+        (False); returns at once when closing."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closing or self._seq > seen, timeout=timeout) \
+                and not self._closing
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds; True (at once) when the sink closes meanwhile."""
+        return self._closed.wait(timeout)
+
+    def cached_jpeg(self) -> bytes | None:
+        """The last picture encoded, without encoding a newer one."""
+        with self._jpeg_lock:
+            return self._jpeg
+
+    def latest_jpeg(self) -> tuple[int, bytes | None]:
+        """(sequence number, JPEG bytes) of the newest picture; (0, None) before any.
+
+        Encodes at most once per picture, however many threads ask.
+        """
+        seq, jpeg, _ = self.latest_picture()
+        return seq, jpeg
+
+    def latest_picture(self) -> tuple[int, bytes | None, bytes]:
+        """:meth:`latest_jpeg` and the result drawn on that very picture (:meth:`picture_result`)."""
+        with self._cond:
+            image, seq, result = self._image, self._seq, self._image_result
+        if image is None:
+            return 0, None, b""
+        with self._jpeg_lock:
+            if self._jpeg_seq < seq:
+                data = self._encode(image)
+                if data is not None:
+                    self._jpeg, self._jpeg_seq = data, seq
+                    self._jpeg_result = self.picture_result(result)
+            return self._jpeg_seq, self._jpeg, self._jpeg_result
+
+    def picture_result(self, result: Classification | None) -> bytes:
+        """The result a picture was drawn with, as one line of JSON (the X-Edgecam-Result header of its
+        stream part and of /snapshot.jpg): the live page lists exactly what the picture's overlay shows,
+        not a result of another moment. ASCII, no line breaks: a valid header value."""
+        if result is None:
+            return b"{}"
+        out = result.to_dict(k=self.top_k, threshold=self.threshold)
+        return json.dumps({k: out[k] for k in ("frame", "top_k", "regions") if k in out},
+                          separators=(",", ":")).encode()
+
+    def _encode(self, image: np.ndarray) -> bytes | None:
+        self.encode_count += 1
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(self.cfg.jpeg_quality)])
+        if not ok:
+            logger.warning("http: cannot encode a %s picture as JPEG", getattr(image, "shape", "?"))
+            return None
+        return buf.tobytes()
+
+    def authorized(self, headers, query: dict, path: str) -> bool:
+        """Whether a request for ``path`` may be answered (the token, when one is set; /healthz always)."""
+        return token_ok(self._token, headers, query, path)
+
+    def health(self) -> tuple[bool, str]:
+        """(frames flow, why not): what /healthz answers."""
+        if self.stats.flowing(self.stall_timeout_s):
+            return True, "ok"
+        last = self.stats.last_frame_time
+        if not last:
+            return False, "starting"
+        return False, f"stalled: no frame for {time.monotonic() - last:.1f} s"
+
+    def latest_json(self) -> dict | None:
+        """The latest result as /api/latest serves it; None before the first."""
+        result = self._result
+        if result is None:
+            return None
+        out = result.to_dict(k=self.top_k, threshold=self.threshold)
+        wall = result.wall_time or self._result_wall
+        made = result.result_time or self._result_mono
+        snap = self.stats.snapshot()
+        out["timestamp"] = iso_time(wall)
+        out["age_s"] = round(max(0.0, time.monotonic() - made), 3)
+        out["stats"] = {
+            "capture_fps": round(snap["capture_fps"], 2),
+            "inference_fps": round(snap["inference_fps"], 2),
+            "output_fps": round(snap["output_fps"], 2),
+            "source_state": snap["source_state"],
+            "frames_inferred": snap["frames_inferred"],
+        }
+        return out
+
+    def metrics_text(self) -> str:
+        """The Prometheus text exposition (format 0.0.4) of the current stats."""
+        s = self.stats.snapshot()
+        lines: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, object]]):
+            lines.append(f"# HELP {name} {help_}")
+            lines.append(f"# TYPE {name} {kind}")
+            for suffix_labels, value in samples:
+                lines.append(f"{name}{suffix_labels} {_num(value)}")
+
+        metric("edgecam_frames_captured_total", "counter", "Frames the source produced.",
+               [("", s["frames_captured"])])
+        metric("edgecam_frames_dropped_total", "counter", "Frames captured but never classified.",
+               [("", s["frames_dropped"])])
+        metric("edgecam_frames_output_dropped_total", "counter",
+               "Frames captured but never drawn (the outputs fell behind a live source).",
+               [("", s.get("frames_output_dropped", 0))])
+        metric("edgecam_frames_inferred_total", "counter", "Frames classified.",
+               [("", s["frames_inferred"])])
+        metric("edgecam_frames_without_result_total", "counter",
+               "Frames a camera that classifies (the AI Camera) sent without a result.",
+               [("", s["frames_without_result"])])
+        metric("edgecam_frames_output_total", "counter", "Frames handed to the outputs.",
+               [("", s["frames_output"])])
+        metric("edgecam_capture_fps", "gauge", "Capture rate, frames per second.", [("", s["capture_fps"])])
+        metric("edgecam_inference_fps", "gauge", "Inference rate, results per second.",
+               [("", s["inference_fps"])])
+        metric("edgecam_output_fps", "gauge", "Output rate, frames per second.", [("", s["output_fps"])])
+        # Seconds, Prometheus' base unit (promtool refuses "_ms"); Stats keeps milliseconds.
+        buckets = [(f'_bucket{{le="{_num(le / 1000)}"}}', n) for le, n in s["inference_ms_buckets"]]
+        buckets.append(('_bucket{le="+Inf"}', s["inference_ms_count"]))
+        buckets += [("_sum", float(s["inference_ms_sum"]) / 1000), ("_count", s["inference_ms_count"])]
+        metric("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets)
+        metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
+        metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
+               [("", self.stats.flowing(self.stall_timeout_s))])
+        regions = s["region_states"]
+        if regions:
+            metric("edgecam_region_state", "gauge", "Each region's current state (unknown: none passes its rules).",
+                   [(f'{{region="{n}",label="{_escape_label(label or "none")}"}}', 1)
+                    for n, (label, _) in regions.items()])
+            metric("edgecam_region_score", "gauge", "Score of each region's state (0..1).",
+                   [(f'{{region="{n}"}}', float(score)) for n, (_, score) in regions.items()])
+            metric("edgecam_region_classified_total", "counter", "Times each region was classified.",
+                   [(f'{{region="{n}"}}', s["region_classified"].get(n, 0)) for n in regions])
+        else:
+            if s["current_label"]:
+                metric("edgecam_label_info", "gauge", "The current top label.",
+                       [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
+            metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
+                   [("", float(s["current_score"]))])
+        metric("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+               [("", self._clients)])
+        metric("edgecam_http_streams_refused_total", "counter",
+               "Stream requests refused with 503: every http.max_clients slot was taken.",
+               [("", self.streams_refused)])
+        metric("edgecam_http_connections_refused_total", "counter",
+               "Connections refused with 503: too many served at once.",
+               [("", self._server.refused if self._server is not None else 0)])
+        for source in list(getattr(self.stats, "metric_sources", ())):
+            for name, kind, help_, samples in source():
+                metric(name, kind, help_, samples)
+        for sink_name, values in sorted(s["extra"].items()):
+            for key, value in sorted(values.items()):
+                if not isinstance(value, (bool, int, float)):
+                    continue
+                name = _metric_name(f"edgecam_{sink_name}_{key}")
+                if key in COUNTED:  # only ever grows: a counter (rate() works on it), named _total
+                    metric(f"{name}_total", "counter", f"{sink_name}: {COUNTED[key]}.", [("", value)])
+                else:
+                    metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
+        return "\n".join(lines) + "\n"
+
+
+# -------------------------------------------------------------------- helpers
+
+#: The status counts of an output (``stats.extra``, the MQTT output's) that only ever grow: exported as
+#: counters ``edgecam_<output>_<key>_total``; the other numbers are gauges.
+COUNTED = {"published": "messages published", "dropped": "messages dropped from a full queue",
+           "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
+
+
+def examples_dir(cfg) -> str:
+    """Where the web page saves examples: ``examples_dir``, else ``examples/`` beside the model folder."""
+    if cfg.examples_dir:
+        return cfg.examples_dir
+    from edgecam import registry
+
+    return str(registry.models_dir(cfg.model.dir).parent / "examples")
+
+
+def _read_token(path: str) -> bytes:
+    from edgecam.config.secret_file import read_secret
+
+    return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _num(value) -> str:
+    """A sample value as the text format wants it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _metric_name(name: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", name)

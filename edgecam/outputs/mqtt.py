@@ -1,0 +1,460 @@
+"""Publish predictions to an MQTT broker, with Home Assistant discovery.
+
+The pipeline never waits on the network: the ``on_*`` methods only append to a
+bounded queue (the oldest message is dropped when it is full) and a worker
+thread hands messages to paho, only while connected and only a few at a time,
+so nothing piles up inside paho while the broker is away. The topics and what
+each message holds: :mod:`edgecam.outputs.mqtt_messages`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import sys
+import threading
+import time
+from collections import deque
+
+from edgecam.config.schema import MqttConfig
+from edgecam.errors import ConfigError, EdgecamError, NetworkError
+from edgecam.result import Classification
+from edgecam.config.secret_file import read_secret
+from edgecam.outputs import mqtt_health
+from edgecam.outputs import mqtt_messages as messages
+from edgecam.outputs.base import Sink
+from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE
+from edgecam.stats import Stats
+
+logger = logging.getLogger(__name__)
+
+# Messages handed to paho but not yet written (QoS 0) or acknowledged (QoS 1/2).
+# Small, so that a stalled connection keeps messages in our bounded queue.
+WINDOW = 16
+CLOSE_FLUSH_S = 1.0
+# CONNACK reasons that retrying with the same settings cannot fix.
+_AUTH_REASONS = {"Bad user name or password", "Not authorized", "Banned", "Bad authentication method"}
+
+
+class MqttSink(Sink):
+    """Publishes results, label changes and availability to an MQTT broker.
+
+    Args:
+        cfg: the ``mqtt`` section of the config.
+        model_name: shown in ``/result`` and as the HA device's model.
+        top_k: how many classes ``/result`` lists.
+        threshold: classes scoring below it are left out of ``/result`` (``model.threshold``,
+            as in the overlay, the log and HTTP).
+        stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
+        hostname: names the default topic prefix and client id (default: this host).
+        regions: :class:`edgecam.outputs.base.RegionInfo` per region: a state topic and HA sensor each.
+        event_rules: rules with ``mqtt: true``: their events (``result.extra["rule_events"]``) go out too.
+
+    After bad credentials the sink stops retrying and sets :attr:`fatal_error`
+    to a :class:`NetworkError` (exit code 5); the pipeline may stop on it.
+    """
+
+    name = "mqtt"
+
+    def __init__(self, cfg: MqttConfig, model_name: str, top_k: int = 3, stats: Stats | None = None,
+                 hostname: str | None = None, threshold: float = 0.0, regions: tuple = (), event_rules: tuple = ()):
+        self.cfg = cfg
+        self.model_name = model_name
+        self.top_k = top_k
+        self.threshold = threshold
+        self.stats = stats
+        self.hostname = hostname or socket.gethostname()
+        host_slug = messages.slug(self.hostname)
+        self.client_id = cfg.client_id or f"edgecam-{host_slug}"
+        self.node_id = messages.slug(self.client_id)
+        self.prefix = messages.check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
+        self.discovery_prefix = messages.check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
+        self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
+        self.regions, self.event_rules = tuple(regions), tuple(event_rules)
+        self._region_states: dict[str, dict] = {}  # newest state per region, re-sent after a reconnect
+        self.health, self._health_at = None, 0.0  # newest board health sent (mqtt_health), when; re-sent at connect
+        self.broker = f"{cfg.host}:{cfg.port}"
+        self.wants_frames = cfg.snapshot
+        self.fatal_error: EdgecamError | None = None
+
+        self._cond = threading.Condition()
+        self._queue: deque = deque()  # (kind, data); bounded by cfg.queue_size by hand
+        self._state_items = 0  # how many "state" items the queue holds
+        self._last_state: dict | None = None  # newest state enqueued, re-sent after a reconnect
+        self._latest_result: Classification | None = None
+        self._picture = None  # newest annotated frame (a reference, never copied)
+        self._next_result_t = 0.0
+        # mids handed to paho, not yet published -> their queued item (None: re-sent at each connect)
+        self._outstanding: dict[int, tuple | None] = {}
+        self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
+        self._connected = False
+        self._need_birth = False
+        self._ever_connected = False
+        self._down_logged = False
+        self._closing = False
+        self._closed = False
+        self._flush_deadline = 0.0
+        self._state = "new"
+        self._last_error = ""
+        self._queued_dropped = 0
+        self._published = 0
+        self._reconnects = 0
+        self._rate_skipped = 0
+        self._client = None
+        self._mqtt = None
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, cfg, ctx) -> MqttSink:
+        rules = tuple(r.name for r in cfg.events.rules if r.mqtt)
+        return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
+                   threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules)
+
+    # ------------------------------------------------------------------ setup
+
+    def _password(self) -> str | None:
+        if not self.cfg.password_file:
+            return None
+        # Only the line end is dropped: spaces may belong to a password.
+        return read_secret("mqtt.password_file", self.cfg.password_file, strip="\r\n", allow_empty=True,
+                           hint="create it holding the broker password")
+
+    def start(self) -> None:
+        """Configure the client and connect in the background; returns at once."""
+        if self._client is not None or self._closed:
+            return
+        mqtt = self._mqtt = messages.import_paho()
+        cfg = self.cfg
+        password = self._password()
+        if password is not None and not cfg.username:
+            raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
+        if cfg.username:
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            try:
+                client.tls_set(ca_certs=cfg.ca_file)
+            except (OSError, ValueError) as e:
+                raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+        client.will_set(self.topics["availability"], OFFLINE, qos=cfg.qos, retain=True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.max_queued_messages_set(WINDOW)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        self._client = client
+        self._set_state("connecting")
+        logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.prefix, self.client_id)
+        # connect_async + loop_start: the network thread connects and
+        # reconnects (1..30 s back-off) without ever blocking the caller.
+        client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive)
+        client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="edgecam-mqtt", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------ pipeline side
+
+    def _enqueue(self, kind: str, data) -> None:
+        with self._cond:
+            if len(self._queue) >= self.cfg.queue_size:
+                old_kind, _ = self._queue.popleft()
+                self._state_items -= old_kind == "state"
+                self._queued_dropped += 1
+            self._queue.append((kind, data))
+            self._state_items += kind == "state"
+            self._cond.notify()
+
+    def _accepting(self) -> bool:
+        return not self._closing and self.fatal_error is None
+
+    def on_result(self, result: Classification) -> None:
+        """Remember the result; in ``every`` mode queue it, at most ``max_rate_hz``."""
+        if not self._accepting():
+            return
+        self._latest_result = result
+        for item in messages.rule_event_items(self, result):  # <prefix>/event and the rule's trigger topic
+            self._enqueue(*item)
+        if self.cfg.publish != "every":
+            return
+        now = time.monotonic()
+        if now < self._next_result_t:
+            self._rate_skipped += 1
+            return
+        self._next_result_t = now + 1.0 / self.cfg.max_rate_hz
+        self._enqueue("result", result)  # formatted by the worker, off the pipeline thread
+
+    def on_frame(self, frame, annotated, result) -> None:
+        """Keep a reference to the newest picture, encoded only for a snapshot."""
+        if self.cfg.snapshot:
+            self._picture = annotated if annotated is not None else frame.image
+
+    def on_event(self, event: dict) -> None:
+        """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured;
+        on a region's change, its ``/region/<name>/state``."""
+        if not self._accepting():
+            return
+        if event.get("type") == "region_change":
+            payload = messages.region_payload(event)
+            with self._cond:
+                self._region_states[event["region"]] = payload
+            self._enqueue("region", payload)
+            return
+        if event.get("type") != "label_change":
+            return
+        result = self._latest_result
+        state = messages.state_payload(event, result)
+        with self._cond:
+            self._last_state = state
+        self._enqueue("state", state)
+        if self.cfg.publish == "changes" and result is not None:
+            self._enqueue("result", result)
+        if self.cfg.snapshot and self._picture is not None:
+            self._enqueue("snapshot", self._picture)
+
+    def on_health(self, health) -> None:
+        """The board's health: ``<prefix>/health`` when there is news; the first adds its HA entities."""
+        new, now = mqtt_health.payload(health), time.monotonic()
+        if not self._accepting() or not mqtt_health.due(self.health, self._health_at, new, now):
+            return
+        with self._cond:
+            first, self.health, self._health_at = self.health is None, new, now
+        for topic, conf in (messages.health_discovery_for(self) if first and self.cfg.discovery else {}).items():
+            self._enqueue("raw", (topic, json.dumps(conf), True))  # its entities, now that a reading says which
+        self._enqueue("health", new)
+
+    # ------------------------------------------------------------ payloads
+
+    def result_payload(self, result: Classification) -> dict:
+        """The JSON published on ``<prefix>/result``."""
+        return messages.result_payload(result, self.top_k, self.threshold, self.model_name)
+
+    def discovery_configs(self) -> dict[str, dict]:
+        """Home Assistant discovery topic -> config: label and score, or a sensor per region; board health."""
+        return messages.discovery_for(self)
+
+    # -------------------------------------------------------------- worker
+
+    def _run(self) -> None:
+        try:
+            self._work()
+        except Exception:  # keep the pipeline alive; report through status()
+            logger.exception("MQTT worker failed; MQTT publishing stopped")
+            with self._cond:
+                self._last_error = "worker failed (see log)"
+                self._state = "failed"
+            self._update_stats()
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    has_work = self._need_birth or bool(self._queue)
+                    if has_work and self._connected and len(self._outstanding) < WINDOW:
+                        break
+                    if self._closing and (not has_work or not self._connected
+                                          or time.monotonic() > self._flush_deadline):
+                        return
+                    # on_connect, on_publish, _enqueue and close() all notify.
+                    self._cond.wait(0.5)
+                if self._need_birth:
+                    self._need_birth = False
+                    items = self._birth_items()
+                else:
+                    kind, data = self._queue.popleft()
+                    self._state_items -= kind == "state"
+                    items = [(kind, data)]
+            for kind, data in items:
+                msg = data if kind == "raw" else messages.encode(self, kind, data)  # (topic, payload, retain)
+                if msg is not None and not self._send(*msg, item=None if kind == "raw" else (kind, data)):
+                    if kind != "raw":
+                        with self._cond:
+                            self._requeue(kind, data)
+                    break
+            self._update_stats()
+
+    def _birth_items(self) -> list:
+        """What to send right after each connect (called with the lock held)."""
+        items = [("raw", (self.topics["availability"], ONLINE, True))]
+        if self.cfg.discovery:
+            items += [("raw", (topic, json.dumps(conf), True)) for topic, conf in self.discovery_configs().items()]
+        if self._last_state is not None and self._state_items == 0:
+            # The broker may have restarted without its retained messages.
+            items.append(("state", self._last_state))
+        items += [("health", self.health)] if self.health is not None else []
+        queued = {data["region"] for kind, data in self._queue if kind == "region"}
+        items += [("region", state) for name, state in self._region_states.items() if name not in queued]
+        return items
+
+    def _requeue(self, kind: str, data) -> None:
+        """Put an item back at the head of the queue (lock held); a full queue drops it, counted."""
+        if len(self._queue) >= self.cfg.queue_size:
+            self._queued_dropped += 1
+            return
+        self._queue.appendleft((kind, data))
+        self._state_items += kind == "state"
+
+    def _send(self, topic: str, payload, retain: bool, item: tuple | None = None) -> bool:
+        """Hand one message to paho; False when paho did not take it (connection gone)."""
+        # Never call paho while holding our lock: paho runs on_publish with
+        # its own locks held, and on_publish takes ours.
+        info = self._client.publish(topic, payload, qos=self.cfg.qos, retain=retain)
+        if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+            if info.rc == self._mqtt.MQTT_ERR_NO_CONN and self.cfg.qos > 0:
+                # paho keeps QoS>0 messages and resends them on reconnect.
+                self._track(info.mid, item)
+                return True
+            with self._cond:  # the connection just went; on_disconnect follows
+                self._cond.wait(0.05)
+            return False
+        self._track(info.mid, item)
+        return True
+
+    def _track(self, mid: int, item: tuple | None) -> None:
+        with self._cond:
+            if mid in self._early:
+                self._early.discard(mid)
+            else:
+                self._outstanding[mid] = item
+
+    # ----------------------------------------------------- paho callbacks
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._cond:
+            if mid in self._outstanding:
+                del self._outstanding[mid]
+            else:
+                self._early.add(mid)
+            self._published += 1
+            self._cond.notify_all()
+        self._update_stats()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            reason = reason_code.getName()
+            if reason in _AUTH_REASONS:
+                who = f"user {self.cfg.username!r}" if self.cfg.username else "an anonymous client"
+                msg = (
+                    f"MQTT broker {self.broker} refused {who}: {reason}; "
+                    "check mqtt.username and mqtt.password_file (not retrying)"
+                )
+                logger.error(msg)
+                with self._cond:
+                    self.fatal_error = NetworkError(msg)
+                    self.fatal_error.logged = True  # just above
+                    self._last_error = reason
+                    self._state = "auth_failed"
+                    self._cond.notify_all()
+                self._update_stats()
+                client.disconnect()  # ends paho's retry loop
+                return
+            self._went_down(f"refused: {reason}")
+            return
+        with self._cond:
+            self._connected = True
+            self._need_birth = True
+            self._down_logged = False
+            self._early.clear()  # a new session: no stale mids
+            if self._ever_connected:
+                self._reconnects += 1
+                logger.info("MQTT reconnected to %s (%d messages queued)", self.broker, len(self._queue))
+            else:
+                logger.info("MQTT connected to %s", self.broker)
+            self._ever_connected = True
+            self._state = "connected"
+            self._cond.notify_all()
+        self._update_stats()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its ``except OSError`` block, so the error is
+        # still the one being handled.
+        err = sys.exc_info()[1]
+        self._went_down(f"unreachable: {err}" if err else "unreachable")
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        reason = reason_code.getName()
+        if not flags.is_disconnect_packet_from_server and reason == "Unspecified error":
+            reason = "connection lost"
+        self._went_down(reason)
+
+    def _went_down(self, reason: str) -> None:
+        with self._cond:
+            was_connected = self._connected
+            self._connected = False
+            if self.cfg.qos == 0 and self._outstanding:
+                # QoS 0 messages paho had not written yet die with the socket
+                # (paho clears its packet queue on reconnect): queue them again,
+                # in their order, ahead of what came after them.
+                for item in reversed([i for i in self._outstanding.values() if i is not None]):
+                    self._requeue(*item)
+                self._outstanding.clear()
+            if self._closing or self._state == "auth_failed":
+                return
+            self._state = "disconnected"
+            self._last_error = reason
+            log = not self._down_logged
+            self._down_logged = True
+            self._cond.notify_all()
+        if log:
+            if was_connected:
+                logger.warning(
+                    "MQTT disconnected from %s (%s); reconnecting in the background, queueing up to %d messages",
+                    self.broker, reason, self.cfg.queue_size,
+                )
+            else:
+                logger.warning("MQTT broker %s %s; retrying in the background", self.broker, reason)
+        self._update_stats()
+
+    # ------------------------------------------------------------- status
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            self._state = state
+        self._update_stats()
+
+    def status(self) -> dict:
+        """A snapshot: connected, state, queued, dropped, published, reconnects, last_error."""
+        with self._cond:
+            return {
+                "connected": self._connected,
+                "state": self._state,
+                "broker": self.broker,
+                "queued": len(self._queue),
+                "dropped": self._queued_dropped,
+                "published": self._published,
+                "reconnects": self._reconnects,
+                "rate_skipped": self._rate_skipped,
+                "last_error": self._last_error,
+            }
+
+    def _update_stats(self) -> None:
+        if self.stats is not None:
+            self.stats.extra["mqtt"] = self.status()
+
+    # -------------------------------------------------------------- close
+
+    def close(self) -> None:
+        """Send what is queued (up to ~1 s), publish ``offline``, disconnect. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cond:
+            self._closing = True
+            self._flush_deadline = time.monotonic() + CLOSE_FLUSH_S
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(CLOSE_FLUSH_S + 1.0)
+        client = self._client
+        if client is not None:
+            if self._connected:
+                self._send(self.topics["availability"], OFFLINE, True)
+                with self._cond:
+                    self._cond.wait_for(lambda: not self._outstanding or not self._connected, 0.5)
+            client.disconnect()
+            client.loop_stop()
+        with self._cond:
+            self._connected = False
+            if self._state != "auth_failed":
+                self._state = "closed"
+        self._update_stats()

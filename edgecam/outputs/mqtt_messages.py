@@ -1,0 +1,275 @@
+"""What the MQTT output publishes: topic names, payloads, Home Assistant discovery.
+
+Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
+
+* ``<prefix>/state``: JSON ``{"label", "score", "index", "previous", "frame",
+  "timestamp"}``, published at each label change (retained when ``retain``).
+* ``<prefix>/result``: JSON of one classification (``Classification.to_dict()``
+  plus an ISO ``timestamp``); every result capped at ``max_rate_hz``
+  (``publish: every``) or only at label changes (``publish: changes``).
+* ``<prefix>/availability``: ``online`` (retained) once connected, ``offline``
+  as the retained Last Will and on a clean close.
+* ``<prefix>/snapshot``: JPEG of the annotated frame at each label change
+  (``snapshot: true``; retained when ``retain``).
+* ``<discovery_prefix>/sensor/<node_id>/{label,score}/config``: retained Home
+  Assistant discovery configs for a "Label" and a "Score" sensor.
+* With event rules that have ``mqtt: true``: ``<prefix>/event``, JSON
+  ``{"type": "start"|"end", "id", "rule", "label", "region", "start", "end",
+  "peak_score", "host", "snapshot"}`` (never retained), and ``<prefix>/event/<rule>``:
+  ``start`` or ``end``, which the Home Assistant device triggers of each
+  rule listen to (:func:`trigger_configs`).
+* With regions: ``<prefix>/region/<name>/state``: JSON ``{"region", "label",
+  "score", "previous", "frame", "timestamp"}`` at each change of that
+  region's state (retained when ``retain``), and per region a discovery config
+  for a sensor of its state (``<discovery_prefix>/sensor/<node_id>/region_<name>/config``)
+  and, for a region of two states with ``on_label``, a binary_sensor
+  (``.../binary_sensor/<node_id>/region_<name>/config``: ON in that state, OFF
+  in the other, unknown otherwise). No whole-picture Label/Score sensors then.
+
+Pure functions of a result, an event or the config; :mod:`edgecam.outputs.mqtt`
+is the connection that publishes them (queue, window, reconnects).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import edgecam
+from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
+from edgecam.outputs import mqtt_health
+from edgecam.result import Classification
+from edgecam.outputs.base import iso_time
+
+logger = logging.getLogger("edgecam.outputs.mqtt")  # one logger for the whole MQTT output
+
+ONLINE = "online"
+OFFLINE = "offline"
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to ``[A-Za-z0-9_-]``: safe in a topic level and as a HA node id."""
+    out = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_")
+    return out or "edgecam"
+
+
+def check_topic(key: str, value: str) -> str:
+    """``value`` without surrounding slashes; a ConfigError naming ``key`` when it is no usable topic."""
+    topic = value.strip().strip("/")
+    if not topic or any(c in topic for c in "+#\0"):
+        raise ConfigError(f"{key}: got {value!r}, expected a non-empty MQTT topic without the wildcards + and #")
+    return topic
+
+
+def result_payload(result: Classification, top_k: int, threshold: float, model_name: str) -> dict:
+    """The JSON published on ``<prefix>/result``."""
+    d = result.to_dict(k=top_k, threshold=threshold)
+    d["model"] = d.get("model") or model_name
+    d["timestamp"] = iso_time(result.wall_time)
+    return d
+
+
+def state_payload(event: dict, result: Classification | None) -> dict:
+    """The JSON published on ``<prefix>/state`` for a label-change ``event`` (``result``: the latest)."""
+    label = event.get("label")
+    index = None
+    if result is not None and label in result.labels:
+        index = list(result.labels).index(label)
+    return {
+        "label": label,
+        "score": round(float(event.get("score", 0.0)), 4),
+        "index": index,
+        "previous": event.get("previous"),
+        "frame": event.get("frame"),
+        "timestamp": iso_time(event.get("wall_time", 0.0)),
+    }
+
+
+def discovery_configs(topics: dict[str, str], discovery_prefix: str, node_id: str, hostname: str,
+                      model_name: str, qos: int) -> dict[str, dict]:
+    """Home Assistant discovery topic -> config, for the label and score sensors."""
+    avail = {
+        "availability_topic": topics["availability"],
+        "payload_available": ONLINE,
+        "payload_not_available": OFFLINE,
+    }
+    device = {
+        "identifiers": [node_id],
+        "name": f"edgecam {hostname}",
+        "model": model_name,
+        "manufacturer": "edgecam",
+        "sw_version": edgecam.__version__,
+    }
+    origin = {"name": "edgecam", "sw_version": edgecam.__version__}
+    base = f"{discovery_prefix}/sensor/{node_id}"
+    common = {"state_topic": topics["state"], **avail, "device": device, "origin": origin, "qos": qos}
+    return {
+        f"{base}/label/config": {
+            "name": "Label",
+            "unique_id": f"{node_id}_label",
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": topics["state"],
+            "icon": "mdi:eye",
+            **common,
+        },
+        f"{base}/score/config": {
+            "name": "Score",
+            "unique_id": f"{node_id}_score",
+            "value_template": "{{ (value_json.score * 100) | round(1) }}",
+            "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "icon": "mdi:percent",
+            **common,
+        },
+    }
+
+
+def region_topic(prefix: str, name: str) -> str:
+    """``<prefix>/region/<name>/state``."""
+    return f"{prefix}/region/{name}/state"
+
+
+def region_payload(event: dict) -> dict:
+    """The JSON published on a region's state topic for a ``region_change`` event."""
+    return {
+        "region": event["region"],
+        "label": event.get("label"),
+        "score": round(float(event.get("score", 0.0)), 4),
+        "previous": event.get("previous"),
+        "frame": event.get("frame"),
+        "timestamp": iso_time(event.get("wall_time", 0.0)),
+    }
+
+
+def region_discovery_configs(topics: dict[str, str], prefix: str, discovery_prefix: str, node_id: str,
+                             hostname: str, model_name: str, qos: int, regions) -> dict[str, dict]:
+    """Home Assistant discovery topic -> config: a sensor per region, and a binary_sensor per two-state
+    region with an ``on_label`` (``regions``: :class:`edgecam.outputs.base.RegionInfo`)."""
+    base = discovery_configs(topics, discovery_prefix, node_id, hostname, model_name, qos)
+    common = {k: v for k, v in next(iter(base.values())).items()
+              if k in ("availability_topic", "payload_available", "payload_not_available", "device", "origin", "qos")}
+    out = {}
+    for region in regions:
+        state = region_topic(prefix, region.name)
+        out[f"{discovery_prefix}/sensor/{node_id}/region_{region.name}/config"] = {
+            "name": region.name,
+            "unique_id": f"{node_id}_region_{region.name}",
+            "state_topic": state,
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": state,
+            "icon": "mdi:image-filter-center-focus",
+            **common,
+        }
+        if region.on_label is not None and len(region.labels) == 2:
+            off = next(label for label in region.labels if label != region.on_label)
+            out[f"{discovery_prefix}/binary_sensor/{node_id}/region_{region.name}/config"] = {
+                "name": f"{region.name} {region.on_label}",
+                "unique_id": f"{node_id}_region_{region.name}_{slug(region.on_label)}",
+                "state_topic": state,
+                # ON and OFF for the two states; "None" (unknown, for Home Assistant) otherwise.
+                "value_template": (f"{{% if value_json.label == {region.on_label!r} %}}ON"
+                                   f"{{% elif value_json.label == {off!r} %}}OFF{{% else %}}None{{% endif %}}"),
+                "payload_on": "ON",
+                "payload_off": "OFF",
+                "json_attributes_topic": state,
+                **common,
+            }
+    return out
+
+
+def snapshot_jpeg(picture) -> bytes | None:
+    """The annotated picture as the JPEG of ``<prefix>/snapshot``; None (logged) when it cannot be encoded."""
+    try:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        why = "encoder refused it"
+    except Exception as e:  # a bad picture must not kill the worker
+        ok, why = False, e
+    if not ok:
+        logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
+        return None
+    return buf.tobytes()
+
+
+def import_paho():
+    """paho's client module, or exit 2 with what to install."""
+    try:
+        import paho.mqtt.client as mqtt
+    except ImportError:
+        raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
+                           exit_code=EXIT_CONFIG) from None
+    return mqtt
+
+
+def discovery_for(sink) -> dict[str, dict]:
+    """The discovery configs an :class:`edgecam.outputs.mqtt.MqttSink` publishes (its topics, regions, names)."""
+    if sink.regions:
+        out = region_discovery_configs(sink.topics, sink.prefix, sink.discovery_prefix, sink.node_id, sink.hostname,
+                                       sink.model_name, sink.cfg.qos, sink.regions)
+    else:
+        out = discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
+                                sink.cfg.qos)
+    device = next(iter(out.values()))["device"]
+    if sink.health is not None:  # the board's entities, once a reading told which it has
+        out.update(mqtt_health.discovery_configs(sink, sink.health, device))
+    if sink.event_rules:
+        out.update(trigger_configs(sink.prefix, sink.discovery_prefix, sink.node_id, device, sink.cfg.qos,
+                                   sink.event_rules))
+    return out
+
+
+def health_discovery_for(sink) -> dict[str, dict]:
+    """Only the board's entities of :func:`discovery_for` (sent when the first reading says which it has)."""
+    return {t: c for t, c in discovery_for(sink).items() if c.get("state_topic") == mqtt_health.health_topic(sink.prefix)}
+
+
+def event_topic(prefix: str, rule: str | None = None) -> str:
+    """``<prefix>/event`` (every event as JSON), ``<prefix>/event/<rule>`` (``start`` / ``end``: the triggers')."""
+    return f"{prefix}/event" if rule is None else f"{prefix}/event/{rule}"
+
+
+def trigger_configs(prefix: str, discovery_prefix: str, node_id: str, device: dict, qos: int,
+                    rules) -> dict[str, dict]:
+    """Home Assistant device triggers, two per rule: its event started, its event ended.
+
+    ``<discovery_prefix>/device_automation/<node_id>/<rule>_<start|end>/config``: a trigger fires on a
+    message ``start`` (``end``) on ``<prefix>/event/<rule>``; type ``event_start`` / ``event_end``,
+    subtype the rule's name (unique per device, as Home Assistant asks).
+    """
+    out = {}
+    for rule in rules:
+        for kind in ("start", "end"):
+            out[f"{discovery_prefix}/device_automation/{node_id}/{rule}_{kind}/config"] = {
+                "automation_type": "trigger", "topic": event_topic(prefix, rule), "payload": kind,
+                "type": f"event_{kind}", "subtype": rule, "qos": qos, "device": device,
+            }
+    return out
+
+
+def rule_event_items(sink, result) -> list[tuple[str, dict]]:
+    """The queue items for the rule events in ``result`` (put there by the events output) that go to MQTT."""
+    return [(kind, e) for e in result.extra.get("rule_events", ()) if e["rule"] in sink.event_rules
+            for kind in ("event", "trigger")]
+
+
+def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
+    """(topic, payload, retain) of one item an :class:`edgecam.outputs.mqtt.MqttSink` queued; None to skip it."""
+    retain = sink.cfg.retain
+    if kind == "result":
+        return sink.topics["result"], json.dumps(sink.result_payload(data)), False
+    if kind == "state":
+        return sink.topics["state"], json.dumps(data), retain
+    if kind == "region":
+        return region_topic(sink.prefix, data["region"]), json.dumps(data), retain
+    if kind == "event":  # events are moments, not states: never retained
+        return event_topic(sink.prefix), json.dumps(data), False
+    if kind == "trigger":
+        return event_topic(sink.prefix, data["rule"]), data["type"], False
+    if kind == "health":
+        return mqtt_health.health_topic(sink.prefix), json.dumps(data), retain
+    if kind == "snapshot":
+        jpeg = snapshot_jpeg(data)
+        return (sink.topics["snapshot"], jpeg, retain) if jpeg is not None else None
+    raise AssertionError(kind)

@@ -1,0 +1,352 @@
+"""The real-time pipeline: capture thread -> inference thread -> outputs.
+
+::
+
+    capture thread ──frame──► FrameBuffer (latest | every_frame) ──► inference thread(s)
+          │                                                               │
+          └──frame (latest policy)──► OutputQueue ◄──(frame,) result──────┘
+                                            │
+                                  output loop (caller's thread): smoothing,
+                                  overlay, sinks (window, log, record, HTTP, MQTT)
+
+With the ``latest`` policy the output loop draws every captured frame with the
+newest result, so the picture stays smooth when the model is slower than the
+camera. With ``every_frame`` each frame reaches the outputs with its own
+result, in order. One stop event ends everything; an exception in any thread
+is logged, stops the run and becomes its exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from edgecam.camera.capture import CaptureThread, DropPolicy, FrameBuffer, Handoff
+from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
+from edgecam.model.inference import InferenceStage
+from edgecam.outputs.overlay import OverlayStats, draw_overlay
+from edgecam.model.smoothing import Smoother
+from edgecam.stats import SourceState, Stats
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1  # how often the output loop wakes with nothing to do (stall checks, watchdog)
+
+
+class OutputQueue(Handoff):
+    """Frames and results for the output loop.
+
+    Results are never dropped (the log wants each one). Frames are: when the
+    outputs fall behind a live camera, the oldest waiting frame is dropped and
+    counted, so the display shows the present rather than a growing backlog.
+    Items are ``(kind, frame, result)`` tuples.
+    """
+
+    def __init__(self, max_frames: int = 2, stats: Stats | None = None):
+        super().__init__()
+        # _frames counts queued items that hold a frame (frame items, and
+        # results that carry theirs under every_frame).
+        self._frames = 0
+        self.max_frames = max_frames
+        self.dropped = 0
+        self.stats = stats
+
+    def put_frame(self, frame) -> None:
+        with self._cond:
+            if self._frames >= self.max_frames:
+                for i, item in enumerate(self._items):
+                    if item[0] == "frame":
+                        del self._items[i]
+                        self._frames -= 1
+                        self.dropped += 1
+                        if self.stats is not None:
+                            self.stats.frames_output_dropped += 1
+                        break
+            self._items.append(("frame", frame, None))
+            self._frames += 1
+            self._cond.notify_all()
+
+    def put_result(self, result, frame=None, stop: threading.Event | None = None) -> None:
+        """Queue a result; with its ``frame`` (every_frame policy) wait while frames are queued.
+
+        That wait is the backpressure that keeps a file's frames from piling
+        up (1 MB each at 640x480) when the outputs are slower than the model.
+        """
+        with self._cond:
+            if frame is not None:
+                if not self._wait_for_room(lambda: self._frames >= self.max_frames, stop):
+                    return
+                self._frames += 1
+            self._items.append(("result", frame, result))
+            self._cond.notify_all()
+
+    def _taken(self, item) -> None:
+        if item[1] is not None:
+            self._frames -= 1
+
+
+@dataclass
+class Timings:
+    """Per-stage times in ms, kept only when asked for (``edgecam bench``)."""
+
+    decode: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    preprocess: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    invoke: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    postprocess: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    overlay: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    latency: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+
+class Pipeline:
+    """Runs a source through a classifier into outputs until the source ends or :meth:`stop`.
+
+    Args:
+        classifier: an :class:`edgecam.model.classifier.Classifier`.
+        source: an open :class:`edgecam.camera.FrameSource`.
+        outputs: a :class:`edgecam.outputs.FanOut` (already started).
+        policy: ``latest`` or ``every_frame``.
+        smoothing: a :class:`edgecam.config.schema.SmoothingConfig`.
+        top_k / threshold: what the overlay shows.
+        overlay: draw the overlay for outputs that want frames.
+        reopen: callable returning a new source, for recovery of live sources.
+        stall_timeout_s: no frame for this long marks the source stalled.
+        timings: collect per-stage times (for bench).
+        layout / calibration: how many interpreters with how many threads
+            (:mod:`edgecam.measure.calibration`); None: the classifier as it is.
+        tickers: callables ``f(pipeline, now)`` run about every 0.1 s from the
+            output loop (watchdog, status); they must not block.
+    """
+
+    def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
+                 threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
+                 stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
+                 tickers: list | None = None, layout=None, calibration=None, regions=None, rules=None):
+        self.classifier = classifier
+        self.source = source
+        self.outputs = outputs
+        self.policy = DropPolicy(policy)
+        self.top_k = top_k
+        self.threshold = threshold
+        self.overlay = overlay
+        self.stall_timeout_s = stall_timeout_s
+        self.stats = stats or Stats()
+        self.outputs.stats = self.stats
+        #: model.allow / deny / thresholds for the whole picture (an edgecam.model.rules.ClassRules), or None.
+        self.rules = rules if rules is not None and rules.active else None
+        self.smoother = Smoother(smoothing, threshold, self.rules.floors if self.rules else None)
+        #: With regions (an edgecam.model.regions.RegionTracker): their states instead of a whole-picture label.
+        self.regions = regions
+        self.timings = Timings() if timings else None
+        self.tickers = list(tickers or [])
+        self.stop_event = threading.Event()
+        self.latest_result = None
+        self.shown_label: str | None = None
+        self.error: BaseException | None = None
+        self.reload_requested = False
+        self.on_reload = None  # set by the app: called from the output loop on SIGHUP
+        #: Less work when hot (an edgecam.health.thermal.ThermalGovernor, set by the app): its interval_s()
+        #: is the shortest time between two classified frames; the frames it skips are counted in it.
+        self.work_limit = None
+        self._last_classified = -math.inf
+        self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
+        self._reconnects_seen = 0
+
+        self._frames = FrameBuffer(policy)
+        self._out = OutputQueue(stats=self.stats)
+        consumers = [self._to_inference]
+        if self.policy is DropPolicy.LATEST:
+            consumers.append(self._out.put_frame)
+        self._capture = CaptureThread(
+            source, consumers, self.stats, self.stop_event, reopen=reopen, reconnect_max_s=reconnect_max_s,
+            on_end=self._frames.close, timings=self.timings.decode if self.timings else None,
+        )
+        # Bookkeeping (stats, timings) happens in the output loop: the inference
+        # stage is the pipeline's bottleneck and should only invoke.
+        self.inference = InferenceStage(classifier, self._frames, self._deliver, self.stop_event, layout=layout,
+                                        calibration=calibration, on_end=self._out.close)
+        self._inference = self.inference.thread
+
+    # -- threads ---------------------------------------------------------
+
+    def _to_inference(self, frame) -> None:
+        # Preprocess here, in the capture thread, so that it overlaps with the
+        # inference of the previous frame (with the latest policy a frame that
+        # is then dropped has cost a preprocessing: ~0.2 ms, cheaper than the
+        # latency it saves).
+        limit = self.work_limit
+        if limit is not None:
+            interval = limit.interval_s()
+            if interval and frame.timestamp - self._last_classified < interval:
+                limit.skipped += 1  # not classified (the outputs still get it with the latest policy)
+                return
+            self._last_classified = frame.timestamp
+        t0 = time.perf_counter()
+        tensor = self.classifier.prepare(frame)
+        if tensor is None:  # a sensor that classifies (the AI Camera) sent no result with this frame
+            self.stats.frames_without_result += 1
+            return
+        ms = (time.perf_counter() - t0) * 1000
+        dropped = self._frames.put((frame, tensor, ms), self.stop_event)
+        if dropped:
+            self.stats.frames_dropped += dropped
+
+    def _deliver(self, result, frame) -> None:
+        self._out.put_result(result, frame if self.policy is DropPolicy.EVERY_FRAME else None, self.stop_event)
+
+    # -- output loop (runs in the caller's thread: GUI toolkits want the main thread)
+
+    def run(self) -> int:
+        """Run until the source ends, :meth:`stop` is called or a thread fails. Returns an exit code."""
+        self._capture.start()
+        self.inference.start()
+        try:
+            self._output_loop()
+        except BaseException as e:
+            if not isinstance(e, KeyboardInterrupt):
+                logger.exception("output loop failed: %s", e)
+            self.error = self.error or e
+        finally:
+            self.stop_event.set()
+            self._shutdown()
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        err = self.error or self.inference.error or self._capture.error
+        if err is None or isinstance(err, KeyboardInterrupt):
+            return EXIT_OK
+        if isinstance(err, EdgecamError):
+            return err.exit_code
+        return EXIT_FAILURE
+
+    def _output_loop(self) -> None:
+        next_tick = 0.0
+        while not self.stop_event.is_set():
+            item = self._out.get(TICK_S)
+            now = time.monotonic()
+            if now >= next_tick:
+                self._tick(now)
+                next_tick = now + TICK_S
+            if item is None:
+                if self._out.ended:
+                    return
+                continue
+            kind, frame, result = item
+            if kind == "result":
+                self._handle_result(result)
+                if frame is not None:  # every_frame: the frame goes with its own result
+                    self._handle_frame(frame)
+            else:
+                self._handle_frame(frame)
+
+    def _handle_result(self, result) -> None:
+        if self.timings is not None:
+            self.timings.preprocess.append(result.preprocess_ms)
+            self.timings.invoke.append(result.inference_ms)
+            self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
+            self.timings.latency.append(result.latency_ms)
+        if self.regions is not None:
+            self._handle_regions(result)
+            return
+        if self.rules is not None:  # denied labels are never shown, listed or published
+            result = dataclasses.replace(result, scores=self.rules.mask(result.scores))
+        top = result.top
+        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
+        result, event = self.smoother.update(result)
+        self.latest_result = result
+        self.shown_label = self.smoother.label
+        if event is not None:
+            result.extra["event"] = event  # so that a log line can carry it
+        self.outputs.on_result(result)
+        if event is not None:
+            logger.debug("label: %s (%.2f)", event["label"], event["score"])
+            self.outputs.on_event(event)
+
+    def _handle_regions(self, result) -> None:
+        """A result of regions: their states (rules, hysteresis) into the result, an event per change."""
+        states, events = self.regions.update(result)
+        result = dataclasses.replace(result, regions=states)
+        if events:
+            result.extra["region_events"] = events  # so that a log line can carry them
+        self.stats.regions_ready(result.inference_ms, result.result_time, states,
+                                 len(result.extra.get("region_results") or ()))
+        self.latest_result = result
+        self.outputs.on_result(result)
+        for event in events:
+            logger.debug("region %s: %s (%.2f)", event["region"], event["label"], event["score"])
+            self.outputs.on_event(event)
+
+    def _handle_frame(self, frame) -> None:
+        now = time.monotonic()
+        self.stats.frame_output(now)
+        annotated = None
+        if self.outputs.wants_frames and self.overlay and getattr(self.outputs, "wants_overlay", True):
+            t0 = time.perf_counter()
+            result = self.latest_result
+            annotated = draw_overlay(frame.image, result, OverlayStats.of(self.stats, frame, result, now),
+                                     self.top_k, self.threshold, self.shown_label)
+            if self.timings is not None:
+                self.timings.overlay.append((time.perf_counter() - t0) * 1000)
+        if self.outputs.wants_frames:
+            self.outputs.on_frame(frame, annotated, self.latest_result)
+
+    def _tick(self, now: float) -> None:
+        st = self.stats
+        # The capture thread owns capture_state; this loop owns stalled_at (one writer each).
+        state = st.capture_state
+        # The stall clock starts again when the source (re)starts: right after a reconnect
+        # the last frame is old, yet the new source has had no time to deliver one.
+        if state != SourceState.RUNNING or st.reconnects != self._reconnects_seen:
+            self._running_since = None
+            self._reconnects_seen = st.reconnects
+            st.stalled_at = None  # that source is gone; the capture thread says what happens now
+        if state == SourceState.RUNNING and self._running_since is None:
+            self._running_since = now
+        waiting_since = max(st.last_frame_time, self._running_since or 0.0)
+        if state == SourceState.RUNNING and st.stalled_at is None and now - waiting_since > self.stall_timeout_s:
+            st.stalled_at = self._reconnects_seen
+            logger.warning("source %s: no frame for %.1f s", self.source.name, now - waiting_since)
+        elif st.stalled_at is not None and st.flowing(self.stall_timeout_s, now):
+            st.stalled_at = None
+            logger.warning("source %s: frames flowing again", self.source.name)
+        fatal = self.outputs.fatal()  # e.g. MQTT: bad credentials, retrying won't help
+        if fatal is not None:
+            sink, error = fatal
+            if error.logged:
+                logger.error("output %s cannot go on; stopping", sink.name)
+            else:
+                logger.error("output %s: %s; stopping", sink.name, error.message)
+            self.error = error
+            self.stop_event.set()
+            return
+        if self.reload_requested:
+            self.reload_requested = False
+            if self.on_reload:
+                self.on_reload()
+        for ticker in self.tickers:
+            try:
+                ticker(self, now)
+            except Exception as e:
+                logger.exception("ticker %r failed: %s", ticker, e)
+
+    def stop(self) -> None:
+        """Ask every thread to finish (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+
+    def _shutdown(self) -> None:
+        self._frames.close()
+        self._out.close()
+        for t in (self._capture, self._inference):
+            if t.is_alive():
+                t.join(timeout=1.0)
+                if t.is_alive():
+                    logger.warning("thread %s did not stop within 1 s", t.name)
+        self.outputs.close()
+        if not self.error:
+            self.error = self.inference.error or self._capture.error
+        if self.outputs.failure is not None and not self.error:
+            self.error = self.outputs.failure  # an output was lost: the run says so in its exit code
