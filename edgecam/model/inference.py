@@ -49,6 +49,7 @@ class InferenceStage:
         self.layout = calibration.layout if calibration is not None else layout
         self.on_end = on_end
         self.error: BaseException | None = None
+        self._first_error = threading.Lock()  # two interpreters failing at once: one of them is the error
         self.switches = 0
         self._take = threading.Lock()  # a frame and its ticket are taken together
         self._turn = threading.Condition()
@@ -97,12 +98,15 @@ class InferenceStage:
         return [clf] + [clf.replica() for _ in range(layout.interpreters - 1)]
 
     def _failed(self, e: BaseException) -> None:
-        if self.error is None:
+        with self._first_error:
+            first = self.error is None
+            if first:
+                self.error = e
+        if first:
             if isinstance(e, EdgecamError):  # a user-facing error: one line, no traceback
                 logger.error("inference stopped: %s", e.message)
             else:
                 logger.exception("inference thread failed: %s", e)
-            self.error = e
         self.stop.set()
 
     def _work(self, clf) -> None:

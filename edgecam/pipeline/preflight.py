@@ -64,9 +64,9 @@ def _http(cfg) -> None:
 def _mqtt(cfg) -> None:
     if not cfg.mqtt.enabled:
         return
-    from edgecam.outputs import mqtt
+    from edgecam.outputs import mqtt, mqtt_messages
 
-    mqtt._import_paho()
+    mqtt_messages.import_paho()
     mqtt.MqttSink(cfg.mqtt, cfg.model.name, hostname="check-config")._password()
     if cfg.mqtt.tls and cfg.mqtt.ca_file:
         import ssl

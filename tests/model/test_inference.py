@@ -137,3 +137,29 @@ def test_the_pipeline_measures_each_layout_in_the_run_and_keeps_the_best(cost, e
     # One replica for each stretch on two interpreters (2x1 twice in a row is one stretch; a 2x1
     # choice goes on with the last one).
     assert clf.shared.replicas == 2
+
+
+def test_two_interpreters_failing_at_the_same_moment_log_one_error(monkeypatch, caplog):
+    # Both threads reach _failed before either has set the error: only one may say so. The first log call
+    # waits until the second thread has checked, which is the moment the unlocked check-then-set lost.
+    from edgecam import inference
+
+    caplog.set_level(logging.ERROR)
+    stage = inference.InferenceStage(SlowClassifier(0.0), None, None, threading.Event())
+    second_checked = threading.Event()
+    real = inference.logger.exception
+
+    def slow_exception(*args, **kwargs):
+        second_checked.wait(0.5)
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(inference.logger, "exception", slow_exception)
+    threads = [threading.Thread(target=stage._failed, args=(RuntimeError(f"interpreter {i}"),)) for i in (1, 2)]
+    threads[0].start()
+    threads[1].start()
+    threads[1].join(0.2)
+    second_checked.set()
+    for t in threads:
+        t.join(5)
+    assert sum("inference thread failed" in r.getMessage() for r in caplog.records) == 1
+    assert stage.stop.is_set() and str(stage.error).startswith("interpreter")
