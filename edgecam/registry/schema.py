@@ -179,8 +179,7 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
          "labels_file and labels_sha256 go with a labels_url"),
         (_plain_file_name(raw["file"]), "file must be a plain file name (no folders, no leading dot)"),
         (embedded or _plain_file_name(labels_file), "labels_file must be a plain file name (no folders, no leading dot)"),
-        # What a model file may be built for: the backends of edgecam.config.backends (edgecam.model.backends runs them).
-        (backend in backends.names(), f"backend must be one of {', '.join(backends.names())}"),
+        (backend in backends.names(), f"backend must be one of {', '.join(backends.names())}"),  # what runs it
         (raw.get("cpu_twin") is None or isinstance(raw.get("cpu_twin"), str), "cpu_twin must be a model name"),
         (_sha_ok(raw["sha256"]), "sha256 must be 64 lowercase hex digits or null"),
         (_sha_ok(raw["labels_sha256"]), "labels_sha256 must be 64 lowercase hex digits or null"),

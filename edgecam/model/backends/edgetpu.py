@@ -250,13 +250,15 @@ def doctor(root: Path = Path("/"), probe_model: ProbeModel = None) -> Check:
     library = library_path()
     if library is None:
         where = f"; {found[0].what} is plugged in" if found else ""
-        return Check("edgetpu", EXIT_RUNTIME, f"no {LIBRARY}{where}: {INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+        return Check("edgetpu", EXIT_RUNTIME,
+                     f"no {LIBRARY}{where}: {INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
     build = _build_note(root)
     if build is not None and build[0] is not None:
         return build[0]
     note = build[1] if build else ""
     if not found:
-        return Check("edgetpu", EXIT_SOURCE, f"{library} is installed but no Coral is plugged in: {NO_DEVICE_HINT.split(', then')[0]}")
+        return Check("edgetpu", EXIT_SOURCE,
+                     f"{library} is installed but no Coral is plugged in: {NO_DEVICE_HINT.split(', then')[0]}")
     dev = found[0]
     group = "plugdev" if dev.kind == "usb" else "apex"
     if dev.kind == "pci" and not os.access(root / dev.node.lstrip("/"), os.R_OK | os.W_OK) and not in_group(group):

@@ -126,7 +126,7 @@ class Imx500Source(Picamera2Source):
         intrinsics = imx500.network_intrinsics
         self.tensorless = 0
         self._skew: str | None = None
-        import picamera2
+        import picamera2  # an optional dependency (apt's python3-picamera2, on a Pi only)
 
         cameras = picamera2.Picamera2.global_camera_info()
         modules = [c["Num"] for c in cameras if "/usb" not in str(c.get("Id", ""))]
