@@ -23,6 +23,11 @@ What goes wrong, and what edgecam says (exit code):
 
 ``$EDGECAM_EDGETPU_LIBRARY`` names the library file when it is not where the
 dynamic loader looks (a community build unpacked in a folder).
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+the Corals found, the library as its readiness, the drop-in's USB and apex
+devices with groups plugdev and apex, :func:`doctor`'s check, and the
+``--probe`` model (mobilenet_v1_edgetpu).
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ for another chip: 2; an inference that fails or does not complete in
 
 Tested against a fake ``hailo_platform`` only (tests/fakes/hailo_platform):
 not checked on a Hailo device.
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+its ``/dev/hailoN`` nodes (in the drop-in too), picamera2 and HailoRT as its
+readiness, :func:`doctor`'s check, ``.hef`` files.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ driver sees it): 2; no AI Camera, or libcamera not listing it: 3; a
 libcamera/picamera2 version skew ("tensor info length 708 does not match
 expected size 712"): 6; photos or files on the AI Camera: 2 (it classifies
 only what its sensor sees).
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+a camera (``sensor``) tried first by ``auto``, picamera2 as its readiness,
+:func:`doctor`'s check, ``.rpk`` files; its drop-in adds nothing.
 """
 
 from __future__ import annotations
