@@ -6,8 +6,8 @@ model's upstream URL (and the archive member, for a ``.tgz``), the SHA-256 of
 its ``.tflite`` file, its labels file and input size; the files to fetch for
 it are its :class:`Artifact` s.
 
-An entry may name the accelerator its file is built for (``backend:``
-``edgetpu``, ``imx500`` or ``hailo``; default ``cpu``) and the CPU model it
+An entry may name the accelerator its file is built for (``backend:``, one
+of :func:`edgecam.config.backends.names`; default ``cpu``) and the CPU model it
 is a build of (``cpu_twin:``), so that ``model.backend`` can take the twin of
 the model named. An AI Camera package (``.rpk``) carries its own labels:
 ``labels_url: null``.
