@@ -44,7 +44,6 @@ import contextlib
 import importlib.util
 import io
 import logging
-import os
 import struct
 import time
 from dataclasses import dataclass
