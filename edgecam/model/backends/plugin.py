@@ -42,7 +42,7 @@ class Dropin:
     groups: tuple[str, ...] = ()  # SupplementaryGroups= (left out, and said, where the group does not exist)
 
 
-def _ready() -> str | None:
+def _always_ready() -> str | None:
     return None
 
 
@@ -66,7 +66,7 @@ class Backend:
     doctor: Callable[[Path, ProbeModel], Check]
     #: ``ready()``: why a model cannot run on it here although its device is present (a library
     #: missing), or None; ``auto`` then says so and stays on the CPU.
-    ready: Callable[[], str | None] = _ready
+    ready: Callable[[], str | None] = _always_ready
     #: ``find(root)``: its devices present on this machine, read from /sys and /dev (nothing opened).
     find: Callable[[Path], list[Device]] = _no_devices
     #: ``auto``'s order among the accelerators found (lowest first); None: auto never picks it by a device.
