@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from edgecam.config import backends
 from edgecam.config import schema as config_mod
 
 #: The flag that sets each config key, so that a bad value names the flag.
@@ -82,9 +83,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", help="labels file, when --model is a path")
     p.add_argument("--threads", type=count_or_auto, help="interpreter threads: auto or N")
     add_runtime_crop_args(p)
-    p.add_argument("--backend", choices=["auto", "cpu", "edgetpu", "imx500", "hailo"],
-                   help="where the model runs: the CPU, a Coral (edgetpu), the AI Camera (imx500), a Hailo; "
-                        "auto: an accelerator that is present and has a build of the model")
+    p.add_argument("--backend", choices=backends.choices(),
+                   help="where the model runs: a backend (edgecam doctor says what each is and whether it is ready "
+                        "here; docs/accelerators.md); auto: an accelerator that is present and has a build of the "
+                        "model, else the CPU")
 
 
 def add_interpreters_arg(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from edgecam.config import backends as _backends
 from edgecam.config.check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config.check import opt as _opt
 from edgecam.events.config import EventsConfig, check_events
@@ -68,12 +69,17 @@ def _not_empty(value: str) -> str | None:
     return None if value.strip() else "null or a non-empty string"
 
 
+def _backend(value: str) -> str | None:
+    # Read at each check, not frozen in a Literal: a backend registered later is a choice too.
+    return None if value in _backends.choices() else f"one of {_backends.expected()}"
+
+
 @dataclass
 class ModelConfig:
     name: str = "mobilenet_v3_small"  # a registry name or a path to a .tflite file
-    # Where the model runs (edgecam.model.backends; docs/accelerators.md); auto: an
-    # accelerator that is present and has a build of the model, else the CPU.
-    backend: Literal["auto", "cpu", "edgetpu", "imx500", "hailo"] = "auto"
+    # Where the model runs: auto, or a backend of edgecam.config.backends (docs/accelerators.md);
+    # auto: an accelerator that is present and has a build of the model, else the CPU.
+    backend: str = _opt(_backends.AUTO, check=_backend)
     labels: str | None = None  # labels file, needed when name is a path
     dir: str | None = None  # model download cache; default: see registry.models_dir()
     runtime: Literal["auto", "litert", "tflite-runtime", "tensorflow"] = "auto"

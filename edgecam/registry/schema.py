@@ -6,8 +6,8 @@ model's upstream URL (and the archive member, for a ``.tgz``), the SHA-256 of
 its ``.tflite`` file, its labels file and input size; the files to fetch for
 it are its :class:`Artifact` s.
 
-An entry may name the accelerator its file is built for (``backend:``
-``edgetpu``, ``imx500`` or ``hailo``; default ``cpu``) and the CPU model it
+An entry may name the accelerator its file is built for (``backend:``, one
+of :func:`edgecam.config.backends.names`; default ``cpu``) and the CPU model it
 is a build of (``cpu_twin:``), so that ``model.backend`` can take the twin of
 the model named. An AI Camera package (``.rpk``) carries its own labels:
 ``labels_url: null``.
@@ -30,6 +30,8 @@ from typing import Any
 
 import yaml
 
+from edgecam.config import backends
+from edgecam.config.yaml_text import yaml_problem
 from edgecam.errors import RegistryError
 
 DEFAULT_MODEL = "mobilenet_v3_small"
@@ -43,8 +45,6 @@ _FIELDS = {
     "description", "url", "member", "file", "sha256",
     "labels_url", "labels_sha256", "labels_file", "input_size", "preprocess", "backend", "cpu_twin",
 }  # fmt: skip
-#: What a model file may be built for (``backend:`` of an entry; edgecam.model.backends runs them).
-BACKENDS = ("cpu", "edgetpu", "imx500", "hailo")
 _REQUIRED = ("description", "url", "file", "sha256", "labels_url", "labels_sha256", "input_size")
 _PHOTO_FIELDS = ("description", "url", "file", "sha256")  # all required
 _TOP_LEVEL = ("models", "photos")
@@ -179,7 +179,7 @@ def _parse_entry(name: Any, raw: Any) -> tuple[ModelEntry | None, list[str]]:
          "labels_file and labels_sha256 go with a labels_url"),
         (_plain_file_name(raw["file"]), "file must be a plain file name (no folders, no leading dot)"),
         (embedded or _plain_file_name(labels_file), "labels_file must be a plain file name (no folders, no leading dot)"),
-        (backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}"),
+        (backend in backends.names(), f"backend must be one of {', '.join(backends.names())}"),  # what runs it
         (raw.get("cpu_twin") is None or isinstance(raw.get("cpu_twin"), str), "cpu_twin must be a model name"),
         (_sha_ok(raw["sha256"]), "sha256 must be 64 lowercase hex digits or null"),
         (_sha_ok(raw["labels_sha256"]), "labels_sha256 must be 64 lowercase hex digits or null"),
@@ -265,8 +265,6 @@ def _load(path: str | os.PathLike | None) -> tuple[dict[str, ModelEntry], dict[s
     except (OSError, UnicodeDecodeError) as e:
         raise RegistryError(f"model registry {p} cannot be read: {e}") from None
     except yaml.YAMLError as e:
-        from edgecam.config.yaml_text import yaml_problem
-
         line, _, problem = yaml_problem(e)
         at = f" at line {line}" if line else ""
         raise RegistryError(f"model registry {p} is not valid YAML{at}: {problem}") from None

@@ -1,6 +1,15 @@
 """Where the model runs (``model.backend``): the CPU or an accelerator, behind one classifier interface.
 
-* ``cpu``: edgecam's TFLite interpreter (:class:`edgecam.model.classifier.Classifier`).
+Each backend is one module declaring a :class:`edgecam.model.backends.plugin.Backend`
+(``BACKEND``): how a model loads on it, its devices, its readiness, its
+``edgecam doctor`` check, what the service's drop-in needs for it. The list of
+them is :data:`edgecam.config.backends.MODULES` (read by the configuration,
+the registry file's check and the command line without importing a backend);
+this module is the registry that imports them (:func:`get`, :func:`every`,
+:func:`register`) and decides where a model runs (:func:`choose`).
+
+* ``cpu``: edgecam's TFLite interpreter (:class:`edgecam.model.classifier.Classifier`):
+  :mod:`edgecam.model.backends.cpu`.
 * ``edgetpu``: the same interpreter with the Coral Edge TPU delegate, for a
   model compiled for it (an ``_edgetpu.tflite``): :mod:`edgecam.model.backends.edgetpu`.
 * ``imx500``: the Raspberry Pi AI Camera runs the network on its sensor and
@@ -12,8 +21,9 @@
   :mod:`edgecam.model.backends.hailo`.
 * ``auto`` (the default): a model built for an accelerator runs on it; a CPU
   model runs on an accelerator that is present when the registry has a
-  build of it there (``cpu_twin``) that is ready to use; else the CPU. What
-  was chosen, and why, is one line at start.
+  build of it there (``cpu_twin``) that is ready to use, tried in the
+  backends' ``auto_rank`` order; else the CPU. What was chosen, and why, is
+  one line at start.
 
 Every backend hands the pipeline an object with the interface of
 :class:`edgecam.model.classifier.Classifier`: ``name``, ``labels``, ``runtime``,
@@ -28,20 +38,70 @@ holds the device's own timings where it reports them (``device_ms``).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from edgecam.model.backends import devices
+from edgecam import registry
+from edgecam.config import backends as table
 from edgecam.errors import ConfigError
+from edgecam.model.backends.devices import Device
+from edgecam.model.backends.plugin import Backend
 
 logger = logging.getLogger(__name__)
 
-BACKENDS = ("cpu", "edgetpu", "imx500", "hailo")
-NAMES = {"cpu": "the CPU", "edgetpu": "a Coral Edge TPU", "imx500": "the Raspberry Pi AI Camera",
-         "hailo": "a Hailo accelerator"}
-EDGETPU_OP = b"edgetpu-custom-op"
+CPU = table.CPU
+_declared: dict[str, Backend] = {}  # name -> its module's BACKEND, once imported
+
+
+def register(module: ModuleType) -> Backend:
+    """Add the backend ``module`` declares (its ``BACKEND``): from then on it is a choice everywhere.
+
+    The built-in ones are listed in :data:`edgecam.config.backends.MODULES`
+    and need no call; this is for a backend from elsewhere (a test's).
+    """
+    backend = module.BACKEND
+    if table.MODULES.get(backend.name, module.__name__) != module.__name__:
+        raise ValueError(f"backend {backend.name!r} is already declared by {table.MODULES[backend.name]}")
+    table.MODULES[backend.name] = module.__name__
+    _declared[backend.name] = backend
+    return backend
+
+
+def unregister(name: str) -> None:
+    """Remove a backend :func:`register` added."""
+    table.MODULES.pop(name, None)
+    _declared.pop(name, None)
+
+
+def get(name: str) -> Backend:
+    """The :class:`Backend` called ``name`` (its module imported the first time)."""
+    if name not in _declared:
+        if name not in table.MODULES:
+            raise ValueError(f"no backend {name!r}; the backends: {', '.join(table.names())}")
+        backend = importlib.import_module(table.MODULES[name]).BACKEND
+        if backend.name != name:
+            raise ValueError(f"{table.MODULES[name]} declares backend {backend.name!r}, listed as {name!r}")
+        _declared[name] = backend
+    return _declared[name]
+
+
+def every() -> list[Backend]:
+    """Every backend, in :data:`edgecam.config.backends.MODULES` order."""
+    return [get(name) for name in table.names()]
+
+
+def accelerators() -> list[Backend]:
+    """The backends ``auto`` may pick by a device found, in the order it tries them (``auto_rank``)."""
+    return sorted((b for b in every() if b.auto_rank is not None), key=lambda b: b.auto_rank)
+
+
+def find_devices(root: Path = Path("/")) -> list[Device]:
+    """Every accelerator present (read from ``root``'s /sys and /dev), in the order ``auto`` tries them."""
+    return [d for b in accelerators() for d in b.find(root)]
 
 
 def built_for(name: str, reg) -> str:
@@ -49,17 +109,11 @@ def built_for(name: str, reg) -> str:
     if name in reg:
         return reg[name].backend
     path = Path(name).expanduser()
-    suffix = path.suffix.lower()
-    if suffix == ".rpk":
-        return "imx500"
-    if suffix == ".hef":
-        return "hailo"
-    try:
-        if path.is_file() and EDGETPU_OP in path.read_bytes():
-            return "edgetpu"
-    except OSError:
-        pass  # resolving the model will say what is wrong with the file
-    return "cpu"
+    known = every()
+    by_suffix = [b.name for b in known if path.suffix.lower() in b.suffixes]
+    if by_suffix:
+        return by_suffix[0]
+    return next((b.name for b in known if b.claims is not None and b.claims(path)), CPU)
 
 
 def builds(name: str, backend: str, reg) -> list[str]:
@@ -78,21 +132,11 @@ class Choice:
     quiet: bool = False  # the note has no news (auto found no accelerator): a DEBUG line
 
 
-def _ready(backend: str, entry, model_dir) -> str | None:
-    """Why ``entry`` cannot run on ``backend`` here (library missing, no checksum), or None."""
-    import importlib.util
-
-    from edgecam import registry
-
-    if backend == "edgetpu":
-        from edgecam.model.backends.edgetpu import library_path
-
-        if library_path() is None:
-            return "libedgetpu is not installed (see edgecam doctor)"
-    elif importlib.util.find_spec("picamera2") is None:
-        return "picamera2 is not installed (see edgecam doctor)"
-    elif backend == "hailo" and importlib.util.find_spec("hailo_platform") is None:
-        return "HailoRT (hailo_platform) is not installed (see edgecam doctor)"
+def _ready(backend: Backend, entry, model_dir) -> str | None:
+    """Why ``entry`` cannot run on ``backend`` here (its library missing, no checksum), or None."""
+    why_not = backend.ready()
+    if why_not:
+        return why_not
     if not registry.has_checksum(entry, model_dir) and not (registry.models_dir(model_dir) / entry.file).is_file():
         return (f"its build {entry.name} has no known checksum "
                 f"(edgecam models fetch {entry.name} --trust-on-first-use, then it is used)")
@@ -102,89 +146,80 @@ def _ready(backend: str, entry, model_dir) -> str | None:
 def choose(cfg, *, camera: bool = True, root: Path = Path("/")) -> Choice:
     """Decide where ``cfg`` (a :class:`edgecam.config.schema.ModelConfig`) runs; see the module docstring.
 
-    ``camera``: the pictures come from a Pi camera (the AI Camera can only
-    classify what its own sensor sees). Raises ConfigError (exit 2) for a
-    model that cannot run on the backend asked for, or for the AI Camera
-    asked to classify photos or files.
+    ``camera``: the pictures come from a Pi camera (a backend that is a
+    camera, the AI Camera, can only classify what its own sensor sees).
+    Raises ConfigError (exit 2) for a model that cannot run on the backend
+    asked for, or for such a camera asked to classify photos or files.
     """
-    choice = _choose(cfg, camera, root)
-    if choice.backend == "imx500" and not camera:
-        raise ConfigError(f"model {choice.model.name} runs on the Raspberry Pi AI Camera, which classifies only what "
+    reg = registry.load_registry()
+    own = built_for(cfg.name, reg)
+    if cfg.backend == table.AUTO:
+        choice = _auto(cfg, own, camera, root, reg)
+    else:
+        choice = _asked(cfg, own, reg)
+    if get(choice.backend).sensor and not camera:
+        raise ConfigError(f"model {choice.model.name} runs on {get(choice.backend).what}, which classifies only what "
                           "its own sensor sees (source: picamera2 or auto); for photos and files run its CPU model "
-                          "(model.backend: cpu, --backend cpu)")
+                          f"(model.backend: {CPU}, --backend {CPU})")
     return choice
 
 
-def _choose(cfg, camera: bool, root: Path) -> Choice:
-    from edgecam import registry
+def _auto(cfg, own: str, camera: bool, root: Path, reg) -> Choice:
+    """``model.backend: auto``: where the model is built for, else the first accelerator present and ready."""
+    if own != CPU:
+        return Choice(own, dataclasses.replace(cfg, backend=own))
+    reasons = []
+    for dev in find_devices(root):
+        backend = get(dev.backend)
+        twins = builds(cfg.name, backend.name, reg)
+        if backend.sensor and not camera:
+            continue  # photos and files cannot be sent to the sensor
+        if not twins:
+            reasons.append(f"{dev.what} found, but {cfg.name} has no build for it")
+            continue
+        why_not = _ready(backend, reg[twins[0]], cfg.dir)
+        if why_not:
+            reasons.append(f"{dev.what} found, but {why_not}")
+            continue
+        return Choice(backend.name, dataclasses.replace(cfg, name=twins[0], backend=backend.name),
+                      f"backend auto: {dev.what}: running {twins[0]}, its build of {cfg.name}")
+    why = "; ".join(reasons) or "no accelerator found"
+    return Choice(CPU, dataclasses.replace(cfg, backend=CPU), f"backend auto: the CPU ({why})", quiet=not reasons)
 
-    reg = registry.load_registry()
-    own = built_for(cfg.name, reg)
+
+def _asked(cfg, own: str, reg) -> Choice:
+    """``model.backend`` names a backend: the model, or its build (or its CPU model) there; else ConfigError."""
     want = cfg.backend
-    if want == "auto":
-        if own != "cpu":
-            return Choice(own, dataclasses.replace(cfg, backend=own))
-        reasons = []
-        for dev in devices.find(root):
-            twins = builds(cfg.name, dev.backend, reg)
-            if dev.backend == "imx500" and not camera:
-                continue  # photos and files cannot be sent to the sensor
-            if not twins:
-                reasons.append(f"{dev.what} found, but {cfg.name} has no build for it")
-                continue
-            why_not = _ready(dev.backend, reg[twins[0]], cfg.dir)
-            if why_not:
-                reasons.append(f"{dev.what} found, but {why_not}")
-                continue
-            return Choice(dev.backend, dataclasses.replace(cfg, name=twins[0], backend=dev.backend),
-                          f"backend auto: {dev.what}: running {twins[0]}, its build of {cfg.name}")
-        why = "; ".join(reasons) or "no accelerator found"
-        return Choice("cpu", dataclasses.replace(cfg, backend="cpu"), f"backend auto: the CPU ({why})",
-                      quiet=not reasons)
     if want == own:
         return Choice(want, cfg)
-    if own == "cpu":
+    if own == CPU:
         twins = builds(cfg.name, want, reg)
         if twins:
             return Choice(want, dataclasses.replace(cfg, name=twins[0]),
                           f"model.backend {want}: running {twins[0]}, the {want} build of {cfg.name}")
         those = [n for n, e in reg.items() if e.backend == want]
-        raise ConfigError(f"model.backend: {want}, but model {cfg.name} has no build for {NAMES[want]}; "
+        raise ConfigError(f"model.backend: {want}, but model {cfg.name} has no build for {get(want).what}; "
                           f"models that run there: {', '.join(those) or 'none in the registry'} "
-                          "(or set model.backend: cpu)")
-    if want == "cpu":
+                          f"(or set model.backend: {CPU})")
+    if want == CPU:
         entry = reg.get(cfg.name)
         if entry is not None and entry.cpu_twin:
-            return Choice("cpu", dataclasses.replace(cfg, name=entry.cpu_twin),
-                          f"model.backend cpu: running {entry.cpu_twin}, the CPU model {cfg.name} was built from")
-    raise ConfigError(f"model.backend: {want}, but model {cfg.name} is built for {NAMES[own]} and runs only there; "
-                      f"set model.backend: {own} (or auto), or choose a model for {NAMES[want]}")
+            return Choice(CPU, dataclasses.replace(cfg, name=entry.cpu_twin),
+                          f"model.backend {CPU}: running {entry.cpu_twin}, the CPU model {cfg.name} was built from")
+    raise ConfigError(f"model.backend: {want}, but model {cfg.name} is built for {get(own).what} and runs only there; "
+                      f"set model.backend: {own} (or auto), or choose a model for {get(want).what}")
 
 
 def load_classifier(cfg, *, fetch_missing: bool = True, camera: bool = False):
     """The classifier for a :class:`edgecam.config.schema.ModelConfig`, on the backend :func:`choose` picks.
 
     ``camera``: the pictures will come from a Pi camera (see :func:`choose`).
-    The CPU's is :func:`edgecam.model.classifier.load_classifier`.
+    The classifier is what that backend's ``load`` makes of the chosen model.
     """
     choice = choose(cfg, camera=camera)
     if choice.note:
         logger.log(logging.DEBUG if choice.quiet else logging.INFO, "%s", choice.note)
-    if choice.backend == "cpu":
-        from edgecam.model.classifier import load_classifier as load_cpu
-
-        return load_cpu(choice.model, fetch_missing=fetch_missing)
-    return load(choice, fetch_missing=fetch_missing)
-
-
-def load(choice: Choice, *, fetch_missing: bool = True):
-    """The classifier for an accelerator ``choice`` (see :func:`choose`): ``load_<backend>`` of its module."""
-    import importlib
-
-    if choice.backend not in BACKENDS[1:]:
-        raise ValueError(f"not an accelerator backend: {choice.backend!r}")
-    module = importlib.import_module(f"edgecam.model.backends.{choice.backend}")
-    return getattr(module, f"load_{choice.backend}")(choice.model, fetch_missing=fetch_missing)
+    return get(choice.backend).load(choice.model, fetch_missing=fetch_missing)
 
 
 def fit_labels(labels: list[str], classes: int) -> list[str]:

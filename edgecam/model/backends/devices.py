@@ -9,7 +9,8 @@
 
 ``root`` (default ``/``) is where ``/sys`` and ``/dev`` are read, so that a
 test can lay out a machine of its own. Reading never opens a device: a busy
-accelerator is still found.
+accelerator is still found. Each backend names its finder (``Backend.find``);
+:func:`edgecam.model.backends.find_devices` asks them all, in ``auto``'s order.
 """
 
 from __future__ import annotations
@@ -70,13 +71,3 @@ def hailo(root: Path = Path("/")) -> list[Device]:
     """Hailo-8L / Hailo-8 modules on PCIe (the hailo_pci driver's nodes)."""
     return [Device("hailo", f"Hailo accelerator ({node.name})", f"/dev/{node.name}")
             for node in sorted((root / "dev").glob("hailo[0-9]*"))]
-
-
-#: The order ``backend: auto`` tries accelerators in: the camera that computes
-#: itself first (it spares the CPU even the preprocessing), then the fastest.
-FINDERS = {"imx500": imx500, "hailo": hailo, "edgetpu": coral}
-
-
-def find(root: Path = Path("/")) -> list[Device]:
-    """Every accelerator present, in :data:`FINDERS` order."""
-    return [d for finder in FINDERS.values() for d in finder(root)]

@@ -23,10 +23,17 @@ What goes wrong, and what edgecam says (exit code):
 
 ``$EDGECAM_EDGETPU_LIBRARY`` names the library file when it is not where the
 dynamic loader looks (a community build unpacked in a folder).
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+the Corals found, the library as its readiness, the drop-in's USB and apex
+devices with groups plugdev and apex, :func:`doctor`'s check, and the
+``--probe`` model (mobilenet_v1_edgetpu).
 """
 
 from __future__ import annotations
 
+import ctypes.util
+import importlib
 import json
 import logging
 import os
@@ -38,13 +45,17 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecam.errors import EXIT_RUNTIME, EXIT_SOURCE, EdgecamError, ModelError, RuntimeMissingError, SourceError
 from edgecam.model.backends import devices
+from edgecam.model.backends import edgetpu_compat as compat
+from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, in_group
 from edgecam.model.classifier import Classifier, resolve_labelled
-from edgecam.errors import ModelError, RuntimeMissingError, SourceError
+from edgecam.model.runtime import interpreter_class, runtime_version
 
 logger = logging.getLogger(__name__)
 
 LIBRARY = "libedgetpu.so.1"
+EDGETPU_OP = b"edgetpu-custom-op"  # the one node of a model the Edge TPU compiler made
 ENV_LIBRARY = "EDGECAM_EDGETPU_LIBRARY"
 PROBE_TIMEOUT_S = 60.0
 INSTALL_HINT = ("install it: sudo apt install libedgetpu1-std from Coral's apt repository, or a community build "
@@ -66,15 +77,11 @@ def library_path() -> str | None:
     for folder in filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep)):
         if (Path(folder) / LIBRARY).is_file():
             return LIBRARY
-    import ctypes.util
-
     return LIBRARY if ctypes.util.find_library("edgetpu") else None
 
 
 def delegate_loader(runtime: str):
     """The ``load_delegate`` that goes with a runtime's Interpreter."""
-    import importlib
-
     module = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter",
               "tensorflow": "tensorflow.lite.experimental"}[runtime]
     return importlib.import_module(module).load_delegate
@@ -121,8 +128,6 @@ def probe(library: str, model_path: Path, options: dict, runtime: str, found: li
             name = signal.Signals(-proc.returncode).name
         except ValueError:
             name = f"signal {-proc.returncode}"
-        from edgecam.model.runtime import runtime_version
-
         raise RuntimeMissingError(
             f"Edge TPU: {library} crashed ({name}) while loading the delegate and running {model_path.name}: it is "
             f"built for another TFLite runtime than this one ({runtime} {runtime_version(runtime)}); install a libedgetpu "
@@ -198,8 +203,6 @@ def load_edgetpu(cfg, *, fetch_missing: bool = True) -> EdgeTpuClassifier:
         why = f"{os.environ[ENV_LIBRARY]} does not exist" if os.environ.get(ENV_LIBRARY) else f"no {LIBRARY}"
         raise RuntimeMissingError(f"Edge TPU: {why}; {INSTALL_HINT}")
     resolved, labels, pre = resolve_labelled(cfg, fetch_missing=fetch_missing)
-    from edgecam.model.runtime import interpreter_class
-
     runtime, _ = interpreter_class(cfg.runtime)
     options, found = device_options()
     seconds = probe(library, resolved.model_path, options, runtime, found)
@@ -218,3 +221,93 @@ def load_edgetpu(cfg, *, fetch_missing: bool = True) -> EdgeTpuClassifier:
             std=float(pre.get("std", 127.5)), labels_path=resolved.labels_path)
     except ModelError as e:
         raise ModelError(f"Edge TPU: {e.message}") from None
+
+
+def ready() -> str | None:
+    """Why a model cannot run on a Coral here although one is plugged in (no libedgetpu), or None."""
+    return None if library_path() is not None else "libedgetpu is not installed (see edgecam doctor)"
+
+
+def compiled_for_it(path: Path) -> bool:
+    """Whether a model file is an Edge TPU build (its graph holds the compiler's custom op)."""
+    try:
+        return path.is_file() and EDGETPU_OP in path.read_bytes()
+    except OSError:
+        return False  # resolving the model will say what is wrong with the file
+
+
+def dropin(root: Path) -> Dropin:
+    """Both kinds of Coral: the USB node changes when libedgetpu loads the firmware (so its class, not a path)."""
+    return Dropin(("# Coral USB Accelerator: its USB node, before and after the firmware load",
+                   "DeviceAllow=char-usb_device rw",
+                   "# Coral M.2 / Mini PCIe (gasket/apex driver)",
+                   "DeviceAllow=char-apex rw"),
+                  ("plugdev", "apex"))
+
+
+def doctor(root: Path = Path("/"), probe_model: ProbeModel = None) -> Check:
+    """The Coral: the library, the device on the bus, the permission to open it; with ``probe_model``, a run.
+
+    ``probe_model`` may be a function giving the model's path (fetching it): it is called only when the
+    library and the device are there, so that doctor offline says what is missing instead of failing
+    to download a model it could not run anyway."""
+    found = devices.coral(root)
+    library = library_path()
+    if library is None:
+        where = f"; {found[0].what} is plugged in" if found else ""
+        return Check("edgetpu", EXIT_RUNTIME,
+                     f"no {LIBRARY}{where}: {INSTALL_HINT.removesuffix('; edgecam doctor says more')}")
+    build = _build_note(root)
+    if build is not None and build[0] is not None:
+        return build[0]
+    note = build[1] if build else ""
+    if not found:
+        return Check("edgetpu", EXIT_SOURCE,
+                     f"{library} is installed but no Coral is plugged in: {NO_DEVICE_HINT.split(', then')[0]}")
+    dev = found[0]
+    group = "plugdev" if dev.kind == "usb" else "apex"
+    if dev.kind == "pci" and not os.access(root / dev.node.lstrip("/"), os.R_OK | os.W_OK) and not in_group(group):
+        return Check("edgetpu", EXIT_SOURCE, f"{dev.what}: this user may not open {dev.node}: "
+                                             f"sudo usermod -aG {group} $USER, then log in again")
+    if dev.kind == "usb" and in_group(group) is False and os.geteuid() != 0:
+        return Check("edgetpu", EXIT_SOURCE, f"{dev.what}: this user is not in group {group}, which libedgetpu's "
+                                             f"udev rule lets open it: sudo usermod -aG {group} $USER, then log in again")
+    if probe_model is None:
+        return Check("edgetpu", 0, f"ok: {dev.what}, {library}{note} (edgecam doctor --probe runs a model on it)")
+    try:
+        if callable(probe_model):
+            probe_model = probe_model()
+        runtime, _ = interpreter_class("auto")
+        seconds = probe(library, probe_model, {"device": dev.kind}, runtime, found)
+    except EdgecamError as e:
+        return Check("edgetpu", e.exit_code, e.message)
+    return Check("edgetpu", 0, f"ok: {dev.what}; {library} ran {probe_model.name} once ({seconds:.2f} s, "
+                               "in a child process)")
+
+
+def _build_note(root: Path) -> tuple[Check | None, str] | None:
+    """dpkg's libedgetpu against the installed TFLite runtime (edgecam.model.backends.edgetpu_compat's table).
+
+    (a failing Check when that build is known to crash with it, else None; a note for the ok line),
+    or None when the package or the runtime is unknown ($EDGECAM_EDGETPU_LIBRARY names another library).
+    """
+    package = compat.installed(root)
+    if package is None or os.environ.get(ENV_LIBRARY):
+        return None
+    try:
+        runtime, _ = interpreter_class("auto")
+    except EdgecamError:
+        return None
+    version = runtime_version(runtime)
+    verdict, why = compat.verdict(package[1], runtime, version)
+    said = f"{package[0]} {package[1]}: {why}"
+    if verdict is compat.Verdict.CRASHES:
+        return Check("edgetpu", EXIT_RUNTIME, f"{said}: {compat.advice(runtime, version)}"), ""
+    if verdict is compat.Verdict.UNKNOWN:
+        return None, f"; {said} (if it crashes: {compat.advice(runtime, version)})"
+    return None, f"; {said}"
+
+
+BACKEND = Backend(name="edgetpu", what="a Coral Edge TPU", load=load_edgetpu, doctor=doctor, ready=ready,
+                  find=devices.coral, auto_rank=3, dropin=dropin, claims=compiled_for_it,
+                  probe_model="mobilenet_v1_edgetpu")

@@ -18,12 +18,12 @@ import sys
 
 import numpy as np
 
+from edgecam.errors import EdgecamError
+from edgecam.model.backends.edgetpu import delegate_loader
+from edgecam.model.runtime import interpreter_class
+
 
 def run(spec: dict) -> dict:
-    from edgecam.model.backends.edgetpu import delegate_loader
-    from edgecam.errors import EdgecamError
-    from edgecam.model.runtime import interpreter_class
-
     try:
         runtime, Interpreter = interpreter_class(spec["runtime"])
     except EdgecamError as e:

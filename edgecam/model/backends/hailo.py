@@ -27,18 +27,27 @@ for another chip: 2; an inference that fails or does not complete in
 
 Tested against a fake ``hailo_platform`` only (tests/fakes/hailo_platform):
 not checked on a Hailo device.
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+its ``/dev/hailoN`` nodes (in the drop-in too), picamera2 and HailoRT as its
+readiness, :func:`doctor`'s check, ``.hef`` files.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import numpy as np
 
-from edgecam.errors import ModelError, RuntimeMissingError, SourceError
+from edgecam.errors import EXIT_SOURCE, ModelError, RuntimeMissingError, SourceError
+from edgecam.model.backends import devices, fit_labels
+from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, picamera2_support
+from edgecam.model.classifier import resolve_labelled
 from edgecam.model.preprocess import InputSpec, Preprocessor
 from edgecam.result import Classification
 
@@ -144,9 +153,6 @@ class HailoClassifier:
 
 def load_hailo(cfg, *, fetch_missing: bool = True) -> HailoClassifier:
     """The Hailo classifier for ``cfg`` (a ModelConfig naming a ``.hef``): the device opened, the network configured."""
-    from edgecam.model.backends import fit_labels
-    from edgecam.model.classifier import resolve_labelled
-
     try:  # before the model: offline, its download failing (75) would hide what is missing (6)
         from picamera2.devices.hailo import Hailo
     except ImportError as e:
@@ -169,3 +175,38 @@ def load_hailo(cfg, *, fetch_missing: bool = True) -> HailoClassifier:
         raise
     logger.info("loaded %s on the Hailo: input %dx%d, %d classes", clf.name, *clf.input_size, clf.num_classes)
     return clf
+
+
+def ready() -> str | None:
+    """Why a network cannot run on a Hailo that is there (no picamera2, no HailoRT), or None."""
+    if importlib.util.find_spec("picamera2") is None:
+        return "picamera2 is not installed (see edgecam doctor)"
+    if importlib.util.find_spec("hailo_platform") is None:
+        return "HailoRT (hailo_platform) is not installed (see edgecam doctor)"
+    return None
+
+
+def dropin(root: Path) -> Dropin:
+    """The driver's nodes found at install (/dev/hailo0 when none is)."""
+    nodes = [d.node for d in devices.hailo(root)] or ["/dev/hailo0"]
+    return Dropin(("# Hailo-8L / Hailo-8 (hailo_pci driver)", *(f"DeviceAllow={n} rw" for n in nodes)))
+
+
+def doctor(root: Path = Path("/"), probe_model: ProbeModel = None) -> Check:
+    """A Hailo: HailoRT and picamera2's Hailo support (hailo-all), the driver's /dev/hailoN, the right to open it."""
+    found = devices.hailo(root)
+    missing = picamera2_support("hailo", "Hailo", INSTALL_HINT)
+    if missing is not None:
+        return missing
+    if not found:
+        return Check("hailo", EXIT_SOURCE, "no Hailo found (no /dev/hailo0): seat the AI Kit / AI HAT+ and its ribbon, "
+                                           "then sudo apt install hailo-all (it brings the hailo_pci driver) and reboot")
+    if not os.access(root / found[0].node.lstrip("/"), os.R_OK | os.W_OK):
+        return Check("hailo", EXIT_SOURCE, f"{found[0].what}: this user may not open {found[0].node} "
+                                           "(its udev rule comes with hailo-all; reinstall it, then reboot)")
+    return Check("hailo", 0, f"ok: {found[0].what}, HailoRT and picamera2's Hailo support")
+
+
+#: auto_rank 2: after the AI Camera, before the Coral (the faster accelerator first).
+BACKEND = Backend(name="hailo", what="a Hailo accelerator", load=load_hailo, doctor=doctor, ready=ready,
+                  find=devices.hailo, auto_rank=2, dropin=dropin, suffixes=(".hef",))

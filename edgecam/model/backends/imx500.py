@@ -32,11 +32,16 @@ driver sees it): 2; no AI Camera, or libcamera not listing it: 3; a
 libcamera/picamera2 version skew ("tensor info length 708 does not match
 expected size 712"): 6; photos or files on the AI Camera: 2 (it classifies
 only what its sensor sees).
+
+The module declares the backend (``BACKEND``, :mod:`edgecam.model.backends.plugin`):
+a camera (``sensor``) tried first by ``auto``, picamera2 as its readiness,
+:func:`doctor`'s check, ``.rpk`` files; its drop-in adds nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import struct
@@ -46,10 +51,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecam.errors import ConfigError, ModelError, RuntimeMissingError, SourceError
-from edgecam.result import Classification
 from edgecam.camera.picamera2_controls import CameraControls
 from edgecam.camera.picamera2_source import Picamera2Source
+from edgecam.errors import EXIT_SOURCE, ConfigError, ModelError, RuntimeMissingError, SourceError
+from edgecam.model.backends import devices
+from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, picamera2_support
+from edgecam.model.classifier import resolve_labelled
+from edgecam.result import Classification
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +129,7 @@ class Imx500Source(Picamera2Source):
         intrinsics = imx500.network_intrinsics
         self.tensorless = 0
         self._skew: str | None = None
-        import picamera2
+        import picamera2  # an optional dependency (apt's python3-picamera2, on a Pi only)
 
         cameras = picamera2.Picamera2.global_camera_info()
         modules = [c["Num"] for c in cameras if "/usb" not in str(c.get("Id", ""))]
@@ -267,8 +275,6 @@ def _said_to_debug():
 
 def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     """The AI Camera classifier for ``cfg`` (a ModelConfig naming an ``.rpk``): the package handed to the sensor."""
-    from edgecam.model.classifier import resolve_labelled
-
     try:  # before the model: offline, its download failing (75) would hide what is missing (6)
         from picamera2.devices.imx500 import IMX500
     except ImportError as e:
@@ -306,3 +312,32 @@ def load_imx500(cfg, *, fetch_missing: bool = True) -> Imx500Classifier:
     logger.info("loaded %s on the AI Camera: input %dx%d, %d labels, %.0f inferences/s", clf.name,
                 *clf.input_size, len(clf.labels), intrinsics.inference_rate if intrinsics else 0)
     return clf
+
+
+def ready() -> str | None:
+    """Why a package cannot run on an AI Camera that is there (no picamera2), or None."""
+    return None if importlib.util.find_spec("picamera2") is not None else \
+        "picamera2 is not installed (see edgecam doctor)"
+
+
+def dropin(root: Path) -> Dropin:
+    """Nothing to allow: the sensor's sub-device is char-video4linux, which the unit allows for every camera."""
+    return Dropin(("# Raspberry Pi AI Camera: its sub-device is char-video4linux (allowed by the unit); the first",
+                   "# network upload takes minutes: edgecam extends TimeoutStartSec= as it goes (EXTEND_TIMEOUT_USEC)."))
+
+
+def doctor(root: Path = Path("/"), probe_model: ProbeModel = None) -> Check:
+    """The AI Camera: picamera2 with its IMX500 support (imx500-all), the sensor's sub-device."""
+    found = devices.imx500(root)
+    missing = picamera2_support("imx500", "IMX500", INSTALL_HINT)
+    if missing is not None:
+        return missing
+    if not found:
+        return Check("imx500", EXIT_SOURCE, "no AI Camera found (no V4L2 sub-device of the imx500 driver): check the "
+                                            "ribbon cable's seating and orientation, then reboot")
+    return Check("imx500", 0, f"ok: {found[0].what}, picamera2 with IMX500 support")
+
+
+#: auto_rank 1: the camera that computes itself spares the CPU even the preprocessing.
+BACKEND = Backend(name="imx500", what="the Raspberry Pi AI Camera", load=load_imx500, doctor=doctor, ready=ready,
+                  find=devices.imx500, auto_rank=1, dropin=dropin, suffixes=(".rpk",), sensor=True)

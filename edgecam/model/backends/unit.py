@@ -17,7 +17,8 @@ The unit (systemd/edgecam.service) allows only camera devices
   (``EXTEND_TIMEOUT_USEC``, :mod:`edgecam.model.backends.imx500`), so that
   ``TimeoutStartSec=90`` stays the bound of a start that is stuck.
 
-With ``model.backend: auto`` the drop-in covers the accelerators present at
+Each backend says what it needs (its module's ``dropin``). With
+``model.backend: auto`` the drop-in covers the accelerators present at
 install time. A group that does not exist on the machine is left out (systemd
 refuses to start a unit naming one) and said.
 """
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecam.model.backends import devices
+from edgecam.config.backends import AUTO
+from edgecam.model import backends
 
 DROPIN_NAME = "20-accelerators.conf"
 HEADER = ("# written by 'edgecam service install' for model.backend: {backend} (docs/accelerators.md);\n"
@@ -36,26 +38,18 @@ HEADER = ("# written by 'edgecam service install' for model.backend: {backend} (
 def dropin(backend: str, root: Path = Path("/"), group_exists=None) -> tuple[str | None, list[str]]:
     """(the drop-in's text or None when the backend needs nothing, notes to say) for ``backend``.
 
-    ``group_exists(name)``: whether a group exists (the installer's check);
-    ``root``: where /dev and /sys are read (``auto``, Hailo nodes).
+    What each backend needs is its own ``dropin(root)``
+    (:class:`edgecam.model.backends.plugin.Dropin`). ``group_exists(name)``:
+    whether a group exists (the installer's check); ``root``: where /dev and
+    /sys are read (``auto``, Hailo nodes).
     """
     group_exists = group_exists or (lambda name: True)
-    wanted = [backend] if backend != "auto" else sorted({d.backend for d in devices.find(root)})
-    lines, notes = [], []
-    groups = []
-    for b in wanted:
-        if b == "edgetpu":
-            lines += ["# Coral USB Accelerator: its USB node, before and after the firmware load",
-                      "DeviceAllow=char-usb_device rw",
-                      "# Coral M.2 / Mini PCIe (gasket/apex driver)",
-                      "DeviceAllow=char-apex rw"]
-            groups += ["plugdev", "apex"]
-        elif b == "hailo":
-            nodes = [d.node for d in devices.hailo(root)] or ["/dev/hailo0"]
-            lines += ["# Hailo-8L / Hailo-8 (hailo_pci driver)"] + [f"DeviceAllow={n} rw" for n in nodes]
-        elif b == "imx500":
-            lines += ["# Raspberry Pi AI Camera: its sub-device is char-video4linux (allowed by the unit); the first",
-                      "# network upload takes minutes: edgecam extends TimeoutStartSec= as it goes (EXTEND_TIMEOUT_USEC)."]
+    wanted = [backend] if backend != AUTO else sorted({d.backend for d in backends.find_devices(root)})
+    lines, groups, notes = [], [], []
+    for name in wanted:
+        needs = backends.get(name).dropin(root)
+        lines += needs.lines
+        groups += needs.groups
     present = [g for g in groups if group_exists(g)]
     for g in groups:
         if g not in present:

@@ -1,4 +1,4 @@
-"""Which accelerators a machine has (``edgecam.model.backends.devices``) and where a model then runs (``choose``).
+"""Which accelerators a machine has (``edgecam.model.backends.find_devices``) and where a model then runs (``choose``).
 
 The machines are /sys and /dev trees laid out in a folder the way the drivers
 lay them out (tests/fakes/machine.py); the registry is the real one.
@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from edgecam.model import backends
-from edgecam.model.backends import devices
 from edgecam.config.schema import ModelConfig
 from edgecam.errors import ConfigError
 from tests.fakes.machine import Machine
@@ -28,7 +27,7 @@ def machine(tmp_path):
 def test_nothing_is_found_on_a_bare_machine(machine):
     machine.add_other_subdev(0)  # a Camera Module 3's sub-device is not an AI Camera
     machine.add_usb("046d", "0825", "1-1.3")  # a webcam is not a Coral
-    assert devices.find(machine.root) == []
+    assert backends.find_devices(machine.root) == []
 
 
 def test_every_accelerator_is_found_in_the_order_auto_tries_them(machine):
@@ -36,7 +35,7 @@ def test_every_accelerator_is_found_in_the_order_auto_tries_them(machine):
     machine.add_coral_pcie()
     machine.add_hailo()
     machine.add_imx500(subdev=3)
-    found = devices.find(machine.root)
+    found = backends.find_devices(machine.root)
     assert [(d.backend, d.node, d.kind) for d in found] == [
         ("imx500", "/dev/v4l-subdev3", ""), ("hailo", "/dev/hailo0", ""), ("edgetpu", "2-1", "usb"),
         ("edgetpu", "/dev/apex_0", "pci")]

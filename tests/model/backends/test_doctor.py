@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from edgecam.model.backends import doctor
+from edgecam.model.backends import cpu, edgetpu, hailo, imx500
 from tests.conftest import run_cli
 from tests.fakes.machine import Machine
 
@@ -18,14 +18,14 @@ def machine(tmp_path):
 
 
 def test_the_cpu_is_ready_with_the_installed_runtime():
-    check = doctor.cpu()
+    check = cpu.doctor()
     assert check.code == 0 and check.line.startswith("ok: TFLite runtime litert ")
 
 
 def test_edge_tpu_without_its_library_says_which_package(machine, tmp_path, monkeypatch):
     monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(tmp_path / "none" / "libedgetpu.so.1"))
     machine.add_coral_usb()
-    check = doctor.edgetpu(machine.root)
+    check = edgetpu.doctor(machine.root)
     assert check.code == 6
     assert check.line == ("no libedgetpu.so.1; Coral USB Accelerator (18d1:9302, USB 1-1.2) is plugged in: install it: "
                           "sudo apt install libedgetpu1-std from Coral's apt repository, or a community build made "
@@ -34,7 +34,7 @@ def test_edge_tpu_without_its_library_says_which_package(machine, tmp_path, monk
 
 def test_edge_tpu_with_its_library_and_no_coral_says_plug_it_in(machine, fake_libedgetpu, monkeypatch):
     monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(fake_libedgetpu))
-    check = doctor.edgetpu(machine.root)
+    check = edgetpu.doctor(machine.root)
     assert check.code == 3 and "is installed but no Coral is plugged in: plug the Coral in" in check.line
 
 
@@ -48,9 +48,9 @@ def test_edge_tpu_probe_runs_a_model_in_a_child_process(machine, fake_libedgetpu
     monkeypatch.setenv("EDGECAM_EDGETPU_LIBRARY", str(fake_libedgetpu))
     monkeypatch.setenv("EDGECAM_FAKE_EDGETPU", mode)
     machine.add_coral_pcie()
-    assert doctor.edgetpu(machine.root).line == \
+    assert edgetpu.doctor(machine.root).line == \
         f"ok: Coral PCIe Edge TPU (apex_0), {fake_libedgetpu} (edgecam doctor --probe runs a model on it)"
-    check = doctor.edgetpu(machine.root, shared_dir / "models" / "mobilenet_v1_0.75_192_quant_edgetpu.tflite")
+    check = edgetpu.doctor(machine.root, shared_dir / "models" / "mobilenet_v1_0.75_192_quant_edgetpu.tflite")
     assert check.code == code and fragment in check.line, check.line
 
 
@@ -77,17 +77,17 @@ def test_ai_camera_needs_picamera2_and_the_sensor(machine, real_picamera2, monke
     from tests.model.backends.test_imx500 import FAKES, _drop_fake_modules
 
     _drop_fake_modules()
-    check = doctor.imx500(machine.root)  # this machine has no picamera2 (a Pi with one would pass this line)
+    check = imx500.doctor(machine.root)  # this machine has no picamera2 (a Pi with one would pass this line)
     assert check.code == 6 and check.line.startswith("picamera2's IMX500 support is not importable (")
     assert "sudo apt install imx500-all python3-picamera2" in check.line
     monkeypatch.syspath_prepend(str(FAKES))
     monkeypatch.setenv("EDGECAM_REAL_PICAMERA2", str(real_picamera2))
     _drop_fake_modules()
     try:
-        check = doctor.imx500(machine.root)
+        check = imx500.doctor(machine.root)
         assert check.code == 3 and check.line.startswith("no AI Camera found")
         machine.add_imx500()
-        check = doctor.imx500(machine.root)
+        check = imx500.doctor(machine.root)
         assert (check.code, check.line) == (0, "ok: Raspberry Pi AI Camera (IMX500, /dev/v4l-subdev2), picamera2 "
                                                "with IMX500 support")
     finally:
@@ -101,21 +101,21 @@ def test_hailo_needs_hailort_and_the_device(machine, real_picamera2, monkeypatch
     from tests.model.backends.test_imx500 import FAKES, _drop_fake_modules
 
     _drop_fake_modules()
-    check = doctor.hailo(machine.root)  # this machine has no picamera2 nor HailoRT
+    check = hailo.doctor(machine.root)  # this machine has no picamera2 nor HailoRT
     assert check.code == 6 and check.line.startswith("picamera2's Hailo support is not importable (")
     monkeypatch.syspath_prepend(str(FAKES))
     monkeypatch.setenv("EDGECAM_REAL_PICAMERA2", str(real_picamera2))
     try:
         _drop_fake_modules()
         monkeypatch.setitem(sys.modules, "hailo_platform", None)  # picamera2 there, hailo-all not
-        check = doctor.hailo(machine.root)
+        check = hailo.doctor(machine.root)
         assert check.code == 6 and "sudo apt install hailo-all" in check.line
         monkeypatch.delitem(sys.modules, "hailo_platform")
         _drop_fake_modules()
-        check = doctor.hailo(machine.root)
+        check = hailo.doctor(machine.root)
         assert check.code == 3 and check.line.startswith("no Hailo found (no /dev/hailo0)")
         machine.add_hailo()
-        check = doctor.hailo(machine.root)
+        check = hailo.doctor(machine.root)
         assert (check.code, check.line) == (0, "ok: Hailo accelerator (hailo0), HailoRT and picamera2's Hailo support")
     finally:
         _drop_fake_modules()
@@ -153,7 +153,7 @@ def test_doctor_says_corals_libedgetpu_16_crashes_with_this_runtime_and_which_bu
     monkeypatch.setenv("LD_LIBRARY_PATH", str(fake_libedgetpu.parent))
     machine.add_coral_usb()
     _dpkg(machine, "libedgetpu1-std", "16.0")
-    check = doctor.edgetpu(machine.root)
+    check = edgetpu.doctor(machine.root)
     assert check.code == 6
     assert check.line == (f"libedgetpu1-std 16.0: Coral's build (for TensorFlow 2.5), crashes with TFLite newer than "
                           f"2.11, and this is litert {runtime_version('litert')} (TFLite of TensorFlow 2.18 or newer): "
@@ -161,6 +161,6 @@ def test_doctor_says_corals_libedgetpu_16_crashes_with_this_runtime_and_which_bu
                           "16.0tfX.Y), then check with edgecam doctor --probe; or run the model's CPU build "
                           "(model.backend: cpu)")
     _dpkg(machine, "libedgetpu1-max", "16.0tf2.19.0-1.bookworm")
-    check = doctor.edgetpu(machine.root)
+    check = edgetpu.doctor(machine.root)
     assert check.code == 0
     assert "libedgetpu1-max 16.0tf2.19.0-1.bookworm: a community build, for TensorFlow 2.19; with litert" in check.line
