@@ -1,6 +1,6 @@
 """Events: rules that act when a label or a region's state appears, and the history they leave.
 
-``config.py`` the ``events:`` section; ``rules.py`` when an event starts and
+The ``events:`` section's schema is :mod:`edgecam.config.events`; ``rules.py`` when an event starts and
 ends (pure: results and times in, starts and ends out); ``history.py`` the
 SQLite history (WAL, one writer thread) with its retention (``retention.py``:
 the clock it does not trust blindly); ``disk.py`` the folder's layout, its

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
+from edgecam.config.events import EventRuleConfig, parse_schedule, rule_labels
 from edgecam.model.rules import AmbiguousLabel, find_label, label_matches
 
 #: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).

@@ -30,7 +30,7 @@ from urllib.parse import urlencode
 
 from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import OutputError
-from edgecam.events.config import rule_summary
+from edgecam.config.events import rule_summary
 from edgecam.events.history import DB_NAME, facets, get_event, query_events, reading
 from edgecam.events.page import PAGE
 
@@ -71,7 +71,7 @@ class EventsWeb:
     """Answers the events' paths for :class:`edgecam.outputs.http_server.Handler` (see the module docstring)."""
 
     def __init__(self, folder: str | Path, rules=()):
-        """``rules``: the configured rules (:class:`edgecam.events.config.EventRuleConfig`), listed even
+        """``rules``: the configured rules (:class:`edgecam.config.events.EventRuleConfig`), listed even
         before any has fired."""
         self.folder = Path(folder)
         self.rules = [rule_summary(r) for r in rules]

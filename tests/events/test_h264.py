@@ -22,7 +22,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCRIPT = """
 import sys, time
 import numpy as np
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification

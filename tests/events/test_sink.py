@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame

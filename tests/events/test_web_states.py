@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgecam.config.schema import HttpConfig
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
