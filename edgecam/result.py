@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 
 #: A region's state when nothing passes its rules, or the picture is like none its custom model was taught.
 UNKNOWN = "unknown"
+
+
+class Extra(StrEnum):
+    """The keys of :attr:`Classification.extra`: what a part of edgecam adds to a result for the parts after it.
+
+    Their values are the JSON names the log has always used (``event``, ``region_events``, ``rule_events``).
+    """
+
+    #: (model) ms spent turning the raw output into probabilities
+    POSTPROCESS_MS = "postprocess_ms"
+    #: (model) ms the accelerator itself took (Hailo, the AI Camera), and the AI Camera's DSP ms
+    DEVICE_MS = "device_ms"
+    DEVICE_DSP_MS = "device_dsp_ms"
+    #: (a custom head) how far the picture is from what it was taught, and whether that is too far
+    DISTANCE = "distance"
+    UNKNOWN = "unknown"
+    #: (regions) each classified region's raw result, name -> Classification
+    REGION_RESULTS = "region_results"
+    #: (pipeline) the :class:`LabelChange` this result caused
+    LABEL_CHANGE = "event"
+    #: (pipeline, regions) the :class:`RegionChange` list this result caused
+    REGION_CHANGES = "region_events"
+    #: (the events output) the starts and ends of rule events this result caused, as their JSON
+    RULE_EVENTS = "rule_events"
 
 
 @dataclass(frozen=True, slots=True)

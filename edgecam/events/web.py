@@ -77,9 +77,11 @@ class EventsWeb:
         self.rules = [rule_summary(r) for r in rules]
         self._bad_clips: set[Path] = set()
 
-    @staticmethod
-    def handles(path: str) -> bool:
-        return path in ("/events", "/api/events") or path.startswith(("/events/", "/api/events/"))
+    def mount_on(self, http) -> EventsWeb:
+        """Answer /events and /api/events (and below) on the HTTP output ``http`` (:meth:`HttpSink.mount`)."""
+        http.mount("/events", self.handle)
+        http.mount("/api/events", self.handle)
+        return self
 
     def handle(self, handler, path: str, query: dict) -> None:
         if path in ("/events", "/events/") or (path.startswith("/events/") and _event_id(path[8:]) is not None):

@@ -8,7 +8,7 @@ Endpoints::
     /api/latest     the latest result as JSON
     /healthz        200 "ok" while frames flow, else 503 and why (no token needed)
     /metrics        Prometheus text format 0.0.4
-    /events ...     with event rules: the events' page and API (edgecam.events.web)
+    /events ...     with event rules: the events' page and API, mounted by edgecam.events (mount)
 
 The pipeline only hands over references (:meth:`HttpSink.on_frame` stores the
 newest picture and bumps a sequence number). JPEG encoding is lazy and shared:
@@ -35,6 +35,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -43,9 +44,11 @@ from edgecam.config.schema import HttpConfig
 from edgecam.errors import ConfigError, NetworkError
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
-from edgecam.outputs.base import Sink, iso_time
+from edgecam.outputs.base import Sink, iso_time, refusals
 from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
 from edgecam.outputs.http_server import Handler, Server
+from edgecam.outputs.teach import Teacher, examples_dir
+from edgecam.config.secret_file import read_secret
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -82,8 +85,7 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None,
-                 event_rules=()):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -120,26 +122,35 @@ class HttpSink(Sink):
         #: With regions: their crops and the "this is" buttons' examples (edgecam.outputs.teach.Teacher).
         self.teacher = None
         if regions:
-            from edgecam.outputs.teach import Teacher
-
             self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
-        #: With event rules: /events, /api/events and their media (edgecam.events.web.EventsWeb).
-        self.events = None
-        if events_dir is not None:
-            from edgecam.events.web import EventsWeb
-
-            self.events = EventsWeb(events_dir, event_rules)
+        #: Paths other parts of edgecam answer (:meth:`mount`): prefix -> handler.
+        self.mounts: dict[str, Callable] = {}
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
-        events_dir = None
-        if cfg.events.rules:
-            from edgecam.events.history import default_dir
-
-            events_dir = default_dir(cfg)
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
-                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
-                   events_dir=events_dir, event_rules=cfg.events.rules)
+                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg))
+
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """An empty or unreadable token file."""
+        if not (cfg.http.enabled and cfg.http.token_file):
+            return []
+        return refusals(lambda: _read_token(cfg.http.token_file))
+
+    def mount(self, prefix: str, handle: Callable) -> None:
+        """Answer ``prefix`` (``/events``) and every path below it (``/events/...``) with
+        ``handle(request, path, query)``, behind the same token and Host checks as the rest (the events
+        output mounts its page and API this way). ``request`` is the
+        :class:`edgecam.outputs.http_server.Handler`: its ``_send`` and ``_json`` answer."""
+        self.mounts[prefix.rstrip("/")] = handle
+
+    def mounted(self, path: str) -> Callable | None:
+        """The handler :meth:`mount` gave for ``path``; None when none did."""
+        for prefix, handle in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return handle
+        return None
 
     # ---------------------------------------------------------------- Sink API
 
@@ -412,18 +423,7 @@ COUNTED = {"published": "messages published", "dropped": "messages dropped from 
            "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
 
 
-def examples_dir(cfg) -> str:
-    """Where the web page saves examples: ``examples_dir``, else ``examples/`` beside the model folder."""
-    if cfg.examples_dir:
-        return cfg.examples_dir
-    from edgecam import registry
-
-    return str(registry.models_dir(cfg.model.dir).parent / "examples")
-
-
 def _read_token(path: str) -> bytes:
-    from edgecam.config.secret_file import read_secret
-
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
 
 

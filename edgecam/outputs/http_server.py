@@ -235,8 +235,9 @@ class Handler(BaseHTTPRequestHandler):
         }.get(path)
         if route is None and path.startswith("/region/") and path.endswith(".jpg"):
             route = lambda: self._region_jpeg(path[len("/region/"):-len(".jpg")])  # noqa: E731
-        if route is None and sink.events is not None and sink.events.handles(path):
-            route = lambda: sink.events.handle(self, path, query)  # noqa: E731
+        mounted = sink.mounted(path) if route is None else None
+        if mounted is not None:  # a path another part answers (the events': HttpSink.mount)
+            route = lambda: mounted(self, path, query)  # noqa: E731
         if route is None:
             self._send(404, f"404 not found: {path[:200]}\n".encode())
             return

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ from edgecam.result import Classification
 from edgecam.config.secret_file import read_secret
 from edgecam.outputs import mqtt_health
 from edgecam.outputs import mqtt_messages as messages
-from edgecam.outputs.base import Sink
+from edgecam.outputs.base import Sink, refusals
 from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE
 from edgecam.stats import Stats
 
@@ -112,6 +113,20 @@ class MqttSink(Sink):
                    threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules)
 
     # ------------------------------------------------------------------ setup
+
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """paho-mqtt missing, an empty or unreadable password file, a CA file TLS cannot load."""
+        if not cfg.mqtt.enabled:
+            return []
+        problems = refusals(messages.import_paho)
+        problems += refusals(cls(cfg.mqtt, cfg.model.name, hostname="check-config")._password)
+        if cfg.mqtt.tls and cfg.mqtt.ca_file:
+            try:
+                ssl.create_default_context(cafile=cfg.mqtt.ca_file)
+            except (OSError, ValueError, ssl.SSLError) as e:
+                problems.append(f"mqtt.ca_file: cannot load {cfg.mqtt.ca_file!r} ({e})")
+        return problems
 
     def _password(self) -> str | None:
         if not self.cfg.password_file:
