@@ -36,6 +36,48 @@ class Extra(StrEnum):
     RULE_EVENTS = "rule_events"
 
 
+class EventKind(StrEnum):
+    """What happened to a rule's event (:mod:`edgecam.events`): the ``type`` of its JSON (webhook, MQTT, log)."""
+
+    START = "start"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class RuleEvent:
+    """A rule event's start or end as the outputs fed after the events output see it on a result
+    (:attr:`Extra.RULE_EVENTS`): its kind, its rule, and its JSON (``payload``: what the webhook gets)."""
+
+    kind: EventKind
+    rule: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """The shown (smoothed) label changed (:class:`edgecam.model.smoothing.Smoother`); ``label`` None: nothing
+    is shown now. ``score`` is the new label's (0 without one); ``frame`` and ``wall_time`` the result's."""
+
+    label: str | None
+    previous: str | None
+    score: float
+    frame: int
+    wall_time: float
+
+
+@dataclass(frozen=True)
+class RegionChange:
+    """A region's state changed (:class:`edgecam.model.regions.RegionTracker`): as :class:`LabelChange`, for
+    region ``region``."""
+
+    region: str
+    label: str | None
+    previous: str | None
+    score: float
+    frame: int
+    wall_time: float
+
+
 @dataclass(frozen=True, slots=True)
 class Label:
     """One class: its index in the model's output, name and score (0..1)."""

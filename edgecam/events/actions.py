@@ -24,11 +24,12 @@ from pathlib import Path
 
 from edgecam.events import media
 from edgecam.events.clips import ClipRecorder
-from edgecam.events.rules import EPS_S, Event, EventKind
+from edgecam.events.rules import EPS_S, Event
 from edgecam.events.webhook import Webhooks
 from edgecam.model.regions import crop
 from edgecam.outputs.overlay import OverlayStats, draw_overlay
 from edgecam.outputs.teach import example_folder, save_example
+from edgecam.result import EventKind
 
 logger = logging.getLogger(__name__)
 

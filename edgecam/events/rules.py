@@ -22,20 +22,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 
 from edgecam.config.events import EventRuleConfig, parse_schedule, rule_labels
 from edgecam.model.rules import AmbiguousLabel, find_label, label_matches
+from edgecam.result import EventKind
 
 #: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).
 EPS_S = 0.0005
-
-
-class EventKind(StrEnum):
-    """What happened to an event: the ``type`` of its JSON (webhook, MQTT, the log's ``rule_events``)."""
-
-    START = "start"
-    END = "end"
 
 
 @dataclass

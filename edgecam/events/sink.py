@@ -30,12 +30,12 @@ from edgecam.events import checks
 from edgecam.events.actions import ACTIONS, Action, ClipAction, WebhookAction
 from edgecam.events.clips import choose_format
 from edgecam.events.history import History, default_dir
-from edgecam.events.rules import Event, EventKind, RuleSet, event_payload
+from edgecam.events.rules import Event, RuleSet, event_payload
 from edgecam.events.web import EventsWeb
 from edgecam.model.rules import AmbiguousLabel, find_label, some
 from edgecam.outputs.base import Sink
 from edgecam.outputs.teach import examples_dir
-from edgecam.result import UNKNOWN, Extra
+from edgecam.result import UNKNOWN, EventKind, Extra, RuleEvent
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class EventsSink(Sink):
             else:
                 self._ended(event, "ended")
             # for the outputs fed after this one (MQTT publishes them on <prefix>/event)
-            result.extra.setdefault(Extra.RULE_EVENTS, []).append(self.payload(kind, event))
+            result.extra.setdefault(Extra.RULE_EVENTS, []).append(RuleEvent(kind, event.rule, self.payload(kind, event)))
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_EVERY_S
             self.history.retention()

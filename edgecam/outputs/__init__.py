@@ -161,7 +161,7 @@ class FanOut:
         for sink in list(self.sinks):
             self._safe(sink, "on_frame", frame, annotated, result)
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "on_event", event)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgecam.errors import ConfigError, EdgecamError
 from edgecam.camera.frame import Frame
-from edgecam.result import Classification
+from edgecam.result import Classification, LabelChange, RegionChange
 
 if TYPE_CHECKING:
     from edgecam.config.schema import Config
@@ -116,8 +116,8 @@ class Sink:
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Called once per output frame."""
 
-    def on_event(self, event: dict) -> None:
-        """Called when the (smoothed) top label changes."""
+    def on_event(self, event: LabelChange | RegionChange) -> None:
+        """Called when the (smoothed) top label changes, or a region's state."""
 
     def on_health(self, health) -> None:
         """A new reading of the board (an :class:`edgecam.health.board.BoardHealth`), from the output loop."""
