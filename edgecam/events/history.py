@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from edgecam import registry
 from edgecam.errors import OutputError
 from edgecam.events.disk import DB_NAME, LOCK_NAME, MEDIA, MEDIA_COLUMNS, FolderLock, repair, unlink_media
 from edgecam.events.retention import AgeGuard, boottime
@@ -72,8 +73,6 @@ def default_dir(cfg) -> str:
     """Where events live: ``events.dir``, else ``events/`` beside the model folder."""
     if cfg.events.dir:
         return cfg.events.dir
-    from edgecam import registry
-
     return str(registry.models_dir(cfg.model.dir).parent / "events")
 
 

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import OutputError
 from edgecam.config.events import rule_summary
+from edgecam.events.avi import BadClip, read_frames
 from edgecam.events.history import DB_NAME, facets, get_event, query_events, reading
 from edgecam.events.page import PAGE
 
@@ -205,7 +206,8 @@ class EventsWeb:
         A clip stream takes one of the HTTP output's stream slots (``http.max_clients``, shared with
         /stream.mjpg): each holds a thread, a socket and an open file for as long as it plays.
         """
-        from edgecam.events.avi import BadClip, read_frames
+        # Here, not at the top: the HTTP server's module costs ~1.2 MB (ru_maxrss after the import, AMD EPYC),
+        # and this module is loaded with the events output, HTTP or not.
         from edgecam.outputs.http_server import BOUNDARY
 
         try:
@@ -227,7 +229,7 @@ class EventsWeb:
 
     @staticmethod
     def _send_frames(handler, path: Path, fps: float, frames: list[tuple[int, int]]) -> None:
-        from edgecam.outputs.http_server import BOUNDARY
+        from edgecam.outputs.http_server import BOUNDARY  # here: see _play
 
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")

@@ -30,8 +30,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
-import re
 import socket
 import threading
 import time
@@ -44,6 +42,7 @@ from edgecam.config.schema import HttpConfig
 from edgecam.errors import ConfigError, NetworkError
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
+from edgecam.outputs import http_metrics
 from edgecam.outputs.base import Sink, iso_time, refusals
 from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
 from edgecam.outputs.http_server import Handler, Server
@@ -341,87 +340,26 @@ class HttpSink(Sink):
         return out
 
     def metrics_text(self) -> str:
-        """The Prometheus text exposition (format 0.0.4) of the current stats."""
+        """The Prometheus text exposition (format 0.0.4) of the current stats (:mod:`.http_metrics`)."""
         s = self.stats.snapshot()
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, object]]):
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            for suffix_labels, value in samples:
-                lines.append(f"{name}{suffix_labels} {_num(value)}")
-
-        metric("edgecam_frames_captured_total", "counter", "Frames the source produced.",
-               [("", s["frames_captured"])])
-        metric("edgecam_frames_dropped_total", "counter", "Frames captured but never classified.",
-               [("", s["frames_dropped"])])
-        metric("edgecam_frames_output_dropped_total", "counter",
-               "Frames captured but never drawn (the outputs fell behind a live source).",
-               [("", s.get("frames_output_dropped", 0))])
-        metric("edgecam_frames_inferred_total", "counter", "Frames classified.",
-               [("", s["frames_inferred"])])
-        metric("edgecam_frames_without_result_total", "counter",
-               "Frames a camera that classifies (the AI Camera) sent without a result.",
-               [("", s["frames_without_result"])])
-        metric("edgecam_frames_output_total", "counter", "Frames handed to the outputs.",
-               [("", s["frames_output"])])
-        metric("edgecam_capture_fps", "gauge", "Capture rate, frames per second.", [("", s["capture_fps"])])
-        metric("edgecam_inference_fps", "gauge", "Inference rate, results per second.",
-               [("", s["inference_fps"])])
-        metric("edgecam_output_fps", "gauge", "Output rate, frames per second.", [("", s["output_fps"])])
-        # Seconds, Prometheus' base unit (promtool refuses "_ms"); Stats keeps milliseconds.
-        buckets = [(f'_bucket{{le="{_num(le / 1000)}"}}', n) for le, n in s["inference_ms_buckets"]]
-        buckets.append(('_bucket{le="+Inf"}', s["inference_ms_count"]))
-        buckets += [("_sum", float(s["inference_ms_sum"]) / 1000), ("_count", s["inference_ms_count"])]
-        metric("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets)
-        metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
-        metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
-               [("", self.stats.flowing(self.stall_timeout_s))])
-        regions = s["region_states"]
-        if regions:
-            metric("edgecam_region_state", "gauge", "Each region's current state (unknown: none passes its rules).",
-                   [(f'{{region="{n}",label="{_escape_label(label or "none")}"}}', 1)
-                    for n, (label, _) in regions.items()])
-            metric("edgecam_region_score", "gauge", "Score of each region's state (0..1).",
-                   [(f'{{region="{n}"}}', float(score)) for n, (_, score) in regions.items()])
-            metric("edgecam_region_classified_total", "counter", "Times each region was classified.",
-                   [(f'{{region="{n}"}}', s["region_classified"].get(n, 0)) for n in regions])
-        else:
-            if s["current_label"]:
-                metric("edgecam_label_info", "gauge", "The current top label.",
-                       [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
-            metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
-                   [("", float(s["current_score"]))])
-        metric("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
-               [("", self._clients)])
-        metric("edgecam_http_streams_refused_total", "counter",
-               "Stream requests refused with 503: every http.max_clients slot was taken.",
-               [("", self.streams_refused)])
-        metric("edgecam_http_connections_refused_total", "counter",
-               "Connections refused with 503: too many served at once.",
-               [("", self._server.refused if self._server is not None else 0)])
-        for source in list(getattr(self.stats, "metric_sources", ())):
-            for name, kind, help_, samples in source():
-                metric(name, kind, help_, samples)
-        for sink_name, values in sorted(s["extra"].items()):
-            for key, value in sorted(values.items()):
-                if not isinstance(value, (bool, int, float)):
-                    continue
-                name = _metric_name(f"edgecam_{sink_name}_{key}")
-                if key in COUNTED:  # only ever grows: a counter (rate() works on it), named _total
-                    metric(f"{name}_total", "counter", f"{sink_name}: {COUNTED[key]}.", [("", value)])
-                else:
-                    metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
-        return "\n".join(lines) + "\n"
+        out = http_metrics.pipeline_metrics(s, self.stats.flowing(self.stall_timeout_s))
+        out += http_metrics.label_metrics(s)
+        out += [
+            ("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+             [("", self._clients)]),
+            ("edgecam_http_streams_refused_total", "counter",
+             "Stream requests refused with 503: every http.max_clients slot was taken.", [("", self.streams_refused)]),
+            ("edgecam_http_connections_refused_total", "counter",
+             "Connections refused with 503: too many served at once.",
+             [("", self._server.refused if self._server is not None else 0)]),
+        ]
+        for source in list(getattr(self.stats, "metric_sources", ())):  # the events output's, ...
+            out += source()
+        out += http_metrics.status_metrics(s["extra"])
+        return http_metrics.render(out)
 
 
 # -------------------------------------------------------------------- helpers
-
-#: The status counts of an output (``stats.extra``, the MQTT output's) that only ever grow: exported as
-#: counters ``edgecam_<output>_<key>_total``; the other numbers are gauges.
-COUNTED = {"published": "messages published", "dropped": "messages dropped from a full queue",
-           "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
-
 
 def _read_token(path: str) -> bytes:
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
@@ -429,25 +367,3 @@ def _read_token(path: str) -> bytes:
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _num(value) -> str:
-    """A sample value as the text format wants it."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _metric_name(name: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)

@@ -38,6 +38,8 @@ import re
 from enum import StrEnum
 from typing import NamedTuple
 
+import cv2
+
 import edgecam
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
 from edgecam.outputs import mqtt_health
@@ -183,8 +185,6 @@ def region_discovery_configs(topics: dict[str, str], prefix: str, discovery_pref
 def snapshot_jpeg(picture) -> bytes | None:
     """The annotated picture as the JPEG of ``<prefix>/snapshot``; None (logged) when it cannot be encoded."""
     try:
-        import cv2
-
         ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
         why = "encoder refused it"
     except Exception as e:  # a bad picture must not kill the worker
@@ -198,7 +198,7 @@ def snapshot_jpeg(picture) -> bytes | None:
 def import_paho():
     """paho's client module, or exit 2 with what to install."""
     try:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client as mqtt  # an optional dependency (edgecam[mqtt]): imported when MQTT starts
     except ImportError:
         raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
                            exit_code=EXIT_CONFIG) from None
