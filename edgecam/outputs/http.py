@@ -45,7 +45,7 @@ from edgecam.result import Classification
 from edgecam.outputs import http_metrics
 from edgecam.outputs.base import Sink, iso_time, refusals
 from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
-from edgecam.outputs.http_server import Handler, Server
+from edgecam.outputs.http_server import Handler, Refused, Server
 from edgecam.outputs.teach import Teacher, examples_dir
 from edgecam.config.secret_file import read_secret
 from edgecam.stats import Stats
@@ -231,14 +231,14 @@ class HttpSink(Sink):
         """True once :meth:`close` began: streams end, new ones are refused."""
         return self._closing
 
-    def join_stream(self, sock: socket.socket) -> str | None:
-        """Take a /stream.mjpg slot for the client on ``sock``: None, or why not ("full", "closing")."""
+    def join_stream(self, sock: socket.socket) -> Refused | None:
+        """Take a /stream.mjpg slot for the client on ``sock``: None, or why not."""
         with self._cond:
             if self._closing:
-                return "closing"
+                return Refused.CLOSING
             if self._clients >= self.cfg.max_clients:
                 self.streams_refused += 1
-                return "full"
+                return Refused.FULL
             self._clients += 1
             self._client_socks.add(sock)
             return None

@@ -17,6 +17,7 @@ import socketserver
 import sys
 import threading
 import time
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +31,13 @@ BOUNDARY = "edgecamframe"
 
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
 _TOO_MANY = b"503 too many connections at once; try again later\n"
+
+class Refused(Enum):
+    """Why a stream got no slot (:meth:`edgecam.outputs.http.HttpSink.join_stream`)."""
+
+    FULL = "full"  # every http.max_clients slot is taken
+    CLOSING = "closing"  # the output is closing
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -365,11 +373,11 @@ class Handler(BaseHTTPRequestHandler):
         (live and event clips) shares, held for the block; ``ok`` False when refused (the 503 is sent)."""
         sink = self.server.sink
         refused = sink.join_stream(self.connection)
-        if refused == "full":
+        if refused is Refused.FULL:
             self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}, live and "
                             f"clip streams together); try again later or use /snapshot.jpg\n".encode(),
                        extra={"Retry-After": "5"})
-        elif refused == "closing":
+        elif refused is Refused.CLOSING:
             self._send(503, b"503 shutting down\n", extra={"Retry-After": "5"})
         if refused:
             self.close_connection = True

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import ssl
 import sys
 import threading
 import time
@@ -20,12 +19,11 @@ import time
 from edgecam.config.schema import MqttConfig
 from edgecam.errors import ConfigError, EdgecamError, NetworkError
 from edgecam.result import Classification, Extra, LabelChange, RegionChange
-from edgecam.config.secret_file import read_secret
 from edgecam.outputs import mqtt_health
 from edgecam.outputs import mqtt_messages as messages
 from edgecam.outputs.base import Sink, refusals
 from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE, Item, ItemKind
-from edgecam.outputs.mqtt_state import Latest, Link, MqttNames, Pending
+from edgecam.outputs.mqtt_state import Latest, Link, LinkState, MqttNames, Pending
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -106,21 +104,9 @@ class MqttSink(Sink):
         """paho-mqtt missing, an empty or unreadable password file, a CA file TLS cannot load."""
         if not cfg.mqtt.enabled:
             return []
-        problems = refusals(messages.import_paho)
-        problems += refusals(cls(cfg.mqtt, cfg.model.name, hostname="check-config")._password)
-        if cfg.mqtt.tls and cfg.mqtt.ca_file:
-            try:
-                ssl.create_default_context(cafile=cfg.mqtt.ca_file)
-            except (OSError, ValueError, ssl.SSLError) as e:
-                problems.append(f"mqtt.ca_file: cannot load {cfg.mqtt.ca_file!r} ({e})")
-        return problems
-
-    def _password(self) -> str | None:
-        if not self.cfg.password_file:
-            return None
-        # Only the line end is dropped: spaces may belong to a password.
-        return read_secret("mqtt.password_file", self.cfg.password_file, strip="\r\n", allow_empty=True,
-                           hint="create it holding the broker password")
+        problems = refusals(messages.import_paho) + refusals(lambda: MqttNames.of(cfg.mqtt, "check-config"))
+        problems += refusals(lambda: messages.read_password(cfg.mqtt))
+        return problems + refusals(lambda: messages.check_ca_file(cfg.mqtt))
 
     def start(self) -> None:
         """Configure the client and connect in the background; returns at once."""
@@ -128,7 +114,7 @@ class MqttSink(Sink):
             return
         mqtt = self._mqtt = messages.import_paho()
         cfg = self.cfg
-        password = self._password()
+        password = messages.read_password(cfg)
         if password is not None and not cfg.username:
             raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
@@ -147,7 +133,7 @@ class MqttSink(Sink):
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
-        self._set_state("connecting")
+        self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.prefix, self.client_id)
         # connect_async + loop_start: the network thread connects and
         # reconnects (1..30 s back-off) without ever blocking the caller.
@@ -242,7 +228,7 @@ class MqttSink(Sink):
             logger.exception("MQTT worker failed; MQTT publishing stopped")
             with self._cond:
                 self._link.last_error = "worker failed (see log)"
-                self._link.state = "failed"
+                self._link.state = LinkState.FAILED
             self._update_stats()
 
     def _next_items(self) -> list[Item] | None:
@@ -332,16 +318,14 @@ class MqttSink(Sink):
             reason = reason_code.getName()
             if reason in _AUTH_REASONS:
                 who = f"user {self.cfg.username!r}" if self.cfg.username else "an anonymous client"
-                msg = (
-                    f"MQTT broker {self.broker} refused {who}: {reason}; "
-                    "check mqtt.username and mqtt.password_file (not retrying)"
-                )
+                msg = (f"MQTT broker {self.broker} refused {who}: {reason}; "
+                       "check mqtt.username and mqtt.password_file (not retrying)")
                 logger.error(msg)
                 with self._cond:
                     self.fatal_error = NetworkError(msg)
                     self.fatal_error.logged = True  # just above
                     self._link.last_error = reason
-                    self._link.state = "auth_failed"
+                    self._link.state = LinkState.AUTH_FAILED
                     self._cond.notify_all()
                 self._update_stats()
                 client.disconnect()  # ends paho's retry loop
@@ -359,7 +343,7 @@ class MqttSink(Sink):
             else:
                 logger.info("MQTT connected to %s", self.broker)
             link.ever_connected = True
-            link.state = "connected"
+            link.state = LinkState.CONNECTED
             self._cond.notify_all()
         self._update_stats()
 
@@ -386,9 +370,9 @@ class MqttSink(Sink):
                 for kind, data in reversed([i for i in self._outstanding.values() if i is not None]):
                     self._queue.push_front(Item(ItemKind(kind), data))
                 self._outstanding.clear()
-            if link.closing or link.state == "auth_failed":
+            if link.closing or link.state is LinkState.AUTH_FAILED:
                 return
-            link.state, link.last_error = "disconnected", reason
+            link.state, link.last_error = LinkState.DISCONNECTED, reason
             log, link.down_logged = not link.down_logged, True
             self._cond.notify_all()
         if log:
@@ -403,7 +387,7 @@ class MqttSink(Sink):
 
     # ------------------------------------------------------------- status
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: LinkState) -> None:
         with self._cond:
             self._link.state = state
         self._update_stats()
@@ -412,7 +396,7 @@ class MqttSink(Sink):
         """A snapshot: connected, state, queued, dropped, published, reconnects, last_error."""
         link = self._link
         with self._cond:
-            return {"connected": link.connected, "state": link.state, "broker": self.broker,
+            return {"connected": link.connected, "state": link.state.value, "broker": self.broker,
                     "queued": len(self._queue), "dropped": self._queue.dropped, "published": link.published,
                     "reconnects": link.reconnects, "rate_skipped": self._latest.rate_skipped,
                     "last_error": link.last_error}
@@ -445,6 +429,6 @@ class MqttSink(Sink):
             client.loop_stop()
         with self._cond:
             link.connected = False
-            if link.state != "auth_failed":
-                link.state = "closed"
+            if link.state is not LinkState.AUTH_FAILED:
+                link.state = LinkState.CLOSED
         self._update_stats()

@@ -35,12 +35,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 from enum import StrEnum
 from typing import NamedTuple
 
 import cv2
 
 import edgecam
+from edgecam.config.secret_file import read_secret
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
 from edgecam.outputs import mqtt_health
 from edgecam.result import Classification, EventKind, LabelChange, RegionChange
@@ -193,6 +195,24 @@ def snapshot_jpeg(picture) -> bytes | None:
         logger.warning("MQTT: cannot encode the snapshot as JPEG (%s); skipped", why)
         return None
     return buf.tobytes()
+
+
+def read_password(cfg) -> str | None:
+    """The broker password of ``cfg`` (the ``mqtt`` section) from its ``password_file``; None without one."""
+    if not cfg.password_file:
+        return None
+    # Only the line end is dropped: spaces may belong to a password.
+    return read_secret("mqtt.password_file", cfg.password_file, strip="\r\n", allow_empty=True,
+                       hint="create it holding the broker password")
+
+
+def check_ca_file(cfg) -> None:
+    """A ConfigError when TLS is on and ``cfg.ca_file`` cannot be loaded as CA certificates."""
+    if cfg.tls and cfg.ca_file:
+        try:
+            ssl.create_default_context(cafile=cfg.ca_file)
+        except (OSError, ValueError, ssl.SSLError) as e:
+            raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
 
 
 def import_paho():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from enum import Enum
 
 from edgecam.outputs import mqtt_messages as messages
 from edgecam.outputs.mqtt_messages import Item, ItemKind
@@ -72,10 +73,21 @@ class Pending:
         return item
 
 
+class LinkState(Enum):
+    """The connection's state, as ``status()["state"]`` (and /api/status) name it."""
+
+    NEW = "new"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    AUTH_FAILED = "auth_failed"  # bad credentials: not retrying
+    FAILED = "failed"  # the worker died (see the log)
+    CLOSED = "closed"
+
+
 @dataclass
 class Link:
-    """The connection as the sink sees it (``state``: new, connecting, connected, disconnected, auth_failed,
-    failed, closed)."""
+    """The connection as the sink sees it, and what was sent over it."""
 
     connected: bool = False
     need_birth: bool = False  # connected: send availability, discovery and the last states first
@@ -83,7 +95,7 @@ class Link:
     down_logged: bool = False  # the outage was logged (once per outage)
     closing: bool = False
     flush_deadline: float = 0.0
-    state: str = "new"
+    state: LinkState = LinkState.NEW
     last_error: str = ""
     published: int = 0
     reconnects: int = 0

@@ -51,3 +51,16 @@ def test_the_toy_sinks_check_shows_in_preflight_and_check_config(toy, tmp_path, 
     assert "toy" not in [p.key for p in SINKS]
     assert cmd_check_config(argparse.Namespace(path=str(path))) == 0  # without the toy, nothing refuses it
     assert expected not in capsys.readouterr().err
+
+
+def test_check_config_asks_the_mqtt_output_and_says_each_problem_in_one_line(tmp_path, capsys):
+    # Before the outputs had their own check, preflight called a helper the MQTT module no longer had:
+    # check-config died with a traceback on every config with mqtt.enabled.
+    path = tmp_path / "config.yaml"
+    path.write_text(f"mqtt:\n  enabled: true\n  username: cam\n  password_file: {tmp_path / 'missing'}\n"
+                    f"  tls: true\n  ca_file: {tmp_path / 'ca.pem'}\n")
+    assert cmd_check_config(argparse.Namespace(path=str(path))) == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert "mqtt.password_file" in err and str(tmp_path / "missing") in err
+    assert f"mqtt.ca_file: cannot load {str(tmp_path / 'ca.pem')!r}" in err
+    assert "Traceback" not in err
