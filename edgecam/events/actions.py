@@ -39,6 +39,8 @@ class Action:
 
     #: The rule's config field that asks for it (truthy: this rule wants it).
     key = ""
+    #: Whether it needs the pictures (:meth:`on_frame`): the events output then asks the pipeline for them.
+    wants_frames = False
 
     def __init__(self, sink):
         self.sink = sink
@@ -67,6 +69,8 @@ class Action:
 
 class _NextFrame(Action):
     """An action done on the first frame after an event starts (the one that shows it)."""
+
+    wants_frames = True
 
     def __init__(self, sink):
         super().__init__(sink)
@@ -135,6 +139,7 @@ class ClipAction(Action):
     """A video of each event, from ``pre_s`` before its start to ``post_s`` after its end (:mod:`.clips`)."""
 
     key = "clip"
+    wants_frames = True
 
     def __init__(self, sink):
         super().__init__(sink)

@@ -63,7 +63,7 @@ class EventsSink(Sink):
         self.rules = {r.name: r for r in cfg.rules}
         self.ruleset = RuleSet(cfg.rules)
         self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock)
-        self.wants_frames = any(r.snapshot or r.clip or r.collect for r in cfg.rules)
+        self.wants_frames = any(a.wants_frames and a.wanted(r) for a in ACTIONS for r in cfg.rules)
         self.file_fps: float | None = None  # a file read unpaced: its own clock (module docstring)
         self._file_base: float | None = None
         self._last: tuple[float, int] = (0.0, -1)  # the events' time and frame number of the last result
