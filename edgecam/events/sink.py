@@ -29,7 +29,7 @@ from edgecam.errors import ConfigError
 from edgecam.events import checks
 from edgecam.events.actions import ACTIONS, Action, ClipAction, WebhookAction
 from edgecam.events.clips import choose_format
-from edgecam.events.history import History, default_dir
+from edgecam.events.history import EventStatus, History, default_dir
 from edgecam.events.rules import Event, RuleSet, event_payload
 from edgecam.events.web import EventsWeb
 from edgecam.model.rules import AmbiguousLabel, find_label, some
@@ -182,7 +182,7 @@ class EventsSink(Sink):
             if kind is EventKind.START:
                 self._started(event)
             else:
-                self._ended(event, "ended")
+                self._ended(event, EventStatus.ENDED)
             # for the outputs fed after this one (MQTT publishes them on <prefix>/event)
             result.extra.setdefault(Extra.RULE_EVENTS, []).append(RuleEvent(kind, event.rule, self.payload(kind, event)))
         if time.monotonic() >= self._next_retention:
@@ -203,7 +203,7 @@ class EventsSink(Sink):
             if action.wanted(rule):
                 action.on_start(event, rule)
 
-    def _ended(self, event: Event, status: str) -> None:
+    def _ended(self, event: Event, status: EventStatus) -> None:
         self.ended[event.rule] += 1
         logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
                     (event.end or event.start) - event.start, event.peak_score)
@@ -248,7 +248,7 @@ class EventsSink(Sink):
         self._closed = True
         t, frame = self._last
         for event in self.ruleset.finish(t, frame):
-            self._ended(event, "interrupted")  # the run stopped during it: its end is not known
+            self._ended(event, EventStatus.INTERRUPTED)  # the run stopped during it: its end is not known
         for action in self.actions:
             action.close()
         self.history.close()
