@@ -51,10 +51,10 @@ class EventsSink(Sink):
     wants_overlay = False
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True, top_k: int = 3,
-                 threshold: float = 0.0):
+                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True):
+        """The overlay a snapshot gets lists :attr:`top_k` labels above :attr:`threshold` (:meth:`reconfigure`)."""
         self.cfg = cfg  # the events section
-        self.stats, self.overlay, self.top_k, self.threshold = stats, overlay, top_k, threshold
+        self.stats, self.overlay = stats, overlay
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
@@ -84,8 +84,10 @@ class EventsSink(Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
         checks.check_examples(cfg)  # bad input (exit 2) before the repair deletes them
-        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
-                   overlay=cfg.display.overlay, top_k=cfg.model.top_k, threshold=cfg.model.threshold)
+        sink = cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
+                   overlay=cfg.display.overlay)
+        sink.reconfigure(cfg.model.top_k, cfg.model.threshold)
+        return sink
 
     @classmethod
     def check(cls, cfg) -> list[str]:
