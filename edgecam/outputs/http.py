@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from edgecam.config.schema import HttpConfig
-from edgecam.errors import ConfigError, NetworkError
+from edgecam.errors import NetworkError
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
 from edgecam.outputs import http_metrics
