@@ -3,12 +3,79 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
 
 #: A region's state when nothing passes its rules, or the picture is like none its custom model was taught.
 UNKNOWN = "unknown"
+
+
+class Extra(StrEnum):
+    """The keys of :attr:`Classification.extra`: what a part of edgecam adds to a result for the parts after it.
+
+    Their values are the JSON names the log has always used (``event``, ``region_events``, ``rule_events``).
+    """
+
+    #: (model) ms spent turning the raw output into probabilities
+    POSTPROCESS_MS = "postprocess_ms"
+    #: (model) ms the accelerator itself took (Hailo, the AI Camera), and the AI Camera's DSP ms
+    DEVICE_MS = "device_ms"
+    DEVICE_DSP_MS = "device_dsp_ms"
+    #: (a custom head) how far the picture is from what it was taught, and whether that is too far
+    DISTANCE = "distance"
+    UNKNOWN = "unknown"
+    #: (regions) each classified region's raw result, name -> Classification
+    REGION_RESULTS = "region_results"
+    #: (pipeline) the :class:`LabelChange` this result caused
+    LABEL_CHANGE = "event"
+    #: (pipeline, regions) the :class:`RegionChange` list this result caused
+    REGION_CHANGES = "region_events"
+    #: (the events output) the starts and ends of rule events this result caused, as their JSON
+    RULE_EVENTS = "rule_events"
+
+
+class EventKind(StrEnum):
+    """What happened to a rule's event (:mod:`edgecam.events`): the ``type`` of its JSON (webhook, MQTT, log)."""
+
+    START = "start"
+    END = "end"
+
+
+@dataclass(frozen=True)
+class RuleEvent:
+    """A rule event's start or end as the outputs fed after the events output see it on a result
+    (:attr:`Extra.RULE_EVENTS`): its kind, its rule, and its JSON (``payload``: what the webhook gets)."""
+
+    kind: EventKind
+    rule: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class LabelChange:
+    """The shown (smoothed) label changed (:class:`edgecam.model.smoothing.Smoother`); ``label`` None: nothing
+    is shown now. ``score`` is the new label's (0 without one); ``frame`` and ``wall_time`` the result's."""
+
+    label: str | None
+    previous: str | None
+    score: float
+    frame: int
+    wall_time: float
+
+
+@dataclass(frozen=True)
+class RegionChange:
+    """A region's state changed (:class:`edgecam.model.regions.RegionTracker`): as :class:`LabelChange`, for
+    region ``region``."""
+
+    region: str
+    label: str | None
+    previous: str | None
+    score: float
+    frame: int
+    wall_time: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from edgecam.events.clips import PreRoll  # noqa: E402
-from edgecam.events.config import EventRuleConfig, EventsConfig  # noqa: E402
+from edgecam.config.events import EventRuleConfig, EventsConfig  # noqa: E402
 from edgecam.events.media import jpeg  # noqa: E402
 from edgecam.events.sink import EventsSink  # noqa: E402
 from edgecam.camera.frame import Frame  # noqa: E402

@@ -1,1 +1,3 @@
-"""The configuration: typed schema, strict loading, value checks, YAML text helpers."""
+"""The configuration: typed schema, strict loading, value checks, YAML text helpers; the ``events:`` (``events.py``)
+and ``health:`` (``health.py``) sections too. May import only the package root (never events or health).
+"""

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from edgecam.config import backends as _backends
 from edgecam.config.check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config.check import opt as _opt
-from edgecam.events.config import EventsConfig, check_events
-from edgecam.health.config import HealthConfig
+from edgecam.config.events import EventsConfig, check_events
+from edgecam.config.health import HealthConfig
 from edgecam.errors import ConfigError
 from edgecam.names import identifier_problem, labels_problem
 from edgecam.config.yaml_text import parse_yaml, yaml_problem

@@ -34,16 +34,21 @@ import errno
 import itertools
 import logging
 import os
+import tempfile
 import threading
 from collections import deque
+from enum import Enum
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from edgecam.errors import ConfigError
 from edgecam.events import media
 from edgecam.events.avi import MjpegAviWriter
 from edgecam.events.rules import EPS_S
+from edgecam.native_stderr import captured
 from edgecam.pictures import PictureError, header_size, opencv_path
 
 logger = logging.getLogger(__name__)
@@ -63,10 +68,6 @@ def _opencv_path(path: Path) -> str:
 
 def can_write(fmt: str) -> bool:
     """Whether OpenCV's FFmpeg can write ``mp4`` (H.264) or ``webm`` (VP8) here (pip's wheels: no H.264)."""
-    import tempfile
-
-    from edgecam.native_stderr import captured
-
     with tempfile.TemporaryDirectory() as d, captured("opencv"):  # FFmpeg's reasons: the debug log
         w = cv2.VideoWriter(str(Path(d) / f"probe.{fmt}"), cv2.VideoWriter_fourcc(*_FOURCC[fmt]), 10, (64, 64))
         ok = w.isOpened()
@@ -81,8 +82,6 @@ def choose_format(fmt: str) -> str:
     if fmt == "auto":
         return "mp4" if can_write("mp4") else "avi"
     if fmt != "avi" and not can_write(fmt):
-        from edgecam.errors import ConfigError
-
         raise ConfigError(f"events.clip_format: {fmt!r}, but this OpenCV cannot write it (no "
                           f"{'H.264' if fmt == 'mp4' else 'VP8'} encoder); use auto or avi")
     return fmt
@@ -191,6 +190,21 @@ class Clip:
         self.tmp.unlink(missing_ok=True)
 
 
+class ClipItemKind(Enum):
+    """What the clips' thread is handed: a frame (``a`` its time, ``b`` the picture), an event's start
+    (``a`` the event, ``b`` its rule) or its end (``a`` the event)."""
+
+    FRAME = "frame"
+    START = "start"
+    END = "end"
+
+
+class ClipItem(NamedTuple):
+    kind: ClipItemKind
+    a: object
+    b: object = None
+
+
 class ClipRecorder:
     """The ``events-clips`` thread: pre-roll ring and clips (see the module docstring).
 
@@ -208,7 +222,7 @@ class ClipRecorder:
         self.clips: list[Clip] = []
         self.dropped = 0  # frames the thread had no time to take (the newer one replaced it)
         # frames and commands, in the order they came (a clip's start applies from the next frame on)
-        self._items: deque = deque()
+        self._items: deque[ClipItem] = deque()
         self._frames = 0  # frames among them
         self._cond = threading.Condition()
         self._stop = False
@@ -226,22 +240,22 @@ class ClipRecorder:
             if self._frames:
                 # the thread is behind: the frame it has not taken yet gives way to this one
                 for i, item in enumerate(self._items):
-                    if item[0] == "frame":
+                    if item.kind is ClipItemKind.FRAME:
                         del self._items[i]
                         break
                 self._frames -= 1
                 self.dropped += 1
-            self._items.append(("frame", t, image))
+            self._items.append(ClipItem(ClipItemKind.FRAME, t, image))
             self._frames += 1
             self._cond.notify_all()
 
     def start(self, event, rule) -> None:
-        self._command(("start", event, rule))
+        self._command(ClipItem(ClipItemKind.START, event, rule))
 
     def end(self, event) -> None:
-        self._command(("end", event))
+        self._command(ClipItem(ClipItemKind.END, event))
 
-    def _command(self, cmd) -> None:
+    def _command(self, cmd: ClipItem) -> None:
         with self._cond:
             self._items.append(cmd)
             self._cond.notify_all()
@@ -260,13 +274,13 @@ class ClipRecorder:
             with self._cond:
                 self._cond.wait_for(lambda: self._stop or self._items)
                 item = self._items.popleft() if self._items else None
-                if item is not None and item[0] == "frame":
+                if item is not None and item.kind is ClipItemKind.FRAME:
                     self._frames -= 1
                     self._cond.notify_all()  # a waiting frame() may hand over the next one
                 stop = self._stop and not self._items
             try:
-                if item is not None and item[0] == "frame":
-                    self._add(item[1], item[2])
+                if item is not None and item.kind is ClipItemKind.FRAME:
+                    self._add(item.a, item.b)
                 elif item is not None:
                     self._do(item)
             except Exception as e:  # a worker loop logs and goes on: one bad frame must not end the clips
@@ -276,9 +290,9 @@ class ClipRecorder:
                     self._finish(clip)
                 return
 
-    def _do(self, cmd) -> None:
-        if cmd[0] == "start":
-            _, event, rule = cmd
+    def _do(self, cmd: ClipItem) -> None:
+        if cmd.kind is ClipItemKind.START:
+            event, rule = cmd.a, cmd.b
             clip = Clip(event, rule, self.folder, self.fmt, self.fps)
             self.clips.append(clip)
             for t, jpeg in self.ring.since(event.start - rule.pre_s):
@@ -287,8 +301,8 @@ class ClipRecorder:
                 self._write(clip, t, jpeg)
         else:
             for clip in self.clips:
-                if clip.event is cmd[1]:
-                    clip.until = cmd[1].end + clip.rule.post_s
+                if clip.event is cmd.a:
+                    clip.until = cmd.a.end + clip.rule.post_s
 
     def _add(self, t: float, image: np.ndarray) -> None:
         jpeg = media.jpeg(image, self.quality)

@@ -33,8 +33,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 
+from edgecam import registry
 from edgecam.errors import OutputError
 from edgecam.events.disk import DB_NAME, LOCK_NAME, MEDIA, MEDIA_COLUMNS, FolderLock, repair, unlink_media
 from edgecam.events.retention import AgeGuard, boottime
@@ -46,6 +48,14 @@ logger = logging.getLogger(__name__)
 
 COLUMNS = ("id", "rule", "label", "region", "started", "ended", "start_frame", "end_frame", "peak_score",
            *MEDIA_COLUMNS, "bytes", "status")
+
+class EventStatus(StrEnum):
+    """An event's ``status`` column: under way, ended, or cut short by a stop or a power cut."""
+
+    ACTIVE = "active"
+    ENDED = "ended"
+    INTERRUPTED = "interrupted"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -72,8 +82,6 @@ def default_dir(cfg) -> str:
     """Where events live: ``events.dir``, else ``events/`` beside the model folder."""
     if cfg.events.dir:
         return cfg.events.dir
-    from edgecam import registry
-
     return str(registry.models_dir(cfg.model.dir).parent / "events")
 
 
@@ -282,11 +290,11 @@ class History:
                 (event.id, event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score))
         self.submit(job)
 
-    def end_event(self, event, status: str = "ended") -> None:
+    def end_event(self, event, status: EventStatus = EventStatus.ENDED) -> None:
         """Store an event's end and peak score; retention runs after it."""
         def job(conn):
             conn.execute("UPDATE events SET ended = ?, end_frame = ?, peak_score = ?, status = ? WHERE id = ?",
-                         (event.end, event.end_frame, event.peak_score, status, event.id))
+                         (event.end, event.end_frame, event.peak_score, EventStatus(status).value, event.id))
             self._apply_retention(conn)
         self.submit(job)
 

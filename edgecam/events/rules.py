@@ -23,8 +23,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from edgecam.events.config import EventRuleConfig, parse_schedule, rule_labels
+from edgecam.config.events import EventRuleConfig, parse_schedule, rule_labels
 from edgecam.model.rules import AmbiguousLabel, find_label, label_matches
+from edgecam.result import EventKind
 
 #: Times closer than this are the same time (epoch seconds as floats are ~2e-7 s apart at best).
 EPS_S = 0.0005
@@ -51,10 +52,10 @@ class Event:
                 "peak_score": round(self.peak_score, 4)}
 
 
-def event_payload(kind: str, event: Event, host: str, snapshot: bool = False) -> dict:
+def event_payload(kind: EventKind, event: Event, host: str, snapshot: bool = False) -> dict:
     """The JSON of an event's start or end (webhook, MQTT ``<prefix>/event``): times in epoch seconds;
     ``snapshot``: the path of its snapshot on the HTTP output (``/events/<id>/snapshot.jpg``), when it has one."""
-    return {"type": kind, **event.to_dict(), "host": host,
+    return {"type": EventKind(kind).value, **event.to_dict(), "host": host,
             "snapshot": f"/events/{event.id}/snapshot.jpg" if snapshot else None}
 
 
@@ -122,10 +123,10 @@ class RuleTracker:
                 best = (label, score)
         return best
 
-    def update(self, result, t: float, frame: int, wall_time: float) -> list[tuple[str, Event]]:
-        """Feed one result seen at time ``t`` (frame number ``frame``); returns ("start"|"end", event) pairs."""
+    def update(self, result, t: float, frame: int, wall_time: float) -> list[tuple[EventKind, Event]]:
+        """Feed one result seen at time ``t`` (frame number ``frame``); returns (kind, event) pairs."""
         seen = self.match(result) if in_schedule(self.window, wall_time) else None
-        out: list[tuple[str, Event]] = []
+        out: list[tuple[EventKind, Event]] = []
         if self.event is not None:
             if seen is not None:
                 self._gone = None
@@ -134,7 +135,7 @@ class RuleTracker:
             if self._gone is None:
                 self._gone = (t, frame)
             if t - self._gone[0] >= self.cfg.cooldown_s:
-                out.append(("end", self._end(*self._gone)))
+                out.append((EventKind.END, self._end(*self._gone)))
             return out
         if seen is None:
             self._pending = None
@@ -149,7 +150,7 @@ class RuleTracker:
         if t - since >= self.cfg.for_s:
             self._pending = None
             self.event = Event(self.name, label, self.cfg.region, since, first, peak)
-            out.append(("start", self.event))
+            out.append((EventKind.START, self.event))
         return out
 
     def _end(self, t: float, frame: int) -> Event:
@@ -170,7 +171,7 @@ class RuleSet:
     def __init__(self, rules: list[EventRuleConfig]):
         self.trackers = [RuleTracker(r) for r in rules]
 
-    def update(self, result, t: float, frame: int, wall_time: float) -> list[tuple[str, Event]]:
+    def update(self, result, t: float, frame: int, wall_time: float) -> list[tuple[EventKind, Event]]:
         out = []
         for tracker in self.trackers:
             out += tracker.update(result, t, frame, wall_time)

@@ -1,13 +1,14 @@
 """The events output: rules fed by every result, their actions, the history (docs/events.md).
 
 :class:`EventsSink` is a pipeline output (:class:`edgecam.outputs.base.Sink`)
-registered as ``events`` in :data:`edgecam.outputs.REGISTRY`, built when the
+registered as ``events`` in :data:`edgecam.outputs.SINKS` (by :mod:`edgecam.events`), built when the
 config has ``events.rules``. From the output loop it only decides and hands
 over: the rules (:mod:`edgecam.events.rules`) run on each result, an event's
-start and end go to the history's writer thread, the frame for a snapshot
-(the first one drawn after the start, with the overlay that shows it) is
-handed over by reference and encoded there. Nothing here waits for a disk or
-a network.
+start and end go to the history's writer thread and to the actions its rule
+asks for (:mod:`edgecam.events.actions`: snapshot, collect, clip, webhook),
+each of which hands its work to a thread of its own. Nothing here waits for a
+disk or a network. With the HTTP output, its /events page and API are mounted
+there (:meth:`EventsSink.connect`).
 
 The events' clock: a camera's frames are timed by their wall-clock capture
 time. A file read as fast as it decodes is timed by its own clock (frame
@@ -20,14 +21,21 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 from pathlib import Path
 
-from edgecam.events import media
-from edgecam.events.history import History, default_dir
-from edgecam.events.rules import EPS_S, Event, RuleSet, event_payload
-from edgecam.result import UNKNOWN
+from edgecam.errors import ConfigError
+from edgecam.events import checks
+from edgecam.events.actions import ACTIONS, Action, ClipAction, WebhookAction
+from edgecam.events.clips import choose_format
+from edgecam.events.history import EventStatus, History, default_dir
+from edgecam.events.rules import Event, RuleSet, event_payload
+from edgecam.events.web import EventsWeb
+from edgecam.model.rules import AmbiguousLabel, find_label, some
 from edgecam.outputs.base import Sink
+from edgecam.outputs.teach import examples_dir
+from edgecam.result import UNKNOWN, EventKind, Extra, RuleEvent
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +43,7 @@ RETENTION_EVERY_S = 3600.0  # besides after each event: age limits pass while no
 
 
 class EventsSink(Sink):
-    """Rules, history, snapshots (see the module docstring). ``clock``: epoch seconds (retention)."""
+    """Rules, history, actions (see the module docstring). ``clock``: epoch seconds (retention)."""
 
     name = "events"
     #: The overlay is drawn here, on the frame a snapshot keeps, not on every frame (unless another output
@@ -43,10 +51,10 @@ class EventsSink(Sink):
     wants_overlay = False
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True, top_k: int = 3,
-                 threshold: float = 0.0):
+                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True):
+        """The overlay a snapshot gets lists :attr:`top_k` labels above :attr:`threshold` (:meth:`reconfigure`)."""
         self.cfg = cfg  # the events section
-        self.stats, self.overlay, self.top_k, self.threshold = stats, overlay, top_k, threshold
+        self.stats, self.overlay = stats, overlay
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
@@ -55,21 +63,18 @@ class EventsSink(Sink):
         self.rules = {r.name: r for r in cfg.rules}
         self.ruleset = RuleSet(cfg.rules)
         self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock)
-        self.wants_frames = any(r.snapshot or r.clip or r.collect for r in cfg.rules)
+        self.wants_frames = any(a.wants_frames and a.wanted(r) for a in ACTIONS for r in cfg.rules)
         self.file_fps: float | None = None  # a file read unpaced: its own clock (module docstring)
         self._file_base: float | None = None
-        self._waiting: list[Event] = []  # started, waiting for the next frame (snapshot, collect)
         self._last: tuple[float, int] = (0.0, -1)  # the events' time and frame number of the last result
         self._next_retention = time.monotonic() + RETENTION_EVERY_S
-        self._next_clip_t = float("-inf")  # events.clip_fps: the next frame the clips take
         self._warned_labels = False
         self._closed = False
-        self.clips = None  # the ClipRecorder, with clip rules (start)
-        self.webhooks = None  # the Webhooks thread, with webhook rules (start)
+        #: the actions some rule asks for (start), each built once: edgecam.events.actions
+        self.actions: list[Action] = []
         self.host = socket.gethostname()
         self.clip_format: str | None = None
-        self.clip_failures = 0
-        #: counters for /metrics: rule -> events started / ended
+        #: counters for /metrics: rule -> events started / ended / webhook POSTs given up on
         self.started: dict[str, int] = {r: 0 for r in self.rules}
         self.ended: dict[str, int] = {r: 0 for r in self.rules}
         self.webhook_failures: dict[str, int] = {r: 0 for r in self.rules}
@@ -78,18 +83,46 @@ class EventsSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
-        from edgecam.outputs.http import examples_dir
-        from edgecam.outputs.teach import check_examples_dir
+        checks.check_examples(cfg)  # bad input (exit 2) before the repair deletes them
+        sink = cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
+                   overlay=cfg.display.overlay)
+        sink.reconfigure(cfg.model.top_k, cfg.model.threshold)
+        return sink
 
-        check_examples_dir(cfg, examples_dir(cfg))  # bad input (exit 2) before the repair deletes them
-        return cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
-                   overlay=cfg.display.overlay, top_k=cfg.model.top_k, threshold=cfg.model.threshold)
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """A clip format this OpenCV cannot write, a rule naming a label its model never gives, the examples
+        folder inside the media folder (:mod:`edgecam.events.checks`)."""
+        return checks.problems(cfg, cls)
+
+    def connect(self, sinks: list[Sink]) -> None:
+        """Mount /events and /api/events (the page, the API, the media) on the run's HTTP output, if any."""
+        if "edgecam.outputs.http" not in sys.modules:  # no HTTP output was built: none to mount on
+            return
+        # Here, not at the top: the HTTP server's module costs ~9 MB of memory (ru_maxrss after the import,
+        # AMD EPYC), loaded only where there is an HTTP output (then it is loaded already).
+        from edgecam.outputs.http import HttpSink
+
+        for sink in sinks:
+            if isinstance(sink, HttpSink):
+                EventsWeb(self.folder, self.cfg.rules).mount_on(sink)
+
+    @property
+    def clips(self):
+        """The clips' recorder (:class:`edgecam.events.clips.ClipRecorder`) with clip rules, once started."""
+        return next((a.recorder for a in self.actions if isinstance(a, ClipAction)), None)
+
+    @property
+    def clip_failures(self) -> int:
+        return sum(a.failures for a in self.actions if isinstance(a, ClipAction))
+
+    @property
+    def webhooks(self):
+        """The webhooks' threads (:class:`edgecam.events.webhook.Webhooks`) with webhook rules, once started."""
+        return next((a.hooks for a in self.actions if isinstance(a, WebhookAction)), None)
 
     def check_labels(self) -> None:
         """A rule naming a label its model (or its region) never gives is bad input: ConfigError, every one."""
-        from edgecam.errors import ConfigError
-        from edgecam.model.rules import AmbiguousLabel, find_label, some
-
         problems = []
         for i, tracker in enumerate(self.ruleset.trackers):
             rule = tracker.cfg
@@ -113,20 +146,10 @@ class EventsSink(Sink):
 
     def start(self) -> None:
         self.check_labels()
-        clip_rules = [r for r in self.cfg.rules if r.clip]
-        if clip_rules:
-            from edgecam.events.clips import ClipRecorder, choose_format
-
+        if any(r.clip for r in self.cfg.rules):
             self.clip_format = choose_format(self.cfg.clip_format)  # bad input before anything is opened
         self.history.open()
-        if clip_rules:
-            self.clips = ClipRecorder(self.folder, max(r.pre_s + r.for_s for r in clip_rules),
-                                      int(self.cfg.pre_roll_mb * 1024 * 1024), self.cfg.jpeg_quality,
-                                      self.clip_format, self._clip_done, self._clip_failed)
-        if any(r.webhook for r in self.cfg.rules):
-            from edgecam.events.webhook import Webhooks
-
-            self.webhooks = Webhooks(self.cfg.webhook_timeout_s, self.cfg.webhook_retries, self._webhook_failed)
+        self.actions = [action(self) for action in ACTIONS if any(action.wanted(r) for r in self.cfg.rules)]
         logger.info("events: %d rule(s), history in %s%s", len(self.rules), self.folder,
                     f", clips as {self.clip_format}" if self.clips else "")
 
@@ -158,17 +181,18 @@ class EventsSink(Sink):
                     logger.warning("events: rule %s: %s not among the model's labels; it cannot match them",
                                    tracker.name, ", ".join(repr(x) for x in tracker.unknown_labels))
         for kind, event in changes:
-            if kind == "start":
+            if kind is EventKind.START:
                 self._started(event)
             else:
-                self._ended(event, "ended")
+                self._ended(event, EventStatus.ENDED)
             # for the outputs fed after this one (MQTT publishes them on <prefix>/event)
-            result.extra.setdefault("rule_events", []).append(self._payload(kind, event))
+            result.extra.setdefault(Extra.RULE_EVENTS, []).append(RuleEvent(kind, event.rule, self.payload(kind, event)))
         if time.monotonic() >= self._next_retention:
             self._next_retention = time.monotonic() + RETENTION_EVERY_S
             self.history.retention()
 
-    def _payload(self, kind: str, event: Event) -> dict:
+    def payload(self, kind: EventKind, event: Event) -> dict:
+        """The JSON of ``event``'s start or end (webhook, MQTT, the log)."""
         return event_payload(kind, event, self.host, snapshot=self.rules[event.rule].snapshot)
 
     def _started(self, event: Event) -> None:
@@ -177,76 +201,26 @@ class EventsSink(Sink):
                     f", region {event.region}" if event.region else "")
         self.history.start_event(event)  # the event has its id now
         rule = self.rules[event.rule]
-        if rule.webhook and self.webhooks is not None:
-            self.webhooks.post(rule.webhook, rule.name, self._payload("start", event))
-        if rule.snapshot or rule.collect:
-            self._waiting.append(event)
-        if rule.clip and self.clips is not None:
-            self.clips.start(event, rule)
+        for action in self.actions:
+            if action.wanted(rule):
+                action.on_start(event, rule)
 
-    def _ended(self, event: Event, status: str) -> None:
+    def _ended(self, event: Event, status: EventStatus) -> None:
         self.ended[event.rule] += 1
         logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
                     (event.end or event.start) - event.start, event.peak_score)
         self.history.end_event(event, status)
         rule = self.rules[event.rule]
-        if rule.webhook and self.webhooks is not None:
-            self.webhooks.post(rule.webhook, rule.name, self._payload("end", event))
-        if rule.clip and self.clips is not None:
-            self.clips.end(event)
+        for action in self.actions:
+            if action.wanted(rule):
+                action.on_end(event, rule)
 
     def on_frame(self, frame, annotated, result) -> None:
-        if self.clips is not None:
-            t = self.event_time(frame.index, frame.wall_time)
-            if t >= self._next_clip_t - EPS_S:  # events.clip_fps: the frames in between are not even encoded
-                if self.cfg.clip_fps:  # on a regular grid, unless frames were missing for longer than a step
-                    step = 1 / self.cfg.clip_fps
-                    self._next_clip_t = (t if t - self._next_clip_t > step else self._next_clip_t) + step
-                self.clips.frame(t, frame.image, wait=self.file_fps is not None)
-        if not self._waiting:
+        if not self.actions:
             return
-        waiting, self._waiting = self._waiting, []
-        if annotated is None and self.overlay and any(self.rules[e.rule].snapshot for e in waiting):
-            annotated = self._annotate(frame, result)
-        for event in waiting:
-            rule = self.rules[event.rule]
-            if rule.snapshot:
-                self.history.submit(self._snapshot_job(event, frame.image, annotated))
-            if rule.collect:
-                self.history.submit(self._collect_job(event, frame.image, frame.wall_time))
-
-    def _annotate(self, frame, result):
-        """The overlay on ``frame``, as the pipeline draws it for the outputs that want it on every frame."""
-        from edgecam.outputs.overlay import OverlayStats, draw_overlay
-
-        numbers = OverlayStats() if self.stats is None else OverlayStats.of(self.stats, frame, result)
-        return draw_overlay(frame.image, result, numbers, self.top_k, self.threshold)
-
-    # ------------------------------------------------------- jobs (writer thread)
-
-    def _snapshot_job(self, event: Event, clean, annotated):
-        def job(conn):
-            files = media.write_snapshot(self.folder, event, clean, annotated, self.cfg.jpeg_quality)
-            try:
-                self.history.add_media(event, files)
-            except BaseException:
-                for path in files.values():  # no row names them: gone, not left for the repair
-                    Path(path).unlink(missing_ok=True)
-                raise
-        return job
-
-    def _collect_job(self, event: Event, image, wall_time: float):
-        def job(conn):
-            from edgecam.outputs.teach import example_folder, save_example
-
-            picture, group = image, event.rule
-            if event.region in self.boxes:  # a region's crop, as edgecam collect saves it
-                from edgecam.model.regions import crop
-
-                picture, group = crop(image, self.boxes[event.region]).copy(), event.region
-            save_example(picture, example_folder(self.examples_dir, group, event.label), wall_time or time.time(),
-                         event.id or 0)
-        return job
+        t = self.event_time(frame.index, frame.wall_time)
+        for action in self.actions:
+            action.on_frame(frame, annotated, result, t)
 
     def metrics(self) -> list:
         """This output's part of /metrics (see :attr:`edgecam.stats.Stats.metric_sources`)."""
@@ -266,36 +240,9 @@ class EventsSink(Sink):
             ("edgecam_events_write_errors_total", "counter", "History or media writes that failed (a full disk).",
              [("", h.write_errors)]),
         ]
-        if self.clips is not None:
-            out += [("edgecam_events_clips_lost_total", "counter", "Clips that could not be written.",
-                     [("", self.clip_failures)]),
-                    ("edgecam_events_clip_frames_skipped_total", "counter",
-                     "Frames the clip thread had no time for (never the camera's).", [("", self.clips.dropped)]),
-                    ("edgecam_events_preroll_bytes", "gauge", "JPEG bytes in the clips' pre-roll ring.",
-                     [("", self.clips.ring.bytes)])]
+        for action in self.actions:
+            out += action.metrics()
         return out
-
-    def _webhook_failed(self, rule: str) -> None:
-        self.webhook_failures[rule] += 1
-
-    def _clip_done(self, clip) -> None:
-        """(clips thread) A clip's ``.part`` is whole: named and stored by the writer thread."""
-        def job(conn):
-            path = media.media_path(self.folder, clip.event, "clip", clip.fmt)
-            try:
-                media.finish_part(clip.tmp, path)
-                self.history.add_media(clip.event, {"clip": path})
-            except BaseException:
-                clip.tmp.unlink(missing_ok=True)
-                path.unlink(missing_ok=True)
-                raise
-        self.history.submit(job)
-
-    def _clip_failed(self, clip, error: OSError) -> None:
-        """(clips thread) A clip could not be written (a full disk): the event keeps its row and snapshot."""
-        self.clip_failures += 1
-        logger.error("events: the clip of %s (%s) is lost: %s", clip.event.rule, clip.event.label,
-                     getattr(error, "strerror", None) or error)
 
     def close(self) -> None:
         if self._closed:
@@ -303,12 +250,7 @@ class EventsSink(Sink):
         self._closed = True
         t, frame = self._last
         for event in self.ruleset.finish(t, frame):
-            self._ended(event, "interrupted")  # the run stopped during it: its end is not known
-        if self.clips is not None:
-            self.clips.close()  # the clips end with the frames they have
-        if self.webhooks is not None:
-            self.webhooks.close()
-            failed = ", ".join(f"{rule} {n}" for rule, n in self.webhook_failures.items() if n)
-            if failed:  # the run's summary of what /metrics counted
-                logger.warning("events: webhook POSTs given up on in this run, per rule: %s", failed)
+            self._ended(event, EventStatus.INTERRUPTED)  # the run stopped during it: its end is not known
+        for action in self.actions:
+            action.close()
         self.history.close()

@@ -30,7 +30,8 @@ from urllib.parse import urlencode
 
 from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import OutputError
-from edgecam.events.config import rule_summary
+from edgecam.config.events import rule_summary
+from edgecam.events.avi import BadClip, read_frames
 from edgecam.events.history import DB_NAME, facets, get_event, query_events, reading
 from edgecam.events.page import PAGE
 
@@ -71,15 +72,17 @@ class EventsWeb:
     """Answers the events' paths for :class:`edgecam.outputs.http_server.Handler` (see the module docstring)."""
 
     def __init__(self, folder: str | Path, rules=()):
-        """``rules``: the configured rules (:class:`edgecam.events.config.EventRuleConfig`), listed even
+        """``rules``: the configured rules (:class:`edgecam.config.events.EventRuleConfig`), listed even
         before any has fired."""
         self.folder = Path(folder)
         self.rules = [rule_summary(r) for r in rules]
         self._bad_clips: set[Path] = set()
 
-    @staticmethod
-    def handles(path: str) -> bool:
-        return path in ("/events", "/api/events") or path.startswith(("/events/", "/api/events/"))
+    def mount_on(self, http) -> EventsWeb:
+        """Answer /events and /api/events (and below) on the HTTP output ``http`` (:meth:`HttpSink.mount`)."""
+        http.mount("/events", self.handle)
+        http.mount("/api/events", self.handle)
+        return self
 
     def handle(self, handler, path: str, query: dict) -> None:
         if path in ("/events", "/events/") or (path.startswith("/events/") and _event_id(path[8:]) is not None):
@@ -203,7 +206,8 @@ class EventsWeb:
         A clip stream takes one of the HTTP output's stream slots (``http.max_clients``, shared with
         /stream.mjpg): each holds a thread, a socket and an open file for as long as it plays.
         """
-        from edgecam.events.avi import BadClip, read_frames
+        # Here, not at the top: the HTTP server's module costs ~1.2 MB (ru_maxrss after the import, AMD EPYC),
+        # and this module is loaded with the events output, HTTP or not.
         from edgecam.outputs.http_server import BOUNDARY
 
         try:
@@ -225,7 +229,7 @@ class EventsWeb:
 
     @staticmethod
     def _send_frames(handler, path: Path, fps: float, frames: list[tuple[int, int]]) -> None:
-        from edgecam.outputs.http_server import BOUNDARY
+        from edgecam.outputs.http_server import BOUNDARY  # here: see _play
 
         handler.send_response(200)
         handler.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")

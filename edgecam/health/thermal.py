@@ -38,7 +38,7 @@ class ThermalGovernor:
 
     Args:
         soft_limit_c: the firmware's soft limit; the governor keeps below it.
-        margin_c / hysteresis_c / hold_s / max_every: see :class:`edgecam.health.config.HealthConfig`.
+        margin_c / hysteresis_c / hold_s / max_every: see :class:`edgecam.config.health.HealthConfig`.
     """
 
     def __init__(self, soft_limit_c: float, margin_c: float = 5.0, hysteresis_c: float = 5.0,

@@ -17,7 +17,7 @@ import numpy as np
 from edgecam.errors import ModelError
 from edgecam.native_stderr import captured
 from edgecam.model.preprocess import InputSpec, Preprocessor
-from edgecam.result import Classification
+from edgecam.result import Classification, Extra
 from edgecam.model.runtime import interpreter_class, resolve_threads
 
 logger = logging.getLogger(__name__)
@@ -269,7 +269,7 @@ class Classifier:
             return self.scores(self.interpreter.get_tensor(self._out_index)), {}, self.labels
         probs, distance = head.predict(self.output_embedding())
         d = float(distance[0])
-        return probs[0], {"distance": d, "unknown": d > head.unknown_distance}, head.labels
+        return probs[0], {Extra.DISTANCE: d, Extra.UNKNOWN: d > head.unknown_distance}, head.labels
 
     def embed(self, image: np.ndarray, order: str = "bgr") -> np.ndarray:
         """The embedding of one picture (any size; preprocessed as this classifier does)."""
@@ -308,7 +308,7 @@ class Classifier:
         t2 = time.perf_counter()
         scores, extra, labels = self._outputs()
         t3 = time.perf_counter()
-        extra["postprocess_ms"] = (t3 - t2) * 1000
+        extra[Extra.POSTPROCESS_MS] = (t3 - t2) * 1000
         return Classification(
             scores=scores, labels=labels, model=self.name, frame_index=frame_index,
             capture_time=capture_time, wall_time=wall_time, result_time=time.monotonic(),

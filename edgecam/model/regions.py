@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from edgecam.model.preprocess import Preprocessor
-from edgecam.result import UNKNOWN, Classification, RegionState
+from edgecam.result import UNKNOWN, Classification, Extra, RegionChange, RegionState
 from edgecam.model.rules import ClassRules, some
 from edgecam.model.smoothing import Smoother
 
@@ -203,7 +203,7 @@ class RegionClassifier:
         return Classification(
             scores=np.zeros(0, np.float32), labels=(), model=self.name, frame_index=frame.index,
             capture_time=frame.timestamp, wall_time=frame.wall_time, result_time=time.monotonic(),
-            inference_ms=invoke_ms, preprocess_ms=preprocess_ms, extra={"region_results": results},
+            inference_ms=invoke_ms, preprocess_ms=preprocess_ms, extra={Extra.REGION_RESULTS: results},
         )
 
 
@@ -228,14 +228,14 @@ class RegionTracker:
         index = self.smoothers[region.name].label_index
         score = float(smoothed.scores[index]) if index is not None else float(smoothed.scores.max(initial=0.0))
         label = labels[index] if index is not None else UNKNOWN
-        if index is not None and (not rules.passes(index, score) or result.extra.get("unknown")):
+        if index is not None and (not rules.passes(index, score) or result.extra.get(Extra.UNKNOWN)):
             label, index = UNKNOWN, None
         return RegionState(name=region.name, box=region.box, label=label, score=score, index=index, frame=frame,
                            wall_time=wall_time, classified=True, previous=self.states[region.name].label)
 
-    def update(self, result: Classification) -> tuple[dict[str, RegionState], list[dict]]:
+    def update(self, result: Classification) -> tuple[dict[str, RegionState], list[RegionChange]]:
         """The states after ``result`` (every region; the ones not classified now keep theirs) and the events."""
-        raw = result.extra.get("region_results") or {}
+        raw = result.extra.get(Extra.REGION_RESULTS) or {}
         events = []
         states = {}
         for name, old in self.states.items():
@@ -245,8 +245,8 @@ class RegionTracker:
                 continue
             new = self.state_of(self.regions[name], r, result.frame_index, result.wall_time)
             if new.label != old.label:
-                events.append({"type": "region_change", "region": name, "label": new.label, "previous": old.label,
-                               "score": new.score, "frame": result.frame_index, "wall_time": result.wall_time})
+                events.append(RegionChange(name, new.label, old.label, new.score, result.frame_index,
+                                           result.wall_time))
             else:
                 new = dataclasses.replace(new, previous=old.previous)
             states[name] = new

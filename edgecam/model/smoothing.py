@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from edgecam.result import Classification
+from edgecam.result import Classification, LabelChange
 
 #: The smoothing of an interactive first run (``make run``: the demo, or a camera
 #: found by ``--demo-fallback``) when the config sets none: the label shown
@@ -28,8 +28,7 @@ class Smoother:
     """Feeds results through EMA and hysteresis; reports label changes.
 
     :meth:`update` returns the (possibly smoothed) result and, when the shown
-    label changed, an event dict ``{"type": "label_change", "label", "previous",
-    "score", "frame", "wall_time"}``; ``label`` is None when nothing is shown.
+    label changed, a :class:`edgecam.result.LabelChange`; its ``label`` is None when nothing is shown.
     """
 
     def __init__(self, cfg, threshold: float = 0.0, floors: dict[int, float] | None = None):
@@ -41,7 +40,7 @@ class Smoother:
         self.label: str | None = None
         self.label_index: int | None = None
 
-    def update(self, result: Classification) -> tuple[Classification, dict | None]:
+    def update(self, result: Classification) -> tuple[Classification, LabelChange | None]:
         if self.cfg.mode == "ema" and self.cfg.window > 1:
             if self._ema is None or self._ema.shape != result.scores.shape:
                 self._ema = result.scores.astype(np.float32, copy=True)
@@ -64,12 +63,7 @@ class Smoother:
         self.label = result.labels[self.label_index] if self.label_index is not None else None
         event = None
         if self.label != previous:
-            event = {
-                "type": "label_change",
-                "label": self.label,
-                "previous": previous,
-                "score": float(scores[self.label_index]) if self.label_index is not None else 0.0,
-                "frame": result.frame_index,
-                "wall_time": result.wall_time,
-            }
+            event = LabelChange(self.label, previous,
+                                float(scores[self.label_index]) if self.label_index is not None else 0.0,
+                                result.frame_index, result.wall_time)
         return result, event

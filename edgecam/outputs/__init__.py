@@ -1,15 +1,20 @@
 """Outputs of the pipeline: the :class:`Sink` interface (``base.py``), the sinks
-the config can ask for (:data:`REGISTRY`) and the fan-out that feeds them so
-that one failing sink never stops the others.
+a config can ask for (:data:`SINKS`, one list of :class:`SinkPlugin`) and the
+fan-out that feeds them so that one failing sink never stops the others.
 
 ``display.py`` the window, ``jsonlog.py`` the JSON Lines log, ``record.py``
 the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
 metrics, ``mqtt.py`` (+ ``mqtt_messages.py``) MQTT with Home Assistant
-discovery, ``stdout.py`` the
-label changes of a run with no other output; the events (rules, history,
-snapshots, clips) are :mod:`edgecam.events`. Adding an output: write a
-:class:`Sink` subclass with :meth:`Sink.from_config`, add it to
-:data:`REGISTRY`.
+discovery, ``stdout.py`` the label changes of a run with no other output.
+
+May import the package root, config, registry, camera, model and health; never
+:mod:`edgecam.events` (which uses this package: it registers its own output here,
+and mounts its pages on the HTTP output with :meth:`HttpSink.mount`).
+
+Adding an output (docs/events.md, "Add a sink"): one module with a :class:`Sink`
+subclass (:meth:`Sink.from_config`, and :meth:`Sink.check` for what ``edgecam
+check-config`` must refuse), plus one :class:`SinkPlugin` line in :data:`SINKS`
+(or a :func:`register` call from the package that owns it).
 """
 
 from __future__ import annotations
@@ -17,40 +22,86 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgecam.errors import EdgecamError
 from edgecam.outputs.base import Sink, SinkContext
 
+if TYPE_CHECKING:
+    from edgecam.config.schema import Config
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["Sink", "FanOut", "SinkContext", "REGISTRY", "build_sinks"]
+__all__ = ["Sink", "FanOut", "SinkContext", "SinkPlugin", "SINKS", "register", "unregister", "build_sinks",
+           "check_sinks"]
 
 
-#: The outputs a config can ask for, in the order they are fed:
-#: name -> (wanted(cfg, ctx), "module:Class"). The module is imported only
-#: when the output is wanted (paho, the HTTP server: memory a Pi keeps).
-REGISTRY: dict[str, tuple[Callable, str]] = {
-    # events first: the outputs after it see its starts and ends in result.extra["rule_events"] (MQTT)
-    "events": (lambda cfg, ctx: bool(cfg.events.rules), "edgecam.events.sink:EventsSink"),
-    "window": (lambda cfg, ctx: ctx.display, "edgecam.outputs.display:WindowSink"),
-    "log": (lambda cfg, ctx: bool(cfg.log.path), "edgecam.outputs.jsonlog:JsonLogSink"),
-    "record": (lambda cfg, ctx: bool(cfg.record.path), "edgecam.outputs.record:RecordSink"),
-    "http": (lambda cfg, ctx: cfg.http.enabled, "edgecam.outputs.http:HttpSink"),
-    "mqtt": (lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.outputs.mqtt:MqttSink"),
-}
+@dataclass(frozen=True)
+class SinkPlugin:
+    """One output a config can ask for, declared without importing it (the HTTP server's module alone
+    costs a Pi about 9 MB of memory: only what is wanted is imported).
+
+    ``key`` its name (:attr:`Sink.name`); ``section`` the :class:`edgecam.config.schema.Config`
+    attribute it reads; ``enabled(cfg, ctx)`` whether this config (and run) asks for it; ``target``
+    ``"module:Class"``, its :class:`Sink` subclass (built with :meth:`Sink.from_config`, checked with
+    :meth:`Sink.check`).
+    """
+
+    key: str
+    section: str
+    enabled: Callable[[Config, SinkContext], bool]
+    target: str
+
+    def load(self) -> type[Sink]:
+        """The Sink subclass (its module imported now)."""
+        module, cls = self.target.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+#: The outputs a config can ask for, in the order they are fed. The events output
+#: (:mod:`edgecam.events`) registers itself first: the outputs after it see its
+#: starts and ends on each result (:data:`edgecam.result.Extra.RULE_EVENTS`, MQTT and the log).
+SINKS: list[SinkPlugin] = [
+    SinkPlugin("window", "display", lambda cfg, ctx: ctx.display, "edgecam.outputs.display:WindowSink"),
+    SinkPlugin("log", "log", lambda cfg, ctx: bool(cfg.log.path), "edgecam.outputs.jsonlog:JsonLogSink"),
+    SinkPlugin("record", "record", lambda cfg, ctx: bool(cfg.record.path), "edgecam.outputs.record:RecordSink"),
+    SinkPlugin("http", "http", lambda cfg, ctx: cfg.http.enabled, "edgecam.outputs.http:HttpSink"),
+    SinkPlugin("mqtt", "mqtt", lambda cfg, ctx: cfg.mqtt.enabled, "edgecam.outputs.mqtt:MqttSink"),
+]
+
+
+def register(plugin: SinkPlugin, first: bool = False) -> None:
+    """Add ``plugin`` to :data:`SINKS` (again: replaced in place); ``first``: fed before every other output."""
+    for i, known in enumerate(SINKS):
+        if known.key == plugin.key:
+            SINKS[i] = plugin
+            return
+    if first:
+        SINKS.insert(0, plugin)
+    else:
+        SINKS.append(plugin)
+
+
+def unregister(key: str) -> None:
+    """Take the output ``key`` out of :data:`SINKS` (a test's toy output)."""
+    SINKS[:] = [p for p in SINKS if p.key != key]
 
 
 def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
                 labels: tuple = ()) -> list[Sink]:
-    """The outputs ``cfg`` asks for (see :data:`REGISTRY`), built but not started."""
+    """The outputs ``cfg`` asks for (see :data:`SINKS`), built but not started, each told of the others."""
     ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
                       labels=labels)
-    sinks = []
-    for wanted, target in REGISTRY.values():
-        if wanted(cfg, ctx):
-            module, cls = target.split(":")
-            sinks.append(getattr(importlib.import_module(module), cls).from_config(cfg, ctx))
+    sinks = [plugin.load().from_config(cfg, ctx) for plugin in SINKS if plugin.enabled(cfg, ctx)]
+    for sink in sinks:
+        sink.connect(sinks)
     return sinks
+
+
+def check_sinks(cfg) -> list[str]:
+    """What each registered output refuses in ``cfg`` (:meth:`Sink.check`), every problem, in :data:`SINKS` order."""
+    return [problem for plugin in SINKS for problem in plugin.load().check(cfg)]
 
 
 class FanOut:
@@ -110,7 +161,7 @@ class FanOut:
         for sink in list(self.sinks):
             self._safe(sink, "on_frame", frame, annotated, result)
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "on_event", event)
 

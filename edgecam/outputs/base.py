@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgecam.errors import EdgecamError
+from edgecam.errors import ConfigError, EdgecamError
 from edgecam.camera.frame import Frame
-from edgecam.result import Classification
+from edgecam.result import Classification, LabelChange, RegionChange
 
 if TYPE_CHECKING:
     from edgecam.config.schema import Config
@@ -50,8 +50,10 @@ class Sink:
 
     The life of a sink, all from the pipeline's output thread:
 
+    0. :meth:`check` (``edgecam check-config``) lists what the config asks of it that it would refuse;
     1. :meth:`from_config` builds it (:func:`edgecam.outputs.build_sinks`, for
-       the sinks registered in :data:`edgecam.outputs.REGISTRY`);
+       the sinks registered in :data:`edgecam.outputs.SINKS`), then :meth:`connect`
+       shows it the run's other outputs;
     2. :meth:`start` opens what it needs; raising an EdgecamError there is bad
        input, reported before the camera opens;
     3. :meth:`source_opened` once the source is open (its frame rate known);
@@ -92,6 +94,16 @@ class Sink:
         """Build the sink from the whole config and the run's context."""
         raise NotImplementedError(f"{cls.__name__} is not built from the config")
 
+    @classmethod
+    def check(cls, cfg: Config) -> list[str]:
+        """Every problem in ``cfg`` this output would refuse at start as bad input (exit 2), checked
+        without starting anything (``edgecam check-config``); [] when its section is off. What may heal by
+        itself (a busy port, a folder not yet mounted) is left to :meth:`start`."""
+        return []
+
+    def connect(self, sinks: list[Sink]) -> None:
+        """The run's outputs, this one included, all built (the events output mounts its pages on HTTP's)."""
+
     def start(self) -> None:
         """Open files, sockets, windows. Raise an EdgecamError if impossible."""
 
@@ -104,8 +116,8 @@ class Sink:
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Called once per output frame."""
 
-    def on_event(self, event: dict) -> None:
-        """Called when the (smoothed) top label changes."""
+    def on_event(self, event: LabelChange | RegionChange) -> None:
+        """Called when the (smoothed) top label changes, or a region's state."""
 
     def on_health(self, health) -> None:
         """A new reading of the board (an :class:`edgecam.health.board.BoardHealth`), from the output loop."""
@@ -116,6 +128,17 @@ class Sink:
 
     def close(self) -> None:
         """Flush and release. Safe to call more than once."""
+
+
+def refusals(check: Callable[[], object]) -> list[str]:
+    """The problems ``check()`` raises as an EdgecamError (a ConfigError: each of its lines); [] when it returns."""
+    try:
+        check()
+    except ConfigError as e:
+        return list(e.problems)
+    except EdgecamError as e:
+        return [e.message]
+    return []
 
 
 def iso_time(wall_time: float) -> str:

@@ -8,7 +8,7 @@ Endpoints::
     /api/latest     the latest result as JSON
     /healthz        200 "ok" while frames flow, else 503 and why (no token needed)
     /metrics        Prometheus text format 0.0.4
-    /events ...     with event rules: the events' page and API (edgecam.events.web)
+    /events ...     with event rules: the events' page and API, mounted by edgecam.events (mount)
 
 The pipeline only hands over references (:meth:`HttpSink.on_frame` stores the
 newest picture and bumps a sequence number). JPEG encoding is lazy and shared:
@@ -30,22 +30,24 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import math
-import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from edgecam.config.schema import HttpConfig
-from edgecam.errors import ConfigError, NetworkError
+from edgecam.errors import NetworkError
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
-from edgecam.outputs.base import Sink, iso_time
+from edgecam.outputs import http_metrics
+from edgecam.outputs.base import Sink, iso_time, refusals
 from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
-from edgecam.outputs.http_server import Handler, Server
+from edgecam.outputs.http_server import Handler, Refused, Server
+from edgecam.outputs.teach import Teacher, examples_dir
+from edgecam.config.secret_file import read_secret
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -82,8 +84,7 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, events_dir=None,
-                 event_rules=()):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -120,26 +121,35 @@ class HttpSink(Sink):
         #: With regions: their crops and the "this is" buttons' examples (edgecam.outputs.teach.Teacher).
         self.teacher = None
         if regions:
-            from edgecam.outputs.teach import Teacher
-
             self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
-        #: With event rules: /events, /api/events and their media (edgecam.events.web.EventsWeb).
-        self.events = None
-        if events_dir is not None:
-            from edgecam.events.web import EventsWeb
-
-            self.events = EventsWeb(events_dir, event_rules)
+        #: Paths other parts of edgecam answer (:meth:`mount`): prefix -> handler.
+        self.mounts: dict[str, Callable] = {}
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
-        events_dir = None
-        if cfg.events.rules:
-            from edgecam.events.history import default_dir
-
-            events_dir = default_dir(cfg)
         return cls(cfg.http, ctx.stats, stall_timeout_s=cfg.source.timeout_s, top_k=cfg.model.top_k,
-                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg),
-                   events_dir=events_dir, event_rules=cfg.events.rules)
+                   threshold=cfg.model.threshold, regions=ctx.regions, examples_dir=examples_dir(cfg))
+
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """An empty or unreadable token file."""
+        if not (cfg.http.enabled and cfg.http.token_file):
+            return []
+        return refusals(lambda: _read_token(cfg.http.token_file))
+
+    def mount(self, prefix: str, handle: Callable) -> None:
+        """Answer ``prefix`` (``/events``) and every path below it (``/events/...``) with
+        ``handle(request, path, query)``, behind the same token and Host checks as the rest (the events
+        output mounts its page and API this way). ``request`` is the
+        :class:`edgecam.outputs.http_server.Handler`: its ``_send`` and ``_json`` answer."""
+        self.mounts[prefix.rstrip("/")] = handle
+
+    def mounted(self, path: str) -> Callable | None:
+        """The handler :meth:`mount` gave for ``path``; None when none did."""
+        for prefix, handle in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return handle
+        return None
 
     # ---------------------------------------------------------------- Sink API
 
@@ -221,14 +231,14 @@ class HttpSink(Sink):
         """True once :meth:`close` began: streams end, new ones are refused."""
         return self._closing
 
-    def join_stream(self, sock: socket.socket) -> str | None:
-        """Take a /stream.mjpg slot for the client on ``sock``: None, or why not ("full", "closing")."""
+    def join_stream(self, sock: socket.socket) -> Refused | None:
+        """Take a /stream.mjpg slot for the client on ``sock``: None, or why not."""
         with self._cond:
             if self._closing:
-                return "closing"
+                return Refused.CLOSING
             if self._clients >= self.cfg.max_clients:
                 self.streams_refused += 1
-                return "full"
+                return Refused.FULL
             self._clients += 1
             self._client_socks.add(sock)
             return None
@@ -330,124 +340,30 @@ class HttpSink(Sink):
         return out
 
     def metrics_text(self) -> str:
-        """The Prometheus text exposition (format 0.0.4) of the current stats."""
+        """The Prometheus text exposition (format 0.0.4) of the current stats (:mod:`.http_metrics`)."""
         s = self.stats.snapshot()
-        lines: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, samples: list[tuple[str, object]]):
-            lines.append(f"# HELP {name} {help_}")
-            lines.append(f"# TYPE {name} {kind}")
-            for suffix_labels, value in samples:
-                lines.append(f"{name}{suffix_labels} {_num(value)}")
-
-        metric("edgecam_frames_captured_total", "counter", "Frames the source produced.",
-               [("", s["frames_captured"])])
-        metric("edgecam_frames_dropped_total", "counter", "Frames captured but never classified.",
-               [("", s["frames_dropped"])])
-        metric("edgecam_frames_output_dropped_total", "counter",
-               "Frames captured but never drawn (the outputs fell behind a live source).",
-               [("", s.get("frames_output_dropped", 0))])
-        metric("edgecam_frames_inferred_total", "counter", "Frames classified.",
-               [("", s["frames_inferred"])])
-        metric("edgecam_frames_without_result_total", "counter",
-               "Frames a camera that classifies (the AI Camera) sent without a result.",
-               [("", s["frames_without_result"])])
-        metric("edgecam_frames_output_total", "counter", "Frames handed to the outputs.",
-               [("", s["frames_output"])])
-        metric("edgecam_capture_fps", "gauge", "Capture rate, frames per second.", [("", s["capture_fps"])])
-        metric("edgecam_inference_fps", "gauge", "Inference rate, results per second.",
-               [("", s["inference_fps"])])
-        metric("edgecam_output_fps", "gauge", "Output rate, frames per second.", [("", s["output_fps"])])
-        # Seconds, Prometheus' base unit (promtool refuses "_ms"); Stats keeps milliseconds.
-        buckets = [(f'_bucket{{le="{_num(le / 1000)}"}}', n) for le, n in s["inference_ms_buckets"]]
-        buckets.append(('_bucket{le="+Inf"}', s["inference_ms_count"]))
-        buckets += [("_sum", float(s["inference_ms_sum"]) / 1000), ("_count", s["inference_ms_count"])]
-        metric("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets)
-        metric("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])])
-        metric("edgecam_source_up", "gauge", "1 while frames arrive, else 0.",
-               [("", self.stats.flowing(self.stall_timeout_s))])
-        regions = s["region_states"]
-        if regions:
-            metric("edgecam_region_state", "gauge", "Each region's current state (unknown: none passes its rules).",
-                   [(f'{{region="{n}",label="{_escape_label(label or "none")}"}}', 1)
-                    for n, (label, _) in regions.items()])
-            metric("edgecam_region_score", "gauge", "Score of each region's state (0..1).",
-                   [(f'{{region="{n}"}}', float(score)) for n, (_, score) in regions.items()])
-            metric("edgecam_region_classified_total", "counter", "Times each region was classified.",
-                   [(f'{{region="{n}"}}', s["region_classified"].get(n, 0)) for n in regions])
-        else:
-            if s["current_label"]:
-                metric("edgecam_label_info", "gauge", "The current top label.",
-                       [(f'{{label="{_escape_label(s["current_label"])}"}}', 1)])
-            metric("edgecam_label_score", "gauge", "Score of the current top label (0..1).",
-                   [("", float(s["current_score"]))])
-        metric("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
-               [("", self._clients)])
-        metric("edgecam_http_streams_refused_total", "counter",
-               "Stream requests refused with 503: every http.max_clients slot was taken.",
-               [("", self.streams_refused)])
-        metric("edgecam_http_connections_refused_total", "counter",
-               "Connections refused with 503: too many served at once.",
-               [("", self._server.refused if self._server is not None else 0)])
-        for source in list(getattr(self.stats, "metric_sources", ())):
-            for name, kind, help_, samples in source():
-                metric(name, kind, help_, samples)
-        for sink_name, values in sorted(s["extra"].items()):
-            for key, value in sorted(values.items()):
-                if not isinstance(value, (bool, int, float)):
-                    continue
-                name = _metric_name(f"edgecam_{sink_name}_{key}")
-                if key in COUNTED:  # only ever grows: a counter (rate() works on it), named _total
-                    metric(f"{name}_total", "counter", f"{sink_name}: {COUNTED[key]}.", [("", value)])
-                else:
-                    metric(name, "gauge", f"{sink_name} status: {key}.", [("", value)])
-        return "\n".join(lines) + "\n"
+        out = http_metrics.pipeline_metrics(s, self.stats.flowing(self.stall_timeout_s))
+        out += http_metrics.label_metrics(s)
+        out += [
+            ("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+             [("", self._clients)]),
+            ("edgecam_http_streams_refused_total", "counter",
+             "Stream requests refused with 503: every http.max_clients slot was taken.", [("", self.streams_refused)]),
+            ("edgecam_http_connections_refused_total", "counter",
+             "Connections refused with 503: too many served at once.",
+             [("", self._server.refused if self._server is not None else 0)]),
+        ]
+        for source in list(getattr(self.stats, "metric_sources", ())):  # the events output's, ...
+            out += source()
+        out += http_metrics.status_metrics(s["extra"])
+        return http_metrics.render(out)
 
 
 # -------------------------------------------------------------------- helpers
 
-#: The status counts of an output (``stats.extra``, the MQTT output's) that only ever grow: exported as
-#: counters ``edgecam_<output>_<key>_total``; the other numbers are gauges.
-COUNTED = {"published": "messages published", "dropped": "messages dropped from a full queue",
-           "reconnects": "reconnections to the broker", "rate_skipped": "results not sent, over max_rate_hz"}
-
-
-def examples_dir(cfg) -> str:
-    """Where the web page saves examples: ``examples_dir``, else ``examples/`` beside the model folder."""
-    if cfg.examples_dir:
-        return cfg.examples_dir
-    from edgecam import registry
-
-    return str(registry.models_dir(cfg.model.dir).parent / "examples")
-
-
 def _read_token(path: str) -> bytes:
-    from edgecam.config.secret_file import read_secret
-
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
 
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _num(value) -> str:
-    """A sample value as the text format wants it."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    value = float(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _metric_name(name: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_]", "_", name)

@@ -17,6 +17,7 @@ import socketserver
 import sys
 import threading
 import time
+from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -30,6 +31,13 @@ BOUNDARY = "edgecamframe"
 
 _TOKEN_IN_URL = re.compile(r"(token=)[^&\s\"]*")
 _TOO_MANY = b"503 too many connections at once; try again later\n"
+
+class Refused(Enum):
+    """Why a stream got no slot (:meth:`edgecam.outputs.http.HttpSink.join_stream`)."""
+
+    FULL = "full"  # every http.max_clients slot is taken
+    CLOSING = "closing"  # the output is closing
+
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -235,8 +243,9 @@ class Handler(BaseHTTPRequestHandler):
         }.get(path)
         if route is None and path.startswith("/region/") and path.endswith(".jpg"):
             route = lambda: self._region_jpeg(path[len("/region/"):-len(".jpg")])  # noqa: E731
-        if route is None and sink.events is not None and sink.events.handles(path):
-            route = lambda: sink.events.handle(self, path, query)  # noqa: E731
+        mounted = sink.mounted(path) if route is None else None
+        if mounted is not None:  # a path another part answers (the events': HttpSink.mount)
+            route = lambda: mounted(self, path, query)  # noqa: E731
         if route is None:
             self._send(404, f"404 not found: {path[:200]}\n".encode())
             return
@@ -364,11 +373,11 @@ class Handler(BaseHTTPRequestHandler):
         (live and event clips) shares, held for the block; ``ok`` False when refused (the 503 is sent)."""
         sink = self.server.sink
         refused = sink.join_stream(self.connection)
-        if refused == "full":
+        if refused is Refused.FULL:
             self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}, live and "
                             f"clip streams together); try again later or use /snapshot.jpg\n".encode(),
                        extra={"Retry-After": "5"})
-        elif refused == "closing":
+        elif refused is Refused.CLOSING:
             self._send(503, b"503 shutting down\n", extra={"Retry-After": "5"})
         if refused:
             self.close_connection = True

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from edgecam.errors import OutputError
 from edgecam.outputs.base import Sink, iso_time
+from edgecam.result import Extra, LabelChange
 
 logger = logging.getLogger(__name__)
 
@@ -191,26 +192,26 @@ class JsonLogSink(Sink):
 
     # ---------------------------------------------------------------- lines
 
-    def record(self, result, event: dict | None = None) -> dict:
+    def record(self, result, event: LabelChange | None = None) -> dict:
         """The JSON object logged for ``result`` (with ``regions: {name: {label, score, ...}}`` when there are)."""
         obj = {"timestamp": iso_time(result.wall_time)}
         obj.update(result.to_dict(self.top_k, self.threshold))
         if event is not None:
-            obj["event"] = {"label": event["label"], "previous": event["previous"]}
-        changes = result.extra.get("region_events")
+            obj["event"] = {"label": event.label, "previous": event.previous}
+        changes = result.extra.get(Extra.REGION_CHANGES)
         if changes:
-            obj["region_events"] = [{"region": e["region"], "label": e["label"], "previous": e["previous"]}
-                                    for e in changes]
-        rule_events = result.extra.get("rule_events")  # put there by the events output (edgecam.events)
+            obj["region_events"] = [{"region": e.region, "label": e.label, "previous": e.previous} for e in changes]
+        rule_events = result.extra.get(Extra.RULE_EVENTS)  # put there by the events output (edgecam.events)
         if rule_events:
-            obj["rule_events"] = [{k: e[k] for k in ("type", "id", "rule", "label", "region")} for e in rule_events]
+            obj["rule_events"] = [{k: e.payload[k] for k in ("type", "id", "rule", "label", "region")}
+                                  for e in rule_events]
         return obj
 
     def on_result(self, result) -> None:
         # The pipeline puts the label-change event a result caused in its extra (regions: their events).
-        event = result.extra.get("event")
-        if self.mode != "every" and event is None and not result.extra.get("region_events") \
-                and not result.extra.get("rule_events"):
+        event = result.extra.get(Extra.LABEL_CHANGE)
+        if self.mode != "every" and event is None and not result.extra.get(Extra.REGION_CHANGES) \
+                and not result.extra.get(Extra.RULE_EVENTS):
             if self.mode == "changes" or result.wall_time - self._last_line_wall < self.heartbeat_s:
                 return
         self._last_line_wall = result.wall_time

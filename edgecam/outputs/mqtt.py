@@ -15,16 +15,15 @@ import socket
 import sys
 import threading
 import time
-from collections import deque
 
 from edgecam.config.schema import MqttConfig
 from edgecam.errors import ConfigError, EdgecamError, NetworkError
-from edgecam.result import Classification
-from edgecam.config.secret_file import read_secret
+from edgecam.result import Classification, Extra, LabelChange, RegionChange
 from edgecam.outputs import mqtt_health
 from edgecam.outputs import mqtt_messages as messages
-from edgecam.outputs.base import Sink
-from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE
+from edgecam.outputs.base import Sink, refusals
+from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE, Item, ItemKind
+from edgecam.outputs.mqtt_state import Latest, Link, LinkState, MqttNames, Pending
 from edgecam.stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class MqttSink(Sink):
         stats: when given, ``stats.extra["mqtt"]`` is kept equal to :meth:`status`.
         hostname: names the default topic prefix and client id (default: this host).
         regions: :class:`edgecam.outputs.base.RegionInfo` per region: a state topic and HA sensor each.
-        event_rules: rules with ``mqtt: true``: their events (``result.extra["rule_events"]``) go out too.
+        event_rules: rules with ``mqtt: true``: their events (``result.extra[Extra.RULE_EVENTS]``) go out too.
 
     After bad credentials the sink stops retrying and sets :attr:`fatal_error`
     to a :class:`NetworkError` (exit code 5); the pipeline may stop on it.
@@ -64,46 +63,33 @@ class MqttSink(Sink):
         self.top_k = top_k
         self.threshold = threshold
         self.stats = stats
-        self.hostname = hostname or socket.gethostname()
-        host_slug = messages.slug(self.hostname)
-        self.client_id = cfg.client_id or f"edgecam-{host_slug}"
-        self.node_id = messages.slug(self.client_id)
-        self.prefix = messages.check_topic("mqtt.topic_prefix", cfg.topic_prefix or f"edgecam/{host_slug}")
-        self.discovery_prefix = messages.check_topic("mqtt.discovery_prefix", cfg.discovery_prefix)
-        self.topics = {k: f"{self.prefix}/{k}" for k in ("state", "result", "availability", "snapshot")}
+        self.names = MqttNames.of(cfg, hostname or socket.gethostname())
         self.regions, self.event_rules = tuple(regions), tuple(event_rules)
-        self._region_states: dict[str, dict] = {}  # newest state per region, re-sent after a reconnect
-        self.health, self._health_at = None, 0.0  # newest board health sent (mqtt_health), when; re-sent at connect
-        self.broker = f"{cfg.host}:{cfg.port}"
         self.wants_frames = cfg.snapshot
         self.fatal_error: EdgecamError | None = None
-
+        # _cond guards everything below that the worker, paho's thread and the pipeline share.
         self._cond = threading.Condition()
-        self._queue: deque = deque()  # (kind, data); bounded by cfg.queue_size by hand
-        self._state_items = 0  # how many "state" items the queue holds
-        self._last_state: dict | None = None  # newest state enqueued, re-sent after a reconnect
-        self._latest_result: Classification | None = None
-        self._picture = None  # newest annotated frame (a reference, never copied)
-        self._next_result_t = 0.0
+        self._queue = Pending(cfg.queue_size)
+        self._link = Link()
+        self._latest = Latest()  # re-sent after a reconnect, published at a label change
         # mids handed to paho, not yet published -> their queued item (None: re-sent at each connect)
-        self._outstanding: dict[int, tuple | None] = {}
+        self._outstanding: dict[int, Item | None] = {}
         self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
-        self._connected = False
-        self._need_birth = False
-        self._ever_connected = False
-        self._down_logged = False
-        self._closing = False
         self._closed = False
-        self._flush_deadline = 0.0
-        self._state = "new"
-        self._last_error = ""
-        self._queued_dropped = 0
-        self._published = 0
-        self._reconnects = 0
-        self._rate_skipped = 0
         self._client = None
         self._mqtt = None
         self._thread: threading.Thread | None = None
+
+    # The names the payload helpers (mqtt_messages, mqtt_health) and the tests read.
+    hostname = property(lambda self: self.names.hostname)
+    client_id = property(lambda self: self.names.client_id)
+    node_id = property(lambda self: self.names.node_id)
+    prefix = property(lambda self: self.names.prefix)
+    discovery_prefix = property(lambda self: self.names.discovery_prefix)
+    broker = property(lambda self: self.names.broker)
+    topics = property(lambda self: self.names.topics)
+    #: The newest board health sent (:func:`edgecam.outputs.mqtt_health.payload`); None before the first.
+    health = property(lambda self: self._latest.health)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> MqttSink:
@@ -113,12 +99,14 @@ class MqttSink(Sink):
 
     # ------------------------------------------------------------------ setup
 
-    def _password(self) -> str | None:
-        if not self.cfg.password_file:
-            return None
-        # Only the line end is dropped: spaces may belong to a password.
-        return read_secret("mqtt.password_file", self.cfg.password_file, strip="\r\n", allow_empty=True,
-                           hint="create it holding the broker password")
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """paho-mqtt missing, an empty or unreadable password file, a CA file TLS cannot load."""
+        if not cfg.mqtt.enabled:
+            return []
+        problems = refusals(messages.import_paho) + refusals(lambda: MqttNames.of(cfg.mqtt, "check-config"))
+        problems += refusals(lambda: messages.read_password(cfg.mqtt))
+        return problems + refusals(lambda: messages.check_ca_file(cfg.mqtt))
 
     def start(self) -> None:
         """Configure the client and connect in the background; returns at once."""
@@ -126,7 +114,7 @@ class MqttSink(Sink):
             return
         mqtt = self._mqtt = messages.import_paho()
         cfg = self.cfg
-        password = self._password()
+        password = messages.read_password(cfg)
         if password is not None and not cfg.username:
             raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id)
@@ -145,7 +133,7 @@ class MqttSink(Sink):
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         self._client = client
-        self._set_state("connecting")
+        self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.prefix, self.client_id)
         # connect_async + loop_start: the network thread connects and
         # reconnects (1..30 s back-off) without ever blocking the caller.
@@ -156,73 +144,70 @@ class MqttSink(Sink):
 
     # ------------------------------------------------------ pipeline side
 
-    def _enqueue(self, kind: str, data) -> None:
+    def _enqueue(self, kind: ItemKind, data) -> None:
         with self._cond:
-            if len(self._queue) >= self.cfg.queue_size:
-                old_kind, _ = self._queue.popleft()
-                self._state_items -= old_kind == "state"
-                self._queued_dropped += 1
-            self._queue.append((kind, data))
-            self._state_items += kind == "state"
+            self._queue.push(Item(kind, data))
             self._cond.notify()
 
     def _accepting(self) -> bool:
-        return not self._closing and self.fatal_error is None
+        return not self._link.closing and self.fatal_error is None
 
     def on_result(self, result: Classification) -> None:
         """Remember the result; in ``every`` mode queue it, at most ``max_rate_hz``."""
         if not self._accepting():
             return
-        self._latest_result = result
-        for item in messages.rule_event_items(self, result):  # <prefix>/event and the rule's trigger topic
-            self._enqueue(*item)
+        latest = self._latest
+        latest.result = result
+        for event in result.extra.get(Extra.RULE_EVENTS, ()):
+            if event.rule in self.event_rules:  # <prefix>/event, and the rule's trigger topic
+                self._enqueue(ItemKind.EVENT, event.payload)
+                self._enqueue(ItemKind.TRIGGER, event.payload)
         if self.cfg.publish != "every":
             return
         now = time.monotonic()
-        if now < self._next_result_t:
-            self._rate_skipped += 1
+        if now < latest.next_result_t:
+            latest.rate_skipped += 1
             return
-        self._next_result_t = now + 1.0 / self.cfg.max_rate_hz
-        self._enqueue("result", result)  # formatted by the worker, off the pipeline thread
+        latest.next_result_t = now + 1.0 / self.cfg.max_rate_hz
+        self._enqueue(ItemKind.RESULT, result)  # formatted by the worker, off the pipeline thread
 
     def on_frame(self, frame, annotated, result) -> None:
         """Keep a reference to the newest picture, encoded only for a snapshot."""
         if self.cfg.snapshot:
-            self._picture = annotated if annotated is not None else frame.image
+            self._latest.picture = annotated if annotated is not None else frame.image
 
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event: LabelChange | RegionChange) -> None:
         """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured;
         on a region's change, its ``/region/<name>/state``."""
         if not self._accepting():
             return
-        if event.get("type") == "region_change":
+        latest = self._latest
+        if isinstance(event, RegionChange):
             payload = messages.region_payload(event)
             with self._cond:
-                self._region_states[event["region"]] = payload
-            self._enqueue("region", payload)
+                latest.regions[event.region] = payload
+            self._enqueue(ItemKind.REGION, payload)
             return
-        if event.get("type") != "label_change":
-            return
-        result = self._latest_result
-        state = messages.state_payload(event, result)
+        state = messages.state_payload(event, latest.result)
         with self._cond:
-            self._last_state = state
-        self._enqueue("state", state)
-        if self.cfg.publish == "changes" and result is not None:
-            self._enqueue("result", result)
-        if self.cfg.snapshot and self._picture is not None:
-            self._enqueue("snapshot", self._picture)
+            latest.state = state
+        self._enqueue(ItemKind.STATE, state)
+        if self.cfg.publish == "changes" and latest.result is not None:
+            self._enqueue(ItemKind.RESULT, latest.result)
+        if self.cfg.snapshot and latest.picture is not None:
+            self._enqueue(ItemKind.SNAPSHOT, latest.picture)
 
     def on_health(self, health) -> None:
         """The board's health: ``<prefix>/health`` when there is news; the first adds its HA entities."""
         new, now = mqtt_health.payload(health), time.monotonic()
-        if not self._accepting() or not mqtt_health.due(self.health, self._health_at, new, now):
+        latest = self._latest
+        if not self._accepting() or not mqtt_health.due(latest.health, latest.health_at, new, now):
             return
         with self._cond:
-            first, self.health, self._health_at = self.health is None, new, now
+            first, latest.health, latest.health_at = latest.health is None, new, now
         for topic, conf in (messages.health_discovery_for(self) if first and self.cfg.discovery else {}).items():
-            self._enqueue("raw", (topic, json.dumps(conf), True))  # its entities, now that a reading says which
-        self._enqueue("health", new)
+            self._enqueue(ItemKind.RAW, (topic, json.dumps(conf), True))  # its entities, now that a reading says which
+        self._enqueue(ItemKind.HEALTH, new)
 
     # ------------------------------------------------------------ payloads
 
@@ -242,60 +227,58 @@ class MqttSink(Sink):
         except Exception:  # keep the pipeline alive; report through status()
             logger.exception("MQTT worker failed; MQTT publishing stopped")
             with self._cond:
-                self._last_error = "worker failed (see log)"
-                self._state = "failed"
+                self._link.last_error = "worker failed (see log)"
+                self._link.state = LinkState.FAILED
             self._update_stats()
+
+    def _next_items(self) -> list[Item] | None:
+        """(lock held) Wait for what to send next: the birth after a connect, else the oldest item; None: done."""
+        link = self._link
+        while True:
+            has_work = link.need_birth or bool(self._queue)
+            if has_work and link.connected and len(self._outstanding) < WINDOW:
+                break
+            if link.closing and (not has_work or not link.connected or time.monotonic() > link.flush_deadline):
+                return None
+            # on_connect, on_publish, _enqueue and close() all notify.
+            self._cond.wait(0.5)
+        if link.need_birth:
+            link.need_birth = False
+            return self._birth_items()
+        return [self._queue.pop()]
 
     def _work(self) -> None:
         while True:
             with self._cond:
-                while True:
-                    has_work = self._need_birth or bool(self._queue)
-                    if has_work and self._connected and len(self._outstanding) < WINDOW:
-                        break
-                    if self._closing and (not has_work or not self._connected
-                                          or time.monotonic() > self._flush_deadline):
-                        return
-                    # on_connect, on_publish, _enqueue and close() all notify.
-                    self._cond.wait(0.5)
-                if self._need_birth:
-                    self._need_birth = False
-                    items = self._birth_items()
-                else:
-                    kind, data = self._queue.popleft()
-                    self._state_items -= kind == "state"
-                    items = [(kind, data)]
-            for kind, data in items:
-                msg = data if kind == "raw" else messages.encode(self, kind, data)  # (topic, payload, retain)
-                if msg is not None and not self._send(*msg, item=None if kind == "raw" else (kind, data)):
-                    if kind != "raw":
+                items = self._next_items()
+            if items is None:
+                return
+            for item in items:
+                raw = item.kind is ItemKind.RAW
+                msg = item.data if raw else messages.encode(self, item.kind, item.data)  # (topic, payload, retain)
+                if msg is not None and not self._send(*msg, item=None if raw else item):
+                    if not raw:
                         with self._cond:
-                            self._requeue(kind, data)
+                            self._queue.push_front(item)
                     break
             self._update_stats()
 
-    def _birth_items(self) -> list:
+    def _birth_items(self) -> list[Item]:
         """What to send right after each connect (called with the lock held)."""
-        items = [("raw", (self.topics["availability"], ONLINE, True))]
+        latest = self._latest
+        items = [Item(ItemKind.RAW, (self.topics["availability"], ONLINE, True))]
         if self.cfg.discovery:
-            items += [("raw", (topic, json.dumps(conf), True)) for topic, conf in self.discovery_configs().items()]
-        if self._last_state is not None and self._state_items == 0:
+            items += [Item(ItemKind.RAW, (topic, json.dumps(conf), True))
+                      for topic, conf in self.discovery_configs().items()]
+        if latest.state is not None and self._queue.states == 0:
             # The broker may have restarted without its retained messages.
-            items.append(("state", self._last_state))
-        items += [("health", self.health)] if self.health is not None else []
-        queued = {data["region"] for kind, data in self._queue if kind == "region"}
-        items += [("region", state) for name, state in self._region_states.items() if name not in queued]
+            items.append(Item(ItemKind.STATE, latest.state))
+        items += [Item(ItemKind.HEALTH, latest.health)] if latest.health is not None else []
+        queued = {item.data["region"] for item in self._queue if item.kind is ItemKind.REGION}
+        items += [Item(ItemKind.REGION, state) for name, state in latest.regions.items() if name not in queued]
         return items
 
-    def _requeue(self, kind: str, data) -> None:
-        """Put an item back at the head of the queue (lock held); a full queue drops it, counted."""
-        if len(self._queue) >= self.cfg.queue_size:
-            self._queued_dropped += 1
-            return
-        self._queue.appendleft((kind, data))
-        self._state_items += kind == "state"
-
-    def _send(self, topic: str, payload, retain: bool, item: tuple | None = None) -> bool:
+    def _send(self, topic: str, payload, retain: bool, item: Item | None = None) -> bool:
         """Hand one message to paho; False when paho did not take it (connection gone)."""
         # Never call paho while holding our lock: paho runs on_publish with
         # its own locks held, and on_publish takes ours.
@@ -311,7 +294,7 @@ class MqttSink(Sink):
         self._track(info.mid, item)
         return True
 
-    def _track(self, mid: int, item: tuple | None) -> None:
+    def _track(self, mid: int, item: Item | None) -> None:
         with self._cond:
             if mid in self._early:
                 self._early.discard(mid)
@@ -326,7 +309,7 @@ class MqttSink(Sink):
                 del self._outstanding[mid]
             else:
                 self._early.add(mid)
-            self._published += 1
+            self._link.published += 1
             self._cond.notify_all()
         self._update_stats()
 
@@ -335,34 +318,32 @@ class MqttSink(Sink):
             reason = reason_code.getName()
             if reason in _AUTH_REASONS:
                 who = f"user {self.cfg.username!r}" if self.cfg.username else "an anonymous client"
-                msg = (
-                    f"MQTT broker {self.broker} refused {who}: {reason}; "
-                    "check mqtt.username and mqtt.password_file (not retrying)"
-                )
+                msg = (f"MQTT broker {self.broker} refused {who}: {reason}; "
+                       "check mqtt.username and mqtt.password_file (not retrying)")
                 logger.error(msg)
                 with self._cond:
                     self.fatal_error = NetworkError(msg)
                     self.fatal_error.logged = True  # just above
-                    self._last_error = reason
-                    self._state = "auth_failed"
+                    self._link.last_error = reason
+                    self._link.state = LinkState.AUTH_FAILED
                     self._cond.notify_all()
                 self._update_stats()
                 client.disconnect()  # ends paho's retry loop
                 return
             self._went_down(f"refused: {reason}")
             return
+        link = self._link
         with self._cond:
-            self._connected = True
-            self._need_birth = True
-            self._down_logged = False
+            link.connected = link.need_birth = True
+            link.down_logged = False
             self._early.clear()  # a new session: no stale mids
-            if self._ever_connected:
-                self._reconnects += 1
+            if link.ever_connected:
+                link.reconnects += 1
                 logger.info("MQTT reconnected to %s (%d messages queued)", self.broker, len(self._queue))
             else:
                 logger.info("MQTT connected to %s", self.broker)
-            self._ever_connected = True
-            self._state = "connected"
+            link.ever_connected = True
+            link.state = LinkState.CONNECTED
             self._cond.notify_all()
         self._update_stats()
 
@@ -379,22 +360,20 @@ class MqttSink(Sink):
         self._went_down(reason)
 
     def _went_down(self, reason: str) -> None:
+        link = self._link
         with self._cond:
-            was_connected = self._connected
-            self._connected = False
+            was_connected, link.connected = link.connected, False
             if self.cfg.qos == 0 and self._outstanding:
                 # QoS 0 messages paho had not written yet die with the socket
                 # (paho clears its packet queue on reconnect): queue them again,
                 # in their order, ahead of what came after them.
-                for item in reversed([i for i in self._outstanding.values() if i is not None]):
-                    self._requeue(*item)
+                for kind, data in reversed([i for i in self._outstanding.values() if i is not None]):
+                    self._queue.push_front(Item(ItemKind(kind), data))
                 self._outstanding.clear()
-            if self._closing or self._state == "auth_failed":
+            if link.closing or link.state is LinkState.AUTH_FAILED:
                 return
-            self._state = "disconnected"
-            self._last_error = reason
-            log = not self._down_logged
-            self._down_logged = True
+            link.state, link.last_error = LinkState.DISCONNECTED, reason
+            log, link.down_logged = not link.down_logged, True
             self._cond.notify_all()
         if log:
             if was_connected:
@@ -408,25 +387,19 @@ class MqttSink(Sink):
 
     # ------------------------------------------------------------- status
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: LinkState) -> None:
         with self._cond:
-            self._state = state
+            self._link.state = state
         self._update_stats()
 
     def status(self) -> dict:
         """A snapshot: connected, state, queued, dropped, published, reconnects, last_error."""
+        link = self._link
         with self._cond:
-            return {
-                "connected": self._connected,
-                "state": self._state,
-                "broker": self.broker,
-                "queued": len(self._queue),
-                "dropped": self._queued_dropped,
-                "published": self._published,
-                "reconnects": self._reconnects,
-                "rate_skipped": self._rate_skipped,
-                "last_error": self._last_error,
-            }
+            return {"connected": link.connected, "state": link.state.value, "broker": self.broker,
+                    "queued": len(self._queue), "dropped": self._queue.dropped, "published": link.published,
+                    "reconnects": link.reconnects, "rate_skipped": self._latest.rate_skipped,
+                    "last_error": link.last_error}
 
     def _update_stats(self) -> None:
         if self.stats is not None:
@@ -439,22 +412,23 @@ class MqttSink(Sink):
         if self._closed:
             return
         self._closed = True
+        link = self._link
         with self._cond:
-            self._closing = True
-            self._flush_deadline = time.monotonic() + CLOSE_FLUSH_S
+            link.closing = True
+            link.flush_deadline = time.monotonic() + CLOSE_FLUSH_S
             self._cond.notify_all()
         if self._thread is not None:
             self._thread.join(CLOSE_FLUSH_S + 1.0)
         client = self._client
         if client is not None:
-            if self._connected:
+            if link.connected:
                 self._send(self.topics["availability"], OFFLINE, True)
                 with self._cond:
-                    self._cond.wait_for(lambda: not self._outstanding or not self._connected, 0.5)
+                    self._cond.wait_for(lambda: not self._outstanding or not link.connected, 0.5)
             client.disconnect()
             client.loop_stop()
         with self._cond:
-            self._connected = False
-            if self._state != "auth_failed":
-                self._state = "closed"
+            link.connected = False
+            if link.state is not LinkState.AUTH_FAILED:
+                link.state = LinkState.CLOSED
         self._update_stats()

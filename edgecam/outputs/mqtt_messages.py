@@ -35,11 +35,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
+from enum import StrEnum
+from typing import NamedTuple
+
+import cv2
 
 import edgecam
+from edgecam.config.secret_file import read_secret
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
 from edgecam.outputs import mqtt_health
-from edgecam.result import Classification
+from edgecam.result import Classification, EventKind, LabelChange, RegionChange
 from edgecam.outputs.base import iso_time
 
 logger = logging.getLogger("edgecam.outputs.mqtt")  # one logger for the whole MQTT output
@@ -70,19 +76,19 @@ def result_payload(result: Classification, top_k: int, threshold: float, model_n
     return d
 
 
-def state_payload(event: dict, result: Classification | None) -> dict:
-    """The JSON published on ``<prefix>/state`` for a label-change ``event`` (``result``: the latest)."""
-    label = event.get("label")
+def state_payload(event: LabelChange, result: Classification | None) -> dict:
+    """The JSON published on ``<prefix>/state`` for a label change (``result``: the latest)."""
+    label = event.label
     index = None
     if result is not None and label in result.labels:
         index = list(result.labels).index(label)
     return {
         "label": label,
-        "score": round(float(event.get("score", 0.0)), 4),
+        "score": round(float(event.score), 4),
         "index": index,
-        "previous": event.get("previous"),
-        "frame": event.get("frame"),
-        "timestamp": iso_time(event.get("wall_time", 0.0)),
+        "previous": event.previous,
+        "frame": event.frame,
+        "timestamp": iso_time(event.wall_time),
     }
 
 
@@ -130,15 +136,15 @@ def region_topic(prefix: str, name: str) -> str:
     return f"{prefix}/region/{name}/state"
 
 
-def region_payload(event: dict) -> dict:
-    """The JSON published on a region's state topic for a ``region_change`` event."""
+def region_payload(event: RegionChange) -> dict:
+    """The JSON published on a region's state topic when its state changed."""
     return {
-        "region": event["region"],
-        "label": event.get("label"),
-        "score": round(float(event.get("score", 0.0)), 4),
-        "previous": event.get("previous"),
-        "frame": event.get("frame"),
-        "timestamp": iso_time(event.get("wall_time", 0.0)),
+        "region": event.region,
+        "label": event.label,
+        "score": round(float(event.score), 4),
+        "previous": event.previous,
+        "frame": event.frame,
+        "timestamp": iso_time(event.wall_time),
     }
 
 
@@ -181,8 +187,6 @@ def region_discovery_configs(topics: dict[str, str], prefix: str, discovery_pref
 def snapshot_jpeg(picture) -> bytes | None:
     """The annotated picture as the JPEG of ``<prefix>/snapshot``; None (logged) when it cannot be encoded."""
     try:
-        import cv2
-
         ok, buf = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 85])
         why = "encoder refused it"
     except Exception as e:  # a bad picture must not kill the worker
@@ -193,10 +197,28 @@ def snapshot_jpeg(picture) -> bytes | None:
     return buf.tobytes()
 
 
+def read_password(cfg) -> str | None:
+    """The broker password of ``cfg`` (the ``mqtt`` section) from its ``password_file``; None without one."""
+    if not cfg.password_file:
+        return None
+    # Only the line end is dropped: spaces may belong to a password.
+    return read_secret("mqtt.password_file", cfg.password_file, strip="\r\n", allow_empty=True,
+                       hint="create it holding the broker password")
+
+
+def check_ca_file(cfg) -> None:
+    """A ConfigError when TLS is on and ``cfg.ca_file`` cannot be loaded as CA certificates."""
+    if cfg.tls and cfg.ca_file:
+        try:
+            ssl.create_default_context(cafile=cfg.ca_file)
+        except (OSError, ValueError, ssl.SSLError) as e:
+            raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+
+
 def import_paho():
     """paho's client module, or exit 2 with what to install."""
     try:
-        import paho.mqtt.client as mqtt
+        import paho.mqtt.client as mqtt  # an optional dependency (edgecam[mqtt]): imported when MQTT starts
     except ImportError:
         raise EdgecamError("mqtt.enabled is true but paho-mqtt is not installed: pip install 'edgecam[mqtt]'",
                            exit_code=EXIT_CONFIG) from None
@@ -240,7 +262,7 @@ def trigger_configs(prefix: str, discovery_prefix: str, node_id: str, device: di
     """
     out = {}
     for rule in rules:
-        for kind in ("start", "end"):
+        for kind in EventKind:
             out[f"{discovery_prefix}/device_automation/{node_id}/{rule}_{kind}/config"] = {
                 "automation_type": "trigger", "topic": event_topic(prefix, rule), "payload": kind,
                 "type": f"event_{kind}", "subtype": rule, "qos": qos, "device": device,
@@ -248,28 +270,42 @@ def trigger_configs(prefix: str, discovery_prefix: str, node_id: str, device: di
     return out
 
 
-def rule_event_items(sink, result) -> list[tuple[str, dict]]:
-    """The queue items for the rule events in ``result`` (put there by the events output) that go to MQTT."""
-    return [(kind, e) for e in result.extra.get("rule_events", ()) if e["rule"] in sink.event_rules
-            for kind in ("event", "trigger")]
+class ItemKind(StrEnum):
+    """What a queued MQTT item is (:class:`Item`); :func:`encode` makes its message."""
+
+    RESULT = "result"  # a Classification -> <prefix>/result
+    STATE = "state"  # the label-change JSON -> <prefix>/state
+    REGION = "region"  # a region's state JSON -> <prefix>/region/<name>/state
+    EVENT = "event"  # a rule event's JSON -> <prefix>/event
+    TRIGGER = "trigger"  # a rule event's JSON -> "start"/"end" on <prefix>/event/<rule>
+    HEALTH = "health"  # the board's health JSON -> <prefix>/health
+    SNAPSHOT = "snapshot"  # a picture -> <prefix>/snapshot (JPEG)
+    RAW = "raw"  # (topic, payload, retain), sent as it is (availability, discovery)
 
 
-def encode(sink, kind: str, data) -> tuple[str, bytes | str, bool] | None:
+class Item(NamedTuple):
+    """One message waiting to be published by an :class:`edgecam.outputs.mqtt.MqttSink`."""
+
+    kind: ItemKind
+    data: object
+
+
+def encode(sink, kind: ItemKind, data) -> tuple[str, bytes | str, bool] | None:
     """(topic, payload, retain) of one item an :class:`edgecam.outputs.mqtt.MqttSink` queued; None to skip it."""
     retain = sink.cfg.retain
-    if kind == "result":
+    if kind is ItemKind.RESULT:
         return sink.topics["result"], json.dumps(sink.result_payload(data)), False
-    if kind == "state":
+    if kind is ItemKind.STATE:
         return sink.topics["state"], json.dumps(data), retain
-    if kind == "region":
+    if kind is ItemKind.REGION:
         return region_topic(sink.prefix, data["region"]), json.dumps(data), retain
-    if kind == "event":  # events are moments, not states: never retained
+    if kind is ItemKind.EVENT:  # events are moments, not states: never retained
         return event_topic(sink.prefix), json.dumps(data), False
-    if kind == "trigger":
+    if kind is ItemKind.TRIGGER:
         return event_topic(sink.prefix, data["rule"]), data["type"], False
-    if kind == "health":
+    if kind is ItemKind.HEALTH:
         return mqtt_health.health_topic(sink.prefix), json.dumps(data), retain
-    if kind == "snapshot":
+    if kind is ItemKind.SNAPSHOT:
         jpeg = snapshot_jpeg(data)
         return (sink.topics["snapshot"], jpeg, retain) if jpeg is not None else None
     raise AssertionError(kind)

@@ -11,7 +11,7 @@ import cv2
 from edgecam.errors import ConfigError, OutputError
 from edgecam.native_stderr import captured
 from edgecam.pictures import opencv_path
-from edgecam.outputs.base import Sink
+from edgecam.outputs.base import Sink, refusals
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ class RecordSink(Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> RecordSink:
         return cls(cfg.record, ctx.source_fps)
+
+    @classmethod
+    def check(cls, cfg) -> list[str]:
+        """A codec this OpenCV cannot write into the recording's file (:func:`check_codec`)."""
+        return refusals(lambda: check_codec(cfg.record)) if cfg.record.path else []
 
     def source_opened(self, source) -> None:
         if source.fps:

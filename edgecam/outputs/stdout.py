@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from edgecam.outputs.base import Sink, iso_time
+from edgecam.result import LabelChange, RegionChange
 
 NO_LABEL = "(no label above the threshold)"
 
@@ -30,16 +31,15 @@ class LabelChangesSink(Sink):
         self.stream = stream
         self.lines_written = 0
 
-    def on_event(self, event: dict) -> None:
-        if event.get("type") == "region_change":
-            score = f"{event.get('score', 0.0):6.1%}"
-            self.stream.write(f"{iso_time(event['wall_time'])}  frame {event['frame']}  {event['region']}: "
-                              f"{event['label']}  {score}  (was {event['previous'] or '-'})\n")
+    def on_event(self, event: LabelChange | RegionChange) -> None:
+        if isinstance(event, RegionChange):
+            self.stream.write(f"{iso_time(event.wall_time)}  frame {event.frame}  {event.region}: "
+                              f"{event.label}  {event.score:6.1%}  (was {event.previous or '-'})\n")
             self.stream.flush()
             self.lines_written += 1
             return
-        label = event.get("label")
-        score = f"{event.get('score', 0.0):6.1%}" if label is not None else "     -"
-        self.stream.write(f"{iso_time(event['wall_time'])}  frame {event['frame']}  {score}  {label or NO_LABEL}\n")
+        label = event.label
+        score = f"{event.score:6.1%}" if label is not None else "     -"
+        self.stream.write(f"{iso_time(event.wall_time)}  frame {event.frame}  {score}  {label or NO_LABEL}\n")
         self.stream.flush()  # a pipe or a file must see each change as it happens
         self.lines_written += 1

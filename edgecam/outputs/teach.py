@@ -25,7 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgecam.errors import OutputError
+from edgecam import registry
+from edgecam.errors import ConfigError, OutputError
 from edgecam.names import label_problem
 from edgecam.pictures import shown, write_image
 from edgecam.model.regions import crop
@@ -55,15 +56,17 @@ def example_folder(root: str | Path, *names: str) -> Path:
     return Path(root).joinpath(*names)
 
 
-def check_examples_dir(cfg, examples: str | Path) -> None:
-    """A ConfigError when the examples folder ``examples`` lies in the events' media folder: the history's
-    repair deletes, at every start, each file there that no event names (the examples with them)."""
-    from edgecam.errors import ConfigError
-    from edgecam.events.history import MEDIA, default_dir
+def examples_dir(cfg) -> str:
+    """Where the web page saves examples: ``examples_dir``, else ``examples/`` beside the model folder."""
+    if cfg.examples_dir:
+        return cfg.examples_dir
+    return str(registry.models_dir(cfg.model.dir).parent / "examples")
 
-    if not cfg.events.rules:
-        return  # no history is kept: nothing repairs that folder
-    media = (Path(default_dir(cfg)) / MEDIA).resolve()
+
+def check_examples_dir(examples: str | Path, media: str | Path) -> None:
+    """A ConfigError when the examples folder ``examples`` lies in ``media``, a folder whose files are deleted
+    at every start unless something names them (the events' media folder: its history's repair)."""
+    media = Path(media).resolve()
     where = Path(examples).resolve()
     if where == media or media in where.parents:
         raise ConfigError(f"examples_dir: {shown(examples)} is inside the events' media folder {shown(media)}, "

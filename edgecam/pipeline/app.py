@@ -108,6 +108,7 @@ class App:
         from edgecam.measure import calibration
         from edgecam.model.backends import load_classifier
         from edgecam.model.classifier import Classifier
+        import edgecam.events  # noqa: F401 (registers the events output in edgecam.outputs.SINKS)
         from edgecam.outputs import FanOut, build_sinks
         from edgecam.camera import open_camera_or_demo, open_source
         from edgecam.stats import Stats

@@ -25,17 +25,35 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import NamedTuple
 
 from edgecam.camera.capture import CaptureThread, DropPolicy, FrameBuffer, Handoff
 from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
 from edgecam.model.inference import InferenceStage
 from edgecam.outputs.overlay import OverlayStats, draw_overlay
 from edgecam.model.smoothing import Smoother
+from edgecam.result import Extra
 from edgecam.stats import SourceState, Stats
 
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.1  # how often the output loop wakes with nothing to do (stall checks, watchdog)
+
+
+class OutKind(StrEnum):
+    """What an :class:`OutputQueue` item carries: a frame to show, or a result (with its frame under every_frame)."""
+
+    FRAME = "frame"
+    RESULT = "result"
+
+
+class OutItem(NamedTuple):
+    """One item of the :class:`OutputQueue`."""
+
+    kind: OutKind
+    frame: object
+    result: object
 
 
 class OutputQueue(Handoff):
@@ -44,7 +62,7 @@ class OutputQueue(Handoff):
     Results are never dropped (the log wants each one). Frames are: when the
     outputs fall behind a live camera, the oldest waiting frame is dropped and
     counted, so the display shows the present rather than a growing backlog.
-    Items are ``(kind, frame, result)`` tuples.
+    Items are :class:`OutItem`.
     """
 
     def __init__(self, max_frames: int = 2, stats: Stats | None = None):
@@ -60,14 +78,14 @@ class OutputQueue(Handoff):
         with self._cond:
             if self._frames >= self.max_frames:
                 for i, item in enumerate(self._items):
-                    if item[0] == "frame":
+                    if item.kind is OutKind.FRAME:
                         del self._items[i]
                         self._frames -= 1
                         self.dropped += 1
                         if self.stats is not None:
                             self.stats.frames_output_dropped += 1
                         break
-            self._items.append(("frame", frame, None))
+            self._items.append(OutItem(OutKind.FRAME, frame, None))
             self._frames += 1
             self._cond.notify_all()
 
@@ -82,11 +100,11 @@ class OutputQueue(Handoff):
                 if not self._wait_for_room(lambda: self._frames >= self.max_frames, stop):
                     return
                 self._frames += 1
-            self._items.append(("result", frame, result))
+            self._items.append(OutItem(OutKind.RESULT, frame, result))
             self._cond.notify_all()
 
     def _taken(self, item) -> None:
-        if item[1] is not None:
+        if item.frame is not None:
             self._frames -= 1
 
 
@@ -236,7 +254,7 @@ class Pipeline:
                     return
                 continue
             kind, frame, result = item
-            if kind == "result":
+            if kind is OutKind.RESULT:
                 self._handle_result(result)
                 if frame is not None:  # every_frame: the frame goes with its own result
                     self._handle_frame(frame)
@@ -247,7 +265,7 @@ class Pipeline:
         if self.timings is not None:
             self.timings.preprocess.append(result.preprocess_ms)
             self.timings.invoke.append(result.inference_ms)
-            self.timings.postprocess.append(result.extra.get("postprocess_ms", 0.0))
+            self.timings.postprocess.append(result.extra.get(Extra.POSTPROCESS_MS, 0.0))
             self.timings.latency.append(result.latency_ms)
         if self.regions is not None:
             self._handle_regions(result)
@@ -260,10 +278,10 @@ class Pipeline:
         self.latest_result = result
         self.shown_label = self.smoother.label
         if event is not None:
-            result.extra["event"] = event  # so that a log line can carry it
+            result.extra[Extra.LABEL_CHANGE] = event  # so that a log line can carry it
         self.outputs.on_result(result)
         if event is not None:
-            logger.debug("label: %s (%.2f)", event["label"], event["score"])
+            logger.debug("label: %s (%.2f)", event.label, event.score)
             self.outputs.on_event(event)
 
     def _handle_regions(self, result) -> None:
@@ -271,13 +289,13 @@ class Pipeline:
         states, events = self.regions.update(result)
         result = dataclasses.replace(result, regions=states)
         if events:
-            result.extra["region_events"] = events  # so that a log line can carry them
+            result.extra[Extra.REGION_CHANGES] = events  # so that a log line can carry them
         self.stats.regions_ready(result.inference_ms, result.result_time, states,
-                                 len(result.extra.get("region_results") or ()))
+                                 len(result.extra.get(Extra.REGION_RESULTS) or ()))
         self.latest_result = result
         self.outputs.on_result(result)
         for event in events:
-            logger.debug("region %s: %s (%.2f)", event["region"], event["label"], event["score"])
+            logger.debug("region %s: %s (%.2f)", event.region, event.label, event.score)
             self.outputs.on_event(event)
 
     def _handle_frame(self, frame) -> None:

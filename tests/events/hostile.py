@@ -45,13 +45,15 @@ def make_history(folder: Path, labels=("ibex", "a&b #c+d", "a&b #c+d", "a&b #c+d
 def started(events_dir=None, regions=(), examples_dir=None, **cfg):
     """An HTTP output on a free port of 127.0.0.1, started, with one picture and result fed (close it after)."""
     from edgecam.config.schema import HttpConfig
+    from edgecam.events.web import EventsWeb
     from edgecam.outputs.http import HttpSink
     from edgecam.stats import Stats
     from tests.outputs.test_http import feed
 
     stats = Stats()
-    sink = HttpSink(HttpConfig(port=0, **cfg), stats, events_dir=events_dir, regions=regions,
-                    examples_dir=examples_dir)
+    sink = HttpSink(HttpConfig(port=0, **cfg), stats, regions=regions, examples_dir=examples_dir)
+    if events_dir is not None:
+        EventsWeb(events_dir).mount_on(sink)
     sink.keepalive_s = 0.2  # an idle live stream notices a client that left this soon
     sink.start()
     feed(sink, stats, 0)

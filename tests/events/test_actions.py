@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgecam.config.schema import MqttConfig
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.events.webhook import Webhooks
 from edgecam.camera.frame import Frame

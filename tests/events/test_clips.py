@@ -11,7 +11,7 @@ import pytest
 
 from edgecam.events.avi import MjpegAviWriter, read_frames
 from edgecam.events.clips import PreRoll
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame

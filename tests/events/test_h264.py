@@ -12,6 +12,7 @@ import cv2
 import pytest
 
 from edgecam.config.schema import HttpConfig
+from edgecam.events.web import EventsWeb
 from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 
@@ -22,7 +23,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCRIPT = """
 import sys, time
 import numpy as np
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
@@ -73,7 +74,8 @@ def test_auto_writes_h264_mp4_where_opencv_can_and_browsers_play_it(system_openc
         return
     from tests.cdp import Browser
 
-    http = HttpSink(HttpConfig(port=0), Stats(), events_dir=folder)
+    http = HttpSink(HttpConfig(port=0), Stats())
+    EventsWeb(folder).mount_on(http)
     http.start()
     try:
         with Browser(CHROMIUM, tmp_path, f"http://127.0.0.1:{http.port}/events/1") as page:

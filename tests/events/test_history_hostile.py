@@ -26,7 +26,7 @@ OWNER = textwrap.dedent("""
     import sys, numpy as np
     from edgecam.events import media
     from edgecam.events.clips import Clip
-    from edgecam.events.config import EventRuleConfig
+    from edgecam.config.events import EventRuleConfig
     from edgecam.events.history import History
     from edgecam.events.rules import Event
     h = History(sys.argv[1])
@@ -92,7 +92,7 @@ def test_clips_of_two_processes_have_distinct_temporary_names(tmp_path):
     first, theirs = owner(folder)
     try:
         from edgecam.events.clips import Clip
-        from edgecam.events.config import EventRuleConfig
+        from edgecam.config.events import EventRuleConfig
 
         mine = Clip(Event("a", "ibex", None, 1000.0, 0, 0.9, id=1), EventRuleConfig(name="a", label="ibex"),
                     folder, "avi")

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from edgecam.events.config import EventRuleConfig
+from edgecam.config.events import EventRuleConfig
 from edgecam.events.rules import RuleSet, RuleTracker, in_schedule, label_matcher
 from edgecam.result import Classification, RegionState
 

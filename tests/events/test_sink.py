@@ -7,7 +7,7 @@ import time
 import cv2
 import numpy as np
 
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.history import connect_reader, query_events
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
@@ -116,3 +116,24 @@ def test_the_overlay_is_drawn_for_the_snapshot_only_when_no_other_output_wants_i
     clean = cv2.imread(str(tmp_path / "ev" / rows[0]["snapshot_clean"]))
     assert np.abs(clean.astype(int) - 90).max() <= 3  # the clean one is the camera's picture
     assert np.abs(shot.astype(int) - clean).mean() > 2  # the snapshot has the overlay (drawn for it)
+
+
+def test_the_events_output_mounts_its_pages_on_the_http_output_it_is_built_with(tmp_path):
+    from edgecam.config.schema import Config, HttpConfig
+    from edgecam.outputs import FanOut, build_sinks
+    from edgecam.stats import Stats
+    from tests.e2e import http_get
+
+    def served(cfg) -> tuple[int, int]:
+        fan = FanOut(build_sinks(cfg, Stats(), lambda: None, False, 10.0, labels=("background", "ibex")))
+        fan.start()
+        try:
+            base = f"http://127.0.0.1:{next(s for s in fan.sinks if s.name == 'http').port}"
+            return http_get(base + "/api/events")[0], http_get(base + "/events")[0]
+        finally:
+            fan.close()
+
+    cfg = Config(http=HttpConfig(enabled=True, port=0))
+    assert served(cfg) == (404, 404)  # no rule: no events output, nothing mounted
+    cfg.events = EventsConfig(dir=str(tmp_path / "ev"), rules=[EventRuleConfig(for_s=0, name="ibex", label="ibex")])
+    assert served(cfg) == (200, 200)

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from edgecam.config.schema import HttpConfig
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
+from edgecam.events.web import EventsWeb
 from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.e2e import http_get
@@ -58,7 +59,8 @@ def history(tmp_path_factory):
 @pytest.fixture
 def served(history, tmp_path):
     (tmp_path / "token").write_text(TOKEN)
-    sink = HttpSink(HttpConfig(port=0, token_file=str(tmp_path / "token")), Stats(), events_dir=history)
+    sink = HttpSink(HttpConfig(port=0, token_file=str(tmp_path / "token")), Stats())
+    EventsWeb(history).mount_on(sink)
     sink.start()
     yield sink
     sink.close()
@@ -218,7 +220,8 @@ def test_a_webm_clip_plays_in_a_video_element(tmp_path):
         image = np.full((240, 320, 3), COLOURS[label], np.uint8)
         sink.on_frame(Frame(image, i, i / 10, now + i / 10), image, None)
     sink.close()
-    http = HttpSink(HttpConfig(port=0), Stats(), events_dir=folder)
+    http = HttpSink(HttpConfig(port=0), Stats())
+    EventsWeb(folder).mount_on(http)
     http.start()
     try:
         status, ev = get_json(http, "/api/events/1")

@@ -12,6 +12,7 @@ import pytest
 
 from edgecam.bounded import BadNumber, bounded_int
 from edgecam.config.schema import HttpConfig
+from edgecam.events.web import EventsWeb
 from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.conftest import REPO
@@ -154,7 +155,8 @@ def test_a_damaged_clip_is_one_clear_error_logged_once_or_an_empty_stream(served
     with reading(copy) as conn:
         clip = copy / get_event(conn, 1)["clip"]
     clip.write_bytes(clip.read_bytes()[:cut])
-    sink = HttpSink(HttpConfig(port=0), Stats(), events_dir=copy)
+    sink = HttpSink(HttpConfig(port=0), Stats())
+    EventsWeb(copy).mount_on(sink)
     sink.start()
     try:
         with caplog.at_level(logging.DEBUG, logger="edgecam"):

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from edgecam.config.schema import HttpConfig
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.camera.frame import Frame
 from edgecam.result import Classification
+from edgecam.events.web import EventsWeb
 from edgecam.outputs.http import HttpSink
 from edgecam.stats import Stats
 from tests.events.test_web import CHROMIUM, COLOURS, LABELS, browser, get_json, history  # noqa: F401 (fixture)
@@ -24,7 +25,8 @@ RULES = [EventRuleConfig(name="ibex", label="ibex", clip=True),
 
 
 def serve(folder, rules=RULES) -> HttpSink:
-    sink = HttpSink(HttpConfig(port=0), Stats(), events_dir=folder, event_rules=rules)
+    sink = HttpSink(HttpConfig(port=0), Stats())
+    EventsWeb(folder, rules).mount_on(sink)
     sink.start()
     return sink
 

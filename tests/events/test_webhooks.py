@@ -11,7 +11,7 @@ import pytest
 
 from edgecam.config import schema as config
 from edgecam.errors import ConfigError
-from edgecam.events.config import EventRuleConfig, EventsConfig
+from edgecam.config.events import EventRuleConfig, EventsConfig
 from edgecam.events.sink import EventsSink
 from edgecam.events.webhook import Webhooks
 from tests.conftest import run_cli

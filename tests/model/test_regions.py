@@ -14,7 +14,7 @@ from edgecam.model.classifier import Classifier
 from edgecam.config.schema import RegionConfig, SmoothingConfig
 from edgecam.errors import ConfigError
 from edgecam.camera.frame import Frame
-from edgecam.result import UNKNOWN, Classification
+from edgecam.result import UNKNOWN, Classification, RegionChange
 
 LABELS = ("open", "closed", "half")
 
@@ -142,8 +142,8 @@ def test_class_rules(cfg, scores, expected):
     t = tracker(RegionConfig(name="a", **cfg))
     states, events = step(t, scores)
     assert states["a"].label == expected
-    assert events == [{"type": "region_change", "region": "a", "label": expected, "previous": None,
-                       "score": pytest.approx(states["a"].score), "frame": 0, "wall_time": 5.0}]
+    assert events == [RegionChange(region="a", label=expected, previous=None,
+                                   score=pytest.approx(states["a"].score), frame=0, wall_time=5.0)]
 
 
 def test_far_from_every_taught_state_is_unknown():
@@ -166,14 +166,14 @@ def test_a_region_not_classified_keeps_its_state_and_says_so():
     first = Classification(np.zeros(0, np.float32), (), frame_index=1,
                            extra={"region_results": {"a": raw([0.1, 0.8, 0.1]), "b": raw([0.8, 0.1, 0.1])}})
     states, events = t.update(first)
-    assert [e["region"] for e in events] == ["a", "b"]
+    assert [e.region for e in events] == ["a", "b"]
     second = Classification(np.zeros(0, np.float32), (), frame_index=2,
                             extra={"region_results": {"b": raw([0.1, 0.1, 0.8])}})
     states, events = t.update(second)
     assert states["a"].label == "closed" and not states["a"].classified and states["a"].frame == 1
     assert states["b"].label == "half" and states["b"].classified and states["b"].frame == 2
-    assert events == [{"type": "region_change", "region": "b", "label": "half", "previous": "open",
-                       "score": pytest.approx(0.8), "frame": 2, "wall_time": 0.0}]
+    assert events == [RegionChange(region="b", label="half", previous="open",
+                                   score=pytest.approx(0.8), frame=2, wall_time=0.0)]
     assert states["b"].to_dict() == {"label": "half", "score": 0.8, "frame": 2, "classified": True}
 
 

@@ -61,7 +61,7 @@ def test_the_whole_pictures_rules_in_the_pipeline():
     assert len(sink.results) == 12
     for r in sink.results:
         assert r.scores[2] == 0.0  # denied: never a score
-    events = [e["label"] for e in sink.events]
+    events = [e.label for e in sink.events]
     assert PIPELINE_LABELS[2] not in events and PIPELINE_LABELS[3] not in events  # 0.8 < its 0.9
 
 

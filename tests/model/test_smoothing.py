@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgecam.config.schema import SmoothingConfig
-from edgecam.result import Classification
+from edgecam.result import Classification, LabelChange
 from edgecam.model.smoothing import Smoother
 
 LABELS = ["background", "cat", "dog"]
@@ -49,11 +49,11 @@ def test_hysteresis_table():
         assert label == want, f"step {step} {pair}: shown {label!r}, expected {want!r}"
         assert (event is not None) == want_event, f"step {step} {pair}: event {event}"
         if event is not None:
-            assert event["type"] == "label_change"
-            assert event["label"] == want and event["previous"] == previous
-            assert event["frame"] == step and event["wall_time"] == 1000.0 + step
+            assert isinstance(event, LabelChange)
+            assert event.label == want and event.previous == previous
+            assert event.frame == step and event.wall_time == 1000.0 + step
             cat, dog = pair
-            assert event["score"] == pytest.approx({"cat": cat, "dog": dog, None: 0.0}[want])
+            assert event.score == pytest.approx({"cat": cat, "dog": dog, None: 0.0}[want])
         previous = label
 
 

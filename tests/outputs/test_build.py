@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from edgecam.config import schema as config_mod
-from edgecam.outputs import REGISTRY, FanOut, build_sinks
+from edgecam.outputs import FanOut, SinkPlugin, build_sinks, register, unregister
 from edgecam.outputs.base import Sink
 from edgecam.stats import Stats
 
@@ -26,12 +26,16 @@ class Counter(Sink):
         self.results += 1
 
 
-def test_a_registered_sink_is_built_from_the_config_only_when_wanted(monkeypatch):
-    monkeypatch.setitem(REGISTRY, "counter", (lambda cfg, ctx: cfg.model.top_k > 4, f"{__name__}:Counter"))
-    cfg = config_mod.from_dict({"model": {"top_k": 5}})
-    (sink,) = build_sinks(cfg, Stats(), on_quit=lambda: None, display=False, source_fps=12.0)
-    assert isinstance(sink, Counter) and (sink.top_k, sink.fps) == (5, 12.0)
-    assert build_sinks(config_mod.from_dict({}), Stats(), on_quit=lambda: None, display=False, source_fps=None) == []
+def test_a_registered_sink_is_built_from_the_config_only_when_wanted():
+    register(SinkPlugin("counter", "model", lambda cfg, ctx: cfg.model.top_k > 4, f"{__name__}:Counter"))
+    try:
+        cfg = config_mod.from_dict({"model": {"top_k": 5}})
+        (sink,) = build_sinks(cfg, Stats(), on_quit=lambda: None, display=False, source_fps=12.0)
+        assert isinstance(sink, Counter) and (sink.top_k, sink.fps) == (5, 12.0)
+        assert build_sinks(config_mod.from_dict({}), Stats(), on_quit=lambda: None, display=False,
+                           source_fps=None) == []
+    finally:
+        unregister("counter")
 
 
 def test_the_fan_out_reconfigures_and_tells_every_sink_the_source_opened():

@@ -13,7 +13,7 @@ import pytest
 
 from edgecam.config.schema import LogConfig
 from edgecam.errors import OutputError
-from edgecam.result import Classification
+from edgecam.result import Classification, LabelChange, RegionChange
 from edgecam.outputs import jsonlog
 from edgecam.outputs.jsonlog import JsonLogSink
 
@@ -32,8 +32,8 @@ def result(frame: int, top: int = 1, event: dict | None = None) -> Classificatio
     return r
 
 
-def change(label, previous) -> dict:
-    return {"type": "label_change", "label": label, "previous": previous, "score": 0.6, "frame": 0, "wall_time": 0}
+def change(label, previous) -> LabelChange:
+    return LabelChange(label=label, previous=previous, score=0.6, frame=0, wall_time=0)
 
 
 def read_lines(path) -> list[dict]:
@@ -315,8 +315,7 @@ def region_result(frame: int, garage: str, classified: bool = True, events=None)
 
 def test_each_line_carries_the_regions_and_their_changes(tmp_path):
     sink = started(tmp_path)
-    ev = {"type": "region_change", "region": "garage", "label": "open", "previous": None, "score": 0.9,
-          "frame": 0, "wall_time": 0.0}
+    ev = RegionChange(region="garage", label="open", previous=None, score=0.9, frame=0, wall_time=0.0)
     sink.on_result(region_result(0, "open", events=[ev]))
     sink.on_result(region_result(1, "open", classified=False))
     sink.close()
@@ -329,8 +328,7 @@ def test_each_line_carries_the_regions_and_their_changes(tmp_path):
 
 def test_changes_mode_writes_region_changes(tmp_path):
     sink = started(tmp_path, mode="changes")
-    ev = {"type": "region_change", "region": "garage", "label": "closed", "previous": "open", "score": 0.9,
-          "frame": 5, "wall_time": 0.0}
+    ev = RegionChange(region="garage", label="closed", previous="open", score=0.9, frame=5, wall_time=0.0)
     for i in range(8):
         sink.on_result(region_result(i, "closed" if i >= 5 else "open", events=[ev] if i == 5 else None))
     sink.close()

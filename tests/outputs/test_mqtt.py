@@ -21,7 +21,7 @@ import edgecam  # noqa: E402
 from edgecam.config.schema import MqttConfig  # noqa: E402
 from edgecam.errors import ConfigError, EdgecamError, NetworkError  # noqa: E402
 from edgecam.camera.frame import Frame  # noqa: E402
-from edgecam.result import Classification  # noqa: E402
+from edgecam.result import Classification, LabelChange, RegionChange  # noqa: E402
 from edgecam.outputs.mqtt import MqttSink  # noqa: E402
 from edgecam.stats import Stats  # noqa: E402
 from tests.doubles import wait_until  # noqa: E402
@@ -84,9 +84,8 @@ def make_result(top: int, frame: int, score: float = 0.7) -> Classification:
     )
 
 
-def change(label: str, score: float, frame: int, previous=None) -> dict:
-    return {"type": "label_change", "label": label, "previous": previous, "score": score, "frame": frame,
-            "wall_time": time.time()}
+def change(label: str, score: float, frame: int, previous=None) -> LabelChange:
+    return LabelChange(label=label, previous=previous, score=score, frame=frame, wall_time=time.time())
 
 
 def connected(sink):
@@ -486,9 +485,9 @@ def region_infos():
             RegionInfo("bins", (0.0, 0.6, 0.3, 1.0), ("curb", "gone", "yard")))
 
 
-def region_change(region: str, label, previous, score: float, frame: int) -> dict:
-    return {"type": "region_change", "region": region, "label": label, "previous": previous, "score": score,
-            "frame": frame, "wall_time": time.time()}
+def region_change(region: str, label, previous, score: float, frame: int) -> RegionChange:
+    return RegionChange(region=region, label=label, previous=previous, score=score, frame=frame,
+                        wall_time=time.time())
 
 
 def render(template: str, value_json: dict) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 
 from edgecam.outputs.stdout import NO_LABEL, LabelChangesSink
+from edgecam.result import LabelChange, RegionChange
 
 
 def event(label, score, frame, previous=None, wall_time=1_700_000_000.25):
-    return {"type": "label_change", "label": label, "previous": previous, "score": score, "frame": frame,
-            "wall_time": wall_time}
+    return LabelChange(label=label, previous=previous, score=score, frame=frame, wall_time=wall_time)
 
 
 class Pipe(io.StringIO):
@@ -38,10 +38,10 @@ def test_one_line_per_change_with_time_frame_score_and_label():
 def test_a_line_per_change_of_a_regions_state():
     out = Pipe()
     sink = LabelChangesSink(out)
-    sink.on_event({"type": "region_change", "region": "garage", "label": "open", "previous": None, "score": 0.972,
-                   "frame": 31, "wall_time": 1_700_000_000.25})
-    sink.on_event({"type": "region_change", "region": "garage", "label": "unknown", "previous": "open",
-                   "score": 0.41, "frame": 90, "wall_time": 1_700_000_003.25})
+    sink.on_event(RegionChange(region="garage", label="open", previous=None, score=0.972,
+                               frame=31, wall_time=1_700_000_000.25))
+    sink.on_event(RegionChange(region="garage", label="unknown", previous="open",
+                               score=0.41, frame=90, wall_time=1_700_000_003.25))
     assert out.getvalue().splitlines() == [
         "2023-11-14T22:13:20.250+00:00  frame 31  garage: open   97.2%  (was -)",
         "2023-11-14T22:13:23.250+00:00  frame 90  garage: unknown   41.0%  (was open)",
