@@ -46,6 +46,7 @@ from pathlib import Path
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
 from edgecam.measure.timing import percentile
+from edgecam.model.classifier import Classifier
 from edgecam.model.runtime import available_cores, runtime_version
 
 logger = logging.getLogger(__name__)
@@ -379,3 +380,20 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
     logger.info("threads auto: measuring %s over the first ~%d frames (%s policy, %d cores)",
                 ", ".join(str(lay) for lay in layouts), cal.frames_needed, policy, cores)
     return Plan(cal.layout, "measuring", calibration=cal, cache_file=cache_path(model_path) if key else None)
+
+
+def decide_layout(model_cfg, classifier, policy: str, fps: float | None = None, **kw) -> Plan | None:
+    """The one place a run's interpreter layout is decided: how many interpreters, how many threads each.
+
+    A CPU :class:`edgecam.model.classifier.Classifier` (the whole picture) gets
+    a :func:`plan`: ``model.threads`` / ``model.interpreters`` as configured,
+    else the cached choice for this machine, else a measurement in the run.
+    Anything else (regions, an accelerator) runs as it was loaded: None.
+    ``kw``: :func:`plan`'s (cores, clocks). The inference stage applies the
+    plan's layout; the interpreter is rebuilt only when the layout's threads
+    differ from the ones it was loaded with.
+    """
+    if not isinstance(classifier, Classifier) or classifier.backend != "cpu":
+        return None
+    return plan(model_cfg, classifier, policy, fps, **kw)
+

@@ -212,12 +212,19 @@ class RegionTracker:
 
     def __init__(self, regions: list[Region], smoothing):
         self.regions = {r.name: r for r in regions}
+        self.smoothing = smoothing
         self.smoothers = {r.name: Smoother(smoothing, 0.0) for r in regions}
         self.states: dict[str, RegionState] = {
             r.name: RegionState(name=r.name, box=r.box, label=None, score=0.0, index=None, frame=-1, wall_time=0.0,
                                 classified=False)
             for r in regions
         }
+
+    def retune(self, smoothing) -> None:
+        """A reload's smoothing section: each region's smoothing starts again with it (states are kept)."""
+        if smoothing != self.smoothing:
+            self.smoothing = smoothing
+            self.smoothers = {name: Smoother(smoothing, 0.0) for name in self.regions}
 
     def state_of(self, region: Region, result: Classification, frame: int, wall_time: float) -> RegionState:
         """The state one raw result gives ``region``: rules on the (smoothed) scores."""
