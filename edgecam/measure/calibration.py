@@ -46,7 +46,6 @@ from pathlib import Path
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
 from edgecam.measure.timing import percentile
-from edgecam.model.classifier import Classifier
 from edgecam.model.runtime import available_cores, runtime_version
 
 logger = logging.getLogger(__name__)
@@ -393,7 +392,9 @@ def decide_layout(model_cfg, classifier, policy: str, fps: float | None = None, 
     plan's layout; the interpreter is rebuilt only when the layout's threads
     differ from the ones it was loaded with.
     """
-    if not isinstance(classifier, Classifier) or classifier.backend != "cpu":
+    # Duck-typed: importing the classifier here would load the registry into `edgecam --help`
+    # (commands.bench imports this module).
+    if getattr(classifier, "backend", None) != "cpu" or not hasattr(classifier, "reconfigure"):
         return None
     return plan(model_cfg, classifier, policy, fps, **kw)
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgecam.errors import ConfigError
 from edgecam.model.preprocess import Preprocessor
 from edgecam.result import UNKNOWN, Classification, RegionState
 from edgecam.model.rules import ClassRules, some
@@ -266,8 +267,6 @@ def build(cfg, load) -> list[Region]:
 
     Regions that name the same model share one classifier (one interpreter).
     """
-    from edgecam.errors import ConfigError
-
     loaded: dict[str, object] = {}
     regions = []
     for rc in cfg.regions:
