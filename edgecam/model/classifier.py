@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from edgecam import registry
 from edgecam.errors import ModelError
 from edgecam.model import custom_models, exports
 from edgecam.model import embedding as emb
+from edgecam.model.interpreter import TFLITE_IDENTIFIER, NotBuilt, check_model_file, load_error  # noqa: F401 (their old home)
 from edgecam.model.preprocess import InputSpec, Preprocessor
 from edgecam.model.runtime import interpreter_class, resolve_threads
 from edgecam.native_stderr import captured
@@ -27,43 +29,6 @@ from edgecam.registry import store as registry_store
 from edgecam.result import Classification
 
 logger = logging.getLogger(__name__)
-
-TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
-
-
-def check_model_file(path: Path) -> None:
-    """Fail with one line when ``path`` is clearly not a TFLite model."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise ModelError(f"model file {path}: not found; run 'edgecam models fetch NAME' or check the path") from None
-    except OSError as e:
-        raise ModelError(f"model file {path}: cannot read it ({e.strerror})") from None
-    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
-        kind = "empty" if not head else "text" if head.isascii() and head.decode("ascii", "replace").isprintable() else "data"
-        raise ModelError(
-            f"model file {path}: not a TFLite model (it looks like {kind}, with no TFL3 header); "
-            "fetch it again with 'edgecam models fetch NAME'"
-        )
-
-
-def load_error(path: Path, e: BaseException) -> ModelError:
-    """The one line for a model the runtime refused: an Edge TPU build without
-    its delegate, a custom op this runtime lacks, or a damaged file."""
-    text = str(e).strip()
-    first = text.splitlines()[0] if text else type(e).__name__
-    if "edgetpu-custom-op" in text:
-        return ModelError(
-            f"model file {path}: it is compiled for the Coral Edge TPU (its graph is one edgetpu-custom-op), "
-            "so it runs only with the Edge TPU delegate: set model.backend: edgetpu (--backend edgetpu), or run "
-            "the CPU model it was built from (edgecam models list shows both)")
-    if "unresolved custom op" in text.lower():
-        return ModelError(f"model file {path}: it needs a custom operation this TFLite runtime does not have "
-                          f"({first}); it is not a plain TFLite classifier")
-    return ModelError(f"model file {path}: the runtime cannot load it ({first}); "
-                      "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'")
-
 
 @dataclass(frozen=True)
 class ClassifierOptions:
@@ -118,12 +83,19 @@ class Classifier:
             check_model_file(self.model_path)
         self.runtime, self._Interpreter = interpreter_class(opts.runtime)
         self.threads = resolve_threads(opts.threads)
-        self.interpreter = self._build(self.threads)
-        inputs = self.interpreter.get_input_details()
+        checked = self._checking_build()
+        eager = checked is None
+        if eager:
+            checked = self._build(self.threads)
+        inputs = checked.get_input_details()
         if len(inputs) != 1:
             raise ModelError(f"model file {self.model_path}: has {len(inputs)} inputs, expected one image input")
         self.input_spec = self._input_spec(inputs[0], opts)
-        self._read_outputs(self.interpreter.get_output_details(), opts.embedding)
+        self._read_outputs(checked.get_output_details(), opts.embedding)
+        # The interpreter that classifies: built now with a delegate, else at its first use or by
+        # build() (a pipeline's, once its layout is decided), so that it is built once.
+        self.interpreter = checked if eager else NotBuilt(self)
+        del checked
         # A fitted edgecam.model.heads.Head on the embedding: its classes replace the model's. In a
         # one-item list that replica() copies share, so that swap_head() reaches them all.
         self._head = [opts.head]
@@ -132,9 +104,10 @@ class Classifier:
         self.custom_path: Path | None = None
         self._in_index = inputs[0]["index"]
         self.preprocessor = Preprocessor(self.input_spec, opts.crop, opts.crop_fraction)
-        # One warm-up run: the first invoke sets up XNNPACK's workspace and is
-        # several times slower; better here than on the first camera frame.
-        self.interpreter.invoke()
+        if eager:
+            # One warm-up run: the first invoke sets up the workspace and is
+            # several times slower; better here than on the first camera frame.
+            self.interpreter.invoke()
         spec = self.input_spec
         logger.info(
             "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
@@ -199,15 +172,29 @@ class Classifier:
             )
         return tuple(labels)
 
-    def _build(self, n: int):
-        """A new interpreter with ``n`` threads, tensors allocated."""
+    def _checking_build(self):
+        """An interpreter that proves the runtime takes the model and tells its tensors; None: build the real one.
+
+        Without the default delegate (XNNPACK) it costs a few ms, where the
+        real one packs the weights and warms up (tens of ms here, more on a
+        Pi). With a delegate of our own (the Edge TPU) the real one is built at
+        load: its errors belong there.
+        """
+        if self._options():
+            return None
+        resolver = getattr(sys.modules.get(self._Interpreter.__module__), "OpResolverType", None)
+        if resolver is None:  # a runtime without the option: build the real one at once
+            return None
+        return self._build(1, experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+    def _build(self, n: int, **more):
+        """A new interpreter with ``n`` threads, tensors allocated (``more``: other Interpreter arguments)."""
         try:
             # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" itself: DEBUG log.
             with captured("tflite"):
-                if self._content is not None:
-                    interpreter = self._Interpreter(model_content=self._content, num_threads=n, **self._options())
-                else:
-                    interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n, **self._options())
+                source = {"model_content": self._content} if self._content is not None else \
+                    {"model_path": str(self.model_path)}
+                interpreter = self._Interpreter(**source, num_threads=n, **self._options(), **more)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise load_error(self.model_path, e) from None
@@ -216,6 +203,18 @@ class Classifier:
     def _options(self) -> dict:
         """More keyword arguments for the runtime's Interpreter (a delegate: edgecam.model.backends.edgetpu)."""
         return {}
+
+    @property
+    def built(self) -> bool:
+        """Whether the interpreter that classifies exists yet (see :meth:`build`)."""
+        return not isinstance(self.interpreter, NotBuilt)
+
+    def build(self, threads: int | None = None):
+        """The interpreter, built now with ``threads`` (else the classifier's) unless it is already, with those."""
+        n = self.threads if threads is None else threads
+        if not self.built or n != self.threads:
+            self.reconfigure(n)
+        return self.interpreter
 
     def reconfigure(self, threads: int) -> None:
         """Rebuild the interpreter with ``threads`` threads (warmed up, ready to invoke).
