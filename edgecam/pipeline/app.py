@@ -134,7 +134,7 @@ class App:
         self.camera.open_outputs(display, changes_to)
         try:
             source = self.camera.open_source(demo_fallback, on_source_note)
-            self.plan = decide_layout(cfg.model, self.classifier, self.camera.policy, source.fps)
+            self.plan = self._interpreters(source)
             self.pipeline = self.camera.build_pipeline(self.plan, timings=timings, tickers=tickers)
         except BaseException:
             self.camera.close()
@@ -157,6 +157,20 @@ class App:
 
         return SharedParts(load=load, stats=self.stats, notifier=self.watchdog.notifier, on_quit=self._quit,
                            sinks=tuple(extra_sinks or ()))
+
+    def _interpreters(self, source):
+        """The interpreter layout, decided in one place, and each model's interpreter built once, with it.
+
+        A CPU model of the whole picture gets the plan's threads (configured,
+        cached for this machine, or the first a calibration measures); any
+        other (regions, a model whose interpreter is built at load) keeps its own.
+        """
+        plan = decide_layout(self.cfg.model, self.classifier, self.camera.policy, source.fps)
+        for clf in self.camera.classifiers():
+            build = getattr(clf, "build", None)  # accelerators' classifiers are ready at load
+            if build is not None:
+                build(plan.layout.threads if plan is not None and clf is self.classifier else None)
+        return plan
 
     def _hook_service(self) -> None:
         """SIGHUP reloads from the output loop; sd_notify's READY, WATCHDOG and STATUS from its ticks."""

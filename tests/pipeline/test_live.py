@@ -153,3 +153,43 @@ def test_the_settings_are_a_copy_of_the_config():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.top_k = 5
     assert isinstance(LiveSettings().smoothing, SmoothingConfig)
+
+
+def test_the_interpreter_is_built_once_with_the_layout_the_run_decided(shared_dir, tmp_path, monkeypatch):
+    # threads auto on 4 cores: the model used to be loaded with 3 threads (cores - 1), then the run
+    # decided its layout (measure 1x1 first) and built the interpreter again in the inference thread.
+    from edgecam import registry
+    from edgecam.measure import calibration
+    from edgecam.model import runtime
+    from edgecam.model.classifier import Classifier
+    from edgecam.outputs.base import Sink
+    from edgecam.pipeline.app import App
+
+    cache = tmp_path / "models"  # a fresh folder: no cached layout
+    registry.fetch("mobilenet_v3_small", dest_dir=cache, mirror=shared_dir / "models", progress=False)
+    monkeypatch.setenv("EDGECAM_MODEL_DIR", str(cache))
+    monkeypatch.setattr(runtime, "available_cores", lambda: 4)
+    monkeypatch.setattr(calibration, "available_cores", lambda: 4)
+    built = []
+    real_build = Classifier._build
+
+    def counting(self, n, **more):
+        if not more:  # the interpreter that classifies (not the delegate-free one that checks the file)
+            built.append(n)
+        return real_build(self, n, **more)
+
+    monkeypatch.setattr(Classifier, "_build", counting)
+
+    class StopAtFirstResult(Sink):
+        name = "stop"
+
+        def on_result(self, result):
+            app.pipeline.stop()
+
+    cfg = config_mod.from_dict({"model": {"name": "mobilenet_v3_small", "threads": "auto", "dir": str(cache)},
+                                "source": {"type": "opencv", "uri": str(shared_dir / "video" /
+                                                                       "imagenet20_640x480_30fps.mp4")}})
+    app = App(cfg, extra_sinks=[StopAtFirstResult()], display_override=False)
+    assert app.plan.how == "measuring" and app.plan.layout == calibration.Layout(1, 1)
+    assert app.run() == 0 and app.stats.frames_inferred >= 1
+    assert built == [1] and app.classifier.threads == 1 and app.pipeline.inference.switches == 0
