@@ -18,11 +18,9 @@ import cv2
 
 from edgecam.config import schema as config_mod
 from edgecam.errors import EdgecamError
-from edgecam.events.history import default_dir
 from edgecam.health.monitor import HealthMonitor
 from edgecam.measure.calibration import decide_layout
 from edgecam.model import backends, custom_models
-from edgecam.outputs.display import display_available
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.pipeline.live import LIVE_KEYS
 from edgecam.service.notify import WatchdogGate
@@ -74,6 +72,10 @@ def _write_dirs(cfg) -> list[str]:
     """The folders edgecam writes to (the log's, the events'): their free space is watched."""
     out = [str(Path(cfg.log.path).parent)] if cfg.log.path else []
     if cfg.events.rules:
+        # Here: importing the events' history (sqlite3) costs about 1 MB of RSS that a run
+        # without event rules never needs (resource.getrusage, AMD EPYC).
+        from edgecam.events.history import default_dir
+
         out.append(str(default_dir(cfg)))
     return out
 
@@ -81,6 +83,9 @@ def _write_dirs(cfg) -> list[str]:
 def want_display(mode: str) -> bool:
     if mode == "none":
         return False
+    # Here: only when a window may be wanted (a service runs with --display none).
+    from edgecam.outputs.display import display_available
+
     available = display_available()
     if mode == "window" and not available:
         raise EdgecamError(
