@@ -193,3 +193,32 @@ def test_the_interpreter_is_built_once_with_the_layout_the_run_decided(shared_di
     assert app.plan.how == "measuring" and app.plan.layout == calibration.Layout(1, 1)
     assert app.run() == 0 and app.stats.frames_inferred >= 1
     assert built == [1] and app.classifier.threads == 1 and app.pipeline.inference.switches == 0
+
+
+def test_a_camera_takes_what_is_shared_and_keeps_its_own_settings(monkeypatch):
+    """Two CameraPipelines on one SharedParts: one model loaded once, each camera its own source and settings."""
+    import edgecam.camera
+    from edgecam.pipeline.camera import CameraPipeline, SharedParts
+    from edgecam.stats import Stats
+
+    loaded = {}
+
+    def load(model_cfg, camera=False):
+        return loaded.setdefault(model_cfg.name, StandInModel())
+
+    monkeypatch.setattr(edgecam.camera, "open_source", lambda cfg, size=None, **kw: FakeCamera(name=cfg.uri, fps=30))
+    shared = SharedParts(load=load, stats=Stats(), notifier=None, on_quit=lambda: None)
+    cams = []
+    for uri in ("rtsp://a", "rtsp://b"):
+        cam = CameraPipeline(config_mod.from_dict({"source": {"type": "opencv", "uri": uri}}), shared)
+        cam.open_outputs(display=False)
+        cam.open_source()
+        cam.build_pipeline()
+        cams.append(cam)
+    a, b = cams
+    assert len(loaded) == 1 and a.classifier is b.classifier  # the interpreters are the run's, not a camera's
+    assert (a.source.name, b.source.name) == ("rtsp://a", "rtsp://b") and a.pipeline is not b.pipeline
+    a.apply(dataclasses.replace(a.live.settings, top_k=5))
+    assert (a.pipeline.top_k, b.pipeline.top_k) == (5, 3)
+    for cam in cams:
+        cam.close()
