@@ -74,6 +74,8 @@ class Classifier:
 
     def __init__(self, model_path: str | Path, labels: list[str], options: ClassifierOptions | None = None,
                  **fields):
+        if options is not None and fields:
+            raise TypeError("Classifier: give options or their fields as keywords, not both")
         opts = options if options is not None else ClassifierOptions(**fields)
         self.options = opts
         self.model_path = Path(model_path)
