@@ -173,9 +173,9 @@ class Pipeline:
         self._last_classified = -math.inf
         self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
         self._reconnects_seen = 0
-        self._start_threads(source, reopen, plan)
+        self._make_threads(source, reopen, plan)
 
-    def _start_threads(self, source, reopen, plan) -> None:
+    def _make_threads(self, source, reopen, plan) -> None:
         """The capture thread and the inference stage (started by :meth:`run`)."""
         policy = self.policy
         self._frames = FrameBuffer(policy)
