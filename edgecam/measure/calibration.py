@@ -379,3 +379,22 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
     logger.info("threads auto: measuring %s over the first ~%d frames (%s policy, %d cores)",
                 ", ".join(str(lay) for lay in layouts), cal.frames_needed, policy, cores)
     return Plan(cal.layout, "measuring", calibration=cal, cache_file=cache_path(model_path) if key else None)
+
+
+def decide_layout(model_cfg, classifier, policy: str, fps: float | None = None, **kw) -> Plan | None:
+    """The one place a run's interpreter layout is decided: how many interpreters, how many threads each.
+
+    A CPU :class:`edgecam.model.classifier.Classifier` (the whole picture) gets
+    a :func:`plan`: ``model.threads`` / ``model.interpreters`` as configured,
+    else the cached choice for this machine, else a measurement in the run.
+    Anything else (regions, an accelerator) runs as it was loaded: None.
+    ``kw``: :func:`plan`'s (cores, clocks). The inference stage applies the
+    plan's layout; the interpreter is rebuilt only when the layout's threads
+    differ from the ones it was loaded with.
+    """
+    # Duck-typed: importing the classifier here would load the registry into `edgecam --help`
+    # (commands.bench imports this module).
+    if getattr(classifier, "backend", None) != "cpu" or not hasattr(classifier, "reconfigure"):
+        return None
+    return plan(model_cfg, classifier, policy, fps, **kw)
+

@@ -8,55 +8,55 @@ the labels, so that a wrong file fails at start with one clear line.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edgecam import registry
 from edgecam.errors import ModelError
-from edgecam.native_stderr import captured
+from edgecam.model import custom_models, exports
+from edgecam.model import embedding as emb
+from edgecam.model.interpreter import TFLITE_IDENTIFIER, NotBuilt, check_model_file, load_error  # noqa: F401 (their old home)
 from edgecam.model.preprocess import InputSpec, Preprocessor
-from edgecam.result import Classification, Extra
 from edgecam.model.runtime import interpreter_class, resolve_threads
+from edgecam.native_stderr import captured
+from edgecam.registry import store as registry_store
+from edgecam.result import Classification, Extra
 
 logger = logging.getLogger(__name__)
 
-TFLITE_IDENTIFIER = b"TFL3"  # flatbuffer file identifier, bytes 4..8 of every .tflite
+@dataclass(frozen=True)
+class ClassifierOptions:
+    """How a :class:`Classifier` loads its model (everything but the file and its labels).
 
+    ``name``: the model's name for logs and results (default: the file's stem).
+    ``runtime`` / ``threads``: see :mod:`edgecam.model.runtime`; ``auto`` threads
+    are ``cores - 1`` (a pipeline decides its layout instead:
+    :func:`edgecam.measure.calibration.plan`). ``crop`` / ``crop_fraction``: see
+    :mod:`edgecam.model.preprocess`. ``mean`` / ``std``: the input normalisation
+    ((pixel - mean) / std). ``labels_path``: named in a label-count mismatch.
+    ``model_content``: the model's bytes instead of the file's. ``embedding``:
+    the pooled features are a second output (:mod:`edgecam.model.embedding`);
+    ``head``: a fitted :class:`edgecam.model.heads.Head` on them, whose classes
+    replace the model's.
+    """
 
-def check_model_file(path: Path) -> None:
-    """Fail with one line when ``path`` is clearly not a TFLite model."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(8)
-    except FileNotFoundError:
-        raise ModelError(f"model file {path}: not found; run 'edgecam models fetch NAME' or check the path") from None
-    except OSError as e:
-        raise ModelError(f"model file {path}: cannot read it ({e.strerror})") from None
-    if len(head) < 8 or head[4:8] != TFLITE_IDENTIFIER:
-        kind = "empty" if not head else "text" if head.isascii() and head.decode("ascii", "replace").isprintable() else "data"
-        raise ModelError(
-            f"model file {path}: not a TFLite model (it looks like {kind}, with no TFL3 header); "
-            "fetch it again with 'edgecam models fetch NAME'"
-        )
-
-
-def load_error(path: Path, e: BaseException) -> ModelError:
-    """The one line for a model the runtime refused: an Edge TPU build without
-    its delegate, a custom op this runtime lacks, or a damaged file."""
-    text = str(e).strip()
-    first = text.splitlines()[0] if text else type(e).__name__
-    if "edgetpu-custom-op" in text:
-        return ModelError(
-            f"model file {path}: it is compiled for the Coral Edge TPU (its graph is one edgetpu-custom-op), "
-            "so it runs only with the Edge TPU delegate: set model.backend: edgetpu (--backend edgetpu), or run "
-            "the CPU model it was built from (edgecam models list shows both)")
-    if "unresolved custom op" in text.lower():
-        return ModelError(f"model file {path}: it needs a custom operation this TFLite runtime does not have "
-                          f"({first}); it is not a plain TFLite classifier")
-    return ModelError(f"model file {path}: the runtime cannot load it ({first}); "
-                      "it may be truncated or corrupt: fetch it again with 'edgecam models fetch NAME'")
+    name: str = ""
+    runtime: str = "auto"
+    threads: int | str = "auto"
+    crop: str = "center_fraction"
+    crop_fraction: float = 0.875
+    mean: float = 127.5
+    std: float = 127.5
+    labels_path: str | Path | None = None
+    model_content: bytes | None = None
+    embedding: bool = False
+    head: object = None
 
 
 class Classifier:
@@ -66,48 +66,59 @@ class Classifier:
         model_path: the .tflite file.
         labels: class names, one per model output (1001 with ``background`` at
             0, or 1000).
-        name: the model's name for logs and results.
-        runtime / threads: see :mod:`edgecam.model.runtime`.
-            ``auto`` is ``cores - 1`` here; the pipeline measures what is best
-            (:mod:`edgecam.measure.calibration`) and calls :meth:`reconfigure`.
-        crop / crop_fraction: see :mod:`edgecam.model.preprocess`.
-        mean / std: the model's input normalisation ((pixel - mean) / std).
+        options: a :class:`ClassifierOptions`; or its fields as keywords
+            (``Classifier(path, labels, threads=1)``).
     """
 
     backend = "cpu"  # where the model runs (edgecam.model.backends)
 
-    def __init__(
-        self,
-        model_path: str | Path,
-        labels: list[str],
-        *,
-        name: str = "",
-        runtime: str = "auto",
-        threads: int | str = "auto",
-        crop: str = "center_fraction",
-        crop_fraction: float = 0.875,
-        mean: float = 127.5,
-        std: float = 127.5,
-        labels_path: str | Path | None = None,
-        model_content: bytes | None = None,
-        embedding: bool = False,
-        head=None,
-    ):
+    def __init__(self, model_path: str | Path, labels: list[str], options: ClassifierOptions | None = None,
+                 **fields):
+        if options is not None and fields:
+            raise TypeError("Classifier: give options or their fields as keywords, not both")
+        opts = options if options is not None else ClassifierOptions(**fields)
+        self.options = opts
         self.model_path = Path(model_path)
-        self.name = name or self.model_path.stem
-        self._content = model_content
-        if model_content is None:
+        self.name = opts.name or self.model_path.stem
+        self._content = opts.model_content
+        if opts.model_content is None:
             check_model_file(self.model_path)
-        self.runtime, Interpreter = interpreter_class(runtime)
-
-        self._Interpreter = Interpreter
-        self.threads = resolve_threads(threads)
-        self.interpreter = self._build(self.threads)
-        inputs = self.interpreter.get_input_details()
-        outputs = self.interpreter.get_output_details()
+        self.runtime, self._Interpreter = interpreter_class(opts.runtime)
+        self.threads = resolve_threads(opts.threads)
+        checked = self._checking_build()
+        eager = checked is None
+        if eager:
+            checked = self._build(self.threads)
+        inputs = checked.get_input_details()
         if len(inputs) != 1:
             raise ModelError(f"model file {self.model_path}: has {len(inputs)} inputs, expected one image input")
-        inp, out = inputs[0], outputs[0]
+        self.input_spec = self._input_spec(inputs[0], opts)
+        self._read_outputs(checked.get_output_details(), opts.embedding)
+        # The interpreter that classifies: built now with a delegate, else at its first use or by
+        # build() (a pipeline's, once its layout is decided), so that it is built once.
+        self.interpreter = checked if eager else NotBuilt(self)
+        del checked
+        # A fitted edgecam.model.heads.Head on the embedding: its classes replace the model's. In a
+        # one-item list that replica() copies share, so that swap_head() reaches them all.
+        self._head = [opts.head]
+        self.labels = self._checked_labels(labels, opts)
+        self.custom = None  # the edgecam.model.custom_models.CustomModel this runs, if any (load_custom)
+        self.custom_path: Path | None = None
+        self._in_index = inputs[0]["index"]
+        self.preprocessor = Preprocessor(self.input_spec, opts.crop, opts.crop_fraction)
+        if eager:
+            # One warm-up run: the first invoke sets up the workspace and is
+            # several times slower; better here than on the first camera frame.
+            self.interpreter.invoke()
+        spec = self.input_spec
+        logger.info(
+            "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
+            self.name, spec.width, spec.height, np.dtype(spec.dtype).name, self.num_classes, self.runtime,
+            self.threads,
+        )
+
+    def _input_spec(self, inp: dict, opts: ClassifierOptions) -> InputSpec:
+        """The model's one input, checked to be an RGB image of a type the preprocessing writes."""
         shape = tuple(int(s) for s in inp["shape"])
         if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
             raise ModelError(
@@ -117,11 +128,13 @@ class Classifier:
         if dtype not in (np.uint8, np.int8, np.float32):
             raise ModelError(f"model file {self.model_path}: input type {np.dtype(dtype).name} is not uint8, int8 or float32")
         scale, zero = inp["quantization"]
-        self.input_spec = InputSpec(
-            width=shape[2], height=shape[1], dtype=dtype, scale=float(scale), zero_point=int(zero), mean=mean, std=std
-        )
-        oshape = tuple(int(s) for s in out["shape"])
-        self.num_classes = int(np.prod(oshape))
+        return InputSpec(width=shape[2], height=shape[1], dtype=dtype, scale=float(scale), zero_point=int(zero),
+                         mean=opts.mean, std=opts.std)
+
+    def _read_outputs(self, outputs: list, embedding: bool) -> None:
+        """The score output (and the embedding's, with ``embedding``): indices, types, quantization."""
+        out = outputs[0]
+        self.num_classes = int(np.prod(tuple(int(s) for s in out["shape"])))
         # An embedding variant (edgecam.model.embedding) has the pooled features as its second output.
         if len(outputs) != 1 + bool(embedding) or self.num_classes < 2:
             raise ModelError(
@@ -133,24 +146,6 @@ class Classifier:
             feat = outputs[1]
             self.embedding_spec = (feat["index"], np.dtype(feat["dtype"]).type, float(feat["quantization"][0]),
                                    int(feat["quantization"][1]))
-        # A fitted edgecam.model.heads.Head on the embedding: its classes replace the model's. In a
-        # one-item list that replica() copies share, so that swap_head() reaches them all.
-        self._head = [head]
-        if head is not None:
-            if self.embedding_spec is None:
-                raise ValueError("a head needs the embedding output (embedding=True)")
-            labels = list(head.labels)
-            self.num_classes = len(labels)
-        if len(labels) != self.num_classes:
-            where = f"labels file {labels_path}" if labels_path else f"labels for {self.model_path.name}"
-            raise ModelError(
-                f"{where}: {len(labels)} labels but the model has {self.num_classes} classes "
-                f"({self.model_path}); pass the labels file that belongs to this model (--labels PATH)"
-            )
-        self.labels = tuple(labels)
-        self.custom = None  # the edgecam.model.custom_models.CustomModel this runs, if any (load_custom)
-        self.custom_path: Path | None = None
-        self._in_index = inp["index"]
         self._out_index = out["index"]
         self._out_dtype = np.dtype(out["dtype"]).type
         self._out_scale, self._out_zero = (float(out["quantization"][0]), int(out["quantization"][1]))
@@ -163,24 +158,45 @@ class Classifier:
             lo = (info.min - self._out_zero) * self._out_scale
             hi = (info.max - self._out_zero) * self._out_scale
             self._probabilities = lo >= -1e-6 and hi <= 1.0 + 1e-6
-        self.preprocessor = Preprocessor(self.input_spec, crop, crop_fraction)
-        # One warm-up run: the first invoke sets up XNNPACK's workspace and is
-        # several times slower; better here than on the first camera frame.
-        self.interpreter.invoke()
-        logger.info(
-            "loaded %s: input %dx%d %s, %d classes, runtime %s, %d thread(s)",
-            self.name, shape[2], shape[1], np.dtype(dtype).name, self.num_classes, self.runtime, self.threads,
-        )
 
-    def _build(self, n: int):
-        """A new interpreter with ``n`` threads, tensors allocated."""
+    def _checked_labels(self, labels, opts: ClassifierOptions) -> tuple[str, ...]:
+        """The class names: the head's when there is one, else ``labels``, one per model output."""
+        if opts.head is not None:
+            if self.embedding_spec is None:
+                raise ValueError("a head needs the embedding output (embedding=True)")
+            labels = list(opts.head.labels)
+            self.num_classes = len(labels)
+        if len(labels) != self.num_classes:
+            where = f"labels file {opts.labels_path}" if opts.labels_path else f"labels for {self.model_path.name}"
+            raise ModelError(
+                f"{where}: {len(labels)} labels but the model has {self.num_classes} classes "
+                f"({self.model_path}); pass the labels file that belongs to this model (--labels PATH)"
+            )
+        return tuple(labels)
+
+    def _checking_build(self):
+        """An interpreter that proves the runtime takes the model and tells its tensors; None: build the real one.
+
+        Without the default delegate (XNNPACK) it costs a few ms, where the
+        real one packs the weights and warms up (tens of ms here, more on a
+        Pi). With a delegate of our own (the Edge TPU) the real one is built at
+        load: its errors belong there.
+        """
+        if self._options():
+            return None
+        resolver = getattr(sys.modules.get(self._Interpreter.__module__), "OpResolverType", None)
+        if resolver is None:  # a runtime without the option: build the real one at once
+            return None
+        return self._build(1, experimental_op_resolver_type=resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+    def _build(self, n: int, **more):
+        """A new interpreter with ``n`` threads, tensors allocated (``more``: other Interpreter arguments)."""
         try:
             # The runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" itself: DEBUG log.
             with captured("tflite"):
-                if self._content is not None:
-                    interpreter = self._Interpreter(model_content=self._content, num_threads=n, **self._options())
-                else:
-                    interpreter = self._Interpreter(model_path=str(self.model_path), num_threads=n, **self._options())
+                source = {"model_content": self._content} if self._content is not None else \
+                    {"model_path": str(self.model_path)}
+                interpreter = self._Interpreter(**source, num_threads=n, **self._options(), **more)
                 interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise load_error(self.model_path, e) from None
@@ -189,6 +205,18 @@ class Classifier:
     def _options(self) -> dict:
         """More keyword arguments for the runtime's Interpreter (a delegate: edgecam.model.backends.edgetpu)."""
         return {}
+
+    @property
+    def built(self) -> bool:
+        """Whether the interpreter that classifies exists yet (see :meth:`build`)."""
+        return not isinstance(self.interpreter, NotBuilt)
+
+    def build(self, threads: int | None = None):
+        """The interpreter, built now with ``threads`` (else the classifier's) unless it is already, with those."""
+        n = self.threads if threads is None else threads
+        if not self.built or n != self.threads:
+            self.reconfigure(n)
+        return self.interpreter
 
     def reconfigure(self, threads: int) -> None:
         """Rebuild the interpreter with ``threads`` threads (warmed up, ready to invoke).
@@ -344,9 +372,6 @@ def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False)
     (:meth:`Classifier.embed`; :mod:`edgecam.model.embedding`).
     :func:`edgecam.model.backends.load_classifier` picks the backend first.
     """
-    from edgecam.model import custom_models
-    from edgecam import registry
-
     if cfg.name not in registry.load_registry():
         found = custom_models.find(cfg.name, registry.models_dir(cfg.dir))
         if found is not None:
@@ -354,24 +379,13 @@ def load_classifier(cfg, *, fetch_missing: bool = True, embedding: bool = False)
     resolved, labels, pre = resolve_labelled(cfg, fetch_missing=fetch_missing)
     model_path, content = resolved.model_path, None
     if embedding:
-        from edgecam.model import embedding as emb
-
         v = emb.variant(resolved.model_path, resolved.entry.sha256 if resolved.entry else None, cfg.runtime)
         model_path, content = (v.path or model_path), v.content
-    return Classifier(
-        model_path,
-        labels,
-        name=resolved.name,
-        runtime=cfg.runtime,
-        threads=cfg.threads,
-        crop=cfg.crop,
-        crop_fraction=cfg.crop_fraction,
-        mean=float(pre.get("mean", 127.5)),
-        std=float(pre.get("std", 127.5)),
+    return Classifier(model_path, labels, ClassifierOptions(
+        name=resolved.name, runtime=cfg.runtime, threads=cfg.threads, crop=cfg.crop, crop_fraction=cfg.crop_fraction,
+        mean=float(pre.get("mean", 127.5)), std=float(pre.get("std", 127.5)),
         labels_path=resolved.labels_path if resolved.labels_path != resolved.model_path else None,
-        model_content=content,
-        embedding=embedding,
-    )
+        model_content=content, embedding=embedding))
 
 
 def resolve_labelled(cfg, *, fetch_missing: bool = True):
@@ -382,9 +396,6 @@ def resolve_labelled(cfg, *, fetch_missing: bool = True):
     ``0 open`` lines (a Teachable Machine export) are read as ``open``
     (:mod:`edgecam.model.exports`). Its normalisation comes from the metadata too.
     """
-    from edgecam.model import exports
-    from edgecam import registry
-
     export = exports.Export()
     if cfg.name not in registry.load_registry() and Path(cfg.name).expanduser().is_file():
         export = exports.read(Path(cfg.name).expanduser())
@@ -410,30 +421,21 @@ def load_custom(path: Path, cfg, *, fetch_missing: bool = True) -> Classifier:
     The preprocessing is the one the head was learned with (its ``crop``),
     whatever ``cfg.crop`` says: other pictures would give other embeddings.
     """
-    import dataclasses
-
-    from edgecam.model import custom_models
-    from edgecam import registry
-    from edgecam.model import embedding as emb
-    from edgecam.registry.store import sha256_file
-
     custom = custom_models.load(path)
     base = registry.resolve(custom.base, None, dest_dir=cfg.dir, fetch_missing=fetch_missing)
     sha = base.entry.sha256 if base.entry is not None and base.entry.sha256 else None
     if sha is None:
-        sha = sha256_file(base.model_path)
+        sha = registry_store.sha256_file(base.model_path)
     if sha != custom.base_sha256:
         raise ModelError(
             f"custom model {path}: it was learned on another file of {custom.base} (sha256 {custom.base_sha256[:12]}..., "
             f"now {sha[:12]}...); learn it again: edgecam learn DIR --name {custom.name} --base {custom.base}")
     v = emb.variant(base.model_path, sha, cfg.runtime)
     pre = dict(base.entry.preprocess or {}) if base.entry is not None else {}
-    clf = Classifier(
-        v.path or base.model_path, [], name=custom.name, runtime=cfg.runtime, threads=cfg.threads,
-        crop=custom.crop, crop_fraction=custom.crop_fraction,
-        mean=float(pre.get("mean", 127.5)), std=float(pre.get("std", 127.5)),
-        model_content=v.content, embedding=True, head=custom.head,
-    )
+    clf = Classifier(v.path or base.model_path, [], ClassifierOptions(
+        name=custom.name, runtime=cfg.runtime, threads=cfg.threads, crop=custom.crop,
+        crop_fraction=custom.crop_fraction, mean=float(pre.get("mean", 127.5)), std=float(pre.get("std", 127.5)),
+        model_content=v.content, embedding=True, head=custom.head))
     clf.custom = dataclasses.replace(custom)
     clf.custom_path = Path(path)
     return clf

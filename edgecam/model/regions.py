@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgecam.errors import ConfigError
 from edgecam.model.preprocess import Preprocessor
 from edgecam.result import UNKNOWN, Classification, Extra, RegionChange, RegionState
 from edgecam.model.rules import ClassRules, some
@@ -212,12 +213,19 @@ class RegionTracker:
 
     def __init__(self, regions: list[Region], smoothing):
         self.regions = {r.name: r for r in regions}
+        self.smoothing = smoothing
         self.smoothers = {r.name: Smoother(smoothing, 0.0) for r in regions}
         self.states: dict[str, RegionState] = {
             r.name: RegionState(name=r.name, box=r.box, label=None, score=0.0, index=None, frame=-1, wall_time=0.0,
                                 classified=False)
             for r in regions
         }
+
+    def retune(self, smoothing) -> None:
+        """A reload's smoothing section: each region's smoothing starts again with it (states are kept)."""
+        if smoothing != self.smoothing:
+            self.smoothing = smoothing
+            self.smoothers = {name: Smoother(smoothing, 0.0) for name in self.regions}
 
     def state_of(self, region: Region, result: Classification, frame: int, wall_time: float) -> RegionState:
         """The state one raw result gives ``region``: rules on the (smoothed) scores."""
@@ -259,8 +267,6 @@ def build(cfg, load) -> list[Region]:
 
     Regions that name the same model share one classifier (one interpreter).
     """
-    from edgecam.errors import ConfigError
-
     loaded: dict[str, object] = {}
     regions = []
     for rc in cfg.regions:

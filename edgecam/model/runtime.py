@@ -13,6 +13,8 @@ import logging
 import os
 import sys
 
+import numpy
+
 from edgecam.errors import RuntimeMissingError
 
 logger = logging.getLogger(__name__)
@@ -52,8 +54,6 @@ def _import(name: str):
 
 
 def _numpy_version() -> str:
-    import numpy
-
     return numpy.__version__
 
 
@@ -94,7 +94,7 @@ def runtime_version(name: str) -> str:
     version = getattr(sys.modules.get(module_name.split(".")[0]), "__version__", None)
     if isinstance(version, str) and version:
         return version
-    from importlib import metadata
+    from importlib import metadata  # here: its import costs tens of ms (python -X importtime), rarely needed
 
     try:
         return metadata.version(package)

@@ -8,16 +8,24 @@ and nothing half-opened is left behind: config (2) -> model (2) -> outputs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
 from pathlib import Path
 
+import cv2
+
 from edgecam.config import schema as config_mod
-from edgecam.camera.capture import DropPolicy
 from edgecam.errors import EdgecamError
-from edgecam.native_stderr import captured
-from edgecam.stats import SourceState
+from edgecam.health.monitor import HealthMonitor
+from edgecam.measure.calibration import decide_layout
+from edgecam.model import backends, custom_models
+from edgecam.pipeline.camera import CameraPipeline, SharedParts
+from edgecam.pipeline.live import LIVE_KEYS
+from edgecam.service.notify import WatchdogGate
+from edgecam.service.retry import retry_transient
+from edgecam.stats import SourceState, Stats
 
 logger = logging.getLogger(__name__)
 
@@ -60,17 +68,12 @@ def startup_signals():
             signal.signal(sig, handler)
 
 
-def choose_policy(src_cfg, source) -> DropPolicy:
-    """``auto``: cameras (and paced files, which behave as one) keep only the latest frame."""
-    if src_cfg.policy != "auto":
-        return DropPolicy(src_cfg.policy)
-    return DropPolicy.LATEST if (source.live or source.realtime or src_cfg.realtime) else DropPolicy.EVERY_FRAME
-
-
 def _write_dirs(cfg) -> list[str]:
     """The folders edgecam writes to (the log's, the events'): their free space is watched."""
     out = [str(Path(cfg.log.path).parent)] if cfg.log.path else []
     if cfg.events.rules:
+        # Here: importing the events' history (sqlite3) costs about 1 MB of RSS that a run
+        # without event rules never needs (resource.getrusage, AMD EPYC).
         from edgecam.events.history import default_dir
 
         out.append(str(default_dir(cfg)))
@@ -80,6 +83,7 @@ def _write_dirs(cfg) -> list[str]:
 def want_display(mode: str) -> bool:
     if mode == "none":
         return False
+    # Here: only when a window may be wanted (a service runs with --display none).
     from edgecam.outputs.display import display_available
 
     available = display_available()
@@ -91,8 +95,24 @@ def want_display(mode: str) -> bool:
     return available
 
 
+def changed_keys(old: config_mod.Config, new: config_mod.Config) -> list[str]:
+    """``section.key`` for each key that differs between two configs (and ``log_level``)."""
+    old_d, new_d = config_mod.to_dict(old), config_mod.to_dict(new)
+    changed = [f"{s}.{k}" for s in old_d if isinstance(old_d[s], dict)
+               for k in old_d[s] if old_d[s][k] != new_d[s][k]]
+    if old_d["log_level"] != new_d["log_level"]:
+        changed.append("log_level")
+    return changed
+
+
 class App:
-    """One run of ``edgecam run``: owns the pipeline, the signals and config reloads."""
+    """One run of ``edgecam run``: owns the camera's pipeline, the signals, config reloads and the service's ticks.
+
+    Built in steps, each a method: the shared parts (counters, sd_notify, the
+    model loader), the camera (model, class rules, live settings), its
+    outputs, its source, the interpreter layout, the pipeline, then the
+    service (reload, systemd) and health hooks.
+    """
 
     def __init__(self, cfg: config_mod.Config, *, extra_sinks=None, tickers=None, timings: bool = False,
                  display_override: bool | None = None, overrides: dict | None = None, changes_to=None,
@@ -105,20 +125,6 @@ class App:
         found at start (an interactive first run: ``make run``); :attr:`source_note`
         then says which source was taken and how to choose one, and
         ``on_source_note`` (the CLI's printer) gets it as soon as it is known."""
-        from edgecam.measure import calibration
-        from edgecam.model.backends import load_classifier
-        from edgecam.model.classifier import Classifier
-        import edgecam.events  # noqa: F401 (registers the events output in edgecam.outputs.SINKS)
-        from edgecam.outputs import FanOut, build_sinks
-        from edgecam.camera import open_camera_or_demo, open_source
-        from edgecam.stats import Stats
-        from edgecam.pipeline.loop import Pipeline
-
-        from edgecam.service.notify import WatchdogGate
-        from edgecam.service.retry import retry_transient
-
-        import cv2
-
         # The pipeline's own threads give the parallelism; OpenCV's worker pool
         # on top only adds hand-offs (measured: 0.4 ms of CPU per frame on 2 cores).
         cv2.setNumThreads(1)
@@ -126,107 +132,85 @@ class App:
         # The command-line flags cfg was built with: a reload re-applies them,
         # else every SIGHUP would see --log, --display... as changed keys.
         self.overrides = dict(overrides or {})
+        self.pipeline = None
+        self.plan = None
+        self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks))
+        display = want_display(cfg.display.mode) if display_override is None else display_override
+        self.camera.open_outputs(display, changes_to)
+        try:
+            source = self.camera.open_source(demo_fallback, on_source_note)
+            self.plan = self._interpreters(source)
+            self.pipeline = self.camera.build_pipeline(self.plan, timings=timings, tickers=tickers)
+        except BaseException:
+            self.camera.close()
+            raise
+        self._hook_service()
+        self._hook_health()
+        logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
+
+    def _shared_parts(self, extra_sinks) -> SharedParts:
+        """The run's counters, sd_notify and model loader: what the camera is given."""
         self.stats = Stats()
         # sd_notify: silent unless systemd gave us $NOTIFY_SOCKET.
         self.watchdog = WatchdogGate()
+
         # A model still to download may meet a network that is not up yet:
         # under systemd that is retried with back-off (edgecam/service/retry.py).
         def load(model_cfg, camera=False):
-            return retry_transient(lambda: load_classifier(model_cfg, camera=camera), self.watchdog.notifier,
-                                   "model download")
+            return retry_transient(lambda: backends.load_classifier(model_cfg, camera=camera),
+                                   self.watchdog.notifier, "model download")
 
-        self.tracker = None
-        region_info: tuple = ()
-        if cfg.regions:
-            # Regions: each box classified on its own; the whole picture is not (docs/custom-states.md, "Regions").
-            from edgecam.model import regions as regions_mod
-            from edgecam.outputs.base import RegionInfo
+        return SharedParts(load=load, stats=self.stats, notifier=self.watchdog.notifier, on_quit=self._quit,
+                           sinks=tuple(extra_sinks or ()))
 
-            built = regions_mod.build(cfg, load)
-            self.classifier = regions_mod.RegionClassifier(built, "+".join(dict.fromkeys(
-                r.classifier.name for r in built)))
-            self.tracker = regions_mod.RegionTracker(built, cfg.smoothing)
-            region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
-        else:
-            self.classifier = load(cfg.model, camera=cfg.source.type in ("auto", "picamera2"))
-        self.rules = self._rules(cfg)
-        display = want_display(cfg.display.mode) if display_override is None else display_override
-        self.pipeline = None
-        self.plan = None
-        self.source_note: str | None = None
-        sinks = build_sinks(cfg, self.stats, self._quit, display, cfg.source.fps, regions=region_info,
-                            labels=() if cfg.regions else tuple(self.classifier.labels)) + list(extra_sinks or [])
-        if not sinks and changes_to is not None:
-            from edgecam.outputs.stdout import LabelChangesSink
+    def _interpreters(self, source):
+        """The interpreter layout, decided in one place, and each model's interpreter built once, with it.
 
-            logger.info("no output configured (no window, --log, HTTP or MQTT): "
-                        "printing each label change to stdout")
-            sinks.append(LabelChangesSink(changes_to))
-        self.outputs = FanOut(sinks, self.stats)
-        self.outputs.start()
-        try:
-            size = self.classifier.view_size  # the ISP scales to where the crop is the model's size
+        A CPU model of the whole picture gets the plan's threads (configured,
+        cached for this machine, or the first a calibration measures); any
+        other (regions, a model whose interpreter is built at load) keeps its own.
+        """
+        plan = decide_layout(self.cfg.model, self.classifier, self.camera.policy, source.fps)
+        for clf in self.camera.classifiers():
+            build = getattr(clf, "build", None)  # accelerators' classifiers are ready at load
+            if build is not None:
+                build(plan.layout.threads if plan is not None and clf is self.classifier else None)
+        return plan
 
-            own_source = getattr(self.classifier, "open_source", None)  # a camera that classifies (AI Camera)
-
-            def opened():
-                with captured("source"):  # libcamera's and FFmpeg's own lines: DEBUG log, not the terminal
-                    if own_source is not None:
-                        return own_source(cfg.source, notifier=self.watchdog.notifier)
-                    return open_source(cfg.source, size, model_dir=cfg.model.dir)
-
-            if demo_fallback and cfg.source.type == "auto" and own_source is None:  # the first open only: a reconnect never falls back
-                with captured("source"):  # OpenCV's "Camera index out of range" while auto probes
-                    source, self.source_note = open_camera_or_demo(cfg.source, size, model_dir=cfg.model.dir)
-                if on_source_note is not None:
-                    on_source_note(self.source_note)
-            else:
-                source = opened()
-            self.outputs.source_opened(source)
-            reopen = opened if (source.live and cfg.source.reconnect) else None
-            policy = choose_policy(cfg.source, source)
-            # How many interpreters and threads: as configured, cached for this machine, or measured in the run.
-            self.plan = calibration.plan(cfg.model, self.classifier, policy, source.fps) \
-                if isinstance(self.classifier, Classifier) and self.classifier.backend == "cpu" else None
-            self.pipeline = Pipeline(
-                self.classifier, source, self.outputs,
-                policy=policy, smoothing=cfg.smoothing,
-                top_k=cfg.model.top_k, threshold=cfg.model.threshold, overlay=cfg.display.overlay,
-                reopen=reopen, reconnect_max_s=cfg.source.reconnect_max_s, stall_timeout_s=cfg.source.timeout_s,
-                stats=self.stats, timings=timings, tickers=tickers,
-                layout=self.plan.layout if self.plan else None,
-                calibration=self.plan.calibration if self.plan else None, regions=self.tracker,
-                rules=self.rules,
-            )
-        except BaseException:
-            self.outputs.close()
-            raise
+    def _hook_service(self) -> None:
+        """SIGHUP reloads from the output loop; sd_notify's READY, WATCHDOG and STATUS from its ticks."""
         self.pipeline.on_reload = self.reload
         self.pipeline.tickers.append(self._systemd_tick)
-        # The board: temperature, throttling, memory, disk (edgecam.health; docs/pi-health.md).
-        from edgecam.health.monitor import HealthMonitor
 
-        self.health = HealthMonitor.from_config(cfg, disk_paths=_write_dirs(cfg),
+    def _hook_health(self) -> None:
+        """The board: temperature, throttling, memory, disk (edgecam.health; docs/pi-health.md)."""
+        self.health = HealthMonitor.from_config(self.cfg, disk_paths=_write_dirs(self.cfg),
                                                 rate=lambda: self.stats.inference_rate.rate())
         self.pipeline.work_limit = self.health.governor
         self.stats.metric_sources.append(self.health.metrics)
         self._health_seq = 0
         self.pipeline.tickers.append(self._health_tick)
-        logger.info("running %s on %s (%s policy)", self.classifier.name, source.name, self.pipeline.policy)
 
-    def _rules(self, cfg):
-        """model.allow / deny / thresholds for the whole picture (regions take theirs in regions.build)."""
-        if cfg.regions:
-            return None
-        from edgecam.errors import ConfigError
-        from edgecam.model.regions import rule_problems
-        from edgecam.model.rules import ClassRules
+    # What the camera holds, by the names the CLI, bench and tests use.
+    @property
+    def classifier(self):
+        return self.camera.classifier
 
-        problems = rule_problems(cfg, lambda m: self.classifier.labels)  # what check-config checks too
-        if problems:
-            raise ConfigError(problems, cfg.path)
-        m = cfg.model
-        return ClassRules.build(self.classifier.labels, m.allow, m.deny, m.thresholds, m.threshold)[0]
+    @property
+    def outputs(self):
+        return self.camera.outputs
+
+    @property
+    def tracker(self):
+        return self.camera.tracker
+
+    @property
+    def rules(self):
+        return self.camera.rules
+
+    @property
+    def source_note(self) -> str | None:
+        return self.camera.source_note
 
     def _systemd_tick(self, pipeline, now: float) -> None:
         """READY=1 after the first result; WATCHDOG=1 only while frames flow; STATUS= with fps and label."""
@@ -264,17 +248,9 @@ class App:
         finally:
             self.watchdog.reloaded()
 
-    def _classifiers(self) -> list:
-        """The classifiers the run uses (the regions' models, or the one for the whole picture)."""
-        if self.tracker is not None:
-            return list({id(r.classifier): r.classifier for r in self.tracker.regions.values()}.values())
-        return [self.classifier]
-
     def _reload_heads(self) -> None:
         """Custom models learned again since they were loaded: the new head, without a restart."""
-        from edgecam.model import custom_models
-
-        for clf in self._classifiers():
+        for clf in self.camera.classifiers():
             path = getattr(clf, "custom_path", None)
             if path is None:
                 continue
@@ -307,20 +283,12 @@ class App:
         except EdgecamError as e:
             logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
             return
-        p = self.pipeline
-        live = {"model.top_k", "model.threshold", "smoothing", "log_level"}
-        old_d, new_d = config_mod.to_dict(self.cfg), config_mod.to_dict(new)
-        changed = [f"{s}.{k}" for s in old_d if isinstance(old_d[s], dict)
-                   for k in old_d[s] if old_d[s][k] != new_d[s][k]]
-        if old_d["log_level"] != new_d["log_level"]:
-            changed.append("log_level")
-        need_restart = [k for k in changed if k not in live and not k.startswith("smoothing.")]
-        p.top_k, p.threshold = new.model.top_k, new.model.threshold
-        self.outputs.reconfigure(new.model.top_k, new.model.threshold)  # log, HTTP, MQTT list labels
-        if new.smoothing != self.cfg.smoothing:
-            from edgecam.model.smoothing import Smoother
-
-            p.smoother = Smoother(new.smoothing, new.model.threshold, p.rules.floors if p.rules else None)
+        changed = changed_keys(self.cfg, new)
+        need_restart = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")]
+        # One new LiveSettings, swapped in at once: the class rules (allow, deny, thresholds) need a restart.
+        self.camera.apply(dataclasses.replace(
+            self.camera.live.settings, top_k=new.model.top_k, threshold=new.model.threshold,
+            smoothing=dataclasses.replace(new.smoothing)))
         logging.getLogger().setLevel(new.log_level)
         applied = [k for k in changed if k not in need_restart]
         self.cfg.model.top_k, self.cfg.model.threshold = new.model.top_k, new.model.threshold

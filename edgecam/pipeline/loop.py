@@ -31,9 +31,10 @@ from typing import NamedTuple
 from edgecam.camera.capture import CaptureThread, DropPolicy, FrameBuffer, Handoff
 from edgecam.errors import EXIT_FAILURE, EXIT_OK, EdgecamError
 from edgecam.model.inference import InferenceStage
-from edgecam.outputs.overlay import OverlayStats, draw_overlay
 from edgecam.model.smoothing import Smoother
 from edgecam.result import Extra
+from edgecam.outputs.overlay import OverlayStats, draw_overlay
+from edgecam.pipeline.live import LiveHolder
 from edgecam.stats import SourceState, Stats
 
 logger = logging.getLogger(__name__)
@@ -120,46 +121,63 @@ class Timings:
     latency: deque = field(default_factory=lambda: deque(maxlen=100_000))
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """How a pipeline runs, fixed for the run (what a reload may change is in :mod:`edgecam.pipeline.live`).
+
+    ``policy``: ``latest`` or ``every_frame``. ``overlay``: draw the overlay for
+    outputs that want frames. ``reconnect_max_s``: the longest wait between two
+    attempts to reopen a live source. ``stall_timeout_s``: no frame for this
+    long marks the source stalled. ``timings``: collect per-stage times (bench).
+    """
+
+    policy: DropPolicy = DropPolicy.LATEST
+    overlay: bool = True
+    reconnect_max_s: float = 30.0
+    stall_timeout_s: float = 5.0
+    timings: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "policy", DropPolicy(self.policy))
+
+
 class Pipeline:
     """Runs a source through a classifier into outputs until the source ends or :meth:`stop`.
 
     Args:
-        classifier: an :class:`edgecam.model.classifier.Classifier`.
+        classifier: an :class:`edgecam.model.classifier.Classifier` (or an
+            :class:`edgecam.model.regions.RegionClassifier`).
         source: an open :class:`edgecam.camera.FrameSource`.
         outputs: a :class:`edgecam.outputs.FanOut` (already started).
-        policy: ``latest`` or ``every_frame``.
-        smoothing: a :class:`edgecam.config.schema.SmoothingConfig`.
-        top_k / threshold: what the overlay shows.
-        overlay: draw the overlay for outputs that want frames.
+        options: a :class:`PipelineOptions`.
+        live: the run's :class:`edgecam.pipeline.live.LiveHolder` (top_k, threshold, class rules,
+            smoothing); read once per result and per frame, so a reload's swap reaches every use at once.
+        stats: the run's :class:`edgecam.stats.Stats` (a new one when None).
         reopen: callable returning a new source, for recovery of live sources.
-        stall_timeout_s: no frame for this long marks the source stalled.
-        timings: collect per-stage times (for bench).
-        layout / calibration: how many interpreters with how many threads
-            (:mod:`edgecam.measure.calibration`); None: the classifier as it is.
+        plan: an :class:`edgecam.measure.calibration.Plan`: how many interpreters with how many
+            threads, or the calibration that measures it; None: the classifier as it is.
+        regions: with regions, an :class:`edgecam.model.regions.RegionTracker`: their states
+            instead of a whole-picture label.
         tickers: callables ``f(pipeline, now)`` run about every 0.1 s from the
             output loop (watchdog, status); they must not block.
     """
 
-    def __init__(self, classifier, source, outputs, *, policy: str, smoothing, top_k: int = 3,
-                 threshold: float = 0.0, overlay: bool = True, reopen=None, reconnect_max_s: float = 30.0,
-                 stall_timeout_s: float = 5.0, stats: Stats | None = None, timings: bool = False,
-                 tickers: list | None = None, layout=None, calibration=None, regions=None, rules=None):
+    def __init__(self, classifier, source, outputs, options: PipelineOptions = PipelineOptions(), *,
+                 live: LiveHolder | None = None, stats: Stats | None = None, reopen=None, plan=None,
+                 regions=None, tickers: list | None = None):
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
-        self.policy = DropPolicy(policy)
-        self.top_k = top_k
-        self.threshold = threshold
-        self.overlay = overlay
-        self.stall_timeout_s = stall_timeout_s
+        self.options = options
+        self.policy = options.policy
+        self.stall_timeout_s = options.stall_timeout_s
         self.stats = stats or Stats()
         self.outputs.stats = self.stats
-        #: model.allow / deny / thresholds for the whole picture (an edgecam.model.rules.ClassRules), or None.
-        self.rules = rules if rules is not None and rules.active else None
-        self.smoother = Smoother(smoothing, threshold, self.rules.floors if self.rules else None)
-        #: With regions (an edgecam.model.regions.RegionTracker): their states instead of a whole-picture label.
+        self.live = live if live is not None else LiveHolder()
+        self._live_version, settings = self.live.snapshot()
+        self.smoother = Smoother(settings.smoothing, settings.threshold, settings.floors)
         self.regions = regions
-        self.timings = Timings() if timings else None
+        self.timings = Timings() if options.timings else None
         self.tickers = list(tickers or [])
         self.stop_event = threading.Event()
         self.latest_result = None
@@ -173,21 +191,57 @@ class Pipeline:
         self._last_classified = -math.inf
         self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
         self._reconnects_seen = 0
+        self._make_threads(source, reopen, plan)
 
+    def _make_threads(self, source, reopen, plan) -> None:
+        """The capture thread and the inference stage (started by :meth:`run`)."""
+        policy = self.policy
         self._frames = FrameBuffer(policy)
         self._out = OutputQueue(stats=self.stats)
         consumers = [self._to_inference]
-        if self.policy is DropPolicy.LATEST:
+        if policy is DropPolicy.LATEST:
             consumers.append(self._out.put_frame)
         self._capture = CaptureThread(
-            source, consumers, self.stats, self.stop_event, reopen=reopen, reconnect_max_s=reconnect_max_s,
-            on_end=self._frames.close, timings=self.timings.decode if self.timings else None,
+            source, consumers, self.stats, self.stop_event, reopen=reopen,
+            reconnect_max_s=self.options.reconnect_max_s, on_end=self._frames.close,
+            timings=self.timings.decode if self.timings else None,
         )
         # Bookkeeping (stats, timings) happens in the output loop: the inference
         # stage is the pipeline's bottleneck and should only invoke.
-        self.inference = InferenceStage(classifier, self._frames, self._deliver, self.stop_event, layout=layout,
-                                        calibration=calibration, on_end=self._out.close)
+        self.inference = InferenceStage(self.classifier, self._frames, self._deliver, self.stop_event,
+                                        layout=plan.layout if plan else None,
+                                        calibration=plan.calibration if plan else None, on_end=self._out.close)
         self._inference = self.inference.thread
+
+    @property
+    def rules(self):
+        """The whole picture's class rules now (an :class:`edgecam.model.rules.ClassRules`), or None."""
+        return self.live.settings.rules
+
+    @property
+    def top_k(self) -> int:
+        return self.live.settings.top_k
+
+    @property
+    def threshold(self) -> float:
+        return self.live.settings.threshold
+
+    def _settings(self):
+        """The live settings for this result; after a swap, the smoothing is brought to them first.
+
+        A new smoothing section starts a new smoother (its EMA is of another
+        kind); a new threshold or class floors keep the smoother's state.
+        """
+        version, settings = self.live.snapshot()
+        if version != self._live_version:
+            self._live_version = version
+            if settings.smoothing != self.smoother.cfg:
+                self.smoother = Smoother(settings.smoothing, settings.threshold, settings.floors)
+            else:
+                self.smoother.threshold, self.smoother.floors = settings.threshold, settings.floors or {}
+            if self.regions is not None:
+                self.regions.retune(settings.smoothing)
+        return settings
 
     # -- threads ---------------------------------------------------------
 
@@ -267,11 +321,12 @@ class Pipeline:
             self.timings.invoke.append(result.inference_ms)
             self.timings.postprocess.append(result.extra.get(Extra.POSTPROCESS_MS, 0.0))
             self.timings.latency.append(result.latency_ms)
+        settings = self._settings()
         if self.regions is not None:
             self._handle_regions(result)
             return
-        if self.rules is not None:  # denied labels are never shown, listed or published
-            result = dataclasses.replace(result, scores=self.rules.mask(result.scores))
+        if settings.rules is not None:  # denied labels are never shown, listed or published
+            result = dataclasses.replace(result, scores=settings.rules.mask(result.scores))
         top = result.top
         self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
         result, event = self.smoother.update(result)
@@ -302,11 +357,12 @@ class Pipeline:
         now = time.monotonic()
         self.stats.frame_output(now)
         annotated = None
-        if self.outputs.wants_frames and self.overlay and getattr(self.outputs, "wants_overlay", True):
+        if self.outputs.wants_frames and self.options.overlay and getattr(self.outputs, "wants_overlay", True):
             t0 = time.perf_counter()
             result = self.latest_result
+            settings = self.live.settings  # top_k and threshold of one version
             annotated = draw_overlay(frame.image, result, OverlayStats.of(self.stats, frame, result, now),
-                                     self.top_k, self.threshold, self.shown_label)
+                                     settings.top_k, settings.threshold, self.shown_label)
             if self.timings is not None:
                 self.timings.overlay.append((time.perf_counter() - t0) * 1000)
         if self.outputs.wants_frames:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from edgecam import registry
-from edgecam.pipeline.app import choose_policy
+from edgecam.pipeline.camera import choose_policy
 from edgecam.camera.capture import DropPolicy
 from edgecam.config.schema import SourceConfig
 from edgecam.errors import SourceError

@@ -128,12 +128,11 @@ def test_a_user_facing_error_switches_the_output_off_in_one_line_and_is_the_runs
 
 
 def test_a_failed_output_gives_the_pipeline_its_exit_code():
-    from edgecam.config.schema import SmoothingConfig
-    from edgecam.pipeline.loop import Pipeline
+    from edgecam.pipeline.loop import Pipeline, PipelineOptions
     from tests.pipeline.test_pipeline import FakeCamera, SlowClassifier, run
 
     fan = FanOut([Recorder()])
     fan.start()
-    p = Pipeline(SlowClassifier(0.0), FakeCamera(fps=0, frames=5, live=False), fan, policy="every_frame",
-                 smoothing=SmoothingConfig())
+    p = Pipeline(SlowClassifier(0.0), FakeCamera(fps=0, frames=5, live=False), fan,
+                 PipelineOptions(policy="every_frame"))
     assert run(p) == 4  # the file ended normally, but the recording asked for was lost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -12,7 +13,9 @@ import pytest
 from edgecam.config.schema import SmoothingConfig
 from edgecam.errors import ModelError, NetworkError, SourceError
 from edgecam.camera.frame import Frame
-from edgecam.pipeline.loop import OutputQueue, Pipeline
+from edgecam.measure.calibration import Plan
+from edgecam.pipeline.live import LiveHolder, LiveSettings
+from edgecam.pipeline.loop import OutputQueue, Pipeline, PipelineOptions
 from edgecam.result import Classification
 from edgecam.outputs import FanOut
 from edgecam.outputs.base import Sink
@@ -95,10 +98,22 @@ class RecordingSink(Sink):
             return self.got.wait_for(lambda: len(self.results) >= n, timeout)
 
 
-def make_pipeline(classifier, source, sinks, policy, **kw) -> Pipeline:
+def make_pipeline(classifier, source, sinks, policy, *, rules=None, layout=None, calibration=None,
+                  **kw) -> Pipeline:
+    """A started fan-out of ``sinks`` and a pipeline on it; ``kw``: PipelineOptions fields and Pipeline's own."""
     outputs = FanOut(sinks)
     outputs.start()
-    return Pipeline(classifier, source, outputs, policy=policy, smoothing=SmoothingConfig(), **kw)
+    fields = {f.name for f in dataclasses.fields(PipelineOptions)}
+    options = PipelineOptions(policy=policy, **{k: v for k, v in kw.items() if k in fields})
+    live = LiveHolder(LiveSettings(smoothing=SmoothingConfig(), rules=rules if rules is not None and rules.active
+                                   else None))
+    plan = None
+    if calibration is not None:
+        plan = Plan(calibration.layout, "measuring", calibration=calibration)
+    elif layout is not None:
+        plan = Plan(layout, "explicit")
+    return Pipeline(classifier, source, outputs, options, live=live, plan=plan,
+                    **{k: v for k, v in kw.items() if k not in fields})
 
 
 def run(p: Pipeline, timeout: float = RUN_TIMEOUT_S) -> int:
