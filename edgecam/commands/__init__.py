@@ -68,9 +68,9 @@ def count_or_auto(value: str):
 
 def add_runtime_crop_args(p: argparse.ArgumentParser) -> None:
     """``--runtime`` and ``--crop``, with their help (run, classify, eval, models compare...)."""
-    p.add_argument("--runtime", choices=["auto", "litert", "tflite-runtime", "tensorflow"],
+    p.add_argument("--runtime", choices=config_mod.RUNTIMES,
                    help="the TFLite interpreter to use (auto: the first one installed, in this order)")
-    p.add_argument("--crop", choices=["center_fraction", "square", "stretch"],
+    p.add_argument("--crop", choices=config_mod.CROPS,
                    help="how a frame becomes the model's square input: center_fraction (the centre 87.5%% of the "
                         "centred square, the default), square (the whole centred square), stretch (the whole "
                         "frame, distorted)")

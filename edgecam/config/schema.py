@@ -74,6 +74,13 @@ def _backend(value: str) -> str | None:
     return None if value in _backends.choices() else f"one of {_backends.expected()}"
 
 
+#: How a frame becomes the model's square input (edgecam.model.preprocess.crop_box draws each); the
+#: config and ``--crop`` take their choices from here.
+CROPS = ("center_fraction", "square", "stretch")
+#: The TFLite interpreters edgecam can use (edgecam.model.runtime), for the config and ``--runtime``.
+RUNTIMES = ("auto", "litert", "tflite-runtime", "tensorflow")
+
+
 @dataclass
 class ModelConfig:
     name: str = "mobilenet_v3_small"  # a registry name or a path to a .tflite file
@@ -82,12 +89,12 @@ class ModelConfig:
     backend: str = _opt(_backends.AUTO, check=_backend)
     labels: str | None = None  # labels file, needed when name is a path
     dir: str | None = None  # model download cache; default: see registry.models_dir()
-    runtime: Literal["auto", "litert", "tflite-runtime", "tensorflow"] = "auto"
+    runtime: Literal[RUNTIMES] = "auto"
     threads: int | Literal["auto"] = _opt("auto", min=1, max=64)
     interpreters: int | Literal["auto"] = _opt("auto", min=1, max=8)  # side by side, each with `threads`
     top_k: int = _opt(3, min=1, max=100)
     threshold: float = _opt(0.0, min=0.0, max=1.0)
-    crop: Literal["square", "center_fraction", "stretch"] = "center_fraction"  # best on 900+ photos: docs/models.md, "Which crop"
+    crop: Literal[CROPS] = "center_fraction"  # best on 900+ photos: docs/models.md, "Which crop"
     crop_fraction: float = _opt(0.875, min=0.1, max=1.0)
     allow: list[str] | None = None  # only these labels may be shown (docs/custom-states.md)
     deny: list[str] | None = None  # these never are
