@@ -76,7 +76,7 @@ def _backend(value: str) -> str | None:
 
 #: How a frame becomes the model's square input (edgecam.model.preprocess.crop_box draws each); the
 #: config and ``--crop`` take their choices from here.
-CROPS = ("center_fraction", "square", "stretch")
+CROPS = ("square", "center_fraction", "stretch")
 #: The TFLite interpreters edgecam can use (edgecam.model.runtime), for the config and ``--runtime``.
 RUNTIMES = ("auto", "litert", "tflite-runtime", "tensorflow")
 
