@@ -18,6 +18,7 @@ import time
 
 from edgecam.config import schema as config_mod
 from edgecam.commands import load_config
+from edgecam.measure.significance import wilson_interval
 from edgecam.model.custom_models import BACKUP_SUFFIX
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 
@@ -115,7 +116,7 @@ def cmd_learn(args) -> int:
     head = heads.fit(x, targets, classes, args.method, cv.unknown_distance())
     t_done = time.perf_counter()
     base_sha = clf_sha256(cfg, args.base, reg)
-    lo, hi = cv.interval
+    lo, hi = wilson_interval(cv.correct, cv.n)
     model = custom_models.CustomModel(
         name=name, base=args.base, base_sha256=base_sha, head=head, crop="stretch",
         examples={c: int(sum(1 for t in targets if t == i)) for i, c in enumerate(classes)},
