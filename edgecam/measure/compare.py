@@ -37,6 +37,7 @@ from pathlib import Path
 
 from edgecam import registry
 from edgecam.errors import ModelError
+from edgecam.measure.compare_plot import Point
 
 PROBE_TIMEOUT_S = 600.0
 
@@ -266,8 +267,6 @@ def format_csv(rows: list[dict], threads: list[int]) -> str:
 
 def plot_points(rows: list[dict]):
     """The plot's points: models with both an accuracy and invoke times."""
-    from edgecam.measure.compare_plot import Point
-
     points = []
     for r in rows:
         acc, inv = r.get("accuracy"), r.get("invoke_ms") or {}

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from edgecam.config.yaml_text import yaml_problem
 from edgecam.errors import RegistryError
 
 DEFAULT_MODEL = "mobilenet_v3_small"
@@ -265,8 +266,6 @@ def _load(path: str | os.PathLike | None) -> tuple[dict[str, ModelEntry], dict[s
     except (OSError, UnicodeDecodeError) as e:
         raise RegistryError(f"model registry {p} cannot be read: {e}") from None
     except yaml.YAMLError as e:
-        from edgecam.config.yaml_text import yaml_problem
-
         line, _, problem = yaml_problem(e)
         at = f" at line {line}" if line else ""
         raise RegistryError(f"model registry {p} is not valid YAML{at}: {problem}") from None

@@ -18,7 +18,8 @@ import pytest
 
 from edgecam.errors import SourceError
 from edgecam.camera import picamera2_source
-from edgecam.camera.picamera2_source import Picamera2Source, camera_available, probe
+from edgecam.camera.picamera2_probe import camera_available, probe
+from edgecam.camera.picamera2_source import Picamera2Source
 
 FAKES = Path(__file__).resolve().parents[1] / "fakes"
 FAST = {"fps": 100.0, "timeout_s": 2.0}  # keep real-time waits short
@@ -633,7 +634,7 @@ def test_camera_0_is_the_first_camera_module_even_with_a_webcam_plugged_in(fake)
 def test_what_configure_gives_is_checked(fake, monkeypatch, lores, message):
     # As if the USB webcam were taken for a camera module: libcamera adjusts or refuses.
     fake.set_cameras(0, usb=1)
-    monkeypatch.setattr(picamera2_source, "_camera_modules", lambda picamera2: [0])
+    monkeypatch.setattr(picamera2_source, "camera_modules", lambda picamera2: [0])
     with pytest.raises(SourceError, match=message):
         Picamera2Source(lores_size=lores, **FAST)
     assert fake.open_cameras() == []
@@ -680,7 +681,7 @@ def test_frames_are_stamped_with_the_sensor_time_on_the_monotonic_clock(fake, mo
 
 def test_a_broken_picamera2_import_is_reported_not_taken_for_no_camera(fake, monkeypatch, caplog):
     _import_fake_with(monkeypatch, EDGECAM_FAKE_PICAMERA2_IMPORT_ERROR="numpy-abi")
-    with caplog.at_level("WARNING", logger="edgecam.camera.picamera2_source"):
+    with caplog.at_level("WARNING", logger="edgecam.camera.picamera2_probe"):
         why = probe()
     assert "picamera2 cannot be imported (ValueError: numpy.dtype size changed" in why
     assert "make install" in why and "\n" not in why
