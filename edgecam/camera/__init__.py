@@ -19,7 +19,6 @@ from pathlib import Path
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.camera.base import FrameSource
 from edgecam.camera.images_source import ImageFolderSource
-from edgecam.camera.picamera2_probe import probe
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +172,8 @@ def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> Fra
     configuration it refuses) is reported and the webcam is tried next; when
     both fail, the one-line error says why each did.
     """
-    # import cost: cv2, 104 ms of `edgecam --help` (this package is imported by every command)
+    # import cost: cv2 and importlib.metadata, 100 ms each of `edgecam --help` (every command imports this package)
+    from edgecam.camera.picamera2_probe import probe
     from edgecam.camera.picamera2_source import Picamera2Source
 
     tried = []

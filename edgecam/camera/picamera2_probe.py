@@ -9,7 +9,6 @@ against another NumPy) is told apart from one that is missing.
 from __future__ import annotations
 
 import logging
-from importlib import metadata
 
 import numpy as np
 
@@ -52,6 +51,8 @@ def import_picamera2():
 
 
 def picamera2_version() -> str:
+    from importlib import metadata  # import cost: ~100 ms (email, zipfile, socket), for the "too old" message only
+
     try:
         return metadata.version("picamera2")
     except metadata.PackageNotFoundError:
