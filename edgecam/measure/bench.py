@@ -31,7 +31,6 @@ from edgecam.model.backends import load_classifier
 from edgecam.model.runtime import available_cores, runtime_version
 from edgecam.outputs.base import Sink
 from edgecam.pictures import opencv_path
-from edgecam.pipeline.app import App
 
 WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
 
@@ -87,6 +86,9 @@ class _FrameCounter(Sink):
 
 def _run_pipeline(cfg: config_mod.Config, frames: int | None):
     """Run the pipeline on ``cfg.source``; returns (figures, the App)."""
+    # memory: here, so that the peers' loop (bench_peer_loop) reports its peak RSS without the pipeline's modules
+    from edgecam.pipeline.app import App
+
     holder = {}
 
     def settled() -> bool:
