@@ -3,7 +3,8 @@
 ``base.py`` the interface (and the real-time ``Pacer`` of files and folders),
 ``opencv_source.py`` (webcams, files, URLs, GStreamer), ``images_source.py``
 (a folder), ``picamera2_source.py`` (the Raspberry Pi camera; imported only
-when chosen) and ``demo_source.py`` (a slideshow of the registry's photos);
+when chosen; ``picamera2_probe.py`` says whether picamera2 imports and what it
+lists) and ``demo_source.py`` (a slideshow of the registry's photos);
 :func:`open_source` picks one from the config.
 
 ``auto`` picks a camera (:func:`open_source`); :func:`open_camera_or_demo`,
