@@ -2,7 +2,7 @@
 
 Used for everything edgecam writes in place: downloaded models and their
 checksum records (:mod:`edgecam.registry`), the ``threads: auto`` cache
-(:mod:`edgecam.measure.calibration`) and the service's files (:mod:`edgecam.service.install`).
+(:mod:`edgecam.model.calibration`) and the service's files (:mod:`edgecam.service.install`).
 """
 
 from __future__ import annotations

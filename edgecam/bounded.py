@@ -11,6 +11,7 @@ line with exit 2.
 
 from __future__ import annotations
 
+import argparse
 import re
 
 #: The largest integer SQLite stores (ids, offsets and limits end up in queries).
@@ -38,8 +39,6 @@ def bounded_int(text, what: str, low: int = 0, high: int = MAX_SQL_INT) -> int:
 
 def arg_type(what: str, low: int = 0, high: int = MAX_SQL_INT):
     """An argparse ``type=`` that parses with :func:`bounded_int` (argparse turns the error into exit 2)."""
-    import argparse
-
     def parse(text: str) -> int:
         try:
             return bounded_int(text, what, low, high)

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks for unexpected errors, and what OpenCV/FFmpeg print themselves")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Here, after main() set the native libraries' log levels (_quiet_native_logs): nothing a command imports
+    # may load OpenCV or TFLite before that.
     from edgecam.commands import bench, check_config, classify, collect, doctor, events, learn, models, run, service
     from edgecam.commands import eval as eval_
 

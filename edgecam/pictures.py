@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecam.atomic import write_atomic
 from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def header_size(data: bytes) -> tuple[int, int] | None:
 
 def decode(data: bytes, name: str = "picture") -> np.ndarray:
     """A BGR picture from the bytes of an image file; PictureError ``name: why`` when it is not one."""
-    import cv2
+    import cv2  # import cost: 100 ms of every `edgecam --help`, which imports this module
 
     if not data:
         raise PictureError(f"{name}: empty file (0 bytes), not a picture")
@@ -182,9 +183,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray, params: tuple[int, .
 
     Raises OSError when it cannot be encoded or written; the caller says what to do about it.
     """
-    import cv2
-
-    from edgecam.atomic import write_atomic
+    import cv2  # import cost: 100 ms of every `edgecam --help`, which imports this module
 
     path = Path(path)
     try:

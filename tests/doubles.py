@@ -1,4 +1,5 @@
-"""Test doubles shared by the suite: a fake camera, a poll-until helper, an MJPEG stream client.
+"""Test doubles shared by the suite: a fake camera, a poll-until helper, an MJPEG stream client, and the check
+that a failed command said why in one line.
 
 Behavioural fakes (they do what the real thing does, in miniature), no mocks.
 """
@@ -6,7 +7,9 @@ Behavioural fakes (they do what the real thing does, in miniature), no mocks.
 from __future__ import annotations
 
 import contextlib
+import enum
 import http.client
+import re
 import socket
 import subprocess
 import threading
@@ -20,6 +23,42 @@ from edgecam.camera.frame import Frame
 from edgecam.camera.base import FrameSource
 
 WAIT_S = 20.0  # how long wait_until waits: a bound for "it happened", never a speed requirement
+
+# The TFLite runtime prints this itself on stderr when it loads a model; nothing in Python can turn it off.
+NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
+
+
+class Besides(enum.Enum):
+    """What else a failed command may print on stderr beside its one error line (nothing else counts)."""
+
+    NOTHING = "the TFLite runtime's own line"  # a command that logs nothing (classify, eval, check-config)
+    INFO_LOGS = "log lines at INFO"  # edgecam run, which logs its start-up
+    LOGS = "log lines at DEBUG, INFO and WARNING"  # a backend that warns before it fails
+    ANYTHING = "any line not starting with 'edgecam:'"  # only edgecam's own lines are counted
+
+
+_IGNORED = {
+    Besides.NOTHING: lambda line: line in NATIVE_NOISE,
+    Besides.INFO_LOGS: lambda line: " INFO " in line or "XNNPACK delegate" in line,
+    Besides.LOGS: lambda line: bool(LOG_LINE.match(line)),
+    Besides.ANYTHING: lambda line: not line.startswith("edgecam:"),
+}
+
+
+def one_error_line(proc: subprocess.CompletedProcess, code: int | None, *fragments: str,
+                   besides: Besides = Besides.NOTHING) -> str:
+    """The command failed with exit ``code`` (None: not checked here) and said why in ONE line starting
+    "edgecam: " that names every fragment, with no traceback; returns that line."""
+    if code is not None:
+        assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not _IGNORED[besides](line)]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("edgecam: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 def wait_until(predicate, what: str = "condition", timeout: float = WAIT_S, interval: float = 0.02, check=None):

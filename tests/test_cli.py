@@ -11,26 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, run_cli
-
-# The TFLite runtime prints this itself on stderr when it loads a model; nothing
-# in Python can turn it off, so it is not counted as one of our lines.
-NATIVE_NOISE = ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",)
-
-
-def our_lines(stderr: str) -> list[str]:
-    return [l for l in stderr.splitlines() if l.strip() and l not in NATIVE_NOISE]
-
-
-def assert_one_error_line(proc, exit_code: int, *fragments: str) -> str:
-    assert proc.returncode == exit_code, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = our_lines(proc.stderr)
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("edgecam: ")
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
-
+from tests.doubles import one_error_line
 
 @pytest.fixture
 def env(tmp_path):
@@ -102,19 +83,19 @@ def test_check_config_unreadable(env, tmp_path, text, fragment):
     if text is not None:
         path.write_text(text)
     proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
-    assert_one_error_line(proc, 2, str(path), fragment)
+    one_error_line(proc, 2, str(path), fragment)
 
 
 def test_check_config_finds_the_default(env, tmp_path):
     if Path("/etc/edgecam/config.yaml").exists():
         pytest.skip("/etc/edgecam/config.yaml exists here")
     proc = run_cli(["check-config"], env=env, cwd=tmp_path)
-    assert_one_error_line(proc, 2, "no config file found")
+    one_error_line(proc, 2, "no config file found")
     (tmp_path / "config.yaml").write_text("log_level: WARNING\n")
     proc = run_cli(["check-config"], env=env, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.strip() == "config.yaml: OK"
     proc = run_cli(["check-config"], env=dict(env, EDGECAM_CONFIG=str(tmp_path / "none.yaml")), cwd=tmp_path)
-    assert_one_error_line(proc, 2, "none.yaml", "file not found")
+    one_error_line(proc, 2, "none.yaml", "file not found")
 
 
 def test_check_config_on_the_repo_config(env, tmp_path):
@@ -197,14 +178,14 @@ def test_classify_unreadable_image(menv, images, tmp_path, kind):
 
 def test_classify_unknown_model(menv, images, tmp_path):
     proc = run_cli(["classify", "--model", "mobilenet_v9", str(images / "cat.bmp")], env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, "unknown model 'mobilenet_v9'", "mobilenet_v3_small")
+    one_error_line(proc, 2, "unknown model 'mobilenet_v9'", "mobilenet_v3_small")
 
 
 def test_classify_bad_config(menv, images, tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("model:\n  top_k: 0\n")
     proc = run_cli(["classify", "--config", str(cfg), str(images / "cat.bmp")], env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, str(cfg), "model.top_k: got 0")
+    one_error_line(proc, 2, str(cfg), "model.top_k: got 0")
 
 
 # -- bad model files --------------------------------------------------------------------
@@ -234,7 +215,7 @@ def test_classify_bad_model_file(env, tmp_path, small_picture, kind, fragment):
     labels.write_text("background\nthing\n")
     proc = run_cli(["classify", "--model", str(model), "--labels", str(labels), str(small_picture)],
                    env=env, cwd=tmp_path)
-    assert_one_error_line(proc, 2, str(model), fragment)
+    one_error_line(proc, 2, str(model), fragment)
 
 
 def test_classify_truncated_model(menv, shared_dir, labels_path, tmp_path, small_picture):
@@ -243,7 +224,7 @@ def test_classify_truncated_model(menv, shared_dir, labels_path, tmp_path, small
     model.write_bytes(real[: len(real) // 2])
     proc = run_cli(["classify", "--model", str(model), "--labels", str(labels_path), str(small_picture)],
                    env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, str(model), "the runtime cannot load it")
+    one_error_line(proc, 2, str(model), "the runtime cannot load it")
 
 
 def test_classify_labels_of_the_wrong_length(menv, shared_dir, labels_path, tmp_path, small_picture):
@@ -252,7 +233,7 @@ def test_classify_labels_of_the_wrong_length(menv, shared_dir, labels_path, tmp_
     model = shared_dir / "models" / "v3-small_224_1.0_uint8.tflite"
     proc = run_cli(["classify", "--model", str(model), "--labels", str(labels), str(small_picture)],
                    env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, model.name, "1000 labels but the model has 1001 classes")
+    one_error_line(proc, 2, model.name, "1000 labels but the model has 1001 classes")
 
 
 # -- eval ------------------------------------------------------------------------------
@@ -350,12 +331,12 @@ def test_eval_compare_errors(menv, images, tmp_path, extra, fragment):
     folder = images / "imagenet-sample"
     proc = run_cli(["eval", "--images", str(folder), "--expected", str(folder / "expected.csv"), *extra],
                    env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, fragment)
+    one_error_line(proc, 2, fragment)
 
 
 def test_eval_folder_without_classes(menv, images, tmp_path):
     proc = run_cli(["eval", "--images", str(images / "imagenet-sample")], env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, "imagenet-sample: 100 photos but no class subfolders", "--expected CSV")
+    one_error_line(proc, 2, "imagenet-sample: 100 photos but no class subfolders", "--expected CSV")
 
 
 def test_eval_bad_csv(menv, images, tmp_path):
@@ -416,7 +397,7 @@ def test_check_config_rejects_what_run_rejects(menv, shared_dir, tmp_path, text,
     video = shared_dir / "video" / "imagenet20_640x480_30fps.mp4"
     ran = run_cli(["run", "--config", str(cfg), "--source", str(video), "--display", "none"], env=menv, cwd=tmp_path)
     ran.stderr = "\n".join(l for l in ran.stderr.splitlines() if " INFO " not in l)  # loading the model
-    assert_one_error_line(ran, 2, words)
+    one_error_line(ran, 2, words)
     checked = run_cli(["check-config", str(cfg)], env=menv, cwd=tmp_path)
     # The same exit code as run: the service's ExecReload= relies on check-config.
     assert checked.returncode == 2 and "Traceback" not in checked.stderr, checked.stderr

@@ -1,6 +1,10 @@
-"""Print every import cycle between edgecam's modules (imports inside functions count too); exit 1 if any.
+"""Print every import cycle in edgecam, between modules and between packages; exit 1 if any.
 
     python tools/import_cycles.py
+
+Imports inside functions count too. A package is a folder under edgecam/ (edgecam.camera, edgecam.model with
+its backends, ...); each module at the root (edgecam.cli, edgecam.errors, ...) counts as its own. Two packages
+must not import each other, directly or through others (docs/architecture.md: the order from low to high).
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ PACKAGE = "edgecam"
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def package_of(module: str) -> str:
+    """The top-level package a module belongs to: edgecam.model.backends.cpu -> edgecam.model; a root module
+    (edgecam.cli) and edgecam itself are their own."""
+    return ".".join(module.split(".")[:2])
 
 
 def imports(path: Path, name: str, modules: set[str]) -> set[str]:
@@ -36,6 +46,19 @@ def imports(path: Path, name: str, modules: set[str]) -> set[str]:
     return found
 
 
+def package_graph(graph: dict[str, set[str]]) -> tuple[dict[str, set[str]], dict[tuple[str, str], list[str]]]:
+    """The module graph folded into packages, and for each package edge the module imports that make it."""
+    packages: dict[str, set[str]] = {package_of(m): set() for m in graph}
+    why: dict[tuple[str, str], list[str]] = {}
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            a, b = package_of(module), package_of(target)
+            if a != b:
+                packages[a].add(b)
+                why.setdefault((a, b), []).append(f"{module} -> {target}")
+    return packages, why
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """Every elementary cycle, found once each (depth-first from each module, smallest module first)."""
     out = []
@@ -53,6 +76,44 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def tangles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of nodes that reach each other (strongly connected components of two or more), each sorted.
+
+    Between packages this is what to report: elementary cycles multiply (a dozen tangled packages have
+    hundreds), while each group names the packages to pull apart and the imports between them."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm; a few dozen packages, so recursion is fine
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(groups)
+
+
 def main() -> int:
     files = {module_name(p): p for p in sorted((ROOT / PACKAGE).rglob("*.py"))}
     graph = {name: imports(path, name, set(files)) for name, path in files.items()}
@@ -60,7 +121,16 @@ def main() -> int:
     for cycle in found:
         print("import cycle: " + " -> ".join(cycle))
     print(f"{len(files)} modules, {sum(map(len, graph.values()))} imports, {len(found)} cycle(s)")
-    return 1 if found else 0
+    packages, why = package_graph(graph)
+    found_packages = tangles(packages)
+    for group in found_packages:
+        print("package cycle: " + ", ".join(group) + " import each other:")
+        for a in group:
+            for b in sorted(packages[a] & set(group)):
+                print(f"    {a} -> {b}: " + ", ".join(why[(a, b)]))
+    print(f"{len(packages)} packages, {sum(map(len, packages.values()))} package imports, "
+          f"{len(found_packages)} package cycle(s)")
+    return 1 if found or found_packages else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 ``base.py`` the interface (and the real-time ``Pacer`` of files and folders),
 ``opencv_source.py`` (webcams, files, URLs, GStreamer), ``images_source.py``
 (a folder), ``picamera2_source.py`` (the Raspberry Pi camera; imported only
-when chosen) and ``demo_source.py`` (a slideshow of the registry's photos);
+when chosen; ``picamera2_probe.py`` says whether picamera2 imports and what it
+lists) and ``demo_source.py`` (a slideshow of the registry's photos);
 :func:`open_source` picks one from the config.
 
 ``auto`` picks a camera (:func:`open_source`); :func:`open_camera_or_demo`,
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from edgecam.errors import EdgecamError, SourceError
 from edgecam.camera.base import FrameSource
+from edgecam.camera.images_source import ImageFolderSource
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +101,7 @@ def _flips(cfg) -> tuple[bool, bool]:
 
 
 def _camera_controls(cfg):
-    from edgecam.camera.picamera2_controls import CameraControls
+    from edgecam.camera.picamera2_controls import CameraControls  # import cost: 8 ms of `edgecam --help`; Pi only
 
     return CameraControls.from_config(cfg)
 
@@ -116,25 +118,23 @@ def open_source(cfg, model_input_size: tuple[int, int] | None = None, *, model_d
     if kind in ("images", "opencv", "demo"):
         _warn_unapplied(cfg, kind)
     if kind == "images":
-        from edgecam.camera.images_source import ImageFolderSource
-
         if not cfg.uri:
             raise SourceError("source.uri: a folder of images is needed for source.type images")
         return ImageFolderSource(cfg.uri, fps=cfg.fps, realtime=cfg.realtime, loop=cfg.loop)
     if kind == "opencv":
-        from edgecam.camera.opencv_source import OpenCVSource
+        from edgecam.camera.opencv_source import OpenCVSource  # import cost: cv2, 66 ms of `edgecam --help`
 
         return OpenCVSource(cfg.uri if cfg.uri is not None else 0, size=size, fps=cfg.fps,
                             realtime=cfg.realtime, loop=cfg.loop, timeout_s=cfg.timeout_s, flip=_flips(cfg))
     if kind == "picamera2":
-        from edgecam.camera.picamera2_source import Picamera2Source
+        from edgecam.camera.picamera2_source import Picamera2Source  # import cost: cv2 (see _open_auto)
 
         # source.uri picks the camera on boards with two (Pi 5, CM4): 0 or 1.
         camera = int(cfg.uri) if cfg.uri and str(cfg.uri).isdigit() else 0
         return Picamera2Source(size=size, fps=cfg.fps, lores_size=lores, camera_num=camera, timeout_s=cfg.timeout_s,
                                controls=_camera_controls(cfg))
     if kind == "demo":
-        from edgecam.camera.demo_source import open_demo
+        from edgecam.camera.demo_source import open_demo  # import cost: cv2, 93 ms of `edgecam --help`
 
         return open_demo(cfg, model_dir)
     return _open_auto(cfg, size, lores)
@@ -154,7 +154,7 @@ def open_camera_or_demo(cfg, model_input_size: tuple[int, int] | None = None, *,
     except NoCamera as no_camera:
         why = "; ".join(no_camera.tried)
         try:
-            from edgecam.camera.demo_source import open_demo
+            from edgecam.camera.demo_source import open_demo  # import cost: cv2, 93 ms of `edgecam --help`
 
             demo = open_demo(cfg, model_dir)
         except EdgecamError as e:
@@ -173,7 +173,9 @@ def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> Fra
     configuration it refuses) is reported and the webcam is tried next; when
     both fail, the one-line error says why each did.
     """
-    from edgecam.camera.picamera2_source import Picamera2Source, probe
+    # import cost: cv2 and importlib.metadata, 100 ms each of `edgecam --help` (every command imports this package)
+    from edgecam.camera.picamera2_probe import probe
+    from edgecam.camera.picamera2_source import Picamera2Source
 
     tried = []
     why_not = probe()
@@ -185,7 +187,7 @@ def _open_auto(cfg, size: tuple[int, int], lores: tuple[int, int] | None) -> Fra
             logger.warning("source auto: %s; trying webcam 0", exc.message)
             why_not = exc.message
     tried.append(f"picamera2 ({why_not})")
-    from edgecam.camera.opencv_source import OpenCVSource
+    from edgecam.camera.opencv_source import OpenCVSource  # import cost: cv2, 66 ms of `edgecam --help`
 
     unapplied = _unapplied(cfg, "opencv")
     try:

@@ -24,9 +24,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgecam import registry
 from edgecam.errors import SourceError
 from edgecam.camera.frame import Frame
 from edgecam.camera.base import FrameSource, Pacer
+from edgecam.pictures import PictureError, read_image
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ class DemoSource(FrameSource):
     def _read(photo: Path | np.ndarray) -> np.ndarray:
         if isinstance(photo, np.ndarray):
             return photo
-        from edgecam.pictures import PictureError, read_image
-
         try:
             return read_image(photo)
         except PictureError as e:
@@ -149,8 +149,6 @@ def open_demo(cfg, model_dir: str | Path | None = None) -> DemoSource:
     ``model_dir`` the model folder (``model.dir``), whose ``demo`` folder
     keeps the photos. Raises RegistryError when they cannot be fetched.
     """
-    from edgecam import registry
-
     paths = registry.fetch_photos(dest_dir=model_dir)
     source = DemoSource(paths, size=(cfg.width, cfg.height), fps=cfg.fps, loop=cfg.loop)
     logger.info("demo: %d photos (%s), %.0f s each, %dx%d at %.0f fps%s", len(paths),

@@ -47,7 +47,8 @@ ignored the timeout and ``cancel_all_and_flush`` did not exist, so a stalled
 camera would block ``read()`` and ``close()`` for ever.
 
 picamera2 is imported lazily: it only exists on a Pi (from apt), and the rest
-of edgecam must import without it.
+of edgecam must import without it. Whether it imports and which cameras it
+lists: ``picamera2_probe.py``.
 """
 
 from __future__ import annotations
@@ -64,97 +65,14 @@ from edgecam.errors import SourceError
 from edgecam.camera.frame import Frame
 from edgecam.camera.base import FrameSource
 from edgecam.camera.picamera2_controls import CameraControls, field_of_view
+from edgecam.camera.picamera2_probe import MIN_VERSION, UPGRADE_HINT, camera_modules, import_picamera2, picamera2_version
 from edgecam.camera.yuv import i420_to_rgb
 
 logger = logging.getLogger(__name__)
 
-_INSTALL_HINT = (
-    "install it with 'sudo apt install python3-picamera2' (a venv needs --system-site-packages) "
-    "or set source.type: opencv"
-)
-_UPGRADE_HINT = "update it with 'sudo apt update && sudo apt full-upgrade'"
-MIN_VERSION = "0.3.20"
-# What an extension built against NumPy 1 says when NumPy 2 is loaded (picamera2
-# imports simplejpeg, which apt builds against apt's NumPy).
-_NUMPY_ABI_SIGNS = ("numpy.dtype size changed", "_ARRAY_API", "compiled using NumPy 1.x",
-                    "numpy.core.multiarray failed to import")
 # Each stream holds this many buffers. We keep one request only while copying
 # it out, so 4 leaves the camera enough to run at full rate.
 _BUFFER_COUNT = 4
-
-
-def _import_picamera2():
-    """The picamera2 module; SourceError saying why and what to do when it won't import."""
-    try:
-        import picamera2
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("picamera2", "libcamera"):
-            raise SourceError(f"picamera2 cannot be imported ({exc}); reinstall it with "
-                              "'sudo apt install --reinstall python3-picamera2'") from exc
-        raise SourceError(f"picamera2 is not installed; {_INSTALL_HINT}") from exc
-    except Exception as exc:  # ImportError, ValueError: an extension failing to load
-        text = f"{type(exc).__name__}: {exc}"
-        if any(sign in text for sign in _NUMPY_ABI_SIGNS):
-            import numpy
-
-            from edgecam.system_packages import system_version
-
-            system = system_version("numpy")
-            raise SourceError(
-                f"picamera2 cannot be imported ({text}): it is built for the system's NumPy "
-                f"{system or '(apt python3-numpy)'}, and this environment loads NumPy {numpy.__version__} "
-                "instead; keep the system's: rm -rf .venv && make install (it pins numpy to it), or "
-                f"pip install 'numpy=={system or 'VERSION'}' in the venv") from exc
-        raise SourceError(f"picamera2 cannot be imported ({text}); check 'python3 -c \"import picamera2\"' "
-                          "outside the venv, or reinstall python3-picamera2") from exc
-    return picamera2
-
-
-def _picamera2_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("picamera2")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _camera_modules(picamera2) -> list[int]:
-    """Positions in ``global_camera_info()`` of the camera modules (not USB webcams)."""
-    cameras = picamera2.Picamera2.global_camera_info()
-    return [i for i, cam in enumerate(cameras) if "/usb" not in str(cam.get("Id", ""))]
-
-
-def probe(camera_num: int = 0) -> str | None:
-    """None when camera module ``camera_num`` can be tried, else why not (for ``source: auto``).
-
-    Does not open the camera, so a camera busy in another process still counts
-    as present (opening it will then say so). A picamera2 that is installed but
-    cannot be imported is logged as a warning: that is a broken install, not a
-    machine without a Pi camera.
-    """
-    try:
-        picamera2 = _import_picamera2()
-    except SourceError as exc:
-        if "is not installed" in exc.message:
-            return "not installed"
-        logger.warning("%s", exc.message)
-        return exc.message
-    try:
-        modules = _camera_modules(picamera2)
-    except Exception as exc:
-        logger.warning("picamera2 cannot list cameras: %s", exc)
-        return f"libcamera cannot list cameras ({exc})"
-    if camera_num < len(modules):
-        return None
-    if len(picamera2.Picamera2.global_camera_info()) > len(modules):
-        return "only USB cameras found, which OpenCV opens"
-    return "no camera found"
-
-
-def camera_available(camera_num: int = 0) -> bool:
-    """True if picamera2 imports and lists camera module ``camera_num`` (see :func:`probe`)."""
-    return probe(camera_num) is None
 
 
 def _causes(exc: BaseException) -> str:
@@ -216,15 +134,15 @@ class Picamera2Source(FrameSource):
         self._cam = None
 
         try:
-            picamera2 = _import_picamera2()
+            picamera2 = import_picamera2()
         except SourceError as exc:
             raise SourceError(f"{self.name}: {exc.message}") from exc
         if not hasattr(picamera2.Picamera2, "cancel_all_and_flush"):
             raise SourceError(
-                f"{self.name}: picamera2 {_picamera2_version()} is too old: edgecam needs {MIN_VERSION} or "
-                f"newer (older ones never time out a stalled camera); {_UPGRADE_HINT}")
+                f"{self.name}: picamera2 {picamera2_version()} is too old: edgecam needs {MIN_VERSION} or "
+                f"newer (older ones never time out a stalled camera); {UPGRADE_HINT}")
         try:
-            modules = _camera_modules(picamera2)
+            modules = camera_modules(picamera2)
         except Exception as exc:
             raise SourceError(f"{self.name}: libcamera cannot list cameras ({exc}); "
                               "check 'rpicam-hello --list-cameras'") from exc
@@ -282,13 +200,18 @@ class Picamera2Source(FrameSource):
         if full:
             # The binned full-field-of-view mode (see the module docstring).
             common["sensor"] = {"output_size": _even((full[0] // 2, full[1] // 2))}
-        import libcamera  # comes with picamera2
+        import libcamera  # optional: comes with picamera2, only on a Pi
 
         # BT.601 limited range: what OpenCV's I420 conversion assumes. picamera2
         # would pick BT.709 by itself once main reaches 1280x720.
         common["colour_space"] = libcamera.ColorSpace.Smpte170m()
         common["transform"] = self.controls.transform(libcamera)  # flips, done by the sensor
+        self._configure_lores(common, main_size)
+        self._check_configured()
 
+    def _configure_lores(self, common: dict, main_size: tuple[int, int]) -> None:
+        """configure() with lores in RGB888, else YUV420 (see the module docstring); SourceError if refused."""
+        cam = self._cam
         if self.lores_size is None:
             attempts = [None]
         else:
@@ -315,7 +238,9 @@ class Picamera2Source(FrameSource):
             raise SourceError(f"{self.name}: the camera refuses main {main_size}{lores_text} at "
                               f"{self.fps:g} fps ({error}); try another source size or fps") from error
 
-        # libcamera may adjust what it was asked for; make sure we got what we read.
+    def _check_configured(self) -> None:
+        """libcamera may adjust what it was asked for: make sure we got what we read, and note the sizes."""
+        cam = self._cam
         main = cam.stream_configuration("main")
         if main["format"] != "RGB888":
             raise SourceError(f"{self.name}: the camera gives {main['format']} instead of RGB888 on its main "

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from edgecam.measure import calibration
+from edgecam.camera.capture import DropPolicy
+from edgecam.model import calibration
 from edgecam.config import schema as config_mod
 from edgecam.commands import add_interpreters_arg, add_model_args, load_config, model_overrides
 from edgecam.errors import ConfigError
@@ -42,8 +43,8 @@ def _print_sweep(res: dict) -> None:
 
 
 def cmd_bench(args) -> int:
+    # import cost: the pipeline and the runtimes, 15 ms of every `edgecam --help` otherwise
     from edgecam.measure.bench import bench_peer_loop, bench_pipeline, bench_sweep
-    from edgecam.camera.capture import DropPolicy
 
     overrides = model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,

@@ -14,22 +14,24 @@ recorded clip gives what the camera would have.
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 import time
 from pathlib import Path
 
+from edgecam.camera import open_source
 from edgecam.commands import load_config
+from edgecam.commands.run import run_overrides
 from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
 from edgecam.names import label_problem
+from edgecam.pictures import shown
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min)?\s*$")
 
 
 def duration(text: str) -> float:
     """``1s``, ``500ms``, ``2``, ``1.5m`` -> seconds (argparse type)."""
-    import argparse
-
     m = _DURATION.match(text)
     if not m:
         raise argparse.ArgumentTypeError(f"expected a duration such as 1s, 500ms or 2m, got {text!r}")
@@ -50,12 +52,10 @@ def register(sub) -> None:
 
 
 def cmd_collect(args) -> int:
-    from edgecam.commands.run import run_overrides
-    from edgecam.pictures import shown
+    # import cost: regions, the HTTP sink and teach bring cv2 and the web page, 160 ms of every `edgecam --help`
     from edgecam.model.regions import crop
     from edgecam.outputs.http import examples_dir
     from edgecam.outputs.teach import example_folder, save_example
-    from edgecam.camera import open_source
 
     if args.count < 1:
         raise EdgecamError(f"--count {args.count}: expected 1 or more", EXIT_CONFIG)

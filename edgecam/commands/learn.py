@@ -16,10 +16,19 @@ import json
 import sys
 import time
 
+import numpy as np
+
+from edgecam import registry
 from edgecam.config import schema as config_mod
 from edgecam.commands import load_config
+from edgecam.measure.significance import wilson_interval
+from edgecam.model import custom_models, heads
 from edgecam.model.custom_models import BACKUP_SUFFIX
+from edgecam.model.heads import METHODS
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
+from edgecam.names import label_problem
+from edgecam.pictures import PictureError, read_image, shown
+from edgecam.registry.store import sha256_file
 
 DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (docs/custom-states.md)
 MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
@@ -27,8 +36,6 @@ SLOW_LOGREG_STATES = 100  # past this many states logreg takes minutes (200 stat
 
 
 def register(sub) -> None:
-    from edgecam.model.heads import METHODS
-
     p = sub.add_parser("learn", help="learn your own states from example pictures (one subfolder per state)")
     p.add_argument("examples", metavar="DIR", help="folder with one subfolder of pictures per state (DIR/open/1.png)")
     p.add_argument("--name", required=True, help="the custom model's name: then --model NAME")
@@ -46,65 +53,16 @@ def register(sub) -> None:
 
 def cmd_learn(args) -> int:
     started = time.perf_counter()
-    import numpy as np
-
-    from edgecam.model import custom_models, heads
-    from edgecam import registry
+    # import cost: measure.evaluate (54 ms) and the classifier (cv2, 94 ms) on every `edgecam --help` otherwise
     from edgecam.measure import evaluate as ev
     from edgecam.model.classifier import load_classifier
-    from edgecam.names import label_problem
-    from edgecam.pictures import PictureError, read_image, shown
 
-    name = custom_models.check_name(args.name)
-    reg = registry.load_registry()
-    if name in reg:
-        raise ModelError(f"--name {name}: that is a registry model's name; choose another")
-    if args.base not in reg:
-        raise ModelError(f"--base {args.base}: not a registry model; known models: {', '.join(reg)}")
-    if args.folds < 2:
-        raise EdgecamError(f"--folds {args.folds}: expected 2 or more", EXIT_CONFIG)
-    cfg = load_config(args, {"model.name": args.base, "model.dir": args.dir, "model.labels": config_mod.CLEAR,
-                             "model.crop": "stretch"})
-    existing = custom_models.find(name, registry.models_dir(cfg.model.dir))
-    if existing is not None and not args.force:
-        raise ModelError(f"--name {name}: a custom model of that name exists ({existing}); pass --force to replace "
-                         f"it (the old one is kept as {existing.name}{BACKUP_SUFFIX}) or choose another name")
+    name, reg, cfg = _request(args)
     photos = ev.load_folders(args.examples)
-    classes = sorted({p.label for p in photos.photos})
-    bad = [c for c in classes if label_problem(c)]
-    if bad:  # a state's name is a label: it names folders and shows in MQTT payloads and the page
-        raise EdgecamError(f"{shown(args.examples)}: the subfolder '{shown(bad[0])}' cannot name a state; rename "
-                           f"it: expected {label_problem(bad[0])}", EXIT_CONFIG)
-    counts = {c: sum(1 for p in photos.photos if p.label == c) for c in classes}
-    if len(classes) < 2:
-        raise EdgecamError(f"{args.examples}: only one state ({classes[0]}); a head needs two or more subfolders "
-                           "of examples", EXIT_CONFIG)
-    few = [f"{c} ({n})" for c, n in counts.items() if n < MIN_EXAMPLES]
-    if few:
-        raise EdgecamError(f"{args.examples}: too few examples of {', '.join(few)}; give each state at least "
-                           f"{MIN_EXAMPLES} (10 or more are advised): edgecam collect ... --label STATE", EXIT_CONFIG)
-
+    classes, counts = _states(args, photos)
     clf = load_classifier(cfg.model, embedding=True)
     t_embed = time.perf_counter()
-    rows, targets, unreadable = [], [], []
-    for photo in photos.photos:
-        try:
-            image = read_image(photo.path)
-        except PictureError as e:
-            unreadable.append(e.message)
-            continue
-        rows.append(clf.embed(image))
-        targets.append(classes.index(photo.label))
-    if unreadable:
-        print(f"edgecam: {len(unreadable)} of {len(photos)} pictures could not be read and were left out "
-              f"(first: {unreadable[0]})", file=sys.stderr)
-    readable = {c: targets.count(i) for i, c in enumerate(classes)}
-    short = [f"{c} ({readable[c]} of {counts[c]})" for c in classes if readable[c] < MIN_EXAMPLES]
-    if short:
-        what = "none of its pictures can be read" if not rows else f"too few readable pictures of {', '.join(short)}"
-        raise EdgecamError(f"{shown(args.examples)}: {what} (first: {unreadable[0]}); give each state at least "
-                           f"{MIN_EXAMPLES} pictures that are not empty or damaged", EXIT_CONFIG)
-    x = np.stack(rows)
+    x, targets = _embeddings(args, clf, photos, classes, counts)
     if args.method == "logreg" and len(classes) > SLOW_LOGREG_STATES:
         # Its gradient steps cost examples x embedding x states each, once per fold and once more: 1,000 states
         # took 189 s (docs/hardening.md); the nearest class mean fits them in half a second.
@@ -114,10 +72,9 @@ def cmd_learn(args) -> int:
     cv = heads.cross_validate(x, targets, classes, args.method, n_folds=args.folds)
     head = heads.fit(x, targets, classes, args.method, cv.unknown_distance())
     t_done = time.perf_counter()
-    base_sha = clf_sha256(cfg, args.base, reg)
-    lo, hi = cv.interval
+    lo, hi = wilson_interval(cv.correct, cv.n)
     model = custom_models.CustomModel(
-        name=name, base=args.base, base_sha256=base_sha, head=head, crop="stretch",
+        name=name, base=args.base, base_sha256=clf_sha256(cfg, args.base, reg), head=head, crop="stretch",
         examples={c: int(sum(1 for t in targets if t == i)) for i, c in enumerate(classes)},
         cv={"method": args.method, "folds": cv.n_folds, "n": cv.n, "accuracy": round(cv.accuracy, 4),
             "interval": [round(lo, 4), round(hi, 4)],
@@ -143,11 +100,68 @@ def cmd_learn(args) -> int:
     return 0
 
 
+def _request(args) -> tuple[str, dict, config_mod.Config]:
+    """The custom model's name, the registry and the config, checked before any work is done."""
+    name = custom_models.check_name(args.name)
+    reg = registry.load_registry()
+    if name in reg:
+        raise ModelError(f"--name {name}: that is a registry model's name; choose another")
+    if args.base not in reg:
+        raise ModelError(f"--base {args.base}: not a registry model; known models: {', '.join(reg)}")
+    if args.folds < 2:
+        raise EdgecamError(f"--folds {args.folds}: expected 2 or more", EXIT_CONFIG)
+    cfg = load_config(args, {"model.name": args.base, "model.dir": args.dir, "model.labels": config_mod.CLEAR,
+                             "model.crop": "stretch"})
+    existing = custom_models.find(name, registry.models_dir(cfg.model.dir))
+    if existing is not None and not args.force:
+        raise ModelError(f"--name {name}: a custom model of that name exists ({existing}); pass --force to replace "
+                         f"it (the old one is kept as {existing.name}{BACKUP_SUFFIX}) or choose another name")
+    return name, reg, cfg
+
+
+def _states(args, photos) -> tuple[list[str], dict[str, int]]:
+    """The states (the subfolders' names, sorted) and each one's count of examples, checked."""
+    classes = sorted({p.label for p in photos.photos})
+    bad = [c for c in classes if label_problem(c)]
+    if bad:  # a state's name is a label: it names folders and shows in MQTT payloads and the page
+        raise EdgecamError(f"{shown(args.examples)}: the subfolder '{shown(bad[0])}' cannot name a state; rename "
+                           f"it: expected {label_problem(bad[0])}", EXIT_CONFIG)
+    counts = {c: sum(1 for p in photos.photos if p.label == c) for c in classes}
+    if len(classes) < 2:
+        raise EdgecamError(f"{args.examples}: only one state ({classes[0]}); a head needs two or more subfolders "
+                           "of examples", EXIT_CONFIG)
+    few = [f"{c} ({n})" for c, n in counts.items() if n < MIN_EXAMPLES]
+    if few:
+        raise EdgecamError(f"{args.examples}: too few examples of {', '.join(few)}; give each state at least "
+                           f"{MIN_EXAMPLES} (10 or more are advised): edgecam collect ... --label STATE", EXIT_CONFIG)
+    return classes, counts
+
+
+def _embeddings(args, clf, photos, classes: list[str], counts: dict[str, int]) -> tuple[np.ndarray, list[int]]:
+    """Each readable example's embedding and its state's index; unreadable ones are left out (said once)."""
+    rows, targets, unreadable = [], [], []
+    for photo in photos.photos:
+        try:
+            image = read_image(photo.path)
+        except PictureError as e:
+            unreadable.append(e.message)
+            continue
+        rows.append(clf.embed(image))
+        targets.append(classes.index(photo.label))
+    if unreadable:
+        print(f"edgecam: {len(unreadable)} of {len(photos)} pictures could not be read and were left out "
+              f"(first: {unreadable[0]})", file=sys.stderr)
+    readable = {c: targets.count(i) for i, c in enumerate(classes)}
+    short = [f"{c} ({readable[c]} of {counts[c]})" for c in classes if readable[c] < MIN_EXAMPLES]
+    if short:
+        what = "none of its pictures can be read" if not rows else f"too few readable pictures of {', '.join(short)}"
+        raise EdgecamError(f"{shown(args.examples)}: {what} (first: {unreadable[0]}); give each state at least "
+                           f"{MIN_EXAMPLES} pictures that are not empty or damaged", EXIT_CONFIG)
+    return np.stack(rows), targets
+
+
 def clf_sha256(cfg, base: str, reg) -> str:
     """The SHA-256 of the base model file the embeddings came from."""
-    from edgecam import registry
-    from edgecam.registry.store import sha256_file
-
     entry = reg[base]
     if entry.sha256:
         return entry.sha256  # resolve() verified the file against it

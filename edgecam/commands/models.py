@@ -37,6 +37,7 @@ from pathlib import Path
 from edgecam.config import schema as config_mod
 from edgecam import registry
 from edgecam.commands import add_runtime_crop_args
+from edgecam.model import custom_models
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError, OutputError, RegistryError
 
 
@@ -111,8 +112,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 def custom_rows(dest, reg, checks: dict) -> list[tuple[str, str, str]]:
     """(name, status, detail) of each custom model in ``dest``: ok, mismatch (learned on another base file or
     unreadable), or missing (its base model is not downloaded)."""
-    from edgecam.model import custom_models
-
     rows = []
     for path in custom_models.list_models(dest):
         name = path.name[:-len(custom_models.SUFFIX)]
@@ -253,9 +252,9 @@ def _check_plot_path(path: str) -> None:
 
 def cmd_compare(args) -> int:
     """Measure the models one after the other, each in a fresh process; print or write the table and plot."""
+    # import cost: measure.evaluate and measure.compare, 70 ms of every `edgecam --help` otherwise
     from edgecam.measure import evaluate as ev
-    from edgecam.measure.compare import (candidates, cpu_name, format_csv, format_markdown, format_text, notes,
-                                 plot_points, probe_spec, run_probe, table_rows)
+    from edgecam.measure.compare import candidates, cpu_name, plot_points, probe_spec, run_probe
 
     cfg = config_mod.apply_overrides(config_mod.load(args.config or config_mod.find_default()),
                                      {"model.runtime": args.runtime, "model.crop": args.crop, "model.dir": args.dir})
@@ -295,28 +294,40 @@ def cmd_compare(args) -> int:
     what = (f"{len(photos)} photos in {args.images}, crop {cfg.model.crop}"
             + (f" {cfg.model.crop_fraction:g}" if cfg.model.crop == "center_fraction" else "")) if photos else \
         "no photos (give --images for accuracy)"
-
     if args.plot:
         points = plot_points(rows)
         if not points:
             raise EdgecamError("--plot: no model has both an accuracy and invoke times to plot (see the notes "
                                "with --json)", EXIT_CONFIG)
-        from edgecam.measure.compare_plot import write_plot
+        _write_plot(args.plot, points, f"MobileNets on {machine['cpu']}",
+                    f"{what}; {machine['runtime']}; threads {','.join(map(str, threads))}")
+    _print_compare(args, rows, absent, machine, what, threads)
+    if not (args.json or args.csv or args.markdown):
+        print(f"measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return 0
 
-        title = f"MobileNets on {machine['cpu']}"
-        subtitle = f"{what}; {machine['runtime']}; threads {','.join(map(str, threads))}"
-        try:
-            write_plot(args.plot, points, title, subtitle)
-        except OSError as e:
-            raise OutputError(f"--plot {args.plot}: cannot write it ({e}); choose another path") from None
+
+def _write_plot(path: str, points, title: str, subtitle: str) -> None:
+    from edgecam.measure.compare_plot import write_plot  # import cost: cv2 drawing, 76 ms of `edgecam --help`
+
+    try:
+        write_plot(path, points, title, subtitle)
+    except OSError as e:
+        raise OutputError(f"--plot {path}: cannot write it ({e}); choose another path") from None
+
+
+def _print_compare(args, rows: list[dict], absent, machine: dict, what: str, threads: list[int]) -> None:
+    """The comparison as JSON, CSV, Markdown or a text table, with its notes."""
+    # import cost: measure.compare, 15 ms of every `edgecam --help` otherwise
+    from edgecam.measure.compare import format_csv, format_markdown, format_text, notes, table_rows
 
     if args.json:
         print(json.dumps({"machine": machine, "photos": what, "threads": threads, "models": rows,
                           "absent": [{"name": c.name, "fetch": c.absent} for c in absent]}))
-        return 0
+        return
     if args.csv:
         print(format_csv(rows, threads))
-        return 0
+        return
     header, cells = table_rows(rows, threads)
     print(f"{machine['cpu']}, {machine['runtime']}, Python {machine['python']}; {what}")
     if args.markdown:
@@ -329,6 +340,3 @@ def cmd_compare(args) -> int:
         print(f"{'* ' if args.markdown else ''}{line}")
     if args.plot:
         print(f"{'* ' if args.markdown else ''}plot: {args.plot}")
-    if not (args.json or args.csv or args.markdown):
-        print(f"measured in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return 0

@@ -119,6 +119,11 @@ def _check_value(value, tp, meta, path, problems) -> Any:
             problems.append(f"{path}: got {quote(value)}, expected a mapping of {tp.__name__} keys")
             return _BAD
         return build_section(tp, value, path, problems)
+    return _check_scalar(value, tp, meta, path, problems)
+
+
+def _check_scalar(value, tp, meta, path, problems) -> Any:
+    """A bool, int, float or str: its type, range and ``check``; the converted value or _BAD."""
     given = value  # report what the user wrote (2, not 2.0)
     if tp is str and meta.get("int_as_str") and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # source.uri: 0 is webcam 0, as in --source 0

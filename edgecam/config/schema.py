@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from edgecam.config import backends as _backends
 from edgecam.config.check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config.check import opt as _opt
@@ -324,8 +326,6 @@ def _read_text(p: Path) -> str:
 
 def load(path: str | os.PathLike | None) -> Config:
     """Read and validate a YAML config file. ``None`` means built-in defaults."""
-    import yaml
-
     if path is None:
         return Config()
     p = Path(path)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import re
 
+import yaml
+
 # YAML 1.2 reads 1e2 as a number; PyYAML follows YAML 1.1, whose floats need
 # a dot and a signed exponent (1.0e+2), and would hand us the string '1e2'.
 _EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
@@ -15,8 +17,6 @@ _EXP_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]
 
 @functools.cache
 def _loader():
-    import yaml
-
     class Loader(yaml.SafeLoader):
         pass
 
@@ -29,8 +29,6 @@ def parse_yaml(text: str):
 
     Quoted scalars stay strings: only plain ``1e2`` becomes a number.
     """
-    import yaml
-
     return yaml.load(text, Loader=_loader())
 
 

@@ -11,7 +11,7 @@ and MediaPipe Raspberry Pi examples (read, convert, stretch-resize, invoke,
 draw, repeat) with the same model, runtime and threads, for a side-by-side
 figure. ``--sweep`` runs the pipeline with each interpreter layout
 ``threads: auto`` chooses from, interleaved, prints the table and caches the
-choice (:mod:`edgecam.measure.calibration`).
+choice (:mod:`edgecam.model.calibration`).
 
 This module measures; :mod:`edgecam.commands.bench` is the command line.
 """
@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 
-from edgecam.measure import calibration
+from edgecam.model import calibration
 from edgecam.config import schema as config_mod
 from edgecam.errors import ConfigError, SourceError
-from edgecam.measure.timing import cpu_seconds, peak_rss_mb, percentile
+from edgecam.model.timing import cpu_seconds, peak_rss_mb, percentile
+from edgecam.model.backends import load_classifier
+from edgecam.model.runtime import available_cores, runtime_version
 from edgecam.outputs.base import Sink
+from edgecam.pictures import opencv_path
 
 WARMUP_FRAMES = 30  # frames left out of the steady-state figures (at most a fifth of a short run)
 
@@ -82,6 +86,7 @@ class _FrameCounter(Sink):
 
 def _run_pipeline(cfg: config_mod.Config, frames: int | None):
     """Run the pipeline on ``cfg.source``; returns (figures, the App)."""
+    # memory: here, so that the peers' loop (bench_peer_loop) reports its peak RSS without the pipeline's modules
     from edgecam.pipeline.app import App
 
     holder = {}
@@ -101,13 +106,20 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
     wall = time.perf_counter() - t0
     cpu = cpu_seconds() - cpu1
     total_cpu = cpu_seconds()  # the whole process so far: imports, model load, start-up, the run
+    res = _pipeline_figures(app, counter, wall, cpu, total_cpu)
+    res.update(load_s=round(load_s, 3), exit_code=code)
+    res.update(_calibration_figures(app.plan))
+    return res, app
+
+
+def _pipeline_figures(app, counter: _FrameCounter, wall: float, cpu: float, total_cpu: float) -> dict:
+    """What a pipeline run measured: frames, fps, stage times, CPU per frame, memory, the layout."""
     tm = app.pipeline.timings
     s = app.stats.snapshot()
     n = counter.frames
     plan = app.plan
-    cal = plan.calibration if plan else None
     layout = app.pipeline.inference.layout
-    res = {
+    return {
         "mode": "pipeline",
         "policy": app.pipeline.policy,
         "model": app.classifier.name,
@@ -138,15 +150,18 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
         "cpu_ms_per_frame_with_load": round(total_cpu / n * 1000, 3) if n else 0.0,
         **counter.clock.figures(),
         "rss_mb": round(peak_rss_mb(), 1),
-        "load_s": round(load_s, 3),
-        "exit_code": code,
     }
+
+
+def _calibration_figures(plan) -> dict:
+    """What the thread-layout calibration measured during the run, or read from its cache; {} without one."""
+    cal = plan.calibration if plan else None
     if cal is not None:
-        res["calibration"] = {"done": cal.done, "frames": cal.results_seen,
-                              "measured": {str(lay): _rounded(m) for lay, m in sorted(cal.summary().items())}}
-    elif plan is not None and plan.measured:
-        res["calibration"] = {"done": True, "cached": str(plan.cache_file), "measured": plan.measured}
-    return res, app
+        return {"calibration": {"done": cal.done, "frames": cal.results_seen,
+                                "measured": {str(lay): _rounded(m) for lay, m in sorted(cal.summary().items())}}}
+    if plan is not None and plan.measured:
+        return {"calibration": {"done": True, "cached": str(plan.cache_file), "measured": plan.measured}}
+    return {}
 
 
 def _rounded(m: calibration.Measurement) -> dict:
@@ -166,16 +181,10 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     convert to RGB, stretch-resize, invoke, draw the labels and FPS as text
     on the frame, repeat; all in one thread.
     """
-    import cv2
-
-    from edgecam.model.backends import load_classifier
-
     clf = load_classifier(cfg.model)
     if getattr(clf, "interpreter", None) is None:
         raise ConfigError(f"bench --peer-loop: the peers' loop drives a TFLite interpreter, which {clf.name} on "
                           f"{clf.backend} has not; leave out --peer-loop")
-    from edgecam.pictures import opencv_path
-
     cap = cv2.VideoCapture(opencv_path(cfg.source.uri, "source"))
     if not cap.isOpened():  # else a typo would "measure" 0 frames and exit 0
         cap.release()
@@ -228,8 +237,6 @@ def bench_sweep(cfg: config_mod.Config, frames: int | None, rounds: int = calibr
     steady-state CPU per frame, capture-to-result latency, and the share of
     frames classified (below 1 when a paced run drops frames).
     """
-    from edgecam.model.runtime import available_cores, runtime_version
-
     cores = available_cores()
     fixed = None if cfg.model.interpreters == "auto" else int(cfg.model.interpreters)
     layouts = calibration.candidates(cores, fixed)

@@ -266,8 +266,9 @@ def format_csv(rows: list[dict], threads: list[int]) -> str:
 
 def plot_points(rows: list[dict]):
     """The plot's points: models with both an accuracy and invoke times."""
+    # memory: compare_plot loads cv2, and a child starts with this process's peak RSS (Linux keeps ru_maxrss
+    # across fork and exec): imported before the probes ran, it hid each model's RSS (rss_model_mb 0.0)
     from edgecam.measure.compare_plot import Point
-
     points = []
     for r in rows:
         acc, inv = r.get("accuracy"), r.get("invoke_ms") or {}

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from edgecam.pictures import write_image
+
 WIDTH, HEIGHT = 1200, 800
 _S = 2  # supersampling
 _MARGIN = {"left": 120, "right": 50, "top": 90, "bottom": 110}
@@ -118,31 +120,48 @@ def render(points: Sequence[Point], title: str, subtitle: str = "") -> np.ndarra
         raise ValueError("nothing to plot")
     ax = Axes.fit(points)
     img = np.full((HEIGHT * _S, WIDTH * _S, 3), 255, np.uint8)
-    left, right = _MARGIN["left"], WIDTH - _MARGIN["right"]
-    top, bottom = _MARGIN["top"], HEIGHT - _MARGIN["bottom"]
+    frame = _Frame(_MARGIN["left"], WIDTH - _MARGIN["right"], _MARGIN["top"], HEIGHT - _MARGIN["bottom"])
+    _draw_grid(img, ax, frame)
+    front = pareto_front(points)  # under the points
+    for a, b in zip(front, front[1:]):
+        cv2.line(img, _pt(ax.x(a.ms), ax.y(a.top1)), _pt(ax.x(b.ms), ax.y(b.top1)), FRONT_BGR, 3 * _S, cv2.LINE_AA)
+    placed = _draw_points(img, ax, points, front)
+    _draw_labels(img, ax, points, placed, frame)
+    _draw_titles(img, title, subtitle, frame)
+    return cv2.resize(img, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
 
-    # grid and ticks
+
+@dataclass(frozen=True)
+class _Frame:
+    """The plot area inside the margins, in output pixels."""
+
+    left: float
+    right: float
+    top: float
+    bottom: float
+
+
+def _draw_grid(img: np.ndarray, ax: Axes, f: _Frame) -> None:
+    """The grid lines, the tick labels and the frame."""
     for v in _nice_log_ticks(ax.ms_lo, ax.ms_hi):
         x = ax.x(v)
-        cv2.line(img, _pt(x, top), _pt(x, bottom), (225, 225, 225), _S)
+        cv2.line(img, _pt(x, f.top), _pt(x, f.bottom), (225, 225, 225), _S)
         label = f"{v:g}"
-        _text(img, label, x - _text_size(label)[0] / 2, bottom + 22)
+        _text(img, label, x - _text_size(label)[0] / 2, f.bottom + 22)
     step = 0.05 if ax.acc_hi - ax.acc_lo <= 0.5 else 0.1
     v = math.ceil(ax.acc_lo / step - 1e-9) * step
     while v <= ax.acc_hi + 1e-9:
         y = ax.y(v)
-        cv2.line(img, _pt(left, y), _pt(right, y), (225, 225, 225), _S)
+        cv2.line(img, _pt(f.left, y), _pt(f.right, y), (225, 225, 225), _S)
         label = f"{v:.2f}"
-        _text(img, label, left - 12 - _text_size(label)[0], y + 6)
+        _text(img, label, f.left - 12 - _text_size(label)[0], y + 6)
         v += step
-    cv2.rectangle(img, _pt(left, top), _pt(right, bottom), (60, 60, 60), _S)
+    cv2.rectangle(img, _pt(f.left, f.top), _pt(f.right, f.bottom), (60, 60, 60), _S)
 
-    # the Pareto front under the points
-    front = pareto_front(points)
-    for a, b in zip(front, front[1:]):
-        cv2.line(img, _pt(ax.x(a.ms), ax.y(a.top1)), _pt(ax.x(b.ms), ax.y(b.top1)), FRONT_BGR, 3 * _S, cv2.LINE_AA)
 
-    # Obstacles the labels must not cover: each point, its interval bar and its whisker.
+def _draw_points(img: np.ndarray, ax: Axes, points: Sequence[Point],
+                 front: Sequence[Point]) -> list[tuple[float, float, float, float]]:
+    """Each point, its interval bar and its whisker; returns the boxes the labels must not cover."""
     placed: list[tuple[float, float, float, float]] = []
     for p in points:  # whiskers and interval bars first, points over them
         c = family_colour(p.name)
@@ -161,8 +180,14 @@ def render(points: Sequence[Point], title: str, subtitle: str = "") -> np.ndarra
         x, y = ax.x(p.ms), ax.y(p.top1)
         cv2.circle(img, _pt(x, y), 8 * _S, FRONT_BGR if p in front else (255, 255, 255), -1, cv2.LINE_AA)
         cv2.circle(img, _pt(x, y), 6 * _S, c, -1, cv2.LINE_AA)
+    return placed
+
+
+def _draw_labels(img: np.ndarray, ax: Axes, points: Sequence[Point],
+                 placed: list[tuple[float, float, float, float]], f: _Frame) -> None:
+    """Each point's name and top-1, where it overlaps nothing drawn so far, on a white ground."""
     labels = []
-    for p in sorted(points, key=lambda p: -p.top1):  # labels where they overlap nothing drawn so far
+    for p in sorted(points, key=lambda p: -p.top1):
         x, y = ax.x(p.ms), ax.y(p.top1)
         label = f"{p.name} {p.top1:.2f}"
         w, h = _text_size(label, 0.55)
@@ -171,7 +196,7 @@ def render(points: Sequence[Point], title: str, subtitle: str = "") -> np.ndarra
         best = None
         for dx, dy in tries:
             box = (x + dx - 3, y + dy - h - 3, x + dx + w + 3, y + dy + 5)
-            if not (box[0] > left and box[2] < right and box[1] > top and box[3] < bottom):
+            if not (box[0] > f.left and box[2] < f.right and box[1] > f.top and box[3] < f.bottom):
                 continue
             hits = sum(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed)
             if best is None or hits < best[0]:
@@ -187,33 +212,32 @@ def render(points: Sequence[Point], title: str, subtitle: str = "") -> np.ndarra
         roi[:] = (roi * 0.2 + 255 * 0.8).astype(np.uint8)
         _text(img, label, box[0] + 3, box[3] - 5, 0.55, (30, 30, 30))
 
-    # titles, axis names, legend
-    _text(img, title, left, 36, 0.75, (20, 20, 20), 2)
+
+def _draw_titles(img: np.ndarray, title: str, subtitle: str, f: _Frame) -> None:
+    """The title, the axis names and the legend."""
+    _text(img, title, f.left, 36, 0.75, (20, 20, 20), 2)
     if subtitle:
-        _text(img, subtitle, left, 66, 0.5, (90, 90, 90))
+        _text(img, subtitle, f.left, 66, 0.5, (90, 90, 90))
     xl = "invoke time, ms (p50 at the fastest thread count; whisker to p95; log scale)"
-    _text(img, xl, (left + right) / 2 - _text_size(xl, 0.55)[0] / 2, bottom + 56, 0.55)
+    _text(img, xl, (f.left + f.right) / 2 - _text_size(xl, 0.55)[0] / 2, f.bottom + 56, 0.55)
     yl = "top-1 (95% interval)"
     (tw, th) = _text_size(yl, 0.55)
     label_img = np.full((int(th * 2.2) * _S, (tw + 10) * _S, 3), 255, np.uint8)
     _text(label_img, yl, 4, th * 1.6, 0.55)
     rot = cv2.rotate(label_img, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    y0 = int((top + bottom) / 2 * _S - rot.shape[0] / 2)
+    y0 = int((f.top + f.bottom) / 2 * _S - rot.shape[0] / 2)
     x0 = int(24 * _S)
     img[y0:y0 + rot.shape[0], x0:x0 + rot.shape[1]] = rot
     legend = [(FRONT_BGR, "Pareto front: nothing is both faster and more accurate"),
               (_FAMILY_BGR["v1"], "MobileNet V1"), (_FAMILY_BGR["v2"], "MobileNet V2"),
               (_FAMILY_BGR["v3"], "MobileNet V3")]
-    lx, ly = left + 10, bottom + 80
+    lx, ly = f.left + 10, f.bottom + 80
     for colour, text in legend:
         cv2.circle(img, _pt(lx, ly - 5), 6 * _S, colour, -1, cv2.LINE_AA)
         _text(img, text, lx + 12, ly, 0.5)
         lx += _text_size(text, 0.5)[0] + 40
-    return cv2.resize(img, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
 
 
 def write_plot(path: str, points: Sequence[Point], title: str, subtitle: str = "") -> None:
     """Render and write a PNG; raises OSError when it cannot be written."""
-    from edgecam.pictures import write_image
-
     write_image(path, render(points, title, subtitle))

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecam.errors import EXIT_CONFIG, EdgecamError
+from edgecam.pictures import PictureError, read_image
 from edgecam.measure.significance import McNemar, mcnemar, paired_difference_interval, wilson_interval
 
 logger = logging.getLogger(__name__)
@@ -260,8 +261,6 @@ def evaluate(classifiers: Sequence, photos: PhotoSet, thresholds: Sequence[float
     Photos are decoded once. A photo that cannot be read is left out for all
     classifiers (so their results stay paired) and counted in a warning.
     """
-    from edgecam.pictures import PictureError, read_image
-
     thresholds = list(thresholds) if thresholds is not None else [0.0] * len(classifiers)
     targets = [photos.targets(clf.labels) for clf in classifiers]
     results = [EvalResult(describe(clf, t)) for clf, t in zip(classifiers, thresholds)]

@@ -25,11 +25,15 @@ the steps that can still run do.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 import time
 from functools import partial
 
-from edgecam.measure.timing import peak_rss_mb, percentile
+from edgecam.errors import EdgecamError
+from edgecam.model.timing import peak_rss_mb, percentile
+from edgecam.model.runtime import interpreter_class
 
 
 def _first_line(e: BaseException) -> str:
@@ -64,9 +68,6 @@ def _classes(interpreter) -> int | None:
 
 def probe(spec: dict) -> dict:
     """Measure the model ``spec`` describes (see :func:`edgecam.measure.compare.probe_spec`)."""
-    from edgecam.errors import EdgecamError
-    from edgecam.model.runtime import interpreter_class
-
     out: dict = {"name": spec["name"], "path": spec["model_path"]}
     runtime, Interpreter = interpreter_class(spec.get("runtime", "auto"))
     out["runtime"] = runtime
@@ -78,7 +79,7 @@ def probe(spec: dict) -> dict:
             return out
         out["runtime"] = f"{runtime}+edgetpu"
 
-    from edgecam.model.model_graph import analyze_interpreter
+    from edgecam.model.model_graph import analyze_interpreter  # after the RSS baseline (the order: module docstring)
 
     try:
         reader = Interpreter(model_path=spec["model_path"])
@@ -120,7 +121,7 @@ def probe(spec: dict) -> dict:
 def _black(interpreter, spec: dict) -> None:
     """An Edge TPU is timed on a black picture (what a fresh input holds is whatever memory held)."""
     if spec.get("backend") == "edgetpu":
-        import numpy as np
+        import numpy as np  # only for a Coral, after the RSS baseline (the order: module docstring)
 
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
@@ -128,7 +129,7 @@ def _black(interpreter, spec: dict) -> None:
 
 def _edgetpu(runtime: str, out: dict):
     """A maker of ``experimental_delegates`` for the Coral found here, or None with ``out["error"]`` set."""
-    from edgecam.model.backends import edgetpu
+    from edgecam.model.backends import edgetpu  # only for a Coral, after the RSS baseline (module docstring)
 
     library = edgetpu.library_path()
     if library is None:
@@ -147,9 +148,9 @@ def _edgetpu(runtime: str, out: dict):
 
 
 def _accuracy(spec: dict, threads: int, delegates: dict) -> tuple[dict | None, str | None]:
+    # After the peak RSS is read: that figure has no OpenCV, YAML or evaluation code in it (module docstring).
     from edgecam.measure import evaluate as ev
     from edgecam.model.classifier import Classifier
-    from edgecam.errors import EdgecamError
     from edgecam.registry import read_labels
 
     if not spec.get("labels_path"):
@@ -157,7 +158,7 @@ def _accuracy(spec: dict, threads: int, delegates: dict) -> tuple[dict | None, s
     try:
         kind = Classifier
         if delegates:
-            from edgecam.model.backends.edgetpu import EdgeTpuClassifier
+            from edgecam.model.backends.edgetpu import EdgeTpuClassifier  # after the RSS, as above
 
             kind = partial(EdgeTpuClassifier, delegate=delegates["experimental_delegates"][0])
         clf = kind(spec["model_path"], read_labels(spec["labels_path"]), name=spec["name"],
@@ -172,9 +173,6 @@ def _accuracy(spec: dict, threads: int, delegates: dict) -> tuple[dict | None, s
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     args = sys.argv[1:] if argv is None else argv

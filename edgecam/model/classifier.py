@@ -37,7 +37,7 @@ class ClassifierOptions:
     ``name``: the model's name for logs and results (default: the file's stem).
     ``runtime`` / ``threads``: see :mod:`edgecam.model.runtime`; ``auto`` threads
     are ``cores - 1`` (a pipeline decides its layout instead:
-    :func:`edgecam.measure.calibration.plan`). ``crop`` / ``crop_fraction``: see
+    :func:`edgecam.model.calibration.plan`). ``crop`` / ``crop_fraction``: see
     :mod:`edgecam.model.preprocess`. ``mean`` / ``std``: the input normalisation
     ((pixel - mean) / std). ``labels_path``: named in a label-count mismatch.
     ``model_content``: the model's bytes instead of the file's. ``embedding``:

@@ -19,6 +19,7 @@ reads the old head or the new one, never half of one.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecam.atomic import write_atomic
 from edgecam.errors import ModelError, OutputError
+from edgecam.model.heads import METHODS, Head
 from edgecam.names import MODEL_NAME_RULE, model_name_problem
 
 SUFFIX = ".head.npz"
@@ -91,9 +94,6 @@ def list_models(folder: str | os.PathLike) -> list[Path]:
 def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = False) -> Path:
     """Write ``model`` as ``<folder>/<name>.head.npz``, atomically; ``keep_previous``: a file it replaces
     becomes ``<name>.head.npz.previous`` (a hard link, so the name never points at nothing meanwhile)."""
-    import io
-
-    from edgecam.atomic import write_atomic
 
     path = path_for(check_name(model.name), folder)
     arrays = {f"head_{k}": v for k, v in model.head.arrays.items()}
@@ -119,8 +119,6 @@ def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = Fa
 
 def load(path: str | os.PathLike) -> CustomModel:
     """Read a custom model file; one ModelError line when it is not one."""
-    from edgecam.model.heads import METHODS, Head
-
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:

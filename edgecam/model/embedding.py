@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecam.model import tflite_file
+from edgecam.atomic import write_atomic
+from edgecam.model.runtime import interpreter_class
 from edgecam.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -110,8 +112,6 @@ def variant(model_path: Path, base_sha256: str | None = None, runtime: str = "au
     ``base_sha256``: the base file's hash when the caller knows it (a
     verified registry model); else it is computed.
     """
-    from edgecam.atomic import write_atomic
-    from edgecam.model.runtime import interpreter_class
 
     model_path = Path(model_path)
     base = model_path.read_bytes()

@@ -17,7 +17,9 @@ the cross-validated distances of the examples themselves, with a margin) the
 picture is like none of the examples: the region's state is ``unknown``.
 
 :func:`cross_validate` gives the accuracy on held-out examples (stratified
-k-fold), its Wilson interval and the confusion matrix, for any method.
+k-fold) and the confusion matrix, for any method. Its interval is the caller's
+to compute (:func:`edgecam.measure.significance.wilson_interval` of ``correct``
+and ``n``): statistics live in edgecam.measure, which imports this package.
 """
 
 from __future__ import annotations
@@ -26,8 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from edgecam.measure.significance import wilson_interval
 
 METHODS = ("ncm", "knn", "logreg")
 TEMPERATURE = 20.0  # ncm: softmax(similarity * TEMPERATURE); a 0.1 similarity gap is a 7:1 odds
@@ -178,10 +178,6 @@ class CrossValidation:
     @property
     def accuracy(self) -> float:
         return self.correct / self.n if self.n else 0.0
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(self.correct, self.n)
 
     def confusion(self) -> np.ndarray:
         """Rows: the true class; columns: the predicted one."""

@@ -6,7 +6,7 @@ measured best), each has its own thread and two frames are in flight at once;
 a ticket taken with each frame makes the results leave in capture order all
 the same, so the outputs never see time go backwards.
 
-During a calibration (:mod:`edgecam.measure.calibration`) the stage switches layout
+During a calibration (:mod:`edgecam.model.calibration`) the stage switches layout
 between windows: the workers finish the frames they hold, the interpreters
 are rebuilt for the next layout (the old ones let go first), and work goes on
 with the frames waiting; none is lost.
@@ -34,8 +34,8 @@ class InferenceStage:
         frames: the capture thread's :class:`edgecam.camera.capture.FrameBuffer`.
         deliver: ``(result, frame) -> None``, called in capture order, one call at a time.
         stop: the run's stop event; set here when a worker fails.
-        layout: an :class:`edgecam.measure.calibration.Layout` to run (None: the classifier as it is, one interpreter).
-        calibration: an :class:`edgecam.measure.calibration.Calibration` that picks layouts as results come.
+        layout: an :class:`edgecam.model.calibration.Layout` to run (None: the classifier as it is, one interpreter).
+        calibration: an :class:`edgecam.model.calibration.Calibration` that picks layouts as results come.
         on_end: called once when the stage ends, whatever the reason.
     """
 

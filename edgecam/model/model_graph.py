@@ -37,7 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecam.errors import ModelError
+from edgecam.model.interpreter import check_model_file
+from edgecam.model.runtime import interpreter_class
 
 KINDS = ("standard", "depthwise", "pointwise", "fully_connected")
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -259,8 +263,6 @@ def analyze_graph(ops: Sequence[Op], tensors: Mapping[int, Tensor], inputs: Sequ
 
 def analyze_interpreter(interpreter) -> GraphStats:
     """The :class:`GraphStats` of a TFLite interpreter's model (tensors need not be allocated)."""
-    import numpy as np
-
     try:
         details = interpreter._get_ops_details()
     except AttributeError:
@@ -278,8 +280,6 @@ def analyze_interpreter(interpreter) -> GraphStats:
 
 def read_graph(model_path: str | Path, runtime: str = "auto") -> GraphStats:
     """Read ``model_path`` with the TFLite runtime (no tensors allocated) and analyze it."""
-    from edgecam.model.classifier import check_model_file
-    from edgecam.model.runtime import interpreter_class
 
     check_model_file(Path(model_path))
     _, Interpreter = interpreter_class(runtime)

@@ -106,7 +106,7 @@ def resolve_threads(threads: int | str) -> int:
     """Interpreter threads outside the pipeline (classify, eval, bench's peer loop).
 
     ``auto`` is ``cores - 1``, at least 1. The pipeline measures instead: see
-    :mod:`edgecam.measure.calibration`.
+    :mod:`edgecam.model.calibration`.
     """
     if threads == "auto":
         return max(1, available_cores() - 1)

@@ -19,7 +19,7 @@ import cv2
 from edgecam.config import schema as config_mod
 from edgecam.errors import EdgecamError
 from edgecam.health.monitor import HealthMonitor
-from edgecam.measure.calibration import decide_layout
+from edgecam.model.calibration import decide_layout
 from edgecam.model import backends, custom_models
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.pipeline.live import LIVE_KEYS

@@ -154,7 +154,7 @@ class Pipeline:
             smoothing); read once per result and per frame, so a reload's swap reaches every use at once.
         stats: the run's :class:`edgecam.stats.Stats` (a new one when None).
         reopen: callable returning a new source, for recovery of live sources.
-        plan: an :class:`edgecam.measure.calibration.Plan`: how many interpreters with how many
+        plan: an :class:`edgecam.model.calibration.Plan`: how many interpreters with how many
             threads, or the calibration that measures it; None: the classifier as it is.
         regions: with regions, an :class:`edgecam.model.regions.RegionTracker`: their states
             instead of a whole-picture label.

@@ -59,6 +59,7 @@ def new_sha256():
     private and was renamed once (``_sha256`` in 3.11, ``_sha2`` from 3.12):
     where neither exists, hashlib it is.
     """
+    # which module exists depends on the Python version; hashlib (OpenSSL: memory, above) only as the last resort
     try:
         from _sha2 import sha256  # Python 3.12+
     except ImportError:

@@ -36,10 +36,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 import edgecam
+from edgecam import registry
 from edgecam.atomic import write_atomic
 from edgecam.config import schema as config_mod
 from edgecam.errors import EdgecamError, OutputError
+from edgecam.model import backends
+from edgecam.model.backends import unit
 
 logger = logging.getLogger(__name__)
 
@@ -205,8 +210,6 @@ def _is_our_launcher(path: Path) -> bool:
 
 def _default_config() -> tuple[config_mod.Config, bytes]:
     """Built-in defaults and their YAML, for when no config.yaml ships with the source."""
-    import yaml
-
     cfg = config_mod.Config()
     cfg.display.mode = "none"
     head = "# edgecam configuration (built-in defaults, written by 'edgecam service install')\n"
@@ -259,28 +262,43 @@ def install(
     _require_root(steps, "install")
     if not UNIT_SOURCE.is_file():
         raise EdgecamError(f"unit file {UNIT_SOURCE} not found; install from an edgecam source checkout")
+    # The config first: a bad one stops us before anything is changed.
+    cfg, config_text = _config_to_install(steps, config)
+    name = cfg.model.name
+    if not (name.endswith(".tflite") or os.sep in name):
+        _runs(cfg)  # a model that cannot run on model.backend stops us here too
+    _install_user(steps)
+    _install_launcher(steps)
+    _install_units(steps, cfg)
+    # The config: readable by the service's group, not by everyone.
+    if config_text is not None:
+        steps.mkdir(CONFIG_DIR, 0o750, group=USER)
+        steps.write(CONFIG_FILE, config_text, 0o640, group=USER, what="config")
+    _install_state(steps, cfg, dry_run)
+    _enable(steps, enable)
+    return 0
 
-    # Check the config first: a bad one stops us before anything is changed.
+
+def _config_to_install(steps: _Steps, config: str | os.PathLike | None) -> tuple[config_mod.Config, bytes | None]:
+    """The config the service will run, checked, and the bytes to write (None: keep the installed one)."""
     dest_config = steps.path(CONFIG_FILE)
-    config_text: bytes | None = None
     if dest_config.is_file():
         cfg = config_mod.load(dest_config)
         ignored = "; --config ignored" if config else ""
         steps.say(f"keep existing {dest_config} (never overwritten{ignored})")
-    elif config is not None or REPO_CONFIG.is_file():
+        return cfg, None
+    if config is not None or REPO_CONFIG.is_file():
         source = Path(config) if config is not None else REPO_CONFIG
         cfg = config_mod.load(source)
-        config_text = source.read_bytes()
         steps.say(f"config to install: {source}")
-    else:
-        cfg, config_text = _default_config()
-        steps.say("config to install: built-in defaults (no config.yaml beside the source)")
+        return cfg, source.read_bytes()
+    cfg, config_text = _default_config()
+    steps.say("config to install: built-in defaults (no config.yaml beside the source)")
+    return cfg, config_text
 
-    name = cfg.model.name
-    if not (name.endswith(".tflite") or os.sep in name):
-        _runs(cfg)  # a model that cannot run on model.backend stops us here too
 
-    # 1. The service user.
+def _install_user(steps: _Steps) -> None:
+    """The service user, in the camera's group where there is one."""
     if not steps.live:
         steps.say(f"skip: create system user {USER} (only when --root is /)")
     elif _user_exists(USER):
@@ -296,17 +314,21 @@ def install(
             steps.say(f"note: no group {CAMERA_GROUP} on this system; the camera may not be accessible")
         steps.run(cmd + [USER])
 
-    # 2. The launcher the unit runs.
+
+def _install_launcher(steps: _Steps) -> None:
+    """The launcher the unit runs (one not written by us is kept)."""
     launcher = steps.path(LAUNCHER)
     if launcher.exists() and not _is_our_launcher(launcher):
         steps.say(f"keep existing {launcher} (not written by this installer)")
-    else:
-        script, warnings = _launcher_script()
-        steps.write(LAUNCHER, script, 0o755, what="launcher")
-        for w in warnings:
-            steps.say(w)
+        return
+    script, warnings = _launcher_script()
+    steps.write(LAUNCHER, script, 0o755, what="launcher")
+    for w in warnings:
+        steps.say(w)
 
-    # 3. The unit, and the back-off drop-in where systemd understands it.
+
+def _install_units(steps: _Steps, cfg: config_mod.Config) -> None:
+    """The unit, the back-off drop-in where systemd understands it, and the accelerator's drop-in."""
     steps.write(UNIT_FILE, UNIT_SOURCE.read_bytes(), 0o644, what="unit")
     version = systemd_version()
     if version is not None and version >= _BACKOFF_MIN_SYSTEMD:
@@ -314,8 +336,6 @@ def install(
     else:
         shown = version if version is not None else "unknown"
         steps.say(f"skip: restart back-off drop-in (needs systemd >= {_BACKOFF_MIN_SYSTEMD}, have {shown})")
-    from edgecam.model.backends import unit
-
     text, notes = unit.dropin(cfg.model.backend, group_exists=_group_exists)
     for note in notes:
         steps.say(note)
@@ -324,12 +344,9 @@ def install(
     else:  # a config that no longer names an accelerator
         steps.remove(ACCEL_DROPIN)
 
-    # 4. The config: readable by the service's group, not by everyone.
-    if config_text is not None:
-        steps.mkdir(CONFIG_DIR, 0o750, group=USER)
-        steps.write(CONFIG_FILE, config_text, 0o640, group=USER, what="config")
 
-    # 5. State folder and model.
+def _install_state(steps: _Steps, cfg: config_mod.Config, dry_run: bool) -> None:
+    """The state folder and the model, owned by the service user."""
     steps.mkdir(STATE_DIR, 0o750)
     steps.mkdir(MODEL_DIR, 0o750)
     _install_model(steps, cfg)
@@ -338,34 +355,31 @@ def install(
         if not dry_run:
             _chown_tree(steps.path(STATE_DIR), USER)
 
-    # 6. systemd.
+
+def _enable(steps: _Steps, enable: bool) -> None:
+    """systemctl daemon-reload, enable and restart (only when --root is /)."""
     if not steps.live:
         steps.say("skip: systemctl daemon-reload / enable (only when --root is /)")
+        return
+    steps.run(["systemctl", "daemon-reload"])
+    if enable:
+        steps.run(["systemctl", "enable", SERVICE])
+        # restart, not start: after an upgrade the running copy is the old code.
+        # It returns once edgecam is ready (Type=notify: first frame classified).
+        steps.run(["systemctl", "restart", SERVICE])
+        steps.say(f"done: follow it with 'journalctl -u {SERVICE} -f'")
     else:
-        steps.run(["systemctl", "daemon-reload"])
-        if enable:
-            steps.run(["systemctl", "enable", SERVICE])
-            # restart, not start: after an upgrade the running copy is the old code.
-            # It returns once edgecam is ready (Type=notify: first frame classified).
-            steps.run(["systemctl", "restart", SERVICE])
-            steps.say(f"done: follow it with 'journalctl -u {SERVICE} -f'")
-        else:
-            steps.say(f"not enabled (--no-enable): start it with 'sudo systemctl enable --now {SERVICE}'")
-    return 0
+        steps.say(f"not enabled (--no-enable): start it with 'sudo systemctl enable --now {SERVICE}'")
 
 
 def _runs(cfg: config_mod.Config) -> str:
     """The model the service runs: model.name, or its build for model.backend (mobilenet_v1 on a Coral:
     mobilenet_v1_edgetpu), fetched too so that an offline Pi has it. ConfigError (exit 2) for a model that
     cannot run on the backend named."""
-    from edgecam.model import backends
-
     return backends.choose(cfg.model, camera=cfg.source.type in ("auto", "picamera2")).model.name
 
 
 def _install_model(steps: _Steps, cfg: config_mod.Config) -> None:
-    from edgecam import registry
-
     name = cfg.model.name
     if name.endswith(".tflite") or os.sep in name:
         steps.say(f"skip: fetch model (model.name is a file, {name}; the {USER} user must be able to read it)")

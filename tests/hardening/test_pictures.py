@@ -16,6 +16,7 @@ import pytest
 from edgecam import pictures
 from edgecam.errors import EXIT_CONFIG
 from tests.conftest import run_cli
+from tests.doubles import Besides, one_error_line
 
 BAD = b"\xff"  # not UTF-8: Python carries it as the lone surrogate '\udcff'
 
@@ -36,12 +37,6 @@ def _write(folder: bytes, name: bytes, data: bytes) -> bytes:
 
 def _photo(shared_dir) -> bytes:
     return (shared_dir / "images" / "cat.bmp").read_bytes()
-
-
-def _one_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("edgecam:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def test_classify_a_photo_whose_name_is_not_utf8(shared_dir, model_env, tmp_path):
@@ -85,7 +80,7 @@ def test_learn_refuses_a_state_whose_name_is_not_utf8_in_one_line(shared_dir, mo
     r = run_cli(["learn", os.fsdecode(root), "--name", "utf", "--folds", "3", "--dir", str(tmp_path / "models")],
                 env=model_env)
     assert r.returncode == EXIT_CONFIG, (r.returncode, r.stderr[-2000:])
-    assert "the subfolder 'open\\xff' cannot name a state" in _one_line(r.stderr)
+    assert "the subfolder 'open\\xff' cannot name a state" in one_error_line(r, None, besides=Besides.ANYTHING)
 
 
 def test_a_video_file_whose_name_is_not_utf8_is_one_line(shared_dir, model_env, tmp_path):
@@ -94,7 +89,7 @@ def test_a_video_file_whose_name_is_not_utf8_is_one_line(shared_dir, model_env, 
     r = run_cli(["run", "--source", os.fsdecode(path), "--display", "none",
                  "--model", "mobilenet_v3_small"], env=model_env)
     assert r.returncode == EXIT_CONFIG, (r.returncode, r.stderr[-2000:])
-    line = _one_line(r.stderr)
+    line = one_error_line(r, None, besides=Besides.ANYTHING)
     assert "clip\\xff.mp4" in line and "not UTF-8" in line and "rename" in line
 
 
@@ -103,7 +98,7 @@ def test_a_recording_path_that_is_not_utf8_is_one_line(shared_dir, model_env, tm
     r = run_cli(["run", "--source", str(shared_dir / "images"), "--display", "none",
                  "--model", "mobilenet_v3_small", "--record", out], env=model_env)
     assert r.returncode == EXIT_CONFIG, (r.returncode, r.stderr[-2000:])
-    assert "not UTF-8" in _one_line(r.stderr)
+    assert "not UTF-8" in one_error_line(r, None, besides=Besides.ANYTHING)
 
 
 def _huge_png(width: int, height: int) -> bytes:

@@ -76,7 +76,7 @@ def own_models(model_cache, model_env, tmp_path) -> tuple[dict, object]:
 
 
 def test_threads_auto_measures_in_the_run_then_reuses_the_cache(video, own_models, tmp_path):
-    from edgecam.measure.calibration import Calibration, candidates
+    from edgecam.model.calibration import Calibration, candidates
 
     env, folder = own_models
     layouts = candidates(len(os.sched_getaffinity(0)))

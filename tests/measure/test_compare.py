@@ -19,7 +19,7 @@ from edgecam.measure.compare_plot import FRONT_BGR, HEIGHT, WIDTH, Axes, Point, 
 from edgecam.errors import ModelError
 from edgecam.measure.model_probe import time_invokes
 from tests.conftest import run_cli
-from tests.test_cli import assert_one_error_line
+from tests.doubles import one_error_line
 
 # -- the Pareto front ------------------------------------------------------------------------
 
@@ -308,12 +308,12 @@ def test_compare_markdown_and_csv(menv, tmp_path):
 def test_compare_errors(menv, shared_dir, tmp_path, args, code, fragment):
     sample = str(shared_dir / "images" / "imagenet-sample")
     proc = run_cli(["models", "compare", *[a.format(sample=sample) for a in args]], env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, code, fragment)
+    one_error_line(proc, code, fragment)
 
 
 def test_compare_with_nothing_downloaded(menv, tmp_path):
     proc = run_cli(["models", "compare", "--dir", str(tmp_path / "empty")], env=menv, cwd=tmp_path)
-    assert_one_error_line(proc, 2, "none of the models is downloaded in", "edgecam models fetch all")
+    one_error_line(proc, 2, "none of the models is downloaded in", "edgecam models fetch all")
 
 
 def test_compare_bad_thread_list(menv, tmp_path):

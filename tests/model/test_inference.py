@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgecam.measure.calibration import Calibration, Layout
+from edgecam.model.calibration import Calibration, Layout
 from tests.pipeline.test_pipeline import FakeCamera, RecordingSink, SlowClassifier, increasing, make_pipeline, run
 
 L11, L12, L21 = Layout(1, 1), Layout(1, 2), Layout(2, 1)

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.doubles import alive, background, wait_until
+from tests.doubles import Besides, alive, background, one_error_line, wait_until
 from tests.xvfb import picture_box, xvfb  # noqa: F401  (fixture)
 
 LOG_KEYS = {"timestamp", "frame", "latency_ms", "inference_ms", "model", "top_k"}
@@ -77,16 +77,6 @@ def count_lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def assert_one_line_error(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
-    assert p.returncode == code, p.stderr
-    assert "Traceback" not in p.stderr
-    errors = [line for line in p.stderr.splitlines() if line.startswith("edgecam: ")]
-    assert len(errors) == 1, p.stderr
-    for w in words:
-        assert w in errors[0], errors[0]
-    return errors[0]
 
 
 def dead_display() -> str:
@@ -214,7 +204,7 @@ def test_window_without_a_display_is_a_one_line_error(video, env, tmp_path, disp
     if display:
         env = {**env, "DISPLAY": dead_display()}
     p = run(["run", "--source", video, "--display", "window"], env, tmp_path)
-    assert_one_line_error(p, 4, "display window", "--display none")
+    one_error_line(p, 4, "display window", "--display none", besides=Besides.ANYTHING)
     assert p.returncode != -signal.SIGABRT
 
 
@@ -223,7 +213,7 @@ def test_bad_config_fails_before_the_source_is_opened(env, tmp_path):
     cfg.write_text("source:\n  fps: -5\n")
     p = run(["run", "--config", str(cfg), "--source", str(tmp_path / "missing.mp4"), "--display", "none"], env,
             tmp_path)
-    assert_one_line_error(p, 2, "source.fps", str(cfg))  # 2 (config), not 3 (the missing video)
+    one_error_line(p, 2, "source.fps", str(cfg), besides=Besides.ANYTHING)  # 2 (config), not 3 (the missing video)
     assert "opened" not in p.stderr
 
 
@@ -231,34 +221,22 @@ def test_missing_model_file_is_exit_2(shared_dir, env, tmp_path):
     labels = shared_dir / "models" / "imagenet_labels.txt"
     p = run(["run", "--model", str(tmp_path / "nope.tflite"), "--labels", str(labels),
              "--source", str(tmp_path / "missing.mp4"), "--display", "none"], env, tmp_path)
-    assert_one_line_error(p, 2, "nope.tflite")
+    one_error_line(p, 2, "nope.tflite", besides=Besides.ANYTHING)
 
 
 def test_unwritable_log_folder_is_exit_4_before_the_source(env, tmp_path):
     p = run(["run", "--source", str(tmp_path / "missing.mp4"), "--display", "none", "--log", "/proc/nope/log.jsonl"],
             env, tmp_path)
-    assert_one_line_error(p, 4, "/proc/nope/log.jsonl")
+    one_error_line(p, 4, "/proc/nope/log.jsonl", besides=Besides.ANYTHING)
 
 
 def test_missing_video_is_exit_3(env, tmp_path):
     missing = tmp_path / "missing.mp4"
     p = run(["run", "--source", str(missing), "--display", "none"], env, tmp_path)
-    assert_one_line_error(p, 3, str(missing))
+    one_error_line(p, 3, str(missing), besides=Besides.ANYTHING)
 
 
 # -- hostile input (issue 9): one line, its documented exit code ---------------------
-
-
-def only_line(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
-    """Exit ``code`` and, INFO logging aside, exactly one line on stderr: edgecam's, naming ``words``."""
-    assert p.returncode == code, p.stderr
-    lines = [l for l in p.stderr.splitlines()
-             if l.strip() and " INFO " not in l and "XNNPACK delegate" not in l]
-    assert len(lines) == 1, p.stderr
-    assert lines[0].startswith("edgecam: ") and "Traceback" not in p.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize("source, code, words", [
@@ -268,14 +246,14 @@ def only_line(p: subprocess.CompletedProcess, code: int, *words: str) -> str:
 ])
 def test_a_bad_source_flag_is_one_line(env, tmp_path, source, code, words):
     p = run(["run", "--source", source, "--display", "none"], env, tmp_path)
-    only_line(p, code, *words)
+    one_error_line(p, code, *words, besides=Besides.INFO_LOGS)
 
 
 def test_a_bad_flag_names_the_flag_not_the_config_file(video, env, tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text("model:\n  top_k: 3\n")
     p = run(["run", "--config", str(cfg), "--threads", "0", "--source", video, "--display", "none"], env, tmp_path)
-    line = only_line(p, 2, "--threads: got 0, expected a value between 1 and 64")
+    line = one_error_line(p, 2, "--threads: got 0, expected a value between 1 and 64", besides=Besides.INFO_LOGS)
     assert str(cfg) not in line and "config.yaml" not in line
 
 
@@ -303,7 +281,7 @@ NATIVE = [
 def test_library_lines_stay_off_the_terminal_unless_debug(env, tmp_path, make, native):
     source = make(tmp_path)
     p = run(["run", "--source", source, "--display", "none"], env, tmp_path)
-    only_line(p, 3, source)
+    one_error_line(p, 3, source, besides=Besides.INFO_LOGS)
     assert native not in p.stderr
     p = run(["--debug", "run", "--source", source, "--display", "none"], env, tmp_path)
     assert p.returncode == 3 and native in p.stderr  # --debug: the library's own words, as it printed them
@@ -325,7 +303,7 @@ def test_a_codec_opencv_cannot_write_is_refused_before_the_source_opens(video, e
     out = tmp_path / "out.mp4"
     p = run(["run", "--config", str(cfg), "--source", video, "--display", "none", "--record", str(out)], env,
             tmp_path)
-    only_line(p, 2, "record.fourcc: got 'ZZZZ'", ".mp4", "MJPG")
+    one_error_line(p, 2, "record.fourcc: got 'ZZZZ'", ".mp4", "MJPG", besides=Besides.INFO_LOGS)
     assert "is not found" not in p.stderr  # FFmpeg's own complaint stays in the debug log
     assert not out.exists() and "opened" not in p.stderr
 
@@ -340,7 +318,7 @@ def test_nan_in_the_config_is_exit_2(video, env, tmp_path, text, words):
     cfg = tmp_path / "nan.yaml"
     cfg.write_text(text)
     p = run(["run", "--config", str(cfg), "--source", video, "--display", "none"], env, tmp_path)
-    only_line(p, 2, str(cfg), words)
+    one_error_line(p, 2, str(cfg), words, besides=Besides.INFO_LOGS)
 
 
 def test_a_yaml_alias_bomb_fails_fast_with_one_line(env, tmp_path):
@@ -356,7 +334,7 @@ def test_a_yaml_alias_bomb_fails_fast_with_one_line(env, tmp_path):
 
     p = subprocess.run(edgecam("run", "--config", str(cfg), "--display", "none"), env=env, cwd=tmp_path,
                        capture_output=True, text=True, timeout=WAIT_S, preexec_fn=limit_memory)
-    line = only_line(p, 2, "model.name: got [[")
+    line = one_error_line(p, 2, "model.name: got [[", besides=Besides.INFO_LOGS)
     assert len(line) < 500
 
 
@@ -366,7 +344,8 @@ def test_a_folder_of_unreadable_images_is_exit_3(env, tmp_path):
     (folder / "a.jpg").write_bytes(b"not a jpeg")
     (folder / "b.png").write_bytes(b"")
     p = run(["run", "--source", str(folder), "--display", "none"], env, tmp_path)
-    only_line(p, 3, str(folder), "none of its 2 image files")  # was exit 0 with no frames
+    # Was exit 0 with no frames.
+    one_error_line(p, 3, str(folder), "none of its 2 image files", besides=Besides.INFO_LOGS)
 
 
 def test_a_disk_that_fills_mid_run_leaves_only_whole_lines(video, env, tmp_path, small_disk):
@@ -409,7 +388,7 @@ def test_a_log_fifo_without_a_reader_is_exit_4_at_once(video, env, tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     p = run(["run", "--source", video, "--display", "none", "--log", str(fifo)], env, tmp_path, timeout=WAIT_S)
-    only_line(p, 4, str(fifo), "named pipe with no reader")
+    one_error_line(p, 4, str(fifo), "named pipe with no reader", besides=Besides.INFO_LOGS)
 
 
 @contextlib.contextmanager

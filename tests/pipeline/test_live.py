@@ -159,7 +159,7 @@ def test_the_interpreter_is_built_once_with_the_layout_the_run_decided(shared_di
     # threads auto on 4 cores: the model used to be loaded with 3 threads (cores - 1), then the run
     # decided its layout (measure 1x1 first) and built the interpreter again in the inference thread.
     from edgecam import registry
-    from edgecam.measure import calibration
+    from edgecam.model import calibration
     from edgecam.model import runtime
     from edgecam.model.classifier import Classifier
     from edgecam.outputs.base import Sink

@@ -13,7 +13,7 @@ import pytest
 from edgecam.config.schema import SmoothingConfig
 from edgecam.errors import ModelError, NetworkError, SourceError
 from edgecam.camera.frame import Frame
-from edgecam.measure.calibration import Plan
+from edgecam.model.calibration import Plan
 from edgecam.pipeline.live import LiveHolder, LiveSettings
 from edgecam.pipeline.loop import OutputQueue, Pipeline, PipelineOptions
 from edgecam.result import Classification

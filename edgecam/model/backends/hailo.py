@@ -49,7 +49,7 @@ from edgecam.model.backends import devices, fit_labels
 from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, picamera2_support
 from edgecam.model.classifier import resolve_labelled
 from edgecam.model.preprocess import InputSpec, Preprocessor
-from edgecam.result import Classification
+from edgecam.result import Classification, Extra
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class HailoClassifier:
         return Classification(
             scores=_probabilities(scores), labels=self.labels, model=self.name, frame_index=frame_index,
             capture_time=capture_time, wall_time=wall_time, result_time=time.monotonic(),
-            inference_ms=(t2 - t1) * 1000, preprocess_ms=preprocess_ms, extra={"device_ms": (t2 - t1) * 1000})
+            inference_ms=(t2 - t1) * 1000, preprocess_ms=preprocess_ms, extra={Extra.DEVICE_MS: (t2 - t1) * 1000})
 
     def close(self) -> None:
         hailo, self.hailo = self.hailo, None

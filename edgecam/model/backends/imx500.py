@@ -57,7 +57,7 @@ from edgecam.errors import EXIT_SOURCE, ConfigError, ModelError, RuntimeMissingE
 from edgecam.model.backends import devices
 from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, picamera2_support
 from edgecam.model.classifier import resolve_labelled
-from edgecam.result import Classification
+from edgecam.result import Classification, Extra
 
 logger = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class Imx500Classifier:
             self.num_classes = len(self.labels)
         extra = {}
         if result.dnn_ms is not None:
-            extra = {"device_ms": result.dnn_ms, "device_dsp_ms": result.dsp_ms}
+            extra = {Extra.DEVICE_MS: result.dnn_ms, Extra.DEVICE_DSP_MS: result.dsp_ms}
         return Classification(
             scores=_probabilities(scores, self._softmax), labels=self.labels, model=self.name,
             frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time,

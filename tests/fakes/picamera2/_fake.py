@@ -311,6 +311,16 @@ class FakeControl:
         with cam._cond:
             return len(cam._completed)
 
+    def wait_for_blocked_capture(self, camera_num: int = 0, timeout: float = 20.0) -> None:
+        """Return once a capture_request() is waiting for a frame (a reader blocked in it), so that a
+        test acts on a blocked reader rather than sleeping and hoping it got there."""
+        cam = self._slot(camera_num).owner
+        if cam is None:
+            raise RuntimeError("fake picamera2: no open camera to wait on")
+        with cam._cond:
+            if not cam._cond.wait_for(lambda: cam._jobs, timeout):
+                raise TimeoutError(f"fake picamera2: no capture waited for a frame within {timeout} s")
+
     def resume(self, camera_num: int = 0) -> None:
         self._slot(camera_num).stalled.clear()
 
@@ -1167,6 +1177,7 @@ class Picamera2:
                 self._held.add(req)
                 return req
             self._jobs.append(job)
+            self._cond.notify_all()  # fake_control.wait_for_blocked_capture()
         timeout = None if wait in (None, True) else float(wait)
         if fake_control.version < (0, 3, 20):
             timeout = None  # before 0.3.20 picamera2 waited for ever whatever the number

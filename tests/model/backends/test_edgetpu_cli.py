@@ -22,20 +22,7 @@ import pytest
 from edgecam.measure.evaluate import load_csv
 from tests.model.backends.conftest import reply_table
 from tests.conftest import run_cli
-
-LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING) ")
-
-
-def one_error(proc, code: int, *fragments: str) -> str:
-    """The run failed with ``code`` and said why in one line (log lines of INFO and below aside), no traceback."""
-    assert proc.returncode == code, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and not LOG_LINE.match(line)]
-    assert len(lines) == 1, proc.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
-
+from tests.doubles import Besides, one_error_line
 
 @pytest.fixture
 def tpu_env(model_env, fake_libedgetpu, tmp_path):
@@ -99,14 +86,15 @@ def test_classify_on_the_edge_tpu_prints_what_the_cpu_twin_prints(tpu_env, repli
 def test_library_failures_are_one_line_with_their_exit_code(tpu_env, shared_dir, tmp_path, mode, code, fragments):
     proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--model", "mobilenet_v1_edgetpu"],
                    env=dict(tpu_env, EDGECAM_FAKE_EDGETPU=mode), cwd=tmp_path)
-    one_error(proc, code, *fragments)
+    one_error_line(proc, code, *fragments, besides=Besides.LOGS)
 
 
 def test_no_library_is_exit_6(model_env, shared_dir, tmp_path):
     env = dict(model_env, LD_LIBRARY_PATH=str(tmp_path), EDGECAM_EDGETPU_LIBRARY=str(tmp_path / "libedgetpu.so.1"))
     proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--model", "mobilenet_v1_edgetpu"],
                    env=env, cwd=tmp_path)
-    one_error(proc, 6, "Edge TPU:", "libedgetpu.so.1 does not exist", "sudo apt install libedgetpu1-std")
+    one_error_line(proc, 6, "Edge TPU:", "libedgetpu.so.1 does not exist", "sudo apt install libedgetpu1-std",
+                   besides=Besides.LOGS)
 
 
 def test_the_edge_tpu_model_on_the_cpu_says_what_it_is_not_that_it_is_corrupt(model_env, shared_dir, tmp_path):
@@ -115,7 +103,8 @@ def test_the_edge_tpu_model_on_the_cpu_says_what_it_is_not_that_it_is_corrupt(mo
                  ["--model", "mobilenet_v1_edgetpu", "--backend", "cpu"]):
         proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), *args], env=model_env, cwd=tmp_path)
         if args[1] == tpu_file:
-            line = one_error(proc, 2, "is built for a Coral Edge TPU and runs only there", "set model.backend: edgetpu")
+            line = one_error_line(proc, 2, "is built for a Coral Edge TPU and runs only there",
+                                  "set model.backend: edgetpu", besides=Besides.LOGS)
             assert "truncated" not in line and "corrupt" not in line
         else:  # a registry build on the CPU: its CPU twin runs instead, and the log says so
             assert proc.returncode == 0 and proc.stdout.splitlines()[1].endswith("%  chickadee")
@@ -168,7 +157,7 @@ def test_offline_without_libedgetpu_is_exit_6_not_a_download_failure(model_env, 
                EDGECAM_REGISTRY=str(offline), EDGECAM_MODEL_DIR=str(tmp_path / "empty"), EDGECAM_MODEL_MIRROR="")
     proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--backend", "edgetpu",
                     "--model", "mobilenet_v1"], env=env, cwd=tmp_path)
-    one_error(proc, 6, "Edge TPU:", "libedgetpu.so.1 does not exist")
+    one_error_line(proc, 6, "Edge TPU:", "libedgetpu.so.1 does not exist", besides=Besides.LOGS)
     proc = run_cli(["doctor", "--probe", "--backend", "edgetpu"], env=env, cwd=tmp_path)
     assert proc.returncode == 6 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
     assert [line for line in proc.stdout.splitlines() if line.startswith("edgetpu")][0].split(None, 1)[1] \

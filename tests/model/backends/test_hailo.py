@@ -22,9 +22,9 @@ from edgecam.model.backends import hailo as backend
 from edgecam.model.classifier import Classifier
 from edgecam.config.schema import ModelConfig
 from edgecam.errors import ModelError, RuntimeMissingError, SourceError
-from tests.model.backends.test_edgetpu_cli import one_error
 from tests.model.backends.test_imx500 import FAKES, _drop_fake_modules
 from tests.conftest import REPO, run_cli
+from tests.doubles import Besides, one_error_line
 
 V2 = "mobilenet_v2_1.0_224_quant.tflite"
 
@@ -164,13 +164,13 @@ def test_eval_on_the_hailo_gives_the_networks_accuracy_and_a_hang_stops_a_run_wi
 
 
 def test_a_model_for_another_chip_is_said_at_load(hailo_env, tmp_path, shared_dir):
-    """one_error's CLI form: a .hef that is not one, through `edgecam classify`."""
+    """one_error_line's CLI form: a .hef that is not one, through `edgecam classify`."""
     bad = tmp_path / "yolo.hef"
     bad.write_bytes(b"\x7fELF")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(FAKES), str(REPO)]))
     proc = run_cli(["classify", str(shared_dir / "images" / "bird.bmp"), "--model", str(bad), "--labels",
                     str(shared_dir / "models" / "imagenet_labels.txt")], env=env, cwd=tmp_path)
-    one_error(proc, 2, "HailoRT cannot load it")
+    one_error_line(proc, 2, "HailoRT cannot load it", besides=Besides.LOGS)
 
 
 @pytest.mark.e2e

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from edgecam.measure import calibration
-from edgecam.measure.calibration import Calibration, Layout, Measurement, candidates, choose
+from edgecam.model import calibration
+from edgecam.model.calibration import Calibration, Layout, Measurement, candidates, choose
 from edgecam.config.schema import ModelConfig
 
 L11, L12, L13, L14, L21, L22 = Layout(1, 1), Layout(1, 2), Layout(1, 3), Layout(1, 4), Layout(2, 1), Layout(2, 2)
@@ -228,7 +228,7 @@ def test_another_runtime_or_machine_is_measured_again(model_file, monkeypatch, c
 @pytest.mark.parametrize("content", ["{not json", "[]", '{"version": 1, "entries": []}',
                                      '{"version": 1, "entries": {"x": 1}}'])
 def test_a_damaged_cache_is_ignored_and_replaced(model_file, content, caplog):
-    caplog.set_level(logging.DEBUG, logger="edgecam.measure.calibration")
+    caplog.set_level(logging.DEBUG, logger="edgecam.model.calibration")
     calibration.cache_path(model_file).write_text(content)
     key = key_for(model_file)
     assert calibration.load_cached(model_file, key) is None
@@ -275,7 +275,7 @@ def read_only_folder():
 
 
 def test_a_read_only_model_folder_skips_caching_with_a_debug_line(read_only_folder, caplog):
-    caplog.set_level(logging.DEBUG, logger="edgecam.measure.calibration")
+    caplog.set_level(logging.DEBUG, logger="edgecam.model.calibration")
     assert not os.access(read_only_folder.parent, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
     key = key_for(read_only_folder)
     assert save(read_only_folder, key) is None

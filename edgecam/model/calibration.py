@@ -45,7 +45,7 @@ from pathlib import Path
 
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
-from edgecam.measure.timing import percentile
+from edgecam.model.timing import percentile
 from edgecam.model.runtime import available_cores, runtime_version
 
 logger = logging.getLogger(__name__)
