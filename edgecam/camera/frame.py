@@ -29,7 +29,7 @@ class Frame:
             present, preprocessing uses it instead of scaling ``image``.
         sensor_result: what a camera that runs the network itself (the
             Raspberry Pi AI Camera) computed for this frame: an
-            :class:`edgecam.model.backends.imx500.SensorResult`, or None when the
+            :class:`edgecam.model.backends.imx500_source.SensorResult`, or None when the
             sensor sent no result with it (see :mod:`edgecam.model.backends`).
     """
 

@@ -13,7 +13,6 @@ import logging
 import numpy as np
 
 from edgecam.errors import SourceError
-from edgecam.system_packages import system_version
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +38,9 @@ def import_picamera2():
     except Exception as exc:  # ImportError, ValueError: an extension failing to load
         text = f"{type(exc).__name__}: {exc}"
         if any(sign in text for sign in _NUMPY_ABI_SIGNS):
+            # importlib.metadata (email, zipfile: about 100 ms and 1 MB) only for this message, not every run
+            from edgecam.system_packages import system_version
+
             system = system_version("numpy")
             raise SourceError(
                 f"picamera2 cannot be imported ({text}): it is built for the system's NumPy "

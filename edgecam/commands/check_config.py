@@ -6,7 +6,6 @@ import sys
 
 from edgecam.config import schema as config_mod
 from edgecam.errors import EXIT_CONFIG, EdgecamError
-from edgecam.pipeline import preflight
 
 
 def register(sub) -> None:
@@ -26,6 +25,9 @@ def cmd_check_config(args) -> int:
         return EXIT_CONFIG
     try:
         cfg = config_mod.load(path)
+        # memory: preflight reads the events' checks (sqlite3, the history), which every command would carry
+        from edgecam.pipeline import preflight
+
         preflight.check(cfg)  # everything run would refuse as bad input
     except EdgecamError as e:
         print(f"edgecam: {e.message}", file=sys.stderr)

@@ -11,7 +11,7 @@ frame ``get_outputs(metadata)`` (None on a frame without a tensor) and
 
 So here the classifier is also the source: :meth:`Imx500Classifier.open_source`
 opens the camera (edgecam's picamera2 source, without the lores stream: the
-sensor does the model's scaling), frames carry a :class:`SensorResult`, and
+sensor does the model's scaling), frames carry a ``SensorResult`` (imx500_source), and
 :meth:`Imx500Classifier.prepare` hands the pipeline that result (a frame
 without one is counted in ``frames_without_result``, not an error).
 
@@ -46,35 +46,24 @@ import io
 import logging
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgecam.camera.picamera2_controls import CameraControls
-from edgecam.camera.picamera2_source import Picamera2Source
 from edgecam.errors import EXIT_SOURCE, ConfigError, ModelError, RuntimeMissingError, SourceError
 from edgecam.model.backends import devices
 from edgecam.model.backends.plugin import Backend, Check, Dropin, ProbeModel, picamera2_support
 from edgecam.model.classifier import resolve_labelled
 from edgecam.result import Classification, Extra
 
+if TYPE_CHECKING:
+    from edgecam.model.backends.imx500_source import SensorResult
+
 logger = logging.getLogger(__name__)
 
-FW_NETWORK_STAGE = 2  # picamera2's stage number of the network upload
-UPLOAD_TIMEOUT_S = 900.0  # Raspberry Pi: a first upload "may take several minutes"
-EXTEND_S = 60  # each EXTEND_TIMEOUT_USEC gives the service this much more time
 INSTALL_HINT = ("sudo apt install imx500-all python3-picamera2 (a venv needs --system-site-packages: "
                 "make install does it); edgecam doctor says more")
-
-
-@dataclass(frozen=True)
-class SensorResult:
-    """What the AI Camera's network computed for one frame: raw scores and the sensor's own times (ms)."""
-
-    scores: np.ndarray
-    dnn_ms: float | None = None
-    dsp_ms: float | None = None
 
 
 def check_package(path: Path) -> None:
@@ -121,84 +110,6 @@ def _probabilities(scores: np.ndarray, softmax: bool) -> np.ndarray:
     return scores
 
 
-class Imx500Source(Picamera2Source):
-    """edgecam's picamera2 source on the AI Camera: frames carry the sensor's :class:`SensorResult`."""
-
-    def __init__(self, imx500, source_cfg, notifier=None, upload_timeout_s: float = UPLOAD_TIMEOUT_S):
-        self.imx500 = imx500
-        intrinsics = imx500.network_intrinsics
-        self.tensorless = 0
-        self._skew: str | None = None
-        import picamera2  # an optional dependency (apt's python3-picamera2, on a Pi only)
-
-        cameras = picamera2.Picamera2.global_camera_info()
-        modules = [c["Num"] for c in cameras if "/usb" not in str(c.get("Id", ""))]
-        fps = float(intrinsics.inference_rate or source_cfg.fps) if intrinsics else source_cfg.fps
-        super().__init__(size=(source_cfg.width, source_cfg.height), fps=fps, lores_size=None,
-                         camera_num=modules.index(imx500.camera_num) if imx500.camera_num in modules else 0,
-                         timeout_s=source_cfg.timeout_s, controls=CameraControls.from_config(source_cfg))
-        self.name = f"imx500:{imx500.camera_num}"
-        if intrinsics is not None and intrinsics.preserve_aspect_ratio:
-            imx500.set_auto_aspect_ratio()  # the inference crop: the square middle of the sensor
-        try:
-            self._first = self._wait_for_network(notifier, upload_timeout_s)
-        except BaseException:
-            self.close()
-            raise
-
-    def _sensor_result(self, metadata: dict):
-        try:
-            outputs = self.imx500.get_outputs(metadata)
-        except ValueError as e:  # "tensor info length 708 does not match expected size 712"
-            raise RuntimeMissingError(
-                f"AI Camera: picamera2 cannot read the sensor's output ({e}): libcamera and picamera2 do not "
-                "match; update both: sudo apt update && sudo apt full-upgrade") from None
-        if outputs is None:
-            return None
-        kpi = self.imx500.get_kpi_info(metadata)
-        return SensorResult(np.asarray(outputs[0]).reshape(-1), *(kpi if kpi else (None, None)))
-
-    def _wait_for_network(self, notifier, timeout_s: float):
-        """Read frames until one carries a tensor (the first upload takes minutes); return it."""
-        t0 = last = time.monotonic()
-        said = False
-        while True:
-            frame = self.read()
-            if frame is None:
-                raise SourceError(f"{self.name}: the camera closed while the network was loading")
-            if frame.sensor_result is not None:
-                if said:
-                    logger.info("%s: the network is running on the sensor (%.0f s)", self.name, time.monotonic() - t0)
-                return frame
-            self.tensorless += 1
-            now = time.monotonic()
-            if now - t0 > timeout_s:
-                raise SourceError(f"{self.name}: no result from the sensor's network in {timeout_s:.0f} s; check "
-                                  "'rpicam-hello -t 0 --post-process-file /usr/share/rpi-camera-assets/"
-                                  "imx500_mobilenet_ssd.json', else power the Pi off and on")
-            if not said or now - last >= 5.0:
-                status = f"AI Camera: uploading the network to the sensor{self._progress()} (the first time takes minutes)"
-                if not said:
-                    logger.info("%s", status)
-                said, last = True, now
-                if notifier is not None:
-                    notifier.notify(f"EXTEND_TIMEOUT_USEC={EXTEND_S * 1_000_000}\nSTATUS={status}")
-
-    def _progress(self) -> str:
-        try:
-            if int(self.imx500.fw_progress) == 0:  # FwProgressType.NONE: debugfs not readable
-                return ""
-            done, total = self.imx500.get_fw_upload_progress(FW_NETWORK_STAGE)
-        except Exception as e:  # the progress files are a nicety, never a failure
-            logger.debug("AI Camera upload progress: %s", e)
-            return ""
-        return f": {100 * done // total}%" if total else ""
-
-    def read(self):
-        first, self._first = getattr(self, "_first", None), None
-        return first if first is not None else super().read()
-
-
 class Imx500Classifier:
     """The AI Camera as a classifier: results come from the sensor (see the module docstring)."""
 
@@ -221,8 +132,13 @@ class Imx500Classifier:
         self.input_size = tuple(imx500.get_input_size())
         self.view_size = self.input_size
 
-    def open_source(self, source_cfg, notifier=None) -> Imx500Source:
-        """The camera, at the network's inference rate; waits for the network (see :class:`Imx500Source`)."""
+    def open_source(self, source_cfg, notifier=None):
+        """The camera, at the network's inference rate; waits for the network (see
+        :class:`edgecam.model.backends.imx500_source.Imx500Source`)."""
+        # memory: the picamera2 source (0.8 MB) only when the AI Camera runs; every run imports this module
+        # to read its BACKEND declaration (auto, doctor, the drop-in)
+        from edgecam.model.backends.imx500_source import Imx500Source
+
         return Imx500Source(self.imx500, source_cfg, notifier)
 
     def prepare(self, frame):
