@@ -22,6 +22,10 @@ from pathlib import Path
 from tests.doubles import wait_until
 
 
+
+class PageChanging(Exception):
+    """The browser could not evaluate in the page because it is being replaced (a navigation)."""
+
 class WebSocket:
     def __init__(self, url: str, timeout: float = 30.0):
         assert url.startswith("ws://")
@@ -111,12 +115,21 @@ class Browser:
         while True:
             msg = json.loads(self.ws.recv())
             if msg.get("id") == self._id:
+                if "error" in msg:  # e.g. "Execution context was destroyed": the page is navigating
+                    raise PageChanging(msg["error"])
                 result = msg["result"]
                 assert "exceptionDetails" not in result, result
                 return result["result"].get("value")
 
     def wait_for(self, expression: str, what: str, timeout: float = 30.0):
-        return wait_until(lambda: self.evaluate(expression), what, timeout=timeout, interval=0.2)
+        return wait_until(lambda: self._settled(expression), what, timeout=timeout, interval=0.2)
+
+    def _settled(self, expression: str):
+        """The expression's value, or None while a navigation replaces the page (asked again then)."""
+        try:
+            return self.evaluate(expression)
+        except PageChanging:
+            return None
 
     def __exit__(self, *exc):
         if self.ws is not None:

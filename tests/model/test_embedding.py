@@ -98,12 +98,10 @@ def test_a_new_base_file_makes_a_new_variant(model_copy, shared_dir):
 
 def test_a_folder_it_cannot_write_keeps_the_variant_in_memory(model_copy, labels, monkeypatch):
     # (tests run as root, which writes into read-only folders: the write itself is made to fail)
-    import edgecam.atomic
-
     def refuse(path, data, *a, **k):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(edgecam.atomic, "write_atomic", refuse)
+    monkeypatch.setattr(embedding, "write_atomic", refuse)
     path = model_copy("mobilenet_v1_0.25_128_quant.tflite")
     v = embedding.variant(path)
     assert v.path is None and v.content

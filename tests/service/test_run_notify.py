@@ -110,11 +110,11 @@ def systemd(tmp_path, monkeypatch):
 
 
 def start_app(monkeypatch, model, open_source):
-    import edgecam.model.classifier
     import edgecam.camera
+    import edgecam.model.backends
     from edgecam.pipeline.app import App
 
-    monkeypatch.setattr(edgecam.model.classifier, "load_classifier", lambda cfg, **kw: model)
+    monkeypatch.setattr(edgecam.model.backends, "load_classifier", lambda cfg, **kw: model)
     monkeypatch.setattr(edgecam.camera, "open_source", open_source)
     cfg = Config()
     cfg.display.mode = "none"
