@@ -134,6 +134,8 @@ def test_endpoints_and_twenty_clients_cost_the_pipeline_nothing(tmp_path, model_
     with Edgecam(run_args(cfg, "--realtime"), model_env, tmp_path, name="run2") as app:
         try:
             app.wait_http(port)
+            # /api/latest is 503 "no result yet" until the first result: the pollers start after it
+            app.wait_until(lambda: app.get("/api/latest")[0] == 200, "a first result")
             stalled.connect(("127.0.0.1", port))
             stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             for t in clients + pollers:
