@@ -142,7 +142,7 @@ def test_the_pipeline_measures_each_layout_in_the_run_and_keeps_the_best(cost, e
 def test_two_interpreters_failing_at_the_same_moment_log_one_error(monkeypatch, caplog):
     # Both threads reach _failed before either has set the error: only one may say so. The first log call
     # waits until the second thread has checked, which is the moment the unlocked check-then-set lost.
-    from edgecam import inference
+    from edgecam.model import inference
 
     caplog.set_level(logging.ERROR)
     stage = inference.InferenceStage(SlowClassifier(0.0), None, None, threading.Event())
