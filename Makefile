@@ -53,8 +53,10 @@ run: $(VENV)/.installed
 	$(PY) -m edgecam models fetch mobilenet_v3_small
 	$(PY) -m edgecam run --demo-fallback $(ARGS)
 
+# Two workers (pytest-xdist): the systemd and install suites, which mostly wait, beside the rest
+# (tests/conftest.py groups them); `pytest tests` alone runs everything in one process.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadgroup tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

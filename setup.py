@@ -34,7 +34,9 @@ setup(
         # tflite-runtime 2.14 (Python <= 3.11) was built against NumPy 1.
         "tflite": ["tflite-runtime>=2.14", "numpy<2"],
         "mqtt": ["paho-mqtt>=2.0"],
-        "test": ["pytest>=7", "prometheus-client>=0.17"],
+        # pytest-xdist: `make test` runs the systemd and install suites (minutes of waiting on systemd's
+        # timers and pip) in a second worker beside the rest: .ci/run's wall time, not its CPU.
+        "test": ["pytest>=7", "prometheus-client>=0.17", "pytest-xdist>=3"],
     },
     entry_points={"console_scripts": ["edgecam=edgecam.cli:main"]},
     classifiers=[
