@@ -53,10 +53,12 @@ run: $(VENV)/.installed
 	$(PY) -m edgecam models fetch mobilenet_v3_small
 	$(PY) -m edgecam run --demo-fallback $(ARGS)
 
-# Two workers (pytest-xdist): the systemd and install suites, which mostly wait, beside the rest
-# (tests/conftest.py groups them); `pytest tests` alone runs everything in one process.
+# Two workers (pytest-xdist), each taking whole test files: the systemd and install suites, which mostly
+# wait on systemd's timers and pip, run beside other files. Whole files, because their module fixtures
+# (one container, one venv) must stay in one worker. Not --dist loadgroup: with pytest 9.2 it silently
+# stops grouping (pytest-xdist issue #1386). `pytest tests` alone runs everything in one process.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q -n 2 --dist loadgroup tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 clean:
 	rm -rf $(VENV) build *.egg-info

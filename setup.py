@@ -34,8 +34,8 @@ setup(
         # tflite-runtime 2.14 (Python <= 3.11) was built against NumPy 1.
         "tflite": ["tflite-runtime>=2.14", "numpy<2"],
         "mqtt": ["paho-mqtt>=2.0"],
-        # pytest-xdist: `make test` runs the systemd and install suites (minutes of waiting on systemd's
-        # timers and pip) in a second worker beside the rest: .ci/run's wall time, not its CPU.
+        # pytest-xdist: `make test` runs two workers, so the systemd and install suites (minutes of waiting
+        # on systemd's timers and pip) run beside other test files: .ci/run's wall time, not its CPU.
         "test": ["pytest>=7", "prometheus-client>=0.17", "pytest-xdist>=3"],
     },
     entry_points={"console_scripts": ["edgecam=edgecam.cli:main"]},

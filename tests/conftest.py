@@ -126,11 +126,6 @@ def pytest_collection_modifyitems(config, items):
         rel = Path(item.fspath).resolve().relative_to(tests).as_posix()
         if rel.startswith(E2E):
             item.add_marker(pytest.mark.e2e)
-        # `make test` (pytest -n 2 --dist loadgroup): the systemd and install suites, which mostly wait on a
-        # container's timers and on pip, run in a worker of their own beside the rest, which keeps one worker
-        # to itself as before (its speed comparisons see the same machine as in a plain run).
-        slow = item.get_closest_marker("systemd") or item.get_closest_marker("install")
-        item.add_marker(pytest.mark.xdist_group("waits" if slow else "rest"))
 
 
 # A skip for a missing system package says so in its reason as "apt install PKG..." or "apt-get install
