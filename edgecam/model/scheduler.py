@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 
 from edgecam.camera.capture import DropPolicy, FrameBuffer
+from edgecam.model.inference import InferenceStage
 
 
 @dataclass
@@ -215,3 +216,46 @@ class SharedFrames:
         """Each lane's counters, by camera name (a copy)."""
         with self._cond:
             return {lane.name: LaneCounters(**vars(lane.counters)) for lane in self.lanes}
+
+
+class SharedStage:
+    """The one inference stage of a run with several cameras: :class:`SharedFrames` and the stage that reads it.
+
+    Each camera's :class:`edgecam.pipeline.loop.Pipeline` takes a :meth:`lane`
+    and calls :meth:`start` (the first call starts the stage). The stage ends
+    when every lane has ended, or at ``stop`` (the run's), or when it fails:
+    then every lane's ``on_end`` runs, so each camera's output loop ends and
+    reads the failure from :attr:`error`.
+    """
+
+    def __init__(self, classifier, stop: threading.Event, plan=None):
+        self.frames = SharedFrames()
+        self.stage = InferenceStage(classifier, self.frames, self.frames.deliver, stop,
+                                    layout=plan.layout if plan else None,
+                                    calibration=plan.calibration if plan else None, on_end=self.frames.end_all)
+        self._start = threading.Lock()
+
+    def lane(self, name: str, policy: DropPolicy | str, deliver, on_end=None) -> Lane:
+        return self.frames.lane(name, policy, deliver, on_end)
+
+    def start(self) -> None:
+        """Start the stage, once (every camera calls it)."""
+        with self._start:
+            if self.stage.thread.ident is None:
+                self.stage.start()
+
+    @property
+    def thread(self) -> threading.Thread:
+        return self.stage.thread
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.stage.error
+
+    @property
+    def layout(self):
+        return self.stage.layout
+
+    @property
+    def interpreters(self) -> int:
+        return self.stage.interpreters

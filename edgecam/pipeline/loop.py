@@ -160,11 +160,14 @@ class Pipeline:
             instead of a whole-picture label.
         tickers: callables ``f(pipeline, now)`` run about every 0.1 s from the
             output loop (watchdog, status); they must not block.
+        stage: with several cameras, the run's :class:`edgecam.model.scheduler.SharedStage`: this
+            pipeline's frames go to its lane named ``camera`` instead of an inference stage of its own
+            (``plan`` is then the stage's).
     """
 
     def __init__(self, classifier, source, outputs, options: PipelineOptions = PipelineOptions(), *,
                  live: LiveHolder | None = None, stats: Stats | None = None, reopen=None, plan=None,
-                 regions=None, tickers: list | None = None):
+                 regions=None, tickers: list | None = None, stage=None, camera: str = "main"):
         self.classifier = classifier
         self.source = source
         self.outputs = outputs
@@ -191,13 +194,16 @@ class Pipeline:
         self._last_classified = -math.inf
         self._running_since: float | None = None  # stall checks: when the source was last seen (re)starting
         self._reconnects_seen = 0
-        self._make_threads(source, reopen, plan)
+        self.camera = camera
+        self._own_stage = stage is None
+        self._make_threads(source, reopen, plan, stage)
 
-    def _make_threads(self, source, reopen, plan) -> None:
-        """The capture thread and the inference stage (started by :meth:`run`)."""
+    def _make_threads(self, source, reopen, plan, stage) -> None:
+        """The capture thread and the inference stage, or this camera's lane of the shared one (started by :meth:`run`)."""
         policy = self.policy
-        self._frames = FrameBuffer(policy)
         self._out = OutputQueue(stats=self.stats)
+        self._frames = (FrameBuffer(policy) if stage is None
+                        else stage.lane(self.camera, policy, self._deliver, on_end=self._out.close))
         consumers = [self._to_inference]
         if policy is DropPolicy.LATEST:
             consumers.append(self._out.put_frame)
@@ -208,10 +214,12 @@ class Pipeline:
         )
         # Bookkeeping (stats, timings) happens in the output loop: the inference
         # stage is the pipeline's bottleneck and should only invoke.
-        self.inference = InferenceStage(self.classifier, self._frames, self._deliver, self.stop_event,
-                                        layout=plan.layout if plan else None,
-                                        calibration=plan.calibration if plan else None, on_end=self._out.close)
-        self._inference = self.inference.thread
+        if stage is None:
+            stage = InferenceStage(self.classifier, self._frames, self._deliver, self.stop_event,
+                                   layout=plan.layout if plan else None,
+                                   calibration=plan.calibration if plan else None, on_end=self._out.close)
+        self.inference = stage
+        self._inference = stage.thread
 
     @property
     def rules(self):
@@ -414,7 +422,8 @@ class Pipeline:
     def _shutdown(self) -> None:
         self._frames.close()
         self._out.close()
-        for t in (self._capture, self._inference):
+        # A shared stage goes on for the other cameras: the run that made it joins it.
+        for t in (self._capture, self._inference) if self._own_stage else (self._capture,):
             if t.is_alive():
                 t.join(timeout=1.0)
                 if t.is_alive():
