@@ -9,10 +9,11 @@ that gives each bad input its own exit code: the model's view (regions, class
 rules, exit 2), the outputs (log folder 4, HTTP port 5), the source
 (camera 3), then the :class:`edgecam.pipeline.loop.Pipeline`.
 
-One camera is the only configuration today; the seams are here so that
-several can run side by side. The HTTP and MQTT outputs still own their
-server and connection (built with the camera's outputs): sharing them
-between cameras is the next step.
+Several cameras run side by side in :mod:`edgecam.pipeline.cameras`, each a
+CameraPipeline of its own with its own counters, on one inference stage per
+model. The HTTP and MQTT outputs still own their server and connection
+(built with the camera's outputs): sharing them between cameras is the next
+step.
 """
 
 from __future__ import annotations
@@ -156,15 +157,20 @@ class CameraPipeline:
         self.policy = choose_policy(cfg.source, source)
         return source
 
-    def build_pipeline(self, plan=None, *, timings: bool = False, tickers=None) -> Pipeline:
-        """The pipeline of this camera; ``plan``: the interpreter layout the run decided (None: as loaded)."""
+    def build_pipeline(self, plan=None, *, timings: bool = False, tickers=None, stage=None,
+                       name: str = "main") -> Pipeline:
+        """The pipeline of this camera; ``plan``: the interpreter layout the run decided (None: as loaded).
+
+        ``stage``: with several cameras, the run's :class:`edgecam.model.scheduler.SharedStage` for this
+        camera's model; the camera's frames go to its lane ``name`` there.
+        """
         src = self.cfg.source
         options = PipelineOptions(policy=self.policy, overlay=self.cfg.display.overlay,
                                   reconnect_max_s=src.reconnect_max_s, stall_timeout_s=src.timeout_s,
                                   timings=timings)
         self.pipeline = Pipeline(self.classifier, self.source, self.outputs, options, live=self.live,
                                  stats=self.shared.stats, reopen=self._reopen, plan=plan, regions=self.tracker,
-                                 tickers=tickers)
+                                 tickers=tickers, stage=stage, camera=name)
         return self.pipeline
 
     def apply(self, settings: LiveSettings) -> None:

@@ -1,0 +1,216 @@
+"""A run of several cameras: one inference stage per model, a pipeline per camera, faults kept to their camera.
+
+Each camera is a :class:`edgecam.pipeline.camera.CameraPipeline` of its own,
+with its own counters, outputs and source. Cameras that classify the whole
+picture with the same model share one loaded classifier and one
+:class:`edgecam.model.scheduler.SharedStage` (fair turns between them; the
+interpreter layout decided once, for the whole load). A camera with regions
+keeps its own models and stage: its region classifiers are not shared with
+another camera's thread.
+
+Faults stay local: a camera that cannot open at start is logged and shown as
+down while the others run (the run fails only when none opens); a camera
+that stalls or vanishes later reconnects on its own schedule (its capture
+thread). The systemd watchdog is kicked while at least one camera delivers,
+and the status line gives every camera's rate ("3 cameras, 29.8/30.0/14.9 fps").
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import cv2
+
+from edgecam.errors import EdgecamError
+from edgecam.model import backends
+from edgecam.model.calibration import decide_layout
+from edgecam.model.scheduler import SharedStage
+from edgecam.pipeline.camera import CameraPipeline, SharedParts
+from edgecam.service.notify import WatchdogGate
+from edgecam.service.retry import retry_transient
+from edgecam.stats import SourceState, Stats
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1
+
+
+@dataclass
+class Camera:
+    """One camera of the run: its name, its parts, and why it is down when it could not start."""
+
+    name: str
+    cfg: object
+    stats: Stats = field(default_factory=Stats)
+    parts: CameraPipeline | None = None
+    down: str | None = None  # why it could not start (one line)
+    code: int | None = None  # its pipeline's exit code, once ended
+
+    @property
+    def pipeline(self):
+        return None if self.parts is None else self.parts.pipeline
+
+
+class CamerasApp:
+    """``edgecam run`` with several cameras: build every camera, share the models, run until all end or a stop.
+
+    ``cameras``: ``(name, Config)`` pairs, each a whole config for its camera.
+    ``sinks_for``: ``name -> [Sink]``, extra outputs per camera (bench counts frames with one).
+    """
+
+    def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
+                 changes_to=None):
+        cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
+        self.stop_event = threading.Event()
+        self.watchdog = WatchdogGate()
+        self.cameras = [Camera(name, cfg) for name, cfg in cameras]
+        self._classifiers: dict[tuple, object] = {}
+        self.stages: list[SharedStage] = []
+        try:
+            for cam in self.cameras:
+                self._build(cam, (sinks_for or (lambda _name: []))(cam.name), changes_to)
+            up = [cam for cam in self.cameras if cam.down is None]
+            if not up:
+                raise EdgecamError("cameras: none could start: " + "; ".join(
+                    f"{cam.name}: {cam.down}" for cam in self.cameras), exit_code=3)
+            self._build_stages(up, timings)
+        except BaseException:
+            self.close()
+            raise
+        for cam in up:
+            logger.info("camera %s: %s on %s (%s policy)", cam.name, cam.parts.classifier.name,
+                        cam.parts.source.name, cam.pipeline.policy)
+
+    # -- building ---------------------------------------------------------------
+
+    def _load(self, cam: Camera):
+        """The model loader of one camera: a whole-picture model is loaded once for every camera that uses it."""
+
+        def load(model_cfg, camera=False):
+            key = (repr(model_cfg), camera)
+            if not cam.cfg.regions and key in self._classifiers:
+                return self._classifiers[key]
+            clf = retry_transient(lambda: backends.load_classifier(model_cfg, camera=camera),
+                                  self.watchdog.notifier, "model download")
+            # A sensor that classifies (the AI Camera) is its camera's own; regions' models run in their stage.
+            if not cam.cfg.regions and getattr(clf, "open_source", None) is None:
+                self._classifiers[key] = clf
+            return clf
+
+        return load
+
+    def _build(self, cam: Camera, sinks, changes_to) -> None:
+        """The camera's model view, outputs and source; a source that cannot open marks the camera down."""
+        shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
+                             on_quit=self.stop, sinks=tuple(sinks))
+        cam.parts = CameraPipeline(cam.cfg, shared)
+        cam.parts.open_outputs(display=False, changes_to=changes_to)
+        try:
+            cam.parts.open_source()
+        except EdgecamError as e:
+            cam.down = e.message
+            logger.error("camera %s: %s; the other cameras go on without it", cam.name, e.message)
+            cam.parts.close()
+
+    def _build_stages(self, up: list[Camera], timings: bool) -> None:
+        """One stage per classifier, its layout decided once for all the cameras it serves."""
+        groups: dict[int, list[Camera]] = {}
+        for cam in up:
+            groups.setdefault(id(cam.parts.classifier), []).append(cam)
+        for cams in groups.values():
+            first = cams[0].parts
+            clf = first.classifier
+            plan = decide_layout(cams[0].cfg.model, clf, first.policy, None)
+            for c in first.classifiers():
+                build = getattr(c, "build", None)
+                if build is not None:
+                    build(plan.layout.threads if plan is not None and c is clf else None)
+            stage = SharedStage(clf, self.stop_event, plan)
+            self.stages.append(stage)
+            for cam in cams:
+                cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
+
+    # -- running ----------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every camera (safe from signal handlers and other threads)."""
+        self.stop_event.set()
+        for cam in self.cameras:
+            if cam.pipeline is not None:
+                cam.pipeline.stop()
+
+    def run(self) -> int:
+        """Every camera's output loop in a thread of its own, the service's ticks here; returns the exit code."""
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            def on_stop(signum, _frame):
+                logger.info("%s received, stopping", signal.Signals(signum).name)
+                self.stop()
+
+            def on_hup(_signum, _frame):
+                logger.warning("reload: several cameras are reloaded by a restart (systemctl restart edgecam)")
+
+            for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+                previous[sig] = signal.signal(sig, handler)
+        threads = [threading.Thread(target=self._run_camera, args=(cam,), name=f"edgecam-camera-{cam.name}",
+                                    daemon=True) for cam in self.cameras if cam.pipeline is not None]
+        try:
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                self._tick(time.monotonic())
+                for t in threads:
+                    t.join(TICK_S / len(threads))
+            self.watchdog.stopping()
+        finally:
+            self.stop_event.set()
+            for stage in self.stages:
+                stage.thread.join(2.0)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.exit_code()
+
+    def _run_camera(self, cam: Camera) -> None:
+        try:
+            cam.code = cam.pipeline.run()
+        except BaseException as e:  # run() logs and returns; this is the last resort
+            logger.exception("camera %s failed: %s", cam.name, e)
+            cam.code = 1
+        if cam.code:
+            logger.error("camera %s ended with exit code %d", cam.name, cam.code)
+
+    def exit_code(self) -> int:
+        """The first camera's failure (in config order), else 0."""
+        return next((cam.code for cam in self.cameras if cam.code), 0)
+
+    def status_text(self, now: float) -> str:
+        """One line for ``systemctl status``: every camera's rate, and which are down."""
+        rates, down = [], []
+        for cam in self.cameras:
+            if cam.pipeline is None:
+                down.append(f"{cam.name} down ({cam.down})")
+                continue
+            st = cam.stats
+            rates.append(f"{st.inference_rate.rate(now):.1f}")
+            if st.source_state != SourceState.RUNNING:
+                down.append(f"{cam.name} {st.source_state}")
+        text = f"{len(self.cameras)} cameras, {'/'.join(rates)} fps"
+        return text + (f"; {', '.join(down)}" if down else "")
+
+    def _tick(self, now: float) -> None:
+        """READY=1 after any camera's first result; WATCHDOG=1 while at least one camera delivers."""
+        live = [cam for cam in self.cameras if cam.pipeline is not None]
+        if any(cam.stats.frames_inferred for cam in live):
+            self.watchdog.first_result()
+        flowing = any(cam.stats.flowing(cam.cfg.source.timeout_s, now) for cam in live)
+        self.watchdog.tick(now, flowing, self.status_text(now))
+
+    def close(self) -> None:
+        """Close what start-up opened (when it fails part way)."""
+        for cam in self.cameras:
+            if cam.parts is not None and cam.pipeline is None:
+                cam.parts.close()

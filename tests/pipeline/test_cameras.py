@@ -1,0 +1,84 @@
+"""Several cameras in one run: one model loaded once, every camera its own frames and counters, faults kept local.
+
+The model is the real MobileNet V3-Small from ../shared; the cameras are short
+videos written here (different lengths, so each camera's count is its own).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edgecam.config import schema as config_mod
+from edgecam.errors import EdgecamError
+from edgecam.pipeline.cameras import CamerasApp
+from tests.pipeline.test_pipeline import RecordingSink
+
+
+def video(path, frames: int, colour) -> str:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 120))
+    for i in range(frames):
+        img = np.full((120, 160, 3), colour, np.uint8)
+        cv2.putText(img, str(i), (10, 60), cv2.FONT_HERSHEY_SIMPLEX, 1, (255, 255, 255), 2)
+        writer.write(img)
+    writer.release()
+    return str(path)
+
+
+def camera_config(uri: str, **source):
+    return config_mod.from_dict({"source": {"type": "opencv", "uri": uri, **source},
+                                 "display": {"mode": "none"}, "model": {"threads": 1}})
+
+
+@pytest.fixture
+def loads(model_env, monkeypatch):
+    """Counts the models actually loaded (the real loader underneath)."""
+    import edgecam.model.backends as backends
+
+    real, calls = backends.load_classifier, []
+
+    def counting(cfg, **kw):
+        calls.append(cfg.name)
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(backends, "load_classifier", counting)
+    return calls
+
+
+def test_three_cameras_share_one_model_and_each_gets_every_frame_of_its_own(tmp_path, loads):
+    lengths = {"door": 40, "yard": 25, "gate": 60}
+    cameras = [(name, camera_config(video(tmp_path / f"{name}.avi", n, (40 * i, 80, 160))))
+               for i, (name, n) in enumerate(lengths.items())]
+    sinks = {name: RecordingSink(name) for name in lengths}
+    app = CamerasApp(cameras, sinks_for=lambda name: [sinks[name]])
+    assert app.run() == 0
+    assert loads == ["mobilenet_v3_small"]  # loaded once for three cameras
+    assert len(app.stages) == 1
+    for cam in app.cameras:
+        n = lengths[cam.name]
+        assert [r.frame_index for r in sinks[cam.name].results] == list(range(n))
+        s = cam.stats.snapshot()
+        assert s["frames_captured"] == s["frames_inferred"] == n
+    lanes = app.stages[0].frames.counters()
+    assert {name: c.inferred for name, c in lanes.items()} == lengths
+
+
+def test_a_camera_that_cannot_open_is_down_and_the_others_run(tmp_path, loads, caplog):
+    good = camera_config(video(tmp_path / "good.avi", 20, (0, 0, 200)))
+    missing = camera_config(str(tmp_path / "nowhere.avi"))
+    app = CamerasApp([("door", missing), ("yard", good)])
+    assert [cam.down is not None for cam in app.cameras] == [True, False]
+    assert "camera door:" in caplog.text and "the other cameras go on without it" in caplog.text
+    assert app.run() == 0
+    assert app.cameras[1].stats.snapshot()["frames_inferred"] == 20
+    status = app.status_text(0.0)
+    assert status.startswith("2 cameras, ") and "door down (" in status
+
+
+def test_no_camera_opening_is_one_error_naming_each(tmp_path, loads):
+    cams = [(name, camera_config(str(tmp_path / f"{name}.avi"))) for name in ("door", "yard")]
+    with pytest.raises(EdgecamError) as e:
+        CamerasApp(cams)
+    assert e.value.exit_code == 3
+    assert e.value.message.startswith("cameras: none could start: door: ") and "; yard: " in e.value.message
