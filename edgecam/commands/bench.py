@@ -13,7 +13,8 @@ from edgecam.errors import ConfigError
 
 def register(sub) -> None:
     p = sub.add_parser("bench", help="measure the pipeline on a video file (fps, stage times, CPU, RSS)")
-    p.add_argument("--source", required=True, help="a video file")
+    p.add_argument("--source", required=True, action="append",
+                   help="a video file; repeat it for several cameras in one run (one model, its stage shared)")
     add_model_args(p)
     add_interpreters_arg(p)
     p.add_argument("--frames", type=int, help="stop after N frames (default: the whole file)")
@@ -44,8 +45,9 @@ def _print_sweep(res: dict) -> None:
 
 def cmd_bench(args) -> int:
     # import cost: the pipeline and the runtimes, 15 ms of every `edgecam --help` otherwise
-    from edgecam.measure.bench import bench_peer_loop, bench_pipeline, bench_sweep
+    from edgecam.measure.bench import bench_cameras, bench_peer_loop, bench_pipeline, bench_sweep
 
+    sources, args.source = args.source, args.source[0]
     overrides = model_overrides(args)
     overrides.update({"model.interpreters": args.interpreters,
                       "source.type": "opencv", "source.uri": args.source,
@@ -55,6 +57,11 @@ def cmd_bench(args) -> int:
                       "log.path": config_mod.CLEAR, "record.path": config_mod.CLEAR,
                       "http.enabled": False, "mqtt.enabled": False})
     cfg = load_config(args, overrides)
+    if len(sources) > 1:
+        if args.sweep:
+            raise ConfigError("bench: --sweep measures one source; give one --source")
+        res = bench_cameras(cfg, sources, args.frames) if not args.peer_loop else _peer_loops(cfg, sources, args)
+        return _print_cameras(res, args.json)
     if args.sweep:
         if args.peer_loop:
             raise ConfigError("bench: --sweep measures the pipeline; it does not go with --peer-loop")
@@ -91,4 +98,51 @@ def cmd_bench(args) -> int:
     print(f"  cpu per frame   {res['cpu_ms_per_frame_with_load']:.2f} ms with load "
           "(the whole process: imports, model load, start-up)")
     print(f"  peak RSS        {res['rss_mb']:.1f} MB")
+    return code
+
+
+def _peer_loops(cfg, sources: list[str], args) -> dict:
+    """--peer-loop with several sources: one peers' loop per source, as separate processes side by side."""
+    # here: only this comparison starts processes
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "edgecam", "bench", "--peer-loop", "--json", "--model", cfg.model.name,
+           "--threads", str(cfg.model.threads or 1)] + (["--frames", str(args.frames)] if args.frames else [])
+    if args.config:
+        cmd += ["--config", args.config]
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(cmd + ["--source", src], stdout=subprocess.PIPE, text=True) for src in sources]
+    outs = [p.communicate()[0] for p in procs]
+    wall = time.perf_counter() - t0
+    per = {f"cam{i + 1}": json.loads(out) if out.strip() else {"exit_code": p.returncode}
+           for i, (p, out) in enumerate(zip(procs, outs))}
+    total = sum(r.get("frames", 0) for r in per.values())
+    return {"mode": "peer-loops", "model": cfg.model.name, "cameras": per, "frames": total, "wall_s": round(wall, 3),
+            "fps": round(total / wall, 2) if wall > 0 else 0.0,
+            "rss_mb": round(sum(r.get("rss_mb", 0) for r in per.values()), 1),
+            "exit_code": max((p.returncode for p in procs), default=0)}
+
+
+def _print_cameras(res: dict, as_json: bool) -> int:
+    code = res.get("exit_code", 0)
+    if as_json:
+        print(json.dumps(res))
+        return code
+    print(f"{res['mode']}: {res['model']}, {len(res['cameras'])} sources, {res['frames']} frames in "
+          f"{res['wall_s']:.2f} s: {res['fps']:.1f} frames/s in all, peak RSS {res['rss_mb']:.1f} MB"
+          + (" (the processes' sum)" if res["mode"] == "peer-loops" else ""))
+    for name, c in res["cameras"].items():
+        if c.get("down"):
+            print(f"  {name:<6} down: {c['down']}")
+            continue
+        line = f"  {name:<6} {c.get('frames', 0):>6} frames  {c.get('fps', 0):>7.1f} frames/s"
+        if c.get("latency_ms_p95") is not None:
+            line += f"  latency p50 {c['latency_ms_p50']:.1f} p95 {c['latency_ms_p95']:.1f} ms"
+        if c.get("staleness_ms_p95") is not None:
+            line += f"  staleness p95 {c['staleness_ms_p95']:.0f} ms  {c.get('dropped', 0)} dropped"
+        print(line)
+    if res.get("cpu_ms_per_frame_run") is not None:
+        print(f"  cpu per frame {res['cpu_ms_per_frame_run']:.2f} ms (the run)")
     return code

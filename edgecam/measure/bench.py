@@ -174,6 +174,61 @@ def bench_pipeline(cfg: config_mod.Config, frames: int | None) -> dict:
     return _run_pipeline(cfg, frames)[0]
 
 
+def bench_cameras(cfg: config_mod.Config, sources: list[str], frames: int | None) -> dict:
+    """Several sources as cameras of one run (one model, its stage shared): per camera and total figures.
+
+    ``frames``: per camera. Each camera's figures: frames, frames/s, dropped,
+    invoke and capture-to-result latency percentiles, and staleness (the age of
+    its newest result, p95 over the run's ticks); total: frames/s, CPU per
+    frame, peak RSS.
+    """
+    # memory: here, as in _run_pipeline
+    import dataclasses
+
+    from edgecam.pipeline.cameras import CamerasApp
+
+    names = [f"cam{i + 1}" for i in range(len(sources))]
+    holder: dict = {}
+    counters = {n: _FrameCounter(frames, lambda n=n: holder["app"].camera(n).pipeline.stop()) for n in names}
+    cameras = [(n, dataclasses.replace(cfg, source=dataclasses.replace(cfg.source, uri=src)))
+               for n, src in zip(names, sources)]
+    t_load = time.perf_counter()
+    app = CamerasApp(cameras, sinks_for=lambda n: [counters[n]], timings=True)
+    holder["app"] = app
+    load_s = time.perf_counter() - t_load
+    staleness: dict[str, list[float]] = {n: [] for n in names}
+
+    def sample(now: float) -> None:
+        for stage in app.stages:
+            for n, c in stage.frames.counters().items():
+                if (age := c.staleness(now)) is not None:
+                    staleness[n].append(age * 1000)
+
+    cpu1, t0 = cpu_seconds(), time.perf_counter()
+    code = app.run(on_tick=sample)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu1
+    per = {}
+    for cam in app.cameras:
+        tm, st = (cam.pipeline.timings, cam.stats.snapshot()) if cam.pipeline else (None, {})
+        n = counters[cam.name].frames
+        per[cam.name] = {"source": cam.cfg.source.uri, "down": cam.down, "frames": n,
+                         "fps": round(n / wall, 2) if wall > 0 else 0.0, "dropped": st.get("frames_dropped", 0),
+                         "invoke_ms_p50": round(percentile(tm.invoke, 50), 3) if tm else None,
+                         "latency_ms_p50": round(percentile(tm.latency, 50), 3) if tm else None,
+                         "latency_ms_p95": round(percentile(tm.latency, 95), 3) if tm else None,
+                         "staleness_ms_p95": round(percentile(staleness[cam.name], 95), 1)
+                         if staleness[cam.name] else None}
+    total = sum(c["frames"] for c in per.values())
+    clf = next(cam.parts.classifier for cam in app.cameras if cam.pipeline is not None)
+    layout = app.stages[0].layout
+    return {"mode": "cameras", "model": clf.name, "runtime": clf.runtime,
+            "layout": str(layout) if layout else f"1x{clf.threads}", "policy": str(app.cameras[0].cfg.source.policy),
+            "cameras": per, "frames": total, "wall_s": round(wall, 3),
+            "fps": round(total / wall, 2) if wall > 0 else 0.0,
+            "cpu_ms_per_frame_run": round(cpu / total * 1000, 3) if total else 0.0,
+            "rss_mb": round(peak_rss_mb(), 1), "load_s": round(load_s, 3), "exit_code": code}
+
+
 def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     """The peers' single loop, same model/runtime/threads, for comparison.
 

@@ -143,8 +143,15 @@ class CamerasApp:
             if cam.pipeline is not None:
                 cam.pipeline.stop()
 
-    def run(self) -> int:
-        """Every camera's output loop in a thread of its own, the service's ticks here; returns the exit code."""
+    def camera(self, name: str) -> Camera:
+        """The camera of that name."""
+        return next(cam for cam in self.cameras if cam.name == name)
+
+    def run(self, on_tick=None) -> int:
+        """Every camera's output loop in a thread of its own, the service's ticks here; returns the exit code.
+
+        ``on_tick(now)``: called with the service's ticks, about every 0.1 s (bench samples staleness).
+        """
         previous = {}
         if threading.current_thread() is threading.main_thread():
             def on_stop(signum, _frame):
@@ -162,7 +169,10 @@ class CamerasApp:
             for t in threads:
                 t.start()
             while any(t.is_alive() for t in threads):
-                self._tick(time.monotonic())
+                now = time.monotonic()
+                self._tick(now)
+                if on_tick is not None:
+                    on_tick(now)
                 for t in threads:
                     t.join(TICK_S / len(threads))
             self.watchdog.stopping()

@@ -160,3 +160,22 @@ def test_threads_auto_on_a_read_only_filesystem_measures_and_says_why_it_cannot_
     assert len(lines) == 1 and "DEBUG" in lines[0] and "Read-only file system" in lines[0], p.stderr
     assert "Traceback" not in p.stderr and res["frames"] == 260
     assert not list(folder.glob("*.threads.json")) and not list(folder.glob(".*tmp"))
+
+
+@pytest.mark.parametrize("extra, mode", [([], "cameras"), (["--peer-loop"], "peer-loops")])
+def test_bench_with_several_sources_gives_each_camera_and_the_total(video, model_env, tmp_path, extra, mode):
+    p = bench(["--source", video, "--source", video, "--frames", "40", "--threads", "1", "--json", *extra],
+              model_env, tmp_path)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout)
+    assert res["mode"] == mode and set(res["cameras"]) == {"cam1", "cam2"}
+    assert [c["frames"] for c in res["cameras"].values()] == [40, 40]
+    assert res["frames"] == 80 and res["fps"] > 0 and res["rss_mb"] > 0
+    if mode == "cameras":  # one run: every frame of both files inferred, on one interpreter
+        assert res["layout"] == "1x1" and all(c["dropped"] == 0 for c in res["cameras"].values())
+        assert all(c["latency_ms_p50"] >= c["invoke_ms_p50"] > 0 for c in res["cameras"].values())
+    text = bench(["--source", video, "--source", video, "--frames", "20", "--threads", "1", *extra], model_env,
+                 tmp_path)
+    assert text.returncode == 0, text.stderr
+    assert "2 sources, 40 frames" in text.stdout
+    assert text.stdout.count("frames/s") == 3  # the total and each camera
