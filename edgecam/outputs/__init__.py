@@ -89,10 +89,12 @@ def unregister(key: str) -> None:
 
 
 def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
-                labels: tuple = ()) -> list[Sink]:
-    """The outputs ``cfg`` asks for (see :data:`SINKS`), built but not started, each told of the others."""
+                labels: tuple = (), camera: str | None = None) -> list[Sink]:
+    """The outputs ``cfg`` asks for (see :data:`SINKS`), built but not started, each told of the others.
+
+    ``camera``: the camera's name in a run of several (see :class:`SinkContext`)."""
     ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
-                      labels=labels)
+                      labels=labels, camera=camera)
     sinks = [plugin.load().from_config(cfg, ctx) for plugin in SINKS if plugin.enabled(cfg, ctx)]
     for sink in sinks:
         sink.connect(sinks)

@@ -35,7 +35,8 @@ class SinkContext:
     to stop the run, whether a window can open, the source's frame rate (None
     until it is open: see :meth:`Sink.source_opened`), the regions (none: the
     whole picture is classified), the classes of the whole picture's model
-    (empty with regions, or when not known)."""
+    (empty with regions, or when not known), and the camera's name when the
+    run has several cameras (None with one: the outputs stay as they were)."""
 
     stats: object
     on_quit: Callable[[], None]
@@ -43,6 +44,7 @@ class SinkContext:
     source_fps: float | None
     regions: tuple[RegionInfo, ...] = ()
     labels: tuple[str, ...] = ()
+    camera: str | None = None
 
 
 class Sink:

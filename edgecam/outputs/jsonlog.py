@@ -45,6 +45,8 @@ MAX_PENDING_BYTES = 1 << 20
 LINE_BYTES_BASE = 150
 LINE_BYTES_PER_LABEL = 75
 _TAIL_CHUNK = 64 * 1024
+#: In log.path, the camera's name when a run has several (each camera writes its own file).
+CAMERA_FIELD = "{camera}"
 
 
 class JsonLogSink(Sink):
@@ -52,8 +54,11 @@ class JsonLogSink(Sink):
 
     name = "log"
 
-    def __init__(self, cfg, top_k: int = 3, threshold: float = 0.0, results_per_s: float | None = None):
-        self.path = Path(cfg.path)
+    def __init__(self, cfg, top_k: int = 3, threshold: float = 0.0, results_per_s: float | None = None,
+                 camera: str | None = None):
+        # Several cameras: each its own file (``{camera}`` in log.path), each line naming its camera.
+        self.camera = camera
+        self.path = Path(cfg.path.replace(CAMERA_FIELD, camera) if camera else cfg.path)
         self.mode = cfg.mode
         self.heartbeat_s = cfg.heartbeat_s
         self.results_per_s = results_per_s  # for the cost a day said at start (the source's frame rate)
@@ -78,7 +83,7 @@ class JsonLogSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> JsonLogSink:
-        return cls(cfg.log, cfg.model.top_k, cfg.model.threshold, results_per_s=cfg.source.fps)
+        return cls(cfg.log, cfg.model.top_k, cfg.model.threshold, results_per_s=cfg.source.fps, camera=ctx.camera)
 
     # ------------------------------------------------------------------ files
 
@@ -195,6 +200,8 @@ class JsonLogSink(Sink):
     def record(self, result, event: LabelChange | None = None) -> dict:
         """The JSON object logged for ``result`` (with ``regions: {name: {label, score, ...}}`` when there are)."""
         obj = {"timestamp": iso_time(result.wall_time)}
+        if self.camera is not None:
+            obj["camera"] = self.camera
         obj.update(result.to_dict(self.top_k, self.threshold))
         if event is not None:
             obj["event"] = {"label": event.label, "previous": event.previous}

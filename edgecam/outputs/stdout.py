@@ -23,23 +23,28 @@ NO_LABEL = "(no label above the threshold)"
 
 
 class LabelChangesSink(Sink):
-    """Writes one line to ``stream`` per label-change event: time, frame, score, label."""
+    """Writes one line to ``stream`` per label-change event: time, frame, score, label.
+
+    ``camera``: in a run of several cameras, each line names its camera after the time.
+    """
 
     name = "stdout"
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, camera: str | None = None):
         self.stream = stream
         self.lines_written = 0
+        self._who = f"  {camera}" if camera else ""
 
     def on_event(self, event: LabelChange | RegionChange) -> None:
         if isinstance(event, RegionChange):
-            self.stream.write(f"{iso_time(event.wall_time)}  frame {event.frame}  {event.region}: "
+            self.stream.write(f"{iso_time(event.wall_time)}{self._who}  frame {event.frame}  {event.region}: "
                               f"{event.label}  {event.score:6.1%}  (was {event.previous or '-'})\n")
             self.stream.flush()
             self.lines_written += 1
             return
         label = event.label
         score = f"{event.score:6.1%}" if label is not None else "     -"
-        self.stream.write(f"{iso_time(event.wall_time)}  frame {event.frame}  {score}  {label or NO_LABEL}\n")
+        self.stream.write(f"{iso_time(event.wall_time)}{self._who}  frame {event.frame}  {score}  "
+                          f"{label or NO_LABEL}\n")
         self.stream.flush()  # a pipe or a file must see each change as it happens
         self.lines_written += 1

@@ -108,19 +108,20 @@ class CameraPipeline:
             return list({id(r.classifier): r.classifier for r in self.tracker.regions.values()}.values())
         return [self.classifier]
 
-    def open_outputs(self, display: bool, changes_to=None) -> FanOut:
+    def open_outputs(self, display: bool, changes_to=None, name: str | None = None) -> FanOut:
         """The camera's outputs (window, log, record, HTTP, MQTT, events) and the shared ones, started.
 
         ``changes_to``: a text stream that gets one line per label change when
         no other output is configured, so a headless run still shows what it sees.
+        ``name``: the camera's name in a run of several (its outputs say which camera).
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
-                            labels=() if cfg.regions else tuple(self.classifier.labels)) + list(shared.sinks)
+                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name) + list(shared.sinks)
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")
-            sinks.append(LabelChangesSink(changes_to))
+            sinks.append(LabelChangesSink(changes_to, camera=name))
         self.outputs = FanOut(sinks, shared.stats)
         self.outputs.start()
         return self.outputs

@@ -108,7 +108,7 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks))
         cam.parts = CameraPipeline(cam.cfg, shared)
-        cam.parts.open_outputs(display=False, changes_to=changes_to)
+        cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name)
         try:
             cam.parts.open_source()
         except EdgecamError as e:

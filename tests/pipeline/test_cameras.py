@@ -6,6 +6,9 @@ videos written here (different lengths, so each camera's count is its own).
 
 from __future__ import annotations
 
+import io
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -82,3 +85,28 @@ def test_no_camera_opening_is_one_error_naming_each(tmp_path, loads):
         CamerasApp(cams)
     assert e.value.exit_code == 3
     assert e.value.message.startswith("cameras: none could start: door: ") and "; yard: " in e.value.message
+
+
+def test_each_camera_logs_its_own_jsonl_file_and_every_line_names_it(tmp_path, loads):
+    log = str(tmp_path / "logs" / "{camera}.jsonl")
+    lengths = {"door": 12, "yard": 18}
+    cameras = []
+    for name, n in lengths.items():
+        cfg = config_mod.from_dict({"source": {"type": "opencv", "uri": video(tmp_path / f"{name}.avi", n, (0, 90, 0))},
+                                    "display": {"mode": "none"}, "model": {"threads": 1},
+                                    "log": {"path": log, "mode": "every"}})
+        cameras.append((name, cfg))
+    assert CamerasApp(cameras).run() == 0
+    for name, n in lengths.items():
+        lines = [json.loads(line) for line in (tmp_path / "logs" / f"{name}.jsonl").read_text().splitlines()]
+        assert len(lines) == n and {line["camera"] for line in lines} == {name}
+        assert [line["frame"] for line in lines] == list(range(n))
+
+
+def test_without_outputs_each_label_change_line_names_its_camera(tmp_path, loads):
+    out = io.StringIO()
+    cameras = [(name, camera_config(video(tmp_path / f"{name}.avi", 10, (200, 0, 0)))) for name in ("door", "yard")]
+    assert CamerasApp(cameras, changes_to=out).run() == 0
+    lines = out.getvalue().splitlines()
+    assert {line.split()[1] for line in lines} == {"door", "yard"}  # time, camera, frame ...
+    assert all(line.split()[2] == "frame" for line in lines)
