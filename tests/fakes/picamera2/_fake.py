@@ -219,6 +219,7 @@ class FakeControl:
         for cam in owners:
             cam.close()
         with self._lock:
+            Picamera2._cm.cameras.clear()  # what failed opens left registered (picamera2 < 0.3.37)
             self.set_model(model or os.environ.get(MODEL_ENV, "pi4"))
             self.sensor = os.environ.get(SENSOR_ENV) or None
             self._sensors = {}
@@ -705,10 +706,29 @@ def _score_mode(mode: dict, bit_depth: int, output_size: tuple[int, int]) -> flo
     return score
 
 
+class _CameraManager:
+    """picamera2's CameraManager bookkeeping (picamera2.py, class CameraManager): which
+    Picamera2 object gets the completed requests of each camera (libcamera's number,
+    the request's cookie), one entry per camera, shared by every Picamera2 in the process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.cameras: dict[int, "Picamera2"] = {}
+
+    def add(self, index: int, camera: "Picamera2") -> None:
+        with self._lock:
+            self.cameras[index] = camera
+
+    def cleanup(self, index: int) -> None:
+        with self._lock:
+            self.cameras.pop(index, None)  # the real one: del self.cameras[index]
+
+
 class Picamera2:
     """The subset of ``picamera2.Picamera2`` edgecam uses, behaving like the real one."""
 
     platform = Platform.VC4  # class attribute, as in picamera2; set by fake_control.set_model
+    _cm = _CameraManager()  # class attribute, as in picamera2: one for every camera in the process
 
     # -- discovery / lifetime -------------------------------------------- #
 
@@ -742,17 +762,34 @@ class Picamera2:
         self.is_open = False
         self.started = False
         self._thread: threading.Thread | None = None
-        # Like picamera2 >= 0.3.17, an absent camera is an IndexError from this lookup. camera_num
-        # is a position in the sorted list; Num is libcamera's number, the one picamera2 keeps.
-        camera_num = self.global_camera_info()[camera_num]["Num"]
+        cameras = self.global_camera_info()
+        if fake_control.version >= (0, 3, 37) and camera_num >= len(cameras):
+            raise RuntimeError(f'No camera number {camera_num} found - use "rpicam-hello --list-cameras" to '
+                               "check connected cameras")
+        # Before 0.3.37 an absent camera is an IndexError from this lookup. camera_num is a
+        # position in the sorted list; Num is libcamera's number, the one picamera2 keeps.
+        camera_num = cameras[camera_num]["Num"]
         self.camera_idx = camera_num
+        early_registration = fake_control.version < (0, 3, 37)
+        if early_registration:
+            # Before 0.3.37 picamera2 registers with its CameraManager before opening the camera,
+            # so a failed open still takes the camera's entry: opening a camera already open in
+            # this process "trashes" the open one, whose frames then go to the failed object
+            # (picamera2 PR #1402 moved the registration after a successful open).
+            Picamera2._cm.add(camera_num, self)
         with fake_control._lock:
             slot = fake_control.slots[camera_num]
             # picamera2 wraps every failure of its init sequence (no camera manager,
             # libcamera's "Initialization failed.", acquire() refused) in one
             # RuntimeError whose __cause__ says what happened.
             cause = slot.open_error
-            if cause is None and (slot.owner is not None or slot.held_externally):
+            if cause is None and slot.owner is not None:
+                # libcamera's Camera::acquire(): this process has the camera already (-EBUSY).
+                _log.error("Camera in %s state trying acquire() requiring state Available",
+                           "Running" if slot.owner.started else "Configured" if slot.owner.camera_config
+                           else "Acquired")
+                cause = RuntimeError("Failed to acquire camera: Device or resource busy")
+            elif cause is None and slot.held_externally:
                 _log.info("Pipeline handler in use by another process")
                 cause = RuntimeError("Failed to acquire camera: Device or resource busy")
             if cause is not None:
@@ -760,6 +797,8 @@ class Picamera2:
                 raise RuntimeError("Camera __init__ sequence did not complete.") from cause
             slot.owner = self
             slot.opened += 1
+        if not early_registration:
+            Picamera2._cm.add(camera_num, self)  # 0.3.37: "All is good, now safe to register"
         self._slot = slot
         # picamera2 hands a tuning dict to libcamera through a temporary file named in
         # $LIBCAMERA_RPI_TUNING_FILE; the fake keeps it, and what was set, for tests to see.
@@ -793,6 +832,7 @@ class Picamera2:
         self._frame_lock = threading.Lock()
         self._completed: list[CompletedRequest] = []
         self._held: set[CompletedRequest] = set()
+        self._given_away = 0  # requests picamera2 < 0.3.37 handed to a failed re-open (see _run)
         self._jobs: list[_Job] = []
         self._stop_evt = threading.Event()
         self._frame_duration_us = 33333
@@ -847,6 +887,7 @@ class Picamera2:
         if not self.is_open:
             return
         self.stop()
+        Picamera2._cm.cleanup(self.camera_idx)  # as picamera2's close(): whoever holds the entry
         with fake_control._lock:
             if self._slot.owner is self:
                 self._slot.owner = None
@@ -1113,6 +1154,7 @@ class Picamera2:
         if self.started:
             return
         self._stop_evt.clear()
+        self._given_away = 0  # picamera2 makes new requests for every buffer at each start
         self.started = True
         self._thread = threading.Thread(target=self._run, name=f"fake-picamera2-{self.camera_idx}",
                                         daemon=True)
@@ -1141,7 +1183,7 @@ class Picamera2:
                 job.future.set_exception(CancelledError())
 
     def _free_buffers(self) -> int:
-        return self.camera_config["buffer_count"] - len(self._held) - len(self._completed)
+        return self.camera_config["buffer_count"] - len(self._held) - len(self._completed) - self._given_away
 
     def _run(self) -> None:
         """The sensor: one frame per frame duration while a buffer is free."""
@@ -1168,6 +1210,14 @@ class Picamera2:
                 with self._cond:
                     if self._stop_evt.is_set():
                         return
+                    self._slot.frames_produced += 1
+                    if Picamera2._cm.cameras.get(self.camera_idx) is not self:
+                        # picamera2's CameraManager.handle_request hands the request to whoever
+                        # holds this camera's entry: before 0.3.37 a failed re-open does, which
+                        # never reads nor releases it. This camera sees no frame again (until it
+                        # is closed) and each one given away keeps a buffer (until the next start).
+                        self._given_away += 1
+                        continue
                     self._completed.append(request)
                     # Pending captures take the oldest completed frame, as in picamera2.
                     while self._jobs and self._completed:
@@ -1176,7 +1226,6 @@ class Picamera2:
                         job.future.set_result(req)
                     while len(self._completed) > self._max_queue_len:
                         self._completed.pop(0)  # recycled to the camera
-                    self._slot.frames_produced += 1
 
     def _capture_frame(self) -> CompletedRequest:
         picture = full_picture = fake_control.picture(self._sequence, self._slot.num)
