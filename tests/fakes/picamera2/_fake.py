@@ -67,10 +67,17 @@ STALL_FILE_ENV = "EDGECAM_FAKE_PICAMERA2_STALL_FILE"
 # The camera module on the board ("imx500": an AI Camera), for a program under test; default the board's usual one.
 SENSOR_ENV = "EDGECAM_FAKE_PICAMERA2_SENSOR"
 
-# What each fake board looks like: its ISP and the camera usually found on it.
+# What each fake board looks like: its ISP, the camera usually found on it, and the device-tree
+# nodes of the I2C buses of its two camera connectors. libcamera's camera Id is the sensor's node
+# under one of them ("<bus>/imx708@1a"), and picamera2 sorts the Ids in reverse (global_camera_info),
+# so the first bus here is camera 0, as `rpicam-hello --list-cameras` lists two cameras: on a Pi 5
+# i2c@88000 then i2c@80000; on the VC4 a Compute Module 4's i2c0mux channel 1 then channel 0 (a Pi 4
+# Model B has one connector, channel 1).
 MODELS = {
-    "pi4": {"platform": Platform.VC4, "sensor": "imx219", "id": "/base/soc/i2c0mux/i2c@1/imx219@10"},
-    "pi5": {"platform": Platform.PISP, "sensor": "imx708", "id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a"},
+    "pi4": {"platform": Platform.VC4, "sensor": "imx219",
+            "connectors": ("/base/soc/i2c0mux/i2c@1", "/base/soc/i2c0mux/i2c@0")},
+    "pi5": {"platform": Platform.PISP, "sensor": "imx708",
+            "connectors": ("/base/axi/pcie@120000/rp1/i2c@88000", "/base/axi/pcie@120000/rp1/i2c@80000")},
 }
 
 # Sensor modes as `rpicam-hello --list-cameras` and Picamera2.sensor_modes report
@@ -78,8 +85,12 @@ MODELS = {
 # A mode whose crop is not the whole array sees only the middle of the scene:
 # the IMX219's 640x480 mode reads a 1280x960 centre crop, the IMX708's 1536x864
 # mode a 3072x1728 one; the binned half-resolution modes see everything.
+# "address" and "rotation" are the sensor's I2C address (the "@10" of its Id) and the
+# rotation the kernel's overlay (imx219.dtsi...) gives it, which libcamera reports as the
+# Rotation property (global_camera_info() on a Camera v2: 'Rotation': 180).
 SENSORS = {
     "imx219": {  # Camera Module v2
+        "address": "10", "rotation": 180,
         "resolution": (3280, 2464),
         "modes": [(fmt, size, fps, crop) for fmt in ("SRGGB10_CSI2P", "SRGGB8") for size, fps, crop in (
             ((640, 480), 103.33, (1000, 752, 1280, 960)),
@@ -88,17 +99,20 @@ SENSORS = {
             ((3280, 2464), 21.19, (0, 0, 3280, 2464)))],
     },
     "imx708": {  # Camera Module 3
+        "address": "1a", "rotation": 180,
         "resolution": (4608, 2592),
         "modes": [("SRGGB10_CSI2P", (1536, 864), 120.13, (768, 432, 3072, 1728)),
                   ("SRGGB10_CSI2P", (2304, 1296), 56.03, (0, 0, 4608, 2592)),
                   ("SRGGB10_CSI2P", (4608, 2592), 14.35, (0, 0, 4608, 2592))],
     },
     "imx500": {  # Raspberry Pi AI Camera (rpicam-hello --list-cameras)
+        "address": "1a", "rotation": 0,
         "resolution": (4056, 3040),
         "modes": [("SRGGB10_CSI2P", (2028, 1520), 30.02, (0, 0, 4056, 3040)),
                   ("SRGGB10_CSI2P", (4056, 3040), 10.0, (0, 0, 4056, 3040))],
     },
     "imx477": {  # HQ camera
+        "address": "1a", "rotation": 180,
         "resolution": (4056, 3040),
         "modes": [("SRGGB10_CSI2P", (1332, 990), 120.05, (696, 528, 2664, 1980)),
                   ("SRGGB12_CSI2P", (2028, 1080), 50.03, (0, 440, 4056, 2160)),
@@ -182,12 +196,17 @@ class FakeControl:
     def __init__(self):
         self._lock = threading.RLock()
         self.model = "pi4"
-        self.sensor: str | None = None  # None: the model's usual sensor
+        self.sensor: str | None = None  # every camera module's, unless set per camera; None: the model's usual one
+        self._sensors: dict[int, str] = {}  # set_sensor(name, camera_num)
         self.version = _version_tuple(DEFAULT_VERSION)
         self.slots: list[_Slot] = []
+        # f(stream name, format, size) -> the size libcamera makes of it, for every camera
+        # (set_adjust_size() sets one for one camera); None: sizes stay.
         self.adjust_size: Callable[[str, str, tuple[int, int]], tuple[int, int]] | None = None
+        self._adjust_sizes: dict[int, Callable[[str, str, tuple[int, int]], tuple[int, int]]] = {}
         self.hang_guard_s = 20.0
-        self._source: Callable[[int], np.ndarray] = _synthetic_picture
+        self._default_source: Callable[[int], np.ndarray] = _synthetic_picture  # what a camera without set_source sees
+        self._sources: dict[int, Callable[[int], np.ndarray]] = {}
         self.reset()
 
     # -- set-up ----------------------------------------------------------- #
@@ -200,13 +219,17 @@ class FakeControl:
         for cam in owners:
             cam.close()
         with self._lock:
+            Picamera2._cm.cameras.clear()  # what failed opens left registered (picamera2 < 0.3.37)
             self.set_model(model or os.environ.get(MODEL_ENV, "pi4"))
             self.sensor = os.environ.get(SENSOR_ENV) or None
+            self._sensors = {}
             self.set_version(os.environ.get(VERSION_ENV) or DEFAULT_VERSION)
             self.slots = [_Slot(0)]
             self.adjust_size = None
+            self._adjust_sizes = {}
             self.hang_guard_s = 20.0
-            self._source = _pictures_from_env() or _synthetic_picture
+            self._default_source = _pictures_from_env() or _synthetic_picture
+            self._sources = {}
             # f(camera, picture the whole pixel array sees) -> metadata the sensor adds to each
             # frame (picamera2.imx500_kernel: the AI Camera's output tensor); None: nothing.
             self.sensor_metadata = None
@@ -225,13 +248,24 @@ class FakeControl:
 
     @property
     def sensor_name(self) -> str:
-        return self.sensor or MODELS[self.model]["sensor"]
+        """Camera 0's sensor."""
+        return self.sensor_of(0)
 
-    def set_sensor(self, sensor: str | None) -> None:
-        """Use another camera module ("imx219", "imx708", "imx477"); None: the model's own."""
+    def sensor_of(self, camera_num: int = 0) -> str:
+        """The sensor of camera module ``camera_num`` (a connector: libcamera's Num)."""
+        return self._sensors.get(camera_num) or self.sensor or MODELS[self.model]["sensor"]
+
+    def set_sensor(self, sensor: str | None, camera_num: int = 0) -> None:
+        """Put another camera module on connector ``camera_num`` ("imx219", "imx708", "imx477",
+        "imx500"); None: the board's usual one (or $EDGECAM_FAKE_PICAMERA2_SENSOR's).
+        It shows in global_camera_info() (Model, Id) and in the next Picamera2 opened on it."""
         if sensor is not None and sensor not in SENSORS:
             raise ValueError(f"fake picamera2: sensor must be one of {sorted(SENSORS)}, not {sensor!r}")
-        self.sensor = sensor
+        with self._lock:
+            if sensor is None:
+                self._sensors.pop(camera_num, None)
+            else:
+                self._sensors[camera_num] = sensor
 
     def set_version(self, version: str) -> None:
         """Behave as this picamera2 release. Before 0.3.20 there is no
@@ -241,11 +275,16 @@ class FakeControl:
         self.version = _version_tuple(version)
 
     def set_cameras(self, count: int, usb: int = 0) -> None:
-        """Plug in ``count`` camera modules and ``usb`` USB webcams (0, 0 = none).
+        """Plug in ``count`` camera modules (0, 1 or 2: a Pi 5 or a Compute Module
+        has two connectors) and ``usb`` USB webcams (0, 0 = none).
 
-        libcamera numbers them in that order; global_camera_info() lists the
-        camera modules first, as picamera2 sorts USB cameras to the back.
+        libcamera numbers them in that order (Num); global_camera_info() lists the
+        camera modules first, as picamera2 sorts USB cameras to the back. What
+        was set per camera (set_source, set_sensor...) stays.
         """
+        if not 0 <= count <= len(MODELS[self.model]["connectors"]):
+            raise ValueError(f"fake picamera2: a Raspberry Pi has {len(MODELS[self.model]['connectors'])} camera "
+                             f"connectors, not room for {count} camera modules (add USB cameras with usb=)")
         with self._lock:
             self.slots = [_Slot(i) for i in range(count)] + [_Slot(count + i, usb=True) for i in range(usb)]
 
@@ -254,27 +293,46 @@ class FakeControl:
         (e.g. RuntimeError("Failed to initialize camera")); None clears it."""
         self._slot(camera_num).open_error = exc
 
-    def set_source(self, source: Iterable[np.ndarray] | Callable[[int], np.ndarray] | None) -> None:
-        """What the sensor sees: BGR uint8 HxWx3 pictures, any size.
+    def set_source(self, source: Iterable[np.ndarray] | Callable[[int], np.ndarray] | None,
+                   camera_num: int = 0) -> None:
+        """What camera ``camera_num``'s sensor sees: BGR uint8 HxWx3 pictures, any size.
 
         A list (or tuple) is cycled; an iterator repeats its last picture when it
-        runs out; a callable gets the frame sequence number; None means a
-        synthetic moving pattern.
+        runs out; a callable gets the frame sequence number (that camera's own);
+        None means a synthetic moving pattern. A camera without a source of its
+        own sees $EDGECAM_FAKE_PICAMERA2_PICTURES, else the pattern.
         """
         if source is None:
-            self._source = _synthetic_picture
+            picture = _synthetic_picture
         elif callable(source):
-            self._source = source
+            picture = source
         elif isinstance(source, (list, tuple)):
             pictures = [_check_picture(p) for p in source]
             if not pictures:
                 raise ValueError("fake picamera2: empty picture list")
-            self._source = lambda i: pictures[i % len(pictures)]
+            picture = lambda i: pictures[i % len(pictures)]  # noqa: E731
         else:
-            self._source = _RepeatLast(iter(source))
+            picture = _RepeatLast(iter(source))
+        with self._lock:
+            self._sources[camera_num] = picture
 
-    def picture(self, index: int) -> np.ndarray:
-        return _check_picture(self._source(index))
+    def picture(self, index: int, camera_num: int = 0) -> np.ndarray:
+        """Frame ``index`` of what camera ``camera_num`` sees."""
+        return _check_picture(self._sources.get(camera_num, self._default_source)(index))
+
+    def set_adjust_size(self, adjust: Callable[[str, str, tuple[int, int]], tuple[int, int]] | None,
+                        camera_num: int = 0) -> None:
+        """Play libcamera's validate() moving camera ``camera_num``'s stream sizes:
+        ``adjust(stream name, format, size)`` -> the size it gets; None: that camera
+        follows :attr:`adjust_size` (every camera's) again."""
+        with self._lock:
+            if adjust is None:
+                self._adjust_sizes.pop(camera_num, None)
+            else:
+                self._adjust_sizes[camera_num] = adjust
+
+    def _adjust_for(self, camera_num: int):
+        return self._adjust_sizes.get(camera_num, self.adjust_size)
 
     # -- faults ----------------------------------------------------------- #
 
@@ -427,7 +485,8 @@ def _write_report(path: str) -> None:
 
     with fake_control._lock:
         cameras = [{"num": s.num, "opened": s.opened, "closed": s.closed, "open": s.owner is not None,
-                    "frames_produced": s.frames_produced, "sensor": fake_control.sensor_name,
+                    "frames_produced": s.frames_produced,
+                    "sensor": USB_CAMERA["Model"] if s.usb else fake_control.sensor_of(s.num),
                     "controls": _jsonable(s.controls), "transform": s.transform,
                     "tuning": (s.tuning or {}).get("fake_path") if isinstance(s.tuning, dict) else s.tuning}
                    for s in fake_control.slots]
@@ -647,10 +706,29 @@ def _score_mode(mode: dict, bit_depth: int, output_size: tuple[int, int]) -> flo
     return score
 
 
+class _CameraManager:
+    """picamera2's CameraManager bookkeeping (picamera2.py, class CameraManager): which
+    Picamera2 object gets the completed requests of each camera (libcamera's number,
+    the request's cookie), one entry per camera, shared by every Picamera2 in the process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.cameras: dict[int, "Picamera2"] = {}
+
+    def add(self, index: int, camera: "Picamera2") -> None:
+        with self._lock:
+            self.cameras[index] = camera
+
+    def cleanup(self, index: int) -> None:
+        with self._lock:
+            self.cameras.pop(index, None)  # the real one: del self.cameras[index]
+
+
 class Picamera2:
     """The subset of ``picamera2.Picamera2`` edgecam uses, behaving like the real one."""
 
     platform = Platform.VC4  # class attribute, as in picamera2; set by fake_control.set_model
+    _cm = _CameraManager()  # class attribute, as in picamera2: one for every camera in the process
 
     # -- discovery / lifetime -------------------------------------------- #
 
@@ -658,10 +736,13 @@ class Picamera2:
     def global_camera_info() -> list[dict]:
         """One dict per attached camera: Model, Location, Rotation, Id, Num.
 
-        As in picamera2 >= 0.3.13: sorted by Id, camera modules first and USB
-        cameras (libcamera's UVC pipeline, an Id with "/usb") at the back.
+        As picamera2's: libcamera's properties Model, Location and Rotation (a
+        UVC camera has no Rotation), its Id, and Num, its libcamera number, which
+        Picamera2(camera_num) looks up by position in this list. As in picamera2
+        >= 0.3.13, sorted by Id in reverse, camera modules first and USB cameras
+        (libcamera's UVC pipeline, an Id with "/usb") at the back.
         """
-        model = MODELS[fake_control.model]
+        connectors = MODELS[fake_control.model]["connectors"]
         with fake_control._lock:
             slots = [s for s in fake_control.slots if s.attached]
         cameras = []
@@ -670,10 +751,10 @@ class Picamera2:
                 cameras.append({"Model": USB_CAMERA["Model"], "Location": 2,
                                 "Id": USB_CAMERA["id"].replace("1.3:", f"1.{3 + s.num}:"), "Num": s.num})
             else:
-                # libcamera's Id is the sensor's device-tree node: .../imx500@1a for an AI Camera.
-                cam_id = model["id"].replace(model["sensor"], fake_control.sensor_name)
-                cameras.append({"Model": fake_control.sensor_name, "Location": 2, "Rotation": 0,
-                                "Id": cam_id if s.num == 0 else f"{cam_id}/{s.num}", "Num": s.num})
+                # libcamera's Id is the sensor's device-tree node: .../i2c@88000/imx500@1a for an AI Camera.
+                sensor = fake_control.sensor_of(s.num)
+                cameras.append({"Model": sensor, "Location": 2, "Rotation": SENSORS[sensor]["rotation"],
+                                "Id": f"{connectors[s.num]}/{sensor}@{SENSORS[sensor]['address']}", "Num": s.num})
         return sorted(cameras, key=lambda cam: ("/usb" not in cam["Id"], cam["Id"]), reverse=True)
 
     def __init__(self, camera_num: int = 0, verbose_console=None, tuning=None, allocator=None):
@@ -681,15 +762,34 @@ class Picamera2:
         self.is_open = False
         self.started = False
         self._thread: threading.Thread | None = None
-        # Like picamera2 >= 0.3.17, an absent camera is an IndexError from this lookup.
-        camera_num = self.global_camera_info()[camera_num]["Num"]
+        cameras = self.global_camera_info()
+        if fake_control.version >= (0, 3, 37) and camera_num >= len(cameras):
+            raise RuntimeError(f'No camera number {camera_num} found - use "rpicam-hello --list-cameras" to '
+                               "check connected cameras")
+        # Before 0.3.37 an absent camera is an IndexError from this lookup. camera_num is a
+        # position in the sorted list; Num is libcamera's number, the one picamera2 keeps.
+        camera_num = cameras[camera_num]["Num"]
+        self.camera_idx = camera_num
+        early_registration = fake_control.version < (0, 3, 37)
+        if early_registration:
+            # Before 0.3.37 picamera2 registers with its CameraManager before opening the camera,
+            # so a failed open still takes the camera's entry: opening a camera already open in
+            # this process "trashes" the open one, whose frames then go to the failed object
+            # (picamera2 PR #1402 moved the registration after a successful open).
+            Picamera2._cm.add(camera_num, self)
         with fake_control._lock:
             slot = fake_control.slots[camera_num]
             # picamera2 wraps every failure of its init sequence (no camera manager,
             # libcamera's "Initialization failed.", acquire() refused) in one
             # RuntimeError whose __cause__ says what happened.
             cause = slot.open_error
-            if cause is None and (slot.owner is not None or slot.held_externally):
+            if cause is None and slot.owner is not None:
+                # libcamera's Camera::acquire(): this process has the camera already (-EBUSY).
+                _log.error("Camera in %s state trying acquire() requiring state Available",
+                           "Running" if slot.owner.started else "Configured" if slot.owner.camera_config
+                           else "Acquired")
+                cause = RuntimeError("Failed to acquire camera: Device or resource busy")
+            elif cause is None and slot.held_externally:
                 _log.info("Pipeline handler in use by another process")
                 cause = RuntimeError("Failed to acquire camera: Device or resource busy")
             if cause is not None:
@@ -697,14 +797,16 @@ class Picamera2:
                 raise RuntimeError("Camera __init__ sequence did not complete.") from cause
             slot.owner = self
             slot.opened += 1
+        if not early_registration:
+            Picamera2._cm.add(camera_num, self)  # 0.3.37: "All is good, now safe to register"
         self._slot = slot
         # picamera2 hands a tuning dict to libcamera through a temporary file named in
         # $LIBCAMERA_RPI_TUNING_FILE; the fake keeps it, and what was set, for tests to see.
         self.tuning = tuning
         self.applied_controls: dict = {}
         slot.tuning = tuning
-        self.camera_idx = camera_num
         self.is_open = True
+        self._sensor: str | None = None  # a camera module's; None for a USB camera
         if slot.usb:
             self.sensor_resolution = (1280, 720)
             self.sensor_format = "MJPEG"
@@ -712,15 +814,16 @@ class Picamera2:
             self.camera_properties = {"Model": USB_CAMERA["Model"], "PixelArraySize": self.sensor_resolution,
                                       "Location": 2}
         else:
-            sensor = SENSORS[fake_control.sensor_name]
+            self._sensor = fake_control.sensor_of(camera_num)
+            sensor = SENSORS[self._sensor]
             self._raw_modes = [{"format": fmt, "size": size, "fps": fps, "crop_limits": crop}
                                for fmt, size, fps, crop in sensor["modes"]]
             # picamera2's _select_native_mode: the biggest mode, then the deepest.
             native = max(self._raw_modes, key=lambda m: (m["size"][0] * m["size"][1], _bit_depth(m["format"])))
             self.sensor_resolution = native["size"]
             self.sensor_format = native["format"]
-            self.camera_properties = {"Model": fake_control.sensor_name, "PixelArraySize": sensor["resolution"],
-                                      "ColorFilterArrangement": 0, "Location": 2, "Rotation": 0}
+            self.camera_properties = {"Model": self._sensor, "PixelArraySize": sensor["resolution"],
+                                      "ColorFilterArrangement": 0, "Location": 2, "Rotation": sensor["rotation"]}
         self._mode: dict | None = None  # the sensor mode of the current configuration
         self.camera_config: dict | None = None
         self.stream_map: dict | None = None
@@ -729,6 +832,7 @@ class Picamera2:
         self._frame_lock = threading.Lock()
         self._completed: list[CompletedRequest] = []
         self._held: set[CompletedRequest] = set()
+        self._given_away = 0  # requests picamera2 < 0.3.37 handed to a failed re-open (see _run)
         self._jobs: list[_Job] = []
         self._stop_evt = threading.Event()
         self._frame_duration_us = 33333
@@ -742,7 +846,7 @@ class Picamera2:
         if self._slot.usb:
             return {"FrameDurationLimits": (33333, 1000000, None), "Brightness": (-1.0, 1.0, 0.0)}
         main = (self.camera_config or {}).get("main") or {}
-        return controls_for(fake_control.sensor_name, Picamera2.platform == Platform.PISP, self._mode,
+        return controls_for(self._sensor, Picamera2.platform == Platform.PISP, self._mode,
                             tuple(main["size"]) if main.get("size") else None)
 
     @staticmethod
@@ -783,6 +887,7 @@ class Picamera2:
         if not self.is_open:
             return
         self.stop()
+        Picamera2._cm.cleanup(self.camera_idx)  # as picamera2's close(): whoever holds the entry
         with fake_control._lock:
             if self._slot.owner is self:
                 self._slot.owner = None
@@ -987,8 +1092,9 @@ class Picamera2:
             if fmt not in _BYTES_PER_PIXEL:
                 raise NotImplementedError(f"fake picamera2: format {fmt} is not modelled")
             size = tuple(stream["size"])
-            if fake_control.adjust_size is not None:  # libcamera's validate() may move sizes
-                new = tuple(int(v) for v in fake_control.adjust_size(name, fmt, size))
+            adjust = fake_control._adjust_for(self._slot.num)
+            if adjust is not None:  # libcamera's validate() may move sizes
+                new = tuple(int(v) for v in adjust(name, fmt, size))
                 adjusted |= new != size
                 size = new
             w, h = size
@@ -1048,6 +1154,7 @@ class Picamera2:
         if self.started:
             return
         self._stop_evt.clear()
+        self._given_away = 0  # picamera2 makes new requests for every buffer at each start
         self.started = True
         self._thread = threading.Thread(target=self._run, name=f"fake-picamera2-{self.camera_idx}",
                                         daemon=True)
@@ -1076,7 +1183,7 @@ class Picamera2:
                 job.future.set_exception(CancelledError())
 
     def _free_buffers(self) -> int:
-        return self.camera_config["buffer_count"] - len(self._held) - len(self._completed)
+        return self.camera_config["buffer_count"] - len(self._held) - len(self._completed) - self._given_away
 
     def _run(self) -> None:
         """The sensor: one frame per frame duration while a buffer is free."""
@@ -1103,6 +1210,14 @@ class Picamera2:
                 with self._cond:
                     if self._stop_evt.is_set():
                         return
+                    self._slot.frames_produced += 1
+                    if Picamera2._cm.cameras.get(self.camera_idx) is not self:
+                        # picamera2's CameraManager.handle_request hands the request to whoever
+                        # holds this camera's entry: before 0.3.37 a failed re-open does, which
+                        # never reads nor releases it. This camera sees no frame again (until it
+                        # is closed) and each one given away keeps a buffer (until the next start).
+                        self._given_away += 1
+                        continue
                     self._completed.append(request)
                     # Pending captures take the oldest completed frame, as in picamera2.
                     while self._jobs and self._completed:
@@ -1111,14 +1226,13 @@ class Picamera2:
                         job.future.set_result(req)
                     while len(self._completed) > self._max_queue_len:
                         self._completed.pop(0)  # recycled to the camera
-                    self._slot.frames_produced += 1
 
     def _capture_frame(self) -> CompletedRequest:
-        picture = full_picture = fake_control.picture(self._sequence)
+        picture = full_picture = fake_control.picture(self._sequence, self._slot.num)
         if self._mode is not None:
             # The picture is what the whole pixel array sees; a cropped mode reads
             # only its crop_limits, which the ISP then scales to each stream.
-            full_w, full_h = SENSORS[fake_control.sensor_name]["resolution"]
+            full_w, full_h = SENSORS[self._sensor]["resolution"]
             x, y, w, h = self._mode["crop_limits"]
             ph, pw = picture.shape[:2]
             x0, x1 = round(x * pw / full_w), round((x + w) * pw / full_w)
