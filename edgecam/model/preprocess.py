@@ -14,6 +14,7 @@ never disagree; ``edgecam eval --compare crop=square`` measures them again.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -81,9 +82,20 @@ class Preprocessor:
         self.crop = crop
         self.fraction = fraction
         self.lut = build_lut(spec)
-        self._resized = np.empty((spec.height, spec.width, 3), np.uint8)
-        self._rgb = np.empty((spec.height, spec.width, 3), np.uint8)
-        self._mid: np.ndarray | None = None  # scratch for two-step shrinking
+        # Scratch arrays, one set per thread: several cameras' capture threads preprocess for one
+        # shared model at once, and one set between them mixed their pictures (a camera's result
+        # on another camera's frame, found by tests/pipeline/test_cameras_picamera2.py).
+        self._local = threading.local()
+
+    def _scratch(self):
+        """This thread's scratch arrays: ``resized``, ``rgb`` (model size) and ``mid`` (two-step shrinking)."""
+        local = self._local
+        if not hasattr(local, "resized"):
+            spec = self.spec
+            local.resized = np.empty((spec.height, spec.width, 3), np.uint8)
+            local.rgb = np.empty((spec.height, spec.width, 3), np.uint8)
+            local.mid = None
+        return local
 
     @property
     def view_size(self) -> tuple[int, int]:
@@ -122,18 +134,18 @@ class Preprocessor:
         43.0% to 60.5% between a PC and a Pi. Top-1 on the 100 photos is the
         same within a few photos either way (issue 8's note has the figures).
         """
-        spec = self.spec
+        spec, scratch = self.spec, self._scratch()
         h, w = region.shape[:2]
         k = min(w // spec.width, h // spec.height)
         if k < 2:
-            return cv2.resize(region, (spec.width, spec.height), dst=self._resized,
+            return cv2.resize(region, (spec.width, spec.height), dst=scratch.resized,
                               interpolation=cv2.INTER_LINEAR_EXACT)
         if (w, h) != (k * spec.width, k * spec.height):
             size = (k * spec.width, k * spec.height)
-            if self._mid is None or self._mid.shape[:2] != size[::-1]:
-                self._mid = np.empty((size[1], size[0], 3), np.uint8)
-            region = cv2.resize(region, size, dst=self._mid, interpolation=cv2.INTER_LINEAR_EXACT)
-        return cv2.resize(region, (spec.width, spec.height), dst=self._resized, interpolation=cv2.INTER_AREA)
+            if scratch.mid is None or scratch.mid.shape[:2] != size[::-1]:
+                scratch.mid = np.empty((size[1], size[0], 3), np.uint8)
+            region = cv2.resize(region, size, dst=scratch.mid, interpolation=cv2.INTER_LINEAR_EXACT)
+        return cv2.resize(region, (spec.width, spec.height), dst=scratch.resized, interpolation=cv2.INTER_AREA)
 
     def frame_input(self, frame) -> np.ndarray:
         """A new model-input array (HxWx3, the model's dtype) for a :class:`edgecam.camera.frame.Frame`.
@@ -162,7 +174,7 @@ class Preprocessor:
             else:
                 np.copyto(out, resized)
             return
-        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._rgb) if order == "bgr" else resized
+        rgb = cv2.cvtColor(resized, cv2.COLOR_BGR2RGB, dst=self._scratch().rgb) if order == "bgr" else resized
         if spec.dtype == np.float32:
             np.subtract(rgb, spec.mean, out=out, dtype=np.float32)
             out /= spec.std

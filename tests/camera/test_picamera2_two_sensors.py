@@ -264,3 +264,22 @@ def test_edgecams_source_on_a_camera_this_process_holds_is_busy_and_leaves_it_al
         assert _colour(other) == BLUE
     finally:
         other.close()
+
+
+@pytest.mark.parametrize("wait", [1, 1.0])
+def test_a_timeout_of_one_second_is_a_timeout_not_a_wait_for_ever(fake, wait):
+    # picamera2 tests `timeout is True`, not `timeout == True`: 1 and 1.0 are seconds (the fake once blocked).
+    import time
+
+    cam = _started(0, fps=30)
+    try:
+        fake.stall(0)
+        if fake.queued_frames(0):  # the one completed frame picamera2 may keep queued
+            cam.capture_request(wait=2).release()
+        t0 = time.monotonic()
+        with pytest.raises(TimeoutError):
+            cam.capture_request(wait=wait)
+        assert time.monotonic() - t0 < 5
+    finally:
+        cam.cancel_all_and_flush()
+        cam.close()

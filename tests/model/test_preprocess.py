@@ -231,7 +231,7 @@ def test_two_step_shrink_agrees_with_inter_area(photo, size):
     region = pre.region(photo)
     assert region.shape[0] // size >= 2 and region.shape[0] % size != 0  # the two-step path applies
     got = pre.resize(region).astype(np.int16)
-    assert pre._mid is not None  # it did take two steps
+    assert pre._scratch().mid is not None  # it did take two steps
     want = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA).astype(np.int16)
     diff = np.abs(got - want)
     assert diff.mean() < 3.0, diff.mean()
@@ -268,8 +268,8 @@ def test_two_step_shrink_is_bit_exact(side, size):
     pre = Preprocessor(InputSpec(size, size, np.uint8, 1 / 128, 128), "square")
     got = pre.resize(region)
     k = side // size
-    assert pre._mid is not None and pre._mid.shape == (k * size, k * size, 3)
-    assert np.array_equal(pre._mid, bit_exact_bilinear(region, (k * size, k * size)))
+    assert pre._scratch().mid is not None and pre._scratch().mid.shape == (k * size, k * size, 3)
+    assert np.array_equal(pre._scratch().mid, bit_exact_bilinear(region, (k * size, k * size)))
     want = bit_exact_bilinear(region, (k * size, k * size)).astype(np.uint32)
     want = sum(want[i::k, j::k] for i in range(k) for j in range(k))  # INTER_AREA by a whole k
     assert np.array_equal(got, ((want + k * k // 2) // (k * k)).astype(np.uint8))
@@ -286,7 +286,7 @@ def test_whole_number_shrink_is_plain_inter_area(photo):
     pre = Preprocessor(InputSpec(128, 128, np.uint8, 1 / 128, 128), "square")  # 512 = 4 x 128
     region = pre.region(photo)
     got = pre.resize(region)
-    assert pre._mid is None
+    assert pre._scratch().mid is None
     assert np.array_equal(got, cv2.resize(region, (128, 128), interpolation=cv2.INTER_AREA))
 
 
@@ -298,3 +298,32 @@ def test_scratch_buffers_follow_changing_picture_sizes(photo):
         pre(img, out)
         want = cv2.cvtColor(cv2.resize(pre.region(img), (224, 224), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
         assert np.abs(out.astype(int) - want.astype(int)).mean() < 3.0
+
+
+def test_threads_preprocessing_at_once_with_one_preprocessor_each_get_their_own_picture():
+    # Several cameras' capture threads share one model's Preprocessor: its scratch arrays are per thread.
+    import threading
+
+    pre = Preprocessor(UINT8_V3)
+    rng = np.random.default_rng(3)
+    pictures = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(2)]
+    expected = []
+    for img in pictures:
+        out = np.empty((224, 224, 3), np.uint8)
+        pre(img, out)
+        expected.append(out)
+    wrong = []
+
+    def work(i):
+        for _ in range(300):
+            out = np.empty((224, 224, 3), np.uint8)
+            pre(pictures[i], out)
+            if not np.array_equal(out, expected[i]):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong, f"{len(wrong)} of 600 pictures came out mixed with the other thread's"

@@ -1292,7 +1292,9 @@ class Picamera2:
                 return req
             self._jobs.append(job)
             self._cond.notify_all()  # fake_control.wait_for_blocked_capture()
-        timeout = None if wait in (None, True) else float(wait)
+        # picamera2's dispatch_functions: `if timeout is True: timeout = None`, an identity test, so a
+        # timeout of 1 or 1.0 s (equal to True) is a timeout, not "wait for ever".
+        timeout = None if wait is None or wait is True else float(wait)
         if fake_control.version < (0, 3, 20):
             timeout = None  # before 0.3.20 picamera2 waited for ever whatever the number
         if timeout is None:
