@@ -18,6 +18,7 @@ This module measures; :mod:`edgecam.commands.bench` is the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import cv2
@@ -182,9 +183,7 @@ def bench_cameras(cfg: config_mod.Config, sources: list[str], frames: int | None
     its newest result, p95 over the run's ticks); total: frames/s, CPU per
     frame, peak RSS.
     """
-    # memory: here, as in _run_pipeline
-    import dataclasses
-
+    # memory: here, as in _run_pipeline (the peers' loop reports its RSS without the pipeline's modules)
     from edgecam.pipeline.cameras import CamerasApp
 
     names = [f"cam{i + 1}" for i in range(len(sources))]

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
+from edgecam.model.recheck import Recheck
 from edgecam.model.timing import percentile
 from edgecam.model.runtime import available_cores, runtime_version
 
@@ -60,6 +61,7 @@ MAX_INTERPRETERS = 2  # candidates: 1 or 2 interpreters
 SETTLE = {DropPolicy.EVERY_FRAME: 4, DropPolicy.LATEST: 2}
 WINDOW = {DropPolicy.EVERY_FRAME: 20, DropPolicy.LATEST: 15}
 CACHE_SUFFIX = ".threads.json"
+LOAD_CHANGE = 0.5  # load average per core: a cached choice measured further from now's is measured again
 CACHE_VERSION = 1
 
 
@@ -330,13 +332,24 @@ def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dic
 
 @dataclass
 class Plan:
-    """How a run picks its layout: ``how`` is explicit, cached, measuring or single-core."""
+    """How a run picks its layout: ``how`` is explicit, cached, measuring or single-core.
+
+    ``watch``: with ``threads: auto``, the :class:`edgecam.model.recheck.Recheck` that keeps
+    watching after the choice and measures again when the throughput falls; the stage observes
+    :attr:`observer` (the watch, else the calibration).
+    """
 
     layout: Layout
     how: str
     calibration: Calibration | None = None
     cache_file: Path | None = None
     measured: dict = field(default_factory=dict)  # a cached record's figures, for reports
+    watch: object = None
+
+    @property
+    def observer(self):
+        """What the inference stage hands each result to (None: nothing to measure)."""
+        return self.watch if self.watch is not None else self.calibration
 
 
 def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores: int | None = None,
@@ -362,11 +375,6 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
         logger.debug("threads auto: cannot key the calibration on %s (%s)", model_path, e)
         key = None
     record = load_cached(model_path, key) if key else None
-    if record is not None:
-        layout = Layout.parse(record["layout"])
-        logger.info("threads auto: %s (measured %s on this machine, %s policy; cached in %s)",
-                    layout.describe(), record.get("measured_at", "?"), policy, cache_path(model_path))
-        return Plan(layout, "cached", cache_file=cache_path(model_path), measured=record.get("measured", {}))
 
     def finished(cal: Calibration) -> None:
         summary = cal.summary()
@@ -375,10 +383,42 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
         logger.info("threads auto: chose %s after %d frames (%s)%s", cal.chosen.describe(), cal.results_seen,
                     figures, f"; cached in {where}" if where else "")
 
-    cal = Calibration(layouts, policy, clock=clock, cpu_clock=cpu_clock, on_done=finished)
+    def new_calibration() -> Calibration:
+        return Calibration(layouts, policy, clock=clock, cpu_clock=cpu_clock, on_done=finished)
+
+    if record is not None and _other_load(record, cores):
+        record = None
+    if record is not None:
+        layout = Layout.parse(record["layout"])
+        logger.info("threads auto: %s (measured %s on this machine, %s policy; cached in %s)",
+                    layout.describe(), record.get("measured_at", "?"), policy, cache_path(model_path))
+        measured = record.get("measured", {})
+        expected = measured.get(str(layout), {}).get("fps") if isinstance(measured, dict) else None
+        return Plan(layout, "cached", cache_file=cache_path(model_path), measured=measured,
+                    watch=Recheck(None, layout, expected, new_calibration))
+
+    cal = new_calibration()
     logger.info("threads auto: measuring %s over the first ~%d frames (%s policy, %d cores)",
                 ", ".join(str(lay) for lay in layouts), cal.frames_needed, policy, cores)
-    return Plan(cal.layout, "measuring", calibration=cal, cache_file=cache_path(model_path) if key else None)
+    return Plan(cal.layout, "measuring", calibration=cal, cache_file=cache_path(model_path) if key else None,
+                watch=Recheck(cal, cal.layout, None, new_calibration))
+
+
+def _other_load(record: dict, cores: int) -> bool:
+    """Whether the cached choice was measured under another load than now's (then it is measured again).
+
+    Load average per core, 1 minute: more than :data:`LOAD_CHANGE` apart (half a core busy
+    elsewhere now and not then, or the other way round) is another machine as far as layouts go.
+    """
+    then = record.get("load_average_1min")
+    if then is None or not hasattr(os, "getloadavg"):
+        return False
+    now = os.getloadavg()[0]
+    if abs(now - then) / max(1, cores) <= LOAD_CHANGE:
+        return False
+    logger.info("threads auto: the cached choice was measured at load %.2f, it is %.2f now; measuring again",
+                then, now)
+    return True
 
 
 def decide_layout(model_cfg, classifier, policy: str, fps: float | None = None, **kw) -> Plan | None:

@@ -232,7 +232,7 @@ class SharedStage:
         self.frames = SharedFrames()
         self.stage = InferenceStage(classifier, self.frames, self.frames.deliver, stop,
                                     layout=plan.layout if plan else None,
-                                    calibration=plan.calibration if plan else None, on_end=self.frames.end_all)
+                                    calibration=plan.observer if plan else None, on_end=self.frames.end_all)
         self._start = threading.Lock()
 
     def lane(self, name: str, policy: DropPolicy | str, deliver, on_end=None) -> Lane:

@@ -217,7 +217,7 @@ class Pipeline:
         if stage is None:
             stage = InferenceStage(self.classifier, self._frames, self._deliver, self.stop_event,
                                    layout=plan.layout if plan else None,
-                                   calibration=plan.calibration if plan else None, on_end=self._out.close)
+                                   calibration=plan.observer if plan else None, on_end=self._out.close)
         self.inference = stage
         self._inference = stage.thread
 
