@@ -116,7 +116,8 @@ E2E = (
     "e2e/", "tools/", "events/test_web.py", "events/test_h264.py", "pipeline/test_app.py", "test_cli.py", "test_cli_opencv.py", "measure/test_bench.py", "measure/test_compare.py",
     "service/test_run_notify.py", "service/test_retry.py", "service/test_systemd.py", "outputs/test_http_browser.py",
     "outputs/test_display.py", "outputs/test_http_live_result.py", "events/test_web_states.py", "test_cli_flags.py",
-    "model/backends/test_edgetpu_cli.py",
+    "model/backends/test_edgetpu_cli.py", "outputs/test_mosaic.py", "pipeline/test_cameras.py",
+    "pipeline/test_cameras_picamera2.py",
 )
 
 

@@ -37,6 +37,7 @@ from edgecam.stats import SourceState, Stats
 logger = logging.getLogger(__name__)
 
 TICK_S = 0.1
+MOSAIC_S = 1 / 30  # the mosaic window is redrawn this often
 
 
 @dataclass
@@ -60,19 +61,32 @@ class CamerasApp:
 
     ``cameras``: ``(name, Config)`` pairs, each a whole config for its camera.
     ``sinks_for``: ``name -> [Sink]``, extra outputs per camera (bench counts frames with one).
+    ``display``: one window with a mosaic of the cameras (:mod:`edgecam.outputs.mosaic`).
     """
 
     def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
-                 changes_to=None):
+                 changes_to=None, display: bool = False):
         cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
         self.cameras = [Camera(name, cfg) for name, cfg in cameras]
+        self.mosaic = None
+        if display:
+            # Here: only a desktop run draws a window.
+            from edgecam.outputs.mosaic import Mosaic
+
+            self.mosaic = Mosaic([cam.name for cam in self.cameras], cameras[0][1].display.title, on_quit=self.stop)
+            self.mosaic.start()
+        extra = sinks_for or (lambda _name: [])
+        if self.mosaic is not None:
+            sinks_for = lambda name: [*extra(name), self.mosaic.tile(name)]  # noqa: E731
+        else:
+            sinks_for = extra
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
         try:
             for cam in self.cameras:
-                self._build(cam, (sinks_for or (lambda _name: []))(cam.name), changes_to)
+                self._build(cam, sinks_for(cam.name), changes_to)
             up = [cam for cam in self.cameras if cam.down is None]
             if not up:
                 raise EdgecamError("cameras: none could start: " + "; ".join(
@@ -173,16 +187,26 @@ class CamerasApp:
                 self._tick(now)
                 if on_tick is not None:
                     on_tick(now)
-                for t in threads:
-                    t.join(TICK_S / len(threads))
+                self._wait(threads, now + TICK_S)
             self.watchdog.stopping()
         finally:
             self.stop_event.set()
             for stage in self.stages:
                 stage.thread.join(2.0)
+            if self.mosaic is not None:
+                self.mosaic.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.exit_code()
+
+    def _wait(self, threads, until: float) -> None:
+        """Until the next tick: join the cameras' threads, or show the mosaic at ~30 frames/s meanwhile."""
+        while (left := until - time.monotonic()) > 0 and any(t.is_alive() for t in threads):
+            if self.mosaic is not None:
+                self.mosaic.show()
+                time.sleep(min(left, MOSAIC_S))
+            else:
+                next(t for t in threads if t.is_alive()).join(left)
 
     def _run_camera(self, cam: Camera) -> None:
         try:
@@ -224,3 +248,5 @@ class CamerasApp:
         for cam in self.cameras:
             if cam.parts is not None and cam.pipeline is None:
                 cam.parts.close()
+        if self.mosaic is not None:
+            self.mosaic.close()
