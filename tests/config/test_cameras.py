@@ -1,13 +1,18 @@
-"""Several cameras in one config (``cameras:``)."""
+"""Several cameras in one config (``cameras:``) and on the command line (repeated ``--source``)."""
 
 from __future__ import annotations
 
+import argparse
+import logging
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
+from edgecam.cli import build_parser
+from edgecam.commands import load_config
+from edgecam.commands.run import run_overrides, source_overrides, split_source
 from edgecam.config import schema as config
 from edgecam.config.cameras import MAX_CAMERAS, CameraSpec, camera_configs
 from edgecam.config.schema import CameraConfig, Config, ConfigError, apply_overrides, from_dict, load
@@ -268,3 +273,100 @@ def test_cameras_that_inherit_one_live_device_are_refused():
                         "auto) may open it too; one device cannot feed two cameras: give each its own (only a video file or folder "
                         "may be given twice)"]
 
+
+# -- repeated --source ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, name, spec", [
+    ("door=picamera2:0", "door", "picamera2:0"),
+    ("back_yard-2=rtsp://h/s?a=b", "back_yard-2", "rtsp://h/s?a=b"),
+    ("rtsp://h/s?a=b", None, "rtsp://h/s?a=b"),  # the = comes after a : and a /
+    ("http://h:8080/video?x=1&y=2", None, "http://h:8080/video?x=1&y=2"),
+    ("./a=b.mp4", None, "./a=b.mp4"),
+    ("videos/a=b.mp4", None, "videos/a=b.mp4"),
+    ("0", None, "0"),
+    ("front door=0", None, "front door=0"),  # not a name
+    (f"{'c' * 33}=0", None, f"{'c' * 33}=0"),  # too long for a name
+    ("door=", "door", ""),
+])
+def test_a_source_is_named_only_by_a_camera_name_before_any_colon_or_slash(value, name, spec):
+    assert split_source(value) == (name, spec)
+
+
+def _opencv(uri):
+    return {"type": "opencv", "uri": uri}
+
+
+@pytest.mark.parametrize("values, overrides", [
+    (None, {}),
+    (["0"], {"source.type": "opencv", "source.uri": "0", "cameras": []}),
+    (["picamera2:1"], {"source.type": "picamera2", "source.uri": "1", "cameras": []}),
+    (["rtsp://h/s?a=b"], {"source.type": "opencv", "source.uri": "rtsp://h/s?a=b", "cameras": []}),
+    (["0", "rtsp://host/s"], {"cameras": [{"name": "cam1", "source": _opencv("0")},
+                                          {"name": "cam2", "source": _opencv("rtsp://host/s")}]}),
+    (["door=picamera2:0", "yard=picamera2:1"], {"cameras": [
+        {"name": "door", "source": {"type": "picamera2", "uri": "0"}},
+        {"name": "yard", "source": {"type": "picamera2", "uri": "1"}}]}),
+    (["door=picamera2"], {"cameras": [{"name": "door", "source": {"type": "picamera2", "uri": None}}]}),
+    (["door=0", "1", "x=clip.mp4", "clip.mp4"], {"cameras": [
+        {"name": "door", "source": _opencv("0")}, {"name": "cam2", "source": _opencv("1")},
+        {"name": "x", "source": _opencv("clip.mp4")}, {"name": "cam4", "source": _opencv("clip.mp4")}]}),
+])
+def test_repeated_sources_make_the_cameras(values, overrides):
+    assert source_overrides(values) == overrides
+
+
+@pytest.mark.parametrize("values, message", [
+    (["a=0", "a=clip.mp4"], "bad flag: --source a=clip.mp4: 'a' names two cameras (--source a=0 too)"),
+    (["cam2=0", "1"], "bad flag: --source 1: 'cam2' names two cameras (--source cam2=0 too)"),
+    (["0", "0"], "bad flag: --source 0: webcam 0, but --source 0 opens it too; one device cannot feed two cameras"),
+    (["a=picamera2", "b=picamera2:0"], "bad flag: --source b=picamera2:0: picamera2:0, but --source a=picamera2 "
+                                       "opens it too"),
+    (["auto", "1", "0"], "bad flag: --source 0: webcam 0, but --source auto (source auto) may open it too"),
+    (["door=", "0"], "bad flag: --source door=: empty; pass auto"),
+    ([""], "bad flag: --source: empty; pass auto"),
+    (["picamera2:x"], "bad flag: --source picamera2:x: expected picamera2:N, N the Pi camera's number (0, 1)"),
+    ([f"c{i}=clip.mp4" for i in range(MAX_CAMERAS + 1)], f"bad flag: --source: given {MAX_CAMERAS + 1} times, "
+                                                          f"expected at most {MAX_CAMERAS} cameras"),
+])
+def test_bad_sources_are_one_line_naming_the_flag(values, message):
+    with pytest.raises(ConfigError) as info:
+        source_overrides(values)
+    assert info.value.message.startswith(message) and "\n" not in info.value.message, info.value.message
+
+
+@pytest.fixture
+def no_user_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config, "find_default", lambda: None)
+
+
+def run_config(*argv: str):
+    args = build_parser().parse_args(["run", *argv])
+    return load_config(argparse.Namespace(config=args.config), run_overrides(args))
+
+
+def test_run_s_sources_build_the_cameras_on_the_config_s_top_level(no_user_config, tmp_path):
+    path = write(tmp_path, "source:\n  fps: 12\n")
+    cfg = run_config("--config", str(path), "--source", "door=picamera2:0", "--source", "yard=picamera2:1")
+    door, yard = camera_configs(cfg)
+    assert (door.name, door.config.source.type, door.config.source.uri, door.config.source.fps) == (
+        "door", "picamera2", "0", 12.0)
+    assert (yard.name, yard.config.source.uri) == ("yard", "1")
+
+
+def test_one_source_is_as_ever(no_user_config):
+    cfg = run_config("--source", "0")
+    assert (cfg.source.type, cfg.source.uri, cfg.cameras) == ("opencv", "0", [])
+    assert camera_configs(cfg)[0].name == "main"
+
+
+def test_sources_replace_the_config_s_cameras_and_say_so(no_user_config, tmp_path, caplog):
+    path = write(tmp_path, TWO)
+    with caplog.at_level(logging.INFO, logger="edgecam"):
+        cfg = run_config("--config", str(path), "--source", "a.mp4", "--source", "b.mp4")
+    assert [c.name for c in camera_configs(cfg)] == ["cam1", "cam2"]
+    assert f"--source replaces the cameras: of {path} (door, yard)" in caplog.messages
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="edgecam"):
+        one = run_config("--config", str(path), "--source", "a.mp4")
+    assert one.cameras == [] and one.source.uri == "a.mp4" and len(caplog.messages) == 1
