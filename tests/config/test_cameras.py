@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import textwrap
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from edgecam.commands.run import run_overrides, source_overrides, split_source
 from edgecam.config import schema as config
 from edgecam.config.cameras import MAX_CAMERAS, CameraSpec, camera_configs
 from edgecam.config.schema import CameraConfig, Config, ConfigError, apply_overrides, from_dict, load
+from tests.conftest import run_cli
+from tests.doubles import Besides, one_error_line
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -370,3 +373,51 @@ def test_sources_replace_the_config_s_cameras_and_say_so(no_user_config, tmp_pat
     with caplog.at_level(logging.INFO, logger="edgecam"):
         one = run_config("--config", str(path), "--source", "a.mp4")
     assert one.cameras == [] and one.source.uri == "a.mp4" and len(caplog.messages) == 1
+
+
+# -- run (one camera per process, for now) and check-config ----------------------------------------------------------
+
+MANY = "cameras: 2 cameras configured; this build runs one camera per process (multi-camera run lands with issue 25)"
+
+
+@pytest.fixture
+def env(tmp_path):
+    """No user config, the checkout importable, no models needed."""
+    e = {k: v for k, v in os.environ.items() if k != "EDGECAM_CONFIG"}
+    e["PYTHONPATH"] = str(REPO)
+    e["EDGECAM_MODEL_DIR"] = str(tmp_path / "models")
+    return e
+
+
+@pytest.mark.parametrize("argv, names", [
+    (["--source", "a=clip.mp4", "--source", "b=clip.mp4"], "(a, b)"),
+    (["--source", "clip.mp4", "--source", "rtsp://h/s?a=b"], "(cam1, cam2)"),
+    (["--config", "two.yaml"], "(door, yard)"),
+])
+def test_run_with_several_cameras_is_refused_in_one_line(env, tmp_path, argv, names):
+    write(tmp_path, TWO, "two.yaml")
+    proc = run_cli(["run", "--display", "none", *argv], env=env, cwd=tmp_path)
+    line = one_error_line(proc, 2, MANY, names, besides=Besides.INFO_LOGS)
+    assert line.startswith(f"edgecam: config error: {MANY}: run one edgecam per camera"), line
+
+
+def test_run_takes_the_config_of_its_one_camera():
+    from edgecam.pipeline.app import one_camera  # import cost: OpenCV, only for these two tests
+
+    one = from_dict({"source": {"fps": 5}, "cameras": [{"name": "door", "source": {"type": "demo"}}]})
+    assert one_camera(one) == camera_configs(one)[0].config and one_camera(one).source.type == "demo"
+    plain = from_dict({"source": {"fps": 5}})
+    assert one_camera(plain) is plain
+
+
+def test_check_config_names_each_camera_and_its_source(env, tmp_path):
+    path = write(tmp_path, TWO)
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"{path}: OK", "camera door: picamera2:1", "camera yard: yard.mp4"]
+
+
+def test_check_config_checks_each_camera_as_run_would(env, tmp_path):
+    path = write(tmp_path, TWO.replace("model: {threads: 2}", "model: {name: no_such_model}"))
+    proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
+    one_error_line(proc, 2, str(path), "camera door: unknown model 'no_such_model'")
