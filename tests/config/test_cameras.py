@@ -18,6 +18,7 @@ from edgecam.config import schema as config
 from edgecam.config.cameras import MAX_CAMERAS, CameraSpec, camera_configs
 from edgecam.config.schema import CameraConfig, Config, ConfigError, apply_overrides, from_dict, load
 from tests.conftest import run_cli
+from tests.docs import blocks
 from tests.doubles import Besides, one_error_line
 
 REPO = Path(__file__).resolve().parents[2]
@@ -421,3 +422,11 @@ def test_check_config_checks_each_camera_as_run_would(env, tmp_path):
     path = write(tmp_path, TWO.replace("model: {threads: 2}", "model: {name: no_such_model}"))
     proc = run_cli(["check-config", str(path)], env=env, cwd=tmp_path)
     one_error_line(proc, 2, str(path), "camera door: unknown model 'no_such_model'")
+
+
+def test_the_documented_example_is_a_valid_two_camera_config():
+    page = REPO / "docs" / "configuration.md"
+    (block,) = [b for b in blocks(page) if b.lang == "yaml" and any(line.startswith("cameras:") for line in b.body)]
+    door, yard = camera_configs(from_dict(yaml.safe_load("\n".join(block.body))))
+    assert (door.name, door.config.source.uri, [r.name for r in door.config.regions]) == ("door", "0", ["porch"])
+    assert (yard.name, yard.config.source.uri, yard.config.regions, yard.config.source.width) == ("yard", "1", [], 1280)
