@@ -1,10 +1,12 @@
 """The names that become part of a path, an MQTT topic or a metric label: one rule each, checked everywhere.
 
-Three kinds:
+Four kinds:
 
 * an **identifier** (a region's name, a rule's name): letters, digits, ``_``
   and ``-``, up to 64. It names folders, MQTT topic levels, Home Assistant
   ids and Prometheus label values as it is, with no escaping anywhere.
+* a **camera name** (``cameras:``, ``--source NAME=SPEC``): an identifier of
+  up to 32, short enough to prefix the others in a topic, a metric or a folder.
 * a **model name** (``edgecam learn --name``): an identifier that may also
   hold ``.`` (``garage.v2``), not ending in ``.tflite``: it names the file
   ``<name>.head.npz`` in the model folder.
@@ -41,6 +43,15 @@ MAX_LABEL_BYTES = 255  # a file name on ext4, FAT and most others
 def identifier_problem(value: str) -> str | None:
     """None when ``value`` is a good identifier (a region's or rule's name), else what is expected."""
     return None if IDENTIFIER.fullmatch(value) else IDENTIFIER_RULE
+
+
+CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
+CAMERA_NAME_RULE = "a name of letters, digits, '_' and '-' (up to 32; it names the camera's topics, metrics and folders)"
+
+
+def camera_name_problem(value: str) -> str | None:
+    """None when ``value`` is a good camera name (``cameras[].name``, ``--source NAME=...``), else what is expected."""
+    return None if CAMERA_NAME.fullmatch(value) else CAMERA_NAME_RULE
 
 
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

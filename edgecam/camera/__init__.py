@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgecam.errors import EdgecamError, SourceError
+from edgecam.errors import ConfigError, EdgecamError, SourceError
 from edgecam.camera.base import FrameSource
 from edgecam.camera.images_source import ImageFolderSource
 
@@ -43,11 +43,18 @@ class NoCamera(SourceError):
 def parse_source(spec: str) -> dict:
     """Turn a ``--source`` value into source config keys.
 
-    ``auto``/``picamera2``/``demo`` pick that type; a folder means ``images``;
-    anything else (a webcam index, file, URL or pipeline) goes to OpenCV.
+    ``auto``/``picamera2``/``demo`` pick that type, ``picamera2:1`` the Pi
+    camera number 1 (``source.uri``, on boards with two); a folder means
+    ``images``; anything else (a webcam index, file, URL or pipeline) goes to OpenCV.
     """
     if spec in ("auto", "picamera2", "demo"):
         return {"type": spec, "uri": None}
+    if spec.startswith("picamera2:"):
+        number = spec.partition(":")[2]
+        if not (number.isascii() and number.isdigit()):
+            raise ConfigError(f"--source {spec}: expected picamera2:N, N the Pi camera's number (0, 1)",
+                              what="bad flag")
+        return {"type": "picamera2", "uri": str(int(number))}
     if Path(spec).is_dir():
         return {"type": "images", "uri": spec}
     return {"type": "opencv", "uri": spec}

@@ -16,9 +16,12 @@ anyone sees the result: no command edits a config after it was checked.
 from __future__ import annotations
 
 import argparse
+import logging
 
 from edgecam.config import backends
 from edgecam.config import schema as config_mod
+
+logger = logging.getLogger("edgecam")
 
 #: The flag that sets each config key, so that a bad value names the flag.
 FLAGS = {
@@ -28,7 +31,7 @@ FLAGS = {
     "log.path": "--log", "record.path": "--record", "source.realtime": "--realtime",
     "model.interpreters": "--interpreters", "model.backend": "--backend",
     "http.enabled": "--http", "http.host": "--http", "http.port": "--http",
-    "mqtt.enabled": "--mqtt", "mqtt.host": "--mqtt", "mqtt.port": "--mqtt",
+    "mqtt.enabled": "--mqtt", "mqtt.host": "--mqtt", "mqtt.port": "--mqtt", "cameras": "--source",
 }
 
 
@@ -40,7 +43,11 @@ def load_config(args, overrides: dict | None = None) -> config_mod.Config:
     by the config's rules and a bad one is reported under its flag.
     """
     path = getattr(args, "config", None) or config_mod.find_default()
-    return config_mod.apply_overrides(config_mod.load(path), overrides or {}, FLAGS)
+    cfg = config_mod.load(path)
+    overrides = overrides or {}
+    if cfg.cameras and overrides.get("cameras") is not None:
+        logger.info("--source replaces the cameras: of %s (%s)", path, ", ".join(c.name for c in cfg.cameras))
+    return config_mod.apply_overrides(cfg, overrides, FLAGS)
 
 
 def model_overrides(args) -> dict:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from edgecam.config import schema as config_mod
-from edgecam.errors import EXIT_CONFIG, EdgecamError
+from edgecam.config.cameras import camera_configs, source_summary
+from edgecam.errors import EXIT_CONFIG, ConfigError, EdgecamError
 
 
 def register(sub) -> None:
@@ -28,13 +29,32 @@ def cmd_check_config(args) -> int:
         # memory: preflight reads the events' checks (sqlite3, the history), which every command would carry
         from edgecam.pipeline import preflight
 
-        preflight.check(cfg)  # everything run would refuse as bad input
+        _preflight(preflight.check, cfg)  # everything run would refuse as bad input
     except EdgecamError as e:
         print(f"edgecam: {e.message}", file=sys.stderr)
         return e.exit_code
     print(f"{path}: OK")
+    for camera in camera_configs(cfg) if cfg.cameras else ():  # cameras: a line each
+        print(f"camera {camera.name}: {source_summary(camera.config.source)}")
     if cfg.log.path:  # what the log costs the SD card (docs/pi-health.md)
         from edgecam.outputs.jsonlog import cost_per_day  # import cost: 11 ms of every `edgecam --help`
 
         print(f"log {cfg.log.path}: {cost_per_day(cfg.log.mode, cfg.model.top_k, cfg.source.fps, cfg.log.heartbeat_s)}")
     return 0
+
+
+def _preflight(check, cfg) -> None:
+    """``check`` (edgecam.pipeline.preflight's) of the config, or of each camera's: a problem they share is said
+    once, naming them."""
+    if not cfg.cameras:
+        check(cfg)
+        return
+    found: dict[str, list[str]] = {}
+    for camera in camera_configs(cfg):
+        try:
+            check(camera.config)
+        except ConfigError as e:
+            for problem in e.problems:
+                found.setdefault(problem, []).append(camera.name)
+    if found:
+        raise ConfigError([f"camera {', '.join(names)}: {problem}" for problem, names in found.items()], cfg.path)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from types import SimpleNamespace
 
 from edgecam.camera import parse_source
-from edgecam.commands import add_interpreters_arg, add_model_args, load_config, model_overrides
+from edgecam.commands import FLAGS, add_interpreters_arg, add_model_args, load_config, model_overrides
 from edgecam.config import schema as config_mod
+from edgecam.config.cameras import MAX_CAMERAS, device_problems
 from edgecam.errors import ConfigError
+from edgecam.names import CAMERA_NAME
 
 logger = logging.getLogger("edgecam")
 
@@ -16,8 +20,10 @@ logger = logging.getLogger("edgecam")
 def register(sub) -> None:
     p = sub.add_parser("run", help="classify a camera or video live: window, log, HTTP, MQTT")
     add_model_args(p)
-    p.add_argument("--source", help="auto, picamera2, a webcam index (0), a video file, URL, pipeline, folder, "
-                                    "or demo (a slideshow of photos)")
+    p.add_argument("--source", action="append", metavar="[NAME=]SRC",
+                   help="auto, picamera2 (picamera2:1 the second Pi camera), a webcam index (0), a video file, URL, "
+                        "pipeline, folder, or demo (a slideshow of photos); repeated, or as NAME=SRC, the cameras "
+                        "(cameras: in a config; unnamed ones are cam1, cam2...)")
     p.add_argument("--demo-fallback", action="store_true",
                    help="for a first run by hand (make run passes it): when the source is auto (from the config, "
                         "not --source) and no camera is found, play the demo instead, and say which was chosen")
@@ -51,16 +57,65 @@ def _host_port(value: str, flag: str, port_only: bool) -> tuple[str | None, int 
     return host, int(port) if port else None
 
 
+_NAMED = re.compile(f"({CAMERA_NAME.pattern})=(.*)", re.S)
+
+
+def split_source(value: str) -> tuple[str | None, str]:
+    """``NAME=SRC`` -> (NAME, SRC), else (None, value): NAME is a camera's name, before any ``:`` or ``/`` (so that
+    ``rtsp://h/s?a=b`` is a URL, not a camera named rtsp...; ``./a=b.mp4`` is the file a=b.mp4)."""
+    m = _NAMED.fullmatch(value)
+    return (m.group(1), m.group(2)) if m else (None, value)
+
+
+def _source_keys(spec: str, flag: str) -> dict:
+    """``source.type`` and ``source.uri`` of one ``--source`` value."""
+    if not spec.strip():
+        # Path("") is the current folder: an empty value would be read as a folder of images.
+        raise ConfigError(f"{flag}: empty; pass auto, picamera2, a webcam index (0), a video file, "
+                          "a URL, a folder of images or demo", what="bad flag")
+    return parse_source(spec)
+
+
+def source_overrides(values: list[str] | None) -> dict:
+    """The config keys of ``--source`` given ``values`` (a list: it may be repeated).
+
+    One unnamed ``--source SRC`` sets ``source.type`` and ``source.uri``, as
+    ever (and clears a config's ``cameras:``); several, or ``NAME=SRC``, make
+    the ``cameras:`` list (in place of the config's), each camera named NAME
+    or cam1, cam2... by its place.
+    """
+    if not values:
+        return {}
+    if len(values) == 1 and split_source(values[0])[0] is None:
+        src = _source_keys(values[0], "--source")
+        return {"source.type": src["type"], "source.uri": src["uri"], "cameras": []}
+    if len(values) > MAX_CAMERAS:
+        raise ConfigError(f"--source: given {len(values)} times, expected at most {MAX_CAMERAS} cameras",
+                          what="bad flag")
+    cameras, named = [], {}
+    for i, value in enumerate(values, 1):
+        name, spec = split_source(value)
+        name = name or f"cam{i}"
+        if name in named:
+            raise ConfigError(f"--source {value}: {name!r} names two cameras (--source {named[name]} too); "
+                              "expected distinct names", what="bad flag")
+        named[name] = value
+        cameras.append({"name": name, "source": _source_keys(spec, f"--source {value}")})
+    problems = device_problems([(f"--source {value}", SimpleNamespace(**camera["source"]))
+                                for value, camera in zip(values, cameras)])
+    if problems:
+        raise ConfigError(problems, what="bad flag")
+    return {"cameras": cameras}
+
+
 def run_overrides(args) -> dict:
     """The config keys ``run``'s flags set (None: not given)."""
     o = model_overrides(args)
-    if args.source is not None:
-        if not args.source.strip():
-            # Path("") is the current folder: an empty value would be read as a folder of images.
-            raise ConfigError("--source: empty; pass auto, picamera2, a webcam index (0), a video file, "
-                              "a URL, a folder of images or demo", what="bad flag")
-        src = parse_source(args.source)
+    if isinstance(args.source, str):  # a command with one source (collect): --source as it always was
+        src = _source_keys(args.source, "--source")
         o["source.type"], o["source.uri"] = src["type"], src["uri"]
+    else:
+        o.update(source_overrides(args.source))
     o["model.interpreters"] = args.interpreters
     o["display.mode"] = args.display
     o["log.path"] = args.log
@@ -87,7 +142,7 @@ def cmd_run(args) -> int:
     calm = (args.demo_fallback or cfg.source.type == "demo") and cfg.smoothing == config_mod.SmoothingConfig()
     if calm:  # a first run by hand, and the config chose no smoothing: one label line per real change
         overrides.update(CALM)
-        cfg = load_config(args, overrides)
+        cfg = config_mod.apply_overrides(cfg, CALM, FLAGS)  # not the file again: its lines were said once
 
     def say(note: str) -> None:  # as soon as the source is chosen, before the model's warm-up lines
         print(f"edgecam: {note}", file=sys.stderr, flush=True)

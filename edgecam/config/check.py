@@ -5,7 +5,9 @@ A field's type says what it takes (``bool``, ``int``, ``float``, ``str``, a
 or of sections, a mapping of label -> number); its metadata adds a range
 (``min``/``max``) and a ``check`` rule. :func:`build_section` builds a section
 from a mapping and appends one line per problem (key path, the value given,
-what was expected) instead of stopping at the first.
+what was expected) instead of stopping at the first. A field made with
+:func:`partial` takes some keys of a section (a camera's ``source:``, with
+what differs from the top-level one) and keeps only those, as plain data.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ def opt(default=None, *, min=None, max=None, check=None):
         return field(default_factory=default.default_factory, metadata=meta)
     return field(default=default, metadata=meta)
 
+
+def partial(section):
+    """A field that holds some keys of ``section`` (a dataclass), checked by its rules, as plain data; null: none.
+
+    A camera's ``source: {uri: 1}`` is ``{"uri": "1"}``: only what was given, to lay over the top-level section.
+    """
+    return field(default=None, metadata={"partial": section})
+
+
+def plain(value):
+    """A config value as plain data (what a YAML file would hold): sections as mappings, internal keys left out."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not f.metadata.get("internal")}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    return value
 
 
 def _describe(tp) -> str:
@@ -201,7 +222,19 @@ class _Bad:
 _BAD = _Bad()
 
 
-def build_section(cls, data: dict, prefix: str, problems: list[str]):
+def _check_partial(value, section, path, problems) -> Any:
+    """Some keys of ``section`` (a :func:`partial` field's value): those given and good, as plain data."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{path}: got {quote(value)}, expected a mapping of {section.__name__} keys (those that "
+                        "differ from the top-level section)")
+        return _BAD
+    return plain(_checked_keys(section, value, path, problems))
+
+
+def _checked_keys(cls, data: dict, prefix: str, problems: list[str]) -> dict:
+    """The keys of ``data`` that are good keys of ``cls`` with good values, converted; a line per other one."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     kwargs = {}
@@ -212,9 +245,18 @@ def build_section(cls, data: dict, prefix: str, problems: list[str]):
             known = ", ".join(sorted(fields))
             problems.append(f"{path}: unknown key (known keys here: {known})")
             continue
-        out = _check_value(value, hints[key], fields[key].metadata, path, problems)
+        meta = fields[key].metadata
+        if meta.get("partial") is not None:
+            out = _check_partial(value, meta["partial"], path, problems)
+        else:
+            out = _check_value(value, hints[key], meta, path, problems)
         if out is not _BAD:
             kwargs[key] = out
-    return cls(**kwargs)
+    return kwargs
+
+
+def build_section(cls, data: dict, prefix: str, problems: list[str]):
+    """A ``cls`` from the mapping ``data``; a bad key or value keeps its default and appends its problem line."""
+    return cls(**_checked_keys(cls, data, prefix, problems))
 
 

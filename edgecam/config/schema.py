@@ -10,7 +10,6 @@ program receives only its own typed sub-config.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +18,13 @@ from typing import Any, Literal
 import yaml
 
 from edgecam.config import backends as _backends
-from edgecam.config.check import build_section, quote  # noqa: F401 (quote: config.quote, as before)
+from edgecam.config.cameras import check_cameras
+from edgecam.config.check import build_section, partial, plain, quote  # noqa: F401 (quote: config.quote, as before)
 from edgecam.config.check import opt as _opt
 from edgecam.config.events import EventsConfig, check_events
 from edgecam.config.health import HealthConfig
 from edgecam.errors import ConfigError
-from edgecam.names import identifier_problem, labels_problem
+from edgecam.names import camera_name_problem, identifier_problem, labels_problem
 from edgecam.config.yaml_text import parse_yaml, yaml_problem
 
 DEFAULT_CONFIG_PATHS = ("config.yaml", "/etc/edgecam/config.yaml")
@@ -222,6 +222,20 @@ class RegionConfig:
 
 
 @dataclass
+class CameraConfig:
+    """One of several cameras (``cameras:``): its name, and the keys whose values differ from the top-level ones."""
+
+    name: str = _opt("", check=camera_name_problem)  # letters, digits, _ and -, up to 32
+    source: dict | None = partial(SourceConfig)  # e.g. {uri: 1}: these keys replace source:'s; null: source: as is
+    model: dict | None = partial(ModelConfig)  # the same for model:
+    smoothing: dict | None = partial(SmoothingConfig)  # ... and smoothing:
+    regions: list[RegionConfig] | None = None  # instead of regions: (null: those; []: none, the whole picture)
+    events: dict | None = partial(EventsConfig)  # keys of events: (rules: the whole list)
+    # The camera's full config (the top level with the above laid over it), made when the config is checked.
+    config: Config | None = field(default=None, compare=False, repr=False, metadata={"internal": True})
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     source: SourceConfig = field(default_factory=SourceConfig)
@@ -234,6 +248,7 @@ class Config:
     regions: list[RegionConfig] = field(default_factory=list)  # none: the whole picture, as one
     events: EventsConfig = field(default_factory=EventsConfig)  # rules, history, snapshots, clips
     health: HealthConfig = field(default_factory=HealthConfig)  # the board watched; thermal steps (docs/pi-health.md)
+    cameras: list[CameraConfig] = field(default_factory=list)  # several (edgecam.config.cameras); none: source: alone
     examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from
@@ -298,6 +313,13 @@ def _source_checks(cfg: Config, problems: list[str], fresh) -> None:
                         f"({src.timeout_s:g} s), so every long frame would count as a stall; raise timeout_s")
 
 
+def _build(data: dict, problems: list[str], reported: set[str]) -> Config:
+    """A Config from plain data, cross-checked; a line per problem (none more for a key in ``reported``)."""
+    cfg = build_section(Config, data, "", problems)
+    _cross_checks(cfg, problems, {p.split(":", 1)[0] for p in problems} | set(reported))
+    return cfg
+
+
 def from_dict(data: Any, path: str | None = None) -> Config:
     """Build a :class:`Config` from parsed YAML, reporting every problem at once."""
     problems: list[str] = []
@@ -306,7 +328,9 @@ def from_dict(data: Any, path: str | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"the top level must be a mapping of sections, got {type(data).__name__}", path)
     cfg = build_section(Config, data, "", problems)
-    _cross_checks(cfg, problems, {p.split(":", 1)[0] for p in problems})
+    reported = {p.split(":", 1)[0] for p in problems}  # these keys hold their defaults now
+    _cross_checks(cfg, problems, reported)
+    check_cameras(cfg, problems, reported, _build, path)
     if len(problems) > MAX_PROBLEMS:
         problems[MAX_PROBLEMS:] = [f"... and {len(problems) - MAX_PROBLEMS} more problems"]
     if problems:
@@ -395,14 +419,4 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any], flags: dict[str, str
 
 def to_dict(cfg) -> dict:
     """The config as plain data (what a YAML file would hold)."""
-    out = {}
-    for f in dataclasses.fields(cfg):
-        if f.metadata.get("internal"):
-            continue
-        v = getattr(cfg, f.name)
-        if isinstance(v, list):
-            v = [to_dict(x) if dataclasses.is_dataclass(x) else x for x in v]
-        elif isinstance(v, dict):
-            v = dict(v)
-        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else v
-    return out
+    return plain(cfg)

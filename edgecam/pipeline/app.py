@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 
 from edgecam.config import schema as config_mod
-from edgecam.errors import EdgecamError
+from edgecam.config.cameras import camera_configs
+from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
 from edgecam.model import backends, custom_models
@@ -95,6 +96,16 @@ def want_display(mode: str) -> bool:
     return available
 
 
+def one_camera(cfg: config_mod.Config) -> config_mod.Config:
+    """The config of the one camera this build runs: ``cfg`` itself, or that of its only camera under ``cameras:``."""
+    cameras = camera_configs(cfg)
+    if len(cameras) > 1:
+        raise ConfigError(f"cameras: {len(cameras)} cameras configured; this build runs one camera per process "
+                          "(multi-camera run lands with issue 25): run one edgecam per camera, each with its own "
+                          f"--config or --source ({', '.join(c.name for c in cameras)})")
+    return cameras[0].config
+
+
 def changed_keys(old: config_mod.Config, new: config_mod.Config) -> list[str]:
     """``section.key`` for each key that differs between two configs (and ``log_level``)."""
     old_d, new_d = config_mod.to_dict(old), config_mod.to_dict(new)
@@ -125,6 +136,7 @@ class App:
         found at start (an interactive first run: ``make run``); :attr:`source_note`
         then says which source was taken and how to choose one, and
         ``on_source_note`` (the CLI's printer) gets it as soon as it is known."""
+        cfg = one_camera(cfg)  # before anything opens
         # The pipeline's own threads give the parallelism; OpenCV's worker pool
         # on top only adds hand-offs (measured: 0.4 ms of CPU per frame on 2 cores).
         cv2.setNumThreads(1)
@@ -279,7 +291,7 @@ class App:
             logger.warning("reload: no config file was given, nothing to reload")
             return
         try:
-            new = config_mod.apply_overrides(config_mod.load(path), self.overrides)
+            new = one_camera(config_mod.apply_overrides(config_mod.load(path), self.overrides))
         except EdgecamError as e:
             logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
             return

@@ -31,7 +31,7 @@ def problems_of(text: str, tmp_path: Path) -> list[str]:
 
 # (YAML, the problem line expected: its key path, the bad value, the expectation)
 BAD = [
-    pytest.param("bogus: 1\n", "bogus: unknown key (known keys here: display, events, examples_dir, health, http, log,", id="unknown-top"),
+    pytest.param("bogus: 1\n", "bogus: unknown key (known keys here: cameras, display, events, examples_dir, health, http,", id="unknown-top"),
     pytest.param("model:\n  nmae: x\n", "model.nmae: unknown key (known keys here: allow, backend, crop, crop_fraction, deny, dir,",
                  id="unknown-nested"),
     pytest.param("mqtt:\n  tls: true\n  passwd: x\n", "mqtt.passwd: unknown key", id="unknown-nested-mqtt"),
