@@ -55,7 +55,8 @@ def cmd_bench(args) -> int:
                       "source.realtime": bool(args.realtime), "display.mode": "none",
                       # The pipeline alone: no output of the config file's.
                       "log.path": config_mod.CLEAR, "record.path": config_mod.CLEAR,
-                      "http.enabled": False, "mqtt.enabled": False})
+                      "http.enabled": False, "mqtt.enabled": False,
+                      "cameras": []})  # the --source(s) are the cameras, not a config's cameras:
     cfg = load_config(args, overrides)
     if len(sources) > 1:
         if args.sweep:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from edgecam.camera import parse_source
 from edgecam.commands import FLAGS, add_interpreters_arg, add_model_args, load_config, model_overrides
 from edgecam.config import schema as config_mod
-from edgecam.config.cameras import MAX_CAMERAS, device_problems
+from edgecam.config.cameras import MAX_CAMERAS, camera_configs, device_problems
 from edgecam.errors import ConfigError
 from edgecam.names import CAMERA_NAME
 
@@ -152,6 +152,9 @@ def cmd_run(args) -> int:
                   f"Ctrl-C stops", file=sys.stderr, flush=True)
 
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
+    cameras = camera_configs(cfg)
+    if len(cameras) > 1:
+        return _run_cameras(cfg, cameras)
     with startup_signals() as early:
         try:
             # An explicit --source is a choice: nothing falls back from it.
@@ -162,5 +165,22 @@ def cmd_run(args) -> int:
             return 0
         if early["hup"]:  # systemctl reload while starting: do it now
             app.pipeline.reload_requested = True
+        early["starting"] = False
+        return app.run()
+
+
+def _run_cameras(cfg, cameras) -> int:
+    """Several cameras in one run (:class:`edgecam.pipeline.cameras.CamerasApp`)."""
+    # import cost: as cmd_run's
+    from edgecam.pipeline.app import StartupStopped, startup_signals, want_display
+    from edgecam.pipeline.cameras import CamerasApp
+
+    with startup_signals() as early:
+        try:
+            app = CamerasApp([(c.name, c.config) for c in cameras], changes_to=sys.stdout,
+                             display=want_display(cfg.display.mode))
+        except StartupStopped as stopped:
+            logger.info("%s received during start-up, stopping", stopped)
+            return 0
         early["starting"] = False
         return app.run()

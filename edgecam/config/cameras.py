@@ -156,3 +156,21 @@ def check_cameras(cfg, problems: list[str], reported: set[str], build: Callable,
         camera.config.path = path
         problems += [f"{where}.{p}" for p in found if p not in top]
     problems += device_problems([(f"cameras[{i}].source", c.config.source) for i, c in enumerate(cameras)])
+    problems += own_files(cfg, len(cameras))
+
+
+#: In a file path of several cameras, the camera's name (each camera writes its own file).
+CAMERA_FIELD = "{camera}"
+
+
+def own_files(cfg, cameras: int) -> list[str]:
+    """With several cameras, a log or recording path must say where each camera's file goes (``{camera}``)."""
+    if cameras < 2:
+        return []
+    out = []
+    for key, path, example in (("log.path", cfg.log.path, "/var/log/edgecam/{camera}.jsonl"),
+                               ("record.path", cfg.record.path, "recordings/{camera}.mp4")):
+        if path and CAMERA_FIELD not in path:
+            out.append(f"{key}: {path!r} with {cameras} cameras; each camera writes its own file: put {CAMERA_FIELD} "
+                       f"in the path (e.g. {example})")
+    return out

@@ -30,6 +30,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from edgecam.config.cameras import CAMERA_FIELD
 from edgecam.errors import OutputError
 from edgecam.outputs.base import Sink, iso_time
 from edgecam.result import Extra, LabelChange
@@ -45,8 +46,6 @@ MAX_PENDING_BYTES = 1 << 20
 LINE_BYTES_BASE = 150
 LINE_BYTES_PER_LABEL = 75
 _TAIL_CHUNK = 64 * 1024
-#: In log.path, the camera's name when a run has several (each camera writes its own file).
-CAMERA_FIELD = "{camera}"
 
 
 class JsonLogSink(Sink):

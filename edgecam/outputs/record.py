@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from pathlib import Path
 
 import cv2
 
+from edgecam.config.cameras import CAMERA_FIELD
 from edgecam.errors import ConfigError, OutputError
 from edgecam.native_stderr import captured
 from edgecam.pictures import opencv_path
@@ -59,7 +61,10 @@ class RecordSink(Sink):
 
     @classmethod
     def from_config(cls, cfg, ctx) -> RecordSink:
-        return cls(cfg.record, ctx.source_fps)
+        rec = cfg.record
+        if ctx.camera is not None and rec.path:  # several cameras: each its own file
+            rec = dataclasses.replace(rec, path=rec.path.replace(CAMERA_FIELD, ctx.camera))
+        return cls(rec, ctx.source_fps)
 
     @classmethod
     def check(cls, cfg) -> list[str]:

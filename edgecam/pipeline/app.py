@@ -97,12 +97,14 @@ def want_display(mode: str) -> bool:
 
 
 def one_camera(cfg: config_mod.Config) -> config_mod.Config:
-    """The config of the one camera this build runs: ``cfg`` itself, or that of its only camera under ``cameras:``."""
+    """The config of the one camera an :class:`App` runs: ``cfg`` itself, or that of its only camera under ``cameras:``.
+
+    Several cameras are run by :class:`edgecam.pipeline.cameras.CamerasApp` (``edgecam run`` chooses).
+    """
     cameras = camera_configs(cfg)
     if len(cameras) > 1:
-        raise ConfigError(f"cameras: {len(cameras)} cameras configured; this build runs one camera per process "
-                          "(multi-camera run lands with issue 25): run one edgecam per camera, each with its own "
-                          f"--config or --source ({', '.join(c.name for c in cameras)})")
+        raise ConfigError(f"cameras: {len(cameras)} cameras configured ({', '.join(c.name for c in cameras)}); "
+                          "this command runs one camera: give it one --source, or use edgecam run")
     return cameras[0].config
 
 

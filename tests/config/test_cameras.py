@@ -376,9 +376,7 @@ def test_sources_replace_the_config_s_cameras_and_say_so(no_user_config, tmp_pat
     assert one.cameras == [] and one.source.uri == "a.mp4" and len(caplog.messages) == 1
 
 
-# -- run (one camera per process, for now) and check-config ----------------------------------------------------------
-
-MANY = "cameras: 2 cameras configured; this build runs one camera per process (multi-camera run lands with issue 25)"
+# -- run and check-config --------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -388,18 +386,6 @@ def env(tmp_path):
     e["PYTHONPATH"] = str(REPO)
     e["EDGECAM_MODEL_DIR"] = str(tmp_path / "models")
     return e
-
-
-@pytest.mark.parametrize("argv, names", [
-    (["--source", "a=clip.mp4", "--source", "b=clip.mp4"], "(a, b)"),
-    (["--source", "clip.mp4", "--source", "rtsp://h/s?a=b"], "(cam1, cam2)"),
-    (["--config", "two.yaml"], "(door, yard)"),
-])
-def test_run_with_several_cameras_is_refused_in_one_line(env, tmp_path, argv, names):
-    write(tmp_path, TWO, "two.yaml")
-    proc = run_cli(["run", "--display", "none", *argv], env=env, cwd=tmp_path)
-    line = one_error_line(proc, 2, MANY, names, besides=Besides.INFO_LOGS)
-    assert line.startswith(f"edgecam: config error: {MANY}: run one edgecam per camera"), line
 
 
 def test_run_takes_the_config_of_its_one_camera():

@@ -110,3 +110,28 @@ def test_without_outputs_each_label_change_line_names_its_camera(tmp_path, loads
     lines = out.getvalue().splitlines()
     assert {line.split()[1] for line in lines} == {"door", "yard"}  # time, camera, frame ...
     assert all(line.split()[2] == "frame" for line in lines)
+
+
+def test_edgecam_run_with_two_sources_runs_both_cameras(tmp_path, model_env):
+    from tests.conftest import run_cli
+
+    a, b = video(tmp_path / "a.avi", 30, (0, 0, 200)), video(tmp_path / "b.avi", 45, (200, 0, 0))
+    log = str(tmp_path / "logs" / "{camera}.jsonl")
+    p = run_cli(["run", "--display", "none", "--source", f"door={a}", "--source", f"yard={b}", "--log", log],
+                env=model_env, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    for name, n in (("door", 30), ("yard", 45)):
+        lines = (tmp_path / "logs" / f"{name}.jsonl").read_text().splitlines()
+        assert lines and {json.loads(line)["camera"] for line in lines} == {name}
+    assert "camera door:" in p.stderr and "camera yard:" in p.stderr
+
+
+def test_a_log_path_without_camera_with_several_cameras_is_one_config_error(tmp_path, model_env):
+    from tests.conftest import run_cli
+    from tests.doubles import Besides, one_error_line
+
+    a = video(tmp_path / "a.avi", 5, (0, 0, 200))
+    p = run_cli(["run", "--display", "none", "--source", f"door={a}", "--source", f"yard={a}",
+                 "--log", str(tmp_path / "all.jsonl")], env=model_env, cwd=tmp_path)
+    one_error_line(p, 2, "log.path", "{camera}", besides=Besides.INFO_LOGS)
