@@ -69,7 +69,7 @@ def startup_signals():
             signal.signal(sig, handler)
 
 
-def _write_dirs(cfg) -> list[str]:
+def write_dirs(cfg) -> list[str]:
     """The folders edgecam writes to (the log's, the events'): their free space is watched."""
     out = [str(Path(cfg.log.path).parent)] if cfg.log.path else []
     if cfg.events.rules:
@@ -198,7 +198,7 @@ class App:
 
     def _hook_health(self) -> None:
         """The board: temperature, throttling, memory, disk (edgecam.health; docs/pi-health.md)."""
-        self.health = HealthMonitor.from_config(self.cfg, disk_paths=_write_dirs(self.cfg),
+        self.health = HealthMonitor.from_config(self.cfg, disk_paths=write_dirs(self.cfg),
                                                 rate=lambda: self.stats.inference_rate.rate())
         self.pipeline.work_limit = self.health.governor
         self.stats.metric_sources.append(self.health.metrics)

@@ -26,9 +26,11 @@ from dataclasses import dataclass, field
 import cv2
 
 from edgecam.errors import EdgecamError
+from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
+from edgecam.pipeline.app import write_dirs
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
@@ -92,6 +94,7 @@ class CamerasApp:
                 raise EdgecamError("cameras: none could start: " + "; ".join(
                     f"{cam.name}: {cam.down}" for cam in self.cameras), exit_code=3)
             self._build_stages(up, timings)
+            self._hook_health(up)
         except BaseException:
             self.close()
             raise
@@ -148,6 +151,25 @@ class CamerasApp:
             for cam in cams:
                 cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
 
+    def _hook_health(self, up: list[Camera]) -> None:
+        """The board (edgecam.health): one monitor for the run; its governor limits every camera alike."""
+        cfg = up[0].cfg
+        dirs = sorted({d for cam in up for d in write_dirs(cam.cfg)})
+        self.health = HealthMonitor.from_config(cfg, disk_paths=dirs, rate=lambda: sum(
+            cam.stats.inference_rate.rate() for cam in up))
+        self._health_seq = 0
+        for cam in up:
+            cam.pipeline.work_limit = self.health.governor
+            cam.stats.metric_sources.append(self.health.metrics)
+
+    def _health_tick(self) -> None:
+        """A new reading of the board goes to every camera's outputs (MQTT says it once per connection)."""
+        if self.health.seq != self._health_seq and self.health.latest is not None:
+            self._health_seq = self.health.seq
+            for cam in self.cameras:
+                if cam.pipeline is not None:
+                    cam.parts.outputs.on_health(self.health.latest)
+
     # -- running ----------------------------------------------------------------
 
     def stop(self) -> None:
@@ -179,18 +201,21 @@ class CamerasApp:
                 previous[sig] = signal.signal(sig, handler)
         threads = [threading.Thread(target=self._run_camera, args=(cam,), name=f"edgecam-camera-{cam.name}",
                                     daemon=True) for cam in self.cameras if cam.pipeline is not None]
+        self.health.start()
         try:
             for t in threads:
                 t.start()
             while any(t.is_alive() for t in threads):
                 now = time.monotonic()
                 self._tick(now)
+                self._health_tick()
                 if on_tick is not None:
                     on_tick(now)
                 self._wait(threads, now + TICK_S)
             self.watchdog.stopping()
         finally:
             self.stop_event.set()
+            self.health.stop()
             for stage in self.stages:
                 stage.thread.join(2.0)
             if self.mosaic is not None:
@@ -233,7 +258,9 @@ class CamerasApp:
             if st.source_state != SourceState.RUNNING:
                 down.append(f"{cam.name} {st.source_state}")
         text = f"{len(self.cameras)} cameras, {'/'.join(rates)} fps"
-        return text + (f"; {', '.join(down)}" if down else "")
+        text += f"; {', '.join(down)}" if down else ""
+        problem = self.health.status_problem() if getattr(self, "health", None) else None
+        return text + (f" — {problem}" if problem else "")
 
     def _tick(self, now: float) -> None:
         """READY=1 after any camera's first result; WATCHDOG=1 while at least one camera delivers."""
