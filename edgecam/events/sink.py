@@ -69,7 +69,7 @@ class EventsSink(Sink):
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
-        self.folder = Path(folder)
+        self.folder = Path(folder) if hub is None else hub.folder
         self.examples_dir = Path(examples_dir) if examples_dir else None
         self.rules = {r.name: r for r in cfg.rules}
         self.ruleset = RuleSet(cfg.rules)

@@ -25,7 +25,7 @@ from edgecam.events.history import History, connect_reader, query_events
 from edgecam.events.hub import EventsHub
 from edgecam.events.sink import EventsSink
 from edgecam.outputs.http import HttpSink
-from edgecam.result import Classification
+from edgecam.result import Classification, Extra
 from edgecam.stats import Stats
 from tests.commands.test_learn import command
 from tests.e2e import http_get
@@ -42,9 +42,11 @@ def ibex_rule(**kw) -> EventRuleConfig:
     return EventRuleConfig(**{"for_s": 0, "name": "ibex", "label": "ibex", "cooldown_s": 0, **kw})
 
 
-def feed(sink: EventsSink, camera: str, t0: float) -> None:
-    """The camera's output loop: a result and its frame (all of the camera's colour) at 10 fps."""
+def feed(sink: EventsSink, camera: str, t0: float) -> list[dict]:
+    """The camera's output loop: a result and its frame (all of the camera's colour) at 10 fps; returns the
+    starts' and ends' JSON the outputs after it got (MQTT, the log)."""
     *spans, frames = SEEN[camera]
+    said = []
     image = np.full((120, 160, 3), COLOURS[camera], np.uint8)
     for i in range(frames):
         seen = any(i in span for span in spans)
@@ -52,7 +54,9 @@ def feed(sink: EventsSink, camera: str, t0: float) -> None:
         result = Classification(scores, LABELS, frame_index=i, wall_time=t0 + i / 10)
         sink.on_result(result)
         sink.on_frame(Frame(image, i, i / 10, t0 + i / 10), image.copy(), result)
+        said += [e.payload for e in result.extra.get(Extra.RULE_EVENTS, [])]
         time.sleep(0.002)  # the two cameras' loops interleave
+    return said
 
 
 class File:
@@ -144,7 +148,8 @@ def test_retention_counts_every_cameras_events_together(tmp_path):
     door.start()
     yard.start()
     t0 = time.time() - 60
-    feed(door, "door", t0)
+    said = feed(door, "door", t0)
+    assert [(e["type"], e["camera"]) for e in said] == [("start", "door"), ("end", "door")] * 2
     assert hub.history.flush()
     first = rows_of(tmp_path)
     assert [r["camera"] for r in first] == ["door", "door"]
@@ -258,8 +263,9 @@ def test_one_camera_keeps_a_history_of_its_own_with_no_camera(tmp_path):
     (sink,) = build_sinks(cfg, Stats(), lambda: None, False, 10.0, labels=LABELS)  # as `edgecam run` builds it
     assert sink.hub is None and sink.camera is None
     sink.start()
-    feed(sink, "door", time.time() - 60)
+    said = feed(sink, "door", time.time() - 60)
     sink.close()
+    assert len(said) == 4 and not any("camera" in e for e in said)  # the JSON as before
     rows = rows_of(tmp_path)
     assert [(r["camera"], r["start_frame"]) for r in rows] == [(None, 12), (None, 2)]
     assert all(row["snapshot"].endswith(f"/{row['id']}-ibex-snapshot.jpg") for row in rows)  # named as before
