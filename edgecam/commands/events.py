@@ -1,14 +1,16 @@
 """``edgecam events``: read the events' history, also while the service writes it.
 
-    edgecam events list [--rule R] [--label L] [--day YYYY-MM-DD] [--since T] [--until T] [--limit N] [--json|--csv]
+    edgecam events list [--rule R] [--label L] [--camera C] [--day YYYY-MM-DD] [--since T] [--until T] [--limit N]
+                        [--json|--csv]
     edgecam events show ID [--json]
-    edgecam events export [--since T] [--until T] [--rule R] [--label L] [--json|--csv]
+    edgecam events export [--since T] [--until T] [--rule R] [--label L] [--camera C] [--json|--csv]
 
 The history is ``events.dir`` of the config (``--config``), or ``--dir``.
 Times (``--since``, ``--until``) are local: ``2026-11-28``, ``2026-11-28T14:00``,
 or back from now: ``30m``, ``2h``, ``7d``. ``list`` shows the newest first
 (``--limit``, default 20); ``export`` writes every matching event, oldest
-first, as CSV (default) or JSON Lines.
+first, as CSV (default) or JSON Lines. Each event names its camera (``camera``,
+empty with one camera; the last CSV column); ``--camera`` keeps one camera's.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from edgecam.commands import load_config
 from edgecam.errors import EXIT_CONFIG, EdgecamError
 
 FIELDS = ("id", "rule", "label", "region", "start", "end", "duration_s", "peak_score", "status", "snapshot",
-          "snapshot_clean", "clip", "bytes")
+          "snapshot_clean", "clip", "bytes", "camera")
 
 
 def register(sub) -> None:
@@ -41,6 +43,7 @@ def register(sub) -> None:
         if filters:
             q.add_argument("--rule", help="only this rule's events")
             q.add_argument("--label", help="only events of this label (or state)")
+            q.add_argument("--camera", help="only events of this camera (a run of several cameras)")
             q.add_argument("--day", type=_day, help="only events that started on this day (YYYY-MM-DD, local)")
             q.add_argument("--since", type=_when, help="started at or after: 2026-11-28, 2026-11-28T14:00, 2h, 7d")
             q.add_argument("--until", type=_when, help="started before (same forms as --since)")
@@ -118,7 +121,7 @@ def present(row: dict, folder: Path) -> dict:
            "start": local_time(row["started"]), "end": local_time(row["ended"]),
            "duration_s": None if row["ended"] is None else round(row["ended"] - row["started"], 3),
            "peak_score": round(row["peak_score"], 4), "status": row["status"], "bytes": row["bytes"],
-           "start_frame": row["start_frame"], "end_frame": row["end_frame"]}
+           "start_frame": row["start_frame"], "end_frame": row["end_frame"], "camera": row.get("camera")}
     for column in ("snapshot", "snapshot_clean", "thumb", "clip"):
         out[column] = str(folder / row[column]) if row[column] else None
     return out
@@ -133,7 +136,8 @@ def _query(args, conn, limit: int, oldest_first: bool = False) -> list[dict]:
         until = min(until or args.day[1], args.day[1])
     if limit < 1:
         raise EdgecamError(f"--limit {limit}: expected 1 or more", EXIT_CONFIG)
-    rows, _ = query_events(conn, rule=args.rule, label=args.label, since=since, until=until, limit=limit)
+    rows, _ = query_events(conn, rule=args.rule, label=args.label, since=since, until=until, limit=limit,
+                           camera=args.camera)
     return rows[::-1] if oldest_first else rows
 
 
@@ -161,8 +165,9 @@ def _write(rows: list[dict], args, folder: Path) -> None:
         for e in shown:
             dur = "going on" if e["duration_s"] is None else f"{e['duration_s']:.1f} s"
             where = f" region {e['region']}" if e["region"] else ""
+            camera = f"[{e['camera']}] " if e["camera"] else ""
             media = ", ".join(k for k in ("snapshot", "clip") if e[k]) or "no media"
-            print(f"{e['id']:>6}  {e['start'][:23]}  {e['rule']}: {e['label']}{where}  {dur}  "
+            print(f"{e['id']:>6}  {e['start'][:23]}  {camera}{e['rule']}: {e['label']}{where}  {dur}  "
                   f"peak {e['peak_score']:.2f}  {e['status']}  ({media})")
 
 
@@ -220,6 +225,8 @@ def cmd_show(args) -> int:
     if args.json:
         print(json.dumps(e, indent=2))
         return 0
+    if e["camera"] is None:  # one camera's event: shown as before there were several
+        del e["camera"]
     width = max(len(k) for k in e)
     for key, value in e.items():
         print(f"{key:<{width}}  {'' if value is None else value}")

@@ -6,7 +6,8 @@ SQLite history (WAL, one writer thread) with its retention (``retention.py``:
 the clock it does not trust blindly); ``disk.py`` the folder's layout, its
 lock and the repair after a power cut; ``media.py`` snapshots and where media files live;
 ``clips.py`` the pre-roll ring of JPEG frames and the clip writer;
-``sink.py`` the pipeline output that ties them together; ``webhook.py``
+``sink.py`` the pipeline output that ties them together (``hub.py``: what several cameras' outputs
+share in one folder); ``webhook.py``
 the JSON POSTs; ``web.py`` the /events page and /api/events, mounted on the HTTP output;
 ``checks.py`` what ``edgecam check-config`` refuses in the events' config.
 

@@ -4,7 +4,7 @@ Layout of ``events.dir``::
 
     events.db (-wal, -shm)        the history (:mod:`edgecam.events.history`)
     events.lock                   held (flock) by the process that writes the history; names its PID
-    media/<day>/<id>-<rule>-<kind>.<ext>    the events' snapshots and clips
+    media/<day>/<id>-<rule>-<kind>.<ext>    the events' snapshots and clips (<id>-<camera>-<rule>-...: several cameras)
     media/.clip-<pid>-<n>-<rule>.part.<ext> a clip being written
     media/orphaned-<date>/        media of a history that was lost, kept aside (never counted nor deleted)
 

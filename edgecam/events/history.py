@@ -19,8 +19,13 @@ What the disk holds stays consistent across a power cut:
 So a power cut loses at most the event in progress (its clip), and never
 leaves a row pointing at a missing file nor a file no row knows. One process
 writes a folder (:class:`~edgecam.events.disk.FolderLock`, taken first at
-:meth:`History.open`); retention cannot be fooled by the clock
-(:mod:`edgecam.events.retention`).
+:meth:`History.open`), through one :class:`History`: the cameras of a run of
+several share it (:class:`edgecam.events.hub.EventsHub`), each row naming its
+camera. Retention cannot be fooled by the clock (:mod:`edgecam.events.retention`).
+
+The table's first layout is :data:`SCHEMA`; what changed since is in
+:data:`MIGRATIONS`, applied at the writer's start (``PRAGMA user_version``),
+so a history written before a change opens with every row it had.
 """
 
 from __future__ import annotations
@@ -42,12 +47,12 @@ from edgecam.events.disk import DB_NAME, LOCK_NAME, MEDIA, MEDIA_COLUMNS, Folder
 from edgecam.events.retention import AgeGuard, boottime
 
 __all__ = ["DB_NAME", "MEDIA", "MEDIA_COLUMNS", "History", "connect_reader", "connect_writer", "default_dir",
-           "facets", "get_event", "query_events", "repair", "row_dict"]
+           "facets", "get_event", "has_column", "migrate", "query_events", "repair", "row_dict"]
 
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("id", "rule", "label", "region", "started", "ended", "start_frame", "end_frame", "peak_score",
-           *MEDIA_COLUMNS, "bytes", "status")
+           *MEDIA_COLUMNS, "bytes", "status", "camera")
 
 class EventStatus(StrEnum):
     """An event's ``status`` column: under way, ended, or cut short by a stop or a power cut."""
@@ -77,6 +82,36 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_started ON events (started);
 """
 
+#: What changed in the table since :data:`SCHEMA` (its first version), in order; ``PRAGMA user_version`` is how
+#: many a database has had. A new database gets them too, the same way as one written before them.
+MIGRATIONS = (
+    # 1 (issue 25): the camera an event was seen by in a run of several cameras; NULL with one camera
+    "ALTER TABLE events ADD COLUMN camera TEXT",
+)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the history up to :data:`MIGRATIONS`, all in one transaction (rows are kept); returns how many
+    were applied. A database a newer edgecam wrote (a higher version) is left as it is."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version >= len(MIGRATIONS):
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for sql in MIGRATIONS[version:]:
+            conn.execute(sql)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS) - version
+
+
+def has_column(conn: sqlite3.Connection, column: str) -> bool:
+    """Whether the events table has ``column`` (a reader may open a history no run has migrated yet)."""
+    return any(row[1] == column for row in conn.execute("PRAGMA table_info(events)"))
+
 
 def default_dir(cfg) -> str:
     """Where events live: ``events.dir``, else ``events/`` beside the model folder."""
@@ -91,6 +126,8 @@ def connect_writer(folder: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.executescript(SCHEMA)
+    if migrate(conn):
+        logger.info("events: the history in %s is now at version %d (a camera column)", folder, len(MIGRATIONS))
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -123,15 +160,22 @@ def reading(folder: str | os.PathLike) -> Iterator[sqlite3.Connection]:
 
 
 def row_dict(row) -> dict:
-    return {k: row[k] for k in row.keys()}
+    """A history row as a dict, with its ``camera`` (None in a history from before that column)."""
+    out = {k: row[k] for k in row.keys()}
+    out.setdefault("camera", None)
+    return out
 
 
 def query_events(conn: sqlite3.Connection, *, rule: str | None = None, label: str | None = None,
                  since: float | None = None, until: float | None = None, limit: int = 50,
-                 offset: int = 0) -> tuple[list[dict], int]:
-    """Events newest first, filtered; returns (the page of rows as dicts, how many match in all)."""
+                 offset: int = 0, camera: str | None = None) -> tuple[list[dict], int]:
+    """Events newest first, filtered; returns (the page of rows as dicts, how many match in all).
+
+    ``camera``: only the events of that camera (of a run of several); none in a history without cameras."""
     where, args = [], []
-    for column, value in (("rule", rule), ("label", label)):
+    if camera and not has_column(conn, "camera"):
+        return [], 0
+    for column, value in (("rule", rule), ("label", label), ("camera", camera)):
         if value:
             where.append(f"{column} = ?")
             args.append(value)
@@ -149,14 +193,19 @@ def query_events(conn: sqlite3.Connection, *, rule: str | None = None, label: st
 
 
 def get_event(conn: sqlite3.Connection, event_id: int) -> dict | None:
+    """The row of event ``event_id`` as a dict, or None."""
     row = conn.execute("SELECT * FROM events WHERE id = ?", (int(event_id),)).fetchone()
     return row_dict(row) if row is not None else None
 
 
 def facets(conn: sqlite3.Connection) -> dict:
-    """The rules and labels that have events (the page's filters)."""
+    """The rules, labels and cameras that have events (the page's filters); no cameras with one camera."""
+    cameras = [r[0] for r in conn.execute(
+        "SELECT DISTINCT camera FROM events WHERE camera IS NOT NULL ORDER BY camera")] \
+        if has_column(conn, "camera") else []
     return {"rules": [r[0] for r in conn.execute("SELECT DISTINCT rule FROM events ORDER BY rule")],
-            "labels": [r[0] for r in conn.execute("SELECT DISTINCT label FROM events ORDER BY label")]}
+            "labels": [r[0] for r in conn.execute("SELECT DISTINCT label FROM events ORDER BY label")],
+            "cameras": cameras}
 
 
 class History:
@@ -184,11 +233,13 @@ class History:
         self.bytes_on_disk = 0
         self._error_logged: set[str] = set()
         self._last_id = 0  # ids are handed out here (one writer), so an event has its id at once
+        self._id_lock = threading.Lock()  # several cameras' output loops start events on one history
 
     def new_id(self) -> int:
         """The id of the next event (never one used before, even by an event retention deleted)."""
-        self._last_id += 1
-        return self._last_id
+        with self._id_lock:
+            self._last_id += 1
+            return self._last_id
 
     def disk_bytes(self) -> int:
         """The media's bytes and the database's (with its WAL, and the lock): what the events take on the disk
@@ -285,9 +336,10 @@ class History:
 
         def job(conn):
             conn.execute(
-                "INSERT INTO events (id, rule, label, region, started, start_frame, peak_score, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, 'active')",
-                (event.id, event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score))
+                "INSERT INTO events (id, rule, label, region, started, start_frame, peak_score, status, camera) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'active', ?)",
+                (event.id, event.rule, event.label, event.region, event.start, event.start_frame, event.peak_score,
+                 event.camera))
         self.submit(job)
 
     def end_event(self, event, status: EventStatus = EventStatus.ENDED) -> None:

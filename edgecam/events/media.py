@@ -2,7 +2,8 @@
 
 Layout under the events folder: ``media/<YYYY-MM-DD>/<id>-<rule>-<kind>.<ext>``
 (the day of the event's start, local time), e.g.
-``media/2026-11-28/12-bins_out-snapshot.jpg``. A file is written under a
+``media/2026-11-28/12-bins_out-snapshot.jpg``; in a run of several cameras
+the camera's name comes before the rule's: ``12-door-bins_out-snapshot.jpg``. A file is written under a
 hidden ``.part`` name, flushed to the disk and renamed: a reader (and the
 repair after a power cut) sees the whole file or none.
 """
@@ -24,7 +25,9 @@ THUMB_WIDTH = 320
 def media_path(folder: Path, event, kind: str, ext: str) -> Path:
     """Where ``event``'s ``kind`` file (snapshot, clip...) goes; its day folder is created."""
     day = time.strftime("%Y-%m-%d", time.localtime(event.start))
-    path = Path(folder) / MEDIA / day / f"{event.id}-{event.rule}-{kind}.{ext}"
+    camera = "" if event.camera is None else f"{event.camera}-"
+    name = f"{event.id}-{camera}{event.rule}-{kind}.{ext}"
+    path = Path(folder) / MEDIA / day / name
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

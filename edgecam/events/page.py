@@ -33,6 +33,7 @@ PAGE = b"""<!doctype html>
   <form id="filters">
     <select name="rule"><option value="">every rule</option></select>
     <select name="label"><option value="">every label</option></select>
+    <select name="camera" hidden><option value="">every camera</option></select>
     <input type="date" name="day">
     <button type="submit">show</button>
   </form>
@@ -73,7 +74,8 @@ function row(ev) {
   if (ev.thumb) img.src = withToken(root + ev.thumb);
   const text = el("div", {},
     el("b", {}, title(ev)),
-    el("div", {className: "meta"}, when(ev.start) + ", " + duration(ev) + ", peak " +
+    el("div", {className: "meta"}, (ev.camera ? "camera " + ev.camera + ", " : "") + when(ev.start) + ", " +
+       duration(ev) + ", peak " +
        (100 * ev.peak_score).toFixed(0) + " %" + (ev.clip ? ", clip" : "")),
     el("div", {className: "meta status-" + ev.status}, ev.status));
   const a = el("a", {href: withToken(root + "/events/" + ev.id)}, img, text);
@@ -88,17 +90,18 @@ async function list(reset) {
   const ul = document.getElementById("events");
   if (reset) ul.replaceChildren();
   ul.append(...d.events.map(row));
-  for (const [name, values] of [["rule", d.rules], ["label", d.labels]]) {
+  for (const [name, values] of [["rule", d.rules], ["label", d.labels], ["camera", d.cameras]]) {
     const sel = document.querySelector(`select[name=${name}]`);
     if (sel.options.length === 1) sel.append(...values.map(v => el("option", {value: v}, v)));
   }
+  document.querySelector("select[name=camera]").hidden = !d.cameras.length;  // one camera: no such filter
   next = d.next;
   document.getElementById("more").hidden = !next;
   // An empty history says which rules are active and what would make each fire.
   const empty = d.total === 0 && !q.toString();
   document.getElementById("empty").hidden = !empty;
   document.getElementById("rules").replaceChildren(...(d.active_rules.length ? d.active_rules.map(r =>
-    el("li", {}, el("b", {}, r.name), ": fires when " + r.fires_when)) :
+    el("li", {}, el("b", {}, (r.camera ? r.camera + " " : "") + r.name), ": fires when " + r.fires_when)) :
     [el("li", {}, "none: add rules under events.rules in the config")]));
   status(`${d.total} event(s)` + (d.total ? `, newest first` : ""));
 }
@@ -122,7 +125,8 @@ async function detail(id) {
   } else if (ev.snapshot) {
     box.append(el("img", {id: "snapshot", alt: "snapshot of event " + ev.id, src: withToken(root + ev.snapshot)}));
   }
-  const facts = [["rule", ev.rule], ["label", ev.label], ["region", ev.region || "whole picture"],
+  const facts = [...(ev.camera ? [["camera", ev.camera]] : []),
+    ["rule", ev.rule], ["label", ev.label], ["region", ev.region || "whole picture"],
     ["start", when(ev.start)], ["end", when(ev.end)], ["duration", duration(ev)],
     ["peak score", (100 * ev.peak_score).toFixed(1) + " %"], ["status", ev.status],
     ["frames", ev.start_frame + " to " + (ev.end_frame ?? "...")]];

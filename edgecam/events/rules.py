@@ -33,7 +33,8 @@ EPS_S = 0.0005
 
 @dataclass
 class Event:
-    """One event of one rule, as the history keeps it. ``id`` is the history's, set once it is stored."""
+    """One event of one rule, as the history keeps it. ``id`` is the history's, set once it is stored;
+    ``camera`` the name of the camera it was seen by in a run of several (None with one camera)."""
 
     rule: str
     label: str
@@ -44,12 +45,16 @@ class Event:
     end: float | None = None
     end_frame: int | None = None
     id: int | None = None
+    camera: str | None = None
 
     def to_dict(self) -> dict:
-        """The event as JSON carries it (MQTT, webhook)."""
-        return {"id": self.id, "rule": self.rule, "label": self.label, "region": self.region,
-                "start": round(self.start, 3), "end": None if self.end is None else round(self.end, 3),
-                "peak_score": round(self.peak_score, 4)}
+        """The event as JSON carries it (MQTT, webhook); ``camera`` only in a run of several cameras."""
+        out = {"id": self.id, "rule": self.rule, "label": self.label, "region": self.region,
+               "start": round(self.start, 3), "end": None if self.end is None else round(self.end, 3),
+               "peak_score": round(self.peak_score, 4)}
+        if self.camera is not None:
+            out["camera"] = self.camera
+        return out
 
 
 def event_payload(kind: EventKind, event: Event, host: str, snapshot: bool = False) -> dict:

@@ -10,6 +10,11 @@ each of which hands its work to a thread of its own. Nothing here waits for a
 disk or a network. With the HTTP output, its /events page and API are mounted
 there (:meth:`EventsSink.connect`).
 
+In a run of several cameras each camera has an events output of its own (its
+rules, actions and frames), and the cameras that keep their events in one
+folder share its history, lock and web view: an
+:class:`edgecam.events.hub.EventsHub`, given in the run's context.
+
 The events' clock: a camera's frames are timed by their wall-clock capture
 time. A file read as fast as it decodes is timed by its own clock (frame
 number / frame rate after the first frame's wall time), so that ``for_s``,
@@ -51,18 +56,25 @@ class EventsSink(Sink):
     wants_overlay = False
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
-                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True):
-        """The overlay a snapshot gets lists :attr:`top_k` labels above :attr:`threshold` (:meth:`reconfigure`)."""
+                 clock=time.time, stats=None, labels: tuple = (), overlay: bool = True, hub=None,
+                 camera: str | None = None):
+        """The overlay a snapshot gets lists :attr:`top_k` labels above :attr:`threshold` (:meth:`reconfigure`).
+
+        ``hub``: the :class:`edgecam.events.hub.EventsHub` of ``folder`` that several cameras share (its history
+        is used, opened by the first camera and closed by its owner), ``camera`` this camera's name there (its
+        events' ``camera``); None, None: one camera, with a history of its own."""
         self.cfg = cfg  # the events section
+        self.hub, self.camera = hub, camera
         self.stats, self.overlay = stats, overlay
         self.boxes = {r.name: r.box for r in regions}  # RegionInfo: where a region's crop is (collect)
         self.states = {r.name: tuple(r.labels) for r in regions}  # and the states it can take
         self.model_labels = tuple(labels)  # the whole picture's classes (empty: not known)
-        self.folder = Path(folder)
+        self.folder = Path(folder) if hub is None else hub.folder
         self.examples_dir = Path(examples_dir) if examples_dir else None
         self.rules = {r.name: r for r in cfg.rules}
         self.ruleset = RuleSet(cfg.rules)
-        self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock)
+        self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock) \
+            if hub is None else hub.history
         self.wants_frames = any(a.wants_frames and a.wanted(r) for a in ACTIONS for r in cfg.rules)
         self.file_fps: float | None = None  # a file read unpaced: its own clock (module docstring)
         self._file_base: float | None = None
@@ -80,12 +92,15 @@ class EventsSink(Sink):
         self.webhook_failures: dict[str, int] = {r: 0 for r in self.rules}
         if stats is not None and hasattr(stats, "metric_sources"):
             stats.metric_sources.append(self.metrics)
+        if hub is not None:
+            hub.join(camera, self)
 
     @classmethod
     def from_config(cls, cfg, ctx) -> EventsSink:
         checks.check_examples(cfg)  # bad input (exit 2) before the repair deletes them
-        sink = cls(cfg.events, default_dir(cfg), examples_dir(cfg), ctx.regions, stats=ctx.stats, labels=ctx.labels,
-                   overlay=cfg.display.overlay)
+        hub = (ctx.shared_outputs or {}).get("events")  # several cameras, one folder (edgecam.events.hub.KEY)
+        sink = cls(cfg.events, default_dir(cfg) if hub is None else hub.folder, examples_dir(cfg), ctx.regions,
+                   stats=ctx.stats, labels=ctx.labels, overlay=cfg.display.overlay, hub=hub, camera=ctx.camera)
         sink.reconfigure(cfg.model.top_k, cfg.model.threshold)
         return sink
 
@@ -103,9 +118,10 @@ class EventsSink(Sink):
         # AMD EPYC), loaded only where there is an HTTP output (then it is loaded already).
         from edgecam.outputs.http import HttpSink
 
+        web = EventsWeb(self.folder, self.cfg.rules) if self.hub is None else self.hub.web  # every camera's
         for sink in sinks:
             if isinstance(sink, HttpSink):
-                EventsWeb(self.folder, self.cfg.rules).mount_on(sink)
+                web.mount_on(sink)
 
     @property
     def clips(self):
@@ -148,7 +164,10 @@ class EventsSink(Sink):
         self.check_labels()
         if any(r.clip for r in self.cfg.rules):
             self.clip_format = choose_format(self.cfg.clip_format)  # bad input before anything is opened
-        self.history.open()
+        if self.hub is None:
+            self.history.open()
+        else:
+            self.hub.open()  # the first camera's start opens the history the others share
         self.actions = [action(self) for action in ACTIONS if any(action.wanted(r) for r in self.cfg.rules)]
         logger.info("events: %d rule(s), history in %s%s", len(self.rules), self.folder,
                     f", clips as {self.clip_format}" if self.clips else "")
@@ -197,8 +216,9 @@ class EventsSink(Sink):
 
     def _started(self, event: Event) -> None:
         self.started[event.rule] += 1
-        logger.info("event: %s started (%s %.2f%s)", event.rule, event.label, event.peak_score,
-                    f", region {event.region}" if event.region else "")
+        event.camera = self.camera
+        logger.info("event: %s%s started (%s %.2f%s)", f"camera {self.camera}: " if self.camera else "", event.rule,
+                    event.label, event.peak_score, f", region {event.region}" if event.region else "")
         self.history.start_event(event)  # the event has its id now
         rule = self.rules[event.rule]
         for action in self.actions:
@@ -207,8 +227,8 @@ class EventsSink(Sink):
 
     def _ended(self, event: Event, status: EventStatus) -> None:
         self.ended[event.rule] += 1
-        logger.info("event: %s ended (%s, %.1f s, peak %.2f)", event.rule, event.label,
-                    (event.end or event.start) - event.start, event.peak_score)
+        logger.info("event: %s%s ended (%s, %.1f s, peak %.2f)", f"camera {self.camera}: " if self.camera else "",
+                    event.rule, event.label, (event.end or event.start) - event.start, event.peak_score)
         self.history.end_event(event, status)
         rule = self.rules[event.rule]
         for action in self.actions:
@@ -253,4 +273,5 @@ class EventsSink(Sink):
             self._ended(event, EventStatus.INTERRUPTED)  # the run stopped during it: its end is not known
         for action in self.actions:
             action.close()
-        self.history.close()
+        if self.hub is None:  # a shared history is closed by its hub's owner, once every camera is done
+            self.history.close()

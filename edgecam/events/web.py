@@ -2,16 +2,18 @@
 
 Paths (the HTTP output's token rule applies; the page and its pictures also take ``?token=``)::
 
-    /events                     the page: newest first, thumbnails, filters (rule, label, day), paging
+    /events                     the page: newest first, thumbnails, filters (rule, label, day, camera), paging
     /events/<id>                one event: its clip playing, the snapshot, the details
     /events/<id>/snapshot.jpg   the annotated snapshot (clean.jpg: without the overlay; thumb.jpg)
     /events/<id>/clip           the clip file as written (MP4, WebM or Motion-JPEG AVI)
     /events/<id>/clip.mjpg      a Motion-JPEG AVI clip played as an MJPEG stream at its own rate
                                 (browsers do not play AVI; every browser plays this in an <img>)
-    /api/events                 JSON: ?rule= &label= &day=YYYY-MM-DD &limit= (1-200, 50) &offset=;
+    /api/events                 JSON: ?rule= &label= &day=YYYY-MM-DD &camera= &limit= (1-200, 50) &offset=;
                                 {"events": [...], "total", "limit", "offset", "next", "rules", "labels",
-                                "active_rules"}: "rules" names the configured rules and those with events
-                                (the filter), "active_rules" says what makes each configured one fire
+                                "cameras", "active_rules"}: "rules" names the configured rules and those with
+                                events (the filter), "active_rules" says what makes each configured one fire
+                                (with its "camera" in a run of several), "cameras" the cameras configured or
+                                with events (none with one camera)
     /api/events/<id>            JSON: one event
 
 Each request opens its own read-only connection to the history (SQLite in
@@ -53,6 +55,7 @@ def event_json(row: dict) -> dict:
     """A history row as /api/events gives it: ISO times, media as URLs of this server."""
     base = f"/events/{row['id']}"
     out = {k: row[k] for k in ("id", "rule", "label", "region", "status", "start_frame", "end_frame", "bytes")}
+    out["camera"] = row.get("camera")  # None with one camera
     out["start"] = datetime.fromtimestamp(row["started"]).astimezone().isoformat(timespec="milliseconds")
     out["end"] = None if row["ended"] is None else \
         datetime.fromtimestamp(row["ended"]).astimezone().isoformat(timespec="milliseconds")
@@ -73,10 +76,16 @@ class EventsWeb:
 
     def __init__(self, folder: str | Path, rules=()):
         """``rules``: the configured rules (:class:`edgecam.config.events.EventRuleConfig`), listed even
-        before any has fired."""
+        before any has fired; with several cameras, each camera's come with :meth:`add_camera`."""
         self.folder = Path(folder)
         self.rules = [rule_summary(r) for r in rules]
+        self.cameras: list[str] = []
         self._bad_clips: set[Path] = set()
+
+    def add_camera(self, camera: str, rules) -> None:
+        """A camera of a run of several and its rules: listed with their camera, and the camera a filter."""
+        self.cameras.append(camera)
+        self.rules += [{**rule_summary(r), "camera": camera} for r in rules]
 
     def mount_on(self, http) -> EventsWeb:
         """Answer /events and /api/events (and below) on the HTTP output ``http`` (:meth:`HttpSink.mount`)."""
@@ -92,7 +101,7 @@ class EventsWeb:
         if path == "/api/events" and not (self.folder / DB_NAME).is_file():
             # Nothing has fired yet (the history is made with the first event): an empty list, not an error.
             handler._json(200, {"events": [], "total": 0, "limit": 50, "offset": 0, "next": None,
-                                **self._facets({"rules": [], "labels": []})})
+                                **self._facets({"rules": [], "labels": [], "cameras": []})})
             return
         # The history is read, and closed, before any file is sent: a clip streamed for a minute must
         # not hold a database connection (file handles) all along.
@@ -136,19 +145,20 @@ class EventsWeb:
             handler._json(400, {"error": "day is YYYY-MM-DD"})
             return
         rows, total = query_events(conn, rule=one("rule"), label=one("label"), since=since, until=until,
-                                   limit=limit, offset=offset)
+                                   limit=limit, offset=offset, camera=one("camera"))
         nxt = None
         if offset + len(rows) < total:
-            keep = [(k, query[k][0]) for k in ("rule", "label", "day") if query.get(k)]
+            keep = [(k, query[k][0]) for k in ("rule", "label", "day", "camera") if query.get(k)]
             nxt = "/api/events?" + urlencode(keep + [("limit", limit), ("offset", offset + limit)])
         handler._json(200, {"events": [event_json(r) for r in rows], "total": total, "limit": limit,
                             "offset": offset, "next": nxt, **self._facets(facets(conn))})
 
     def _facets(self, seen: dict) -> dict:
         """The filters: the configured rules and those in the history (a rule removed since keeps its
-        events); labels from the history; and what makes each configured rule fire."""
+        events); labels from the history; the cameras configured and in the history; and what makes each
+        configured rule fire."""
         return {"rules": sorted({r["name"] for r in self.rules} | set(seen["rules"])), "labels": seen["labels"],
-                "active_rules": self.rules}
+                "cameras": sorted(set(self.cameras) | set(seen["cameras"])), "active_rules": self.rules}
 
     def _media(self, handler, row: dict | None, rest: str, name: str) -> None:
         column = _FILES.get(name) or ("clip" if name == "clip.mjpg" else None)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -35,8 +35,11 @@ class SinkContext:
     to stop the run, whether a window can open, the source's frame rate (None
     until it is open: see :meth:`Sink.source_opened`), the regions (none: the
     whole picture is classified), the classes of the whole picture's model
-    (empty with regions, or when not known), and the camera's name when the
-    run has several cameras (None with one: the outputs stay as they were)."""
+    (empty with regions, or when not known), the camera's name when the
+    run has several cameras (None with one: the outputs stay as they were),
+    and what the run's cameras share of an output, by its key (``events``: the
+    :class:`edgecam.events.hub.EventsHub` of the camera's events folder; None
+    with one camera)."""
 
     stats: object
     on_quit: Callable[[], None]
@@ -45,6 +48,7 @@ class SinkContext:
     regions: tuple[RegionInfo, ...] = ()
     labels: tuple[str, ...] = ()
     camera: str | None = None
+    shared_outputs: Mapping[str, object] | None = None
 
 
 class Sink:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from edgecam import camera as camera_mod
@@ -54,6 +54,8 @@ class SharedParts:
     run's counters. ``notifier``: sd_notify (a camera that classifies, the AI
     Camera, pings it while its firmware loads). ``on_quit``: stops the run (the
     window's q key). ``sinks``: outputs fed by every camera, besides its own.
+    ``shared_outputs``: what this camera's outputs share with other cameras', by
+    output key (see :class:`edgecam.outputs.base.SinkContext`).
     """
 
     load: Callable
@@ -61,6 +63,7 @@ class SharedParts:
     notifier: object
     on_quit: Callable[[], None]
     sinks: tuple = ()
+    shared_outputs: Mapping[str, object] | None = None
 
 
 class CameraPipeline:
@@ -117,7 +120,8 @@ class CameraPipeline:
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
-                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name) + list(shared.sinks)
+                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name,
+                            shared_outputs=shared.shared_outputs) + list(shared.sinks)
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")

@@ -13,6 +13,11 @@ down while the others run (the run fails only when none opens); a camera
 that stalls or vanishes later reconnects on its own schedule (its capture
 thread). The systemd watchdog is kicked while at least one camera delivers,
 and the status line gives every camera's rate ("3 cameras, 29.8/30.0/14.9 fps").
+
+Events: each camera's rules are its own (its config's ``events.rules``), and
+the cameras that keep their events in one folder share one history, lock and
+/events view through an :class:`edgecam.events.hub.EventsHub`, built here
+before the cameras and closed once every camera has ended.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from dataclasses import dataclass, field
 import cv2
 
 from edgecam.errors import EdgecamError
+from edgecam.events import hub as events_hub
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
@@ -86,7 +92,9 @@ class CamerasApp:
             sinks_for = extra
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
+        self.events_hubs: dict[str, events_hub.EventsHub] = {}  # camera name -> its events folder's hub
         try:
+            self.events_hubs = events_hub.EventsHub.for_cameras(cameras)
             for cam in self.cameras:
                 self._build(cam, sinks_for(cam.name), changes_to)
             up = [cam for cam in self.cameras if cam.down is None]
@@ -122,8 +130,10 @@ class CamerasApp:
 
     def _build(self, cam: Camera, sinks, changes_to) -> None:
         """The camera's model view, outputs and source; a source that cannot open marks the camera down."""
+        hub = self.events_hubs.get(cam.name)
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
-                             on_quit=self.stop, sinks=tuple(sinks))
+                             on_quit=self.stop, sinks=tuple(sinks),
+                             shared_outputs=None if hub is None else {events_hub.KEY: hub})
         cam.parts = CameraPipeline(cam.cfg, shared)
         cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name)
         try:
@@ -222,6 +232,7 @@ class CamerasApp:
                 self.mosaic.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            self._close_events()  # after every camera's outputs: what they handed over is written
         return self.exit_code()
 
     def _wait(self, threads, until: float) -> None:
@@ -277,3 +288,8 @@ class CamerasApp:
                 cam.parts.close()
         if self.mosaic is not None:
             self.mosaic.close()
+        self._close_events()
+
+    def _close_events(self) -> None:
+        for hub in {id(h): h for h in self.events_hubs.values()}.values():
+            hub.close()
