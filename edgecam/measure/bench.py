@@ -185,7 +185,7 @@ def bench_cameras(cfg: config_mod.Config, sources: list[str], frames: int | None
     # memory: here, as in _run_pipeline
     import dataclasses
 
-    from edgecam.pipeline.cameras import CamerasApp
+    from edgecam.pipeline.cameras import CamerasApp  # memory: here, as in _run_pipeline
 
     names = [f"cam{i + 1}" for i in range(len(sources))]
     holder: dict = {}
