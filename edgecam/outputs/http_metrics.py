@@ -73,6 +73,20 @@ def label_metrics(s: dict) -> list:
     return out
 
 
+def server_metrics(slots, server) -> list:
+    """The HTTP server's own: open streams and refusals (``slots``: its :class:`StreamSlots`; ``server``: None
+    before it listens)."""
+    return [
+        ("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+         [("", slots.clients)]),
+        ("edgecam_http_streams_refused_total", "counter",
+         "Stream requests refused with 503: every http.max_clients slot was taken.", [("", slots.refused)]),
+        ("edgecam_http_connections_refused_total", "counter",
+         "Connections refused with 503: too many served at once.",
+         [("", server.refused if server is not None else 0)]),
+    ]
+
+
 def status_metrics(extra: dict) -> list:
     """Each output's status numbers (``Stats.extra``): counters for :data:`COUNTED`, gauges for the rest."""
     out = []
