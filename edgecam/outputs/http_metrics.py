@@ -87,6 +87,31 @@ def server_metrics(slots, server) -> list:
     ]
 
 
+def labelled(metrics: list, name: str, value: str) -> list:
+    """``metrics`` with the label ``name="value"`` first on every sample (``_bucket{le=...}`` included)."""
+    label = f'{name}="{_escape_label(value)}"'
+    out = []
+    for metric, kind, help_, samples in metrics:
+        tagged = []
+        for suffix, v in samples:
+            head, brace, labels = suffix.partition("{")
+            tagged.append((f"{head}{{{label},{labels}" if brace and labels != "}" else f"{head}{{{label}}}", v))
+        out.append((metric, kind, help_, tagged))
+    return out
+
+
+def merged(metrics: list) -> list:
+    """One family per name, in the order each first came, holding the samples of every one of that name
+    (several cameras' metrics, each :func:`labelled`: one HELP and TYPE per family, as the format wants)."""
+    families: dict[str, tuple] = {}
+    for metric, kind, help_, samples in metrics:
+        if metric in families:
+            families[metric][3].extend(samples)
+        else:
+            families[metric] = (metric, kind, help_, list(samples))
+    return list(families.values())
+
+
 def status_metrics(extra: dict) -> list:
     """Each output's status numbers (``Stats.extra``): counters for :data:`COUNTED`, gauges for the rest."""
     out = []
