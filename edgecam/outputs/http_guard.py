@@ -45,8 +45,8 @@ def token_ok(token: bytes | None, headers, query: dict, path: str, query_paths=f
     auth = headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         given = auth[7:].strip().encode("utf-8", "replace")
-    elif (path in _QUERY_TOKEN_PATHS or path in query_paths or path.startswith(("/region/", "/events", "/api/events"))) \
-            and "token" in query:
+    elif "token" in query and (path in _QUERY_TOKEN_PATHS or path in query_paths
+                               or path.startswith(("/region/", "/events", "/api/events"))):
         given = query["token"][0].encode("utf-8", "replace")
     return hmac.compare_digest(given, token)
 

@@ -188,7 +188,8 @@ function tile(cam) {  // one per camera, made once: a link to its page, its pict
   let t = tiles.get(cam.name);
   if (t) return t;
   const a = document.createElement("a"), img = document.createElement("img");
-  const name = document.createElement("div"), label = document.createElement("div"), meta = document.createElement("div");
+  const name = document.createElement("div"), label = document.createElement("div");
+  const meta = document.createElement("div");
   a.href = url(base(cam.name)); a.dataset.camera = cam.name; img.alt = cam.name;
   name.className = "name"; name.textContent = cam.name; label.className = "label"; meta.className = "meta";
   a.append(img, name, label, meta);
@@ -211,7 +212,8 @@ async function picture(name, t) {  // its newest picture, swapped in whole (a ca
 function show(cam) {
   const t = tile(cam);
   t.a.className = "tile " + cam.state;
-  t.label.textContent = cam.label ? cam.label + (cam.score ? ` ${(100 * cam.score).toFixed(0)} %` : "") : "no result yet";
+  const score = cam.score ? ` ${(100 * cam.score).toFixed(0)} %` : "";
+  t.label.textContent = cam.label ? cam.label + score : "no result yet";
   t.label.title = cam.label || "";
   const age = cam.age_s === null ? "no result yet" : `result ${cam.age_s.toFixed(1)} s old`;
   t.meta.textContent = cam.state === "running" ? `${cam.fps.toFixed(1)} fps, ${age}`

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import time
 
-import cv2
 import numpy as np
 import pytest
 
