@@ -61,11 +61,13 @@ class CameraView(HttpSink):
         """Nothing to close: the camera ended, its page goes on showing its last picture until the hub closes."""
 
     def health(self) -> tuple[bool, str]:
+        """As one camera's, and "down: why" for a camera that could not start."""
         if self.down is not None:
             return False, f"down: {self.down}"
         return super().health()
 
     def latest_json(self) -> dict | None:
+        """As one camera's, with the camera's name (``"camera"``)."""
         out = super().latest_json()
         if out is not None:
             out["camera"] = self.camera
