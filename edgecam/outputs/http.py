@@ -22,7 +22,11 @@ trickles it) gets 408 and is dropped too. ``HEAD`` answers like ``GET``
 without the body.
 
 This file is the sink and the view of its state the server reads;
-``http_server.py`` is the server, the request handler and the page.
+``http_server.py`` is the server and the request handler, ``http_page.py`` the
+page. A run of several cameras serves them all from one server:
+``http_hub.py`` (:class:`edgecam.outputs.http_hub.HttpHub`), whose cameras are
+HttpSinks without a server of their own, sharing the hub's stream slots
+(:class:`edgecam.outputs.http_slots.StreamSlots`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ from edgecam.result import Classification
 from edgecam.outputs import http_metrics
 from edgecam.outputs.base import Sink, iso_time, refusals
 from edgecam.outputs.http_guard import HostGuard, token_ok, warn_if_open
+from edgecam.outputs.http_page import PAGE
 from edgecam.outputs.http_server import Handler, Refused, Server
+from edgecam.outputs.http_slots import StreamSlots
 from edgecam.outputs.teach import Teacher, examples_dir
 from edgecam.config.secret_file import read_secret
 from edgecam.stats import Stats
@@ -59,6 +65,26 @@ _BIND_REASONS = {
 }
 
 
+def listen(site, cfg: HttpConfig) -> tuple[Server, threading.Thread]:
+    """Bind ``cfg.host``:``cfg.port`` and serve ``site`` (an :class:`HttpSink`, or a hub) on a daemon thread.
+
+    Raises one :class:`NetworkError` (exit code 5) when the address cannot be had (a port in use).
+    """
+    host, port = cfg.host, cfg.port
+    try:
+        server = Server((host, port), Handler, site)
+    except OSError as e:
+        if isinstance(e, socket.gaierror):
+            reason = "unknown host (set http.host)"
+        else:
+            reason = _BIND_REASONS.get(e.errno, (e.strerror or str(e)).lower())
+        raise NetworkError(f"http: cannot listen on {host}:{port}: {reason}") from None
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http-server",
+                              daemon=True)
+    thread.start()
+    return server, thread
+
+
 class HttpSink(Sink):
     """Serves the live view, the latest result, health and metrics.
 
@@ -69,9 +95,16 @@ class HttpSink(Sink):
         top_k: how many labels /api/latest reports.
         threshold: labels scoring below it are left out of /api/latest (``model.threshold``,
             as in the overlay, the log and MQTT).
+        slots: the stream slots to take from (a hub's, shared by its cameras); None: its own.
     """
 
     name = "http"
+    #: The paths it answers (``/region/<name>.jpg`` and what is mounted besides) -> the
+    #: :class:`edgecam.outputs.http_server.Handler` method that answers each.
+    routes = {"/": "_page", "/index.html": "_page", "/stream.mjpg": "_stream", "/snapshot.jpg": "_snapshot",
+              "/api/latest": "_latest", "/healthz": "_healthz", "/metrics": "_metrics", "/api/regions": "_regions"}
+    #: The page served at ``/``.
+    page = PAGE
     wants_frames = True
     #: A stream client that accepts no data for this long is dropped.
     send_timeout_s = 10.0
@@ -84,7 +117,7 @@ class HttpSink(Sink):
     keepalive_s = 5.0
 
     def __init__(self, cfg: HttpConfig, stats: Stats, stall_timeout_s: float = 5.0, top_k: int = 3,
-                 threshold: float = 0.0, regions: tuple = (), examples_dir=None):
+                 threshold: float = 0.0, regions: tuple = (), examples_dir=None, slots: StreamSlots | None = None):
         self.cfg = cfg
         self.stats = stats
         self.stall_timeout_s = stall_timeout_s
@@ -104,16 +137,14 @@ class HttpSink(Sink):
         self._image: np.ndarray | None = None
         self._image_result: Classification | None = None
         self._seq = 0
-        self._clients = 0
-        self._client_socks: set[socket.socket] = set()
+        #: the stream slots its viewers take (:class:`StreamSlots`)
+        self.slots = slots if slots is not None else StreamSlots(cfg.max_clients)
         # _jpeg_lock guards the shared encoded picture.
         self._jpeg_lock = threading.Lock()
         self._jpeg: bytes | None = None
         self._jpeg_result = b""  # the compact JSON of the result drawn on self._jpeg (picture_result)
         self._jpeg_seq = 0
         self._result: Classification | None = None
-        #: stream requests refused because every slot was taken (/metrics)
-        self.streams_refused = 0
         #: the Host and Origin checks every request passes (edgecam.outputs.http_guard)
         self.guard = HostGuard(cfg.host, cfg.allowed_hosts)
         self._result_wall = 0.0
@@ -144,6 +175,10 @@ class HttpSink(Sink):
         :class:`edgecam.outputs.http_server.Handler`: its ``_send`` and ``_json`` answer."""
         self.mounts[prefix.rstrip("/")] = handle
 
+    def view_for(self, path: str) -> tuple[HttpSink, str]:
+        """Who answers ``path``, and the path it answers: this sink, ``path`` (a hub: one of its cameras)."""
+        return self, path
+
     def mounted(self, path: str) -> Callable | None:
         """The handler :meth:`mount` gave for ``path``; None when none did."""
         for prefix, handle in self.mounts.items():
@@ -155,26 +190,10 @@ class HttpSink(Sink):
 
     def start(self) -> None:
         """Read the token file, bind the port and serve on a daemon thread."""
-        if self.cfg.token_file:
-            self._token = _read_token(self.cfg.token_file)
-        host, port = self.cfg.host, self.cfg.port
-        try:
-            self._server = Server((host, port), Handler, self)
-        except OSError as e:
-            if isinstance(e, socket.gaierror):
-                reason = "unknown host (set http.host)"
-            else:
-                reason = _BIND_REASONS.get(e.errno, (e.strerror or str(e)).lower())
-            raise NetworkError(f"http: cannot listen on {host}:{port}: {reason}") from None
+        self._token = read_token(self.cfg)
+        self._server, self._thread = listen(self, self.cfg)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="http-server", daemon=True
-        )
-        self._thread.start()
-        logger.info("http: serving on http://%s:%d/%s", _url_host(host), self.port,
-                    " (token required)" if self._token else "")
-        if self._token is None:
-            warn_if_open(host, self.port)
+        announce(self.cfg.host, self.port, self._token)
 
     def on_frame(self, frame: Frame, annotated: np.ndarray | None, result: Classification | None) -> None:
         """Keep a reference to the newest picture; costs the pipeline nothing.
@@ -198,33 +217,36 @@ class HttpSink(Sink):
 
     def close(self) -> None:
         """Stop serving and let every client thread exit (within a second)."""
+        if not self.end_streams():
+            return
+        self.slots.shut()
+        stop_serving(self._server, self._thread)
+        self.slots.wait_empty(1.0)
+
+    def end_streams(self) -> bool:
+        """Wake every stream and wait on this sink's picture, and let them end; False when done before.
+
+        :meth:`close` does it; a hub does it for each of its cameras when it closes.
+        """
         with self._cond:
             if self._closing:
-                return
+                return False
             self._closing = True
             self._cond.notify_all()
-            socks = list(self._client_socks)
         self._closed.set()
-        # A client thread blocked in send() wakes up when its socket is shut.
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-        with self._cond:
-            self._cond.wait_for(lambda: self._clients == 0, timeout=1.0)
+        return True
 
     # ------------------------------------------- the view the HTTP handler uses
 
     @property
     def stream_clients(self) -> int:
-        """Number of connected /stream.mjpg clients."""
-        return self._clients
+        """Number of connected /stream.mjpg clients (a hub's cameras: of them all)."""
+        return self.slots.clients
+
+    @property
+    def streams_refused(self) -> int:
+        """Stream requests refused because every slot was taken (/metrics)."""
+        return self.slots.refused
 
     @property
     def closing(self) -> bool:
@@ -233,22 +255,13 @@ class HttpSink(Sink):
 
     def join_stream(self, sock: socket.socket) -> Refused | None:
         """Take a /stream.mjpg slot for the client on ``sock``: None, or why not."""
-        with self._cond:
-            if self._closing:
-                return Refused.CLOSING
-            if self._clients >= self.cfg.max_clients:
-                self.streams_refused += 1
-                return Refused.FULL
-            self._clients += 1
-            self._client_socks.add(sock)
-            return None
+        if self._closing:
+            return Refused.CLOSING
+        return self.slots.join(sock)
 
     def leave_stream(self, sock: socket.socket) -> None:
         """Give back the slot :meth:`join_stream` gave."""
-        with self._cond:
-            self._clients -= 1
-            self._client_socks.discard(sock)
-            self._cond.notify_all()
+        self.slots.leave(sock)
 
     def wait_for_picture(self, seen: int, timeout: float) -> bool:
         """Wait until there is a picture newer than sequence number ``seen`` (True) or ``timeout`` passed
@@ -319,6 +332,15 @@ class HttpSink(Sink):
             return False, "starting"
         return False, f"stalled: no frame for {time.monotonic() - last:.1f} s"
 
+    @property
+    def result_made(self) -> float | None:
+        """When the newest result was made (monotonic seconds); None before the first."""
+        result = self._result
+        return None if result is None else self._made(result)
+
+    def _made(self, result: Classification) -> float:
+        return result.result_time or self._result_mono
+
     def latest_json(self) -> dict | None:
         """The latest result as /api/latest serves it; None before the first."""
         result = self._result
@@ -326,7 +348,7 @@ class HttpSink(Sink):
             return None
         out = result.to_dict(k=self.top_k, threshold=self.threshold)
         wall = result.wall_time or self._result_wall
-        made = result.result_time or self._result_mono
+        made = self._made(result)
         snap = self.stats.snapshot()
         out["timestamp"] = iso_time(wall)
         out["age_s"] = round(max(0.0, time.monotonic() - made), 3)
@@ -341,28 +363,48 @@ class HttpSink(Sink):
 
     def metrics_text(self) -> str:
         """The Prometheus text exposition (format 0.0.4) of the current stats (:mod:`.http_metrics`)."""
+        camera, others = self.camera_metrics()
+        server = http_metrics.server_metrics(self.slots, self._server)
+        return http_metrics.render(camera + server + others)
+
+    def camera_metrics(self) -> tuple[list, list]:
+        """This camera's metrics: (its pipeline's and its label's, its other outputs'); /metrics puts the
+        server's own between the two."""
         s = self.stats.snapshot()
         out = http_metrics.pipeline_metrics(s, self.stats.flowing(self.stall_timeout_s))
         out += http_metrics.label_metrics(s)
-        out += [
-            ("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
-             [("", self._clients)]),
-            ("edgecam_http_streams_refused_total", "counter",
-             "Stream requests refused with 503: every http.max_clients slot was taken.", [("", self.streams_refused)]),
-            ("edgecam_http_connections_refused_total", "counter",
-             "Connections refused with 503: too many served at once.",
-             [("", self._server.refused if self._server is not None else 0)]),
-        ]
+        others = []
         for source in list(getattr(self.stats, "metric_sources", ())):  # the events output's, ...
-            out += source()
-        out += http_metrics.status_metrics(s["extra"])
-        return http_metrics.render(out)
+            others += source()
+        others += http_metrics.status_metrics(s["extra"])
+        return out, others
 
 
 # -------------------------------------------------------------------- helpers
 
 def _read_token(path: str) -> bytes:
     return read_secret("http.token_file", path, hint="put a plain token in it (e.g. openssl rand -hex 16)").encode()
+
+
+def read_token(cfg: HttpConfig) -> bytes | None:
+    """The token ``http.token_file`` holds; None without one (a ConfigError when it is empty or unreadable)."""
+    return _read_token(cfg.token_file) if cfg.token_file else None
+
+
+def announce(host: str, port: int, token: bytes | None) -> None:
+    """Log where the server listens, and warn when it is open to other machines without a token."""
+    logger.info("http: serving on http://%s:%d/%s", _url_host(host), port, " (token required)" if token else "")
+    if token is None:
+        warn_if_open(host, port)
+
+
+def stop_serving(server: Server | None, thread: threading.Thread | None) -> None:
+    """Stop the server :func:`listen` started (None: none was) and wait for its thread."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+    if thread is not None:
+        thread.join(timeout=2.0)
 
 
 def _url_host(host: str) -> str:

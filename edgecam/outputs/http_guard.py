@@ -35,16 +35,18 @@ STATE_CHANGING = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 _QUERY_TOKEN_PATHS = {"/", "/index.html", "/stream.mjpg", "/snapshot.jpg", "/api/latest", "/api/regions"}
 
 
-def token_ok(token: bytes | None, headers, query: dict, path: str) -> bool:
-    """Whether a request for ``path`` carries ``token`` (always, when there is none; /healthz needs none)."""
+def token_ok(token: bytes | None, headers, query: dict, path: str, query_paths=frozenset()) -> bool:
+    """Whether a request for ``path`` carries ``token`` (always, when there is none; /healthz needs none).
+
+    ``query_paths``: more paths that take ``?token=`` (the hub's /api/cameras, which its page fetches)."""
     if token is None or path == "/healthz":
         return True
     given = b""
     auth = headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
         given = auth[7:].strip().encode("utf-8", "replace")
-    elif (path in _QUERY_TOKEN_PATHS or path.startswith(("/region/", "/events", "/api/events"))) \
-            and "token" in query:
+    elif "token" in query and (path in _QUERY_TOKEN_PATHS or path in query_paths
+                               or path.startswith(("/region/", "/events", "/api/events"))):
         given = query["token"][0].encode("utf-8", "replace")
     return hmac.compare_digest(given, token)
 

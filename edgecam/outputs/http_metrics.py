@@ -73,6 +73,45 @@ def label_metrics(s: dict) -> list:
     return out
 
 
+def server_metrics(slots, server) -> list:
+    """The HTTP server's own: open streams and refusals (``slots``: its :class:`StreamSlots`; ``server``: None
+    before it listens)."""
+    return [
+        ("edgecam_http_stream_clients", "gauge", "Open streams: /stream.mjpg and event clips (clip.mjpg).",
+         [("", slots.clients)]),
+        ("edgecam_http_streams_refused_total", "counter",
+         "Stream requests refused with 503: every http.max_clients slot was taken.", [("", slots.refused)]),
+        ("edgecam_http_connections_refused_total", "counter",
+         "Connections refused with 503: too many served at once.",
+         [("", server.refused if server is not None else 0)]),
+    ]
+
+
+def labelled(metrics: list, name: str, value: str) -> list:
+    """``metrics`` with the label ``name="value"`` first on every sample (``_bucket{le=...}`` included)."""
+    label = f'{name}="{_escape_label(value)}"'
+    out = []
+    for metric, kind, help_, samples in metrics:
+        tagged = []
+        for suffix, v in samples:
+            head, brace, labels = suffix.partition("{")
+            tagged.append((f"{head}{{{label},{labels}" if brace and labels != "}" else f"{head}{{{label}}}", v))
+        out.append((metric, kind, help_, tagged))
+    return out
+
+
+def merged(metrics: list) -> list:
+    """One family per name, in the order each first came, holding the samples of every one of that name
+    (several cameras' metrics, each :func:`labelled`: one HELP and TYPE per family, as the format wants)."""
+    families: dict[str, tuple] = {}
+    for metric, kind, help_, samples in metrics:
+        if metric in families:
+            families[metric][3].extend(samples)
+        else:
+            families[metric] = (metric, kind, help_, list(samples))
+    return list(families.values())
+
+
 def status_metrics(extra: dict) -> list:
     """Each output's status numbers (``Stats.extra``): counters for :data:`COUNTED`, gauges for the rest."""
     out = []

@@ -1,4 +1,8 @@
-"""The live view's page (served at ``/``): the picture, the labels, the regions' teach buttons."""
+"""The live view's page (served at ``/``, or a hub's camera's at ``/camera/<name>/``): the picture, the labels,
+the regions' teach buttons; and a hub's page of every camera (:data:`GRID_PAGE`).
+
+Both use relative URLs only (``stream.mjpg``, ``api/latest``), so that a camera's page works under its prefix.
+"""
 
 PAGE = b"""<!doctype html>
 <html lang="en"><head>
@@ -22,7 +26,9 @@ PAGE = b"""<!doctype html>
   .region button { margin: 3px 4px 0 0; padding: 6px 10px; font-size: 1em; }
 </style></head>
 <body><main>
-<h1>edgecam <a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
+<h1><a id="all-link" href="../../" hidden style="color:#9cf; font-weight: normal">&larr; all cameras</a>
+edgecam <span id="camera-name"></span>
+<a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
 <img id="view" alt="live picture">
 <ol id="labels"></ol>
 <div id="regions"></div>
@@ -34,6 +40,14 @@ const params = new URLSearchParams(location.search);
 const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
 const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
 const view = document.getElementById("view");
+// One camera of several (/camera/<name>/): its name, and the way back to them all.
+const camera = /\\/camera\\/([^/]+)\\/(index\\.html)?$/.exec(location.pathname);
+if (camera) {
+  const name = decodeURIComponent(camera[1]), all = document.getElementById("all-link");
+  document.getElementById("camera-name").textContent = name;
+  document.title = "edgecam: " + name;
+  all.href = url("../../"); all.hidden = false;
+}
 // The list shows the result drawn on the picture shown (each picture names it: X-Edgecam-Result),
 // in the overlay's label form ("tabby", the full label on hover), so the two never disagree.
 function show(jpeg, result) {
@@ -130,6 +144,92 @@ async function poll() {
       `inference ${d.inference_ms} ms, result ${d.age_s.toFixed(1)} s old, ${d.model}`;
   } catch (e) {
     document.getElementById("status").textContent = "no result: " + e.message;
+  }
+}
+poll(); setInterval(poll, 1000);
+</script>
+</body></html>
+"""
+
+GRID_PAGE = b"""<!doctype html>
+<html lang="en"><head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>edgecam: cameras</title>
+<style>
+  body { margin: 0; font: 16px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
+  main { max-width: 1400px; margin: 0 auto; padding: 8px; }
+  h1 { font-size: 1.1em; margin: 4px 0 8px; }
+  #grid { display: grid; gap: 8px; grid-template-columns: repeat(auto-fill, minmax(280px, 1fr)); }
+  .tile { display: block; color: inherit; text-decoration: none; background: #1b1b1b; border-radius: 4px;
+          padding: 6px; border: 2px solid transparent; }
+  .tile:hover { border-color: #2a6; }
+  .tile img { display: block; width: 100%; aspect-ratio: 4 / 3; object-fit: contain; background: #000; }
+  .tile .name { font-weight: bold; margin-top: 4px; }
+  .tile .label, .tile .meta { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+  .tile .meta { color: #999; font-size: .85em; }
+  .tile.down, .tile.failed, .tile.ended, .tile.stalled, .tile.reconnecting { border-color: #a33; }
+  .tile.down .meta, .tile.failed .meta, .tile.stalled .meta, .tile.reconnecting .meta { color: #f77; }
+  #status { color: #999; font-size: .85em; margin-top: 8px; }
+</style></head>
+<body><main>
+<h1>edgecam</h1>
+<div id="grid"></div>
+<div id="status">waiting for the cameras...</div>
+</main>
+<script>
+// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
+const params = new URLSearchParams(location.search);
+const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
+const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
+const base = name => "camera/" + encodeURIComponent(name) + "/";
+const tiles = new Map();
+function tile(cam) {  // one per camera, made once: a link to its page, its picture, its label and figures
+  let t = tiles.get(cam.name);
+  if (t) return t;
+  const a = document.createElement("a"), img = document.createElement("img");
+  const name = document.createElement("div"), label = document.createElement("div");
+  const meta = document.createElement("div");
+  a.href = url(base(cam.name)); a.dataset.camera = cam.name; img.alt = cam.name;
+  name.className = "name"; name.textContent = cam.name; label.className = "label"; meta.className = "meta";
+  a.append(img, name, label, meta);
+  document.getElementById("grid").append(a);
+  t = {a, img, label, meta, loading: false};
+  tiles.set(cam.name, t);
+  return t;
+}
+async function picture(name, t) {  // its newest picture, swapped in whole (a camera that stops keeps its last)
+  if (t.loading) return;
+  t.loading = true;
+  try {
+    const r = await fetch(url(base(name) + "snapshot.jpg"), {cache: "no-store"});
+    if (!r.ok) return;
+    const old = t.img.src;
+    t.img.src = URL.createObjectURL(await r.blob());
+    if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+  } finally { t.loading = false; }
+}
+function show(cam) {
+  const t = tile(cam);
+  t.a.className = "tile " + cam.state;
+  const score = cam.score ? ` ${(100 * cam.score).toFixed(0)} %` : "";
+  t.label.textContent = cam.label ? cam.label + score : "no result yet";
+  t.label.title = cam.label || "";
+  const age = cam.age_s === null ? "no result yet" : `result ${cam.age_s.toFixed(1)} s old`;
+  t.meta.textContent = cam.state === "running" ? `${cam.fps.toFixed(1)} fps, ${age}`
+    : cam.state + (cam.reason ? ": " + cam.reason : "") + (cam.age_s === null ? "" : ", " + age);
+  if (cam.state !== "down") picture(cam.name, t).catch(() => {});
+}
+async function poll() {
+  try {
+    const r = await fetch(url("api/cameras"), {cache: "no-store"});
+    if (!r.ok) throw new Error((await r.text()).trim() || r.status);
+    const cams = (await r.json()).cameras;
+    cams.forEach(show);
+    const up = cams.filter(c => c.state === "running").length;
+    document.getElementById("status").textContent = `${up} of ${cams.length} cameras running`;
+  } catch (e) {
+    document.getElementById("status").textContent = "no answer: " + e.message;
   }
 }
 poll(); setInterval(poll, 1000);

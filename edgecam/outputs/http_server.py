@@ -1,8 +1,12 @@
 """The HTTP side of :class:`edgecam.outputs.http.HttpSink`: server and request handler (the page: ``http_page.py``).
 
-The handler only uses the sink's public view (``authorized``, ``health``,
-``latest_json``, ``metrics_text``, ``latest_jpeg``, the stream slots and
-waits); the sink's locks and counters stay the sink's.
+The server serves a *site*: one camera's HttpSink, or the hub of several
+(:class:`edgecam.outputs.http_hub.HttpHub`). The site checks each request
+(``guard``, ``authorized``) and says who answers its path (``view_for``: the
+site itself, or the camera under ``/camera/<name>/``, with the path below it).
+The handler then only uses that *view*'s public side (``routes``, ``page``,
+``health``, ``latest_json``, ``metrics_text``, ``latest_picture``, the stream
+slots and waits); locks and counters stay theirs.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from edgecam.bounded import BadNumber, bounded_int
 from edgecam.errors import EdgecamError
-from edgecam.outputs.http_page import PAGE
 
 logger = logging.getLogger("edgecam.outputs.http")  # one logger for the whole HTTP output
 
@@ -160,6 +163,7 @@ class Handler(BaseHTTPRequestHandler):
     def setup(self):
         # A send timeout: a client that stops reading is dropped, not waited on.
         sink = self.server.sink
+        self.view = sink  # who answers the request (do_GET: the site, or one of a hub's cameras)
         self.timeout = sink.send_timeout_s
         super().setup()
         self.rfile.close()  # the plain socket file setup() made; ours replaces it
@@ -222,32 +226,28 @@ class Handler(BaseHTTPRequestHandler):
             return None
 
     def do_GET(self):
-        sink = self.server.sink
+        site = self.server.sink
         target = self._target()
         if target is None:
             return
-        path, query = target
-        if not sink.authorized(self.headers, query, path):
+        full, query = target
+        if not site.authorized(self.headers, query, full):
             self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
                        extra={"WWW-Authenticate": "Bearer"})
             return
-        route = {
-            "/": self._page,
-            "/index.html": self._page,
-            "/stream.mjpg": self._stream,
-            "/snapshot.jpg": self._snapshot,
-            "/api/latest": self._latest,
-            "/healthz": self._healthz,
-            "/metrics": self._metrics,
-            "/api/regions": self._regions,
-        }.get(path)
+        self.view, path = site.view_for(full)
+        if not path:  # /camera/<name>: its page's relative URLs need the slash
+            self._redirect_slash()
+            return
+        name = self.view.routes.get(path)
+        route = getattr(self, name) if name else None
         if route is None and path.startswith("/region/") and path.endswith(".jpg"):
             route = lambda: self._region_jpeg(path[len("/region/"):-len(".jpg")])  # noqa: E731
-        mounted = sink.mounted(path) if route is None else None
+        mounted = self.view.mounted(path) if route is None else None
         if mounted is not None:  # a path another part answers (the events': HttpSink.mount)
             route = lambda: mounted(self, path, query)  # noqa: E731
         if route is None:
-            self._send(404, f"404 not found: {path[:200]}\n".encode())
+            self._send(404, f"404 not found: {full[:200]}\n".encode())
             return
         try:
             route()
@@ -262,18 +262,20 @@ class Handler(BaseHTTPRequestHandler):
         browser asking this server first (which it never agrees to), so a
         button elsewhere cannot fill the examples folder.
         """
-        sink = self.server.sink
+        site = self.server.sink
         target = self._target()
         if target is None:
             return
-        path = target[0]
+        full = target[0]
         self.close_connection = True  # a body left unread must not be taken for the next request
-        if not sink.authorized(self.headers, {}, path):  # the header only: no ?token= for a POST
+        if not site.authorized(self.headers, {}, full):  # the header only: no ?token= for a POST
             self._send(401, b"401 unauthorized: send 'Authorization: Bearer <token>'\n",
                        extra={"WWW-Authenticate": "Bearer"})
             return
-        if path != "/api/examples" or sink.teacher is None:
-            self._send(404, f"404 not found: POST {path[:200]}\n".encode())
+        self.view, path = site.view_for(full)
+        teacher = getattr(self.view, "teacher", None)
+        if path != "/api/examples" or teacher is None:
+            self._send(404, f"404 not found: POST {full[:200]}\n".encode())
             return
         try:
             length = bounded_int(self.headers.get("Content-Length", ""), "Content-Length", high=4096)
@@ -285,7 +287,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
-            path, count = sink.teacher.save(str(body.get("region")), str(body.get("label")))
+            path, count = teacher.save(str(body.get("region")), str(body.get("label")))
         except (ValueError, AttributeError) as e:
             self._json(400, {"error": f"not a JSON object with region and label ({e})"})
         except KeyError as e:
@@ -301,11 +303,11 @@ class Handler(BaseHTTPRequestHandler):
         self._send(code, json.dumps(data).encode() + b"\n", "application/json")
 
     def _regions(self):
-        teacher = self.server.sink.teacher
+        teacher = self.view.teacher
         self._json(200, {"regions": teacher.describe() if teacher is not None else []})
 
     def _region_jpeg(self, name: str):
-        teacher = self.server.sink.teacher
+        teacher = self.view.teacher
         jpeg = teacher.crop_jpeg(name) if teacher is not None else None
         if jpeg is None:
             known = teacher is not None and name in teacher.regions
@@ -325,32 +327,40 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _page(self):
-        self._send(200, PAGE, "text/html; charset=utf-8",
+        self._send(200, self.view.page, "text/html; charset=utf-8",
                    extra={"Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"})
 
+    def _redirect_slash(self):
+        url = urlsplit(self.path)
+        self._send(308, b"308 the page is at the same address with a slash at the end\n",
+                   extra={"Location": url.path + "/" + (f"?{url.query}" if url.query else "")})
+
+    def _cameras(self):
+        self._json(200, self.view.cameras_json())
+
     def _snapshot(self):
-        _, jpeg, result = self.server.sink.latest_picture()
+        _, jpeg, result = self.view.latest_picture()
         if jpeg is None:
             self._send(503, b"503 no frame yet\n", extra={"Retry-After": "1"})
         else:
             self._send(200, jpeg, "image/jpeg", extra={"X-Edgecam-Result": result.decode()})
 
     def _latest(self):
-        data = self.server.sink.latest_json()
+        data = self.view.latest_json()
         if data is None:
             self._send(503, b'{"error": "no result yet"}\n', "application/json", extra={"Retry-After": "1"})
         else:
             self._send(200, json.dumps(data).encode() + b"\n", "application/json")
 
     def _healthz(self):
-        ok, reason = self.server.sink.health()
+        ok, reason = self.view.health()
         self._send(200 if ok else 503, reason.encode() + b"\n")
 
     def _metrics(self):
-        self._send(200, self.server.sink.metrics_text().encode(), "text/plain; version=0.0.4; charset=utf-8")
+        self._send(200, self.view.metrics_text().encode(), "text/plain; version=0.0.4; charset=utf-8")
 
     def _stream(self):
-        sink = self.server.sink
+        sink = self.view
         if self.command == "HEAD":  # what a stream would be, without taking a client slot
             self.send_response(200 if not sink.closing else 503)
             self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
@@ -371,7 +381,7 @@ class Handler(BaseHTTPRequestHandler):
     def stream_slot(self):
         """``with handler.stream_slot() as ok``: one of the ``http.max_clients`` slots that every stream
         (live and event clips) shares, held for the block; ``ok`` False when refused (the 503 is sent)."""
-        sink = self.server.sink
+        sink = self.view
         refused = sink.join_stream(self.connection)
         if refused is Refused.FULL:
             self._send(503, f"503 too many stream clients (http.max_clients = {sink.cfg.max_clients}, live and "

@@ -11,9 +11,10 @@ rules, exit 2), the outputs (log folder 4, HTTP port 5), the source
 
 Several cameras run side by side in :mod:`edgecam.pipeline.cameras`, each a
 CameraPipeline of its own with its own counters, on one inference stage per
-model. The HTTP and MQTT outputs still own their server and connection
-(built with the camera's outputs): sharing them between cameras is the next
-step.
+model. The run serves every camera from one HTTP server
+(:class:`edgecam.outputs.http_hub.HttpHub`, each camera's part passed to
+:meth:`CameraPipeline.open_outputs`); the MQTT output still owns its
+connection (built with the camera's outputs).
 """
 
 from __future__ import annotations
@@ -111,17 +112,19 @@ class CameraPipeline:
             return list({id(r.classifier): r.classifier for r in self.tracker.regions.values()}.values())
         return [self.classifier]
 
-    def open_outputs(self, display: bool, changes_to=None, name: str | None = None) -> FanOut:
+    def open_outputs(self, display: bool, changes_to=None, name: str | None = None, sinks: tuple = ()) -> FanOut:
         """The camera's outputs (window, log, record, HTTP, MQTT, events) and the shared ones, started.
 
         ``changes_to``: a text stream that gets one line per label change when
         no other output is configured, so a headless run still shows what it sees.
         ``name``: the camera's name in a run of several (its outputs say which camera).
+        ``sinks``: more outputs of this camera, built by the run (its part of the run's HTTP hub); like
+        the shared ones, they are told of the others (the events mount their pages on the hub's camera).
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
                             labels=() if cfg.regions else tuple(self.classifier.labels), camera=name,
-                            shared_outputs=shared.shared_outputs) + list(shared.sinks)
+                            shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks))
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")

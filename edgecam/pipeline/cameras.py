@@ -18,10 +18,17 @@ Events: each camera's rules are its own (its config's ``events.rules``), and
 the cameras that keep their events in one folder share one history, lock and
 /events view through an :class:`edgecam.events.hub.EventsHub`, built here
 before the cameras and closed once every camera has ended.
+
+HTTP: when the first camera's config turns it on, the run has one server for
+all (:class:`edgecam.outputs.http_hub.HttpHub`, built from that ``http``
+section): a grid of the cameras at ``/``, each camera's page at
+``/camera/<name>/``. The cameras' own ``http`` sections are turned off, so
+that no camera builds a server of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -70,6 +77,7 @@ class CamerasApp:
     ``cameras``: ``(name, Config)`` pairs, each a whole config for its camera.
     ``sinks_for``: ``name -> [Sink]``, extra outputs per camera (bench counts frames with one).
     ``display``: one window with a mosaic of the cameras (:mod:`edgecam.outputs.mosaic`).
+    :attr:`hub`: the run's HTTP server (None without ``http.enabled`` in the first camera's config).
     """
 
     def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
@@ -77,6 +85,10 @@ class CamerasApp:
         cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
+        self.hub = _hub(cameras[0][1].http) if cameras else None
+        if self.hub is not None:  # no camera serves HTTP itself: the hub serves them all
+            cameras = [(name, dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, enabled=False)))
+                       for name, cfg in cameras]
         self.cameras = [Camera(name, cfg) for name, cfg in cameras]
         self.mosaic = None
         if display:
@@ -101,6 +113,8 @@ class CamerasApp:
             if not up:
                 raise EdgecamError("cameras: none could start: " + "; ".join(
                     f"{cam.name}: {cam.down}" for cam in self.cameras), exit_code=3)
+            if self.hub is not None:
+                self.hub.start()  # a port in use: one NetworkError, exit code 5
             self._build_stages(up, timings)
             self._hook_health(up)
         except BaseException:
@@ -135,13 +149,17 @@ class CamerasApp:
                              on_quit=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
         cam.parts = CameraPipeline(cam.cfg, shared)
-        cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name)
+        served = () if self.hub is None else (
+            self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
+        cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name, sinks=served)
         try:
             cam.parts.open_source()
         except EdgecamError as e:
             cam.down = e.message
             logger.error("camera %s: %s; the other cameras go on without it", cam.name, e.message)
             cam.parts.close()
+            if self.hub is not None:
+                self.hub.mark_down(cam.name, e.message)
 
     def _build_stages(self, up: list[Camera], timings: bool) -> None:
         """One stage per classifier, its layout decided once for all the cameras it serves."""
@@ -230,6 +248,8 @@ class CamerasApp:
                 stage.thread.join(2.0)
             if self.mosaic is not None:
                 self.mosaic.close()
+            if self.hub is not None:
+                self.hub.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._close_events()  # after every camera's outputs: what they handed over is written
@@ -288,8 +308,21 @@ class CamerasApp:
                 cam.parts.close()
         if self.mosaic is not None:
             self.mosaic.close()
+        if self.hub is not None:
+            self.hub.close()
         self._close_events()
 
     def _close_events(self) -> None:
         for hub in {id(h): h for h in self.events_hubs.values()}.values():
             hub.close()
+
+
+def _hub(http_cfg):
+    """The run's HTTP hub, built from the first camera's ``http`` section; None when it is off."""
+    if not http_cfg.enabled:
+        return None
+    # Here, not at the top: the HTTP server's modules cost ~9 MB of memory (ru_maxrss after the import, AMD
+    # EPYC; see edgecam.events.sink), loaded only for a run that serves HTTP.
+    from edgecam.outputs.http_hub import HttpHub
+
+    return HttpHub(http_cfg)

@@ -135,3 +135,56 @@ def test_the_this_is_button_saves_the_regions_crop(tmp_path):
     assert len(saved) == 1
     crop = cv2.imread(str(saved[0]))
     assert crop.shape == (240, 320, 3) and np.array_equal(crop, img[120:360, 160:480])
+
+
+def test_the_grid_shows_each_camera_and_a_click_opens_its_page(tmp_path):
+    """Two cameras on one HttpHub: a tile each with its name and label; clicking one opens that camera's page."""
+    from edgecam.config import schema as config_mod
+    from edgecam.outputs.http_hub import HttpHub
+    from tests.cdp import Browser
+
+    (tmp_path / "token").write_text("browser-token")
+    hub = HttpHub(HttpConfig(enabled=True, port=0, token_file=str(tmp_path / "token")))
+    cfg = config_mod.from_dict({"examples_dir": str(tmp_path / "examples")})
+    scores = {"door": [0.15, 0.8, 0.05], "yard": [0.1, 0.1, 0.8]}  # tabby cat at the door, a zebra in the yard
+    cams = {name: (hub.sink(name, cfg, stats := Stats()), stats) for name in scores}
+    hub.start()
+    stop = threading.Event()
+
+    def feed():
+        img = np.full((480, 640, 3), 40, np.uint8)
+        i = 0
+        while not stop.is_set():
+            for name, (view, stats) in cams.items():
+                t = time.monotonic()
+                stats.frame_captured(t)
+                r = Classification(np.array(scores[name], np.float32), LABELS, model="synthetic", frame_index=i,
+                                   capture_time=t, wall_time=time.time(), result_time=t, inference_ms=4.0)
+                stats.result_ready(4.0, t, r.top.name, r.top.score)
+                view.on_result(r)
+                view.on_frame(Frame(img, i, t, time.time()), img.copy(), r)
+            i += 1
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=feed, name="test-feeder", daemon=True)
+    thread.start()
+    tiles = "[...document.querySelectorAll('#grid a.tile')]"
+    try:
+        with Browser(CHROMIUM, tmp_path, f"http://127.0.0.1:{hub.port}/?token=browser-token") as page:
+            labelled = f"{tiles}.every(a => a.querySelector('.label').textContent.includes('%'))"
+            page.wait_for(f"{tiles}.length == 2 && {labelled}", "two tiles with a label each")
+            shown = page.evaluate(f"{tiles}.map(a => [a.querySelector('.name').textContent, "
+                                  "a.querySelector('.label').textContent])")
+            assert shown == [["door", "tabby cat 80 %"], ["yard", "zebra 80 %"]]
+            page.wait_for(f"{tiles}.every(a => a.querySelector('img').naturalWidth == 640)", "each tile's picture")
+            page.evaluate("document.querySelector('#grid a[data-camera=yard]').click()")
+            page.wait_for("location.pathname == '/camera/yard/' && document.querySelectorAll('#labels li').length == 3",
+                          "the yard's own page with its labels")
+            assert page.evaluate("document.getElementById('camera-name').textContent") == "yard"
+            assert page.evaluate("document.querySelector('#labels li b').textContent") == "zebra"
+            assert page.evaluate("location.search") == "?token=browser-token"
+            page.wait_for("document.getElementById('status').textContent.includes('inferences/s')", "its status line")
+    finally:
+        stop.set()
+        thread.join(5)
+        hub.close()
