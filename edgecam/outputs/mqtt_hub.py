@@ -84,13 +84,14 @@ class MqttHub:
             self._cameras.add(camera)
         return names
 
-    def join(self, channel: Channel) -> None:
-        """Publish ``channel``'s messages over this connection (its birth now if connected, else at the connect)."""
+    def join(self, channel: Channel, birth: bool = True) -> None:
+        """Publish ``channel``'s messages over this connection: its birth (:meth:`Channel.birth_items`) at each
+        connect, and now if connected (``birth``: False when it has nothing to announce yet)."""
         with self._cond:
             if channel in self._channels:
                 return
             self._channels.append(channel)
-            if self._link.connected:
+            if self._link.connected and birth:
                 self._joined.append(channel)
             self._cond.notify_all()
 
@@ -103,7 +104,7 @@ class MqttHub:
         with self._cond:
             if self._node is None:
                 self._node = NodeChannel(self, self.names)
-        self.join(self._node)
+                self.join(self._node, birth=False)  # its first reading queues its entities and itself
         self._node.on_health(health)
 
     # ------------------------------------------------------------------ setup

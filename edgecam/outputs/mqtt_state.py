@@ -228,5 +228,5 @@ class NodeChannel(Channel):
         return mqtt_health.discovery_configs(self, self.health, device)
 
     def birth_items(self) -> list[Item]:
-        health = self._latest.health
-        return self._discovery_items() + ([Item(ItemKind.HEALTH, health)] if health is not None else [])
+        health, queued = self._latest.health, any(item.kind is ItemKind.HEALTH for item in self._queue)
+        return self._discovery_items() + ([Item(ItemKind.HEALTH, health)] if health is not None and not queued else [])
