@@ -11,9 +11,9 @@ rules, exit 2), the outputs (log folder 4, HTTP port 5), the source
 
 Several cameras run side by side in :mod:`edgecam.pipeline.cameras`, each a
 CameraPipeline of its own with its own counters, on one inference stage per
-model. The HTTP and MQTT outputs still own their server and connection
-(built with the camera's outputs): sharing them between cameras is the next
-step.
+model, and one MQTT connection (each camera's MQTT output is handed in,
+:meth:`CameraPipeline.open_outputs`'s ``sinks``). The HTTP output still owns
+its server (built with the camera's outputs).
 """
 
 from __future__ import annotations
@@ -108,16 +108,19 @@ class CameraPipeline:
             return list({id(r.classifier): r.classifier for r in self.tracker.regions.values()}.values())
         return [self.classifier]
 
-    def open_outputs(self, display: bool, changes_to=None, name: str | None = None) -> FanOut:
+    def open_outputs(self, display: bool, changes_to=None, name: str | None = None, sinks: tuple = ()) -> FanOut:
         """The camera's outputs (window, log, record, HTTP, MQTT, events) and the shared ones, started.
 
         ``changes_to``: a text stream that gets one line per label change when
         no other output is configured, so a headless run still shows what it sees.
         ``name``: the camera's name in a run of several (its outputs say which camera).
+        ``sinks``: outputs of this camera made outside its config once its regions are known
+        (:attr:`region_info`): with several cameras, its MQTT output on the run's one connection.
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
-                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name) + list(shared.sinks)
+                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name) + \
+            list(shared.sinks) + list(sinks)
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")

@@ -13,10 +13,16 @@ down while the others run (the run fails only when none opens); a camera
 that stalls or vanishes later reconnects on its own schedule (its capture
 thread). The systemd watchdog is kicked while at least one camera delivers,
 and the status line gives every camera's rate ("3 cameras, 29.8/30.0/14.9 fps").
+
+MQTT is one connection for the run (:class:`edgecam.outputs.mqtt_hub.MqttHub`, built from the run's
+``mqtt`` section): one availability topic and Last Will, and each camera an MQTT output on it that publishes
+under ``<prefix>/<camera>/`` as a Home Assistant device of its own. The connection is closed (``offline``)
+when the run ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -29,6 +35,8 @@ from edgecam.errors import EdgecamError
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
+from edgecam.outputs.mqtt import MqttSink
+from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
@@ -60,17 +68,24 @@ class CamerasApp:
 
     ``cameras``: ``(name, Config)`` pairs, each a whole config for its camera.
     ``sinks_for``: ``name -> [Sink]``, extra outputs per camera (bench counts frames with one).
+    ``mqtt``: the run's ``mqtt`` section (default: the first camera's); when enabled, the run's one
+    connection (:attr:`mqtt_hub`) with each camera's MQTT output on it, instead of one per camera.
     """
 
     def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
-                 changes_to=None):
+                 changes_to=None, mqtt=None):
         cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
-        self.cameras = [Camera(name, cfg) for name, cfg in cameras]
+        mqtt = mqtt if mqtt is not None else (cameras[0][1].mqtt if cameras else None)
+        #: The run's MQTT connection (None without MQTT); each camera's own is switched off in its config.
+        self.mqtt_hub = MqttHub(mqtt) if mqtt is not None and mqtt.enabled else None
+        self.cameras = [Camera(name, self._own_config(cfg)) for name, cfg in cameras]
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
         try:
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.start()  # connects in the background; a bad password file is bad input now
             for cam in self.cameras:
                 self._build(cam, (sinks_for or (lambda _name: []))(cam.name), changes_to)
             up = [cam for cam in self.cameras if cam.down is None]
@@ -86,6 +101,12 @@ class CamerasApp:
                         cam.parts.source.name, cam.pipeline.policy)
 
     # -- building ---------------------------------------------------------------
+
+    def _own_config(self, cfg):
+        """A camera's config as its pipeline takes it: with the run's MQTT connection, no connection of its own."""
+        if self.mqtt_hub is None:
+            return cfg
+        return dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
 
     def _load(self, cam: Camera):
         """The model loader of one camera: a whole-picture model is loaded once for every camera that uses it."""
@@ -108,7 +129,9 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks))
         cam.parts = CameraPipeline(cam.cfg, shared)
-        cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name)
+        hub = self.mqtt_hub
+        own = (MqttSink.on_hub(hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info),) if hub is not None else ()
+        cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name, sinks=own)
         try:
             cam.parts.open_source()
         except EdgecamError as e:
@@ -182,6 +205,8 @@ class CamerasApp:
                 stage.thread.join(2.0)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.close()  # what the cameras queued, then offline on the one availability topic
         return self.exit_code()
 
     def _run_camera(self, cam: Camera) -> None:
@@ -224,3 +249,5 @@ class CamerasApp:
         for cam in self.cameras:
             if cam.parts is not None and cam.pipeline is None:
                 cam.parts.close()
+        if self.mqtt_hub is not None:
+            self.mqtt_hub.close()
