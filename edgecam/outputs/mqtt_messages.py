@@ -26,8 +26,13 @@ Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
   (``.../binary_sensor/<node_id>/region_<name>/config``: ON in that state, OFF
   in the other, unknown otherwise). No whole-picture Label/Score sensors then.
 
-Pure functions of a result, an event or the config; :mod:`edgecam.outputs.mqtt`
-is the connection that publishes them (queue, window, reconnects).
+With several cameras on one connection (:class:`edgecam.outputs.mqtt_hub.MqttHub`), each camera's
+topics are these under ``<prefix>/<camera>`` and its discovery configs those of a device of its own (node id
+``<node_id>_<camera>``, named "edgecam <hostname> <camera>"); ``<prefix>/availability`` and
+``<prefix>/health`` (the board's entities on an "edgecam <hostname>" device) are the run's, once.
+
+Pure functions of a result, an event or the config; :mod:`edgecam.outputs.mqtt` queues them per camera
+and :mod:`edgecam.outputs.mqtt_hub` is the connection that publishes them (window, reconnects).
 """
 
 from __future__ import annotations
