@@ -174,6 +174,7 @@ class MqttSink(Channel, Sink):
         return messages.discovery_for(self)
 
     def health_discovery(self) -> dict[str, dict]:
+        """The board's entities of :meth:`discovery_configs` (one camera alone: on its device)."""
         return messages.health_discovery_for(self)
 
     def birth_items(self) -> list[Item]:

@@ -222,11 +222,13 @@ class NodeChannel(Channel):
     an "edgecam <hostname>" device of their own (each camera has its device; the board is one, under them all)."""
 
     def discovery_configs(self) -> dict[str, dict]:
+        """The board's entities, once a reading told which it has; none before."""
         if self.health is None:
             return {}
         device = messages.device_info(self.node_id, f"edgecam {self.hostname}")
         return mqtt_health.discovery_configs(self, self.health, device)
 
     def birth_items(self) -> list[Item]:
+        """(lock held) The board's entities and its newest health (unless one is queued)."""
         health, queued = self._latest.health, any(item.kind is ItemKind.HEALTH for item in self._queue)
         return self._discovery_items() + ([Item(ItemKind.HEALTH, health)] if health is not None and not queued else [])

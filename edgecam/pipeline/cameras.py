@@ -80,7 +80,7 @@ class CamerasApp:
         mqtt = mqtt if mqtt is not None else (cameras[0][1].mqtt if cameras else None)
         #: The run's MQTT connection (None without MQTT); each camera's own is switched off in its config.
         self.mqtt_hub = MqttHub(mqtt) if mqtt is not None and mqtt.enabled else None
-        self.cameras = [Camera(name, self._own_config(cfg)) for name, cfg in cameras]
+        self.cameras = [Camera(name, self._own_config(name, cfg)) for name, cfg in cameras]
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
         try:
@@ -102,10 +102,12 @@ class CamerasApp:
 
     # -- building ---------------------------------------------------------------
 
-    def _own_config(self, cfg):
+    def _own_config(self, name: str, cfg):
         """A camera's config as its pipeline takes it: with the run's MQTT connection, no connection of its own."""
         if self.mqtt_hub is None:
             return cfg
+        if cfg.mqtt != self.mqtt_hub.cfg:
+            logger.warning("camera %s: its own mqtt section is not used; the run has one MQTT connection", name)
         return dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
 
     def _load(self, cam: Camera):
