@@ -4,8 +4,9 @@ fan-out that feeds them so that one failing sink never stops the others.
 
 ``display.py`` the window, ``jsonlog.py`` the JSON Lines log, ``record.py``
 the annotated video, ``http.py`` (+ ``http_server.py``) the live view and
-metrics, ``mqtt.py`` (+ ``mqtt_messages.py``) MQTT with Home Assistant
-discovery, ``stdout.py`` the label changes of a run with no other output.
+metrics, ``mqtt.py`` (+ ``mqtt_messages.py``, and ``mqtt_hub.py`` its connection, one for a run of
+several cameras) MQTT with Home Assistant discovery, ``stdout.py`` the label changes of a run with no other
+output.
 
 May import the package root, config, registry, camera, model and health; never
 :mod:`edgecam.events` (which uses this package: it registers its own output here,

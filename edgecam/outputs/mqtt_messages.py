@@ -26,8 +26,13 @@ Topics, under ``<prefix>`` (default ``edgecam/<hostname>``):
   (``.../binary_sensor/<node_id>/region_<name>/config``: ON in that state, OFF
   in the other, unknown otherwise). No whole-picture Label/Score sensors then.
 
-Pure functions of a result, an event or the config; :mod:`edgecam.outputs.mqtt`
-is the connection that publishes them (queue, window, reconnects).
+With several cameras on one connection (:class:`edgecam.outputs.mqtt_hub.MqttHub`), each camera's
+topics are these under ``<prefix>/<camera>`` and its discovery configs those of a device of its own (node id
+``<node_id>_<camera>``, named "edgecam <hostname> <camera>"); ``<prefix>/availability`` and
+``<prefix>/health`` (the board's entities on an "edgecam <hostname>" device) are the run's, once.
+
+Pure functions of a result, an event or the config; :mod:`edgecam.outputs.mqtt` queues them per camera
+and :mod:`edgecam.outputs.mqtt_hub` is the connection that publishes them (window, reconnects).
 """
 
 from __future__ import annotations
@@ -92,21 +97,24 @@ def state_payload(event: LabelChange, result: Classification | None) -> dict:
     }
 
 
+def device_info(node_id: str, name: str, model_name: str | None = None) -> dict:
+    """The Home Assistant device the entities of ``node_id`` belong to (no ``model``: the node of several cameras)."""
+    model = {"model": model_name} if model_name is not None else {}
+    return {"identifiers": [node_id], "name": name, **model, "manufacturer": "edgecam",
+            "sw_version": edgecam.__version__}
+
+
 def discovery_configs(topics: dict[str, str], discovery_prefix: str, node_id: str, hostname: str,
-                      model_name: str, qos: int) -> dict[str, dict]:
-    """Home Assistant discovery topic -> config, for the label and score sensors."""
+                      model_name: str, qos: int, camera: str | None = None) -> dict[str, dict]:
+    """Home Assistant discovery topic -> config, for the label and score sensors.
+
+    ``camera``: in a run of several cameras, the camera's name, which the device's name ends with."""
     avail = {
         "availability_topic": topics["availability"],
         "payload_available": ONLINE,
         "payload_not_available": OFFLINE,
     }
-    device = {
-        "identifiers": [node_id],
-        "name": f"edgecam {hostname}",
-        "model": model_name,
-        "manufacturer": "edgecam",
-        "sw_version": edgecam.__version__,
-    }
+    device = device_info(node_id, f"edgecam {hostname}" + (f" {camera}" if camera else ""), model_name)
     origin = {"name": "edgecam", "sw_version": edgecam.__version__}
     base = f"{discovery_prefix}/sensor/{node_id}"
     common = {"state_topic": topics["state"], **avail, "device": device, "origin": origin, "qos": qos}
@@ -149,10 +157,12 @@ def region_payload(event: RegionChange) -> dict:
 
 
 def region_discovery_configs(topics: dict[str, str], prefix: str, discovery_prefix: str, node_id: str,
-                             hostname: str, model_name: str, qos: int, regions) -> dict[str, dict]:
+                             hostname: str, model_name: str, qos: int, regions,
+                             camera: str | None = None) -> dict[str, dict]:
     """Home Assistant discovery topic -> config: a sensor per region, and a binary_sensor per two-state
-    region with an ``on_label`` (``regions``: :class:`edgecam.outputs.base.RegionInfo`)."""
-    base = discovery_configs(topics, discovery_prefix, node_id, hostname, model_name, qos)
+    region with an ``on_label`` (``regions``: :class:`edgecam.outputs.base.RegionInfo`; ``camera`` as in
+    :func:`discovery_configs`)."""
+    base = discovery_configs(topics, discovery_prefix, node_id, hostname, model_name, qos, camera)
     common = {k: v for k, v in next(iter(base.values())).items()
               if k in ("availability_topic", "payload_available", "payload_not_available", "device", "origin", "qos")}
     out = {}
@@ -227,12 +237,13 @@ def import_paho():
 
 def discovery_for(sink) -> dict[str, dict]:
     """The discovery configs an :class:`edgecam.outputs.mqtt.MqttSink` publishes (its topics, regions, names)."""
+    camera = sink.names.camera
     if sink.regions:
         out = region_discovery_configs(sink.topics, sink.prefix, sink.discovery_prefix, sink.node_id, sink.hostname,
-                                       sink.model_name, sink.cfg.qos, sink.regions)
+                                       sink.model_name, sink.cfg.qos, sink.regions, camera)
     else:
         out = discovery_configs(sink.topics, sink.discovery_prefix, sink.node_id, sink.hostname, sink.model_name,
-                                sink.cfg.qos)
+                                sink.cfg.qos, camera)
     device = next(iter(out.values()))["device"]
     if sink.health is not None:  # the board's entities, once a reading told which it has
         out.update(mqtt_health.discovery_configs(sink, sink.health, device))

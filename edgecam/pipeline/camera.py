@@ -12,9 +12,9 @@ rules, exit 2), the outputs (log folder 4, HTTP port 5), the source
 Several cameras run side by side in :mod:`edgecam.pipeline.cameras`, each a
 CameraPipeline of its own with its own counters, on one inference stage per
 model. The run serves every camera from one HTTP server
-(:class:`edgecam.outputs.http_hub.HttpHub`, each camera's part passed to
-:meth:`CameraPipeline.open_outputs`); the MQTT output still owns its
-connection (built with the camera's outputs).
+(:class:`edgecam.outputs.http_hub.HttpHub`) and one MQTT connection
+(:class:`edgecam.outputs.mqtt_hub.MqttHub`): each camera's part of them is
+passed to :meth:`CameraPipeline.open_outputs` (``sinks``).
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ class CameraPipeline:
         ``changes_to``: a text stream that gets one line per label change when
         no other output is configured, so a headless run still shows what it sees.
         ``name``: the camera's name in a run of several (its outputs say which camera).
-        ``sinks``: more outputs of this camera, built by the run (its part of the run's HTTP hub); like
-        the shared ones, they are told of the others (the events mount their pages on the hub's camera).
+        ``sinks``: more outputs of this camera, built by the run once its regions are known
+        (:attr:`region_info`): its part of the run's HTTP hub and MQTT connection; like the shared ones,
+        they are told of the others (the events mount their pages on the hub's camera).
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,

@@ -24,6 +24,11 @@ all (:class:`edgecam.outputs.http_hub.HttpHub`, built from that ``http``
 section): a grid of the cameras at ``/``, each camera's page at
 ``/camera/<name>/``. The cameras' own ``http`` sections are turned off, so
 that no camera builds a server of its own.
+
+MQTT is one connection for the run (:class:`edgecam.outputs.mqtt_hub.MqttHub`, built from the run's
+``mqtt`` section): one availability topic and Last Will, and each camera an MQTT output on it that publishes
+under ``<prefix>/<camera>/`` as a Home Assistant device of its own. The connection is closed (``offline``)
+when the run ends.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
 from edgecam.pipeline.app import write_dirs
+from edgecam.outputs.mqtt import MqttSink
+from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
@@ -78,35 +85,25 @@ class CamerasApp:
     ``sinks_for``: ``name -> [Sink]``, extra outputs per camera (bench counts frames with one).
     ``display``: one window with a mosaic of the cameras (:mod:`edgecam.outputs.mosaic`).
     :attr:`hub`: the run's HTTP server (None without ``http.enabled`` in the first camera's config).
+    ``mqtt``: the run's ``mqtt`` section (default: the first camera's); when enabled, the run's one
+    connection (:attr:`mqtt_hub`) with each camera's MQTT output on it, instead of one per camera.
     """
 
     def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
-                 changes_to=None, display: bool = False):
+                 changes_to=None, display: bool = False, mqtt=None):
         cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
-        self.hub = _hub(cameras[0][1].http) if cameras else None
-        if self.hub is not None:  # no camera serves HTTP itself: the hub serves them all
-            cameras = [(name, dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, enabled=False)))
-                       for name, cfg in cameras]
+        cameras = self._hubs(cameras, mqtt)
         self.cameras = [Camera(name, cfg) for name, cfg in cameras]
-        self.mosaic = None
-        if display:
-            # Here: only a desktop run draws a window.
-            from edgecam.outputs.mosaic import Mosaic
-
-            self.mosaic = Mosaic([cam.name for cam in self.cameras], cameras[0][1].display.title, on_quit=self.stop)
-            self.mosaic.start()
-        extra = sinks_for or (lambda _name: [])
-        if self.mosaic is not None:
-            sinks_for = lambda name: [*extra(name), self.mosaic.tile(name)]  # noqa: E731
-        else:
-            sinks_for = extra
+        sinks_for = self._window(display, sinks_for)
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
         self.events_hubs: dict[str, events_hub.EventsHub] = {}  # camera name -> its events folder's hub
         try:
             self.events_hubs = events_hub.EventsHub.for_cameras(cameras)
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.start()  # connects in the background; a bad password file is bad input now
             for cam in self.cameras:
                 self._build(cam, sinks_for(cam.name), changes_to)
             up = [cam for cam in self.cameras if cam.down is None]
@@ -125,6 +122,39 @@ class CamerasApp:
                         cam.parts.source.name, cam.pipeline.policy)
 
     # -- building ---------------------------------------------------------------
+
+    def _hubs(self, cameras: list[tuple[str, object]], mqtt) -> list[tuple[str, object]]:
+        """The run's HTTP server and MQTT connection (each None when off); the cameras' configs without their own."""
+        self.hub = _hub(cameras[0][1].http) if cameras else None
+        if self.hub is not None:  # no camera serves HTTP itself: the hub serves them all
+            cameras = [(name, dataclasses.replace(cfg, http=dataclasses.replace(cfg.http, enabled=False)))
+                       for name, cfg in cameras]
+        mqtt = mqtt if mqtt is not None else (cameras[0][1].mqtt if cameras else None)
+        #: The run's MQTT connection (None without MQTT); each camera's own is switched off in its config.
+        self.mqtt_hub = MqttHub(mqtt) if mqtt is not None and mqtt.enabled else None
+        return [(name, self._own_config(name, cfg)) for name, cfg in cameras]
+
+    def _window(self, display: bool, sinks_for):
+        """The mosaic window (with ``display``); returns ``sinks_for`` with each camera's tile added."""
+        extra = sinks_for or (lambda _name: [])
+        self.mosaic = None
+        if not display:
+            return extra
+        # Here: only a desktop run draws a window.
+        from edgecam.outputs.mosaic import Mosaic
+
+        self.mosaic = Mosaic([cam.name for cam in self.cameras], self.cameras[0].cfg.display.title,
+                             on_quit=self.stop)
+        self.mosaic.start()
+        return lambda name: [*extra(name), self.mosaic.tile(name)]
+
+    def _own_config(self, name: str, cfg):
+        """A camera's config as its pipeline takes it: with the run's MQTT connection, no connection of its own."""
+        if self.mqtt_hub is None:
+            return cfg
+        if cfg.mqtt != self.mqtt_hub.cfg:
+            logger.warning("camera %s: its own mqtt section is not used; the run has one MQTT connection", name)
+        return dataclasses.replace(cfg, mqtt=dataclasses.replace(cfg.mqtt, enabled=False))
 
     def _load(self, cam: Camera):
         """The model loader of one camera: a whole-picture model is loaded once for every camera that uses it."""
@@ -151,6 +181,8 @@ class CamerasApp:
         cam.parts = CameraPipeline(cam.cfg, shared)
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
+        if self.mqtt_hub is not None:
+            served += (MqttSink.on_hub(self.mqtt_hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info),)
         cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name, sinks=served)
         try:
             cam.parts.open_source()
@@ -253,6 +285,8 @@ class CamerasApp:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._close_events()  # after every camera's outputs: what they handed over is written
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.close()  # what the cameras queued, then offline on the one availability topic
         return self.exit_code()
 
     def _wait(self, threads, until: float) -> None:
@@ -310,6 +344,8 @@ class CamerasApp:
             self.mosaic.close()
         if self.hub is not None:
             self.hub.close()
+        if self.mqtt_hub is not None:
+            self.mqtt_hub.close()
         self._close_events()
 
     def _close_events(self) -> None:
