@@ -154,7 +154,7 @@ def cmd_run(args) -> int:
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
     cameras = camera_configs(cfg)
     if len(cameras) > 1:
-        return _run_cameras(cfg, cameras)
+        return _run_cameras(cfg, cameras, overrides)
     with startup_signals() as early:
         try:
             # An explicit --source is a choice: nothing falls back from it.
@@ -169,7 +169,7 @@ def cmd_run(args) -> int:
         return app.run()
 
 
-def _run_cameras(cfg, cameras) -> int:
+def _run_cameras(cfg, cameras, overrides: dict) -> int:
     """Several cameras in one run (:class:`edgecam.pipeline.cameras.CamerasApp`)."""
     # import cost: as cmd_run's
     from edgecam.pipeline.app import StartupStopped, startup_signals, want_display
@@ -178,9 +178,11 @@ def _run_cameras(cfg, cameras) -> int:
     with startup_signals() as early:
         try:
             app = CamerasApp([(c.name, c.config) for c in cameras], changes_to=sys.stdout,
-                             display=want_display(cfg.display.mode))
+                             display=want_display(cfg.display.mode), overrides=overrides)
         except StartupStopped as stopped:
             logger.info("%s received during start-up, stopping", stopped)
             return 0
+        if early["hup"]:  # systemctl reload while starting: do it now
+            app.reload()
         early["starting"] = False
         return app.run()

@@ -48,7 +48,10 @@ from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
-from edgecam.pipeline.app import write_dirs
+from edgecam.config import schema as config_mod
+from edgecam.config.cameras import camera_configs
+from edgecam.pipeline.app import changed_keys, write_dirs
+from edgecam.pipeline.live import LIVE_KEYS
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -90,8 +93,11 @@ class CamerasApp:
     """
 
     def __init__(self, cameras: list[tuple[str, object]], *, sinks_for=None, timings: bool = False,
-                 changes_to=None, display: bool = False, mqtt=None):
+                 changes_to=None, display: bool = False, mqtt=None, overrides: dict | None = None):
         cv2.setNumThreads(1)  # as App: the pipeline's threads give the parallelism
+        # The command-line flags the configs were built with: a reload applies them again (as App's).
+        self.overrides = dict(overrides or {})
+        self._hup = False
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
         cameras = self._hubs(cameras, mqtt)
@@ -255,7 +261,7 @@ class CamerasApp:
                 self.stop()
 
             def on_hup(_signum, _frame):
-                logger.warning("reload: several cameras are reloaded by a restart (systemctl restart edgecam)")
+                self._hup = True  # done between two ticks, not in the handler
 
             for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
                 previous[sig] = signal.signal(sig, handler)
@@ -269,6 +275,9 @@ class CamerasApp:
                 now = time.monotonic()
                 self._tick(now)
                 self._health_tick()
+                if self._hup:
+                    self._hup = False
+                    self.reload()
                 if on_tick is not None:
                     on_tick(now)
                 self._wait(threads, now + TICK_S)
@@ -288,6 +297,54 @@ class CamerasApp:
             if self.mqtt_hub is not None:
                 self.mqtt_hub.close()  # what the cameras queued, then offline on the one availability topic
         return self.exit_code()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config; each camera applies what can change live, from its own output loop.
+
+        The cameras themselves (their names, sources, models) need a restart, as a
+        single camera's source does; the log says which keys did not apply.
+        """
+        self.watchdog.notifier.reloading()
+        try:
+            self._reload()
+        finally:
+            self.watchdog.reloaded()
+
+    def _reload(self) -> None:
+        path = self.cameras[0].cfg.path
+        if not path:
+            logger.warning("reload: no config file was given, nothing to reload")
+            return
+        try:
+            new = {c.name: c.config for c in camera_configs(
+                config_mod.apply_overrides(config_mod.load(path), self.overrides))}
+        except EdgecamError as e:
+            logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
+            return
+        if list(new) != [cam.name for cam in self.cameras]:
+            logger.warning("reload: the cameras changed (%s -> %s); that needs a restart (systemctl restart "
+                           "edgecam)", ", ".join(cam.name for cam in self.cameras), ", ".join(new))
+            return
+        for cam in self.cameras:
+            if cam.pipeline is not None:
+                cam.pipeline.on_reload = lambda cam=cam, cfg=new[cam.name]: self._apply(cam, cfg)
+                cam.pipeline.reload_requested = True
+
+    @staticmethod
+    def _apply(cam: Camera, new) -> None:
+        """In the camera's output loop: its new top_k, threshold and smoothing, all at once."""
+        changed = changed_keys(cam.cfg, new)
+        later = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")]
+        cam.parts.apply(dataclasses.replace(cam.parts.live.settings, top_k=new.model.top_k,
+                                            threshold=new.model.threshold,
+                                            smoothing=dataclasses.replace(new.smoothing)))
+        cam.cfg.model.top_k, cam.cfg.model.threshold, cam.cfg.smoothing = (new.model.top_k, new.model.threshold,
+                                                                           new.smoothing)
+        applied = [k for k in changed if k not in later]
+        logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing (no live key changed)")
+        if later:
+            logger.warning("reload: camera %s: %s changed but need a restart (systemctl restart edgecam)", cam.name,
+                           ", ".join(later))
 
     def _wait(self, threads, until: float) -> None:
         """Until the next tick: join the cameras' threads, or show the mosaic at ~30 frames/s meanwhile."""

@@ -135,3 +135,42 @@ def test_a_log_path_without_camera_with_several_cameras_is_one_config_error(tmp_
     p = run_cli(["run", "--display", "none", "--source", f"door={a}", "--source", f"yard={a}",
                  "--log", str(tmp_path / "all.jsonl")], env=model_env, cwd=tmp_path)
     one_error_line(p, 2, "log.path", "{camera}", besides=Besides.INFO_LOGS)
+
+
+def test_a_reload_applies_each_cameras_live_keys_and_names_what_needs_a_restart(tmp_path, loads, caplog):
+    import threading
+    import time
+
+    import yaml
+
+    from edgecam.config.cameras import camera_configs
+
+    a, b = video(tmp_path / "a.avi", 300, (0, 0, 200)), video(tmp_path / "b.avi", 300, (200, 0, 0))
+
+    def write(top_k: int, yard_fps: float, names=("door", "yard")):
+        cfg = {"display": {"mode": "none"}, "model": {"threads": 1, "top_k": top_k},
+               "source": {"type": "opencv", "realtime": True},
+               "cameras": [{"name": names[0], "source": {"uri": a}},
+                           {"name": names[1], "source": {"uri": b, "fps": yard_fps}}]}
+        (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+
+    write(3, 30)
+    cams = camera_configs(config_mod.load(str(tmp_path / "cfg.yaml")))
+    app = CamerasApp([(c.name, c.config) for c in cams])
+    t = threading.Thread(target=app.run, daemon=True)
+    t.start()
+    try:
+        write(5, 15)
+        app.reload()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(cam.parts.live.settings.top_k != 5 for cam in app.cameras):
+            time.sleep(0.05)
+        assert [cam.parts.live.settings.top_k for cam in app.cameras] == [5, 5]
+        assert "reload: camera door: applied model.top_k" in caplog.text
+        assert "reload: camera yard: source.fps changed but need a restart" in caplog.text
+        write(5, 15, names=("door", "gate"))
+        app.reload()
+        assert "reload: the cameras changed (door, yard -> door, gate); that needs a restart" in caplog.text
+    finally:
+        app.stop()
+        t.join(20)
