@@ -18,6 +18,8 @@ def register(sub) -> None:
     add_model_args(p)
     add_interpreters_arg(p)
     p.add_argument("--frames", type=int, help="stop after N frames (default: the whole file)")
+    p.add_argument("--loop", action="store_true",
+                   help="replay the file from its start when it ends (with --frames: runs longer than the file)")
     p.add_argument("--realtime", action="store_true", help="pace the file at its native FPS (camera-like, latest policy)")
     p.add_argument("--peer-loop", action="store_true", help="run the peers' single-thread loop instead, for comparison")
     p.add_argument("--sweep", action="store_true",
@@ -53,6 +55,7 @@ def cmd_bench(args) -> int:
                       "source.type": "opencv", "source.uri": args.source,
                       "source.policy": (DropPolicy.LATEST if args.realtime else DropPolicy.EVERY_FRAME).value,
                       "source.realtime": bool(args.realtime), "display.mode": "none",
+                      "source.loop": bool(args.loop),
                       # The pipeline alone: no output of the config file's.
                       "log.path": config_mod.CLEAR, "record.path": config_mod.CLEAR,
                       "http.enabled": False, "mqtt.enabled": False,
@@ -110,7 +113,8 @@ def _peer_loops(cfg, sources: list[str], args) -> dict:
     import time
 
     cmd = [sys.executable, "-m", "edgecam", "bench", "--peer-loop", "--json", "--model", cfg.model.name,
-           "--threads", str(cfg.model.threads or 1)] + (["--frames", str(args.frames)] if args.frames else [])
+           "--threads", str(cfg.model.threads or 1)] + (["--frames", str(args.frames)] if args.frames else []) + \
+        (["--loop"] if args.loop else [])
     if args.config:
         cmd += ["--config", args.config]
     t0 = time.perf_counter()

@@ -250,6 +250,9 @@ def bench_peer_loop(cfg: config_mod.Config, frames: int | None) -> dict:
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     while frames is None or n < frames:
         ok, image = cap.read()
+        if not ok and cfg.source.loop and n:  # --loop: from the start again, as the pipeline's source does
+            cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = cap.read()
         if not ok:
             break
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -179,3 +179,11 @@ def test_bench_with_several_sources_gives_each_camera_and_the_total(video, model
     assert text.returncode == 0, text.stderr
     assert "2 sources, 40 frames" in text.stdout
     assert text.stdout.count("frames/s") == 3  # the total and each camera
+
+
+@pytest.mark.parametrize("extra", [[], ["--peer-loop"]])
+def test_loop_replays_the_file_for_runs_longer_than_it(video, model_env, tmp_path, extra):
+    p = bench(["--source", video, "--frames", "330", "--threads", "1", "--loop", "--json", *extra], model_env,
+              tmp_path)  # the clip has 300 frames
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["frames"] == 330
