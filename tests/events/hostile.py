@@ -105,6 +105,18 @@ def open_fds() -> dict[int, str]:
     return out
 
 
+def handles_left(base: dict[int, str]) -> list[str]:
+    """The sockets and events.db handles open now that were not in ``base`` (an :func:`open_fds` taken before).
+
+    Compared by what they point to, not by count: a socket of an earlier test that closes meanwhile
+    (the test files run in another order under pytest-xdist) must not hide one of this test's left open.
+    """
+    now = open_fds()
+    sockets = {v for v in now.values() if v.startswith("socket:")} - set(base.values())
+    dbs = sum("events.db" in v for v in now.values()) - sum("events.db" in v for v in base.values())
+    return sorted(sockets) + ["events.db"] * max(0, dbs)
+
+
 def sockets_and_db(fds: dict[int, str]) -> tuple[int, int]:
     """(how many sockets, how many handles on an events.db file) among ``fds``."""
     return (sum(v.startswith("socket:") for v in fds.values()),
