@@ -96,6 +96,7 @@ class Stats:
         # to the reconnect count so a stall of the previous source never outlives it.
         self.stalled_at: int | None = None
         self.last_frame_time = 0.0  # monotonic time of the newest captured frame
+        self.last_result_capture = 0.0  # capture time (monotonic) of the newest result's frame: its staleness
         self.current_label = ""
         self.current_score = 0.0
         self.inference_ms = Histogram()
@@ -124,18 +125,25 @@ class Stats:
         self.last_frame_time = t
         self.capture_rate.tick(t)
 
-    def result_ready(self, inference_ms: float, t: float, label: str, score: float) -> None:
+    def result_ready(self, inference_ms: float, t: float, label: str, score: float,
+                     capture_t: float | None = None) -> None:
+        """A result at ``t`` (monotonic) of a frame captured at ``capture_t``."""
         with self.lock:
             self.frames_inferred += 1
+            if capture_t:
+                self.last_result_capture = capture_t
             self.inference_ms.observe(inference_ms)
             self.current_label = label
             self.current_score = score
         self.inference_rate.tick(t)
 
-    def regions_ready(self, inference_ms: float, t: float, states: dict, classified: int) -> None:
+    def regions_ready(self, inference_ms: float, t: float, states: dict, classified: int,
+                      capture_t: float | None = None) -> None:
         """A result of regions: ``states`` (name -> RegionState); ``classified`` regions were invoked for it."""
         with self.lock:
             self.frames_inferred += 1
+            if capture_t:
+                self.last_result_capture = capture_t
             if classified:
                 self.inference_ms.observe(inference_ms)
             self.region_states = {n: (s.label, s.score) for n, s in states.items()}
@@ -170,6 +178,8 @@ class Stats:
                 "reconnects": self.reconnects,
                 "source_state": self.source_state,
                 "seconds_since_frame": (now - self.last_frame_time) if self.last_frame_time else None,
+                # Staleness: how old what the outputs show is (capture of the newest result's frame to now).
+                "result_age_s": max(0.0, now - self.last_result_capture) if self.last_result_capture else None,
                 "capture_fps": self.capture_rate.rate(now),
                 "inference_fps": self.inference_rate.rate(now),
                 "output_fps": self.output_rate.rate(now),

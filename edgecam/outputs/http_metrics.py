@@ -49,7 +49,9 @@ def pipeline_metrics(s: dict, flowing: bool) -> list:
         ("edgecam_inference_seconds", "histogram", "Interpreter invoke() time in seconds.", buckets),
         ("edgecam_reconnects_total", "counter", "Times the source was reopened.", [("", s["reconnects"])]),
         ("edgecam_source_up", "gauge", "1 while frames arrive, else 0.", [("", flowing)]),
-    ]
+    ] + ([("edgecam_result_age_seconds", "gauge",
+           "Staleness: seconds from the capture of the newest result's frame to now.", [("", s["result_age_s"])])]
+         if s.get("result_age_s") is not None else [])
 
 
 def label_metrics(s: dict) -> list:

@@ -370,16 +370,17 @@ class CamerasApp:
 
     def status_text(self, now: float) -> str:
         """One line for ``systemctl status``: every camera's rate, and which are down."""
-        rates, down = [], []
+        rates, ages, down = [], [], []
         for cam in self.cameras:
             if cam.pipeline is None:
                 down.append(f"{cam.name} down ({cam.down})")
                 continue
             st = cam.stats
             rates.append(f"{st.inference_rate.rate(now):.1f}")
+            ages.append(f"{max(0.0, now - st.last_result_capture) * 1000:.0f}" if st.last_result_capture else "-")
             if st.source_state != SourceState.RUNNING:
                 down.append(f"{cam.name} {st.source_state}")
-        text = f"{len(self.cameras)} cameras, {'/'.join(rates)} fps"
+        text = f"{len(self.cameras)} cameras, {'/'.join(rates)} fps, results {'/'.join(ages)} ms old"
         text += f"; {', '.join(down)}" if down else ""
         problem = self.health.status_problem() if getattr(self, "health", None) else None
         return text + (f" — {problem}" if problem else "")

@@ -336,7 +336,7 @@ class Pipeline:
         if settings.rules is not None:  # denied labels are never shown, listed or published
             result = dataclasses.replace(result, scores=settings.rules.mask(result.scores))
         top = result.top
-        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score)
+        self.stats.result_ready(result.inference_ms, result.result_time, top.name, top.score, result.capture_time)
         result, event = self.smoother.update(result)
         self.latest_result = result
         self.shown_label = self.smoother.label
@@ -354,7 +354,7 @@ class Pipeline:
         if events:
             result.extra[Extra.REGION_CHANGES] = events  # so that a log line can carry them
         self.stats.regions_ready(result.inference_ms, result.result_time, states,
-                                 len(result.extra.get(Extra.REGION_RESULTS) or ()))
+                                 len(result.extra.get(Extra.REGION_RESULTS) or ()), result.capture_time)
         self.latest_result = result
         self.outputs.on_result(result)
         for event in events:

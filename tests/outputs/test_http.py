@@ -239,6 +239,16 @@ def test_metrics_text_has_every_metric(make_sink):
     assert r'edgecam_label_info{label="a \"quoted\"\\label\nwith newline"} 1' in lines
 
 
+def test_metrics_say_how_old_the_newest_result_is(make_sink):
+    sink, stats = make_sink()
+    assert "edgecam_result_age_seconds" not in get(sink, "/metrics")[2].decode()  # no result yet: no series
+    stats.result_ready(9.0, time.monotonic(), "tabby", 0.8, capture_t=time.monotonic() - 0.25)
+    lines = get(sink, "/metrics")[2].decode().splitlines()
+    assert "# TYPE edgecam_result_age_seconds gauge" in lines
+    age = float(next(line for line in lines if line.startswith("edgecam_result_age_seconds ")).split()[1])
+    assert 0.25 <= age < 5
+
+
 def test_metrics_parse_with_prometheus_client(make_sink):
     parser = pytest.importorskip("prometheus_client.parser", reason="prometheus-client not installed (test-only)")
     sink, _ = _metrics_setup(make_sink)
