@@ -17,6 +17,7 @@ simply slowed down (dusk, a long exposure) cannot make it measure over and over.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ WINDOW_S = 10.0  # results are counted over windows this long
 FALL = 0.75  # a window below this share of the expected rate is a slow one
 PATIENCE = 3  # this many slow windows in a row start a new measurement
 MIN_GAP_S = 600.0  # at most one new measurement per 10 minutes
+LOAD_CHANGE = 0.5  # load average per core: a cached choice measured further from now's is measured again
 
 
 class Recheck:
@@ -123,3 +125,20 @@ class Recheck:
                        self.expected_fps, self.current)
         first = self.calibration.layout
         return first if first != self.current else None
+
+
+def other_load(record: dict, cores: int) -> bool:
+    """Whether the cached choice was measured under another load than now's (then it is measured again).
+
+    Load average per core, 1 minute: more than :data:`LOAD_CHANGE` apart (half a core busy
+    elsewhere now and not then, or the other way round) is another machine as far as layouts go.
+    """
+    then = record.get("load_average_1min")
+    if then is None or not hasattr(os, "getloadavg"):
+        return False
+    now = os.getloadavg()[0]
+    if abs(now - then) / max(1, cores) <= LOAD_CHANGE:
+        return False
+    logger.info("threads auto: the cached choice was measured at load %.2f, it is %.2f now; measuring again",
+                then, now)
+    return True

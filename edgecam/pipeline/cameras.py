@@ -207,12 +207,17 @@ class CamerasApp:
         for cams in groups.values():
             first = cams[0].parts
             clf = first.classifier
-            plan = decide_layout(cams[0].cfg.model, clf, first.policy, None)
+            holder: dict = {}  # the stage, made with the plan: the calibration counts its lanes' frames
+
+            def offered(holder=holder) -> int:
+                return sum(c.offered for c in holder["stage"].frames.counters().values())
+
+            plan = decide_layout(cams[0].cfg.model, clf, first.policy, None, cameras=len(cams), offered=offered)
             for c in first.classifiers():
                 build = getattr(c, "build", None)
                 if build is not None:
                     build(plan.layout.threads if plan is not None and c is clf else None)
-            stage = SharedStage(clf, self.stop_event, plan)
+            stage = holder["stage"] = SharedStage(clf, self.stop_event, plan)
             self.stages.append(stage)
             for cam in cams:
                 cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)

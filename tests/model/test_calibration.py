@@ -331,3 +331,57 @@ def test_plan_follows_the_config(model_file, threads, interpreters, cores, how, 
 def test_cpu_model_names_this_machine():
     name = calibration.cpu_model()
     assert name and name != "unknown" and "\n" not in name
+
+
+# -- several cameras on one stage -----------------------------------------------------------
+
+
+def test_several_cameras_count_the_share_classified_from_the_stage_not_from_frame_numbers():
+    clocks, offered = FakeClocks(), [0]
+    cal = Calibration([L11, L21], "latest", rounds=1, settle=2, window=10, clock=clocks.clock,
+                      cpu_clock=clocks.cpu_clock, offered=lambda: offered[0], cameras=3)
+    # Frame numbers of three cameras, each its own: 7, 1002, 40, 8, 1003, 41... (by them, the span is nonsense).
+    frames = {L11: 1.03, L21: 1.0}  # frames offered per result: 1x1 drops 3 %, 2x1 none
+    index = 0
+    while not cal.done:
+        lay = cal.layout
+        clocks.wall += 0.01
+        clocks.cpu += 0.005 if lay == L11 else 0.006
+        offered[0] += frames[lay]
+        index += 1
+        cal.observe(SimpleNamespace(frame_index=(7, 1002, 40)[index % 3] + index // 3, latency_ms=10.0))
+    summary = cal.summary()
+    assert summary[L11].inferred == pytest.approx(1 / 1.03, abs=0.005)
+    assert summary[L21].inferred == pytest.approx(1.0)
+    assert cal.chosen == L21  # one interpreter drops 3 %: several cameras want every frame
+    assert calibration.choose("latest", summary) == L11  # one camera: 97 % keeps up, and costs less CPU
+
+
+@pytest.mark.parametrize("cameras, latency_1x1, chosen", [
+    (1, 37, L11),  # one camera: the cheapest that keeps up
+    (3, 37, L21),  # several: the quickest (frames that arrive together wait for one interpreter)
+    (3, 21, L11),  # several, within 10 % of the quickest: fewer interpreters
+])
+def test_several_cameras_keep_the_quickest_layout_that_classifies_every_frame(cameras, latency_1x1, chosen):
+    measured = {L11: Measurement(fps=87, cpu_ms=12.0, latency_p50=17, latency_p95=latency_1x1, inferred=1.0),
+                L21: Measurement(fps=90, cpu_ms=12.8, latency_p50=13, latency_p95=20, inferred=1.0)}
+    assert choose("latest", measured, cameras) == chosen
+
+
+def test_a_choice_for_one_camera_is_not_taken_for_several(model_file):
+    clf = SimpleNamespace(model_path=model_file, runtime="litert")
+    clocks = FakeClocks()
+    first = calibration.plan(ModelConfig(), clf, "every_frame", cores=2, clock=clocks.clock,
+                             cpu_clock=clocks.cpu_clock)
+    drive(first.calibration, clocks, {L11: (4.0, 4.5), L12: (3.0, 5.5), L21: (3.5, 4.4)})
+    assert calibration.plan(ModelConfig(), clf, "every_frame", cores=2).how == "cached"
+    assert calibration.plan(ModelConfig(), clf, "every_frame", cores=2, cameras=3).how == "measuring"
+
+
+def test_several_cameras_are_measured_over_windows_as_many_times_longer(model_file):
+    clf = SimpleNamespace(model_path=model_file, runtime="litert")
+    one = calibration.plan(ModelConfig(), clf, "latest", 30.0, cores=2)
+    three = calibration.plan(ModelConfig(), clf, "latest", 30.0, cores=2, cameras=3)
+    assert (three.calibration.window, three.calibration.settle) == (3 * one.calibration.window,
+                                                                      3 * one.calibration.settle)
+    assert (one.calibration.cameras, three.calibration.cameras) == (1, 3)
