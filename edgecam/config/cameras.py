@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from edgecam.config.check import plain
+from edgecam.config.check import plain, unique_name
 
 #: At most this many cameras in one config (``cameras:``, repeated ``--source``).
 MAX_CAMERAS = 16
@@ -120,16 +120,6 @@ def device_problems(sources: list[tuple[str, Any]]) -> list[str]:
     return out
 
 
-def _check_name(camera, where: str, names: set[str], reported: set[str], problems: list[str]) -> None:
-    if f"{where}.name" in reported:  # a bad name: said already
-        return
-    if not camera.name:
-        problems.append(f"{where}.name: missing, expected a name for the camera (e.g. door)")
-    elif camera.name in names:
-        problems.append(f"{where}.name: {camera.name!r} names two cameras; expected distinct names")
-    names.add(camera.name)
-
-
 def check_cameras(cfg, problems: list[str], reported: set[str], build: Callable, path: str | None = None) -> None:
     """The checks of ``cfg.cameras``, after the top level's: how many, their names, each camera's config by
     every rule of a top-level one, no live device twice; a line per problem appended to ``problems``.
@@ -149,7 +139,7 @@ def check_cameras(cfg, problems: list[str], reported: set[str], build: Callable,
     names: set[str] = set()
     for i, camera in enumerate(cameras):
         where = f"cameras[{i}]"
-        _check_name(camera, where, names, reported, problems)
+        unique_name(camera.name, where, "camera", "door", names, reported, problems)
         own = {key[len(where) + 1:] for key in reported if key.startswith(where + ".")}
         found: list[str] = []
         camera.config = build(merged(base, camera), found, inherited | own)

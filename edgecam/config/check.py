@@ -51,6 +51,20 @@ def plain(value):
     return value
 
 
+def unique_name(name, where: str, kind: str, example: str, names: set, reported: set, problems: list) -> None:
+    """The name of a list's entry (a rule, a camera): given, and not one an earlier entry has; ``names`` grows.
+
+    A name already reported bad (``where.name`` in ``reported``) adds no second line.
+    """
+    if f"{where}.name" in reported:
+        pass
+    elif not name:
+        problems.append(f"{where}.name: missing, expected a name for the {kind} (e.g. {example})")
+    elif name in names:
+        problems.append(f"{where}.name: {name!r} names two {kind}s; expected distinct names")
+    names.add(name)
+
+
 def _describe(tp) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:

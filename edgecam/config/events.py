@@ -12,7 +12,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Literal
 
-from edgecam.config.check import opt, quote
+from edgecam.config.check import opt, quote, unique_name
 from edgecam.names import identifier_problem, label_problem
 
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
@@ -103,13 +103,7 @@ def check_events(cfg, problems: list[str], reported: set[str] = frozenset()) -> 
     names: set[str] = set()
     for i, rule in enumerate(cfg.events.rules):
         where = f"events.rules[{i}]"
-        if f"{where}.name" in reported:
-            pass
-        elif not rule.name:
-            problems.append(f"{where}.name: missing, expected a name for the rule (e.g. bins_out)")
-        elif rule.name in names:
-            problems.append(f"{where}.name: {rule.name!r} names two rules; expected distinct names")
-        names.add(rule.name)
+        unique_name(rule.name, where, "rule", "bins_out", names, reported, problems)
         if not rule.label and not rule.labels:
             problems.append(f"{where}.label: missing, expected the label (or labels: a list) that starts an event")
         elif rule.label and rule.labels:

@@ -93,6 +93,52 @@ def display_available() -> bool:
     return not gui or "NONE" not in gui[0].upper()
 
 
+class Window:
+    """One OpenCV window: opened with the quit keys and close button watched, shown from one thread.
+
+    The single camera's :class:`WindowSink` and several cameras' mosaic
+    (:mod:`edgecam.outputs.mosaic`) both draw through it.
+    """
+
+    def __init__(self, title: str = "edgecam", on_quit=None):
+        self.title = title
+        self.on_quit = on_quit
+        self.is_open = False
+
+    def open(self, size: tuple[int, int] | None = None) -> None:
+        """Open it (at ``size``, width and height, when given); one OutputError line when it cannot."""
+        use_xcb_on_wayland()
+        try:
+            # GUI_NORMAL: no Qt image-viewer toolbar and status bar around the live picture.
+            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+        except cv2.error as e:
+            raise OutputError(f"display window: cannot open ({str(e).strip().splitlines()[-1]}); use --display none") from None
+        if size is not None:
+            cv2.resizeWindow(self.title, *size)
+        self.is_open = True
+
+    def show(self, image) -> None:
+        """Show ``image``; q, ESC or the window's close button stops the run (``on_quit``)."""
+        if not self.is_open:
+            return
+        cv2.imshow(self.title, image)
+        key = cv2.waitKey(1) & 0xFF
+        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
+        if key in QUIT_KEYS or closed:
+            logger.info("window: %s, stopping", "closed" if closed else "quit key pressed")
+            self.is_open = False
+            if self.on_quit:
+                self.on_quit()
+
+    def close(self) -> None:
+        self.is_open = False
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass
+
+
 class WindowSink(Sink):
     """Shows the annotated frames; q, ESC or closing the window stops the run."""
 
@@ -100,9 +146,7 @@ class WindowSink(Sink):
     wants_frames = True
 
     def __init__(self, title: str = "edgecam", on_quit=None):
-        self.title = title
-        self.on_quit = on_quit
-        self._open = False
+        self.window = Window(title, on_quit)
         self._sized = False
 
     @classmethod
@@ -110,37 +154,18 @@ class WindowSink(Sink):
         return cls(cfg.display.title, on_quit=ctx.on_quit)
 
     def start(self) -> None:
-        use_xcb_on_wayland()
-        try:
-            # GUI_NORMAL: no Qt image-viewer toolbar and status bar around the live picture.
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        except cv2.error as e:
-            raise OutputError(f"display window: cannot open ({str(e).strip().splitlines()[-1]}); use --display none") from None
-        self._open = True
+        self.window.open()
 
     def on_frame(self, frame, annotated, result) -> None:
-        if not self._open:
+        if not self.window.is_open:
             return
         image = annotated if annotated is not None else frame.image
         if not self._sized:
             # A resizable window opens at the toolkit's default size (Qt: 400x300, the
             # picture shrunk to fit); start at the picture's own size instead.
             self._sized = True
-            cv2.resizeWindow(self.title, image.shape[1], image.shape[0])
-        cv2.imshow(self.title, image)
-        key = cv2.waitKey(1) & 0xFF
-        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        if key in QUIT_KEYS or closed:
-            logger.info("window: %s, stopping", "closed" if closed else "quit key pressed")
-            self._open = False
-            if self.on_quit:
-                self.on_quit()
+            cv2.resizeWindow(self.window.title, image.shape[1], image.shape[0])
+        self.window.show(image)
 
     def close(self) -> None:
-        if self._open:
-            self._open = False
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
+        self.window.close()

@@ -4,6 +4,13 @@ the regions' teach buttons; and a hub's page of every camera (:data:`GRID_PAGE`)
 Both use relative URLs only (``stream.mjpg``, ``api/latest``), so that a camera's page works under its prefix.
 """
 
+#: Both pages' first lines of script: the token (if any) comes from the page's own URL, since <img src> cannot
+#: send headers, and ``url(path, extra)`` adds it to every request the page makes.
+TOKEN_JS = b"""const params = new URLSearchParams(location.search);
+const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
+const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
+"""
+
 PAGE = b"""<!doctype html>
 <html lang="en"><head>
 <meta charset="utf-8">
@@ -35,11 +42,7 @@ edgecam <span id="camera-name"></span>
 <div id="status">waiting for a result...</div>
 </main>
 <script>
-// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
-const params = new URLSearchParams(location.search);
-const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
-const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
-const view = document.getElementById("view");
+""" + TOKEN_JS + b"""const view = document.getElementById("view");
 // One camera of several (/camera/<name>/): its name, and the way back to them all.
 const camera = /\\/camera\\/([^/]+)\\/(index\\.html)?$/.exec(location.pathname);
 if (camera) {
@@ -178,11 +181,7 @@ GRID_PAGE = b"""<!doctype html>
 <div id="status">waiting for the cameras...</div>
 </main>
 <script>
-// The token (if any) comes from this page's own URL, since <img src> cannot send headers.
-const params = new URLSearchParams(location.search);
-const q = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
-const url = (p, extra) => p + "?" + [q, extra].filter(Boolean).join("&");
-const base = name => "camera/" + encodeURIComponent(name) + "/";
+""" + TOKEN_JS + b"""const base = name => "camera/" + encodeURIComponent(name) + "/";
 const tiles = new Map();
 function tile(cam) {  // one per camera, made once: a link to its page, its picture, its label and figures
   let t = tiles.get(cam.name);

@@ -10,18 +10,14 @@ shows them in one window. q, ESC or closing the window stops the run.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 
 import cv2
 import numpy as np
 
-from edgecam.errors import OutputError
 from edgecam.outputs.base import Sink
-from edgecam.outputs.display import QUIT_KEYS, use_xcb_on_wayland
-
-logger = logging.getLogger(__name__)
+from edgecam.outputs.display import Window
 
 TILE_W, TILE_H = 640, 480  # each camera's tile; the window is the grid of them
 NAME_BAR = 28  # the camera's name above its tile
@@ -80,11 +76,11 @@ class Mosaic:
 
     def __init__(self, cameras: list[str], title: str = "edgecam", on_quit=None):
         self.cameras = list(cameras)
-        self.title = title
-        self.on_quit = on_quit
+        self.window = Window(title, on_quit)
         self._latest: dict[str, np.ndarray | None] = {name: None for name in cameras}
         self._lock = threading.Lock()
-        self._open = False
+        self._version = 0  # pictures put so far: the mosaic is composed again only when one came
+        self._composed: tuple[int, np.ndarray] | None = None
         self.shown = 0
 
     def tile(self, camera: str) -> MosaicTile:
@@ -93,40 +89,25 @@ class Mosaic:
     def put(self, camera: str, image: np.ndarray) -> None:
         with self._lock:
             self._latest[camera] = image
+            self._version += 1
 
     def start(self) -> None:
-        use_xcb_on_wayland()
-        try:
-            cv2.namedWindow(self.title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-        except cv2.error as e:
-            raise OutputError(f"display window: cannot open ({str(e).strip().splitlines()[-1]}); "
-                              "use --display none") from None
         cols, rows = grid(len(self.cameras))
         # Half size per tile beyond one row: a 2x2 mosaic of 640x480 would not fit a 1080p screen.
         shrink = 1 if rows == 1 else 2
-        cv2.resizeWindow(self.title, cols * TILE_W // shrink, rows * (TILE_H + NAME_BAR) // shrink)
-        self._open = True
+        self.window.open((cols * TILE_W // shrink, rows * (TILE_H + NAME_BAR) // shrink))
 
     def show(self) -> None:
-        """Compose and show the newest tiles; handle the quit keys and the window's close button."""
-        if not self._open:
+        """Show the newest tiles (composed again only when a picture came); the window's keys stop the run."""
+        if not self.window.is_open:
             return
         with self._lock:
+            version = self._version
             tiles = [(name, self._latest[name]) for name in self.cameras]
-        cv2.imshow(self.title, compose(tiles))
+        if self._composed is None or self._composed[0] != version:
+            self._composed = (version, compose(tiles))
+        self.window.show(self._composed[1])
         self.shown += 1
-        key = cv2.waitKey(1) & 0xFF
-        closed = cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1
-        if key in QUIT_KEYS or closed:
-            logger.info("window: %s, stopping", "closed" if closed else "quit key pressed")
-            self._open = False
-            if self.on_quit:
-                self.on_quit()
 
     def close(self) -> None:
-        self._open = False
-        try:
-            cv2.destroyWindow(self.title)
-            cv2.waitKey(1)
-        except cv2.error:
-            pass
+        self.window.close()

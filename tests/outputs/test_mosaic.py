@@ -75,3 +75,20 @@ def test_the_mosaic_window_shows_both_cameras_side_by_side_and_quits_on_q(xvfb, 
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert out.strip() == "quit"
+
+
+def test_the_mosaic_is_composed_again_only_when_a_picture_came():
+    from types import SimpleNamespace
+
+    from edgecam.outputs.mosaic import Mosaic
+
+    mosaic = Mosaic(["door", "yard"])
+    shown = []
+    mosaic.window = SimpleNamespace(is_open=True, show=shown.append)
+    mosaic.put("door", plain(RED))
+    mosaic.show()
+    mosaic.show()  # nothing new: the same picture, not composed again
+    mosaic.put("yard", plain(BLUE))
+    mosaic.show()
+    assert shown[0] is shown[1] and shown[2] is not shown[1]
+    assert shown[2][NAME_BAR + 240, 640 + 320].tolist() == list(BLUE)
