@@ -250,6 +250,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)  # the board watched; thermal steps (docs/pi-health.md)
     cameras: list[CameraConfig] = field(default_factory=list)  # several (edgecam.config.cameras); none: source: alone
     examples_dir: str | None = None  # where the web page's "this is" buttons save crops; null: beside the models
+    state_dir: str | None = None  # what run time changes keeps (edgecam.config.state); null: $STATE_DIRECTORY, else ~/.local/state/edgecam
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     path: str | None = field(default=None, metadata={"internal": True})  # where it was read from
 
