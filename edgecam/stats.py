@@ -10,6 +10,7 @@ updates.
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
@@ -47,11 +48,15 @@ class RateMeter:
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
-        times = [t for t in list(self._times) if now - t <= self.window_s]
-        if len(times) < 2:
+        times = list(self._times)  # a copy: the capture thread appends meanwhile
+        # The times are in order: a binary search finds the first inside the window (the output
+        # loop asks twice a frame, and a comprehension over 2 s of 100 fps cost ~15 us each time).
+        first = bisect.bisect_left(times, now - self.window_s)
+        n = len(times) - first
+        if n < 2:
             return 0.0
-        span = times[-1] - times[0]
-        return (len(times) - 1) / span if span > 0 else 0.0
+        span = times[-1] - times[first]
+        return (n - 1) / span if span > 0 else 0.0
 
 
 @dataclass

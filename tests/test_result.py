@@ -96,6 +96,33 @@ def test_top_is_the_best_whatever_its_score():
     assert result([0.01, 0.02, 0.0]).top == Label(1, "c1", pytest.approx(0.02))
 
 
+@pytest.mark.parametrize("scores", [
+    [0.1, 0.3, 0.3, 0.3],  # a tie for the best: the lowest index
+    [0.0, 0.0, 0.0],  # all equal
+    [0.5],  # one class
+    [0.2, float("nan"), 0.7],  # a NaN: top goes the long way, so it agrees with top_k
+    [float("nan"), float("nan")],
+    [],  # regions only: no scores
+])
+def test_top_agrees_with_top_k_of_one(scores):
+    res, fresh = result(scores), result(scores)
+    want = fresh.top_k(1)
+    assert res.top == (want[0] if want else None)
+
+
+def test_answers_are_kept_per_result_and_not_shared_with_a_replaced_one():
+    import dataclasses
+
+    res = result([0.1, 0.6, 0.3])
+    first = res.top_k(2)
+    first.append("changed by a caller")
+    assert indices(res.top_k(2)) == [1, 2]  # the cache gives each caller its own list
+    assert res.top.index == 1
+    other = dataclasses.replace(res, scores=np.asarray([0.9, 0.05, 0.05], np.float32))
+    assert other.top.index == 0 and indices(other.top_k(2)) == [0, 1]
+    assert "_top_cache" not in repr(res)  # not part of the value
+
+
 def test_latency_is_capture_to_result():
     res = result([1.0, 0.0], capture_time=100.0, result_time=100.0425)
     assert res.latency_ms == pytest.approx(42.5)
