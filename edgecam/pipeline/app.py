@@ -288,6 +288,7 @@ class App:
 
     def _reload(self) -> None:
         self._reload_heads()
+        self.camera.reload_taught()  # regions drawn and heads taught on the page
         path = self.cfg.path
         if not path:
             logger.warning("reload: no config file was given, nothing to reload")
