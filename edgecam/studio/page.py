@@ -53,8 +53,8 @@ const el = (tag, text, attrs) => { const e = document.createElement(tag);
 const enc = encodeURIComponent;
 let teach = {regions: [], pending: []}, latest = {}, drawing = null, box = null, editing = null;
 const why = {}, evidence = {state: "idle"};
-async function api(method, path, body) {
-  const r = await fetch(url(path), {method, cache: "no-store",
+async function api(method, path, body, query) {
+  const r = await fetch(url(path, query), {method, cache: "no-store",
     headers: Object.assign({"Content-Type": "application/json"}, auth), body: body ? JSON.stringify(body) : undefined});
   const data = await r.json().catch(() => ({}));
   $("message").textContent = r.ok ? "" : (data.error || ("HTTP " + r.status));
@@ -157,7 +157,8 @@ function whyOf(r) {
   const d = el("details", null, {"class": "why"}), w = why[r.name];
   if (w && w.open) d.open = true;
   d.append(el("summary", "why this state"));
-  d.ontoggle = () => { why[r.name] = Object.assign(why[r.name] || {}, {open: d.open}); if (d.open) loadWhy(r.name); };
+  d.ontoggle = () => { const was = (why[r.name] || {}).open;
+    why[r.name] = Object.assign(why[r.name] || {}, {open: d.open}); if (d.open && !was) loadWhy(r.name); };
   if (w && w.labels) {
     w.labels.slice(0, 8).forEach((s, i) => { const row = el("div", s + " " + (100 * w.scores[i]).toFixed(1) + "%");
       const bar = el("div", null, {"class": "bar"}); bar.style.width = (100 * w.scores[i]).toFixed(1) + "%"; d.append(row, bar); });
@@ -169,7 +170,7 @@ function whyOf(r) {
   return d;
 }
 async function loadWhy(name) {
-  const w = await api("GET", "api/teach/why?region=" + enc(name));
+  const w = await api("GET", "api/teach/why", null, "region=" + enc(name));
   if (w) { why[name] = Object.assign(w, {open: true}); render(true); }
 }
 function reviewOf(r, queue) {
@@ -200,6 +201,7 @@ async function poll() {
   if (q) queue = q.items;
   latest = (l && l.regions) || {};
   render(false);
+  for (const name of Object.keys(why)) if (why[name].open) loadWhy(name);
 }
 const camera = /\\/camera\\/([^/]+)\\/teach$/.exec(location.pathname);
 if (camera) $("camera-name").textContent = decodeURIComponent(camera[1]);
