@@ -19,6 +19,7 @@ import numpy as np
 
 from edgecam import registry
 from edgecam.config.state import feature_dir
+from edgecam.errors import EdgecamError
 from edgecam.model import custom_models
 from edgecam.model.classifier import load_classifier
 from edgecam.names import label_problem
@@ -28,13 +29,14 @@ from edgecam.studio.drawn import DrawnRegion, RegionStore
 from edgecam.studio.feeder import Feeder
 from edgecam.studio.review import ReviewQueue
 from edgecam.studio.live import base_config
-from edgecam.studio.trainer import BASE, Embedder, Retrain, examples
+from edgecam.studio.trainer import BASE, Embedder, Retrain, examples, lowest_priority
 from edgecam.studio.versions import Versions
 
 logger = logging.getLogger(__name__)
 
 NEAREST = 3  # examples shown for "why this state"
 NEAREST_POOL = 60  # of the newest examples of the state
+WARM_S = 2.0  # how often new examples are looked for, to embed them ahead of a retrain
 
 
 class Studio:
@@ -61,6 +63,8 @@ class Studio:
         self.teacher = None  # the HTTP output's Teacher (its crops of the newest picture)
         self._job: Retrain | None = None
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._warmer: threading.Thread | None = None
 
     # ------------------------------------------------------------ regions
 
@@ -222,6 +226,9 @@ class Studio:
     def attach(self, sink) -> None:
         """Serve the page and its reads on ``sink`` (an HTTP output: its ``mount``) and take its crops."""
         self.teacher = sink.teacher
+        if self._warmer is None:
+            self._warmer = threading.Thread(target=self._warm, name="teach-embed", daemon=True)
+            self._warmer.start()
         for prefix in ("/teach", "/api/teach"):
             sink.mount(prefix, lambda request, path, query: api.read(request, self, path, query))
 
@@ -229,7 +236,26 @@ class Studio:
         """Answer a POST or DELETE below /api/teach/ (``request``: the HTTP handler, checks passed)."""
         api.write(request, self, path)
 
+    def _warm(self) -> None:
+        """Embed each new example of the drawn regions as it comes (lowest priority, every WARM_S): a retrain
+        then only fits and cross-validates, in well under a second."""
+        lowest_priority()
+        while not self._closed.wait(WARM_S):
+            for name, region in list(self.live.items()):
+                if name in self.config_names:
+                    continue
+                for files in examples(self.examples, name, region.labels).values():
+                    for path in files:
+                        if self._closed.is_set():
+                            return
+                        try:
+                            self.embedder.file(path)
+                        except EdgecamError as e:  # the base model cannot be had: said once, retrain says it again
+                            logger.warning("teach: cannot embed examples: %s", e.message)
+                            return
+
     def close(self) -> None:
+        self._closed.set()
         self.feeder.close()
 
 

@@ -101,7 +101,7 @@ class Retrain:
         self.thread = threading.Thread(target=self.run, name=f"retrain-{region}", daemon=True)
 
     def run(self) -> None:
-        _lowest_priority()
+        lowest_priority()
         started = time.perf_counter()
         try:
             evidence = self._train(started)
@@ -166,7 +166,7 @@ def _evidence(cv: heads.CrossValidation, used: list[Path], folder: Path) -> dict
             "confusion": cv.confusion().tolist(), "misclassified": wrong[:100]}
 
 
-def _lowest_priority() -> None:
+def lowest_priority() -> None:
     """This thread at nice 19 (Linux threads have their own), so the camera's threads go first."""
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
