@@ -79,14 +79,17 @@ class CameraPipeline:
     that order; :meth:`close` undoes what was opened when a later step fails.
     """
 
-    def __init__(self, cfg, shared: SharedParts, name: str = "main"):
+    def __init__(self, cfg, shared: SharedParts, name: str = "main", served: bool | None = None):
+        """``name``: the camera's (its drawn regions and review queue are kept under it); ``served``: whether
+        its page is served (None: ``http.enabled``; a run of several cameras serves them from its hub)."""
         self.cfg = cfg
         self.shared = shared
         self.name = name
         self.tracker = None
         self.region_info: tuple = ()
         #: with the HTTP output: teaching from its page (edgecam.studio; regions drawn there, heads taught)
-        self.studio = open_studio(cfg, name, self.request_reload)
+        served = cfg.http.enabled if served is None else served
+        self.studio = Studio(cfg, name, examples_dir(cfg), self.request_reload) if served else None
         self.classifier = self._load_model()
         labels = None if self.tracker is not None else tuple(self.classifier.labels)
         self.live = LiveHolder(LiveSettings.from_config(cfg, labels))
@@ -233,9 +236,3 @@ class CameraPipeline:
         if self.studio is not None:
             self.studio.close()
 
-
-def open_studio(cfg, name: str, request_reload):
-    """The camera's :class:`edgecam.studio.core.Studio` when its page is served (``http.enabled``), else None."""
-    if not cfg.http.enabled:
-        return None
-    return Studio(cfg, name, examples_dir(cfg), request_reload)
