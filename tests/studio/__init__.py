@@ -29,7 +29,7 @@ class SceneCamera:
     """A running camera on a scene (see the module docstring); a context manager."""
 
     def __init__(self, scene: Scene, tmp_path: Path, token: str = "teach-token", config: dict | None = None,
-                 seed: int = 0):
+                 seed: int = 0, fps: float = 10):
         self.scene, self.tmp = scene, tmp_path
         self.folder = tmp_path / "frames"
         self.folder.mkdir()
@@ -37,7 +37,7 @@ class SceneCamera:
         self.token = token
         (tmp_path / "token").write_text(token)
         self.show("empty")
-        data = {"source": {"type": "images", "uri": str(self.folder), "fps": 10, "realtime": True, "loop": True},
+        data = {"source": {"type": "images", "uri": str(self.folder), "fps": fps, "realtime": True, "loop": True},
                 "http": {"enabled": True, "port": 0, "token_file": str(tmp_path / "token")},
                 "state_dir": str(tmp_path / "state"), "examples_dir": str(tmp_path / "examples"),
                 "smoothing": {"mode": "ema", "window": 2, "hysteresis": False},
