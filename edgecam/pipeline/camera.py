@@ -99,6 +99,7 @@ class CameraPipeline:
         self.policy: DropPolicy | None = None
         self.pipeline: Pipeline | None = None
         self._reopen = None
+        self.taught_pending = False  # the page asked for a reload (request_reload) that has not run yet
 
     def _load_model(self):
         """The whole picture's classifier, or the regions' (each box classified on its own; docs/custom-states.md)."""
@@ -153,11 +154,13 @@ class CameraPipeline:
 
     def request_reload(self) -> None:
         """Ask the output loop to reload (what SIGHUP does): the page changed a region or a head."""
+        self.taught_pending = True
         if self.pipeline is not None:
             self.pipeline.reload_requested = True
 
     def reload_taught(self) -> None:
         """In the output loop, on a reload: the regions drawn on the page and the heads in use, applied."""
+        self.taught_pending = False
         if self.studio is not None and self.pipeline is not None:
             studio_live.apply(self.studio, self)
 
