@@ -253,6 +253,7 @@ class Studio:
                         except EdgecamError as e:  # the base model cannot be had: said once, retrain says it again
                             logger.warning("teach: cannot embed examples: %s", e.message)
                             return
+            self.embedder.forget_missing()
 
     def close(self) -> None:
         self._closed.set()

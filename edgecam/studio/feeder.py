@@ -6,8 +6,8 @@ model was unsure, :meth:`Feeder.on_frame` crops those regions of the picture
 and hands the crops to a writer thread (a queue of :data:`BACKLOG`; when it is
 full the crop is skipped, never waited for: the camera does not wait on the disk).
 
-Unsure means one of: the region's model does not know its states yet (no
-head taught: ``untaught``); the picture is far from every example
+Unsure means one of: the region's model does not know its states yet (states
+named, no head taught: ``untaught``); the picture is far from every example
 (``unknown``, by distance); the two best states are within :data:`MARGIN`
 (``margin``); the state changed :data:`FLICKER` times within
 :data:`FLICKER_S` seconds (``flicker``). A region gives at most one crop
@@ -51,10 +51,10 @@ class Feeder:
         self.skipped = 0
         self._thread: threading.Thread | None = None
 
-    def reason(self, name: str, raw, state, head, now: float) -> str | None:
+    def reason(self, name: str, raw, state, region, now: float) -> str | None:
         """Why region ``name``'s result ``raw`` is unsure, or None."""
         changes = self._changes.get(name, ())
-        if head is None:
+        if region.cfg.labels and region.classifier.head is None:  # states named, no model of them yet
             return "untaught"
         if raw.extra.get(Extra.UNKNOWN) or (state is not None and state.label == UNKNOWN):
             return "unknown"
@@ -82,7 +82,7 @@ class Feeder:
                                                                                    for i in order],
                                  "state": state.label if state is not None else None,
                                  "distance": r.extra.get(Extra.DISTANCE), "time": time.time()}
-            why = self.reason(name, r, state, region.classifier.head, now)
+            why = self.reason(name, r, state, region, now)
             if why is not None and now - self._last.get(name, -1e9) >= self.gap_s:
                 self._last[name] = now
                 guess = self.latest[name]

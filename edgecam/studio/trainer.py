@@ -78,6 +78,12 @@ class Embedder:
         return vector
 
 
+    def forget_missing(self) -> None:
+        """Drop the cached embeddings of files that are gone (filed elsewhere, deleted)."""
+        for path in [p for p in self._cache if not p.exists()]:
+            self._cache.pop(path, None)
+
+
 def examples(root: Path, region: str, labels) -> dict[str, list[Path]]:
     """The example files of each of ``labels`` (``root/<region>/<label>/*.png``), by name."""
     out = {}
