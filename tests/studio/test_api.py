@@ -64,6 +64,15 @@ def test_a_script_teaches_a_drawn_region_and_undoes_it(camera):
     teach(camera)
     counts = next(r for r in camera.call("GET", "/api/teach")[1]["regions"] if r["name"] == "garage")["examples"]
     assert counts == {s: 10 for s in STATES}
+    # a mislabelled example moved to its state (what a click on a thumbnail of the evidence does), and back
+    first = sorted((camera.tmp / "examples" / "garage" / "empty").glob("*.png"))[0]
+    code, out = camera.call("POST", "/api/teach/relabel", {"region": "garage", "file": f"empty/{first.name}",
+                                                          "state": "scooter"})
+    assert code == 200 and out["file"].startswith("scooter/") and not first.exists()
+    code, out = camera.call("POST", "/api/teach/relabel", {"region": "garage", "file": out["file"], "state": "empty"})
+    assert code == 200 and first.exists()
+    code, out = camera.call("POST", "/api/teach/relabel", {"region": "garage", "file": "../../token", "state": "empty"})
+    assert code == 404
     code, out = camera.call("POST", "/api/teach/retrain", {"region": "garage"})
     assert code == 202, out
     status = wait_until(lambda: (s := camera.call("GET", "/api/teach/retrain")[1])["state"] != "running" and s,
