@@ -191,7 +191,10 @@ let queue = [], shown = "";
 function render(force) {
   const key = JSON.stringify([teach, queue, latest, evidence]);
   if (!force && key === shown) return; shown = key;
-  $("regions").replaceChildren(...teach.regions.map(r => panel(r, queue)));
+  const waiting = (teach.pending || []).map(r => r.name);
+  $("regions").replaceChildren(...teach.regions.map(r => panel(r, queue)), ...(waiting.length ? [el("div",
+    "saved, applied at the next start (this camera classifies the whole picture): " + waiting.join(", "),
+    {"class": "panel muted", id: "pending"})] : []));
   paint();
 }
 async function poll() {
