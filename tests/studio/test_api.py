@@ -99,3 +99,17 @@ def test_a_script_teaches_a_drawn_region_and_undoes_it(camera):
     wait_until(lambda: camera.region_label("garage") not in STATES + [None], "the base model back", timeout=15)
     code, out = camera.call("POST", "/api/teach/undo", {"region": "garage"})
     assert code == 409 and "nothing to undo" in out["error"]
+
+
+def test_a_region_drawn_on_a_whole_picture_camera_runs_from_the_next_start(scene, model_env, tmp_path):
+    with SceneCamera(scene, tmp_path) as cam:
+        code, out = cam.call("POST", "/api/teach/regions", {"name": "garage", "box": list(REGION),
+                                                            "labels": STATES})
+        assert code == 201, out
+        teach_state = wait_until(lambda: (t := cam.call("GET", "/api/teach")[1])["pending"] and t, "pending")
+        assert teach_state["regions"] == [] and teach_state["pending"][0]["name"] == "garage"
+        assert "regions" not in cam.latest() or not cam.latest()["regions"]
+    (tmp_path / "frames").rename(tmp_path / "frames-before")
+    with SceneCamera(scene, tmp_path) as cam:  # the same state directory
+        assert cam.region_label("garage") is not None
+        assert [r["name"] for r in cam.call("GET", "/api/teach")[1]["regions"]] == ["garage"]
