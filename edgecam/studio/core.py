@@ -65,6 +65,7 @@ class Studio:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._warmer: threading.Thread | None = None
+        self._ready: dict = {}  # new drawn region -> its classifier, loaded ahead of the reload
 
     # ------------------------------------------------------------ regions
 
@@ -94,6 +95,11 @@ class Studio:
     def put_region(self, data) -> DrawnRegion:
         region = DrawnRegion.parse(data)
         self.store.put(region, self.config_names)
+        if self.live and region.name not in self.live and region.name not in self._ready:  # live: regions run
+            # its classifier loaded and built here (the request's thread), not in the camera's output loop
+            clf = self.load_base()
+            clf.build()
+            self._ready[region.name] = clf
         self.request_reload()
         return region
 
@@ -104,6 +110,11 @@ class Studio:
         if gone:
             self.request_reload()
         return gone
+
+    def base_for(self, name: str):
+        """The classifier a new drawn region ``name`` runs: the one :meth:`put_region` loaded, else a new one."""
+        clf = self._ready.pop(name, None)
+        return clf if clf is not None else self.load_base()
 
     def load_base(self):
         """A new classifier of the base model with its embedding: each drawn region runs one of its own."""

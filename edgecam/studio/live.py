@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 
 from edgecam.config.schema import RegionConfig
 from edgecam.errors import EdgecamError
@@ -43,7 +44,7 @@ def _region(studio, drawn, prev, follow: int) -> tuple[Region, bool]:
     same_head = prev is not None and getattr(prev, "head_key", "none") == key
     if same_head and prev.box == drawn.box and tuple(prev.cfg.labels or ()) == drawn.labels:
         return prev, False
-    clf = prev.classifier if prev is not None and hasattr(prev, "head_key") else studio.load_base()
+    clf = prev.classifier if prev is not None and hasattr(prev, "head_key") else studio.base_for(drawn.name)
     if not same_head:
         head = None
         if path is not None:
@@ -74,6 +75,7 @@ def drawn_regions(studio, follow: int) -> list[Region]:
 def apply(studio, camera) -> list[str]:
     """Bring the running camera to the drawn regions and heads on disk (output loop); what changed, by name."""
     tracker, classifier = camera.tracker, camera.classifier
+    started = time.perf_counter()
     if tracker is None:
         logger.warning("drawn regions: this camera classifies the whole picture; they apply at the next start")
         return []
@@ -105,8 +107,10 @@ def apply(studio, camera) -> list[str]:
     camera.set_region_info(tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in regions))
     studio.live = {r.name: r for r in regions}
     if changed or gone:
-        logger.warning("drawn regions: %s", ", ".join([f"{n} applied" for n in changed] + [f"{n} removed"
-                                                                                          for n in gone]))
+        # the output loop waited this long (a new region loads its classifier): said, to be seen
+        logger.warning("drawn regions: %s (%.0f ms)", ", ".join([f"{n} applied" for n in changed]
+                                                                + [f"{n} removed" for n in gone]),
+                       (time.perf_counter() - started) * 1000)
     return changed + gone
 
 
