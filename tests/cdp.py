@@ -107,19 +107,31 @@ class Browser:
         self.ws = WebSocket(target["webSocketDebuggerUrl"])
         return self
 
-    def evaluate(self, expression: str):
-        """The value of ``expression`` in the page (promises awaited)."""
+    def call(self, method: str, params: dict | None = None) -> dict:
+        """Send one DevTools command (``Input.dispatchMouseEvent``, ``Page.captureScreenshot``...); its result."""
         self._id += 1
-        self.ws.send(json.dumps({"id": self._id, "method": "Runtime.evaluate",
-                                 "params": {"expression": expression, "returnByValue": True, "awaitPromise": True}}))
+        self.ws.send(json.dumps({"id": self._id, "method": method, "params": params or {}}))
         while True:
             msg = json.loads(self.ws.recv())
             if msg.get("id") == self._id:
                 if "error" in msg:  # e.g. "Execution context was destroyed": the page is navigating
                     raise PageChanging(msg["error"])
-                result = msg["result"]
-                assert "exceptionDetails" not in result, result
-                return result["result"].get("value")
+                return msg["result"]
+
+    def evaluate(self, expression: str):
+        """The value of ``expression`` in the page (promises awaited)."""
+        result = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        assert "exceptionDetails" not in result, result
+        return result["result"].get("value")
+
+    def mouse(self, kind: str, x: float, y: float) -> None:
+        """A real mouse event at page pixel (x, y): ``mousePressed``, ``mouseMoved`` or ``mouseReleased``."""
+        self.call("Input.dispatchMouseEvent", {"type": kind, "x": x, "y": y, "button": "left",
+                                               "buttons": 0 if kind == "mouseReleased" else 1, "clickCount": 1})
+
+    def screenshot(self) -> bytes:
+        """What the page shows now, as PNG bytes."""
+        return base64.b64decode(self.call("Page.captureScreenshot", {"format": "png"})["data"])
 
     def wait_for(self, expression: str, what: str, timeout: float = 30.0):
         return wait_until(lambda: self._settled(expression), what, timeout=timeout, interval=0.2)

@@ -28,7 +28,6 @@ from edgecam.model.heads import METHODS
 from edgecam.errors import EXIT_CONFIG, EdgecamError, ModelError
 from edgecam.names import label_problem
 from edgecam.pictures import PictureError, read_image, shown
-from edgecam.registry.store import sha256_file
 
 DEFAULT_METHOD = "logreg"  # best held-out accuracy of the three on the scene tests (docs/custom-states.md)
 MIN_EXAMPLES = 2  # per state, for cross-validation; 10 or more are advised
@@ -74,7 +73,7 @@ def cmd_learn(args) -> int:
     t_done = time.perf_counter()
     lo, hi = wilson_interval(cv.correct, cv.n)
     model = custom_models.CustomModel(
-        name=name, base=args.base, base_sha256=clf_sha256(cfg, args.base, reg), head=head, crop="stretch",
+        name=name, base=args.base, base_sha256=custom_models.base_sha256(cfg.model.dir, args.base, reg), head=head, crop="stretch",
         examples={c: int(sum(1 for t in targets if t == i)) for i, c in enumerate(classes)},
         cv={"method": args.method, "folds": cv.n_folds, "n": cv.n, "accuracy": round(cv.accuracy, 4),
             "interval": [round(lo, 4), round(hi, 4)],
@@ -158,11 +157,3 @@ def _embeddings(args, clf, photos, classes: list[str], counts: dict[str, int]) -
         raise EdgecamError(f"{shown(args.examples)}: {what} (first: {unreadable[0]}); give each state at least "
                            f"{MIN_EXAMPLES} pictures that are not empty or damaged", EXIT_CONFIG)
     return np.stack(rows), targets
-
-
-def clf_sha256(cfg, base: str, reg) -> str:
-    """The SHA-256 of the base model file the embeddings came from."""
-    entry = reg[base]
-    if entry.sha256:
-        return entry.sha256  # resolve() verified the file against it
-    return sha256_file(registry.models_dir(cfg.model.dir) / entry.file)

@@ -173,6 +173,7 @@ class HttpConfig:
     jpeg_quality: int = _opt(80, min=1, max=100)
     stream_fps: float = _opt(15.0, min=0.1, max=120.0)
     allowed_hosts: list[str] = _opt(field(default_factory=list), check=_host_names)  # more names for the Host check
+    review_cap_mb: float = _opt(50.0, min=0.01, max=100_000.0)  # the review queue's disk use, at most (docs/teach.md)
 
 
 @dataclass

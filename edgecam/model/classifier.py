@@ -102,6 +102,7 @@ class Classifier:
         # one-item list that replica() copies share, so that swap_head() reaches them all.
         self._head = [opts.head]
         self.labels = self._checked_labels(labels, opts)
+        self._own_labels = self.labels  # what swap_head(None) brings back
         self.custom = None  # the edgecam.model.custom_models.CustomModel this runs, if any (load_custom)
         self.custom_path: Path | None = None
         self._in_index = inputs[0]["index"]
@@ -268,12 +269,14 @@ class Classifier:
         return self._head[0]
 
     def swap_head(self, head) -> None:
-        """Use ``head`` from the next result on (a reload after ``edgecam learn``); it may have other classes."""
+        """Use ``head`` from the next result on (a reload after ``edgecam learn``); it may have other classes.
+
+        None: the model's own classes again (a head taught on the page, undone)."""
         if self.embedding_spec is None:
             raise ValueError(f"{self.name}: loaded without its embedding output")
         self._head[0] = head
-        self.labels = tuple(head.labels)
-        self.num_classes = len(head.labels)
+        self.labels = tuple(head.labels) if head is not None else self._own_labels
+        self.num_classes = len(self.labels)
 
     def output_embedding(self) -> np.ndarray:
         """The embedding (float32, dequantized) of the last ``interpreter.invoke()``; needs ``embedding=True``."""

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecam import registry
 from edgecam.atomic import write_atomic
 from edgecam.errors import ModelError, OutputError
 from edgecam.model.heads import METHODS, Head
 from edgecam.names import MODEL_NAME_RULE, model_name_problem
+from edgecam.registry.store import sha256_file
 
 SUFFIX = ".head.npz"
 #: ``edgecam learn --force`` keeps the model it replaces as ``NAME.head.npz.previous`` (one generation).
@@ -96,9 +98,6 @@ def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = Fa
     becomes ``<name>.head.npz.previous`` (a hard link, so the name never points at nothing meanwhile)."""
 
     path = path_for(check_name(model.name), folder)
-    arrays = {f"head_{k}": v for k, v in model.head.arrays.items()}
-    buf = io.BytesIO()
-    np.savez(buf, meta=np.array(json.dumps(model.meta())), **arrays)
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         if keep_previous and path.is_file():
@@ -110,11 +109,20 @@ def save(model: CustomModel, folder: str | os.PathLike, keep_previous: bool = Fa
                 import shutil
 
                 shutil.copyfile(path, backup)
-        write_atomic(path, buf.getvalue())
+        write(model, path)
     except OSError as e:
         raise OutputError(f"cannot write {path}: {e.strerror or e}; choose another model folder with --dir") \
             from None
     return path
+
+
+def write(model: CustomModel, path: str | os.PathLike) -> None:
+    """Write ``model`` to the file ``path``, atomically (OSError when it cannot be)."""
+    arrays = {f"head_{k}": v for k, v in model.head.arrays.items()}
+    buf = io.BytesIO()
+    np.savez(buf, meta=np.array(json.dumps(model.meta())), **arrays)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, buf.getvalue())
 
 
 def load(path: str | os.PathLike) -> CustomModel:
@@ -146,3 +154,11 @@ def load(path: str | os.PathLike) -> CustomModel:
                        crop=meta.get("crop", "stretch"), crop_fraction=float(meta.get("crop_fraction", 0.875)),
                        examples=dict(meta.get("examples") or {}), cv=dict(meta.get("cv") or {}),
                        created=meta.get("created", ""))
+
+
+def base_sha256(model_dir, base: str, reg) -> str:
+    """The SHA-256 of the base model file ``base`` (a registry name) that embeddings are made with."""
+    entry = reg[base]
+    if entry.sha256:
+        return entry.sha256  # resolve() verified the file against it
+    return sha256_file(registry.models_dir(model_dir) / entry.file)

@@ -227,6 +227,15 @@ class RegionTracker:
             self.smoothing = smoothing
             self.smoothers = {name: Smoother(smoothing, 0.0) for name in self.regions}
 
+    def set_regions(self, regions: list[Region]) -> None:
+        """The regions a reload left (drawn on the page, moved, deleted): the ones kept keep their state and
+        smoothing, a new one starts unclassified (output loop)."""
+        self.regions = {r.name: r for r in regions}
+        self.smoothers = {r.name: self.smoothers.get(r.name) or Smoother(self.smoothing, 0.0) for r in regions}
+        self.states = {r.name: dataclasses.replace(self.states[r.name], box=r.box) if r.name in self.states else
+                       RegionState(name=r.name, box=r.box, label=None, score=0.0, index=None, frame=-1,
+                                   wall_time=0.0, classified=False) for r in regions}
+
     def state_of(self, region: Region, result: Classification, frame: int, wall_time: float) -> RegionState:
         """The state one raw result gives ``region``: rules on the (smoothed) scores."""
         labels = list(result.labels)

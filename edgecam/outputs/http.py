@@ -155,6 +155,8 @@ class HttpSink(Sink):
             self.teacher = Teacher(regions, examples_dir or "examples", cfg.jpeg_quality)
         #: Paths other parts of edgecam answer (:meth:`mount`): prefix -> handler.
         self.mounts: dict[str, Callable] = {}
+        #: The camera's teaching (edgecam.studio.core.Studio: /teach, /api/teach/...), once attached.
+        self.studio = None
 
     @classmethod
     def from_config(cls, cfg, ctx) -> HttpSink:
@@ -174,6 +176,11 @@ class HttpSink(Sink):
         output mounts its page and API this way). ``request`` is the
         :class:`edgecam.outputs.http_server.Handler`: its ``_send`` and ``_json`` answer."""
         self.mounts[prefix.rstrip("/")] = handle
+
+    def attach_studio(self, studio) -> None:
+        """Serve the teach page and its endpoints (an edgecam.studio.core.Studio) and feed its review queue."""
+        self.studio = studio
+        studio.attach(self)
 
     def view_for(self, path: str) -> tuple[HttpSink, str]:
         """Who answers ``path``, and the path it answers: this sink, ``path`` (a hub: one of its cameras)."""
@@ -204,6 +211,8 @@ class HttpSink(Sink):
         image = annotated if annotated is not None else frame.image
         if self.teacher is not None:
             self.teacher.on_frame(frame.image, frame.wall_time)
+        if self.studio is not None:
+            self.studio.feeder.on_frame(frame.image, frame.wall_time)
         with self._cond:
             self._image = image
             self._image_result = result  # the result the overlay drew: the live page lists it beside the picture
@@ -214,11 +223,15 @@ class HttpSink(Sink):
         self._result_wall = time.time()
         self._result_mono = time.monotonic()
         self._result = result
+        if self.studio is not None:
+            self.studio.feeder.on_result(result)
 
     def close(self) -> None:
         """Stop serving and let every client thread exit (within a second)."""
         if not self.end_streams():
             return
+        if self.studio is not None:
+            self.studio.close()
         self.slots.shut()
         stop_serving(self._server, self._thread)
         self.slots.wait_empty(1.0)

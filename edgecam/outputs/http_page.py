@@ -35,7 +35,8 @@ PAGE = b"""<!doctype html>
 <body><main>
 <h1><a id="all-link" href="../../" hidden style="color:#9cf; font-weight: normal">&larr; all cameras</a>
 edgecam <span id="camera-name"></span>
-<a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a></h1>
+<a id="events-link" href="events" hidden style="color:#9cf; font-weight: normal">events</a>
+<a id="teach-link" href="teach" hidden style="color:#9cf; font-weight: normal">teach</a></h1>
 <img id="view" alt="live picture">
 <ol id="labels"></ol>
 <div id="regions"></div>
@@ -130,6 +131,8 @@ async function regions() {
 }
 regions();
 // With event rules: a link to their page (/events answers only then).
+fetch(url("api/teach"), {cache: "no-store"}).then(r => { if (r.ok) {  // the teach page (edgecam.studio)
+  const a = document.getElementById("teach-link"); a.href = url("teach"); a.hidden = false; } });
 fetch(url("api/events", "limit=1"), {cache: "no-store"}).then(r => { if (r.ok) {
   const a = document.getElementById("events-link"); a.href = url("events"); a.hidden = false; } });
 async function poll() {

@@ -273,8 +273,12 @@ class Handler(BaseHTTPRequestHandler):
                        extra={"WWW-Authenticate": "Bearer"})
             return
         self.view, path = site.view_for(full)
+        studio = getattr(self.view, "studio", None)
+        if studio is not None and path.startswith("/api/teach/"):  # the teach page's (edgecam.studio.api)
+            studio.write(self, path)
+            return
         teacher = getattr(self.view, "teacher", None)
-        if path != "/api/examples" or teacher is None:
+        if path != "/api/examples" or teacher is None or self.command != "POST":
             self._send(404, f"404 not found: POST {full[:200]}\n".encode())
             return
         try:
@@ -298,6 +302,8 @@ class Handler(BaseHTTPRequestHandler):
             self._json(507, {"error": e.message})
         else:
             self._json(201, {"saved": str(path), "examples": count})
+
+    do_DELETE = do_POST  # DELETE /api/teach/regions/<name>: the same checks, the same answers
 
     def _json(self, code: int, data: dict):
         self._send(code, json.dumps(data).encode() + b"\n", "application/json")

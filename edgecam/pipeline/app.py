@@ -146,6 +146,7 @@ class App:
         # The command-line flags cfg was built with: a reload re-applies them,
         # else every SIGHUP would see --log, --display... as changed keys.
         self.overrides = dict(overrides or {})
+        self._hup = False  # a SIGHUP came (App.reload then re-reads the config, not only what the page taught)
         self.pipeline = None
         self.plan = None
         self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks))
@@ -255,7 +256,13 @@ class App:
             self.pipeline.stop()
 
     def reload(self) -> None:
-        """SIGHUP: re-read the config file; apply what can change live, name what needs a restart."""
+        """SIGHUP: re-read the config file; apply what can change live, name what needs a restart.
+
+        A reload the teach page asked for (a region drawn, a head put in use) applies that alone."""
+        if self.camera.taught_pending and not self._hup:
+            self.camera.reload_taught()
+            return
+        self._hup = False
         self.watchdog.notifier.reloading()
         try:
             self._reload()
@@ -288,6 +295,7 @@ class App:
 
     def _reload(self) -> None:
         self._reload_heads()
+        self.camera.reload_taught()  # regions drawn and heads taught on the page
         path = self.cfg.path
         if not path:
             logger.warning("reload: no config file was given, nothing to reload")
@@ -321,6 +329,7 @@ class App:
             p.stop()
 
         def on_hup(_signum, _frame):
+            self._hup = True
             p.reload_requested = True  # done by the output loop, not in the handler
 
         if threading.current_thread() is threading.main_thread():

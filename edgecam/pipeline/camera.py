@@ -35,6 +35,9 @@ from edgecam.outputs.stdout import LabelChangesSink
 from edgecam.pipeline.live import LiveHolder, LiveSettings
 from edgecam.pipeline.loop import Pipeline, PipelineOptions
 from edgecam.stats import Stats
+from edgecam.outputs.teach import examples_dir
+from edgecam.studio import live as studio_live
+from edgecam.studio.core import Studio
 
 logger = logging.getLogger(__name__)
 
@@ -76,13 +79,19 @@ class CameraPipeline:
     that order; :meth:`close` undoes what was opened when a later step fails.
     """
 
-    def __init__(self, cfg, shared: SharedParts):
+    def __init__(self, cfg, shared: SharedParts, name: str = "main", served: bool | None = None):
+        """``name``: the camera's (its drawn regions and review queue are kept under it); ``served``: whether
+        its page is served (None: ``http.enabled``; a run of several cameras serves them from its hub)."""
         self.cfg = cfg
         self.shared = shared
+        self.name = name
         self.tracker = None
         self.region_info: tuple = ()
+        #: with the HTTP output: teaching from its page (edgecam.studio; regions drawn there, heads taught)
+        served = cfg.http.enabled if served is None else served
+        self.studio = Studio(cfg, name, examples_dir(cfg), self.request_reload) if served else None
         self.classifier = self._load_model()
-        labels = None if cfg.regions else tuple(self.classifier.labels)
+        labels = None if self.tracker is not None else tuple(self.classifier.labels)
         self.live = LiveHolder(LiveSettings.from_config(cfg, labels))
         self.outputs: FanOut | None = None
         self.source = None
@@ -90,13 +99,18 @@ class CameraPipeline:
         self.policy: DropPolicy | None = None
         self.pipeline: Pipeline | None = None
         self._reopen = None
+        self.taught_pending = False  # the page asked for a reload (request_reload) that has not run yet
 
     def _load_model(self):
         """The whole picture's classifier, or the regions' (each box classified on its own; docs/custom-states.md)."""
         cfg, load = self.cfg, self.shared.load
-        if not cfg.regions:
+        follow = cfg.smoothing.window if cfg.smoothing.mode == "ema" else 1
+        drawn = studio_live.drawn_regions(self.studio, follow) if self.studio is not None else []
+        if not cfg.regions and not drawn:
             return load(cfg.model, camera=cfg.source.type in ("auto", "picamera2"))
-        built = regions_mod.build(cfg, load)
+        built = (regions_mod.build(cfg, load) if cfg.regions else []) + drawn
+        if self.studio is not None:
+            self.studio.live = {r.name: r for r in built}
         self.tracker = regions_mod.RegionTracker(built, dataclasses.replace(cfg.smoothing))
         self.region_info = tuple(RegionInfo(r.name, r.box, r.labels, r.cfg.on_label) for r in built)
         return regions_mod.RegionClassifier(built, "+".join(dict.fromkeys(r.classifier.name for r in built)))
@@ -124,15 +138,39 @@ class CameraPipeline:
         """
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
-                            labels=() if cfg.regions else tuple(self.classifier.labels), camera=name,
+                            labels=() if self.tracker is not None else tuple(self.classifier.labels), camera=name,
                             shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks))
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")
             sinks.append(LabelChangesSink(changes_to, camera=name))
         self.outputs = FanOut(sinks, shared.stats)
+        if self.studio is not None:
+            for sink in sinks:
+                if hasattr(sink, "attach_studio"):
+                    sink.attach_studio(self.studio)
         self.outputs.start()
         return self.outputs
+
+    def request_reload(self) -> None:
+        """Ask the output loop to reload (what SIGHUP does): the page changed a region or a head."""
+        self.taught_pending = True
+        if self.pipeline is not None:
+            self.pipeline.reload_requested = True
+
+    def reload_taught(self) -> None:
+        """In the output loop, on a reload: the regions drawn on the page and the heads in use, applied."""
+        self.taught_pending = False
+        if self.studio is not None and self.pipeline is not None:
+            studio_live.apply(self.studio, self)
+
+    def set_region_info(self, info: tuple) -> None:
+        """The regions a reload left, for the outputs that list them (the page's crops and buttons)."""
+        self.region_info = info
+        for sink in self.outputs.sinks if self.outputs is not None else ():
+            teacher = getattr(sink, "teacher", None)
+            if teacher is not None:
+                teacher.regions = {r.name: r for r in info}
 
     def _open(self):
         """The configured source, opened (again, on a reconnect)."""
@@ -180,6 +218,8 @@ class CameraPipeline:
         self.pipeline = Pipeline(self.classifier, self.source, self.outputs, options, live=self.live,
                                  stats=self.shared.stats, reopen=self._reopen, plan=plan, regions=self.tracker,
                                  tickers=tickers, stage=stage, camera=name)
+        # A reload applies what the page taught; a run's own reload (App.reload) calls reload_taught too.
+        self.pipeline.on_reload = self.reload_taught
         return self.pipeline
 
     def apply(self, settings: LiveSettings) -> None:
@@ -196,3 +236,6 @@ class CameraPipeline:
         """Close what was opened (the outputs) when start-up fails after them."""
         if self.outputs is not None:
             self.outputs.close()
+        if self.studio is not None:
+            self.studio.close()
+

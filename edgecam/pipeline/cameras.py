@@ -184,7 +184,7 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
-        cam.parts = CameraPipeline(cam.cfg, shared)
+        cam.parts = CameraPipeline(cam.cfg, shared, name=cam.name, served=self.hub is not None)
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
         if self.mqtt_hub is not None:
@@ -345,6 +345,8 @@ class CamerasApp:
                                             smoothing=dataclasses.replace(new.smoothing)))
         cam.cfg.model.top_k, cam.cfg.model.threshold, cam.cfg.smoothing = (new.model.top_k, new.model.threshold,
                                                                            new.smoothing)
+        cam.parts.reload_taught()
+        cam.pipeline.on_reload = cam.parts.reload_taught  # the page's next reload: what it taught only
         applied = [k for k in changed if k not in later]
         logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing (no live key changed)")
         if later:

@@ -19,7 +19,9 @@ import pytest
 from tests.e2e import REPO, Edgecam, free_port, run_args, shared_video, write_config
 
 DOCS = REPO / "docs"
-SHOTS = ("live-page.png", "events-empty.png", "events.png")
+# The teach page's: tests/studio/test_page_browser.py retakes them.
+SHOTS = ("live-page.png", "events-empty.png", "events.png", "teach-region.png", "teach-review.png",
+         "teach-evidence.png", "teach-why.png")
 UPDATE = os.environ.get("EDGECAM_UPDATE_SCREENSHOTS") == "1"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MAX_BYTES = 400_000
