@@ -74,6 +74,7 @@ def rule_of(key: str) -> str | None:
 
 def model_choices(cfg) -> list[str]:
     """The models a command may choose: the registry's names and the learned models present on this node."""
+    # here: the registry and learned models' modules load numpy and yaml files, wanted only when a command comes
     from edgecam import registry
     from edgecam.model import custom_models
 
