@@ -33,6 +33,7 @@ from edgecam.config import schema as config_mod
 from edgecam.config.check import build_section, quote
 from edgecam.config.events import EventRuleConfig
 from edgecam.config.state import feature_dir
+from edgecam.config.state import state_dir as state_dir_of
 from edgecam.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -139,11 +140,10 @@ class Override:
 
 
 def apply(cfg, overrides: Mapping[str, Override]):
-    """``cfg`` with the overrides' model settings and rule switches laid over it (a new Config)."""
+    """``cfg`` with the overrides' model settings and rule switches laid over it (always a new Config)."""
     model = {k: o.value for k, o in overrides.items() if k in (Key.MODEL, Key.THRESHOLD, Key.TOP_K)}
     rules = {rule_of(k): o.value for k, o in overrides.items() if rule_of(k) is not None}
-    if not model and not rules:
-        return cfg
+    # Always a copy: the running config is changed in place by a reload, the file's settings never are.
     out = config_mod.apply_overrides(cfg, model)
     for r in out.events.rules:
         r.enabled = rules.get(r.name, r.enabled)
@@ -159,7 +159,8 @@ class OverridesStore:
 
     def __init__(self, state_dir, camera: str):
         self.camera = camera
-        self.path: Path = feature_dir(state_dir, "control") / f"{camera}.json"
+        self._state_dir = state_dir
+        self.path: Path = state_dir_of(state_dir) / "control" / f"{camera}.json"  # made when first written
         self.values: dict[str, Override] = self._read()
 
     def _read(self) -> dict[str, Override]:
@@ -185,6 +186,7 @@ class OverridesStore:
             return {}
 
     def save(self) -> None:
+        feature_dir(self._state_dir, "control")
         data = {"format": FORMAT, "camera": self.camera,
                 "values": {k: {"value": o.value, "base": o.base} for k, o in sorted(self.values.items())}}
         write_atomic(self.path, (json.dumps(data, indent=1, allow_nan=False) + "\n").encode())
@@ -196,11 +198,16 @@ class OverridesStore:
         """
         value = check(cfg, key, value)
         base = config_value(cfg, key)
+        before = dict(self.values)
         if value == base:
             self.values.pop(key, None)
         else:
             self.values[key] = Override(value, base)
-        self.save()
+        try:
+            self.save()
+        except OSError:
+            self.values = before  # not kept: not applied either
+            raise
         return value
 
     def reconcile(self, cfg) -> list[str]:
