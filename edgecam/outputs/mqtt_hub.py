@@ -151,6 +151,7 @@ class MqttHub:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.names.prefix, self.names.client_id)
@@ -288,7 +289,18 @@ class MqttHub:
             link.ever_connected = True
             link.state = LinkState.CONNECTED
             self._cond.notify_all()
+        if self.cfg.commands:  # a clean session each time: subscribe again (the run's and each camera's)
+            prefix, qos = self.names.prefix, self.cfg.qos
+            client.subscribe([(f"{prefix}/set/#", qos), (f"{prefix}/+/set/#", qos)])
         self._update_stats()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        """A command (``mqtt.commands``): to the channel of the camera whose ``<prefix>/set/`` it is under."""
+        for channel in list(self._channels):
+            head = f"{channel.prefix}/set/"
+            if msg.topic.startswith(head) and hasattr(channel, "on_command"):
+                channel.on_command(msg.topic[len(head):], bytes(msg.payload), bool(msg.retain))
+                return
 
     def _refused(self, client, reason: str) -> None:
         """Bad credentials: say so once, stop retrying, and let the pipelines stop on :attr:`fatal_error`."""

@@ -142,7 +142,7 @@ class App:
         self.overrides = dict(overrides or {})
         self.pipeline = None
         self.plan = None
-        self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks), inference=self.control.store.inference)
+        self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks), control=self.control)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.camera.open_outputs(display, changes_to)
         try:

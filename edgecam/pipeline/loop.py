@@ -310,7 +310,7 @@ class Pipeline:
         while not self.stop_event.is_set():
             item = self._out.get(TICK_S)
             now = time.monotonic()
-            if now >= next_tick:
+            if now >= next_tick or self.reload_requested:  # a command applies before the next result
                 self._tick(now)
                 next_tick = now + TICK_S
             if item is None:
