@@ -240,3 +240,37 @@ def test_with_the_acl_another_users_command_changes_nothing(running, tmp_path):
         assert "Denied PUBLISH" in broker.log() and "set/threshold" in broker.log()  # the broker said why
     finally:
         broker.stop()
+
+
+def test_with_several_cameras_a_command_reaches_its_camera_only(broker, tmp_path):
+    # One connection for the run: <prefix>/<camera>/set/... goes to that camera's control, not the other's.
+    from edgecam.control.live import Control
+    from edgecam.outputs.mqtt import MqttHub, MqttSink
+
+    mqtt = config_mod.MqttConfig(enabled=True, host=broker.host, port=broker.port, topic_prefix="cams",
+                                 commands=True, discovery=False)
+    hub = MqttHub(mqtt, "host")
+    controls, sinks = {}, []
+    for name in ("door", "yard"):
+        cfg = config_mod.from_dict({"model": {"threshold": 0.5}, "state_dir": str(tmp_path / "state")})
+        controls[name] = Control(cfg, name)
+        sink = MqttSink(mqtt, "m", hub=hub, camera=name)
+        sink.attach_control(controls[name], cfg)
+        sink.start()
+        sinks.append(sink)
+    hub.start()
+    sub = Subscriber(broker, topics=("cams/#",))
+    pub = Publisher(broker)
+    try:
+        sub.wait("cams/yard/control/threshold", payload=b"0.5")
+        pub.client.publish("cams/yard/set/threshold", "0.25", qos=1).wait_for_publish(10)
+        wait_until(lambda: controls["yard"].pending, what="the yard's command queued")
+        assert not controls["door"].pending
+        controls["yard"].answer(controls["yard"].drain())  # what the yard's output loop does next
+        assert json.loads(sub.wait("cams/yard/reply")[0])["ok"] is True
+        assert controls["yard"].store.values["model.threshold"].value == 0.25
+        assert not sub.on("cams/door/reply")
+    finally:
+        pub.close()
+        sub.close()
+        hub.close()
