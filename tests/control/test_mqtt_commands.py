@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -13,31 +12,13 @@ import yaml
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
 
 from edgecam.config import schema as config_mod  # noqa: E402
-from tests.doubles import FakeCamera, wait_until  # noqa: E402
+from tests.doubles import FakeCamera, TabbyModel as Tabby, wait_until  # noqa: E402
 from tests.mosquitto import Mosquitto, Subscriber  # noqa: E402
+from tests.outputs.test_mqtt import render  # noqa: E402
 
 PREFIX = "edgecam/pi"
 NODE = "edgecam-pi"
 SETTLE_S = 0.5  # after a refused command's answer: time for a change it should not make to show
-
-
-class Tabby:
-    """A model that always sees a tabby (0.9)."""
-
-    name, runtime, backend, threads, view_size = "tabby-model", "fake", "fake", 1, (8, 8)
-    labels = ["background", "tabby, tabby cat", "dog"]
-
-    def prepare(self, frame):
-        return frame.index
-
-    def classify_prepared(self, tensor, frame, preprocess_ms):
-        import numpy as np
-
-        from edgecam.result import Classification
-
-        return Classification(np.array([0.05, 0.9, 0.05], np.float32), self.labels, model=self.name,
-                              frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time,
-                              result_time=time.monotonic(), inference_ms=1.0, preprocess_ms=preprocess_ms)
 
 
 class Publisher:
@@ -163,21 +144,6 @@ def test_pause_resume_a_rule_and_a_snapshot(running, broker, ha):
     assert jpeg[:2] == b"\xff\xd8"
 
 
-def render(template: str, value) -> str:
-    """Render a Home Assistant command_template with Jinja2 as HA does (the system's jinja2)."""
-    code = ("import jinja2, json, sys; t = jinja2.Environment().from_string(sys.argv[1]); "
-            "print(t.render(value=json.loads(sys.argv[2])), end='')")
-    try:
-        proc = subprocess.run(["/usr/bin/python3", "-c", code, template, json.dumps(value)], capture_output=True,
-                              text=True, timeout=30)
-    except FileNotFoundError:
-        pytest.skip("no /usr/bin/python3 to render Jinja2 templates with")
-    if "No module named 'jinja2'" in proc.stderr:
-        pytest.skip("python3-jinja2 is not installed (apt-get install python3-jinja2)")
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
-
-
 def test_home_assistant_controls_on_the_cameras_device(running, broker, ha):
     pub, sub = ha
     app = running(broker)
@@ -192,8 +158,8 @@ def test_home_assistant_controls_on_the_cameras_device(running, broker, ha):
         assert conf["command_topic"].startswith(f"{PREFIX}/set/") and conf["availability_topic"]
     assert "mobilenet_v3_small" in configs["model"]["options"] and "tabby-model" not in configs["model"]["options"]
     # What HA sends: a number through its command_template, a switch its payload_off, the button its payload.
-    pub.send("threshold", render(configs["threshold"]["command_template"], 0.8))
-    pub.send("top_k", render(configs["top_k"]["command_template"], 4.0))
+    pub.send("threshold", render(configs["threshold"]["command_template"], value=0.8))
+    pub.send("top_k", render(configs["top_k"]["command_template"], value=4.0))
     pub.send("inference", configs["inference"]["payload_off"])
     sub.wait(f"{PREFIX}/control/inference", payload=configs["inference"]["state_off"].encode())
     assert sub.on(configs["threshold"]["state_topic"])[-1] == b"0.8"
