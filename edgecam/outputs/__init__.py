@@ -208,6 +208,10 @@ class FanOut:
         self.wants_frames = any(s.wants_frames for s in self.sinks)  # MQTT's snapshot command wants them
         self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
 
+    def model_changed(self, name: str) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "model_changed", name)
+
     def enable_rules(self, switches: dict[str, bool]) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "enable_rules", switches)

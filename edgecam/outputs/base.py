@@ -143,6 +143,9 @@ class Sink:
         """The camera's run-time control (:class:`edgecam.control.live.Control`) and its running config (changed
         in place by reloads and commands): the MQTT output takes commands for it."""
 
+    def model_changed(self, name: str) -> None:
+        """The camera's model was switched live (a model command): ``name`` is the new one's."""
+
     def enable_rules(self, switches: dict[str, bool]) -> None:
         """Event rules switched on or off live (a command): ``switches`` maps a rule's name to on."""
 

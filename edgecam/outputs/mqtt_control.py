@@ -94,6 +94,15 @@ class MqttControl:
         for w, v in changed.items():
             self._enqueue(*self._control_item(w, v))
 
+    def model_changed(self, name: str) -> None:
+        """The model was switched live: the device shows it (its discovery configs again)."""
+        self.model_name = name
+        if self._accepting():
+            with self._cond:
+                items = self._discovery_items()
+            for item in items:
+                self._enqueue(*item)
+
     def snapshot_due(self) -> bool:
         """Whether a snapshot command waits for this frame (and take it)."""
         due, self._snapshot_now = self._snapshot_now, False

@@ -48,5 +48,6 @@ def switch_model(camera, plan, new_cfg, inference: bool = True) -> str | None:
     camera.pipeline.switch_classifier(clf, settings)
     if camera.outputs is not None:
         camera.outputs.reconfigure(settings.top_k, settings.threshold)
+        camera.outputs.model_changed(clf.name)  # MQTT: the device's model, /result's
     logger.warning("model switched live: %s -> %s (%d labels)", old.name, clf.name, len(clf.labels))
     return None

@@ -48,7 +48,9 @@ def running(monkeypatch, tmp_path):
     import edgecam.model.backends
     from edgecam.pipeline.app import App
 
-    monkeypatch.setattr(edgecam.model.backends, "load_classifier", lambda cfg, **kw: Tabby())
+    # A tabby-seeing model named as the config asks (model.name), so that a model command loads "another".
+    monkeypatch.setattr(edgecam.model.backends, "load_classifier",
+                        lambda cfg, **kw: type("M", (Tabby,), {"name": cfg.name})())
     monkeypatch.setattr(edgecam.camera, "open_source", lambda cfg, size=None, **kw: FakeCamera(fps=20))
     runs = []
 
@@ -98,6 +100,12 @@ def test_a_command_takes_effect_and_its_state_topic_follows(running, broker, ha)
     pub.send("top_k", "2.0")  # what Home Assistant's number sends for 2
     sub.wait(f"{PREFIX}/control/top_k", payload=b"2")
     assert app.pipeline.top_k == 2
+    pub.send("model", "mobilenet_v2")  # as the select sends an option
+    sub.wait(f"{PREFIX}/control/model", payload=b"mobilenet_v2")
+    assert replies(sub)[-1] == {"command": "model", "ok": True, "value": "mobilenet_v2"}  # switched live
+    wait_until(lambda: app.pipeline.latest_result.model == "mobilenet_v2", what="results of the new model")
+    label = f"homeassistant/sensor/{NODE}/label/config"
+    wait_until(lambda: json.loads(sub.on(label)[-1])["device"]["model"] == "mobilenet_v2", what="the device's model")
 
 
 BAD = [("threshold", b"NaN", "model.threshold: got nan"), ("threshold", b"high", "model.threshold: got 'high'"),
@@ -156,7 +164,7 @@ def test_home_assistant_controls_on_the_cameras_device(running, broker, ha):
     for what, conf in configs.items():
         assert conf["device"] == sensor["device"], what  # on the camera's device
         assert conf["command_topic"].startswith(f"{PREFIX}/set/") and conf["availability_topic"]
-    assert "mobilenet_v3_small" in configs["model"]["options"] and "tabby-model" not in configs["model"]["options"]
+    assert {"mobilenet_v3_small", "mobilenet_v2"} <= set(configs["model"]["options"])
     # What HA sends: a number through its command_template, a switch its payload_off, the button its payload.
     pub.send("threshold", render(configs["threshold"]["command_template"], value=0.8))
     pub.send("top_k", render(configs["top_k"]["command_template"], value=4.0))
