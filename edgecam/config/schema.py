@@ -190,9 +190,13 @@ class MqttConfig:
     qos: int = _opt(0, min=0, max=2)
     publish: Literal["every", "changes"] = "changes"
     max_rate_hz: float = _opt(2.0, min=0.01, max=1000.0)  # cap for publish: every
+    # The label's (and each region's) state topic changes at most this often; the newest held back goes out when
+    # its turn comes. 1: a label held under 1 s is flicker (the events' for_s default, issue 21); docs/http-mqtt.md
+    max_changes_hz: float = _opt(1.0, min=0.01, max=1000.0)
     retain: bool = True
     snapshot: bool = False  # JPEG on <prefix>/snapshot at each label change
     discovery: bool = True  # Home Assistant MQTT discovery
+    commands: bool = False  # take commands on <prefix>/set/... (model, threshold, pause...; docs/http-mqtt.md)
     discovery_prefix: str = _opt("homeassistant", check=_topic)
     queue_size: int = _opt(100, min=1, max=100000)
     keepalive: int = _opt(30, min=5, max=3600)

@@ -90,14 +90,15 @@ def unregister(key: str) -> None:
 
 
 def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
-                labels: tuple = (), camera: str | None = None, shared_outputs=None, extra: tuple = ()) -> list[Sink]:
+                labels: tuple = (), camera: str | None = None, shared_outputs=None, extra: tuple = (),
+                model: str | None = None) -> list[Sink]:
     """The outputs ``cfg`` asks for (see :data:`SINKS`), built but not started, then ``extra`` (outputs built
     elsewhere: a hub's camera), each told of the others.
 
     ``camera``: the camera's name in a run of several, ``shared_outputs`` what its outputs share with the other
     cameras' (see :class:`SinkContext`)."""
     ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
-                      labels=labels, camera=camera, shared_outputs=shared_outputs)
+                      labels=labels, camera=camera, shared_outputs=shared_outputs, model=model)
     sinks = [plugin.load().from_config(cfg, ctx) for plugin in SINKS if plugin.enabled(cfg, ctx)] + list(extra)
     for sink in sinks:
         sink.connect(sinks)
@@ -175,7 +176,7 @@ class FanOut:
             self._safe(sink, "on_health", health)
 
     def close(self) -> None:
-        for sink in list(self.sinks):
+        for sink in sorted(self.sinks, key=lambda s: not s.closes_first):  # stable: else in their order
             try:
                 sink.close()
             except Exception as e:
@@ -200,3 +201,17 @@ class FanOut:
     def reconfigure(self, top_k: int, threshold: float) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "reconfigure", top_k, threshold)
+
+    def attach_control(self, control, cfg) -> None:
+        for sink in list(self.sinks):
+            sink.attach_control(control, cfg)
+        self.wants_frames = any(s.wants_frames for s in self.sinks)  # MQTT's snapshot command wants them
+        self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
+
+    def model_changed(self, name: str) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "model_changed", name)
+
+    def enable_rules(self, switches: dict[str, bool]) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "enable_rules", switches)

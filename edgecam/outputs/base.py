@@ -49,6 +49,7 @@ class SinkContext:
     labels: tuple[str, ...] = ()
     camera: str | None = None
     shared_outputs: Mapping[str, object] | None = None
+    model: str | None = None  # the models the camera runs (its regions' learned ones too), as its classifier names them
 
 
 class Sink:
@@ -83,6 +84,8 @@ class Sink:
     #: With ``wants_frames``: whether the overlay must be drawn on every frame for it (False: the
     #: events output, which draws its own on the rare frame it keeps; ``annotated`` may then be None).
     wants_overlay = True
+    #: Closed before the others (the events output: the ends a stop interrupts still reach MQTT and the rest).
+    closes_first = False
     #: How many labels a sink that lists labels reports, and the lowest score
     #: it lists (``model.top_k``, ``model.threshold``); see :meth:`reconfigure`.
     top_k = 3
@@ -131,6 +134,20 @@ class Sink:
     def reconfigure(self, top_k: int, threshold: float) -> None:
         """The live settings changed (a reload): sinks that list labels list these many, above this."""
         self.top_k, self.threshold = top_k, threshold
+
+    def on_rule_events(self, events: list) -> None:
+        """Rule events that came with no result (:class:`edgecam.result.RuleEvent`): the ends a stop interrupted,
+        at the stop, or found in the history at start. Those that come with a result are in its extra."""
+
+    def attach_control(self, control, cfg) -> None:
+        """The camera's run-time control (:class:`edgecam.control.live.Control`) and its running config (changed
+        in place by reloads and commands): the MQTT output takes commands for it."""
+
+    def model_changed(self, name: str) -> None:
+        """The camera's model was switched live (a model command): ``name`` is the new one's."""
+
+    def enable_rules(self, switches: dict[str, bool]) -> None:
+        """Event rules switched on or off live (a command): ``switches`` maps a rule's name to on."""
 
     def close(self) -> None:
         """Flush and release. Safe to call more than once."""

@@ -24,6 +24,7 @@ import time
 from edgecam.config.schema import MqttConfig
 from edgecam.errors import ConfigError, EdgecamError, NetworkError
 from edgecam.outputs import mqtt_messages as messages
+from edgecam.outputs.mqtt_announced import Announced
 from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE, Item, ItemKind
 from edgecam.outputs.mqtt_state import Channel, Link, LinkState, MqttNames, NodeChannel
 
@@ -50,9 +51,13 @@ class MqttHub:
     camera's sink reports.
     """
 
-    def __init__(self, cfg: MqttConfig, hostname: str | None = None):
+    def __init__(self, cfg: MqttConfig, hostname: str | None = None, state_dir=None):
+        """``state_dir``: where what was announced is remembered (None: not remembered, nothing cleared)."""
         self.cfg = cfg
         self.names = MqttNames.of(cfg, hostname or socket.gethostname())
+        self.announced = Announced(state_dir, self.names.node_id)
+        self._orphans: list[str] = []  # the discovery topics of devices gone (settled()), to clear
+        self._nodes: set[str] = {self.names.node_id}  # the devices of this run (names_for)
         self.fatal_error: EdgecamError | None = None
         # _cond guards everything below (and the channels' state) that the worker, paho's thread and the
         # pipelines share.
@@ -82,7 +87,20 @@ class MqttHub:
             if camera in self._cameras:
                 raise ConfigError(f"cameras: two cameras named {camera!r}; expected distinct names")
             self._cameras.add(camera)
+            self._nodes.add(names.node_id)
         return names
+
+    def settled(self) -> None:
+        """Every camera of the run has its channel: the Home Assistant devices announced before that are none
+        of them (a camera removed from the config) are cleared, every entity (:mod:`edgecam.outputs.mqtt_announced`)."""
+        with self._cond:
+            self._orphans += self.announced.orphans(self._nodes | {c.node_id for c in self._channels})
+            self._cond.notify_all()
+
+    def _orphan_items(self) -> list[tuple[None, Item]]:
+        """(lock held) The clears of :meth:`settled`, once."""
+        items, self._orphans = [(None, Item(ItemKind.RAW, (t, "", True))) for t in self._orphans], []
+        return items
 
     def join(self, channel: Channel, birth: bool = True) -> None:
         """Publish ``channel``'s messages over this connection: its birth (:meth:`Channel.birth_items`) at each
@@ -133,6 +151,7 @@ class MqttHub:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message
         self._client = client
         self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.names.prefix, self.names.client_id)
@@ -175,19 +194,23 @@ class MqttHub:
         """(lock held) Wait for what to send next: a birth, else one channel's oldest item; None: done."""
         link = self._link
         while True:
-            has_work = link.need_birth or bool(self._joined) or self._queued() > 0
+            now = time.monotonic()
+            waits = [w for w in (c.release_held(now) for c in self._channels) if w is not None]
+            has_work = link.need_birth or bool(self._joined) or bool(self._orphans) or self._queued() > 0
             if has_work and link.connected and self._in_flight() < WINDOW:
                 break
             if link.closing and (not has_work or not link.connected or time.monotonic() > link.flush_deadline):
                 return None
-            # on_connect, on_publish, the channels' enqueues and close() all notify.
-            self._cond.wait(0.5)
+            # on_connect, on_publish, the channels' enqueues and close() all notify; a held change is due later.
+            self._cond.wait(min([0.5, *waits]) + 0.001)
         if link.need_birth or self._joined:
             born = self._channels if link.need_birth else self._joined
             items = [(None, Item(ItemKind.RAW, (self.availability, ONLINE, True)))] if link.need_birth else []
             items += [(channel, item) for channel in born for item in channel.birth_items()]
             link.need_birth, self._joined = False, []
-            return items
+            return items + self._orphan_items()
+        if self._orphans:
+            return self._orphan_items()
         return [self._pop()]
 
     def _work(self) -> None:
@@ -266,7 +289,18 @@ class MqttHub:
             link.ever_connected = True
             link.state = LinkState.CONNECTED
             self._cond.notify_all()
+        if self.cfg.commands:  # a clean session each time: subscribe again (the run's and each camera's)
+            prefix, qos = self.names.prefix, self.cfg.qos
+            client.subscribe([(f"{prefix}/set/#", qos), (f"{prefix}/+/set/#", qos)])
         self._update_stats()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        """A command (``mqtt.commands``): to the channel of the camera whose ``<prefix>/set/`` it is under."""
+        for channel in list(self._channels):
+            head = f"{channel.prefix}/set/"
+            if msg.topic.startswith(head) and hasattr(channel, "on_command"):
+                channel.on_command(msg.topic[len(head):], bytes(msg.payload), bool(msg.retain))
+                return
 
     def _refused(self, client, reason: str) -> None:
         """Bad credentials: say so once, stop retrying, and let the pipelines stop on :attr:`fatal_error`."""

@@ -79,9 +79,12 @@ class CameraPipeline:
     that order; :meth:`close` undoes what was opened when a later step fails.
     """
 
-    def __init__(self, cfg, shared: SharedParts, name: str = "main", served: bool | None = None):
+    def __init__(self, cfg, shared: SharedParts, name: str = "main", served: bool | None = None, control=None):
         """``name``: the camera's (its drawn regions and review queue are kept under it); ``served``: whether
-        its page is served (None: ``http.enabled``; a run of several cameras serves them from its hub)."""
+        its page is served (None: ``http.enabled``; a run of several cameras serves them from its hub);
+        ``control``: the camera's :class:`edgecam.control.live.Control` (commands; None: none)."""
+        self.control = control
+        inference = control.store.inference if control is not None else True
         self.cfg = cfg
         self.shared = shared
         self.name = name
@@ -92,7 +95,7 @@ class CameraPipeline:
         self.studio = Studio(cfg, name, examples_dir(cfg), self.request_reload) if served else None
         self.classifier = self._load_model()
         labels = None if self.tracker is not None else tuple(self.classifier.labels)
-        self.live = LiveHolder(LiveSettings.from_config(cfg, labels))
+        self.live = LiveHolder(LiveSettings.from_config(cfg, labels, inference))
         self.outputs: FanOut | None = None
         self.source = None
         self.source_note: str | None = None
@@ -139,7 +142,8 @@ class CameraPipeline:
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
                             labels=() if self.tracker is not None else tuple(self.classifier.labels), camera=name,
-                            shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks))
+                            shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks),
+                            model=getattr(self.classifier, "name", None))
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")
@@ -149,6 +153,8 @@ class CameraPipeline:
             for sink in sinks:
                 if hasattr(sink, "attach_studio"):
                     sink.attach_studio(self.studio)
+        if self.control is not None:
+            self.outputs.attach_control(self.control, cfg)  # before start: commands from the first connect
         self.outputs.start()
         return self.outputs
 

@@ -50,8 +50,10 @@ from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
 from edgecam.config import schema as config_mod
 from edgecam.config.cameras import camera_configs
-from edgecam.pipeline.app import changed_keys, write_dirs
-from edgecam.pipeline.live import LIVE_KEYS
+from edgecam.config.state import state_dir
+from edgecam.control.live import Control
+from edgecam.pipeline.app import write_dirs
+from edgecam.pipeline.live import apply_config
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -75,6 +77,7 @@ class Camera:
     parts: CameraPipeline | None = None
     down: str | None = None  # why it could not start (one line)
     code: int | None = None  # its pipeline's exit code, once ended
+    control: Control | None = None  # what commands set, over its config file's settings (edgecam.control)
 
     @property
     def pipeline(self):
@@ -101,7 +104,8 @@ class CamerasApp:
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
         cameras = self._hubs(cameras, mqtt)
-        self.cameras = [Camera(name, cfg) for name, cfg in cameras]
+        controls = [Control(cfg, name) for name, cfg in cameras]
+        self.cameras = [Camera(c.camera, c.effective(), control=c) for c in controls]
         sinks_for = self._window(display, sinks_for)
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
@@ -112,6 +116,8 @@ class CamerasApp:
                 self.mqtt_hub.start()  # connects in the background; a bad password file is bad input now
             for cam in self.cameras:
                 self._build(cam, sinks_for(cam.name), changes_to)
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.settled()  # every camera on it: the devices of cameras no longer configured go
             up = [cam for cam in self.cameras if cam.down is None]
             if not up:
                 raise EdgecamError("cameras: none could start: " + "; ".join(
@@ -137,7 +143,8 @@ class CamerasApp:
                        for name, cfg in cameras]
         mqtt = mqtt if mqtt is not None else (cameras[0][1].mqtt if cameras else None)
         #: The run's MQTT connection (None without MQTT); each camera's own is switched off in its config.
-        self.mqtt_hub = MqttHub(mqtt) if mqtt is not None and mqtt.enabled else None
+        on = mqtt is not None and mqtt.enabled
+        self.mqtt_hub = MqttHub(mqtt, state_dir=state_dir(cameras[0][1].state_dir)) if on else None
         return [(name, self._own_config(name, cfg)) for name, cfg in cameras]
 
     def _window(self, display: bool, sinks_for):
@@ -184,11 +191,12 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
-        cam.parts = CameraPipeline(cam.cfg, shared, name=cam.name, served=self.hub is not None)
+        cam.parts = CameraPipeline(cam.cfg, shared, name=cam.name, served=self.hub is not None, control=cam.control)
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
         if self.mqtt_hub is not None:
-            served += (MqttSink.on_hub(self.mqtt_hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info),)
+            served += (MqttSink.on_hub(self.mqtt_hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info,
+                                       model=cam.parts.classifier.name),)
         cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name, sinks=served)
         try:
             cam.parts.open_source()
@@ -220,7 +228,9 @@ class CamerasApp:
             stage = holder["stage"] = SharedStage(clf, self.stop_event, plan)
             self.stages.append(stage)
             for cam in cams:
-                cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
+                p = cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
+                p.on_reload = lambda cam=cam: self._apply(cam)  # a reload or a command, in its output loop
+                cam.control.wake = lambda p=p: setattr(p, "reload_requested", True)
 
     def _hook_health(self, up: list[Camera]) -> None:
         """The board (edgecam.health): one monitor for the run; its governor limits every camera alike."""
@@ -332,23 +342,21 @@ class CamerasApp:
             return
         for cam in self.cameras:
             if cam.pipeline is not None:
-                cam.pipeline.on_reload = lambda cam=cam, cfg=new[cam.name]: self._apply(cam, cfg)
+                cam.control.file_cfg = self._own_config(cam.name, new[cam.name])
                 cam.pipeline.reload_requested = True
 
     @staticmethod
-    def _apply(cam: Camera, new) -> None:
-        """In the camera's output loop: its new top_k, threshold and smoothing, all at once."""
-        changed = changed_keys(cam.cfg, new)
-        later = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")]
-        cam.parts.apply(dataclasses.replace(cam.parts.live.settings, top_k=new.model.top_k,
-                                            threshold=new.model.threshold,
-                                            smoothing=dataclasses.replace(new.smoothing)))
-        cam.cfg.model.top_k, cam.cfg.model.threshold, cam.cfg.smoothing = (new.model.top_k, new.model.threshold,
-                                                                           new.smoothing)
+    def _apply(cam: Camera) -> None:
+        """In the camera's output loop: the commands waiting, the config file's settings with the overrides,
+        and what the teach page saved (drawn regions, the heads in use)."""
+        taught_only = cam.parts.taught_pending and not cam.control.pending  # the page asked, nothing else
+        outcomes = cam.control.drain()
+        applied, later = apply_config(cam.parts, cam.cfg, cam.control.effective(), cam.control.store.inference)
+        cam.control.answer(outcomes)
         cam.parts.reload_taught()
-        cam.pipeline.on_reload = cam.parts.reload_taught  # the page's next reload: what it taught only
-        applied = [k for k in changed if k not in later]
-        logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing (no live key changed)")
+        if applied or not taught_only:
+            logger.warning("reload: camera %s: applied %s", cam.name,
+                           ", ".join(applied) or "nothing (no live key changed)")
         if later:
             logger.warning("reload: camera %s: %s changed but need a restart (systemctl restart edgecam)", cam.name,
                            ", ".join(later))
