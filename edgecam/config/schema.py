@@ -195,6 +195,7 @@ class MqttConfig:
     discovery_prefix: str = _opt("homeassistant", check=_topic)
     queue_size: int = _opt(100, min=1, max=100000)
     keepalive: int = _opt(30, min=5, max=3600)
+    commands: bool = False  # take commands and fleet pushes over MQTT (docs/fleet.md); guard them with an ACL
 
 
 def _box(value: list) -> str | None:

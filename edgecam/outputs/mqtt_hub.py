@@ -65,6 +65,7 @@ class MqttHub:
         self._cameras: set[str] = set()  # the names given to cameras' channels (names_for)
         self._outstanding: dict[int, None] = {}  # mids of the hub's own messages (availability)
         self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
+        self._subs: dict[str, object] = {}  # topic filter -> on_message(topic, payload): subscribed at each connect
         self._closed = False
         self._client = None
         self._mqtt = None
@@ -107,6 +108,31 @@ class MqttHub:
                 self.join(self._node, birth=False)  # its first reading queues its entities and itself
         self._node.on_health(health)
 
+    def subscribe(self, topic: str, on_message) -> None:
+        """Call ``on_message(topic, payload)`` for every message on ``topic`` (a filter: wildcards allowed),
+        subscribed again at each connect (QoS 1: a retained request or chunk is not lost to a reconnect).
+        ``on_message`` runs on paho's network thread: it must only hand the message on."""
+        with self._cond:
+            self._subs[topic] = on_message
+            client, connected = self._client, self._link.connected
+        if client is not None:
+            self._listen(client, topic, on_message)
+            if connected:
+                client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop :meth:`subscribe`'s delivery of ``topic``."""
+        with self._cond:
+            had = self._subs.pop(topic, None) is not None
+            client = self._client
+        if had and client is not None:
+            client.message_callback_remove(topic)
+            client.unsubscribe(topic)
+
+    @staticmethod
+    def _listen(client, topic: str, on_message) -> None:
+        client.message_callback_add(topic, lambda _c, _u, msg: on_message(msg.topic, bytes(msg.payload)))
+
     # ------------------------------------------------------------------ setup
 
     def start(self) -> None:
@@ -133,7 +159,10 @@ class MqttHub:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        self._client = client
+        with self._cond:
+            self._client = client
+            for topic, on_message in self._subs.items():
+                self._listen(client, topic, on_message)
         self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.names.prefix, self.names.client_id)
         # connect_async + loop_start: the network thread connects and
@@ -265,7 +294,10 @@ class MqttHub:
                 logger.info("MQTT connected to %s", self.broker)
             link.ever_connected = True
             link.state = LinkState.CONNECTED
+            subs = list(self._subs)
             self._cond.notify_all()
+        if subs:  # the broker sends each filter's retained messages now: a request made while we were away
+            client.subscribe([(topic, 1) for topic in subs])
         self._update_stats()
 
     def _refused(self, client, reason: str) -> None:

@@ -148,6 +148,7 @@ class App:
         self.overrides = dict(overrides or {})
         self.pipeline = None
         self.plan = None
+        self.fleet = None  # the node info (edgecam fleet), while running with MQTT
         self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks))
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.camera.open_outputs(display, changes_to)
@@ -250,6 +251,15 @@ class App:
             self._health_seq = self.health.seq
             self.outputs.on_health(self.health.latest)
 
+    def _start_fleet(self):
+        """The node info on the MQTT output's connection (edgecam fleet; docs/fleet.md); None without MQTT."""
+        from edgecam.fleet.node import CameraView, start_node
+        from edgecam.outputs.mqtt import MqttSink
+
+        hub = next((s.hub for s in self.outputs.sinks if isinstance(s, MqttSink)), None)
+        return start_node(hub, self.cfg, lambda: [CameraView(None, self.cfg.model.name, self.stats)],
+                          lambda: self.health.latest)
+
     def _quit(self) -> None:
         if self.pipeline is not None:
             self.pipeline.stop()
@@ -328,10 +338,13 @@ class App:
                 previous[sig] = signal.signal(sig, handler)
         try:
             self.health.start()
+            self.fleet = self._start_fleet()
             code = p.run()
             self.watchdog.stopping()
             return code
         finally:
             self.health.stop()
+            if self.fleet is not None:
+                self.fleet.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

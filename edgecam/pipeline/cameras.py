@@ -44,6 +44,7 @@ import cv2
 
 from edgecam.errors import EdgecamError
 from edgecam.events import hub as events_hub
+from edgecam.fleet.node import CameraView, start_node
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
@@ -273,6 +274,9 @@ class CamerasApp:
         threads = [threading.Thread(target=self._run_camera, args=(cam,), name=f"edgecam-camera-{cam.name}",
                                     daemon=True) for cam in self.cameras if cam.pipeline is not None]
         self.health.start()
+        self.fleet = start_node(self.mqtt_hub, self.cameras[0].cfg, lambda: [
+            CameraView(cam.name, cam.cfg.model.name, cam.stats) for cam in self.cameras if cam.pipeline is not None],
+            lambda: self.health.latest)
         try:
             for t in threads:
                 t.start()
@@ -290,6 +294,8 @@ class CamerasApp:
         finally:
             self.stop_event.set()
             self.health.stop()
+            if self.fleet is not None:
+                self.fleet.close()
             for stage in self.stages:
                 stage.thread.join(2.0)
             if self.mosaic is not None:
