@@ -11,7 +11,7 @@ import dataclasses
 import json
 import sys
 
-from edgecam.errors import ConfigError, FleetError
+from edgecam.errors import ConfigError, FleetError, OutputError
 
 
 def _common(p: argparse.ArgumentParser, sub: bool = False) -> None:
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _mqtt_config(args):
-    from edgecam.commands import load_config
+    from edgecam.commands import load_config  # here: edgecam.commands imports this module
 
     cfg = load_config(args).mqtt
     if args.broker:
@@ -67,6 +67,7 @@ def _mqtt_config(args):
 
 def _collect(args):
     """Connect, subscribe and listen ``--wait`` seconds: (client, collector, nodes)."""
+    # here, as every command's modules: `edgecam --help` loads none of them
     from edgecam.fleet import messages as fm
     from edgecam.fleet.client import FleetClient
     from edgecam.fleet.listing import Collector
@@ -81,20 +82,18 @@ def _collect(args):
 
 
 def cmd_list(args) -> int:
-    from edgecam.fleet import listing
+    from edgecam.fleet import listing  # here, as every command's modules: `edgecam --help` loads none of them
 
     client, _, nodes = _collect(args)
     client.close()
     if args.json:
         print(json.dumps(listing.as_json(nodes), indent=1))
     elif args.prometheus:
-        from edgecam.atomic import write_atomic
+        from edgecam.atomic import write_atomic  # here: only this option writes a file
 
         try:
             write_atomic(args.prometheus, (json.dumps(listing.file_sd(nodes), indent=1) + "\n").encode())
         except OSError as e:
-            from edgecam.errors import OutputError
-
             raise OutputError(f"--prometheus {args.prometheus}: cannot write it ({e.strerror or e})") from None
         print(f"{len(listing.file_sd(nodes))} node(s) with /metrics written to {args.prometheus}")
     elif nodes:
@@ -105,6 +104,7 @@ def cmd_list(args) -> int:
 
 
 def cmd_push(args) -> int:
+    # here, as every command's modules: `edgecam --help` loads none of them (the push's load numpy)
     from edgecam.fleet import messages as fm
     from edgecam.fleet.push import Outcome, Push, pick, request_for
 

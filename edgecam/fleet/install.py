@@ -14,6 +14,9 @@ from pathlib import Path
 from edgecam.atomic import write_atomic
 from edgecam.errors import EdgecamError, OutputError
 from edgecam.fleet.model_files import model_path
+from edgecam.model import custom_models
+from edgecam.registry.download import fetch
+from edgecam.registry.store import models_dir, new_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +48,6 @@ def _saved_path(state: Path, name: str) -> Path:
 
 
 def _sha(data: bytes) -> str:
-    from edgecam.registry.store import new_sha256
-
     h = new_sha256()
     h.update(data)
     return h.hexdigest()
@@ -72,8 +73,6 @@ def place(state: Path, dest: Path, data: bytes) -> Staged:
 
 def stage_file(receiver, req, data: bytes) -> Staged:
     """Check that ``data`` is the learned model ``req.model`` and put it in the model folder."""
-    from edgecam.model import custom_models
-    from edgecam.registry.store import models_dir
 
     with tempfile.NamedTemporaryFile(dir=receiver.dir, suffix=custom_models.SUFFIX) as tmp:
         tmp.write(data)
@@ -86,7 +85,6 @@ def stage_file(receiver, req, data: bytes) -> Staged:
 
 def fetch_registry(cfg, name: str) -> Staged:
     """Fetch and verify registry model ``name`` (as ``edgecam models fetch``; $EDGECAM_MODEL_MIRROR honoured)."""
-    from edgecam.registry.download import fetch
 
     fetch(name, dest_dir=cfg.model.dir, progress=False)
     return Staged()  # a verified registry file is kept: other cameras or a later push may use it
@@ -94,8 +92,6 @@ def fetch_registry(cfg, name: str) -> Staged:
 
 def saved_previous(state: Path, prev: dict, models_folder: str | None) -> Staged:
     """For a rollback: the kept file of the previous learned model back in place when it was replaced."""
-    from edgecam.model import custom_models
-    from edgecam.registry.store import models_dir
 
     saved = _saved_path(state, prev["model"])
     try:

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from edgecam.errors import EdgecamError
+from edgecam.model import custom_models
+from edgecam.registry.resolver import resolve
+from edgecam.registry.store import models_dir as default_dir
+from edgecam.registry.store import sha256_file
+
 
 class ModelSums:
     """The SHA-256 of each model file, computed again only when the file changed (its size or time)."""
@@ -15,7 +21,6 @@ class ModelSums:
     def of(self, path: Path | None) -> str:
         if path is None:
             return ""
-        from edgecam.registry.store import sha256_file
 
         try:
             st = os.stat(path)
@@ -30,10 +35,6 @@ class ModelSums:
 
 def model_path(name: str, models_dir: str | None) -> Path | None:
     """The file behind a model setting: a learned model, a .tflite path, or a registry model in the folder."""
-    from edgecam.errors import EdgecamError
-    from edgecam.model import custom_models
-    from edgecam.registry.resolver import resolve
-    from edgecam.registry.store import models_dir as default_dir
 
     found = custom_models.find(name, default_dir(models_dir))
     if found is not None:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from edgecam import __version__
 from edgecam.fleet import messages as fm
 from edgecam.fleet.model_files import ModelSums, model_path
+from edgecam.fleet.receive import Receiver
+from edgecam.outputs import mqtt_health
 from edgecam.outputs.base import iso_time
 from edgecam.outputs.mqtt_messages import Item, ItemKind
 from edgecam.outputs.mqtt_state import Channel
@@ -86,7 +88,6 @@ class FleetNode:
         self.sums = ModelSums()
         self.receiver = None
         if getattr(cfg.mqtt, "commands", False) and switch is not None:
-            from edgecam.fleet.receive import Receiver
 
             self.receiver = Receiver(self, switch)
         self._stop = threading.Event()
@@ -96,7 +97,6 @@ class FleetNode:
 
     def info(self) -> dict:
         """The node info now (see :mod:`edgecam.fleet.messages`)."""
-        from edgecam.outputs import mqtt_health
 
         names = self.hub.names
         cams = []

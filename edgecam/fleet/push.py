@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from edgecam import registry
 from edgecam.errors import ConfigError
 from edgecam.fleet import messages as fm
 from edgecam.fleet.listing import Collector, Node, status
 from edgecam.fleet.messages import PushKind, PushRequest
+from edgecam.model import custom_models
 from edgecam.outputs.base import iso_time
+from edgecam.registry.store import sha256_file
 
 
 class Outcome(Enum):
@@ -59,7 +62,6 @@ def request_for(model: str | None, rollback: bool, blob_root: str) -> tuple[Push
     path = Path(model)
     if path.is_file():
         return _file_request(rid, when, path, blob_root)
-    from edgecam import registry
 
     if model not in registry.load_registry():
         raise ConfigError(f"fleet push: {model!r} is neither a file nor a registry model name "
@@ -68,9 +70,6 @@ def request_for(model: str | None, rollback: bool, blob_root: str) -> tuple[Push
 
 
 def _file_request(rid: str, when: str, path: Path, blob_root: str) -> tuple[PushRequest, bytes]:
-    from edgecam.model import custom_models
-    from edgecam.registry.store import sha256_file
-
     size = path.stat().st_size
     if size > fm.MAX_BYTES:
         raise ConfigError(f"fleet push: {path} is {size} bytes, more than the {fm.MAX_BYTES} a push carries; "

@@ -27,10 +27,11 @@ from edgecam.errors import EdgecamError
 from edgecam.fleet import install
 from edgecam.fleet import messages as fm
 from edgecam.fleet.install import PushFailed
-from edgecam.fleet.model_files import model_path
 from edgecam.fleet.messages import PushKind, PushRequest
+from edgecam.fleet.model_files import model_path
 from edgecam.outputs.base import iso_time
 from edgecam.outputs.mqtt_messages import ItemKind
+from edgecam.registry.store import new_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -173,7 +174,6 @@ class Receiver:
                 data = b"".join(self._chunks.get(i, b"") for i in range(req.chunks))
         finally:
             self.hub.unsubscribe(f"{req.blob}/+")
-        from edgecam.registry.store import new_sha256
 
         if len(data) != req.size:
             raise PushFailed(f"got {len(data)} bytes, the request says {req.size}; push again")

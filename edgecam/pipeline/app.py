@@ -22,6 +22,8 @@ from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
 from edgecam.model import backends, custom_models
+from edgecam.fleet.node import CameraView, start_node
+from edgecam.outputs.mqtt import MqttSink
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.pipeline.live import LIVE_KEYS
 from edgecam.service.notify import WatchdogGate
@@ -253,8 +255,6 @@ class App:
 
     def _start_fleet(self):
         """The node info on the MQTT output's connection (edgecam fleet; docs/fleet.md); None without MQTT."""
-        from edgecam.fleet.node import CameraView, start_node
-        from edgecam.outputs.mqtt import MqttSink
 
         hub = next((s.hub for s in self.outputs.sinks if isinstance(s, MqttSink)), None)
         return start_node(hub, self.cfg, lambda: [CameraView(None, self.cfg.model.name, self.stats)],
