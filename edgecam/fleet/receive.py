@@ -51,7 +51,7 @@ class Receiver:
         self._requests: queue.Queue = queue.Queue()
         self._chunks: dict[int, bytes] = {}
         self._chunks_cond = threading.Condition()
-        self._blob = ""
+        self._blob, self._expected = "", 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,9 +84,10 @@ class Receiver:
 
     def _on_chunk(self, topic: str, payload: bytes) -> None:
         tail = topic.rsplit("/", 1)[-1]
-        if tail.isdigit():
+        if tail.isdigit() and len(payload) <= fm.CHUNK_BYTES:
             with self._chunks_cond:
-                if topic.startswith(self._blob + "/"):
+                # Only the chunks the request announced: what else arrives there cannot fill the memory.
+                if topic.startswith(self._blob + "/") and int(tail) < self._expected:
                     self._chunks[int(tail)] = payload
                     self._chunks_cond.notify_all()
 
@@ -160,7 +161,7 @@ class Receiver:
     def _gather(self, req: PushRequest) -> bytes:
         """The file's bytes from its chunks (retained on the blob topic), checked; PushFailed when not."""
         with self._chunks_cond:
-            self._chunks, self._blob = {}, req.blob
+            self._chunks, self._blob, self._expected = {}, req.blob, req.chunks
         self.hub.subscribe(f"{req.blob}/+", self._on_chunk)
         try:
             deadline = time.monotonic() + CHUNKS_TIMEOUT_S
@@ -174,6 +175,8 @@ class Receiver:
                 data = b"".join(self._chunks.get(i, b"") for i in range(req.chunks))
         finally:
             self.hub.unsubscribe(f"{req.blob}/+")
+            with self._chunks_cond:
+                self._expected = 0
 
         if len(data) != req.size:
             raise PushFailed(f"got {len(data)} bytes, the request says {req.size}; push again")
