@@ -61,6 +61,7 @@ class EventRuleConfig:
     """One rule: when its label (or a region's state) holds, an event; what to do with it."""
 
     name: str = opt("", check=identifier_problem)
+    enabled: bool = True  # false: the rule starts no event (a command may switch it: docs/http-mqtt.md)
     label: str | None = None  # the label (or region state) that starts an event
     labels: list[str] | None = None  # or any of these
     region: str | None = None  # a region's state (regions:); null: the whole picture

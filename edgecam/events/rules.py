@@ -100,6 +100,7 @@ class RuleTracker:
         self.name = cfg.name
         self.labels = rule_labels(cfg)
         self.window = parse_schedule(cfg.schedule) if cfg.schedule else None
+        self.enabled = cfg.enabled  # a command may switch it live (RuleSet.enable)
         self._matcher: dict[int, str] | None = None
         self._matcher_labels = None
         self.unknown_labels: tuple[str, ...] = ()  # labels of the rule the model does not have
@@ -130,7 +131,8 @@ class RuleTracker:
 
     def update(self, result, t: float, frame: int, wall_time: float) -> list[tuple[EventKind, Event]]:
         """Feed one result seen at time ``t`` (frame number ``frame``); returns (kind, event) pairs."""
-        seen = self.match(result) if in_schedule(self.window, wall_time) else None
+        # A rule switched off (a command, or enabled: false) matches nothing: an event going on ends after cooldown_s.
+        seen = self.match(result) if self.enabled and in_schedule(self.window, wall_time) else None
         out: list[tuple[EventKind, Event]] = []
         if self.event is not None:
             if seen is not None:
@@ -181,6 +183,11 @@ class RuleSet:
         for tracker in self.trackers:
             out += tracker.update(result, t, frame, wall_time)
         return out
+
+    def enable(self, switches) -> None:
+        """Switch rules on or off live: ``switches`` maps a rule's name to on (True) or off."""
+        for tracker in self.trackers:
+            tracker.enabled = switches.get(tracker.name, tracker.enabled)
 
     def finish(self, t: float, frame: int) -> list[Event]:
         return [e for e in (tr.finish(t, frame) for tr in self.trackers) if e is not None]

@@ -160,6 +160,9 @@ class EventsSink(Sink):
         if problems:
             raise ConfigError(problems)
 
+    def enable_rules(self, switches: dict[str, bool]) -> None:
+        self.ruleset.enable(switches)
+
     def start(self) -> None:
         self.check_labels()
         if any(r.clip for r in self.cfg.rules):

@@ -200,3 +200,7 @@ class FanOut:
     def reconfigure(self, top_k: int, threshold: float) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "reconfigure", top_k, threshold)
+
+    def enable_rules(self, switches: dict[str, bool]) -> None:
+        for sink in list(self.sinks):
+            self._safe(sink, "enable_rules", switches)

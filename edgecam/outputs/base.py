@@ -132,6 +132,9 @@ class Sink:
         """The live settings changed (a reload): sinks that list labels list these many, above this."""
         self.top_k, self.threshold = top_k, threshold
 
+    def enable_rules(self, switches: dict[str, bool]) -> None:
+        """Event rules switched on or off live (a command): ``switches`` maps a rule's name to on."""
+
     def close(self) -> None:
         """Flush and release. Safe to call more than once."""
 

@@ -8,7 +8,6 @@ and nothing half-opened is left behind: config (2) -> model (2) -> outputs
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import signal
 import threading
@@ -17,7 +16,8 @@ from pathlib import Path
 import cv2
 
 from edgecam.config import schema as config_mod
-from edgecam.config.cameras import camera_configs
+from edgecam.config.cameras import MAIN, camera_configs
+from edgecam.control.live import Control
 from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
@@ -25,7 +25,7 @@ from edgecam.model import backends, custom_models
 from edgecam.fleet.node import CameraView, start_node
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
-from edgecam.pipeline.live import LIVE_KEYS
+from edgecam.pipeline.live import apply_config, changed_keys  # noqa: F401 (changed_keys: app's, as before)
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
 from edgecam.stats import SourceState, Stats
@@ -110,16 +110,6 @@ def one_camera(cfg: config_mod.Config) -> config_mod.Config:
     return cameras[0].config
 
 
-def changed_keys(old: config_mod.Config, new: config_mod.Config) -> list[str]:
-    """``section.key`` for each key that differs between two configs (and ``log_level``)."""
-    old_d, new_d = config_mod.to_dict(old), config_mod.to_dict(new)
-    changed = [f"{s}.{k}" for s in old_d if isinstance(old_d[s], dict)
-               for k in old_d[s] if old_d[s][k] != new_d[s][k]]
-    if old_d["log_level"] != new_d["log_level"]:
-        changed.append("log_level")
-    return changed
-
-
 class App:
     """One run of ``edgecam run``: owns the camera's pipeline, the signals, config reloads and the service's ticks.
 
@@ -141,6 +131,10 @@ class App:
         then says which source was taken and how to choose one, and
         ``on_source_note`` (the CLI's printer) gets it as soon as it is known."""
         cfg = one_camera(cfg)  # before anything opens
+        # What commands set (edgecam.control), laid over the file's settings; the file wins for a key it changed.
+        self.control = Control(cfg, MAIN)
+        cfg = self.control.effective()
+        self._hup = False
         # The pipeline's own threads give the parallelism; OpenCV's worker pool
         # on top only adds hand-offs (measured: 0.4 ms of CPU per frame on 2 cores).
         cv2.setNumThreads(1)
@@ -151,7 +145,7 @@ class App:
         self.pipeline = None
         self.plan = None
         self.fleet = None  # the node info (edgecam fleet), while running with MQTT
-        self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks))
+        self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks), inference=self.control.store.inference)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.camera.open_outputs(display, changes_to)
         try:
@@ -196,7 +190,8 @@ class App:
 
     def _hook_service(self) -> None:
         """SIGHUP reloads from the output loop; sd_notify's READY, WATCHDOG and STATUS from its ticks."""
-        self.pipeline.on_reload = self.reload
+        self.pipeline.on_reload = self._on_reload
+        self.control.wake = self._wake
         self.pipeline.tickers.append(self._systemd_tick)
 
     def _hook_health(self) -> None:
@@ -264,11 +259,11 @@ class App:
         if self.pipeline is not None:
             self.pipeline.stop()
 
-    def reload(self) -> None:
-        """SIGHUP: re-read the config file; apply what can change live, name what needs a restart."""
+    def reload(self, file: bool = True) -> None:
+        """SIGHUP: re-read the config file (``file``); apply it and the commands waiting; name what needs a restart."""
         self.watchdog.notifier.reloading()
         try:
-            self._reload()
+            self._reload(file)
         finally:
             self.watchdog.reloaded()
 
@@ -296,28 +291,37 @@ class App:
             logger.warning("reload: %s: new head from %s (%s: %s)", clf.name, path, new.head.method,
                            ", ".join(new.labels))
 
-    def _reload(self) -> None:
-        self._reload_heads()
-        path = self.cfg.path
-        if not path:
-            logger.warning("reload: no config file was given, nothing to reload")
-            return
-        try:
-            new = one_camera(config_mod.apply_overrides(config_mod.load(path), self.overrides))
-        except EdgecamError as e:
-            logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
-            return
-        changed = changed_keys(self.cfg, new)
-        need_restart = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")]
+    def _wake(self) -> None:
+        """A command is waiting (any thread): the output loop applies it as a reload, without re-reading the file."""
+        if self.pipeline is not None:
+            self.pipeline.reload_requested = True
+
+    def _on_reload(self) -> None:
+        """From the output loop: a SIGHUP re-reads the file; commands alone do not."""
+        file, self._hup = self._hup or not self.control.pending, False
+        self.reload(file=file)
+
+    def _reload(self, file: bool = True) -> None:
+        if file:
+            self._reload_heads()
+            path = self.cfg.path
+            if not path:
+                logger.warning("reload: no config file was given, nothing to reload")
+            else:
+                try:
+                    self.control.file_cfg = one_camera(config_mod.apply_overrides(config_mod.load(path),
+                                                                                  self.overrides))
+                except EdgecamError as e:
+                    logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
+        outcomes = self.control.drain()
+        new = self.control.effective()  # the file's settings, the overrides that still hold laid over them
         # One new LiveSettings, swapped in at once: the class rules (allow, deny, thresholds) need a restart.
-        self.camera.apply(dataclasses.replace(
-            self.camera.live.settings, top_k=new.model.top_k, threshold=new.model.threshold,
-            smoothing=dataclasses.replace(new.smoothing)))
+        applied, need_restart = apply_config(self.camera, self.cfg, new, self.control.store.inference)
         logging.getLogger().setLevel(new.log_level)
-        applied = [k for k in changed if k not in need_restart]
-        self.cfg.model.top_k, self.cfg.model.threshold = new.model.top_k, new.model.threshold
-        self.cfg.smoothing, self.cfg.log_level = new.smoothing, new.log_level
-        logger.warning("reload: applied %s", ", ".join(applied) or "nothing (no live-changeable key changed)")
+        self.cfg.log_level = new.log_level
+        self.control.answer(outcomes)
+        if file or applied:
+            logger.warning("reload: applied %s", ", ".join(applied) or "nothing (no live-changeable key changed)")
         if need_restart:
             logger.warning("reload: %s changed but need a restart (systemctl restart edgecam)", ", ".join(need_restart))
 
@@ -331,6 +335,7 @@ class App:
             p.stop()
 
         def on_hup(_signum, _frame):
+            self._hup = True
             p.reload_requested = True  # done by the output loop, not in the handler
 
         if threading.current_thread() is threading.main_thread():

@@ -76,14 +76,15 @@ class CameraPipeline:
     that order; :meth:`close` undoes what was opened when a later step fails.
     """
 
-    def __init__(self, cfg, shared: SharedParts):
+    def __init__(self, cfg, shared: SharedParts, inference: bool = True):
+        """``inference``: False when a command paused it (edgecam.control)."""
         self.cfg = cfg
         self.shared = shared
         self.tracker = None
         self.region_info: tuple = ()
         self.classifier = self._load_model()
         labels = None if cfg.regions else tuple(self.classifier.labels)
-        self.live = LiveHolder(LiveSettings.from_config(cfg, labels))
+        self.live = LiveHolder(LiveSettings.from_config(cfg, labels, inference))
         self.outputs: FanOut | None = None
         self.source = None
         self.source_note: str | None = None

@@ -51,8 +51,9 @@ from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
 from edgecam.config import schema as config_mod
 from edgecam.config.cameras import camera_configs
-from edgecam.pipeline.app import changed_keys, write_dirs
-from edgecam.pipeline.live import LIVE_KEYS
+from edgecam.control.live import Control
+from edgecam.pipeline.app import write_dirs
+from edgecam.pipeline.live import apply_config
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -76,6 +77,7 @@ class Camera:
     parts: CameraPipeline | None = None
     down: str | None = None  # why it could not start (one line)
     code: int | None = None  # its pipeline's exit code, once ended
+    control: Control | None = None  # what commands set, over its config file's settings (edgecam.control)
 
     @property
     def pipeline(self):
@@ -102,7 +104,8 @@ class CamerasApp:
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
         cameras = self._hubs(cameras, mqtt)
-        self.cameras = [Camera(name, cfg) for name, cfg in cameras]
+        controls = [Control(cfg, name) for name, cfg in cameras]
+        self.cameras = [Camera(c.camera, c.effective(), control=c) for c in controls]
         sinks_for = self._window(display, sinks_for)
         self._classifiers: dict[tuple, object] = {}
         self.stages: list[SharedStage] = []
@@ -185,7 +188,7 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
-        cam.parts = CameraPipeline(cam.cfg, shared)
+        cam.parts = CameraPipeline(cam.cfg, shared, inference=cam.control.store.inference)
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
         if self.mqtt_hub is not None:
@@ -221,7 +224,9 @@ class CamerasApp:
             stage = holder["stage"] = SharedStage(clf, self.stop_event, plan)
             self.stages.append(stage)
             for cam in cams:
-                cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
+                p = cam.parts.build_pipeline(plan, timings=timings, stage=stage, name=cam.name)
+                p.on_reload = lambda cam=cam: self._apply(cam)  # a reload or a command, in its output loop
+                cam.control.wake = lambda p=p: setattr(p, "reload_requested", True)
 
     def _hook_health(self, up: list[Camera]) -> None:
         """The board (edgecam.health): one monitor for the run; its governor limits every camera alike."""
@@ -338,20 +343,15 @@ class CamerasApp:
             return
         for cam in self.cameras:
             if cam.pipeline is not None:
-                cam.pipeline.on_reload = lambda cam=cam, cfg=new[cam.name]: self._apply(cam, cfg)
+                cam.control.file_cfg = self._own_config(cam.name, new[cam.name])
                 cam.pipeline.reload_requested = True
 
     @staticmethod
-    def _apply(cam: Camera, new) -> None:
-        """In the camera's output loop: its new top_k, threshold and smoothing, all at once."""
-        changed = changed_keys(cam.cfg, new)
-        later = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")]
-        cam.parts.apply(dataclasses.replace(cam.parts.live.settings, top_k=new.model.top_k,
-                                            threshold=new.model.threshold,
-                                            smoothing=dataclasses.replace(new.smoothing)))
-        cam.cfg.model.top_k, cam.cfg.model.threshold, cam.cfg.smoothing = (new.model.top_k, new.model.threshold,
-                                                                           new.smoothing)
-        applied = [k for k in changed if k not in later]
+    def _apply(cam: Camera) -> None:
+        """In the camera's output loop: the commands waiting, and the config file's settings with the overrides."""
+        outcomes = cam.control.drain()
+        applied, later = apply_config(cam.parts, cam.cfg, cam.control.effective(), cam.control.store.inference)
+        cam.control.answer(outcomes)
         logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing (no live key changed)")
         if later:
             logger.warning("reload: camera %s: %s changed but need a restart (systemctl restart edgecam)", cam.name,

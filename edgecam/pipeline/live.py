@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
+from edgecam.config import schema as config_mod
 from edgecam.config.schema import SmoothingConfig
 from edgecam.errors import ConfigError
 from edgecam.model.regions import rule_problems
@@ -41,9 +42,10 @@ class LiveSettings:
     threshold: float = 0.0
     smoothing: SmoothingConfig = dataclasses.field(default_factory=SmoothingConfig)
     rules: ClassRules | None = None
+    inference: bool = True  # False: paused by a command (edgecam.control); frames still shown, none classified
 
     @classmethod
-    def from_config(cls, cfg, labels=None) -> LiveSettings:
+    def from_config(cls, cfg, labels=None, inference: bool = True) -> LiveSettings:
         """The settings ``cfg`` asks for; ``labels``: the whole picture model's classes (None with regions).
 
         A class rule naming a class the model has not is refused here
@@ -58,7 +60,7 @@ class LiveSettings:
             built = ClassRules.build(labels, m.allow, m.deny, m.thresholds, m.threshold)[0]
             rules = built if built.active else None
         return cls(top_k=cfg.model.top_k, threshold=cfg.model.threshold,
-                   smoothing=dataclasses.replace(cfg.smoothing), rules=rules)
+                   smoothing=dataclasses.replace(cfg.smoothing), rules=rules, inference=inference)
 
     @property
     def floors(self) -> dict[int, float] | None:
@@ -95,3 +97,48 @@ class LiveHolder:
         old = self._current
         self._current = (old[0] + 1, new)  # one assignment: no reader sees half an update
         return old[1]
+
+
+def changed_keys(old, new) -> list[str]:
+    """``section.key`` for each key that differs between two configs (and ``log_level``)."""
+    old_d, new_d = config_mod.to_dict(old), config_mod.to_dict(new)
+    changed = [f"{s}.{k}" for s in old_d if isinstance(old_d[s], dict)
+               for k in old_d[s] if old_d[s][k] != new_d[s][k]]
+    if old_d["log_level"] != new_d["log_level"]:
+        changed.append("log_level")
+    return changed
+
+
+def _rule_switches(old, new, changed: list[str]) -> dict[str, bool] | None:
+    """The rules' on/off when they are all that changed in ``events.rules`` (live), else None (a restart)."""
+    if "events.rules" not in changed:
+        return None
+    strip = [[{k: v for k, v in config_mod.to_dict(r).items() if k != "enabled"} for r in c.events.rules]
+             for c in (old, new)]
+    if strip[0] != strip[1]:
+        return None
+    changed[changed.index("events.rules")] = "events.rules.enabled"
+    return {r.name: r.enabled for r in new.events.rules}
+
+
+def apply_config(parts, old, new, inference: bool = True) -> tuple[list[str], list[str]]:
+    """In a camera's output loop: what of ``new`` may change live, applied to ``parts`` (its CameraPipeline).
+
+    ``old`` is the camera's running config (updated in place: others hold it),
+    ``inference`` whether a command paused it. Returns (the keys applied, the
+    keys that changed but need a restart).
+    """
+    changed = changed_keys(old, new)
+    switches = _rule_switches(old, new, changed)
+    later = [k for k in changed if k not in LIVE_KEYS and not k.startswith("smoothing.")
+             and k != "events.rules.enabled"]
+    if parts.live.settings.inference != inference:
+        changed.append("inference")
+    parts.apply(dataclasses.replace(parts.live.settings, top_k=new.model.top_k, threshold=new.model.threshold,
+                                    smoothing=dataclasses.replace(new.smoothing), inference=inference))
+    old.model.top_k, old.model.threshold, old.smoothing = new.model.top_k, new.model.threshold, new.smoothing
+    if switches is not None and parts.outputs is not None:
+        parts.outputs.enable_rules(switches)
+        for r in old.events.rules:
+            r.enabled = switches[r.name]
+    return [k for k in changed if k not in later], later

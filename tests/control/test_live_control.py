@@ -1,0 +1,87 @@
+"""Commands reach a running camera through the reload path: on the next result, kept across restarts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecam.camera.frame import Frame
+from edgecam.control.overrides import Key, rule_key
+from tests.pipeline.test_live import app_of, result, rewrite  # noqa: F401 (app_of: the fixture)
+
+FRAME = Frame(np.zeros((48, 64, 3), np.uint8), 0, 0.0, 1.0)
+
+
+def config(tmp_path, **model) -> dict:
+    return {"model": {"top_k": 1, "threshold": 0.7, **model}, "state_dir": str(tmp_path / "state"),
+            "events": {"dir": str(tmp_path / "events"), "rules": [{"name": "opened", "label": "open"}]}}
+
+
+def command(app, key, value):
+    """What the MQTT output does with a command, then what the output loop does on its next tick."""
+    outcomes = []
+    app.control.listeners.append(outcomes.append)
+    app.control.submit(key, value)
+    assert app.pipeline.reload_requested  # the loop is woken: the command applies before the next result
+    app.pipeline.reload_requested = False
+    app.pipeline.on_reload()
+    app.control.listeners.remove(outcomes.append)
+    return outcomes[-1]
+
+
+def shown(app, scores=(0.05, 0.6, 0.35)) -> str | None:
+    app.pipeline._handle_result(result(list(scores)))
+    return app.pipeline.shown_label
+
+
+def test_a_command_applies_on_the_next_result_without_reading_the_file_again(app_of, tmp_path):
+    d = config(tmp_path)
+    app = app_of(d)
+    assert shown(app) is None  # 0.6 is below 0.7
+    rewrite(app, {**d, "model": {"top_k": 5, "threshold": 0.7}})  # an edit not yet reloaded
+    out = command(app, Key.THRESHOLD, 0.5)
+    assert (out.value, out.error) == (0.5, None)
+    assert shown(app) == "open"
+    assert app.pipeline.top_k == 1  # the file was not read again: no systemctl reload was asked for
+
+
+@pytest.mark.parametrize("key,value", [(Key.THRESHOLD, float("nan")), (Key.THRESHOLD, "0.5"), (Key.TOP_K, 0),
+                                       (Key.MODEL, "no_such_model"), (rule_key("closed"), False)])
+def test_a_bad_command_changes_nothing_and_is_answered(app_of, tmp_path, caplog, key, value):
+    app = app_of(config(tmp_path))
+    out = command(app, key, value)
+    assert out.value is None and out.error
+    assert (app.pipeline.threshold, app.pipeline.top_k) == (0.7, 1)
+    assert not (tmp_path / "state" / "control" / "main.json").exists()
+    refused = [r for r in caplog.records if "command refused" in r.getMessage()]
+    assert len(refused) == 1 and out.error in refused[0].getMessage()
+
+
+def test_pausing_inference_stops_classifying_and_a_rule_can_be_switched_off(app_of, tmp_path):
+    app = app_of(config(tmp_path))
+    events = next(s for s in app.outputs.sinks if s.name == "events")
+    with pytest.raises(AttributeError):  # running: the frame goes to the model (the stand-in cannot prepare it)
+        app.pipeline._to_inference(FRAME)
+    command(app, Key.INFERENCE, False)
+    app.pipeline._to_inference(FRAME)  # paused: the model is not asked
+    command(app, rule_key("opened"), False)
+    assert [t.enabled for t in events.ruleset.trackers] == [False]
+    command(app, Key.INFERENCE, True)
+    with pytest.raises(AttributeError):
+        app.pipeline._to_inference(FRAME)
+
+
+def test_commands_survive_a_restart_and_a_changed_config_file_wins(app_of, tmp_path):
+    d = config(tmp_path)
+    app = app_of(d)
+    command(app, Key.THRESHOLD, 0.5)
+    command(app, Key.TOP_K, 2)
+    app.outputs.close()
+    again = app_of(d)  # a restart
+    assert (again.pipeline.threshold, again.pipeline.top_k) == (0.5, 2)
+    rewrite(again, {**d, "model": {"top_k": 1, "threshold": 0.4}})
+    again.reload()  # systemctl reload: the file changed the threshold, not top_k
+    assert (again.pipeline.threshold, again.pipeline.top_k) == (0.4, 2)
+    again.outputs.close()
+    third = app_of({**d, "model": {"top_k": 1, "threshold": 0.4}})  # and a restart after it
+    assert (third.pipeline.threshold, third.pipeline.top_k) == (0.4, 2)
