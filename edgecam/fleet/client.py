@@ -36,6 +36,7 @@ class FleetClient:
         self._connected = threading.Event()
         self._refused: str | None = None
         self._subacks: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = lambda _c, _u, msg: on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
@@ -47,9 +48,8 @@ class FleetClient:
         self._connected.set()
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        event = self._subacks.get(mid)
-        if event is not None:
-            event.set()
+        with self._lock:  # the SUBACK may come before subscribe() returned its mid
+            self._subacks.setdefault(mid, threading.Event()).set()
 
     def connect(self) -> None:
         """Connect, or one line: the broker refused us (exit 5) or cannot be reached (exit 75: try later)."""
@@ -70,9 +70,9 @@ class FleetClient:
 
     def subscribe(self, topics: list[str]) -> None:
         """Subscribe (QoS 1) and wait for the broker's answer: its retained messages are on their way then."""
-        event = threading.Event()
         rc, mid = self.client.subscribe([(t, 1) for t in topics])
-        self._subacks[mid] = event
+        with self._lock:
+            event = self._subacks.setdefault(mid, threading.Event())
         if rc == self._mqtt.MQTT_ERR_SUCCESS and not event.wait(CONNECT_TIMEOUT_S):
             raise NetworkError(f"MQTT broker {self.broker} did not confirm the subscription", exit_code=EXIT_TEMPFAIL)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from edgecam import __version__
 from edgecam.fleet import messages as fm
 from edgecam.fleet.model_files import ModelSums, model_path
 from edgecam.fleet.receive import Receiver
+from edgecam.fleet.switch import ControlSwitch, Switchable
 from edgecam.outputs import mqtt_health
 from edgecam.outputs.base import iso_time
 from edgecam.outputs.mqtt_messages import Item, ItemKind
@@ -164,10 +166,23 @@ class FleetNode:
             self._thread.join(2.0)
 
 
-def start_node(hub, cfg, cameras, health=lambda: None, switch=None) -> FleetNode | None:
-    """The run's :class:`FleetNode` on ``hub``, started; None without MQTT (``hub`` None)."""
+@dataclass(frozen=True)
+class RunCamera:
+    """What a run tells the fleet of one camera: its name (None: the one camera of a run), its control
+    (:class:`edgecam.control.live.Control`), the name of the model it runs now, its counters."""
+
+    name: str | None
+    control: object
+    running: Callable[[], str]
+    stats: object = None
+
+
+def start_node(hub, cfg, cameras: Callable[[], list[RunCamera]], health=lambda: None) -> FleetNode | None:
+    """The run's :class:`FleetNode` on ``hub`` (the node info; pushes switch through each camera's control),
+    started; None without MQTT (``hub`` None)."""
     if hub is None:
         return None
-    node = FleetNode(hub, cfg, cameras, health, switch)
+    switch = ControlSwitch(lambda: [Switchable(c.name or c.control.camera, c.control, c.running) for c in cameras()])
+    node = FleetNode(hub, cfg, lambda: [CameraView(c.name, c.running(), c.stats) for c in cameras()], health, switch)
     node.start()
     return node

@@ -22,10 +22,11 @@ from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
 from edgecam.model import backends, custom_models
-from edgecam.fleet.node import CameraView, start_node
+from edgecam.fleet.node import RunCamera, start_node
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.pipeline.live import apply_config, changed_keys  # noqa: F401 (changed_keys: app's, as before)
+from edgecam.pipeline.model_swap import swap_learned
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
 from edgecam.stats import SourceState, Stats
@@ -250,10 +251,9 @@ class App:
 
     def _start_fleet(self):
         """The node info on the MQTT output's connection (edgecam fleet; docs/fleet.md); None without MQTT."""
-
         hub = next((s.hub for s in self.outputs.sinks if isinstance(s, MqttSink)), None)
-        return start_node(hub, self.cfg, lambda: [CameraView(None, self.cfg.model.name, self.stats)],
-                          lambda: self.health.latest)
+        me = RunCamera(None, self.control, lambda: self.classifier.name, self.stats)
+        return start_node(hub, self.cfg, lambda: [me], lambda: self.health.latest)
 
     def _quit(self) -> None:
         if self.pipeline is not None:
@@ -315,6 +315,7 @@ class App:
                     logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
         outcomes = self.control.drain()
         new = self.control.effective()  # the file's settings, the overrides that still hold laid over them
+        swap_learned(self.camera, self.cfg, new)  # a learned model on the running base: its head, live
         # One new LiveSettings, swapped in at once: the class rules (allow, deny, thresholds) need a restart.
         applied, need_restart = apply_config(self.camera, self.cfg, new, self.control.store.inference)
         logging.getLogger().setLevel(new.log_level)

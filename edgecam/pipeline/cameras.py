@@ -44,7 +44,7 @@ import cv2
 
 from edgecam.errors import EdgecamError
 from edgecam.events import hub as events_hub
-from edgecam.fleet.node import CameraView, start_node
+from edgecam.fleet.node import RunCamera, start_node
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
@@ -54,6 +54,7 @@ from edgecam.config.cameras import camera_configs
 from edgecam.control.live import Control
 from edgecam.pipeline.app import write_dirs
 from edgecam.pipeline.live import apply_config
+from edgecam.pipeline.model_swap import swap_learned
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -280,8 +281,8 @@ class CamerasApp:
                                     daemon=True) for cam in self.cameras if cam.pipeline is not None]
         self.health.start()
         self.fleet = start_node(self.mqtt_hub, self.cameras[0].cfg, lambda: [
-            CameraView(cam.name, cam.cfg.model.name, cam.stats) for cam in self.cameras if cam.pipeline is not None],
-            lambda: self.health.latest)
+            RunCamera(cam.name, cam.control, lambda cam=cam: cam.parts.classifier.name, cam.stats)
+            for cam in self.cameras if cam.pipeline is not None], lambda: self.health.latest)
         try:
             for t in threads:
                 t.start()
@@ -350,7 +351,9 @@ class CamerasApp:
     def _apply(cam: Camera) -> None:
         """In the camera's output loop: the commands waiting, and the config file's settings with the overrides."""
         outcomes = cam.control.drain()
-        applied, later = apply_config(cam.parts, cam.cfg, cam.control.effective(), cam.control.store.inference)
+        new = cam.control.effective()
+        swap_learned(cam.parts, cam.cfg, new)  # a learned model on the running base: its head, live
+        applied, later = apply_config(cam.parts, cam.cfg, new, cam.control.store.inference)
         cam.control.answer(outcomes)
         logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing (no live key changed)")
         if later:
