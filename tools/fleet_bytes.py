@@ -36,6 +36,7 @@ MODES = {
     "every, max_rate_hz 2": {"publish": "every", "max_rate_hz": 2.0},
     "every, max_rate_hz 10": {"publish": "every", "max_rate_hz": 10.0},
     "changes + snapshot": {"publish": "changes", "snapshot": True},
+    "changes, a still scene": {"publish": "changes", "_still": True},  # one photo: the label never changes
 }
 
 
@@ -70,10 +71,18 @@ class Counts:
         self.client.loop_stop()
 
 
+def still(tmp: Path) -> Path:
+    folder = tmp / "still"
+    folder.mkdir(exist_ok=True)
+    (folder / "cat.bmp").write_bytes((REPO.parent / "shared" / "images" / "cat.bmp").read_bytes())
+    return folder
+
+
 def node_config(tmp: Path, broker: Mosquitto, mode: dict) -> Path:
     mqtt = {k: v for k, v in mode.items() if not k.startswith("_")}
     cfg = {"model": {"name": "mobilenet_v3_small", "threads": 1, "interpreters": 1},
-           "source": {"type": "opencv", "uri": str(VIDEO), "realtime": True, "loop": True},
+           "source": ({"type": "images", "uri": str(still(tmp)), "fps": 30, "realtime": True, "loop": True} if mode.get("_still") else
+                      {"type": "opencv", "uri": str(VIDEO), "realtime": True, "loop": True}),
            "display": {"mode": "none"}, "state_dir": str(tmp / "state"),
            "smoothing": {"mode": "ema", "hysteresis": True} if mode.get("_smoothing") else {},
            "mqtt": {"enabled": True, "host": broker.host, "port": broker.port, "client_id": "node",
@@ -118,11 +127,11 @@ def main() -> int:
     if not VIDEO.is_file():
         print(f"{VIDEO} not found: this tool plays the shared clip", file=sys.stderr)
         return 2
-    print("| mode | bytes/s to the broker | messages/s | by topic (messages/s) |")
+    print("| mode | bytes/s to the broker | messages/s | by topic: messages/s (bytes each, topic + payload) |")
     print("|---|---|---|---|")
     for name in args.modes:
         rate, topics, sizes = measure(MODES[name], args.seconds, args.warmup)
-        per = ", ".join(f"{k} {n / args.seconds:.2f}" for k, n in topics.most_common())
+        per = ", ".join(f"{k} {n / args.seconds:.2f} ({sizes[k] / n:.0f})" for k, n in topics.most_common())
         print(f"| {name} | {rate:.0f} | {sum(topics.values()) / args.seconds:.2f} | {per} |", flush=True)
     return 0
 
