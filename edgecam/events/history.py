@@ -227,6 +227,7 @@ class History:
         self._jobs: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self.repaired: dict = {}
+        self.found_interrupted: list[tuple] = []  # (id, rule, label, region, started, start_frame, peak, camera)
         #: counters for /metrics (written by the writer thread only)
         self.deleted_by_retention = 0
         self.write_errors = 0
@@ -268,6 +269,10 @@ class History:
                                   "away and start again")
             media.mkdir(exist_ok=True)
             self.conn = connect_writer(self.folder)
+            # The events a stop left in progress: their end is published at start (edgecam.events.sink), as at a stop.
+            self.found_interrupted = [tuple(r) for r in self.conn.execute(
+                "SELECT id, rule, label, region, started, start_frame, peak_score, camera FROM events "
+                "WHERE status = 'active'")]
             self.repaired = repair(self.conn, self.folder)
             self._last_id = self.conn.execute(
                 "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0), "

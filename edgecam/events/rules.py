@@ -57,11 +57,15 @@ class Event:
         return out
 
 
-def event_payload(kind: EventKind, event: Event, host: str, snapshot: bool = False) -> dict:
+def event_payload(kind: EventKind, event: Event, host: str, snapshot: bool = False,
+                  interrupted: bool = False) -> dict:
     """The JSON of an event's start or end (webhook, MQTT ``<prefix>/event``): times in epoch seconds;
-    ``snapshot``: the path of its snapshot on the HTTP output (``/events/<id>/snapshot.jpg``), when it has one."""
+    ``snapshot``: the path of its snapshot on the HTTP output (``/events/<id>/snapshot.jpg``), when it has one.
+    ``interrupted``: an end that a stop decided (or a stop before the start found), not the rule: its ``end``
+    is when the run stopped (or the start, when found later), ``"interrupted": true``."""
     return {"type": EventKind(kind).value, **event.to_dict(), "host": host,
-            "snapshot": f"/events/{event.id}/snapshot.jpg" if snapshot else None}
+            "snapshot": f"/events/{event.id}/snapshot.jpg" if snapshot else None,
+            **({"interrupted": True} if interrupted else {})}
 
 
 def label_matcher(labels: tuple[str, ...], model_labels) -> dict[int, str]:

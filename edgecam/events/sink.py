@@ -54,6 +54,7 @@ class EventsSink(Sink):
     #: The overlay is drawn here, on the frame a snapshot keeps, not on every frame (unless another output
     #: wants it anyway: then that picture is used).
     wants_overlay = False
+    closes_first = True  # the events a stop interrupts are handed to the other outputs at close
 
     def __init__(self, cfg, folder: str | Path, examples_dir: str | Path | None = None, regions: tuple = (),
                  clock=time.time, stats=None, labels: tuple = (), overlay: bool = True, hub=None,
@@ -72,6 +73,7 @@ class EventsSink(Sink):
         self.folder = Path(folder) if hub is None else hub.folder
         self.examples_dir = Path(examples_dir) if examples_dir else None
         self.rules = {r.name: r for r in cfg.rules}
+        self._peers: list = []  # the other outputs (connect)
         self.ruleset = RuleSet(cfg.rules)
         self.history = History(self.folder, cfg.max_age_days, int(cfg.max_mb * 1024 * 1024), clock=clock) \
             if hub is None else hub.history
@@ -111,7 +113,9 @@ class EventsSink(Sink):
         return checks.problems(cfg, cls)
 
     def connect(self, sinks: list[Sink]) -> None:
-        """Mount /events and /api/events (the page, the API, the media) on the run's HTTP output, if any."""
+        """Mount /events and /api/events (the page, the API, the media) on the run's HTTP output, if any;
+        keep the other outputs, which get the ends of interrupted events (:meth:`Sink.on_rule_events`)."""
+        self._peers = [s for s in sinks if s is not self]
         if "edgecam.outputs.http" not in sys.modules:  # no HTTP output was built: none to mount on
             return
         # Here, not at the top: the HTTP server's module costs ~9 MB of memory (ru_maxrss after the import,
@@ -174,6 +178,7 @@ class EventsSink(Sink):
         self.actions = [action(self) for action in ACTIONS if any(action.wanted(r) for r in self.cfg.rules)]
         logger.info("events: %d rule(s), history in %s%s", len(self.rules), self.folder,
                     f", clips as {self.clip_format}" if self.clips else "")
+        self._tell_peers(self._found_interrupted())
 
     def source_opened(self, source) -> None:
         if not source.live and not getattr(source, "realtime", False) and source.fps:
@@ -213,9 +218,29 @@ class EventsSink(Sink):
             self._next_retention = time.monotonic() + RETENTION_EVERY_S
             self.history.retention()
 
-    def payload(self, kind: EventKind, event: Event) -> dict:
+    def payload(self, kind: EventKind, event: Event, interrupted: bool = False) -> dict:
         """The JSON of ``event``'s start or end (webhook, MQTT, the log)."""
-        return event_payload(kind, event, self.host, snapshot=self.rules[event.rule].snapshot)
+        return event_payload(kind, event, self.host, snapshot=self.rules[event.rule].snapshot,
+                             interrupted=interrupted)
+
+    def _tell_peers(self, ends: list[RuleEvent]) -> None:
+        """Ends that came with no result (a stop, or one found at start): to the other outputs (MQTT)."""
+        for sink in self._peers if ends else ():
+            try:
+                sink.on_rule_events(ends)
+            except Exception as e:  # one output's trouble never keeps the others from their events
+                logger.error("events: output %s failed with the interrupted events: %s", sink.name, e)
+
+    def _found_interrupted(self) -> list[RuleEvent]:
+        """The events the history found in progress at start (a stop it did not see: a power cut, SIGKILL),
+        this camera's, as interrupted ends (their end: their start, as the history has it)."""
+        ends = []
+        for id_, rule, label, region, started, start_frame, peak, camera in self.history.found_interrupted:
+            if rule in self.rules and camera == self.camera:
+                event = Event(rule, label, region, started, start_frame, peak, end=started, end_frame=start_frame,
+                              id=id_, camera=camera)
+                ends.append(RuleEvent(EventKind.END, rule, self.payload(EventKind.END, event, interrupted=True)))
+        return ends
 
     def _started(self, event: Event) -> None:
         self.started[event.rule] += 1
@@ -272,8 +297,11 @@ class EventsSink(Sink):
             return
         self._closed = True
         t, frame = self._last
+        ends = []
         for event in self.ruleset.finish(t, frame):
             self._ended(event, EventStatus.INTERRUPTED)  # the run stopped during it: its end is not known
+            ends.append(RuleEvent(EventKind.END, event.rule, self.payload(EventKind.END, event, interrupted=True)))
+        self._tell_peers(ends)
         for action in self.actions:
             action.close()
         if self.hub is None:  # a shared history is closed by its hub's owner, once every camera is done

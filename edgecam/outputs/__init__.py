@@ -175,7 +175,7 @@ class FanOut:
             self._safe(sink, "on_health", health)
 
     def close(self) -> None:
-        for sink in list(self.sinks):
+        for sink in sorted(self.sinks, key=lambda s: not s.closes_first):  # stable: else in their order
             try:
                 sink.close()
             except Exception as e:

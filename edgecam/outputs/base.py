@@ -83,6 +83,8 @@ class Sink:
     #: With ``wants_frames``: whether the overlay must be drawn on every frame for it (False: the
     #: events output, which draws its own on the rare frame it keeps; ``annotated`` may then be None).
     wants_overlay = True
+    #: Closed before the others (the events output: the ends a stop interrupts still reach MQTT and the rest).
+    closes_first = False
     #: How many labels a sink that lists labels reports, and the lowest score
     #: it lists (``model.top_k``, ``model.threshold``); see :meth:`reconfigure`.
     top_k = 3
@@ -131,6 +133,10 @@ class Sink:
     def reconfigure(self, top_k: int, threshold: float) -> None:
         """The live settings changed (a reload): sinks that list labels list these many, above this."""
         self.top_k, self.threshold = top_k, threshold
+
+    def on_rule_events(self, events: list) -> None:
+        """Rule events that came with no result (:class:`edgecam.result.RuleEvent`): the ends a stop interrupted,
+        at the stop, or found in the history at start. Those that come with a result are in its extra."""
 
     def enable_rules(self, switches: dict[str, bool]) -> None:
         """Event rules switched on or off live (a command): ``switches`` maps a rule's name to on."""

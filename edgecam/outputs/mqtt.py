@@ -17,6 +17,7 @@ import socket
 import time
 
 from edgecam.config.schema import MqttConfig
+from edgecam.config.state import state_dir
 from edgecam.result import Classification, Extra, LabelChange, RegionChange
 from edgecam.outputs import mqtt_messages as messages
 from edgecam.outputs.base import Sink, refusals
@@ -43,6 +44,8 @@ class MqttSink(Channel, Sink):
         event_rules: rules with ``mqtt: true``: their events (``result.extra[Extra.RULE_EVENTS]``) go out too.
         hub: the run's connection with several cameras (see :meth:`on_hub`); None: a connection of its own,
             started by :meth:`start` and closed by :meth:`close`, with ``availability`` under the prefix.
+        state_dir: with a connection of its own, where what discovery announced is remembered, so that what the
+            config no longer has is removed from Home Assistant (:mod:`edgecam.outputs.mqtt_announced`).
         camera: with ``hub``, the camera's name: its topics under ``<prefix>/<camera>/``, its own HA device.
 
     After bad credentials the connection stops retrying and :attr:`fatal_error` is a
@@ -53,10 +56,10 @@ class MqttSink(Channel, Sink):
 
     def __init__(self, cfg: MqttConfig, model_name: str, top_k: int = 3, stats: Stats | None = None,
                  hostname: str | None = None, threshold: float = 0.0, regions: tuple = (), event_rules: tuple = (),
-                 *, hub: MqttHub | None = None, camera: str | None = None):
+                 *, hub: MqttHub | None = None, camera: str | None = None, state_dir=None):
         self._owns_hub = hub is None
         if hub is None:
-            hub = MqttHub(cfg, hostname or socket.gethostname())
+            hub = MqttHub(cfg, hostname or socket.gethostname(), state_dir=state_dir)
         elif camera is None:
             raise ValueError("MqttSink on a shared hub needs its camera's name")
         super().__init__(hub, hub.names if camera is None else hub.names_for(camera))
@@ -75,7 +78,8 @@ class MqttSink(Channel, Sink):
     def from_config(cls, cfg, ctx) -> MqttSink:
         rules = tuple(r.name for r in cfg.events.rules if r.mqtt)
         return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
-                   threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules)
+                   threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules,
+                   state_dir=state_dir(cfg.state_dir))
 
     @classmethod
     def on_hub(cls, hub: MqttHub, camera: str, cfg, stats: Stats | None = None, regions: tuple = ()) -> MqttSink:
@@ -115,10 +119,7 @@ class MqttSink(Channel, Sink):
             return
         latest = self._latest
         latest.result = result
-        for event in result.extra.get(Extra.RULE_EVENTS, ()):
-            if event.rule in self.event_rules:  # <prefix>/event, and the rule's trigger topic
-                self._enqueue(ItemKind.EVENT, event.payload)
-                self._enqueue(ItemKind.TRIGGER, event.payload)
+        self.on_rule_events(result.extra.get(Extra.RULE_EVENTS, ()))
         if self.cfg.publish != "every":
             return
         now = time.monotonic()
@@ -127,6 +128,16 @@ class MqttSink(Channel, Sink):
             return
         latest.next_result_t = now + 1.0 / self.cfg.max_rate_hz
         self._enqueue(ItemKind.RESULT, result)  # formatted by the worker, off the pipeline thread
+
+    def on_rule_events(self, events) -> None:
+        """A rule's events (with ``mqtt: true``): ``<prefix>/event``, and ``start``/``end`` on its trigger topic
+        (an interrupted end too: an automation waiting for the end gets it)."""
+        if not self._accepting():
+            return
+        for event in events:
+            if event.rule in self.event_rules:
+                self._enqueue(ItemKind.EVENT, event.payload)
+                self._enqueue(ItemKind.TRIGGER, event.payload)
 
     def on_frame(self, frame, annotated, result) -> None:
         """Keep a reference to the newest picture, encoded only for a snapshot."""

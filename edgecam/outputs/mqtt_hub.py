@@ -24,6 +24,7 @@ import time
 from edgecam.config.schema import MqttConfig
 from edgecam.errors import ConfigError, EdgecamError, NetworkError
 from edgecam.outputs import mqtt_messages as messages
+from edgecam.outputs.mqtt_announced import Announced
 from edgecam.outputs.mqtt_messages import OFFLINE, ONLINE, Item, ItemKind
 from edgecam.outputs.mqtt_state import Channel, Link, LinkState, MqttNames, NodeChannel
 
@@ -50,9 +51,11 @@ class MqttHub:
     camera's sink reports.
     """
 
-    def __init__(self, cfg: MqttConfig, hostname: str | None = None):
+    def __init__(self, cfg: MqttConfig, hostname: str | None = None, state_dir=None):
+        """``state_dir``: where what was announced is remembered (None: not remembered, nothing cleared)."""
         self.cfg = cfg
         self.names = MqttNames.of(cfg, hostname or socket.gethostname())
+        self.announced = Announced(state_dir, self.names.node_id)
         self.fatal_error: EdgecamError | None = None
         # _cond guards everything below (and the channels' state) that the worker, paho's thread and the
         # pipelines share.
@@ -215,6 +218,9 @@ class MqttHub:
             born = self._channels if link.need_birth else self._joined
             items = [(None, Item(ItemKind.RAW, (self.availability, ONLINE, True)))] if link.need_birth else []
             items += [(channel, item) for channel in born for item in channel.birth_items()]
+            if link.need_birth:  # the devices of cameras no longer configured: every entity of theirs goes
+                nodes = {c.node_id for c in self._channels} | {self.names.node_id}
+                items += [(None, Item(ItemKind.RAW, (t, "", True))) for t in self.announced.orphans(nodes)]
             link.need_birth, self._joined = False, []
             return items
         return [self._pop()]

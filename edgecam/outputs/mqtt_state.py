@@ -10,6 +10,7 @@ under the hub's one lock (``MqttHub._cond``, which each channel and sink holds a
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from edgecam.names import identifier_problem
 from edgecam.outputs import mqtt_health
 from edgecam.outputs import mqtt_messages as messages
 from edgecam.outputs.mqtt_messages import Item, ItemKind
+
+logger = logging.getLogger("edgecam.outputs.mqtt")  # one logger for the whole MQTT output
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,10 @@ class Channel:
             return
         with self._cond:
             first, latest.health, latest.health_at = latest.health is None, new, now
-        for topic, conf in (self.health_discovery() if first and self.cfg.discovery else {}).items():
+        configs = self.health_discovery() if first and self.cfg.discovery else {}
+        with self._cond:
+            self.hub.announced.add(self.node_id, dict.fromkeys(configs, True))
+        for topic, conf in configs.items():
             self._enqueue(ItemKind.RAW, (topic, json.dumps(conf), True))  # its entities, now that a reading says which
         self._enqueue(ItemKind.HEALTH, new)
 
@@ -199,9 +205,17 @@ class Channel:
         raise NotImplementedError
 
     def _discovery_items(self) -> list[Item]:
-        if not self.cfg.discovery:
-            return []
-        return [Item(ItemKind.RAW, (topic, json.dumps(conf), True)) for topic, conf in self.discovery_configs().items()]
+        """(lock held) The discovery configs, after clearing those announced before that this device no longer has
+        (:mod:`edgecam.outputs.mqtt_announced`); with discovery off, all of them are cleared."""
+        configs = self.discovery_configs() if self.cfg.discovery else {}
+        health = mqtt_health.health_topic(self.prefix)
+        stale = self.hub.announced.renew(self.node_id, {t: c.get("state_topic") == health for t, c in configs.items()},
+                                         health_known=self.health is not None or not self.cfg.discovery)
+        if stale:
+            logger.info("MQTT: removing %d Home Assistant entities the config no longer has (%s)", len(stale),
+                        ", ".join(stale[:5]) + (", ..." if len(stale) > 5 else ""))
+        return [Item(ItemKind.RAW, (topic, "", True)) for topic in stale] + [
+            Item(ItemKind.RAW, (topic, json.dumps(conf), True)) for topic, conf in configs.items()]
 
     def encode(self, item: Item) -> tuple[str, bytes | str, bool] | None:
         """(topic, payload, retain) of one of this channel's items; None to skip it."""

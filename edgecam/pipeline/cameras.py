@@ -51,6 +51,7 @@ from edgecam.model.calibration import decide_layout
 from edgecam.model.scheduler import SharedStage
 from edgecam.config import schema as config_mod
 from edgecam.config.cameras import camera_configs
+from edgecam.config.state import state_dir
 from edgecam.control.live import Control
 from edgecam.pipeline.app import write_dirs
 from edgecam.pipeline.live import apply_config
@@ -142,7 +143,8 @@ class CamerasApp:
                        for name, cfg in cameras]
         mqtt = mqtt if mqtt is not None else (cameras[0][1].mqtt if cameras else None)
         #: The run's MQTT connection (None without MQTT); each camera's own is switched off in its config.
-        self.mqtt_hub = MqttHub(mqtt) if mqtt is not None and mqtt.enabled else None
+        on = mqtt is not None and mqtt.enabled
+        self.mqtt_hub = MqttHub(mqtt, state_dir=state_dir(cameras[0][1].state_dir)) if on else None
         return [(name, self._own_config(name, cfg)) for name, cfg in cameras]
 
     def _window(self, display: bool, sinks_for):
