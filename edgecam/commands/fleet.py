@@ -96,6 +96,9 @@ def cmd_list(args) -> int:
         except OSError as e:
             raise OutputError(f"--prometheus {args.prometheus}: cannot write it ({e.strerror or e})") from None
         print(f"{len(listing.file_sd(nodes))} node(s) with /metrics written to {args.prometheus}")
+        local = [n.name for n in nodes if listing.loopback_only(n)]
+        if local:
+            print(f"left out, serving /metrics on their loopback address only (http.host): {', '.join(local)}")
     elif nodes:
         print(listing.table(nodes))
     else:

@@ -144,12 +144,20 @@ def as_json(nodes: list[Node]) -> list[dict]:
     return [{**n.info, "online": n.online, "last_push": n.ack} for n in nodes]
 
 
+def loopback_only(node: Node) -> bool:
+    """Whether the node serves ``/metrics`` on its loopback address only (``http.host: 127.0.0.1``, the
+    default): no other machine can scrape it."""
+    host = urlsplit(node.info.get("metrics_url") or "").hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 def file_sd(nodes: list[Node]) -> list[dict]:
-    """Prometheus file_sd targets: one group per node that serves ``/metrics``, labelled with node and host."""
+    """Prometheus file_sd targets: one group per node that serves ``/metrics`` to other machines, labelled with
+    node and host."""
     out = []
     for n in nodes:
         url = urlsplit(n.info.get("metrics_url") or "")
-        if not url.netloc:
+        if not url.netloc or loopback_only(n):
             continue
         labels = {"node": n.name, "host": str(n.info.get("host", "")), "edgecam_version": str(n.info.get("version"))}
         if url.path and url.path != "/metrics":

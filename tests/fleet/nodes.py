@@ -47,7 +47,8 @@ class Camera:
 class Node:
     """One node: its config, models folder, state dir, hub and fleet node (started by :meth:`up`)."""
 
-    def __init__(self, broker, root: Path, name: str, *, commands: bool = True, http_port: int | None = None):
+    def __init__(self, broker, root: Path, name: str, *, commands: bool = True, http_port: int | None = None,
+                 http_host: str = "0.0.0.0"):
         self.name, self.root = name, root / name
         self.models = self.root / "models"
         path = custom_models.save(learned("base", seed=hash(name) % 1000), self.models)
@@ -56,7 +57,7 @@ class Node:
         self.cfg = dataclasses.replace(
             cfg, state_dir=str(self.root / "state"),
             model=dataclasses.replace(cfg.model, name="base", dir=str(self.models)),
-            http=dataclasses.replace(cfg.http, enabled=http_port is not None, port=http_port or 8080, host="0.0.0.0"),
+            http=dataclasses.replace(cfg.http, enabled=http_port is not None, port=http_port or 8080, host=http_host),
             mqtt=dataclasses.replace(cfg.mqtt, enabled=True, host=broker.host, port=broker.port, client_id=name,
                                      topic_prefix=f"edgecam/{name}", commands=commands))
         self.camera = Camera("base", self.models)

@@ -61,7 +61,7 @@ def model_file(tmp_path, name="garage", seed=1):
 def test_lists_every_node_online_or_offline_as_table_json_and_prometheus(fleet, tmp_path, capsys):
     port = free_port()
     a = fleet.node("cam-a", http_port=port).up()
-    b = fleet.node("cam-b", commands=False).up()
+    b = fleet.node("cam-b", commands=False, http_port=free_port(), http_host="127.0.0.1").up()
     b.down()  # its info stays, its availability says offline
     code, out, _ = fleet("--json", capsys=capsys)
     assert code == 0
@@ -78,8 +78,9 @@ def test_lists_every_node_online_or_offline_as_table_json_and_prometheus(fleet, 
     assert [line.split()[:3] for line in lines[1:]] == [["cam-a", "host-cam-a", "online"],
                                                          ["cam-b", "host-cam-b", "offline"]]
     targets = tmp_path / "sd.json"
-    assert fleet("--prometheus", str(targets), capsys=capsys)[0] == 0
-    sd = json.loads(targets.read_text())  # only the node serving HTTP
+    code, out, _ = fleet("--prometheus", str(targets), capsys=capsys)
+    assert code == 0 and "left out, serving /metrics on their loopback address only (http.host): cam-b" in out
+    sd = json.loads(targets.read_text())  # only the node serving HTTP to other machines
     assert sd == [{"targets": [f"host-cam-a:{port}"],
                    "labels": {"node": "cam-a", "host": "host-cam-a", "edgecam_version": nodes["cam-a"]["version"]}}]
 
