@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 
-from edgecam.errors import EXIT_TEMPFAIL, ConfigError, NetworkError
+from edgecam.errors import EXIT_TEMPFAIL, NetworkError
 from edgecam.outputs import mqtt_messages as messages
 
 logger = logging.getLogger(__name__)
@@ -19,20 +19,10 @@ class FleetClient:
     """A paho client for one ``edgecam fleet`` command; ``on_message(topic, payload, retained)`` per message."""
 
     def __init__(self, cfg, on_message):
-        mqtt = self._mqtt = messages.import_paho()
+        self._mqtt = messages.import_paho()
         self.cfg = cfg
         self.broker = f"{cfg.host}:{cfg.port}"
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"edgecam-fleet-{os.getpid()}")
-        password = messages.read_password(cfg)
-        if password is not None and not cfg.username:
-            raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            try:
-                client.tls_set(ca_certs=cfg.ca_file)
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+        client = messages.new_client(cfg, f"edgecam-fleet-{os.getpid()}")
         self._connected = threading.Event()
         self._refused: str | None = None
         self._subacks: dict[int, threading.Event] = {}

@@ -142,19 +142,9 @@ class MqttHub:
         """Configure the client and connect in the background; returns at once. Idempotent."""
         if self._client is not None or self._closed:
             return
-        mqtt = self._mqtt = messages.import_paho()
+        self._mqtt = messages.import_paho()
         cfg = self.cfg
-        password = messages.read_password(cfg)
-        if password is not None and not cfg.username:
-            raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.names.client_id)
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            try:
-                client.tls_set(ca_certs=cfg.ca_file)
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+        client = messages.new_client(cfg, self.names.client_id)
         client.will_set(self.availability, OFFLINE, qos=cfg.qos, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_queued_messages_set(WINDOW)

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
 
-from edgecam import cli  # noqa: E402
-from edgecam.errors import EXIT_FLEET, EXIT_MODEL, EXIT_TEMPFAIL, EdgecamError  # noqa: E402
+from edgecam.errors import EXIT_FLEET, EXIT_MODEL, EXIT_TEMPFAIL  # noqa: E402
 from edgecam.model import custom_models  # noqa: E402
 from edgecam.registry.store import sha256_file  # noqa: E402
+from tests.commands.test_learn import command as main  # noqa: E402  (the CLI in this process)
 from tests.doubles import wait_until  # noqa: E402
 from tests.fleet.nodes import Node, learned  # noqa: E402
 from tests.mosquitto import Subscriber, free_port  # noqa: E402
-
-
-def main(argv: list[str]) -> int:
-    """The CLI in this process without its logging set-up (which would outlive the test): its exit code, and
-    the one line it prints for an EdgecamError."""
-    args = cli.build_parser().parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except EdgecamError as e:
-        print(f"edgecam: {e.message}", file=sys.stderr)
-        return e.exit_code
 
 
 @pytest.fixture
