@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
 
 from edgecam.errors import EXIT_FLEET, EXIT_MODEL, EXIT_TEMPFAIL  # noqa: E402
+from edgecam import registry  # noqa: E402
 from edgecam.model import custom_models  # noqa: E402
 from edgecam.registry.store import sha256_file  # noqa: E402
 from tests.commands.test_learn import command as main  # noqa: E402  (the CLI in this process)
@@ -157,3 +158,13 @@ def test_a_malformed_request_changes_nothing_and_is_answered(fleet, broker, caps
         assert a.camera.model == "base"
     finally:
         acks.close()
+
+
+def test_a_registry_model_is_fetched_and_verified_by_the_node(fleet, model_env, capsys):
+    a = fleet.node("cam-a").up()
+    code, out, err = fleet("push", "mobilenet_v1_0.25_128", "--to", "cam-a", "--timeout", "20", capsys=capsys)
+    # The node has it now, checked against the registry's SHA-256; this node's camera runs learned models only.
+    fetched = a.models / "mobilenet_v1_0.25_128_quant.tflite"
+    assert fetched.is_file() and sha256_file(fetched) == registry.load_registry()["mobilenet_v1_0.25_128"].sha256
+    assert code == EXIT_FLEET and "cam-a: FAILED" in out and "is not on this node" in out, out + err
+    assert a.camera.model == "base"
