@@ -42,6 +42,7 @@ def swap_learned(parts, running_cfg, new_cfg) -> bool:
         logger.error("reload: %s; keeping %s", e.message, clf.name)
         return False
     if name == clf.name and same_model(new, old):
+        running_cfg.model.name = name  # another camera sharing this classifier switched it already
         return False
     if (new.base, new.base_sha256, new.crop, new.crop_fraction) != (old.base, old.base_sha256, old.crop,
                                                                      old.crop_fraction):
