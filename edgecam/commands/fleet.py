@@ -121,14 +121,15 @@ def cmd_push(args) -> int:
         def say(line: str) -> None:
             print(line, flush=True)
 
-        push = Push(client, collector, targets, req, data, say)
+        push = Push(client, collector, targets, req, data, say, skip_unable=args.to == ["all"])
         push.send()
         results = push.wait(args.timeout)
     finally:
         client.close()
     counts = {o: sum(t.outcome is o for t in results) for o in Outcome}
+    skipped = f", {counts[Outcome.SKIPPED]} skipped (they take no push)" if counts[Outcome.SKIPPED] else ""
     print(f"{counts[Outcome.OK]} ok, {counts[Outcome.FAILED]} failed, {counts[Outcome.PENDING]} offline "
-          "(they apply it when they reconnect)", file=sys.stdout)
+          f"(they apply it when they reconnect){skipped}", file=sys.stdout)
     if counts[Outcome.FAILED]:
         raise FleetError(f"fleet push: {counts[Outcome.FAILED]} of {len(results)} node(s) failed (above); "
                          "they keep their model")

@@ -30,6 +30,7 @@ class Outcome(Enum):
     OK = "ok"
     FAILED = "failed"
     PENDING = "pending"  # offline: it applies the request when it reconnects
+    SKIPPED = "skipped"  # --to all: a node that takes no push (mqtt.commands: false)
 
 
 @dataclass
@@ -84,8 +85,11 @@ class Push:
     """One push to ``targets``, over ``client`` (a :class:`edgecam.fleet.client.FleetClient` whose messages go to
     ``collector``). ``say(line)`` prints progress."""
 
-    def __init__(self, client, collector: Collector, targets: list[Node], req: PushRequest, data: bytes, say):
+    def __init__(self, client, collector: Collector, targets: list[Node], req: PushRequest, data: bytes, say,
+                 skip_unable: bool = False):
+        """``skip_unable``: a node that takes no push is skipped (``--to all``), not failed (a node named)."""
         self.client, self.collector, self.req, self.data, self.say = client, collector, req, data, say
+        self.skip_unable = skip_unable
         self.targets = {t.prefix: Target(t) for t in targets}
         self.started = time.monotonic()
         collector.on_ack = self._on_ack
@@ -122,9 +126,9 @@ class Push:
             self.say(f"sending {what} to {len(self.targets)} node(s)")
         for prefix, target in self.targets.items():
             if not target.node.info.get("push"):
-                target.outcome = Outcome.FAILED
-                target.line = (f"{target.node.name}: FAILED: it takes no push (mqtt.commands: false, or a run "
-                               "that cannot switch models)")
+                target.outcome = Outcome.SKIPPED if self.skip_unable else Outcome.FAILED
+                target.line = (f"{target.node.name}: {'skipped' if self.skip_unable else 'FAILED'}: it takes no "
+                               "push (mqtt.commands: false)")
                 self.say(target.line)
                 continue
             self.client.publish(fm.topic(prefix, fm.PUSH), req.to_json())

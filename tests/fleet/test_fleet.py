@@ -130,12 +130,24 @@ def test_an_offline_node_applies_the_push_when_it_reconnects(fleet, broker, tmp_
         acks.close()
 
 
+def test_a_node_without_commands_is_skipped_by_all_and_fails_by_name(fleet, tmp_path, capsys):
+    a, b = fleet.node("cam-a").up(), fleet.node("cam-b", commands=False).up()
+    path = model_file(tmp_path)
+    code, out, _ = fleet("push", str(path), "--to", "all", "--timeout", "20", capsys=capsys)
+    assert code == 0 and "cam-b: skipped: it takes no push (mqtt.commands: false)" in out
+    assert "1 ok, 0 failed, 0 offline (they apply it when they reconnect), 1 skipped" in out
+    code, out, _ = fleet("push", str(path), "--to", "cam-b", "--timeout", "20", capsys=capsys)
+    assert code == EXIT_FLEET and "cam-b: FAILED: it takes no push" in out
+    assert (a.camera.model, b.camera.model) == ("garage", "base")
+
+
 def test_bad_input_is_one_line(fleet, tmp_path, capsys):
     fleet.node("cam-a").up()
+    fleet.node("cam-b", commands=False).up()
     code, _, err = fleet("push", "no_such_model", "--to", "all", capsys=capsys)
     assert code == 2 and "neither a file nor a registry model name" in err
     code, _, err = fleet("push", "mobilenet_v3_small", "--to", "cam-z", capsys=capsys)
-    assert code == 2 and "no node named cam-z on the broker (nodes: cam-a)" in err
+    assert code == 2 and "no node named cam-z on the broker (nodes: cam-a, cam-b)" in err
     bad = tmp_path / "x.head.npz"
     bad.write_bytes(b"not a model")
     code, _, err = fleet("push", str(bad), "--to", "all", capsys=capsys)
