@@ -189,6 +189,9 @@ class MqttConfig:
     qos: int = _opt(0, min=0, max=2)
     publish: Literal["every", "changes"] = "changes"
     max_rate_hz: float = _opt(2.0, min=0.01, max=1000.0)  # cap for publish: every
+    # The label's (and each region's) state topic changes at most this often; the newest held back goes out when
+    # its turn comes. 1: a label held under 1 s is flicker (the events' for_s default, issue 21); docs/http-mqtt.md
+    max_changes_hz: float = _opt(1.0, min=0.01, max=1000.0)
     retain: bool = True
     snapshot: bool = False  # JPEG on <prefix>/snapshot at each label change
     discovery: bool = True  # Home Assistant MQTT discovery

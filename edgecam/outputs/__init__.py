@@ -90,14 +90,15 @@ def unregister(key: str) -> None:
 
 
 def build_sinks(cfg, stats, on_quit, display: bool, source_fps: float | None, regions: tuple = (),
-                labels: tuple = (), camera: str | None = None, shared_outputs=None, extra: tuple = ()) -> list[Sink]:
+                labels: tuple = (), camera: str | None = None, shared_outputs=None, extra: tuple = (),
+                model: str | None = None) -> list[Sink]:
     """The outputs ``cfg`` asks for (see :data:`SINKS`), built but not started, then ``extra`` (outputs built
     elsewhere: a hub's camera), each told of the others.
 
     ``camera``: the camera's name in a run of several, ``shared_outputs`` what its outputs share with the other
     cameras' (see :class:`SinkContext`)."""
     ctx = SinkContext(stats=stats, on_quit=on_quit, display=display, source_fps=source_fps, regions=regions,
-                      labels=labels, camera=camera, shared_outputs=shared_outputs)
+                      labels=labels, camera=camera, shared_outputs=shared_outputs, model=model)
     sinks = [plugin.load().from_config(cfg, ctx) for plugin in SINKS if plugin.enabled(cfg, ctx)] + list(extra)
     for sink in sinks:
         sink.connect(sinks)

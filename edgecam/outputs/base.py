@@ -49,6 +49,7 @@ class SinkContext:
     labels: tuple[str, ...] = ()
     camera: str | None = None
     shared_outputs: Mapping[str, object] | None = None
+    model: str | None = None  # the models the camera runs (its regions' learned ones too), as its classifier names them
 
 
 class Sink:

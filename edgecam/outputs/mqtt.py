@@ -77,16 +77,19 @@ class MqttSink(Channel, Sink):
     @classmethod
     def from_config(cls, cfg, ctx) -> MqttSink:
         rules = tuple(r.name for r in cfg.events.rules if r.mqtt)
-        return cls(cfg.mqtt, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
+        # The device's model: what the camera runs (regions' learned models too), not only model.name.
+        return cls(cfg.mqtt, model_name=ctx.model or cfg.model.name, top_k=cfg.model.top_k, stats=ctx.stats,
                    threshold=cfg.model.threshold, regions=ctx.regions, event_rules=rules,
                    state_dir=state_dir(cfg.state_dir))
 
     @classmethod
-    def on_hub(cls, hub: MqttHub, camera: str, cfg, stats: Stats | None = None, regions: tuple = ()) -> MqttSink:
+    def on_hub(cls, hub: MqttHub, camera: str, cfg, stats: Stats | None = None, regions: tuple = (),
+               model: str | None = None) -> MqttSink:
         """The sink of ``camera`` (its whole config ``cfg``: model, events; the ``mqtt`` section is the hub's)
-        on the run's connection ``hub``. ``regions``: the camera's (:class:`edgecam.outputs.base.RegionInfo`)."""
+        on the run's connection ``hub``. ``regions``: the camera's (:class:`edgecam.outputs.base.RegionInfo`);
+        ``model``: the models it runs (its classifier's name; default ``model.name``)."""
         rules = tuple(r.name for r in cfg.events.rules if r.mqtt)
-        return cls(hub.cfg, model_name=cfg.model.name, top_k=cfg.model.top_k, stats=stats,
+        return cls(hub.cfg, model_name=model or cfg.model.name, top_k=cfg.model.top_k, stats=stats,
                    threshold=cfg.model.threshold, regions=regions, event_rules=rules, hub=hub, camera=camera)
 
     # ------------------------------------------------------------------ setup
@@ -105,6 +108,8 @@ class MqttSink(Channel, Sink):
         if self._closed:
             return
         self.hub.join(self)
+        if self._owns_hub:
+            self.hub.settled()
         self.hub.start()
         self.update_stats()
 
@@ -149,21 +154,50 @@ class MqttSink(Channel, Sink):
         on a region's change, its ``/region/<name>/state``."""
         if not self._accepting():
             return
-        latest = self._latest
         if isinstance(event, RegionChange):
-            payload = messages.region_payload(event)
-            with self._cond:
-                latest.regions[event.region] = payload
+            self._change(event.region, messages.region_payload(event))
+        else:
+            self._change(None, messages.state_payload(event, self._latest.result))
+
+    def _change(self, key: str | None, payload: dict, now: float | None = None) -> None:
+        """A state change of the label (``key`` None) or of a region: sent now, or held back until its turn
+        (at most ``max_changes_hz`` per topic; a newer change replaces the one held)."""
+        latest, now = self._latest, time.monotonic() if now is None else now
+        with self._cond:  # the hub's worker sends a held change when its turn comes (release_held)
+            if now < latest.next_change_t.get(key, 0.0):
+                latest.held[key] = payload
+                self._cond.notify_all()
+                return
+        latest.held.pop(key, None)
+        payload = {**payload, "previous": latest.sent_label.get(key, payload["previous"])}
+        if payload["label"] == payload["previous"] and key in latest.sent_label:
+            return  # it changed and changed back within the gap: nothing to tell
+        latest.next_change_t[key] = now + 1.0 / self.cfg.max_changes_hz
+        latest.sent_label[key] = payload["label"]
+        with self._cond:
+            if key is None:
+                latest.state = payload
+            else:
+                latest.regions[key] = payload
+        if key is not None:
             self._enqueue(ItemKind.REGION, payload)
             return
-        state = messages.state_payload(event, latest.result)
-        with self._cond:
-            latest.state = state
-        self._enqueue(ItemKind.STATE, state)
+        self._enqueue(ItemKind.STATE, payload)
         if self.cfg.publish == "changes" and latest.result is not None:
             self._enqueue(ItemKind.RESULT, latest.result)
         if self.cfg.snapshot and latest.picture is not None:
             self._enqueue(ItemKind.SNAPSHOT, latest.picture)
+
+    def release_held(self, now: float | None = None) -> float | None:
+        """(the hub's worker, lock held; or at close) Send the changes held back whose turn came (``now`` None:
+        all of them); returns how long until the next one is due (None: none is held)."""
+        latest = self._latest
+        for key, payload in list(latest.held.items()):
+            if now is None or now >= latest.next_change_t.get(key, 0.0):
+                latest.next_change_t[key] = 0.0
+                self._change(key, payload, now)
+        due = [latest.next_change_t.get(key, 0.0) for key in latest.held]
+        return None if not due or now is None else max(0.0, min(due) - now)
 
     def on_health(self, health) -> None:
         """The board's health: ``<prefix>/health`` when there is news; the first adds its HA entities. With
@@ -213,6 +247,9 @@ class MqttSink(Channel, Sink):
         disconnect; on the run's connection, what is queued goes on until the run closes it. Idempotent."""
         if self._closed:
             return
+        if self._latest.held and self._accepting():
+            with self._cond:
+                self.release_held()  # the last state the camera showed, not one held back
         if self._owns_hub:
             self.hub.close()
         self._closed = True

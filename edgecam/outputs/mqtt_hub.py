@@ -56,6 +56,8 @@ class MqttHub:
         self.cfg = cfg
         self.names = MqttNames.of(cfg, hostname or socket.gethostname())
         self.announced = Announced(state_dir, self.names.node_id)
+        self._orphans: list[str] = []  # the discovery topics of devices gone (settled()), to clear
+        self._nodes: set[str] = {self.names.node_id}  # the devices of this run (names_for)
         self.fatal_error: EdgecamError | None = None
         # _cond guards everything below (and the channels' state) that the worker, paho's thread and the
         # pipelines share.
@@ -86,7 +88,20 @@ class MqttHub:
             if camera in self._cameras:
                 raise ConfigError(f"cameras: two cameras named {camera!r}; expected distinct names")
             self._cameras.add(camera)
+            self._nodes.add(names.node_id)
         return names
+
+    def settled(self) -> None:
+        """Every camera of the run has its channel: the Home Assistant devices announced before that are none
+        of them (a camera removed from the config) are cleared, every entity (:mod:`edgecam.outputs.mqtt_announced`)."""
+        with self._cond:
+            self._orphans += self.announced.orphans(self._nodes | {c.node_id for c in self._channels})
+            self._cond.notify_all()
+
+    def _orphan_items(self) -> list[tuple[None, Item]]:
+        """(lock held) The clears of :meth:`settled`, once."""
+        items, self._orphans = [(None, Item(ItemKind.RAW, (t, "", True))) for t in self._orphans], []
+        return items
 
     def join(self, channel: Channel, birth: bool = True) -> None:
         """Publish ``channel``'s messages over this connection: its birth (:meth:`Channel.birth_items`) at each
@@ -197,22 +212,23 @@ class MqttHub:
         """(lock held) Wait for what to send next: a birth, else one channel's oldest item; None: done."""
         link = self._link
         while True:
-            has_work = link.need_birth or bool(self._joined) or self._queued() > 0
+            now = time.monotonic()
+            waits = [w for w in (c.release_held(now) for c in self._channels) if w is not None]
+            has_work = link.need_birth or bool(self._joined) or bool(self._orphans) or self._queued() > 0
             if has_work and link.connected and self._in_flight() < WINDOW:
                 break
             if link.closing and (not has_work or not link.connected or time.monotonic() > link.flush_deadline):
                 return None
-            # on_connect, on_publish, the channels' enqueues and close() all notify.
-            self._cond.wait(0.5)
+            # on_connect, on_publish, the channels' enqueues and close() all notify; a held change is due later.
+            self._cond.wait(min([0.5, *waits]) + 0.001)
         if link.need_birth or self._joined:
             born = self._channels if link.need_birth else self._joined
             items = [(None, Item(ItemKind.RAW, (self.availability, ONLINE, True)))] if link.need_birth else []
             items += [(channel, item) for channel in born for item in channel.birth_items()]
-            if link.need_birth:  # the devices of cameras no longer configured: every entity of theirs goes
-                nodes = {c.node_id for c in self._channels} | {self.names.node_id}
-                items += [(None, Item(ItemKind.RAW, (t, "", True))) for t in self.announced.orphans(nodes)]
             link.need_birth, self._joined = False, []
-            return items
+            return items + self._orphan_items()
+        if self._orphans:
+            return self._orphan_items()
         return [self._pop()]
 
     def _work(self) -> None:

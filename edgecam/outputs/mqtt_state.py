@@ -140,6 +140,10 @@ class Latest:
     picture: object = None  # the newest annotated frame (a reference, never copied)
     next_result_t: float = 0.0  # publish: every: the next result goes out no earlier (max_rate_hz)
     rate_skipped: int = 0
+    # The state topics' cap (mqtt.max_changes_hz), per topic key (None: the label, else a region's name):
+    next_change_t: dict = field(default_factory=dict)  # the next change goes out no earlier
+    held: dict = field(default_factory=dict)  # the newest change held back, to go out then
+    sent_label: dict = field(default_factory=dict)  # the label last sent (a held change's "previous")
 
 
 class Channel:
@@ -190,6 +194,10 @@ class Channel:
         for topic, conf in configs.items():
             self._enqueue(ItemKind.RAW, (topic, json.dumps(conf), True))  # its entities, now that a reading says which
         self._enqueue(ItemKind.HEALTH, new)
+
+    def release_held(self, now: float | None = None) -> float | None:
+        """(lock held) Queue the state changes held back whose turn came; seconds until the next (None: none)."""
+        return None
 
     def discovery_configs(self) -> dict[str, dict]:
         """Home Assistant discovery topic -> config of this channel's entities."""

@@ -126,7 +126,8 @@ class CameraPipeline:
         cfg, shared = self.cfg, self.shared
         sinks = build_sinks(cfg, shared.stats, shared.on_quit, display, cfg.source.fps, regions=self.region_info,
                             labels=() if cfg.regions else tuple(self.classifier.labels), camera=name,
-                            shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks))
+                            shared_outputs=shared.shared_outputs, extra=tuple(shared.sinks) + tuple(sinks),
+                            model=getattr(self.classifier, "name", None))
         if not sinks and changes_to is not None:
             logger.info("no output configured (no window, --log, HTTP or MQTT): "
                         "printing each label change to stdout")

@@ -118,6 +118,8 @@ class CamerasApp:
                 self.mqtt_hub.start()  # connects in the background; a bad password file is bad input now
             for cam in self.cameras:
                 self._build(cam, sinks_for(cam.name), changes_to)
+            if self.mqtt_hub is not None:
+                self.mqtt_hub.settled()  # every camera on it: the devices of cameras no longer configured go
             up = [cam for cam in self.cameras if cam.down is None]
             if not up:
                 raise EdgecamError("cameras: none could start: " + "; ".join(
@@ -195,7 +197,8 @@ class CamerasApp:
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
         if self.mqtt_hub is not None:
-            served += (MqttSink.on_hub(self.mqtt_hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info),)
+            served += (MqttSink.on_hub(self.mqtt_hub, cam.name, cam.cfg, cam.stats, cam.parts.region_info,
+                                       model=cam.parts.classifier.name),)
         cam.parts.open_outputs(display=False, changes_to=changes_to, name=cam.name, sinks=served)
         try:
             cam.parts.open_source()

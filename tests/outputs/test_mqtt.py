@@ -507,7 +507,8 @@ def render(template: str, value_json: dict) -> str:
 
 def test_region_states_and_their_home_assistant_entities(broker, subscribers, sinks):
     sub = subscribers(broker)
-    sink = sinks(cfg_for(broker, discovery=True), regions=region_infos())
+    # Changes as fast as they come (not the 1 a second that keeps Home Assistant's recorder small): what each says.
+    sink = sinks(cfg_for(broker, discovery=True, max_changes_hz=1000), regions=region_infos())
     sink.start()
     base = "homeassistant/sensor/edgecam-test-host"
     sensor = f"{base}/region_garage/config"

@@ -65,7 +65,7 @@ def clients(broker) -> list[str]:
 
 def test_two_cameras_publish_under_their_own_topics_over_one_connection(broker, subscribers, hubs):
     sub = subscribers(broker)
-    hub = hubs(cfg_for(broker, topic_prefix="cams", publish="changes", discovery=False))
+    hub = hubs(cfg_for(broker, topic_prefix="cams", publish="changes", discovery=False, max_changes_hz=1000))
     hub.start()
     stats = {name: Stats() for name in CAMERAS}
     door, yard = (on_hub(hub, name, stats=stats[name]) for name in CAMERAS)

@@ -153,3 +153,43 @@ def test_a_sigterm_during_an_event_publishes_its_end(broker, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_label_sensor_changes_at_most_once_a_second_and_ends_on_the_label_shown(broker):
+    # The shared clip changed the label sensor ~7.5 times a second (smoothing off), filling HA's recorder.
+    from edgecam.config.schema import MqttConfig
+    from edgecam.outputs.mqtt import MqttSink
+    from tests.outputs.test_mqtt import change, make_result
+
+    sink = MqttSink(MqttConfig(enabled=True, host=broker.host, port=broker.port, discovery=False), "m",
+                    hostname="flicker")
+    sub = Subscriber(broker, topics=(sink.topics["state"],))
+    try:
+        sink.start()
+        wait_until(lambda: sink.status()["connected"], what="connected")
+        labels = ["cat", "dog"] * 5 + ["bird"]  # 11 changes in a few milliseconds: flicker, then a bird
+        previous = None
+        for i, label in enumerate(labels):
+            sink.on_result(make_result(2 if label == "bird" else 0, i))
+            sink.on_event(change(label, 0.7, i, previous=previous))
+            previous = label
+        wait_until(lambda: [s for s in sub.json(sink.topics["state"]) if s["label"] == "bird"], what="the bird")
+        time.sleep(SETTLE_S)  # nothing more comes
+        states = sub.json(sink.topics["state"])
+        assert [(s["label"], s["previous"]) for s in states] == [("cat", None), ("bird", "cat")]
+    finally:
+        sink.close()
+        sub.close()
+
+
+def test_the_device_shows_the_models_the_camera_runs(app_of, broker, tmp_path):
+    # With regions on a learned model, the device kept the main model's name (model.name).
+    app = run_config(app_of, broker, tmp_path, regions=regions("garage"))
+    topic = f"homeassistant/sensor/{NODE}/region_garage/config"
+    late = Subscriber(broker, topics=(topic,))
+    try:
+        device = json.loads(late.wait(topic)[0])["device"]
+        assert device["model"] == app.classifier.name == "stand-in"  # the regions' model, not mobilenet_v3_small
+    finally:
+        late.close()
+        app.outputs.close()
