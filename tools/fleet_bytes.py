@@ -32,6 +32,7 @@ from tests.mosquitto import Mosquitto  # noqa: E402
 VIDEO = REPO.parent / "shared" / "video" / "imagenet20_640x480_30fps.mp4"
 MODES = {
     "changes (default)": {"publish": "changes"},
+    "changes, max_changes_hz 1000": {"publish": "changes", "max_changes_hz": 1000.0},  # no cap: every change
     "changes, smoothing on": {"publish": "changes", "_smoothing": True},
     "every, max_rate_hz 2": {"publish": "every", "max_rate_hz": 2.0},
     "every, max_rate_hz 10": {"publish": "every", "max_rate_hz": 10.0},
