@@ -219,3 +219,20 @@ class StreamCounter(threading.Thread):
                     tail = data[-(len(self.boundary) - 1):]  # a boundary split over two chunks
         except BaseException as e:  # reported by the test
             self.error = e
+
+
+class TabbyModel:
+    """A classifier stand-in that always sees a tabby (0.9): a label that holds, for events and commands."""
+
+    name, runtime, backend, threads, view_size = "tabby-model", "fake", "fake", 1, (8, 8)
+    labels = ["background", "tabby, tabby cat", "dog"]
+
+    def prepare(self, frame):
+        return frame.index
+
+    def classify_prepared(self, tensor, frame, preprocess_ms):
+        from edgecam.result import Classification
+
+        return Classification(np.array([0.05, 0.9, 0.05], np.float32), self.labels, model=self.name,
+                              frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time,
+                              result_time=time.monotonic(), inference_ms=1.0, preprocess_ms=preprocess_ms)

@@ -64,7 +64,11 @@ def free_port() -> int:
 class Mosquitto:
     """One broker process that can be stopped and started again on the same port."""
 
-    def __init__(self, tmp_path: Path, users: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, tmp_path: Path, users: dict[str, str] | None = None, port: int | None = None,
+                 acl: str | None = None):
+        """``acl``: the text of an acl_file (Mosquitto's format: ``user NAME`` then ``topic read|write|readwrite
+        TOPIC`` lines), with ``users``."""
+        self.acl = acl
         self.binary = require_mosquitto()
         self.dir = Path(tmp_path) / f"mosquitto-{id(self):x}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +96,10 @@ class Mosquitto:
             for user, password in self.users.items():
                 subprocess.run([tool, "-b", str(passwd), user, password], check=True, capture_output=True)
             lines += ["allow_anonymous false", f"password_file {passwd}"]
+            if self.acl is not None:
+                acl = self.dir / "acl"
+                acl.write_text(self.acl)
+                lines.append(f"acl_file {acl}")
         else:
             lines.append("allow_anonymous true")
         self.conf_path.write_text("\n".join(lines) + "\n")

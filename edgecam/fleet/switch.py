@@ -64,8 +64,8 @@ class ControlSwitch:
         before = {cam.name: cam.running() for cam in cams}
         problems = self._set(cams, {cam.name: name for cam in cams})
         if not problems:
-            problems = [f"camera {cam.name}: it still runs {cam.running()} (switching models needs a restart "
-                        "in this version)" for cam in cams if cam.running() != name]
+            problems = [f"camera {cam.name}: it still runs {cam.running()}; it takes {name} at a restart only"
+                        for cam in cams if cam.running() != name]
         if problems:
             back = self._set(cams, before)
             if back:

@@ -57,6 +57,8 @@ class InferenceStage:
         self._next_out = 0
         self._switch = threading.Event()
         self._pending = None
+        self._next_classifier = None  # switch_classifier(): taken at the next switch
+        self.stale_dropped = 0  # frames prepared for the model before a switch, not fit for the new one
         self.thread = threading.Thread(target=self._main, name="edgecam-inference", daemon=True)
 
     @property
@@ -82,6 +84,8 @@ class InferenceStage:
                     break  # the source ended, or the run stops
                 self._switch.clear()
                 self.layout = self._pending
+                if self._next_classifier is not None:
+                    self.classifier, self._next_classifier = self._next_classifier, None
                 self.switches += 1
         except BaseException as e:  # a failure while rebuilding interpreters
             self._failed(e)
@@ -125,6 +129,9 @@ class InferenceStage:
                     if self.frames.ended:
                         return
                     continue
+                if _stale(item[1], clf):
+                    self.stale_dropped += 1
+                    continue
                 ticket = self._next_ticket
                 self._next_ticket += 1
             frame, tensor, preprocess_ms = item
@@ -144,6 +151,17 @@ class InferenceStage:
                     self._next_out += 1
                     self._turn.notify_all()
 
+    def switch_classifier(self, classifier) -> None:
+        """Classify with ``classifier`` from now on (a model command, :mod:`edgecam.pipeline.model_switch`).
+
+        The workers finish the frame in hand, then the stage builds its layout again on the new model. A
+        frame prepared for the old model that the new one cannot take (another input size or type) is dropped.
+        """
+        self._next_classifier = classifier
+        self._pending = self.layout if self._pending is None or not self._switch.is_set() else self._pending
+        self._switch.set()
+        self.frames.wake()
+
     def _wait_turn(self, ticket: int) -> bool:
         """Wait until every earlier ticket's result was delivered; False if the run stops meanwhile."""
         with self._turn:
@@ -152,3 +170,11 @@ class InferenceStage:
                     return False
                 self._turn.wait(TICK_S)
         return True
+
+
+def _stale(tensor, clf) -> bool:
+    """Whether ``tensor`` was prepared for another model than ``clf`` (its input's size or type differ)."""
+    spec, shape = getattr(clf, "input_spec", None), getattr(tensor, "shape", None)
+    if spec is None or shape is None or len(shape) < 2:
+        return False
+    return tuple(shape[:2]) != (spec.height, spec.width) or tensor.dtype != spec.dtype

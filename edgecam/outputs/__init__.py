@@ -202,6 +202,12 @@ class FanOut:
         for sink in list(self.sinks):
             self._safe(sink, "reconfigure", top_k, threshold)
 
+    def attach_control(self, control, cfg) -> None:
+        for sink in list(self.sinks):
+            sink.attach_control(control, cfg)
+        self.wants_frames = any(s.wants_frames for s in self.sinks)  # MQTT's snapshot command wants them
+        self.wants_overlay = any(s.wants_frames and s.wants_overlay for s in self.sinks)
+
     def enable_rules(self, switches: dict[str, bool]) -> None:
         for sink in list(self.sinks):
             self._safe(sink, "enable_rules", switches)

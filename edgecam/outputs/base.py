@@ -139,6 +139,10 @@ class Sink:
         """Rule events that came with no result (:class:`edgecam.result.RuleEvent`): the ends a stop interrupted,
         at the stop, or found in the history at start. Those that come with a result are in its extra."""
 
+    def attach_control(self, control, cfg) -> None:
+        """The camera's run-time control (:class:`edgecam.control.live.Control`) and its running config (changed
+        in place by reloads and commands): the MQTT output takes commands for it."""
+
     def enable_rules(self, switches: dict[str, bool]) -> None:
         """Event rules switched on or off live (a command): ``switches`` maps a rule's name to on."""
 

@@ -21,6 +21,7 @@ from edgecam.config.state import state_dir
 from edgecam.result import Classification, Extra, LabelChange, RegionChange
 from edgecam.outputs import mqtt_messages as messages
 from edgecam.outputs.base import Sink, refusals
+from edgecam.outputs.mqtt_control import MqttControl
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.outputs.mqtt_messages import Item, ItemKind
 from edgecam.outputs.mqtt_state import Channel, MqttNames
@@ -29,7 +30,7 @@ from edgecam.stats import Stats
 __all__ = ["MqttSink", "MqttHub"]
 
 
-class MqttSink(Channel, Sink):
+class MqttSink(MqttControl, Channel, Sink):
     """Publishes a camera's results, label changes, region states and events to an MQTT broker.
 
     Args:
@@ -69,6 +70,7 @@ class MqttSink(Channel, Sink):
         self.stats = stats
         self.regions, self.event_rules = tuple(regions), tuple(event_rules)
         self.wants_frames = self.cfg.snapshot
+        self.wants_overlay = self.cfg.snapshot  # a commanded snapshot alone takes the frame as it is
         self._closed = False
 
     #: The connection's fatal error (bad credentials), shared by every camera on it.
@@ -148,6 +150,8 @@ class MqttSink(Channel, Sink):
         """Keep a reference to the newest picture, encoded only for a snapshot."""
         if self.cfg.snapshot:
             self._latest.picture = annotated if annotated is not None else frame.image
+        if self._snapshot_now and self._accepting() and self.snapshot_due():  # a snapshot command
+            self._enqueue(ItemKind.SNAPSHOT, annotated if annotated is not None else frame.image)
 
     def on_event(self, event: LabelChange | RegionChange) -> None:
         """On a label change: queue ``/state``, and ``/result`` and ``/snapshot`` as configured;
@@ -216,7 +220,8 @@ class MqttSink(Channel, Sink):
 
     def discovery_configs(self) -> dict[str, dict]:
         """Home Assistant discovery topic -> config: label and score, or a sensor per region; board health."""
-        return messages.discovery_for(self)
+        out = messages.discovery_for(self)
+        return out | self.control_discovery(next(iter(out.values()))["device"])
 
     def health_discovery(self) -> dict[str, dict]:
         """The board's entities of :meth:`discovery_configs` (one camera alone: on its device)."""
@@ -232,7 +237,7 @@ class MqttSink(Channel, Sink):
         items += [Item(ItemKind.HEALTH, latest.health)] if latest.health is not None else []
         queued = {item.data["region"] for item in self._queue if item.kind is ItemKind.REGION}
         items += [Item(ItemKind.REGION, state) for name, state in latest.regions.items() if name not in queued]
-        return items
+        return items + self.control_items()
 
     # ------------------------------------------------------------- status
 

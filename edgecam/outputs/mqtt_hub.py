@@ -167,6 +167,7 @@ class MqttHub:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_message = self._on_message  # the commands; subscribe()'s filters have their own callbacks
         with self._cond:
             self._client = client
             for topic, on_message in self._subs.items():
@@ -308,9 +309,20 @@ class MqttHub:
             link.state = LinkState.CONNECTED
             subs = list(self._subs)
             self._cond.notify_all()
+        if self.cfg.commands:  # a clean session each time: subscribe again (the run's and each camera's)
+            prefix, qos = self.names.prefix, self.cfg.qos
+            client.subscribe([(f"{prefix}/set/#", qos), (f"{prefix}/+/set/#", qos)])
         if subs:  # the broker sends each filter's retained messages now: a request made while we were away
             client.subscribe([(topic, 1) for topic in subs])
         self._update_stats()
+
+    def _on_message(self, client, userdata, msg) -> None:
+        """A command (``mqtt.commands``): to the channel of the camera whose ``<prefix>/set/`` it is under."""
+        for channel in list(self._channels):
+            head = f"{channel.prefix}/set/"
+            if msg.topic.startswith(head) and hasattr(channel, "on_command"):
+                channel.on_command(msg.topic[len(head):], bytes(msg.payload), bool(msg.retain))
+                return
 
     def _refused(self, client, reason: str) -> None:
         """Bad credentials: say so once, stop retrying, and let the pipelines stop on :attr:`fatal_error`."""

@@ -76,8 +76,10 @@ class CameraPipeline:
     that order; :meth:`close` undoes what was opened when a later step fails.
     """
 
-    def __init__(self, cfg, shared: SharedParts, inference: bool = True):
-        """``inference``: False when a command paused it (edgecam.control)."""
+    def __init__(self, cfg, shared: SharedParts, control=None):
+        """``control``: the camera's :class:`edgecam.control.live.Control` (commands; None: none)."""
+        self.control = control
+        inference = control.store.inference if control is not None else True
         self.cfg = cfg
         self.shared = shared
         self.tracker = None
@@ -133,6 +135,8 @@ class CameraPipeline:
                         "printing each label change to stdout")
             sinks.append(LabelChangesSink(changes_to, camera=name))
         self.outputs = FanOut(sinks, shared.stats)
+        if self.control is not None:
+            self.outputs.attach_control(self.control, cfg)  # before start: commands from the first connect
         self.outputs.start()
         return self.outputs
 

@@ -193,7 +193,7 @@ class CamerasApp:
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
                              on_quit=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
-        cam.parts = CameraPipeline(cam.cfg, shared, inference=cam.control.store.inference)
+        cam.parts = CameraPipeline(cam.cfg, shared, control=cam.control)
         served = () if self.hub is None else (
             self.hub.sink(cam.name, cam.cfg, cam.stats, regions=cam.parts.region_info),)
         if self.mqtt_hub is not None:

@@ -251,6 +251,15 @@ class Pipeline:
                 self.regions.retune(settings.smoothing)
         return settings
 
+    def switch_classifier(self, classifier, settings) -> None:
+        """(the output loop) Classify the whole picture with ``classifier`` from the next frame, with its
+        ``settings`` (its class rules); the smoothing starts again (its state was of the old model's classes)."""
+        self.classifier = classifier  # the capture thread prepares the next frame for it
+        self.inference.switch_classifier(classifier)
+        self.live.swap(settings)
+        self._live_version = self.live.version
+        self.smoother = Smoother(settings.smoothing, settings.threshold, settings.floors)
+
     # -- threads ---------------------------------------------------------
 
     def _to_inference(self, frame) -> None:
@@ -310,7 +319,7 @@ class Pipeline:
         while not self.stop_event.is_set():
             item = self._out.get(TICK_S)
             now = time.monotonic()
-            if now >= next_tick:
+            if now >= next_tick or self.reload_requested:  # a command applies before the next result
                 self._tick(now)
                 next_tick = now + TICK_S
             if item is None:

@@ -85,3 +85,44 @@ def test_commands_survive_a_restart_and_a_changed_config_file_wins(app_of, tmp_p
     again.outputs.close()
     third = app_of({**d, "model": {"top_k": 1, "threshold": 0.4}})  # and a restart after it
     assert (third.pipeline.threshold, third.pipeline.top_k) == (0.4, 2)
+
+
+def test_a_model_command_switches_the_model_live_and_a_broken_one_changes_nothing(tmp_path, monkeypatch, model_env):
+    # Real models (the shared mirror), a stand-in camera, the run's loop in a thread: 224 px in, then 128 px.
+    import threading
+
+    import edgecam.camera
+    import yaml
+
+    from edgecam.config import schema as config_mod
+    from edgecam.pipeline.app import App
+    from tests.doubles import FakeCamera, wait_until
+
+    monkeypatch.setattr(edgecam.camera, "open_source", lambda cfg, size=None, **kw: FakeCamera(fps=30))
+    models = tmp_path / "models"
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"model": {"threads": 1, "dir": str(models)}, "state_dir": str(tmp_path / "state")}))
+    app = App(config_mod.load(str(path)), display_override=False)  # the models from the shared mirror
+    (models / "broken.head.npz").write_bytes(b"not a learned model")
+    thread = threading.Thread(target=app.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: app.pipeline.latest_result is not None, what="a first result")
+        outcomes = []
+        app.control.listeners.append(outcomes.append)
+        app.control.submit(Key.MODEL, "mobilenet_v1_0.25_128")
+        wait_until(lambda: getattr(app.pipeline.latest_result, "model", None) == "mobilenet_v1_0.25_128",
+                   what="results of the new model")
+        assert (outcomes[-1].value, outcomes[-1].error) == ("mobilenet_v1_0.25_128", None)
+        assert app.pipeline.error is None and app.pipeline.inference.error is None
+        app.control.submit(Key.MODEL, "broken")
+        wait_until(lambda: len(outcomes) == 2, what="the broken model's answer")
+        assert outcomes[-1].value is None and outcomes[-1].error.startswith("model.name: ")
+        assert Key.MODEL in app.control.store.values  # the good one is still kept for the next start
+        assert app.control.store.values[Key.MODEL].value == "mobilenet_v1_0.25_128"
+        n = app.stats.frames_inferred
+        wait_until(lambda: app.stats.frames_inferred > n + 3, what="the old model goes on")
+        assert app.pipeline.latest_result.model == "mobilenet_v1_0.25_128"
+    finally:
+        app.pipeline.stop()
+        thread.join(30)

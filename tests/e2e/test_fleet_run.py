@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed: pip install 'edgecam[mqtt]'")
 
+from edgecam import registry  # noqa: E402
 from edgecam.registry.store import sha256_file  # noqa: E402
 from tests.doubles import wait_until  # noqa: E402
 from tests.e2e.fleet_nodes import NodeProc, fleet, learn_models  # noqa: E402
@@ -18,7 +19,7 @@ from tests.mosquitto import Subscriber  # noqa: E402
 TIMEOUT = 60.0
 
 
-def test_two_nodes_listed_and_a_learned_model_pushed_and_switched_live(broker, tmp_path, shared_dir):
+def test_two_nodes_listed_and_a_learned_then_a_registry_model_pushed_and_switched_live(broker, tmp_path, shared_dir):
     v1, v2 = learn_models(tmp_path, shared_dir)
     nodes = [NodeProc(tmp_path, f"node{k}", broker, v1, shared_dir) for k in (1, 2)]
     acks = Subscriber(broker, ["edgecam/+/push/ack", "edgecam/+/node"], timeout=TIMEOUT)
@@ -40,6 +41,12 @@ def test_two_nodes_listed_and_a_learned_model_pushed_and_switched_live(broker, t
             assert f"{n.name}: ok, running garage (sha256 {sha[:12]})" in done.stdout
             assert sha256_file(n.models / "garage.head.npz") == sha
         assert "now running the learned model garage" in nodes[0].log()  # live: the same process
+
+        # A registry model: the node fetches it (checked against the registry's SHA-256) and switches live.
+        done = fleet(broker, "push", "mobilenet_v1_0.25_128", "--to", "node1", "--timeout", "30", shared=shared_dir)
+        assert done.returncode == 0, done.stdout + done.stderr + nodes[0].log()
+        sha = registry.load_registry()["mobilenet_v1_0.25_128"].sha256
+        assert f"node1: ok, running mobilenet_v1_0.25_128 (sha256 {sha[:12]})" in done.stdout
     finally:
         for n in nodes:
             n.stop()

@@ -490,12 +490,14 @@ def region_change(region: str, label, previous, score: float, frame: int) -> Reg
                         wall_time=time.time())
 
 
-def render(template: str, value_json: dict) -> str:
-    """Render a Home Assistant value_template with Jinja2 as HA does (the system's jinja2, if any)."""
+def render(template: str, value_json: dict | None = None, **variables) -> str:
+    """Render a Home Assistant template with Jinja2 as HA does (the system's jinja2, if any): a value_template
+    with ``value_json``, a command_template with ``value=...``."""
     code = ("import jinja2, json, sys; t = jinja2.Environment().from_string(sys.argv[1]); "
-            "print(t.render(value_json=json.loads(sys.argv[2])), end='')")
+            "print(t.render(**json.loads(sys.argv[2])), end='')")
+    variables = variables if value_json is None else {"value_json": value_json, **variables}
     try:
-        proc = subprocess.run(["/usr/bin/python3", "-c", code, template, json.dumps(value_json)],
+        proc = subprocess.run(["/usr/bin/python3", "-c", code, template, json.dumps(variables)],
                               capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
         pytest.skip("no /usr/bin/python3 to render Jinja2 templates with")

@@ -83,23 +83,11 @@ def test_a_config_change_leaves_no_retained_discovery_config_behind(app_of, brok
 
 
 SCRIPT = """
-import sys, time
-import numpy as np
+import sys
 import edgecam.camera, edgecam.model.backends
 from edgecam.config import schema as config_mod
 from edgecam.pipeline.app import App
-from edgecam.result import Classification
-from tests.doubles import FakeCamera
-
-class Tabby:
-    name, runtime, backend, threads, view_size = "tabby-model", "fake", "fake", 1, (8, 8)
-    labels = ["background", "tabby, tabby cat", "dog"]
-    def prepare(self, frame):
-        return frame.index
-    def classify_prepared(self, tensor, frame, preprocess_ms):
-        return Classification(np.array([0.05, 0.9, 0.05], np.float32), self.labels, model=self.name,
-                              frame_index=frame.index, capture_time=frame.timestamp, wall_time=frame.wall_time,
-                              result_time=time.monotonic(), inference_ms=1.0, preprocess_ms=preprocess_ms)
+from tests.doubles import FakeCamera, TabbyModel as Tabby
 
 edgecam.model.backends.load_classifier = lambda cfg, **kw: Tabby()
 edgecam.camera.open_source = lambda cfg, size=None, **kw: FakeCamera(fps=10)
