@@ -38,11 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Here, after main() set the native libraries' log levels (_quiet_native_logs): nothing a command imports
     # may load OpenCV or TFLite before that.
-    from edgecam.commands import bench, check_config, classify, collect, doctor, events, learn, models, run, service
+    from edgecam.commands import bench, check_config, classify, collect, doctor, events, fleet, learn, models, run
+    from edgecam.commands import service
     from edgecam.commands import eval as eval_
 
     for command in (classify, eval_, run, events, bench, collect, learn, check_config, models, doctor,
-                    service):  # the order --help lists
+                    service, fleet):  # the order --help lists
         command.register(sub)
     return parser
 

@@ -19,6 +19,7 @@ EXIT_SOURCE = 3  # camera absent, vanished, stream cannot be opened
 EXIT_OUTPUT = 4  # log/record/state folder not writable, disk full
 EXIT_NETWORK = 5  # MQTT broker refused us (bad credentials), HTTP port busy
 EXIT_RUNTIME = 6  # no usable TFLite runtime installed
+EXIT_FLEET = 7  # edgecam fleet push: a node refused the model, or did not answer in time
 EXIT_TEMPFAIL = 75  # a download failed for a reason that may pass: network down, timeout, server error
 
 
@@ -107,3 +108,9 @@ class NetworkError(EdgecamError):
     """A network peer refused us in a way retrying cannot fix."""
 
     exit_code = EXIT_NETWORK
+
+
+class FleetError(EdgecamError):
+    """A fleet push that some node failed (it keeps its model; the command said why, node by node)."""
+
+    exit_code = EXIT_FLEET

@@ -196,7 +196,7 @@ class MqttConfig:
     retain: bool = True
     snapshot: bool = False  # JPEG on <prefix>/snapshot at each label change
     discovery: bool = True  # Home Assistant MQTT discovery
-    commands: bool = False  # take commands on <prefix>/set/... (model, threshold, pause...; docs/http-mqtt.md)
+    commands: bool = False  # commands on <prefix>/set/... (docs/http-mqtt.md) and fleet pushes (docs/fleet.md)
     discovery_prefix: str = _opt("homeassistant", check=_topic)
     queue_size: int = _opt(100, min=1, max=100000)
     keepalive: int = _opt(30, min=5, max=3600)

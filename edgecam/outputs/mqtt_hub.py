@@ -70,6 +70,7 @@ class MqttHub:
         self._cameras: set[str] = set()  # the names given to cameras' channels (names_for)
         self._outstanding: dict[int, None] = {}  # mids of the hub's own messages (availability)
         self._early: set[int] = set()  # mids whose on_publish ran before publish() returned
+        self._subs: dict[str, object] = {}  # topic filter -> on_message(topic, payload): subscribed at each connect
         self._closed = False
         self._client = None
         self._mqtt = None
@@ -125,25 +126,40 @@ class MqttHub:
                 self.join(self._node, birth=False)  # its first reading queues its entities and itself
         self._node.on_health(health)
 
+    def subscribe(self, topic: str, on_message) -> None:
+        """Call ``on_message(topic, payload)`` for every message on ``topic`` (a filter: wildcards allowed),
+        subscribed again at each connect (QoS 1: a retained request or chunk is not lost to a reconnect).
+        ``on_message`` runs on paho's network thread: it must only hand the message on."""
+        with self._cond:
+            self._subs[topic] = on_message
+            client, connected = self._client, self._link.connected
+        if client is not None:
+            self._listen(client, topic, on_message)
+            if connected:
+                client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop :meth:`subscribe`'s delivery of ``topic``."""
+        with self._cond:
+            had = self._subs.pop(topic, None) is not None
+            client = self._client
+        if had and client is not None:
+            client.message_callback_remove(topic)
+            client.unsubscribe(topic)
+
+    @staticmethod
+    def _listen(client, topic: str, on_message) -> None:
+        client.message_callback_add(topic, lambda _c, _u, msg: on_message(msg.topic, bytes(msg.payload)))
+
     # ------------------------------------------------------------------ setup
 
     def start(self) -> None:
         """Configure the client and connect in the background; returns at once. Idempotent."""
         if self._client is not None or self._closed:
             return
-        mqtt = self._mqtt = messages.import_paho()
+        self._mqtt = messages.import_paho()
         cfg = self.cfg
-        password = messages.read_password(cfg)
-        if password is not None and not cfg.username:
-            raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.names.client_id)
-        if cfg.username:
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            try:
-                client.tls_set(ca_certs=cfg.ca_file)
-            except (OSError, ValueError) as e:
-                raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+        client = messages.new_client(cfg, self.names.client_id)
         client.will_set(self.availability, OFFLINE, qos=cfg.qos, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.max_queued_messages_set(WINDOW)
@@ -151,8 +167,11 @@ class MqttHub:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_message = self._on_message
-        self._client = client
+        client.on_message = self._on_message  # the commands; subscribe()'s filters have their own callbacks
+        with self._cond:
+            self._client = client
+            for topic, on_message in self._subs.items():
+                self._listen(client, topic, on_message)
         self._set_state(LinkState.CONNECTING)
         logger.info("MQTT: publishing to %s under %s/ as %s", self.broker, self.names.prefix, self.names.client_id)
         # connect_async + loop_start: the network thread connects and
@@ -288,10 +307,13 @@ class MqttHub:
                 logger.info("MQTT connected to %s", self.broker)
             link.ever_connected = True
             link.state = LinkState.CONNECTED
+            subs = list(self._subs)
             self._cond.notify_all()
         if self.cfg.commands:  # a clean session each time: subscribe again (the run's and each camera's)
             prefix, qos = self.names.prefix, self.cfg.qos
             client.subscribe([(f"{prefix}/set/#", qos), (f"{prefix}/+/set/#", qos)])
+        if subs:  # the broker sends each filter's retained messages now: a request made while we were away
+            client.subscribe([(topic, 1) for topic in subs])
         self._update_stats()
 
     def _on_message(self, client, userdata, msg) -> None:

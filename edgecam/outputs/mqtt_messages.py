@@ -216,6 +216,23 @@ def read_password(cfg) -> str | None:
                        hint="create it holding the broker password")
 
 
+def new_client(cfg, client_id: str):
+    """A paho client with the ``mqtt`` section's user, password (file) and TLS; a ConfigError for a bad one."""
+    mqtt = import_paho()
+    password = read_password(cfg)
+    if password is not None and not cfg.username:
+        raise ConfigError("mqtt.username: null, expected the user name that goes with mqtt.password_file")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if cfg.username:
+        client.username_pw_set(cfg.username, password)
+    if cfg.tls:
+        try:
+            client.tls_set(ca_certs=cfg.ca_file)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"mqtt.ca_file: cannot load {cfg.ca_file!r} ({e})") from None
+    return client
+
+
 def check_ca_file(cfg) -> None:
     """A ConfigError when TLS is on and ``cfg.ca_file`` cannot be loaded as CA certificates."""
     if cfg.tls and cfg.ca_file:

@@ -24,9 +24,12 @@ from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
 from edgecam.model import backends, custom_models
+from edgecam.fleet.node import RunCamera, start_node
+from edgecam.outputs.mqtt import MqttSink
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
 from edgecam.pipeline.model_switch import switch_model
 from edgecam.pipeline.live import apply_config, changed_keys  # noqa: F401 (changed_keys: app's, as before)
+from edgecam.pipeline.model_swap import swap_learned
 from edgecam.service.notify import WatchdogGate
 from edgecam.service.retry import retry_transient
 from edgecam.stats import SourceState, Stats
@@ -145,6 +148,7 @@ class App:
         self._hup = False  # a SIGHUP came (App.reload then re-reads the config, not only what the page taught)
         self.pipeline = None
         self.plan = None
+        self.fleet = None  # the node info (edgecam fleet), while running with MQTT
         self.camera = CameraPipeline(cfg, self._shared_parts(extra_sinks), control=self.control)
         display = want_display(cfg.display.mode) if display_override is None else display_override
         self.camera.open_outputs(display, changes_to)
@@ -248,6 +252,12 @@ class App:
             self._health_seq = self.health.seq
             self.outputs.on_health(self.health.latest)
 
+    def _start_fleet(self):
+        """The node info on the MQTT output's connection (edgecam fleet; docs/fleet.md); None without MQTT."""
+        hub = next((s.hub for s in self.outputs.sinks if isinstance(s, MqttSink)), None)
+        me = RunCamera(None, self.control, lambda: self.classifier.name, self.stats)
+        return start_node(hub, self.cfg, lambda: [me], lambda: self.health.latest)
+
     def _quit(self) -> None:
         if self.pipeline is not None:
             self.pipeline.stop()
@@ -314,6 +324,7 @@ class App:
                     logger.error("reload: %s; keeping the running config", e.message.replace("\n", " "))
         outcomes = self.control.drain()
         new = self.control.effective()  # the file's settings, the overrides that still hold laid over them
+        swap_learned(self.camera, self.cfg, new)  # a learned model on the running base: its head, live (cheap)
         commanded = any(o.key == Key.MODEL and o.error is None for o in outcomes)
         if commanded and new.model.name != self.cfg.model.name:  # the file's model.name still needs a restart
             outcomes, new = self._switch_model(new, outcomes)
@@ -359,10 +370,13 @@ class App:
                 previous[sig] = signal.signal(sig, handler)
         try:
             self.health.start()
+            self.fleet = self._start_fleet()
             code = p.run()
             self.watchdog.stopping()
             return code
         finally:
             self.health.stop()
+            if self.fleet is not None:
+                self.fleet.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

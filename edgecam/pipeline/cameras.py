@@ -44,6 +44,7 @@ import cv2
 
 from edgecam.errors import EdgecamError
 from edgecam.events import hub as events_hub
+from edgecam.fleet.node import RunCamera, start_node
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model import backends
 from edgecam.model.calibration import decide_layout
@@ -54,6 +55,7 @@ from edgecam.config.state import state_dir
 from edgecam.control.live import Control
 from edgecam.pipeline.app import write_dirs
 from edgecam.pipeline.live import apply_config
+from edgecam.pipeline.model_swap import swap_learned
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -283,6 +285,9 @@ class CamerasApp:
         threads = [threading.Thread(target=self._run_camera, args=(cam,), name=f"edgecam-camera-{cam.name}",
                                     daemon=True) for cam in self.cameras if cam.pipeline is not None]
         self.health.start()
+        self.fleet = start_node(self.mqtt_hub, self.cameras[0].cfg, lambda: [
+            RunCamera(cam.name, cam.control, lambda cam=cam: cam.parts.classifier.name, cam.stats)
+            for cam in self.cameras if cam.pipeline is not None], lambda: self.health.latest)
         try:
             for t in threads:
                 t.start()
@@ -300,6 +305,8 @@ class CamerasApp:
         finally:
             self.stop_event.set()
             self.health.stop()
+            if self.fleet is not None:
+                self.fleet.close()
             for stage in self.stages:
                 stage.thread.join(2.0)
             if self.mosaic is not None:
@@ -351,7 +358,9 @@ class CamerasApp:
         and what the teach page saved (drawn regions, the heads in use)."""
         taught_only = cam.parts.taught_pending and not cam.control.pending  # the page asked, nothing else
         outcomes = cam.control.drain()
-        applied, later = apply_config(cam.parts, cam.cfg, cam.control.effective(), cam.control.store.inference)
+        new = cam.control.effective()
+        swap_learned(cam.parts, cam.cfg, new)  # a learned model on the running base: its head, live
+        applied, later = apply_config(cam.parts, cam.cfg, new, cam.control.store.inference)
         cam.control.answer(outcomes)
         cam.parts.reload_taught()
         if applied or not taught_only:
