@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -175,22 +176,14 @@ def test_home_assistant_controls_on_the_cameras_device(running, broker, ha):
     assert (app.pipeline.threshold, app.pipeline.top_k) == (0.8, 4)
 
 
-# The ACL the docs show (docs/http-mqtt.md, "Who may command"): only homeassistant may publish commands.
-ACL = """\
-user edgecam
-topic readwrite edgecam/#
-topic readwrite homeassistant/#
+def readme_acl() -> str:
+    """The Mosquitto ACL the README shows (the block after its "acl_file" marker): the test runs that very one."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    after = text[text.index("starts a real broker with this very block"):]
+    return after.split("```text\n", 1)[1].split("```", 1)[0]
 
-user homeassistant
-topic read edgecam/#
-topic write edgecam/+/set/#
-topic write edgecam/+/+/set/#
-topic readwrite homeassistant/#
 
-user guest
-topic read edgecam/#
-topic read homeassistant/#
-"""
+ACL = readme_acl()
 
 
 def test_with_the_acl_another_users_command_changes_nothing(running, tmp_path):
