@@ -134,7 +134,7 @@ def run_overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     # import cost: the pipeline 11 ms and smoothing 6 ms of every `edgecam --help` (and cv2 when it starts)
-    from edgecam.pipeline.app import App, StartupStopped, startup_signals
+    from edgecam.pipeline.app import App, StartupStopped, run_restarting, startup_signals
     from edgecam.model.smoothing import CALM
 
     overrides = run_overrides(args)
@@ -143,6 +143,10 @@ def cmd_run(args) -> int:
     if calm:  # a first run by hand, and the config chose no smoothing: one label line per real change
         overrides.update(CALM)
         cfg = config_mod.apply_overrides(cfg, CALM, FLAGS)  # not the file again: its lines were said once
+
+    def again():
+        """The run started again in this process (run_restarting): the config as a start reads it."""
+        return App(load_config(args, overrides), overrides=overrides, changes_to=sys.stdout)
 
     def say(note: str) -> None:  # as soon as the source is chosen, before the model's warm-up lines
         print(f"edgecam: {note}", file=sys.stderr, flush=True)
@@ -154,7 +158,7 @@ def cmd_run(args) -> int:
     logging.getLogger().setLevel(cfg.log_level)  # the CLI set the handlers up
     cameras = camera_configs(cfg)
     if len(cameras) > 1:
-        return _run_cameras(cfg, cameras, overrides)
+        return _run_cameras(args, cfg, cameras, overrides)
     with startup_signals() as early:
         try:
             # An explicit --source is a choice: nothing falls back from it.
@@ -166,23 +170,30 @@ def cmd_run(args) -> int:
         if early["hup"]:  # systemctl reload while starting: do it now
             app.pipeline.reload_requested = True
         early["starting"] = False
-        return app.run()
+    return run_restarting(again, first=app)
 
 
-def _run_cameras(cfg, cameras, overrides: dict) -> int:
+def _run_cameras(args, cfg, cameras, overrides: dict) -> int:
     """Several cameras in one run (:class:`edgecam.pipeline.cameras.CamerasApp`)."""
     # import cost: as cmd_run's
-    from edgecam.pipeline.app import StartupStopped, startup_signals, want_display
+    from edgecam.pipeline.app import StartupStopped, run_restarting, startup_signals, want_display
     from edgecam.pipeline.cameras import CamerasApp
+
+    def build(cfg=cfg, cameras=cameras):
+        return CamerasApp([(c.name, c.config) for c in cameras], changes_to=sys.stdout,
+                          display=want_display(cfg.display.mode), overrides=overrides)
+
+    def again():  # started again in this process (run_restarting): the config as a start reads it
+        fresh = load_config(args, overrides)
+        return build(fresh, camera_configs(fresh))
 
     with startup_signals() as early:
         try:
-            app = CamerasApp([(c.name, c.config) for c in cameras], changes_to=sys.stdout,
-                             display=want_display(cfg.display.mode), overrides=overrides)
+            app = build()
         except StartupStopped as stopped:
             logger.info("%s received during start-up, stopping", stopped)
             return 0
         if early["hup"]:  # systemctl reload while starting: do it now
             app.reload()
         early["starting"] = False
-        return app.run()
+    return run_restarting(again, first=app)

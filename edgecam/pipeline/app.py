@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -73,6 +74,36 @@ def startup_signals():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def run_restarting(build: Callable[[], object], first=None) -> int:
+    """Run the app ``build()`` makes (``first``: one already built) until it ends without asking to start again.
+
+    A change the running parts cannot take live (the first region drawn on a camera that classified the
+    whole picture, the last one removed) ends the run with :attr:`App.restart_reason` set; the next run is
+    built the way a start builds it, in this process: systemd sees no restart, the page comes back on the
+    same port within a few seconds.
+    """
+    app = first if first is not None else build()
+    while True:
+        code = app.run()
+        reason = getattr(app, "restart_reason", None)
+        if reason is None:
+            return code
+        logger.warning("starting again: %s", reason)
+        with startup_signals() as early:
+            try:
+                app = build()
+            except StartupStopped as stopped:
+                logger.info("%s received during start-up, stopping", stopped)
+                return 0
+            if early["hup"]:  # systemctl reload while starting: done by the output loop
+                pipeline = getattr(app, "pipeline", None)
+                if pipeline is not None:
+                    pipeline.reload_requested = True
+                else:
+                    app.reload()
+            early["starting"] = False
 
 
 def write_dirs(cfg) -> list[str]:
@@ -145,6 +176,7 @@ class App:
         # The command-line flags cfg was built with: a reload re-applies them,
         # else every SIGHUP would see --log, --display... as changed keys.
         self.overrides = dict(overrides or {})
+        self.restart_reason: str | None = None  # set: the run ends to start again (request_restart)
         self._hup = False  # a SIGHUP came (App.reload then re-reads the config, not only what the page taught)
         self.pipeline = None
         self.plan = None
@@ -176,7 +208,7 @@ class App:
                                    self.watchdog.notifier, "model download")
 
         return SharedParts(load=load, stats=self.stats, notifier=self.watchdog.notifier, on_quit=self._quit,
-                           sinks=tuple(extra_sinks or ()))
+                           sinks=tuple(extra_sinks or ()), on_restart=self.request_restart)
 
     def _interpreters(self, source):
         """The interpreter layout, decided in one place, and each model's interpreter built once, with it.
@@ -261,6 +293,11 @@ class App:
     def _quit(self) -> None:
         if self.pipeline is not None:
             self.pipeline.stop()
+
+    def request_restart(self, reason: str) -> None:
+        """Any thread: end this run so that :func:`run_restarting` starts a new one (the config read again)."""
+        self.restart_reason = reason
+        self._quit()
 
     def reload(self, file: bool = True) -> None:
         """SIGHUP: re-read the config file (``file``); apply it and the commands waiting; name what needs a restart."""

@@ -68,6 +68,9 @@ class SharedParts:
     on_quit: Callable[[], None]
     sinks: tuple = ()
     shared_outputs: Mapping[str, object] | None = None
+    #: starts the run again in this process (:func:`edgecam.pipeline.app.run_restarting`), saying why; None:
+    #: a change that needs it waits for the next start
+    on_restart: Callable[[str], None] | None = None
 
 
 class CameraPipeline:
@@ -157,6 +160,13 @@ class CameraPipeline:
             self.outputs.attach_control(self.control, cfg)  # before start: commands from the first connect
         self.outputs.start()
         return self.outputs
+
+    def request_restart(self, reason: str) -> bool:
+        """Ask the run to start again in this process (a change its parts cannot take live); whether it will."""
+        if self.shared.on_restart is None:
+            return False
+        self.shared.on_restart(reason)
+        return True
 
     def request_reload(self) -> None:
         """Ask the output loop to reload (what SIGHUP does): the page changed a region or a head."""

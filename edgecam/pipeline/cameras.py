@@ -103,6 +103,7 @@ class CamerasApp:
         # The command-line flags the configs were built with: a reload applies them again (as App's).
         self.overrides = dict(overrides or {})
         self._hup = False
+        self.restart_reason: str | None = None  # set: the run ends to start again (request_restart)
         self.stop_event = threading.Event()
         self.watchdog = WatchdogGate()
         cameras = self._hubs(cameras, mqtt)
@@ -159,7 +160,7 @@ class CamerasApp:
         from edgecam.outputs.mosaic import Mosaic
 
         self.mosaic = Mosaic([cam.name for cam in self.cameras], self.cameras[0].cfg.display.title,
-                             on_quit=self.stop)
+                             on_quit=self.stop, on_restart=self.stop)
         self.mosaic.start()
         return lambda name: [*extra(name), self.mosaic.tile(name)]
 
@@ -191,7 +192,7 @@ class CamerasApp:
         """The camera's model view, outputs and source; a source that cannot open marks the camera down."""
         hub = self.events_hubs.get(cam.name)
         shared = SharedParts(load=self._load(cam), stats=cam.stats, notifier=self.watchdog.notifier,
-                             on_quit=self.stop, sinks=tuple(sinks),
+                             on_quit=self.stop, on_restart=self.stop, sinks=tuple(sinks),
                              shared_outputs=None if hub is None else {events_hub.KEY: hub})
         cam.parts = CameraPipeline(cam.cfg, shared, name=cam.name, served=self.hub is not None, control=cam.control)
         served = () if self.hub is None else (
@@ -255,8 +256,10 @@ class CamerasApp:
 
     # -- running ----------------------------------------------------------------
 
-    def stop(self) -> None:
-        """Stop every camera (safe from signal handlers and other threads)."""
+    def stop(self, restart: str | None = None) -> None:
+        """Stop every camera (safe from signal handlers and other threads); ``restart``: why the run is to start
+        again, in this process (:func:`edgecam.pipeline.app.run_restarting`)."""
+        self.restart_reason = restart or self.restart_reason
         self.stop_event.set()
         for cam in self.cameras:
             if cam.pipeline is not None:
@@ -364,8 +367,7 @@ class CamerasApp:
         cam.control.answer(outcomes)
         cam.parts.reload_taught()
         if applied or not taught_only:
-            logger.warning("reload: camera %s: applied %s", cam.name,
-                           ", ".join(applied) or "nothing (no live key changed)")
+            logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing changed live")
         if later:
             logger.warning("reload: camera %s: %s changed but need a restart (systemctl restart edgecam)", cam.name,
                            ", ".join(later))

@@ -77,7 +77,12 @@ def apply(studio, camera) -> list[str]:
     tracker, classifier = camera.tracker, camera.classifier
     started = time.perf_counter()
     if tracker is None:
-        logger.warning("drawn regions: this camera classifies the whole picture; they apply at the next start")
+        # The camera classifies the whole picture: its outputs (MQTT's entities, the log, the events) were
+        # built for that, so the run starts again in this process, built for its regions as a start is.
+        drawn = [d.name for d in studio.store.load() if d.name not in studio.config_names]
+        if drawn and not camera.request_restart(f"regions drawn on the page ({', '.join(drawn)}): "
+                                                f"camera {camera.name} classifies them from now on"):
+            logger.warning("drawn regions: this camera classifies the whole picture; they apply at the next start")
         return []
     follow = camera.cfg.smoothing.window if camera.cfg.smoothing.mode == "ema" else 1
     running = {r.name: r for r in classifier.regions}
@@ -97,8 +102,11 @@ def apply(studio, camera) -> list[str]:
             fresh.append(drawn.name)
         regions.append(region)
     gone = [name for name in running if name not in {r.name for r in regions}]
-    if not regions:
-        logger.warning("drawn regions: the last region cannot be removed while running; it goes at the next start")
+    if not regions:  # the last one removed: the whole picture again, as a start would build it
+        if not camera.request_restart(f"the last drawn region removed: camera {camera.name} classifies the "
+                                      "whole picture again"):
+            logger.warning("drawn regions: the last region cannot be removed while running; it goes at the "
+                           "next start")
         return []
     classifier.regions = regions  # one assignment: the capture thread reads the list once per frame
     for name in fresh:

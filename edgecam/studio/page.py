@@ -193,7 +193,7 @@ function render(force) {
   if (!force && key === shown) return; shown = key;
   const waiting = (teach.pending || []).map(r => r.name);
   $("regions").replaceChildren(...teach.regions.map(r => panel(r, queue)), ...(waiting.length ? [el("div",
-    "saved, applied at the next start (this camera classifies the whole picture): " + waiting.join(", "),
+    "saved; the camera starts again with its regions (a few seconds; this page comes back): " + waiting.join(", "),
     {"class": "panel muted", id: "pending"})] : []));
   paint();
 }

@@ -54,10 +54,15 @@ class SceneCamera:
         self.state = state
 
     def __enter__(self) -> SceneCamera:
-        from edgecam.pipeline.app import App
+        from edgecam.pipeline.app import App, run_restarting
 
-        self.app = App(self.cfg, display_override=False)
-        self.thread = threading.Thread(target=self.app.run, name="scene-camera", daemon=True)
+        def build():  # the run started again in this process (a first region drawn): the newest app
+            self.app = App(self.cfg, display_override=False)
+            return self.app
+
+        build()
+        self.thread = threading.Thread(target=run_restarting, args=(build, self.app), name="scene-camera",
+                                       daemon=True)
         self.thread.start()
         self.sink = next(s for s in self.app.outputs.sinks if hasattr(s, "attach_studio"))
         self.base = f"http://127.0.0.1:{self.sink.port}"

@@ -3,6 +3,7 @@ from the review queue and the "this is" endpoint, retrain, read the evidence, us
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -101,15 +102,26 @@ def test_a_script_teaches_a_drawn_region_and_undoes_it(camera):
     assert code == 409 and "nothing to undo" in out["error"]
 
 
-def test_a_region_drawn_on_a_whole_picture_camera_runs_from_the_next_start(scene, model_env, tmp_path):
-    with SceneCamera(scene, tmp_path) as cam:
+def test_the_first_region_drawn_on_a_whole_picture_camera_runs_when_the_run_starts_again(scene, model_env,
+                                                                                          tmp_path):
+    # The camera's outputs were built for the whole picture: the run starts again in this process, for its
+    # regions, on the same address (as edgecam run does: run_restarting); removing the region goes back.
+    with socket.socket() as s:  # a fixed port: the page must come back where it was
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    http = {"enabled": True, "port": port, "token_file": str(tmp_path / "token")}
+    with SceneCamera(scene, tmp_path, config={"http": http}) as cam:
+        first = cam.app
+        assert first.camera.tracker is None  # the whole picture
         code, out = cam.call("POST", "/api/teach/regions", {"name": "garage", "box": list(REGION),
                                                             "labels": STATES})
         assert code == 201, out
-        teach_state = wait_until(lambda: (t := cam.call("GET", "/api/teach")[1])["pending"] and t, "pending")
-        assert teach_state["regions"] == [] and teach_state["pending"][0]["name"] == "garage"
-        assert "regions" not in cam.latest() or not cam.latest()["regions"]
-    (tmp_path / "frames").rename(tmp_path / "frames-before")
-    with SceneCamera(scene, tmp_path) as cam:  # the same state directory
-        assert cam.region_label("garage") is not None
+        wait_until(lambda: cam.app is not first and cam.region_label("garage") is not None,
+                   "the run started again with the drawn region", timeout=30)
+        assert first.restart_reason and "garage" in first.restart_reason
         assert [r["name"] for r in cam.call("GET", "/api/teach")[1]["regions"]] == ["garage"]
+        second = cam.app
+        assert cam.call("DELETE", "/api/teach/regions/garage")[0] == 200
+        wait_until(lambda: cam.app is not second and (cam.latest() or {}).get("top_k")
+                   and not cam.latest().get("regions"), "the whole picture again", timeout=30)
+        assert cam.app.camera.tracker is None
