@@ -30,12 +30,17 @@ MAX_PENDING = 64
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a command did: the key, the value as taken (None when refused), and why it was refused."""
+    """What a command did: the key, the value as taken (None when refused), and why it was refused.
+
+    ``restart``: taken, and it applies as the run starts again in this process, right after the answer (a
+    model the running camera cannot take in place: regions, a stage shared with other cameras).
+    """
 
     key: str
     value: Any = None
     error: str | None = None
     reply: Callable[[Outcome], None] | None = None
+    restart: bool = False
 
 
 class Control:

@@ -106,7 +106,7 @@ def saved_previous(state: Path, prev: dict, models_folder: str | None) -> Staged
 def switch_to(receiver, name: str, staged: Staged) -> tuple[str, str]:
     """Switch every camera to ``name``; on failure undo ``staged`` and raise. Returns (name, its sha256)."""
     try:
-        receiver.switch(name)
+        receiver.restarting = bool(receiver.switch(name))  # True: the next run answers (see receive.py)
     except EdgecamError:
         staged.undo()
         raise

@@ -38,6 +38,9 @@ class Target:
     node: Node
     outcome: Outcome | None = None
     line: str = ""
+    #: online when its request went out: waited for even if it goes offline meanwhile (a node whose run
+    #: starts again to take the model is away for a moment, then answers)
+    sent_online: bool = False
 
 
 def pick(nodes: list[Node], to: list[str]) -> list[Node]:
@@ -132,6 +135,7 @@ class Push:
                 self.say(target.line)
                 continue
             self.client.publish(fm.topic(prefix, fm.PUSH), req.to_json())
+            target.sent_online = target.node.online
             if not target.node.online:
                 self.say(f"{target.node.name}: {status(target.node)}; it applies the push when it reconnects")
 
@@ -140,7 +144,8 @@ class Push:
         deadline = self.started + timeout_s
         with self.collector.lock:
             while True:
-                waiting = [t for t in self.targets.values() if t.outcome is None and t.node.online]
+                waiting = [t for t in self.targets.values()
+                           if t.outcome is None and (t.node.online or t.sent_online)]
                 if not waiting or time.monotonic() >= deadline:
                     break
                 self.collector.lock.wait(min(0.2, max(0.0, deadline - time.monotonic())))

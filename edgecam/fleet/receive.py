@@ -43,6 +43,7 @@ class Receiver:
 
     def __init__(self, node, switch):
         self.node, self.switch = node, switch
+        self.restarting = False  # the last switch is taken by the run starting again (install.switch_to)
         self.hub = node.hub
         prefix = self.hub.names.prefix
         self.request_topic, self.ack_topic = fm.topic(prefix, fm.PUSH), fm.topic(prefix, fm.ACK)
@@ -111,7 +112,12 @@ class Receiver:
             return
         if req.id == self.state.get("done"):
             return  # answered already (the broker sends the retained request again at each connect)
+        pending = self.state.pop("pending", None)
+        if pending and pending.get("id") == req.id:  # applied by the last run, which started again to take it
+            self._answer_pending(req, pending["model"])
+            return
         logger.warning("fleet: push %s: %s %s", req.id, req.kind.value, req.model or "(previous model)")
+        self.restarting = False
         try:
             model, sha = self._apply(req)
         except (PushFailed, EdgecamError) as e:
@@ -121,11 +127,29 @@ class Receiver:
             self._write_state()
             self._ack(req.id, False, why)
             return
+        if self.restarting:  # the run starts again with it: the next run answers (kept in the state)
+            logger.warning("fleet: push %s: %s taken; the run starts again with it", req.id, model)
+            self.state["pending"] = {"id": req.id, "model": model}
+            self._write_state()
+            return
         logger.warning("fleet: push %s applied: now running %s (sha256 %s)", req.id, model, sha[:12])
         self.state["done"] = req.id
         self._write_state()
         self._ack(req.id, True, "", model, sha)
         self.node.changed()
+
+    def _answer_pending(self, req, model: str) -> None:
+        """The push the last run took by starting again: answered now that this run shows what it runs."""
+        self.state["done"] = req.id
+        self._write_state()
+        running, sha = self._current()
+        if running == model:
+            logger.warning("fleet: push %s applied: now running %s (sha256 %s)", req.id, model, sha[:12])
+            self._ack(req.id, True, "", model, sha)
+            self.node.changed()
+        else:
+            logger.error("fleet: push %s: the run started again with %s, not %s", req.id, running, model)
+            self._ack(req.id, False, f"the run started again with {running}, not {model}")
 
     def _ack(self, request_id: str, ok: bool, error: str, model: str = "", sha: str = "") -> None:
         if not ok:

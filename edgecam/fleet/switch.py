@@ -36,6 +36,7 @@ class ControlSwitch:
 
     def __init__(self, cameras: Callable[[], list[Switchable]], timeout_s: float = ANSWER_TIMEOUT_S):
         self.cameras, self.timeout_s = cameras, timeout_s
+        self.restarting: set[str] = set()  # the cameras that take the model as the run starts again
 
     def _set(self, cams: list[Switchable], names: dict[str, str]) -> list[str]:
         """Submit ``model.name`` to each camera and wait for its answer; the problems, one line each."""
@@ -46,6 +47,8 @@ class ControlSwitch:
             def answer(outcome) -> None:
                 if outcome.error:
                     problems.append(f"camera {cam.name}: {outcome.error}")
+                elif outcome.restart:  # it takes the model as the run starts again, right after this answer
+                    self.restarting.add(cam.name)
                 done.release()
             return answer
 
@@ -57,17 +60,21 @@ class ControlSwitch:
                 break
         return problems
 
-    def __call__(self, name: str) -> None:
+    def __call__(self, name: str) -> bool:
+        """Switch; True when the run starts again to take it (its cameras answered so): the push is answered
+        by the next run, which finds the request again (retained) and every camera running ``name``."""
         cams = self.cameras()
         if not cams:
             raise EdgecamError("no camera is running here")
+        self.restarting = set()
         before = {cam.name: cam.running() for cam in cams}
         problems = self._set(cams, {cam.name: name for cam in cams})
         if not problems:
             problems = [f"camera {cam.name}: it still runs {cam.running()}; it takes {name} at a restart only"
-                        for cam in cams if cam.running() != name]
+                        for cam in cams if cam.running() != name and cam.name not in self.restarting]
         if problems:
             back = self._set(cams, before)
             if back:
                 logger.error("fleet: could not set every camera back to its model: %s", "; ".join(back))
             raise ModelError("; ".join(problems))
+        return bool(self.restarting)

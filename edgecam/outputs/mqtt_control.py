@@ -85,7 +85,9 @@ class MqttControl:
             return
         answer = {"command": what, "ok": True, "value": outcome.value}
         now = self._values()
-        if what == "model" and now["model"] != outcome.value:  # kept; the running model changes at a restart
+        if outcome.restart:  # a model its regions or shared stage take by the run starting again, now
+            answer["applies"] = "now: the run starts again with it, in this process (a second or two)"
+        elif what == "model" and now["model"] != outcome.value:  # kept; the running model changes at a restart
             answer["applies"] = "at the next start (systemctl restart edgecam)"
         self._reply(answer)
         with self._cond:

@@ -8,7 +8,6 @@ and nothing half-opened is left behind: config (2) -> model (2) -> outputs
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import signal
 import threading
@@ -20,7 +19,6 @@ import cv2
 from edgecam.config import schema as config_mod
 from edgecam.config.cameras import MAIN, camera_configs
 from edgecam.control.live import Control
-from edgecam.control.overrides import Key
 from edgecam.errors import ConfigError, EdgecamError
 from edgecam.health.monitor import HealthMonitor
 from edgecam.model.calibration import decide_layout
@@ -28,7 +26,7 @@ from edgecam.model import backends, custom_models
 from edgecam.fleet.node import RunCamera, start_node
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
-from edgecam.pipeline.model_switch import switch_model
+from edgecam.pipeline.model_switch import command_model
 from edgecam.pipeline.live import apply_config, changed_keys  # noqa: F401 (changed_keys: app's, as before)
 from edgecam.pipeline.model_swap import swap_learned
 from edgecam.service.notify import WatchdogGate
@@ -362,32 +360,18 @@ class App:
         outcomes = self.control.drain()
         new = self.control.effective()  # the file's settings, the overrides that still hold laid over them
         swap_learned(self.camera, self.cfg, new)  # a learned model on the running base: its head, live (cheap)
-        commanded = any(o.key == Key.MODEL and o.error is None for o in outcomes)
-        if commanded and new.model.name != self.cfg.model.name:  # the file's model.name still needs a restart
-            outcomes, new = self._switch_model(new, outcomes)
+        outcomes, new, restart = command_model(self.camera, self.plan, self.cfg, new, outcomes, self.control)
         # One new LiveSettings, swapped in at once: the class rules (allow, deny, thresholds) need a restart.
         applied, need_restart = apply_config(self.camera, self.cfg, new, self.control.store.inference)
         logging.getLogger().setLevel(new.log_level)
         self.cfg.log_level = new.log_level
         self.control.answer(outcomes)
+        if restart:  # a model this camera takes by starting again (regions, the AI Camera): answered, then done
+            self.request_restart(restart)
         if file or applied:
             logger.warning("reload: applied %s", ", ".join(applied) or "nothing (no live-changeable key changed)")
         if need_restart:
             logger.warning("reload: %s changed but need a restart (systemctl restart edgecam)", ", ".join(need_restart))
-
-    def _switch_model(self, new, outcomes):
-        """A model command: the new model switched live, or refused and forgotten (the old one goes on)."""
-        why = switch_model(self.camera, self.plan, new, self.control.store.inference)
-        if why is None:
-            self.cfg.model.name = new.model.name
-            return outcomes, new
-        logger.error("reload: model %s not switched: %s; keeping %s", new.model.name, why, self.cfg.model.name)
-        # What is kept is the model that runs, never one a start would fail on.
-        self.control.store.set(self.control.file_cfg, Key.MODEL, self.cfg.model.name)
-        outcomes = [dataclasses.replace(o, value=None, error=f"model.name: {why}")
-                    if o.key == Key.MODEL and o.error is None else o for o in outcomes]
-        new = self.control.effective()
-        return outcomes, new
 
     def run(self) -> int:
         """Run with SIGTERM/SIGINT/SIGHUP handled; returns the exit code."""

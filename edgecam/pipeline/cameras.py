@@ -56,6 +56,7 @@ from edgecam.control.live import Control
 from edgecam.pipeline.app import write_dirs
 from edgecam.pipeline.live import apply_config
 from edgecam.pipeline.model_swap import swap_learned
+from edgecam.pipeline.model_switch import command_model
 from edgecam.outputs.mqtt import MqttSink
 from edgecam.outputs.mqtt_hub import MqttHub
 from edgecam.pipeline.camera import CameraPipeline, SharedParts
@@ -355,17 +356,18 @@ class CamerasApp:
                 cam.control.file_cfg = self._own_config(cam.name, new[cam.name])
                 cam.pipeline.reload_requested = True
 
-    @staticmethod
-    def _apply(cam: Camera) -> None:
-        """In the camera's output loop: the commands waiting, the config file's settings with the overrides,
-        and what the teach page saved (drawn regions, the heads in use)."""
+    def _apply(self, cam: Camera) -> None:
+        """In the camera's output loop: the commands waiting, the file's settings and what the page taught."""
         taught_only = cam.parts.taught_pending and not cam.control.pending  # the page asked, nothing else
         outcomes = cam.control.drain()
         new = cam.control.effective()
         swap_learned(cam.parts, cam.cfg, new)  # a learned model on the running base: its head, live
+        outcomes, new, restart = command_model(cam.parts, None, cam.cfg, new, outcomes, cam.control)
         applied, later = apply_config(cam.parts, cam.cfg, new, cam.control.store.inference)
         cam.control.answer(outcomes)
         cam.parts.reload_taught()
+        if restart:  # a model its shared stage or its regions take by the run starting again: answered first
+            self.stop(restart=restart)
         if applied or not taught_only:
             logger.warning("reload: camera %s: applied %s", cam.name, ", ".join(applied) or "nothing changed live")
         if later:

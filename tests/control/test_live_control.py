@@ -126,3 +126,49 @@ def test_a_model_command_switches_the_model_live_and_a_broken_one_changes_nothin
     finally:
         app.pipeline.stop()
         thread.join(30)
+
+
+def test_a_model_command_a_camera_with_regions_takes_by_the_run_starting_again(tmp_path, monkeypatch, model_env):
+    # A camera with regions cannot take a model in place (its outputs were built for its regions' models):
+    # the command is checked (the model loads), kept, answered "restart", and the run starts again with it.
+    import threading
+
+    import edgecam.camera
+    import yaml
+
+    from edgecam.config import schema as config_mod
+    from edgecam.pipeline.app import App, run_restarting
+    from tests.doubles import FakeCamera, wait_until
+
+    monkeypatch.setattr(edgecam.camera, "open_source", lambda cfg, size=None, **kw: FakeCamera(fps=30))
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump({"model": {"threads": 1, "dir": str(tmp_path / "models")},
+                                    "regions": [{"name": "door", "box": [0.0, 0.0, 0.5, 0.5]}],
+                                    "state_dir": str(tmp_path / "state")}))
+    apps = []
+
+    def build():
+        apps.append(App(config_mod.load(str(path)), display_override=False))
+        return apps[-1]
+
+    thread = threading.Thread(target=run_restarting, args=(build,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: apps and apps[0].pipeline.latest_result is not None, what="a first result")
+        first, outcomes = apps[0], []
+        assert first.camera.classifier.name == "mobilenet_v3_small"
+        first.control.listeners.append(outcomes.append)
+        first.control.submit(Key.MODEL, "mobilenet_v1_0.25_128")
+        wait_until(lambda: len(apps) == 2 and apps[1].pipeline is not None
+                   and apps[1].pipeline.latest_result is not None, what="the run started again", timeout=60)
+        assert (outcomes[0].value, outcomes[0].error, outcomes[0].restart) == ("mobilenet_v1_0.25_128", None, True)
+        assert "mobilenet_v1_0.25_128" in first.restart_reason
+        assert apps[1].camera.classifier.name == "mobilenet_v1_0.25_128"  # the region's model, from the override
+        assert apps[1].pipeline.latest_result.regions["door"].label is not None
+        apps[1].control.submit(Key.MODEL, "broken-name")  # refused before any restart: nothing changes
+        wait_until(lambda: apps[1].control.store.values[Key.MODEL].value == "mobilenet_v1_0.25_128"
+                   and not apps[1].control.pending, what="the refusal")
+        assert len(apps) == 2 and apps[1].restart_reason is None
+    finally:
+        apps[-1].pipeline.stop()
+        thread.join(30)

@@ -51,3 +51,28 @@ def test_two_nodes_listed_and_a_learned_then_a_registry_model_pushed_and_switche
         for n in nodes:
             n.stop()
         acks.close()
+
+
+def test_a_node_of_two_cameras_takes_a_registry_model_by_starting_its_run_again(broker, tmp_path, shared_dir):
+    # Two cameras share one stage: a new model is not swapped in place, the run starts again in the same
+    # process with it (run_restarting), and the next run answers the push once it runs the model.
+    v1, _ = learn_models(tmp_path, shared_dir)
+    node = NodeProc(tmp_path, "pair", broker, v1, shared_dir)
+    cfg = json.loads(node.config.read_text())
+    source = cfg.pop("source")
+    cfg["cameras"] = [{"name": "door", "source": source}, {"name": "yard", "source": source}]
+    node.config.write_text(json.dumps(cfg))
+    infos = Subscriber(broker, ["edgecam/pair/node"], timeout=TIMEOUT)
+    try:
+        node.start()
+        wait_until(lambda: infos.on("edgecam/pair/node") or node.proc.poll() is not None, "the node info", TIMEOUT)
+        assert node.proc.poll() is None, node.log()
+        done = fleet(broker, "push", "mobilenet_v1_0.25_128", "--to", "pair", "--timeout", "40", shared=shared_dir)
+        assert done.returncode == 0, done.stdout + done.stderr + node.log()
+        sha = registry.load_registry()["mobilenet_v1_0.25_128"].sha256
+        assert f"pair: ok, running mobilenet_v1_0.25_128 (sha256 {sha[:12]})" in done.stdout
+        assert "starting again: model mobilenet_v1_0.25_128" in node.log()
+        assert node.proc.poll() is None and node.starts == 1  # the same process
+    finally:
+        node.stop()
+        infos.close()
