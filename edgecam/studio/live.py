@@ -102,6 +102,13 @@ def apply(studio, camera) -> list[str]:
             fresh.append(drawn.name)
         regions.append(region)
     gone = [name for name in running if name not in {r.name for r in regions}]
+    added = [name for name in changed if name not in running]
+    # MQTT announced the camera's regions to Home Assistant at start (a sensor each): a region added or removed
+    # starts the run again in this process, so that HA gets the new one's entities and loses the old one's.
+    if (added or gone) and regions and camera.cfg.mqtt.enabled and camera.request_restart(
+            f"regions {', '.join(added + gone)} {'added' if added else 'removed'} on the page: camera "
+            f"{camera.name}'s MQTT entities follow"):
+        return changed + gone
     if not regions:  # the last one removed: the whole picture again, as a start would build it
         if not camera.request_restart(f"the last drawn region removed: camera {camera.name} classifies the "
                                       "whole picture again"):

@@ -125,3 +125,30 @@ def test_the_first_region_drawn_on_a_whole_picture_camera_runs_when_the_run_star
         wait_until(lambda: cam.app is not second and (cam.latest() or {}).get("top_k")
                    and not cam.latest().get("regions"), "the whole picture again", timeout=30)
         assert cam.app.camera.tracker is None
+
+
+def test_with_mqtt_a_region_drawn_beside_others_gets_its_home_assistant_sensor(scene, model_env, tmp_path, broker):
+    # MQTT announced the regions at start: a drawn one is announced too (the run starts again in this process).
+    from tests.mosquitto import Subscriber
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    node = "edgecam-teach"
+    config = {"http": {"enabled": True, "port": port, "token_file": str(tmp_path / "token")},
+              "regions": [{"name": "door", "box": [0.0, 0.0, 0.3, 0.3], "labels": ["open", "closed"]}],
+              "mqtt": {"enabled": True, "host": broker.host, "port": broker.port, "topic_prefix": "edgecam/teach",
+                       "client_id": node}}
+    topic = f"homeassistant/sensor/{node}/region_garage/config"
+    ha = Subscriber(broker, topics=(f"homeassistant/sensor/{node}/+/config",))
+    try:
+        with SceneCamera(scene, tmp_path, config=config) as cam:
+            first = cam.app
+            code, out = cam.call("POST", "/api/teach/regions", {"name": "garage", "box": list(REGION),
+                                                                "labels": STATES})
+            assert code == 201, out
+            ha.wait(topic)
+            assert cam.app is not first and "garage" in first.restart_reason
+            wait_until(lambda: cam.region_label("garage") is not None, "the drawn region classified", timeout=30)
+    finally:
+        ha.close()
