@@ -14,7 +14,6 @@ from edgecam.config.cameras import MAX_CAMERAS, camera_configs, device_problems
 from edgecam.errors import ConfigError
 from edgecam.names import CAMERA_NAME
 
-logger = logging.getLogger("edgecam")
 
 
 def register(sub) -> None:
@@ -134,7 +133,7 @@ def run_overrides(args) -> dict:
 
 def cmd_run(args) -> int:
     # import cost: the pipeline 11 ms and smoothing 6 ms of every `edgecam --help` (and cv2 when it starts)
-    from edgecam.pipeline.app import App, StartupStopped, run_restarting, startup_signals
+    from edgecam.pipeline.app import App, run_restarting
     from edgecam.model.smoothing import CALM
 
     overrides = run_overrides(args)
@@ -143,10 +142,6 @@ def cmd_run(args) -> int:
     if calm:  # a first run by hand, and the config chose no smoothing: one label line per real change
         overrides.update(CALM)
         cfg = config_mod.apply_overrides(cfg, CALM, FLAGS)  # not the file again: its lines were said once
-
-    def again():
-        """The run started again in this process (run_restarting): the config as a start reads it."""
-        return App(load_config(args, overrides), overrides=overrides, changes_to=sys.stdout)
 
     def say(note: str) -> None:  # as soon as the source is chosen, before the model's warm-up lines
         print(f"edgecam: {note}", file=sys.stderr, flush=True)
@@ -159,24 +154,21 @@ def cmd_run(args) -> int:
     cameras = camera_configs(cfg)
     if len(cameras) > 1:
         return _run_cameras(args, cfg, cameras, overrides)
-    with startup_signals() as early:
-        try:
-            # An explicit --source is a choice: nothing falls back from it.
-            app = App(cfg, overrides=overrides, changes_to=sys.stdout,
-                      demo_fallback=args.demo_fallback and args.source is None, on_source_note=say)
-        except StartupStopped as stopped:
-            logger.info("%s received during start-up, stopping", stopped)
-            return 0
-        if early["hup"]:  # systemctl reload while starting: do it now
-            app.pipeline.reload_requested = True
-        early["starting"] = False
-    return run_restarting(again, first=app)
+
+    def first():  # an explicit --source is a choice: nothing falls back from it
+        return App(cfg, overrides=overrides, changes_to=sys.stdout,
+                   demo_fallback=args.demo_fallback and args.source is None, on_source_note=say)
+
+    def again():  # the run started again in this process (run_restarting): the config as a start reads it
+        return App(load_config(args, overrides), overrides=overrides, changes_to=sys.stdout)
+
+    return run_restarting(first, again)
 
 
 def _run_cameras(args, cfg, cameras, overrides: dict) -> int:
     """Several cameras in one run (:class:`edgecam.pipeline.cameras.CamerasApp`)."""
     # import cost: as cmd_run's
-    from edgecam.pipeline.app import StartupStopped, run_restarting, startup_signals, want_display
+    from edgecam.pipeline.app import run_restarting, want_display
     from edgecam.pipeline.cameras import CamerasApp
 
     def build(cfg=cfg, cameras=cameras):
@@ -187,13 +179,4 @@ def _run_cameras(args, cfg, cameras, overrides: dict) -> int:
         fresh = load_config(args, overrides)
         return build(fresh, camera_configs(fresh))
 
-    with startup_signals() as early:
-        try:
-            app = build()
-        except StartupStopped as stopped:
-            logger.info("%s received during start-up, stopping", stopped)
-            return 0
-        if early["hup"]:  # systemctl reload while starting: do it now
-            app.reload()
-        early["starting"] = False
-    return run_restarting(again, first=app)
+    return run_restarting(build, again)

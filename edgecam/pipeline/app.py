@@ -74,34 +74,37 @@ def startup_signals():
             signal.signal(sig, handler)
 
 
-def run_restarting(build: Callable[[], object], first=None) -> int:
+def run_restarting(build: Callable[[], object], again: Callable[[], object] | None = None, first=None) -> int:
     """Run the app ``build()`` makes (``first``: one already built) until it ends without asking to start again.
 
-    A change the running parts cannot take live (the first region drawn on a camera that classified the
-    whole picture, the last one removed) ends the run with :attr:`App.restart_reason` set; the next run is
-    built the way a start builds it, in this process: systemd sees no restart, the page comes back on the
-    same port within a few seconds.
+    A change the running parts cannot take in place (the first region drawn on a camera that classified the
+    whole picture, a model its regions or shared stage must be built for) ends the run with
+    :attr:`App.restart_reason` set; the next run is built by ``again`` (default ``build``) the way a start
+    builds it, in this process: systemd sees no restart, the page comes back on the same port. Each build
+    runs under :func:`startup_signals` (SIGTERM during it: exit 0; SIGHUP: a reload once it runs).
     """
-    app = first if first is not None else build()
+    app, make = first, build
     while True:
+        if app is None:
+            with startup_signals() as early:
+                try:
+                    app = make()
+                except StartupStopped as stopped:
+                    logger.info("%s received during start-up, stopping", stopped)
+                    return 0
+                if early["hup"]:  # systemctl reload while starting: done once it runs
+                    pipeline = getattr(app, "pipeline", None)
+                    if pipeline is not None:
+                        pipeline.reload_requested = True  # by the output loop
+                    else:
+                        app.reload()
+                early["starting"] = False
         code = app.run()
         reason = getattr(app, "restart_reason", None)
         if reason is None:
             return code
         logger.warning("starting again: %s", reason)
-        with startup_signals() as early:
-            try:
-                app = build()
-            except StartupStopped as stopped:
-                logger.info("%s received during start-up, stopping", stopped)
-                return 0
-            if early["hup"]:  # systemctl reload while starting: done by the output loop
-                pipeline = getattr(app, "pipeline", None)
-                if pipeline is not None:
-                    pipeline.reload_requested = True
-                else:
-                    app.reload()
-            early["starting"] = False
+        app, make = None, again or build
 
 
 def write_dirs(cfg) -> list[str]:

@@ -61,7 +61,7 @@ class SceneCamera:
             return self.app
 
         build()
-        self.thread = threading.Thread(target=run_restarting, args=(build, self.app), name="scene-camera",
+        self.thread = threading.Thread(target=run_restarting, args=(build, None, self.app), name="scene-camera",
                                        daemon=True)
         self.thread.start()
         self.sink = next(s for s in self.app.outputs.sinks if hasattr(s, "attach_studio"))
