@@ -147,8 +147,9 @@ def test_with_mqtt_a_region_drawn_beside_others_gets_its_home_assistant_sensor(s
             code, out = cam.call("POST", "/api/teach/regions", {"name": "garage", "box": list(REGION),
                                                                 "labels": STATES})
             assert code == 201, out
-            ha.wait(topic)
-            assert cam.app is not first and "garage" in first.restart_reason
+            ha.wait(topic)  # the new run announces it while it is built (before SceneCamera holds it)
+            wait_until(lambda: cam.app is not first, "the new run", timeout=30)
+            assert "garage" in first.restart_reason
             wait_until(lambda: cam.region_label("garage") is not None, "the drawn region classified", timeout=30)
     finally:
         ha.close()
