@@ -217,7 +217,7 @@ class Studio:
         """The region's latest scores of every state, and the stored examples nearest the crop now."""
         if region not in self.live:
             raise KeyError(f"no region {region!r}")
-        latest = dict(self.feeder.latest.get(region) or {})
+        latest = self.feeder.latest(region)
         state = latest.get("state")
         nearest = []
         picture = self.teacher.crop(region) if self.teacher is not None else None

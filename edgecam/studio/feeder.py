@@ -43,7 +43,9 @@ class Feeder:
         self.review = review
         self.regions = regions  # () -> {name: Region} live now
         self.gap_s = gap_s
-        self.latest: dict[str, dict] = {}  # region -> its last raw scores, label and distance
+        # region -> (its last raw result, its state's label, wall time): kept as they came; the summary
+        # (:meth:`latest`, 32 labels sorted) is made only when asked ("why", a crop queued), not every frame
+        self._latest: dict[str, tuple] = {}
         self._changes: dict[str, deque] = {}
         self._last: dict[str, float] = {}
         self._pending: dict[str, dict] = {}
@@ -58,8 +60,8 @@ class Feeder:
             return "untaught"
         if raw.extra.get(Extra.UNKNOWN) or (state is not None and state.label == UNKNOWN):
             return "unknown"
-        scores = np.sort(np.asarray(raw.scores, np.float32))
-        if scores.size >= 2 and scores[-1] - scores[-2] < MARGIN:
+        scores = np.asarray(raw.scores, np.float32)
+        if scores.size >= 2 and np.subtract(*np.partition(scores, -2)[:-3:-1]) < MARGIN:  # the two best
             return "margin"
         if sum(1 for t in changes if now - t <= FLICKER_S) >= FLICKER:
             return "flicker"
@@ -77,17 +79,22 @@ class Feeder:
             if region is None:
                 continue
             state = (result.regions or {}).get(name)
-            order = np.argsort(-np.asarray(r.scores))[:32]
-            self.latest[name] = {"labels": [r.labels[i] for i in order], "scores": [round(float(r.scores[i]), 4)
-                                                                                   for i in order],
-                                 "state": state.label if state is not None else None,
-                                 "distance": r.extra.get(Extra.DISTANCE), "time": time.time()}
+            self._latest[name] = (r, state.label if state is not None else None, time.time())
             why = self.reason(name, r, state, region, now)
             if why is not None and now - self._last.get(name, -1e9) >= self.gap_s:
                 self._last[name] = now
-                guess = self.latest[name]
+                guess = self.latest(name)
                 self._pending[name] = {"reason": why, "guess": guess["state"], "labels": guess["labels"][:5],
                                        "scores": guess["scores"][:5]}
+
+    def latest(self, name: str) -> dict:
+        """Region ``name``'s last result: its 32 best labels and scores, state, distance and time ({}: none yet)."""
+        if name not in self._latest:
+            return {}
+        r, label, when = self._latest[name]
+        order = np.argsort(-np.asarray(r.scores))[:32]
+        return {"labels": [r.labels[i] for i in order], "scores": [round(float(r.scores[i]), 4) for i in order],
+                "state": label, "distance": r.extra.get(Extra.DISTANCE), "time": when}
 
     def on_frame(self, image: np.ndarray, wall_time: float) -> None:
         """The pending regions' crops of this picture, to the writer thread (output loop; never waits)."""
@@ -100,7 +107,7 @@ class Feeder:
             if region is None:
                 continue
             try:
-                self._work.put_nowait((name, np.ascontiguousarray(crop(image, region.box)).copy(), meta, wall_time))
+                self._work.put_nowait((name, np.array(crop(image, region.box)), meta, wall_time))  # one copy
             except queue.Full:
                 self.skipped += 1
                 continue

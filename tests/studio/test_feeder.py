@@ -49,7 +49,7 @@ def test_the_reasons(tmp_path):
     assert feed(f, result([0.9, 0.05, 0.05])) == "untaught"
     live["garage"] = region(labels=None, head=None)  # the model's own classes are its states: not untaught
     assert feed(f, result([0.9, 0.05, 0.05])) is None
-    assert f.latest["garage"]["labels"] == ["empty", "car", "bike"]
+    assert f.latest("garage")["labels"] == ["empty", "car", "bike"]
     live["garage"] = region()
     flips = [RegionChange("garage", s, None, 0.9, 1, 0.0) for s in ("car", "empty", "car")]
     assert feed(f, result([0.9, 0.05, 0.05], changes=flips[:2])) is None  # two changes: not yet
