@@ -275,6 +275,29 @@ def test_two_step_shrink_is_bit_exact(side, size):
     assert np.array_equal(got, ((want + k * k // 2) // (k * k)).astype(np.uint8))
 
 
+@pytest.mark.parametrize("side, size", [(420, 224), (480, 224), (512, 224), (630, 224), (600, 160), (200, 224)])
+@pytest.mark.parametrize("order", ["bgr", "rgb"])
+def test_a_frame_resized_through_four_channels_has_the_reference_bits(side, size, order):
+    # __call__ resizes a fourth (unused) channel beside the three, where OpenCV's exact bilinear has
+    # vector code: the model must still get exactly the three-channel reference, both steps included.
+    img = np.random.default_rng(side + size).integers(0, 256, (side, side + 60, 3), np.uint8)
+    region = img[:, 30:30 + side]
+    k = side // size
+    if k < 2:
+        want = bit_exact_bilinear(region, (size, size))
+    else:
+        mid = bit_exact_bilinear(region, (k * size, k * size)).astype(np.uint32)
+        total = sum(mid[i::k, j::k] for i in range(k) for j in range(k))  # INTER_AREA by a whole k
+        want = ((total + k * k // 2) // (k * k)).astype(np.uint8)
+    if order == "bgr":
+        want = want[:, :, ::-1]
+    spec = InputSpec(size, size, np.uint8, 1 / 128, 128)
+    assert np.array_equal(run(spec, img, "square", order), want)
+    # the float path converts the same pixels
+    float_spec = InputSpec(size, size, np.float32, 0.0, 0)
+    assert np.allclose(run(float_spec, img, "square", order), (want.astype(np.float32) - 127.5) / 127.5)
+
+
 def test_the_reference_tells_exact_from_plain_bilinear():
     region = np.random.default_rng(1).integers(0, 256, (480, 480, 3), dtype=np.uint8)
     reference = bit_exact_bilinear(region, (448, 448))
