@@ -311,10 +311,10 @@ class Classifier:
     def scores(self, raw: np.ndarray) -> np.ndarray:
         """Dequantize a raw output and turn it into probabilities."""
         raw = raw.reshape(-1)
-        if self._out_dtype == np.float32 or self._out_scale == 0:
-            scores = raw.astype(np.float32)
-        else:
-            scores = (raw.astype(np.float32) - self._out_zero) * self._out_scale
+        scores = raw.astype(np.float32)  # a new array: the result keeps it
+        if self._out_dtype != np.float32 and self._out_scale != 0:
+            scores -= self._out_zero  # in place: no temporary arrays per frame
+            scores *= self._out_scale
         # Models ending in a softmax give probabilities; others give logits.
         probabilities = self._probabilities
         if probabilities is None:  # float output: look at the values
