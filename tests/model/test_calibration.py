@@ -15,7 +15,8 @@ from edgecam.model import calibration
 from edgecam.model.calibration import Calibration, Layout, Measurement, candidates, choose
 from edgecam.config.schema import ModelConfig
 
-L11, L12, L13, L14, L21, L22 = Layout(1, 1), Layout(1, 2), Layout(1, 3), Layout(1, 4), Layout(2, 1), Layout(2, 2)
+L11, L12, L13, L14, L21, L22, L31 = (Layout(1, 1), Layout(1, 2), Layout(1, 3), Layout(1, 4), Layout(2, 1), Layout(2, 2),
+                                    Layout(3, 1))
 
 
 def m(fps=100.0, cpu=5.0, p50=10.0, p95=12.0, inferred=1.0) -> Measurement:
@@ -24,9 +25,9 @@ def m(fps=100.0, cpu=5.0, p50=10.0, p95=12.0, inferred=1.0) -> Measurement:
 
 @pytest.mark.parametrize("cores, interpreters, expected", [
     (1, None, [L11]),
-    (2, None, [L11, L12, L21]),
-    (4, None, [L11, L12, L13, L14, L21, L22]),
-    (3, None, [L11, L12, L13, L21]),
+    (2, None, [L11, L12, L21, L31]),
+    (4, None, [L11, L12, L13, L14, L21, L22, L31]),
+    (3, None, [L11, L12, L13, L21, L31]),
     (4, 2, [L21, L22]),
     (2, 1, [L11, L12]),
 ])
@@ -291,7 +292,7 @@ def test_a_read_only_model_folder_still_measures_and_chooses(read_only_folder):
     clocks = FakeClocks()
     p = calibration.plan(ModelConfig(), clf, "every_frame", cores=2, clock=clocks.clock, cpu_clock=clocks.cpu_clock)
     assert p.how == "measuring"
-    drive(p.calibration, clocks, {L11: (4.0, 4.5), L12: (5.0, 5.5), L21: (3.0, 4.4)})  # on_done must not raise
+    drive(p.calibration, clocks, {L11: (4.0, 4.5), L12: (5.0, 5.5), L21: (3.0, 4.4), L31: (3.2, 4.3)})  # on_done must not raise
     assert p.calibration.chosen == L21
 
 
@@ -304,7 +305,7 @@ def test_plan_measures_then_reuses_the_cached_choice(model_file):
     first = calibration.plan(ModelConfig(), clf, "every_frame", cores=2, clock=clocks.clock,
                              cpu_clock=clocks.cpu_clock)
     assert first.how == "measuring" and first.layout == L11 and first.calibration is not None
-    drive(first.calibration, clocks, {L11: (4.0, 4.5), L12: (3.0, 5.5), L21: (3.5, 4.4)})
+    drive(first.calibration, clocks, {L11: (4.0, 4.5), L12: (3.0, 5.5), L21: (3.5, 4.4), L31: (3.6, 4.4)})
     assert first.calibration.chosen == L12
     second = calibration.plan(ModelConfig(), clf, "every_frame", cores=2)
     assert second.how == "cached" and second.layout == L12 and second.calibration is None
@@ -373,7 +374,7 @@ def test_a_choice_for_one_camera_is_not_taken_for_several(model_file):
     clocks = FakeClocks()
     first = calibration.plan(ModelConfig(), clf, "every_frame", cores=2, clock=clocks.clock,
                              cpu_clock=clocks.cpu_clock)
-    drive(first.calibration, clocks, {L11: (4.0, 4.5), L12: (3.0, 5.5), L21: (3.5, 4.4)})
+    drive(first.calibration, clocks, {L11: (4.0, 4.5), L12: (3.0, 5.5), L21: (3.5, 4.4), L31: (3.6, 4.4)})
     assert calibration.plan(ModelConfig(), clf, "every_frame", cores=2).how == "cached"
     assert calibration.plan(ModelConfig(), clf, "every_frame", cores=2, cameras=3).how == "measuring"
 
@@ -382,6 +383,8 @@ def test_several_cameras_are_measured_over_windows_as_many_times_longer(model_fi
     clf = SimpleNamespace(model_path=model_file, runtime="litert")
     one = calibration.plan(ModelConfig(), clf, "latest", 30.0, cores=2)
     three = calibration.plan(ModelConfig(), clf, "latest", 30.0, cores=2, cameras=3)
-    assert (three.calibration.window, three.calibration.settle) == (3 * one.calibration.window,
-                                                                      3 * one.calibration.settle)
+    assert three.calibration.window == 3 * one.calibration.window
+    # the results skipped after a switch scale too, and never fewer than the frames still in flight (3 x 1)
+    settle = calibration.SETTLE["latest"]
+    assert (one.calibration.settle, three.calibration.settle) == (max(3, settle), max(3, 3 * settle))
     assert (one.calibration.cameras, three.calibration.cameras) == (1, 3)

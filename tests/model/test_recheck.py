@@ -17,7 +17,7 @@ from edgecam.model.calibration import Calibration, Layout
 from edgecam.model.recheck import Recheck
 from tests.model.test_calibration import FakeClocks
 
-L11, L12, L21 = Layout(1, 1), Layout(1, 2), Layout(2, 1)
+L11, L12, L21, L31 = Layout(1, 1), Layout(1, 2), Layout(2, 1), Layout(3, 1)
 
 
 def feed(watch, clocks: FakeClocks, cost: dict, seconds: float) -> list:
@@ -92,7 +92,7 @@ def test_a_cached_choice_made_under_another_load_is_measured_again(model_file, m
     monkeypatch.setattr(calibration.os, "getloadavg", lambda: (0.2, 0.2, 0.2))
     first = calibration.plan(ModelConfig(), clf, "every_frame", cores=2, clock=clocks.clock,
                              cpu_clock=clocks.cpu_clock)
-    feed(first.watch, clocks, {L11: 8.0, L12: 5.0, L21: 5.5}, 30)
+    feed(first.watch, clocks, {L11: 8.0, L12: 5.0, L21: 5.5, L31: 5.6}, 30)
     assert calibration.plan(ModelConfig(), clf, "every_frame", cores=2).how == "cached"
     monkeypatch.setattr(calibration.os, "getloadavg", lambda: (0.9, 0.9, 0.9))  # a bit busier: still cached
     cached = calibration.plan(ModelConfig(), clf, "every_frame", cores=2)
