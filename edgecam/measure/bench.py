@@ -29,6 +29,7 @@ from edgecam.config import schema as config_mod
 from edgecam.errors import ConfigError, SourceError
 from edgecam.model.timing import cpu_seconds, peak_rss_mb, percentile
 from edgecam.model.backends import load_classifier
+from edgecam.model.recheck import OthersMeter, busy_seconds
 from edgecam.model.runtime import available_cores, runtime_version
 from edgecam.outputs.base import Sink
 from edgecam.pictures import opencv_path
@@ -47,6 +48,8 @@ class _SteadyClock:
 
     def tick(self, frames: int, settled: bool = True) -> None:
         now = (frames, time.perf_counter(), cpu_seconds())
+        if not settled:  # (again) measuring layouts: the steady state starts after, from the last measurement
+            self.start = self.settled_at = None
         if self.start is None:
             if settled and self.settled_at is None:
                 self.settled_at = frames
@@ -94,8 +97,11 @@ def _run_pipeline(cfg: config_mod.Config, frames: int | None):
 
     def settled() -> bool:
         app = holder.get("app")
-        cal = app.plan.calibration if app is not None and app.plan is not None else None
-        return cal is None or cal.done
+        plan = app.plan if app is not None else None
+        if plan is None:
+            return True
+        watch = plan.observer  # a Recheck measures again when the load changes: not steady meanwhile
+        return watch is None or watch.done
 
     counter = _FrameCounter(frames, lambda: holder["app"].pipeline.stop(), settled)
     t_load = time.perf_counter()
@@ -156,9 +162,12 @@ def _pipeline_figures(app, counter: _FrameCounter, wall: float, cpu: float, tota
 
 def _calibration_figures(plan) -> dict:
     """What the thread-layout calibration measured during the run, or read from its cache; {} without one."""
-    cal = plan.calibration if plan else None
+    watch = plan.watch if plan else None
+    # the newest measurement: the run's first, or one the load change started (Recheck)
+    cal = watch.calibration if watch is not None and watch.calibration is not None else plan.calibration if plan else None
+    again = {"rechecks": watch.rechecks} if watch is not None and watch.rechecks else {}
     if cal is not None:
-        return {"calibration": {"done": cal.done, "frames": cal.results_seen,
+        return {"calibration": {"done": cal.done, "frames": cal.results_seen, **again,
                                 "measured": {str(lay): _rounded(m) for lay, m in sorted(cal.summary().items())}}}
     if plan is not None and plan.measured:
         return {"calibration": {"done": True, "cached": str(plan.cache_file), "measured": plan.measured}}
@@ -300,6 +309,9 @@ def bench_sweep(cfg: config_mod.Config, frames: int | None, rounds: int = calibr
     runs: dict[calibration.Layout, list[calibration.Measurement]] = {lay: [] for lay in layouts}
     raw: dict[calibration.Layout, list[dict]] = {lay: [] for lay in layouts}
     first = None
+    beside = OthersMeter() if busy_seconds() is not None else None  # what the other programs used meanwhile
+    if beside is not None:
+        beside.mark("sweep")
     for r in range(rounds):
         for lay in (layouts if r % 2 == 0 else layouts[::-1]):
             c = config_mod.apply_overrides(cfg, {"model.threads": lay.threads, "model.interpreters": lay.interpreters})
@@ -324,7 +336,8 @@ def bench_sweep(cfg: config_mod.Config, frames: int | None, rounds: int = calibr
     except OSError:
         key = None
     if key is not None:
-        cache = calibration.save_cached(model_path, key, chosen, medians, how="bench --sweep", samples=runs)
+        cache = calibration.save_cached(model_path, key, chosen, medians, how="bench --sweep", samples=runs,
+                                        other_cores=beside.cores("sweep") if beside is not None else None)
     return {
         "mode": "sweep", "model": res0["model"], "runtime": res0["runtime"],
         "runtime_version": runtime_version(res0["runtime"]), "cpu": calibration.cpu_model(), "cores": cores,

@@ -52,7 +52,7 @@ from pathlib import Path
 
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
-from edgecam.model.recheck import Recheck, other_load
+from edgecam.model.recheck import OthersMeter, Recheck, busy_seconds
 from edgecam.model.timing import percentile
 from edgecam.model.runtime import available_cores, runtime_version
 
@@ -70,6 +70,12 @@ MAX_INTERPRETERS = 3  # candidates: 1, 2 or 3 interpreters side by side (memory:
 # interpreters measured), then results measured.
 SETTLE = {DropPolicy.EVERY_FRAME: 4, DropPolicy.LATEST: 2}
 WINDOW = {DropPolicy.EVERY_FRAME: 20, DropPolicy.LATEST: 15}
+# ...and a window lasts at least this long: 20 results of a file are 0.15 s at 130 frames/s, where the
+# scheduler's turns decide more than the layout. Measured with a process spinning on one of 2 cores
+# (AMD EPYC): windows of 20 results put 3 x 1 at 103-109/s and 1 x 1 at 95-100 (once within the 3 %
+# that counts as a tie, and 1 x 1 was kept), windows of 150 put them at 118-123 and 88-97, as whole
+# runs of each (116-126 and 87-100). A camera's 15 results at 30 frames/s take 0.5 s anyway.
+MIN_WINDOW_S = 0.5
 CACHE_SUFFIX = ".threads.json"
 CACHE_VERSION = 2  # 2: three interpreters became a candidate; a choice made without it is measured again
 
@@ -170,7 +176,7 @@ class Calibration:
 
     def __init__(self, layouts: list[Layout], policy: str, *, rounds: int = ROUNDS, settle: int | None = None,
                  window: int | None = None, clock=time.perf_counter, cpu_clock=time.process_time, on_done=None,
-                 offered=None, cameras: int = 1):
+                 offered=None, cameras: int = 1, min_window_s: float = MIN_WINDOW_S):
         if not layouts:
             raise ValueError("no layout to measure")
         self.layouts = list(layouts)
@@ -178,6 +184,7 @@ class Calibration:
         in_flight = max(lay.interpreters for lay in self.layouts)  # frames of the previous layout still coming out
         self.settle = max(in_flight, settle if settle is not None else SETTLE.get(policy, 4))
         self.window = max(2, window if window is not None else WINDOW.get(policy, 20))
+        self.min_window_s = min_window_s
         self.clock = clock
         self.cpu_clock = cpu_clock
         self.on_done = on_done
@@ -205,7 +212,8 @@ class Calibration:
 
     @property
     def frames_needed(self) -> int:
-        """Results the whole calibration takes."""
+        """Results the whole calibration takes at least (more when a window's results come in under
+        ``min_window_s``)."""
         return len(self.schedule) * (self.settle + self.window)
 
     def observe(self, result) -> Layout | None:
@@ -227,12 +235,15 @@ class Calibration:
             return None
         t0, c0, first = self._start
         dt = self.clock() - t0
+        if dt < self.min_window_s:
+            return None
         cpu = self.cpu_clock() - c0
+        counted = n - self.settle
         # frames captured meanwhile, classified or dropped
         span = max(1, (self.offered() if self.offered is not None else result.frame_index) - first)
-        m = Measurement(fps=self.window / dt if dt > 0 else float("inf"), cpu_ms=cpu * 1000 / self.window,
+        m = Measurement(fps=counted / dt if dt > 0 else float("inf"), cpu_ms=cpu * 1000 / counted,
                         latency_p50=percentile(self._latencies, 50), latency_p95=percentile(self._latencies, 95),
-                        inferred=min(1.0, self.window / span))
+                        inferred=min(1.0, counted / span))
         before = self.layout
         self.windows[before].append(m)
         self._pos += 1
@@ -317,7 +328,8 @@ def load_cached(model_path: str | Path, key: dict) -> dict | None:
 
 
 def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dict[Layout, Measurement],
-                *, how: str, samples: dict[Layout, list[Measurement]] | None = None) -> Path | None:
+                *, how: str, samples: dict[Layout, list[Measurement]] | None = None,
+                other_cores: float | None = None) -> Path | None:
     """Record ``layout`` and what was measured for ``key``; returns the file, or None when it cannot be written.
 
     A read-only model folder (a user's, or outside a service's StateDirectory)
@@ -328,8 +340,9 @@ def save_cached(model_path: str | Path, key: dict, layout: Layout, measured: dic
         "layout": str(layout),
         "how": how,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        # Other programs' load skews what was measured; edgecam bench --sweep measures again.
-        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
+        # The cores other programs kept busy meanwhile (None: unknown): a run beside another load measures
+        # again (edgecam.model.recheck); edgecam bench --sweep always does.
+        "other_cores": round(other_cores, 2) if other_cores is not None else None,
         "key": key,
         "measured": {str(lay): {k: round(v, 3) for k, v in asdict(m).items()} for lay, m in sorted(measured.items())},
     }
@@ -385,7 +398,8 @@ class Plan:
 
 
 def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores: int | None = None,
-         clock=time.perf_counter, cpu_clock=time.process_time, cameras: int = 1, offered=None) -> Plan:
+         clock=time.perf_counter, cpu_clock=time.process_time, cameras: int = 1, offered=None,
+         others: OthersMeter | None = None) -> Plan:
     """Decide how the run about to start gets its layout.
 
     Explicit ``model.threads`` (and ``model.interpreters``, default 1) are used as
@@ -393,7 +407,9 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
     runtime and policy when there is one, else a :class:`Calibration` that
     measures the candidates over the run's first frames and caches its choice.
     ``cameras``: how many cameras the stage serves (several: every frame must be classified, and the
-    choice is cached apart); ``offered``: the stage's frames so far (:class:`Calibration`).
+    choice is cached apart); ``offered``: the stage's frames so far (:class:`Calibration`); ``others``: the
+    meter of the other programs' CPU use (default: ``/proc/stat``'s; a cached choice made beside another
+    load is measured again once the run sees it, :class:`edgecam.model.recheck.Recheck`).
     """
     cores = cores or available_cores()
     fixed_i = None if model_cfg.interpreters == "auto" else int(model_cfg.interpreters)
@@ -412,9 +428,14 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
         key = None
     record = load_cached(model_path, key) if key else None
 
+    if others is None and busy_seconds() is not None:
+        others = OthersMeter()
+
     def finished(cal: Calibration) -> None:
         summary = cal.summary()
-        where = save_cached(model_path, key, cal.chosen, summary, how="in-run", samples=cal.windows) if key else None
+        beside = others.cores("calibration") if others is not None else None
+        where = save_cached(model_path, key, cal.chosen, summary, how="in-run", samples=cal.windows,
+                            other_cores=beside) if key else None
         figures = ", ".join(f"{lay} {m.fps:.0f}/s {m.cpu_ms:.2f} CPU ms" for lay, m in sorted(summary.items()))
         logger.info("threads auto: chose %s after %d frames (%s)%s", cal.chosen.describe(), cal.results_seen,
                     figures, f"; cached in {where}" if where else "")
@@ -425,22 +446,22 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
         return Calibration(layouts, policy, clock=clock, cpu_clock=cpu_clock, on_done=finished, offered=offered,
                            cameras=cameras, settle=SETTLE.get(policy, 4) * per, window=WINDOW.get(policy, 20) * per)
 
-    if record is not None and other_load(record, cores):
-        record = None
     if record is not None:
         layout = Layout.parse(record["layout"])
         logger.info("threads auto: %s (measured %s on this machine, %s policy; cached in %s)",
                     layout.describe(), record.get("measured_at", "?"), policy, cache_path(model_path))
         measured = record.get("measured", {})
         expected = measured.get(str(layout), {}).get("fps") if isinstance(measured, dict) else None
+        then = record.get("other_cores")
         return Plan(layout, "cached", cache_file=cache_path(model_path), measured=measured,
-                    watch=Recheck(None, layout, expected, new_calibration))
+                    watch=Recheck(None, layout, expected, new_calibration, others=others,
+                                  others_then=then if isinstance(then, (int, float)) else None))
 
     cal = new_calibration()
     logger.info("threads auto: measuring %s over the first ~%d frames (%s policy, %d cores)",
                 ", ".join(str(lay) for lay in layouts), cal.frames_needed, policy, cores)
     return Plan(cal.layout, "measuring", calibration=cal, cache_file=cache_path(model_path) if key else None,
-                watch=Recheck(cal, cal.layout, None, new_calibration))
+                watch=Recheck(cal, cal.layout, None, new_calibration, others=others))
 
 
 def decide_layout(model_cfg, classifier, policy: str, fps: float | None = None, **kw) -> Plan | None:

@@ -12,6 +12,15 @@ measured again, interleaved, under the new conditions) and keeps what that
 one chooses. Re-measuring costs nothing but a few seconds of the other
 layouts; it happens at most once per :data:`MIN_GAP_S`, so a camera that
 simply slowed down (dusk, a long exposure) cannot make it measure over and over.
+
+It also measures again when the other programs on the machine use a different
+share of the CPU than they did while the layout in use was measured (a cached
+choice made on a quiet machine, now beside a busy process, or the other way
+round): :class:`OthersMeter` reads that share from ``/proc/stat`` (every
+core's busy time less this process's own), over the first
+:data:`FIRST_WINDOW_S` of the run and then each window. Not the load average:
+it lags by a minute and counts edgecam's own threads, so a run started right
+after another (a restart, a benchmark) looked busy and measured again for nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +35,44 @@ WINDOW_S = 10.0  # results are counted over windows this long
 FALL = 0.75  # a window below this share of the expected rate is a slow one
 PATIENCE = 3  # this many slow windows in a row start a new measurement
 MIN_GAP_S = 600.0  # at most one new measurement per 10 minutes
-LOAD_CHANGE = 0.5  # load average per core: a cached choice measured further from now's is measured again
+LOAD_CHANGE = 0.5  # cores: other programs' CPU use this far from what the layout was measured beside
+FIRST_WINDOW_S = 3.0  # with a cached choice, the first look at the other programs' CPU use, this soon
+
+
+def busy_seconds() -> float | None:
+    """Every core's busy time since boot (user, nice, system, irq, softirq), seconds; None without /proc/stat.
+
+    Steal time is left out: a hypervisor's other guests are not programs this machine can see or measure.
+    """
+    try:
+        with open("/proc/stat", "rb") as f:  # bytes: no codec needed (nor wanted) for a line of numbers
+            fields = f.readline().split()
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    except (OSError, ValueError):
+        return None
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+class OthersMeter:
+    """How many cores the *other* programs kept busy over a span: every core's busy time less this process's.
+
+    ``mark(name)`` starts a span, ``cores(name)`` ends it (None when unknown: no ``/proc/stat``, or too short
+    a span to say). The three clocks are injectable for tests.
+    """
+
+    def __init__(self, busy=busy_seconds, own=time.process_time, clock=time.monotonic):
+        self.busy, self.own, self.clock = busy, own, clock
+        self._marks: dict[str, tuple] = {}
+
+    def mark(self, name: str) -> None:
+        self._marks[name] = (self.busy(), self.own(), self.clock())
+
+    def cores(self, name: str) -> float | None:
+        start = self._marks.get(name)
+        busy, own, now = self.busy(), self.own(), self.clock()
+        if start is None or start[0] is None or busy is None or now - start[2] < 0.5:
+            return None
+        return max(0.0, ((busy - start[0]) - (own - start[1])) / (now - start[2]))
 
 
 class Recheck:
@@ -41,19 +87,24 @@ class Recheck:
 
     def __init__(self, calibration, layout, expected_fps: float | None, new_calibration, *,
                  clock=time.monotonic, window_s: float = WINDOW_S, fall: float = FALL, patience: int = PATIENCE,
-                 min_gap_s: float = MIN_GAP_S):
+                 min_gap_s: float = MIN_GAP_S, others: OthersMeter | None = None, others_then: float | None = None):
         self.calibration = calibration
         self.current = calibration.layout if calibration is not None else layout
         self.expected_fps = expected_fps
         self.new_calibration = new_calibration
         self.clock = clock
         self.window_s, self.fall, self.patience, self.min_gap_s = window_s, fall, patience, min_gap_s
+        #: the other programs' CPU use (cores) while the layout in use was measured, and the meter for now's
+        self.others, self.others_then = others, others_then
         self.rechecks = 0
         self.results_seen = 0
         self._window_start: float | None = None
         self._window_results = 0
+        self._window_len = FIRST_WINDOW_S if others_then is not None else window_s
         self._slow = 0
         self._last_recheck = -float("inf")
+        if others is not None:
+            others.mark("calibration" if calibration is not None else "window")
 
     # -- what the stage and bench read, as of a Calibration --------------------------------
 
@@ -90,55 +141,52 @@ class Recheck:
         return self._watch()
 
     def _measured(self) -> None:
-        """A calibration just chose: its layout and rate are what later windows are held to."""
+        """A calibration just chose: its layout and rate (and the others' CPU use then) are what later
+        windows are held to."""
         cal = self.calibration
         self.current = cal.chosen
         m = cal.summary().get(cal.chosen)
         self.expected_fps = m.fps if m is not None else self.expected_fps
-        self._window_start, self._slow = None, 0
+        if self.others is not None:
+            self.others_then = self.others.cores("calibration")
+        self._window_start, self._slow, self._window_len = None, 0, self.window_s
 
     def _watch(self):
         now = self.clock()
         if self._window_start is None:
             self._window_start, self._window_results = now, 0
+            if self.others is not None:
+                self.others.mark("window")
             return None
         self._window_results += 1
         elapsed = now - self._window_start
-        if elapsed < self.window_s:
+        if elapsed < self._window_len:
             return None
         rate = self._window_results / elapsed
-        self._window_start, self._window_results = now, 0
+        self._window_start, self._window_results, self._window_len = now, 0, self.window_s
+        others = self.others.cores("window") if self.others is not None else None
+        if self.others is not None:
+            self.others.mark("window")
+        if (others is not None and self.others_then is not None and abs(others - self.others_then) >= LOAD_CHANGE
+                and now - self._last_recheck >= self.min_gap_s):
+            why = (f"other programs use {others:.1f} cores, {self.others_then:.1f} when {self.current} "
+                   "was measured")
+            return self._start(now, why)
         if not self.expected_fps or rate >= self.fall * self.expected_fps:
             self._slow = 0
             return None
         self._slow += 1
         if self._slow < self.patience or now - self._last_recheck < self.min_gap_s:
             return None
-        return self._start(now, rate)
+        return self._start(now, f"{rate:.1f} results/s for {self.patience * self.window_s:.0f} s, below "
+                                f"{self.fall * 100:.0f}% of the {self.expected_fps:.1f}/s {self.current} was measured at")
 
-    def _start(self, now: float, rate: float):
+    def _start(self, now: float, why: str):
         self._last_recheck, self._slow = now, 0
         self.rechecks += 1
         self.calibration = self.new_calibration()
-        logger.warning("threads auto: %.1f results/s for %.0f s, below %.0f%% of the %.1f/s %s was measured at; "
-                       "measuring the layouts again", rate, self.patience * self.window_s, self.fall * 100,
-                       self.expected_fps, self.current)
+        if self.others is not None:
+            self.others.mark("calibration")
+        logger.warning("threads auto: %s; measuring the layouts again", why)
         first = self.calibration.layout
         return first if first != self.current else None
-
-
-def other_load(record: dict, cores: int) -> bool:
-    """Whether the cached choice was measured under another load than now's (then it is measured again).
-
-    Load average per core, 1 minute: more than :data:`LOAD_CHANGE` apart (half a core busy
-    elsewhere now and not then, or the other way round) is another machine as far as layouts go.
-    """
-    then = record.get("load_average_1min")
-    if then is None or not hasattr(os, "getloadavg"):
-        return False
-    now = os.getloadavg()[0]
-    if abs(now - then) / max(1, cores) <= LOAD_CHANGE:
-        return False
-    logger.info("threads auto: the cached choice was measured at load %.2f, it is %.2f now; measuring again",
-                then, now)
-    return True

@@ -106,7 +106,7 @@ def test_calibration_measures_each_layout_in_interleaved_rounds_and_keeps_the_fa
     # What the Xeon in issue 12 did: invoke alone barely gains from a second thread, the pipeline does.
     cost = {L11: (1000 / 123, 6.0), L12: (1000 / 160, 6.9), L21: (1000 / 150, 6.2)}
     cal = Calibration([L11, L12, L21], "every_frame", rounds=3, clock=clocks.clock, cpu_clock=clocks.cpu_clock,
-                      on_done=done.append)
+                      on_done=done.append, min_window_s=0)  # windows of 20 results exactly
     runs = drive(cal, clocks, cost)
     assert cal.done and done == [cal] and cal.chosen == L12
     # Forwards, backwards, forwards: the same layout twice in a row needs no switch.
@@ -119,6 +119,20 @@ def test_calibration_measures_each_layout_in_interleaved_rounds_and_keeps_the_fa
     assert summary[L21].latency_p50 == pytest.approx(1000 / 150 + 1)
     assert cal.results_seen == cal.frames_needed == 9 * (cal.settle + cal.window)
     assert cal.observe(SimpleNamespace(frame_index=10**6, latency_ms=1.0)) is None  # done: no more switches
+
+
+def test_a_window_lasts_at_least_half_a_second_whatever_the_rate():
+    # 20 results of a fast file come in 0.1 s, when the scheduler's turns weigh more than the layout:
+    # the window goes on to half a second, and its rate counts every result in it.
+    clocks = FakeClocks()
+    cal = Calibration([L11, L12], "every_frame", rounds=1, clock=clocks.clock, cpu_clock=clocks.cpu_clock)
+    assert cal.min_window_s == calibration.MIN_WINDOW_S == 0.5
+    drive(cal, clocks, {L11: (5.0, 4.0), L12: (2.5, 3.0)})  # 200/s and 400/s
+    summary = cal.summary()
+    assert summary[L11].fps == pytest.approx(200) and summary[L12].fps == pytest.approx(400)
+    assert summary[L12].cpu_ms == pytest.approx(3.0)
+    # about 100 and 200 results measured, not 20: 0.5 s each
+    assert cal.results_seen == pytest.approx(2 * cal.settle + 100 + 200, abs=4)
 
 
 def test_calibration_for_a_camera_keeps_the_cheapest_layout_that_keeps_up():
@@ -168,7 +182,7 @@ def key_for(model_file, **kw):
 
 def save(model_file, key, layout=L12):
     return calibration.save_cached(model_file, key, layout, {L11: m(100), L12: m(130)}, how="test",
-                                   samples={L11: [m(100)], L12: [m(130)]})
+                                   samples={L11: [m(100)], L12: [m(130)]}, other_cores=0.25)
 
 
 def test_cache_hit_records_what_was_measured(model_file):
@@ -179,7 +193,7 @@ def test_cache_hit_records_what_was_measured(model_file):
     assert record["layout"] == "1x2" and record["how"] == "test"
     assert record["measured"]["1x2"]["fps"] == 130 and record["samples"]["1x1"] == [record["measured"]["1x1"]]
     assert record["key"]["cpu"] == calibration.cpu_model() and record["key"]["model"] == "m.tflite"
-    assert record["load_average_1min"] >= 0  # what else was running then
+    assert record["other_cores"] == 0.25  # what the other programs used then
 
 
 def test_cache_is_per_policy_and_camera_rate(model_file):

@@ -120,7 +120,7 @@ def test_the_pipeline_measures_each_layout_in_the_run_and_keeps_the_best(cost, e
     clocks = ResultClock(cost)
     done = []
     cal = Calibration([L11, L12, L21], "every_frame", clock=lambda: clocks.wall, cpu_clock=lambda: clocks.cpu,
-                      on_done=done.append)
+                      on_done=done.append, min_window_s=0)  # windows of 20 results exactly
     sink = RecordingSink()
     frames = cal.frames_needed + 40
     p = make_pipeline(clf, FakeCamera(fps=0, frames=frames, live=False), [sink], "every_frame", calibration=cal)
