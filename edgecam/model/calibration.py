@@ -12,19 +12,8 @@ and a third frame in flight keeps a core busy meanwhile. Measured on AMD EPYC,
 against 12.1 ms) and 8.5 MB more memory; with another process spinning on one
 core, 116-126 against 98-104 (the peers' loop: 91-96). Four gave no more than three.
 
-What "best" means depends on the run about to happen:
-
-* ``every_frame`` (a file): the pipeline's throughput, frames out per second.
-* ``latest`` (a live camera, or a file paced as one): the camera sets the
-  pace, so of the layouts that classify (nearly) every frame the one that
-  spends the least CPU per frame wins, as a Pi on battery or in a hot case
-  wants; capture-to-result latency breaks ties. Two interpreters are taken
-  only when no single one keeps up (otherwise no frame waits for them). When
-  no layout keeps up, the most results per second.
-
-Within :data:`TOLERANCE` of the best, the layout with fewer interpreters
-(less memory), then the cheaper or quicker one, is taken: smaller differences
-are within what one window measures.
+What "best" means for the run about to happen (a file's throughput, a camera's least CPU per
+frame that keeps up, several cameras' quickest): :mod:`edgecam.model.layout_choice`.
 
 The measurement happens in the run itself, on its first frames, with the real
 stages: the capture thread decodes and preprocesses beside the invokes and the
@@ -45,13 +34,14 @@ import json
 import logging
 import os
 import platform
-import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgecam.atomic import write_atomic
 from edgecam.camera.capture import DropPolicy
+from edgecam.model.layout_choice import (  # noqa: F401 (choose, Measurement and the limits: part of this API)
+    KEEP_UP, KEEP_UP_CAMERAS, LATENCY_TOLERANCE, TOLERANCE, Measurement, choose, median_of)
 from edgecam.model.recheck import OthersMeter, Recheck, busy_seconds
 from edgecam.model.timing import percentile
 from edgecam.model.runtime import available_cores, runtime_version
@@ -59,11 +49,6 @@ from edgecam.model.runtime import available_cores, runtime_version
 logger = logging.getLogger(__name__)
 
 ROUNDS = 3  # each candidate is measured this many times; its medians decide
-TOLERANCE = 0.03  # closer than this to the best counts as a tie
-KEEP_UP = 0.9  # latest policy: a layout that classifies this share of the camera's frames keeps up
-# Several cameras on one stage (edgecam.model.scheduler): every frame of every camera (see choose()).
-KEEP_UP_CAMERAS = 0.99
-LATENCY_TOLERANCE = 0.10  # several cameras: a p95 latency this close to the quickest counts as a tie
 MAX_INTERPRETERS = 3  # candidates: 1, 2 or 3 interpreters side by side (memory: one model's each)
 # Results skipped after a switch (the frame queue refills, frames still in
 # flight on the previous layout come out; at least as many as the most
@@ -114,53 +99,6 @@ def candidates(cores: int, interpreters: int | None = None) -> list[Layout]:
     for i in counts:
         out += [Layout(i, t) for t in range(1, max(1, cores // i) + 1)]
     return out
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """What one layout did over a window of results (or a whole bench run)."""
-
-    fps: float  # results per second
-    cpu_ms: float  # CPU time of the whole process per result (capture, inference, outputs)
-    latency_p50: float  # capture to result, ms
-    latency_p95: float
-    inferred: float = 1.0  # share of the captured frames that were classified (latest policy drops the rest)
-
-
-def median_of(samples: list[Measurement]) -> Measurement:
-    """Field by field median of several measurements of one layout."""
-    return Measurement(*(statistics.median(getattr(s, f) for s in samples)
-                         for f in ("fps", "cpu_ms", "latency_p50", "latency_p95", "inferred")))
-
-
-def choose(policy: str, measured: dict[Layout, Measurement], cameras: int = 1) -> Layout:
-    """The layout to keep, from each candidate's (median) measurement; see the module's docstring.
-
-    ``cameras``: how many cameras the stage serves. Several cameras' frames often arrive together and
-    wait for one another, so of the layouts that classify every frame the quickest (capture-to-result
-    p95) is kept, not the cheapest: measured with 3 paced cameras, one interpreter dropped 1.3 % and
-    doubled the p95 latency (37 ms against 20 with two, for 0.8 ms more CPU per frame).
-    """
-    if not measured:
-        raise ValueError("nothing measured")
-    if policy == DropPolicy.LATEST and cameras > 1:
-        keepers = {lay: m for lay, m in measured.items() if m.inferred >= KEEP_UP_CAMERAS} or measured
-        quickest = min(m.latency_p95 for m in keepers.values())
-        near = [lay for lay, m in keepers.items() if m.latency_p95 <= quickest * (1 + LATENCY_TOLERANCE)]
-        return min(near, key=lambda lay: (lay.interpreters, keepers[lay].cpu_ms, lay))
-    if policy == DropPolicy.LATEST:
-        keepers = {lay: m for lay, m in measured.items() if m.inferred >= KEEP_UP}
-        # A second interpreter only helps when frames wait for the first: with one that
-        # keeps up, it would be memory spent on measurement noise.
-        single = {lay: m for lay, m in keepers.items() if lay.interpreters == 1}
-        keepers = single or keepers
-        if keepers:
-            least = min(m.cpu_ms for m in keepers.values())
-            near = [lay for lay, m in keepers.items() if m.cpu_ms <= least * (1 + TOLERANCE)]
-            return min(near, key=lambda lay: (lay.interpreters, keepers[lay].latency_p50, lay))
-    best = max(m.fps for m in measured.values())
-    near = [lay for lay, m in measured.items() if m.fps >= best * (1 - TOLERANCE)]
-    return min(near, key=lambda lay: (lay.interpreters, measured[lay].cpu_ms, lay))
 
 
 class Calibration:
@@ -397,6 +335,21 @@ class Plan:
         return self.watch if self.watch is not None else self.calibration
 
 
+def _when_chosen(model_path, key: dict | None, others: OthersMeter | None):
+    """What a calibration does once it chose: cache the choice (with the other programs' CPU use meanwhile)
+    and say what it measured."""
+    def finished(cal: Calibration) -> None:
+        summary = cal.summary()
+        beside = others.cores("calibration") if others is not None else None
+        where = save_cached(model_path, key, cal.chosen, summary, how="in-run", samples=cal.windows,
+                            other_cores=beside) if key else None
+        figures = ", ".join(f"{lay} {m.fps:.0f}/s {m.cpu_ms:.2f} CPU ms" for lay, m in sorted(summary.items()))
+        logger.info("threads auto: chose %s after %d frames (%s)%s", cal.chosen.describe(), cal.results_seen,
+                    figures, f"; cached in {where}" if where else "")
+
+    return finished
+
+
 def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores: int | None = None,
          clock=time.perf_counter, cpu_clock=time.process_time, cameras: int = 1, offered=None,
          others: OthersMeter | None = None) -> Plan:
@@ -430,15 +383,7 @@ def plan(model_cfg, classifier, policy: str, fps: float | None = None, *, cores:
 
     if others is None and busy_seconds() is not None:
         others = OthersMeter()
-
-    def finished(cal: Calibration) -> None:
-        summary = cal.summary()
-        beside = others.cores("calibration") if others is not None else None
-        where = save_cached(model_path, key, cal.chosen, summary, how="in-run", samples=cal.windows,
-                            other_cores=beside) if key else None
-        figures = ", ".join(f"{lay} {m.fps:.0f}/s {m.cpu_ms:.2f} CPU ms" for lay, m in sorted(summary.items()))
-        logger.info("threads auto: chose %s after %d frames (%s)%s", cal.chosen.describe(), cal.results_seen,
-                    figures, f"; cached in {where}" if where else "")
+    finished = _when_chosen(model_path, key, others)
 
     def new_calibration() -> Calibration:
         # Several cameras: windows as many times longer (each window sees every camera's frames alike).
