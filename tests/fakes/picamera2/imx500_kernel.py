@@ -194,7 +194,11 @@ class Kernel:
         if self.root is None:
             return
         for folder in (self.root / "sys/kernel/debug").glob("imx500-fw:*"):
-            (folder / "fw_progress").write_text(f"2 {done} {self.firmware[0]}\n")
+            # Whole or not at all, as a debugfs read is: write_text() truncates first, and a reader in
+            # between found an empty file (the run's upload line then lacked its percentage: a CI flake).
+            tmp = folder / ".fw_progress.tmp"
+            tmp.write_text(f"2 {done} {self.firmware[0]}\n")
+            os.replace(tmp, folder / "fw_progress")
 
     # -- the sensor ------------------------------------------------------------ #
 
