@@ -94,7 +94,12 @@ def candidates(cores: int, interpreters: int | None = None) -> list[Layout]:
     cores, and one core measures one interpreter only (nothing else runs while it invokes).
     """
     cores = max(1, cores)
-    counts = [interpreters] if interpreters else range(1, min(cores + 1, MAX_INTERPRETERS) + 1) if cores > 1 else [1]
+    if interpreters:
+        counts = [interpreters]
+    elif cores == 1:
+        counts = [1]
+    else:
+        counts = range(1, min(cores + 1, MAX_INTERPRETERS) + 1)
     out = []
     for i in counts:
         out += [Layout(i, t) for t in range(1, max(1, cores // i) + 1)]

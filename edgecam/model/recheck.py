@@ -105,8 +105,8 @@ class Recheck:
         self._window_len = FIRST_WINDOW_S if others_then is not None else window_s
         self._slow = 0
         self._last_recheck = -float("inf")
-        if others is not None:
-            others.mark("calibration" if calibration is not None else "window")
+        if others is not None and calibration is not None:  # (a window's span starts at its first result)
+            others.mark("calibration")
 
     # -- what the stage and bench read, as of a Calibration --------------------------------
 
